@@ -1,0 +1,301 @@
+//! The validated, in-memory form of rule packs. Everything here has passed `load`'s checks: amounts
+//! are non-negative fen within bounds, ratios are basis points within 0..=100%, policy versions of a
+//! region are sorted with neither overlaps nor gaps, and every parameter says where it comes from.
+
+use crate::codes::{Admdvs, Level};
+use crate::money::RatioBp;
+use chrono::NaiveDate;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Where a parameter comes from: an article of a seed document, or an explicit assumption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// A seed document and the place in it, e.g. file `003_a9d74b92acd07a75.txt`, place `art. 8`.
+    Source { file: Arc<str>, place: Arc<str> },
+    /// A value the seeds do not give; the text says why this value was chosen.
+    Assumption(Arc<str>),
+}
+
+impl Provenance {
+    pub fn is_assumption(&self) -> bool {
+        matches!(self, Provenance::Assumption(_))
+    }
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provenance::Source { file, place } => write!(f, "{place} [{file}]"),
+            Provenance::Assumption(why) => write!(f, "assumption: {why}"),
+        }
+    }
+}
+
+/// A rule-pack parameter with its provenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param<T> {
+    pub value: T,
+    pub provenance: Provenance,
+}
+
+/// Member category on the visit date (人员类别).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberClass {
+    /// 在职, psn_type `11`.
+    InService,
+    /// 退休, psn_type `12`.
+    Retired,
+}
+
+impl MemberClass {
+    pub fn label(self) -> &'static str {
+        match self {
+            MemberClass::InService => "in service",
+            MemberClass::Retired => "retired",
+        }
+    }
+}
+
+/// General-outpatient terms (普通门诊统筹) of one member class.
+#[derive(Debug, Clone)]
+pub struct GeneralTerms {
+    /// Yearly deductible (起付标准), fen.
+    pub deductible_fen: Param<i64>,
+    /// Yearly fund-pay cap (年度最高支付限额), fen.
+    pub cap_fen: Param<i64>,
+    /// Fund ratio by institution level 1, 2, 3 (支付比例).
+    pub ratio_bp: Param<[RatioBp; 3]>,
+}
+
+/// One disease of the chronic/special-disease list (门诊慢特病), with its own terms and cap.
+#[derive(Debug, Clone)]
+pub struct ChronicDisease {
+    /// Disease code sent as `dise_code`.
+    pub code: String,
+    pub name: String,
+    pub deductible_fen: Param<i64>,
+    pub ratio_bp: Param<RatioBp>,
+    pub cap_fen: Param<i64>,
+}
+
+/// Where a minimum institution level applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelScope {
+    /// Only when the visit is in another province (Tongliao Q5: 跨省 at level 2 or above).
+    CrossProvince,
+    /// For every visit outside the insured region.
+    CrossRegion,
+}
+
+/// Conditions for a visit outside the insured region to be paid by the fund.
+#[derive(Debug, Clone)]
+pub struct CrossRegionTerms {
+    /// The member must have a filing (备案) covering the service location (Suizhou art. 10).
+    pub filing_required: Param<bool>,
+    /// Only institutions networked for direct settlement (Suizhou art. 10, Tongliao Q5). Every claim
+    /// that reaches the clearinghouse is a direct settlement, so a networked institution by construction.
+    pub networked_only: Param<bool>,
+    /// Lowest institution level paid outside the region (1 = no restriction).
+    pub min_level: Param<Level>,
+    pub min_level_scope: Param<LevelScope>,
+    /// Ratio cut for unfiled visits when filing is not required (0 when none).
+    pub unfiled_ratio_cut_bp: Param<RatioBp>,
+}
+
+/// How a retired member's monthly account credit is computed, from a date on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetiredCredit {
+    /// A fixed amount a month, fen (Suizhou art. 14(二): 70 yuan).
+    FixedMonthly(i64),
+    /// A share of an average pension (the province's or city's, per year given in the pack).
+    ShareOfAveragePension {
+        share_bp: RatioBp,
+        average_pension_monthly_fen: i64,
+    },
+    /// A share of the member's own pension (the rule before the reform).
+    ShareOfOwnPension { share_bp: RatioBp },
+    /// The member's own monthly credit of the previous year, kept (Jiangsu 2023: 维持2022年规模不变).
+    KeepPreviousYear,
+}
+
+/// A dated step of the retired credit rule.
+#[derive(Debug, Clone)]
+pub struct RetiredCreditStep {
+    pub from: NaiveDate,
+    pub rule: Param<RetiredCredit>,
+}
+
+/// Personal-account rules (个人账户).
+#[derive(Debug, Clone)]
+pub struct AccountTerms {
+    /// In-service monthly credit as a share of the contribution base (2% in every seed).
+    pub in_service_share_bp: Param<RatioBp>,
+    /// Retired credit, in date order; the last step whose `from` ≤ date applies.
+    pub retired: Vec<RetiredCreditStep>,
+    /// Whether a member's account may pay for spouse, parents, children (家庭共济).
+    pub family_mutual_aid: Param<bool>,
+    /// Pooling-only members (单建统筹) have no account (Suizhou art. 14(四)).
+    pub pooling_only_has_account: Param<bool>,
+}
+
+/// Seed-given bounds on a chronic-disease list (Nanchang §4(二)2), checked at load.
+#[derive(Debug, Clone)]
+pub struct ChronicBounds {
+    pub disease_count: Param<u32>,
+    pub deductible_max_fen: Param<i64>,
+    pub ratio_min_bp: Param<RatioBp>,
+    pub ratio_max_bp: Param<RatioBp>,
+    pub cap_min_fen: Param<i64>,
+    pub cap_max_fen: Param<i64>,
+}
+
+/// One dated version of a region's policy.
+#[derive(Debug, Clone)]
+pub struct PolicyVersion {
+    pub id: String,
+    pub effective_from: NaiveDate,
+    /// Inclusive; `None` = in force until replaced.
+    pub effective_to: Option<NaiveDate>,
+    /// Where the validity period comes from.
+    pub validity: Provenance,
+    pub in_service: GeneralTerms,
+    pub retired: GeneralTerms,
+    /// Retiree terms start from the month after retirement (Suizhou art. 12) rather than the day.
+    pub retired_from_next_month: Param<bool>,
+    pub cross_region: CrossRegionTerms,
+    pub account: AccountTerms,
+    pub chronic: Vec<ChronicDisease>,
+    pub chronic_bounds: Option<ChronicBounds>,
+    /// The city's 2021 average wage (城镇单位就业人员年平均工资), fen a year, where a provincial
+    /// rule expresses bounds as shares of it (Jiangsu).
+    pub average_wage_2021_fen: Option<Param<i64>>,
+}
+
+impl PolicyVersion {
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        date >= self.effective_from && self.effective_to.is_none_or(|to| date <= to)
+    }
+    pub fn general(&self, class: MemberClass) -> &GeneralTerms {
+        match class {
+            MemberClass::InService => &self.in_service,
+            MemberClass::Retired => &self.retired,
+        }
+    }
+    pub fn chronic_disease(&self, code: &str) -> Option<&ChronicDisease> {
+        self.chronic.iter().find(|d| d.code == code)
+    }
+}
+
+/// Catalogue class (`chrgitm_lv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemClass {
+    /// `01` 甲类: fully in scope.
+    A,
+    /// `02` 乙类: in scope after the self-pay-first share.
+    B,
+    /// `03` 丙类: not covered.
+    C,
+}
+
+impl ItemClass {
+    pub fn code(self) -> &'static str {
+        match self {
+            ItemClass::A => "01",
+            ItemClass::B => "02",
+            ItemClass::C => "03",
+        }
+    }
+}
+
+/// One dated version of a catalogue item.
+#[derive(Debug, Clone)]
+pub struct CatalogueItem {
+    pub code: Box<str>,
+    pub name: Box<str>,
+    /// National list type: `101` drug, `102` Chinese herbal, `201` service item, `301` consumable.
+    pub list_type: Box<str>,
+    pub class: ItemClass,
+    /// Self-pay-first share of a 乙类 item (先行自付比例); `None` for 甲/丙.
+    pub selfpay_prop_bp: Option<RatioBp>,
+    /// Unit price cap (`pric_uplmt_amt`), yuan; `None` when the item has none.
+    pub price_cap: Option<rust_decimal::Decimal>,
+    pub begin: NaiveDate,
+    pub end: Option<NaiveDate>,
+}
+
+impl CatalogueItem {
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        date >= self.begin && self.end.is_none_or(|end| date <= end)
+    }
+}
+
+/// A service location's catalogue (就医地目录).
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// True for the sample catalogues shipped with the project: realistic codes, invented prices.
+    pub sample: bool,
+    pub provenance: Provenance,
+    /// Versions of each code, sorted by `begin`, non-overlapping.
+    pub items: HashMap<Box<str>, Vec<CatalogueItem>>,
+    /// Codes in file order, for stable listing and paging.
+    pub order: Vec<Box<str>>,
+}
+
+impl Catalogue {
+    /// The version of `code` valid on `date`.
+    pub fn lookup(&self, code: &str, date: NaiveDate) -> Option<&CatalogueItem> {
+        self.items.get(code)?.iter().find(|it| it.contains(date))
+    }
+}
+
+/// Everything known about one pooling region: its policy (insured side) and catalogue (service side).
+#[derive(Debug, Clone)]
+pub struct RegionPack {
+    pub admdvs: Admdvs,
+    /// Chinese name, used in explanations (随州市); shared so explanation steps can hold it cheaply.
+    pub name: Arc<str>,
+    pub name_en: String,
+    pub province: Admdvs,
+    /// Sorted by `effective_from`; contiguous.
+    pub policies: Vec<PolicyVersion>,
+    pub catalogue: Catalogue,
+    /// The files this pack was read from, for operators.
+    pub files: Vec<String>,
+}
+
+impl RegionPack {
+    /// The policy version in force on `date`.
+    pub fn policy_on(&self, date: NaiveDate) -> Option<&PolicyVersion> {
+        self.policies.iter().rev().find(|p| p.contains(date))
+    }
+}
+
+/// A province's floors and ceilings for its cities' packs (Jiangsu 000, Shanxi 001).
+#[derive(Debug, Clone)]
+pub struct ProvincialRule {
+    pub admdvs: Admdvs,
+    pub name: String,
+    pub effective_from: NaiveDate,
+    pub ratio_min_bp: Option<Param<RatioBp>>,
+    pub deductible_max_share_of_wage_bp: Option<Param<RatioBp>>,
+    pub cap_share_of_wage_bp: Option<Param<RatioBp>>,
+    /// How far from `cap_share_of_wage_bp` a cap may be ("8%左右").
+    pub cap_share_tolerance_bp: Option<Param<RatioBp>>,
+    pub retired_not_below_in_service: Option<Param<bool>>,
+    pub file: String,
+}
+
+/// All loaded packs, immutable once built; shared behind an `Arc` and swapped whole on reload.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub regions: std::collections::BTreeMap<Admdvs, RegionPack>,
+    pub provinces: Vec<ProvincialRule>,
+}
+
+impl RuleSet {
+    pub fn region(&self, admdvs: Admdvs) -> Option<&RegionPack> {
+        self.regions.get(&admdvs)
+    }
+}

@@ -1,0 +1,484 @@
+//! Applying the insured region's policy (参保地政策) to a priced claim, DOMAIN.md steps 2 and 3:
+//! eligibility, member class on the visit date, deductible, ratio, cap, and the patient's part split
+//! into personal account and cash. A pure function: rules + priced claim + member state in,
+//! settlement + state change out.
+
+use crate::codes::{Admdvs, Level, MedType};
+use crate::error::EngineError;
+use crate::explain::Step;
+use crate::model::{LevelScope, MemberClass, PolicyVersion, RegionPack};
+use crate::money::{RatioBp, apply_ratio};
+use crate::pricing::Priced;
+use chrono::{Datelike, NaiveDate};
+
+/// Person type as registered (`psn_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsnType {
+    /// `11` in service.
+    InService,
+    /// `12` retired.
+    Retired,
+}
+
+impl PsnType {
+    pub fn parse(s: &str) -> Option<PsnType> {
+        match s {
+            "11" => Some(PsnType::InService),
+            "12" => Some(PsnType::Retired),
+            _ => None,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            PsnType::InService => "11",
+            PsnType::Retired => "12",
+        }
+    }
+}
+
+/// A filing (异地就医备案) registering that the member lives, works or was referred elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filing {
+    /// A city, or a province that covers all its cities.
+    pub mdtrt_admdvs: Admdvs,
+    pub begin: NaiveDate,
+    /// Inclusive; `None` = open.
+    pub end: Option<NaiveDate>,
+}
+
+/// The member facts the policy needs (not the whole member record).
+#[derive(Debug, Clone, Copy)]
+pub struct MemberFacts<'a> {
+    pub psn_type: PsnType,
+    pub retire_date: Option<NaiveDate>,
+    /// 单建统筹: pooling only, no personal account.
+    pub pooling_only: bool,
+    pub filings: &'a [Filing],
+}
+
+/// Year-to-date accumulators of one benefit (natural year, nothing carried over — Suizhou art. 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct YearState {
+    pub deductible_used_fen: i64,
+    pub fund_paid_fen: i64,
+    pub visits: u32,
+}
+
+/// Which account the patient asked to pay from, and its balance before this claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountSource {
+    /// The patient's own personal account.
+    Own { balance_fen: i64 },
+    /// A family member's account whose holder bound the patient (家庭共济); the link was checked by
+    /// the caller against the registry.
+    Family { balance_fen: i64 },
+}
+
+/// The visit, as far as the policy is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct Visit<'a> {
+    pub date: NaiveDate,
+    pub mdtrt_admdvs: Admdvs,
+    pub hosp_lv: Level,
+    pub med_type: MedType,
+    /// The prescribing institution's level for a pharmacy fill (`41`).
+    pub prescribing_lv: Option<Level>,
+    pub dise_code: Option<&'a str>,
+    /// `acct_used_flag`: the patient asks the account to pay.
+    pub acct_used: bool,
+}
+
+/// Which benefit (and so which accumulators and cap) a claim draws on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Benefit {
+    /// 普通门诊统筹, including emergency and pharmacy fills.
+    General,
+    /// 门诊慢特病 for one disease, with its own cap (Suizhou art. 19: the two do not mix).
+    Chronic(String),
+}
+
+impl Benefit {
+    /// The stable key of this benefit in stores and on the wire: `general`, `chronic:<code>`.
+    pub fn key(&self) -> String {
+        match self {
+            Benefit::General => "general".into(),
+            Benefit::Chronic(c) => format!("chronic:{c}"),
+        }
+    }
+    /// Which benefit a visit draws on.
+    pub fn of(visit: &Visit<'_>) -> Result<Benefit, EngineError> {
+        match visit.med_type {
+            MedType::ChronicDisease => Ok(Benefit::Chronic(
+                visit
+                    .dise_code
+                    .filter(|c| !c.is_empty())
+                    .ok_or(EngineError::MissingDiseaseCode)?
+                    .to_string(),
+            )),
+            _ => Ok(Benefit::General),
+        }
+    }
+}
+
+/// Every amount of a settlement, fen, named as the national interface names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Amounts {
+    pub medfee_sumamt: i64,
+    pub fulamt_ownpay_amt: i64,
+    pub overlmt_selfpay: i64,
+    pub preselfpay_amt: i64,
+    pub inscp_scp_amt: i64,
+    pub act_pay_dedc: i64,
+    pub hifp_pay: i64,
+    /// In-scope amount above the deductible that the fund did not pay (ratio share and any part over
+    /// the cap): `inscp − act_pay_dedc − hifp_pay`.
+    pub pool_prop_selfpay: i64,
+    pub fund_pay_sumamt: i64,
+    pub psn_part_amt: i64,
+    pub acct_pay: i64,
+    pub acct_mulaid_pay: i64,
+    pub psn_cash_pay: i64,
+    /// The paying account's balance after the settlement (0 when no account).
+    pub balc: i64,
+}
+
+/// The state change a settlement makes; applied by the store atomically with the settlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateDelta {
+    pub deductible_used_fen: i64,
+    pub fund_paid_fen: i64,
+    pub visits: i32,
+    /// Taken from the paying account (the patient's or the family payer's).
+    pub account_debit_fen: i64,
+}
+
+/// The outcome of applying a policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub year: i32,
+    pub benefit: Benefit,
+    pub member_class: MemberClass,
+    /// The level whose ratio applied (the prescribing level for a pharmacy fill).
+    pub level: Level,
+    pub ratio_bp: RatioBp,
+    pub eligible: bool,
+    pub amounts: Amounts,
+    pub delta: StateDelta,
+    /// The yearly cap of the benefit, for the caller's invariant check against stored state.
+    pub cap_fen: i64,
+    pub steps: Vec<Step>,
+}
+
+/// The first day of the month after `d`.
+fn first_of_next_month(d: NaiveDate) -> NaiveDate {
+    let (y, m) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1).expect("valid first of month")
+}
+
+/// The member's class on the visit date. A retirement date is authoritative when given; retiree terms
+/// start on it or, where the policy says so, from the month after (Suizhou art. 12: 办理退休手续后次月起).
+pub fn member_class(
+    policy: &PolicyVersion,
+    m: &MemberFacts<'_>,
+    date: NaiveDate,
+) -> (MemberClass, Option<NaiveDate>) {
+    match m.retire_date {
+        Some(rd) => {
+            let start = if policy.retired_from_next_month.value {
+                first_of_next_month(rd)
+            } else {
+                rd
+            };
+            (
+                if date >= start {
+                    MemberClass::Retired
+                } else {
+                    MemberClass::InService
+                },
+                Some(start),
+            )
+        }
+        None => (
+            if m.psn_type == PsnType::Retired {
+                MemberClass::Retired
+            } else {
+                MemberClass::InService
+            },
+            None,
+        ),
+    }
+}
+
+impl RegionPack {
+    /// Applies this (insured) region's policy. `state` is the year-to-date state of the benefit the
+    /// visit draws on (`Benefit::of`) for the visit's year.
+    pub fn apply_policy(
+        &self,
+        priced: &Priced,
+        member: &MemberFacts<'_>,
+        state: YearState,
+        account: Option<AccountSource>,
+        visit: &Visit<'_>,
+    ) -> Result<Settled, EngineError> {
+        let policy = self
+            .policy_on(visit.date)
+            .ok_or(EngineError::NoPolicyOnDate {
+                admdvs: self.admdvs,
+                date: visit.date,
+            })?;
+        let benefit = Benefit::of(visit)?;
+        let level = match visit.med_type {
+            // Suizhou art. 11; Jiangsu 000 §二(一)三是: a pharmacy fill takes the prescriber's level.
+            MedType::Pharmacy => visit
+                .prescribing_lv
+                .ok_or(EngineError::MissingPrescribingLevel)?,
+            _ => visit.hosp_lv,
+        };
+        let mut steps = Vec::with_capacity(8);
+        let region = self.name.clone();
+        let (class, retired_from) = member_class(policy, member, visit.date);
+        steps.push(Step::MemberClass {
+            region: region.clone(),
+            class,
+            retired_from,
+            source: policy.retired_from_next_month.provenance.clone(),
+        });
+
+        let (deductible, cap, ratio, ratio_src, cap_src, ded_src) = match &benefit {
+            Benefit::General => {
+                let t = policy.general(class);
+                (
+                    t.deductible_fen.value,
+                    t.cap_fen.value,
+                    t.ratio_bp.value[level.index()],
+                    &t.ratio_bp.provenance,
+                    &t.cap_fen.provenance,
+                    &t.deductible_fen.provenance,
+                )
+            }
+            Benefit::Chronic(code) => {
+                let d =
+                    policy
+                        .chronic_disease(code)
+                        .ok_or_else(|| EngineError::UnknownDisease {
+                            admdvs: self.admdvs,
+                            code: code.clone(),
+                        })?;
+                (
+                    d.deductible_fen.value,
+                    d.cap_fen.value,
+                    d.ratio_bp.value,
+                    &d.ratio_bp.provenance,
+                    &d.cap_fen.provenance,
+                    &d.deductible_fen.provenance,
+                )
+            }
+        };
+
+        // Eligibility of a visit outside the insured region.
+        let mut eligible = true;
+        let mut ratio_cut = 0;
+        let cr = &policy.cross_region;
+        if visit.mdtrt_admdvs != self.admdvs {
+            let filed = member.filings.iter().any(|f| {
+                f.mdtrt_admdvs.covers(visit.mdtrt_admdvs)
+                    && visit.date >= f.begin
+                    && f.end.is_none_or(|e| visit.date <= e)
+            });
+            if !filed && cr.filing_required.value {
+                eligible = false;
+                steps.push(Step::NotFiled {
+                    region: region.clone(),
+                    mdtrt: visit.mdtrt_admdvs,
+                    source: cr.filing_required.provenance.clone(),
+                });
+            } else if !filed && cr.unfiled_ratio_cut_bp.value > 0 {
+                ratio_cut = cr.unfiled_ratio_cut_bp.value;
+                steps.push(Step::UnfiledCut {
+                    region: region.clone(),
+                    cut_bp: ratio_cut,
+                    source: cr.unfiled_ratio_cut_bp.provenance.clone(),
+                });
+            }
+            let scoped = match cr.min_level_scope.value {
+                LevelScope::CrossProvince => {
+                    visit.mdtrt_admdvs.province_prefix() != self.admdvs.province_prefix()
+                }
+                LevelScope::CrossRegion => true,
+            };
+            if eligible && scoped && level < cr.min_level.value {
+                eligible = false;
+                steps.push(Step::BelowMinLevel {
+                    region: region.clone(),
+                    level,
+                    min: cr.min_level.value,
+                    source: cr.min_level.provenance.clone(),
+                });
+            }
+        }
+
+        let inscp = priced.totals.inscp_fen;
+        let (dedc, hifp, ratio_bp) = if eligible {
+            let left = (deductible - state.deductible_used_fen).max(0);
+            let dedc = inscp.min(left);
+            steps.push(Step::Deductible {
+                region: region.clone(),
+                class,
+                deductible_fen: deductible,
+                left_fen: left,
+                applied_fen: dedc,
+                source: ded_src.clone(),
+            });
+            let ratio_bp = ratio.saturating_sub(ratio_cut);
+            let by_ratio = apply_ratio(inscp - dedc, ratio_bp);
+            steps.push(Step::Ratio {
+                region: region.clone(),
+                class,
+                level,
+                pharmacy: visit.med_type == MedType::Pharmacy,
+                ratio_bp,
+                base_fen: inscp - dedc,
+                result_fen: by_ratio,
+                source: ratio_src.clone(),
+            });
+            let cap_left = (cap - state.fund_paid_fen).max(0);
+            let hifp = by_ratio.min(cap_left);
+            steps.push(Step::Cap {
+                region: region.clone(),
+                class,
+                cap_fen: cap,
+                left_fen: cap_left,
+                paid_fen: hifp,
+                source: cap_src.clone(),
+            });
+            (dedc, hifp, ratio_bp)
+        } else {
+            (0, 0, 0)
+        };
+
+        let t = &priced.totals;
+        let psn_part = t.medfee_fen - hifp;
+        let acct = &policy.account;
+        let (payer_balance, family) = match account {
+            Some(AccountSource::Family { balance_fen }) => {
+                if !acct.family_mutual_aid.value {
+                    return Err(EngineError::FamilyAidNotAllowed {
+                        admdvs: self.admdvs,
+                    });
+                }
+                (Some(balance_fen), true)
+            }
+            Some(AccountSource::Own { .. })
+                if member.pooling_only && !acct.pooling_only_has_account.value =>
+            {
+                steps.push(Step::NoAccount {
+                    region: region.clone(),
+                    source: acct.pooling_only_has_account.provenance.clone(),
+                });
+                (None, false)
+            }
+            Some(AccountSource::Own { balance_fen }) => (Some(balance_fen), false),
+            None => (None, false),
+        };
+        let acct_pay = match payer_balance {
+            Some(b) if visit.acct_used => psn_part.min(b.max(0)),
+            _ => 0,
+        };
+        let balc = payer_balance.map_or(0, |b| b - acct_pay);
+        if visit.acct_used && payer_balance.is_some() {
+            steps.push(Step::Account {
+                region: region.clone(),
+                family,
+                part_fen: psn_part,
+                balance_fen: payer_balance.unwrap_or(0),
+                paid_fen: acct_pay,
+                source: acct.family_mutual_aid.provenance.clone(),
+            });
+        }
+        let amounts = Amounts {
+            medfee_sumamt: t.medfee_fen,
+            fulamt_ownpay_amt: t.fulamt_ownpay_fen,
+            overlmt_selfpay: t.overlmt_selfpay_fen,
+            preselfpay_amt: t.preselfpay_fen,
+            inscp_scp_amt: inscp,
+            act_pay_dedc: dedc,
+            hifp_pay: hifp,
+            pool_prop_selfpay: inscp - dedc - hifp,
+            fund_pay_sumamt: hifp,
+            psn_part_amt: psn_part,
+            acct_pay,
+            acct_mulaid_pay: if family { acct_pay } else { 0 },
+            psn_cash_pay: psn_part - acct_pay,
+            balc,
+        };
+        let delta = StateDelta {
+            deductible_used_fen: dedc,
+            fund_paid_fen: hifp,
+            visits: 1,
+            account_debit_fen: acct_pay,
+        };
+        check_invariants(&amounts)?;
+        if state.fund_paid_fen + hifp > cap.max(state.fund_paid_fen) {
+            return Err(EngineError::Invariant(
+                "year-to-date fund pay above the cap",
+            ));
+        }
+        Ok(Settled {
+            year: visit.date.year(),
+            benefit,
+            member_class: class,
+            level,
+            ratio_bp,
+            eligible,
+            amounts,
+            delta,
+            cap_fen: cap,
+            steps,
+        })
+    }
+}
+
+/// The money identities of DOMAIN.md, exactly, in fen. Called on every settlement built; the property
+/// tests check the same identities from outside.
+pub fn check_invariants(a: &Amounts) -> Result<(), EngineError> {
+    let parts = [
+        a.fulamt_ownpay_amt,
+        a.overlmt_selfpay,
+        a.preselfpay_amt,
+        a.inscp_scp_amt,
+        a.act_pay_dedc,
+        a.hifp_pay,
+        a.pool_prop_selfpay,
+        a.fund_pay_sumamt,
+        a.psn_part_amt,
+        a.acct_pay,
+        a.acct_mulaid_pay,
+        a.psn_cash_pay,
+    ];
+    if parts.iter().any(|p| *p < 0) || a.medfee_sumamt < 0 {
+        return Err(EngineError::Invariant("a part is negative"));
+    }
+    if a.medfee_sumamt
+        != a.fulamt_ownpay_amt + a.overlmt_selfpay + a.preselfpay_amt + a.inscp_scp_amt
+    {
+        return Err(EngineError::Invariant(
+            "medfee ≠ full self-pay + over cap + self-pay first + in scope",
+        ));
+    }
+    if a.medfee_sumamt != a.fund_pay_sumamt + a.acct_pay + a.psn_cash_pay {
+        return Err(EngineError::Invariant("medfee ≠ fund + account + cash"));
+    }
+    if a.hifp_pay > a.inscp_scp_amt - a.act_pay_dedc {
+        return Err(EngineError::Invariant(
+            "fund pay above in-scope minus deductible",
+        ));
+    }
+    if a.acct_mulaid_pay > a.acct_pay {
+        return Err(EngineError::Invariant("family pay above account pay"));
+    }
+    Ok(())
+}
