@@ -1,0 +1,353 @@
+//! Rule packs are refused whole, with the file, the key and the reason, for every kind of mistake an
+//! operator can make; and the shipped packs all load and say where every number comes from.
+
+use region_adapter::bundled::FILES;
+use region_adapter::model::Provenance;
+use region_adapter::*;
+
+/// The bundled files with `file`'s text changed by replacing `from` with `to` (which must occur).
+fn with_edit(file: &str, from: &str, to: &str) -> Vec<(String, String)> {
+    FILES
+        .iter()
+        .map(|(n, t)| {
+            let t = if *n == file {
+                assert!(t.contains(from), "{file} does not contain {from:?}");
+                t.replacen(from, to, 1)
+            } else {
+                t.to_string()
+            };
+            (n.to_string(), t)
+        })
+        .collect()
+}
+
+fn refused(files: Vec<(String, String)>) -> Vec<LoadError> {
+    RuleSet::load_texts(&files)
+        .expect_err("should be refused")
+        .0
+}
+
+fn assert_refused(file: &str, from: &str, to: &str, key: &str, reason: &str) {
+    let errs = refused(with_edit(file, from, to));
+    assert!(
+        errs.iter()
+            .any(|e| e.file == file && e.key.contains(key) && e.reason.contains(reason)),
+        "expected {file}: {key}: …{reason}…, got {errs:#?}"
+    );
+}
+
+const SZ: &str = "421300-suizhou.toml";
+const SZ_CAT: &str = "421300-suizhou.catalogue.toml";
+
+#[test]
+fn shipped_packs_load_and_cover_every_seed_region() {
+    let r = region_adapter::bundled::rules().unwrap();
+    for adm in ["421300", "360100", "150500", "320100", "140100"] {
+        let pack = r
+            .region(Admdvs::parse(adm).unwrap())
+            .unwrap_or_else(|| panic!("{adm} missing"));
+        assert!(pack.catalogue.sample);
+        assert!(
+            pack.catalogue.order.len() >= 40,
+            "{adm} has {} items",
+            pack.catalogue.order.len()
+        );
+        let classes: std::collections::HashSet<_> = pack
+            .catalogue
+            .items
+            .values()
+            .flatten()
+            .map(|i| i.class.code())
+            .collect();
+        assert_eq!(classes.len(), 3, "{adm} covers every class");
+        assert!(
+            pack.catalogue
+                .items
+                .values()
+                .flatten()
+                .any(|i| i.price_cap.is_some())
+        );
+        assert!(
+            pack.catalogue
+                .items
+                .values()
+                .flatten()
+                .any(|i| i.price_cap.is_none())
+        );
+    }
+    assert_eq!(r.provinces.len(), 2);
+    let nanchang = r.region(Admdvs::parse("360100").unwrap()).unwrap();
+    assert!(nanchang.policies[0].chronic.len() >= 8);
+}
+
+#[test]
+fn shipped_sources_name_existing_seed_files() {
+    // Every `source` names one of the five seed documents (shared/seeds), so a citation can be followed.
+    let seeds = [
+        "000_6c14e1c59d0c0e48.txt",
+        "001_b9ef1092aa323989.txt",
+        "002_f44a2f3b4bfa0ef1.txt",
+        "003_a9d74b92acd07a75.txt",
+        "004_1538c64fd470d9a8.txt",
+    ];
+    for (name, text) in FILES {
+        for (i, _) in text.match_indices("source = \"") {
+            let cited = &text[i + 10..i + 34];
+            assert!(seeds.contains(&cited), "{name} cites {cited:?}");
+        }
+    }
+    let r = region_adapter::bundled::rules().unwrap();
+    let sz = r.region(Admdvs::parse("421300").unwrap()).unwrap();
+    assert_eq!(
+        sz.policies[0].in_service.cap_fen.provenance,
+        Provenance::Source {
+            file: "003_a9d74b92acd07a75.txt".into(),
+            place: "art. 8".into()
+        }
+    );
+    assert!(sz.policies[1].validity.is_assumption());
+}
+
+#[test]
+fn bundled_list_matches_the_rules_directory() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    on_disk.sort();
+    let bundled: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(
+        on_disk, bundled,
+        "regenerate src/bundled.rs after adding or removing a rule file"
+    );
+    assert_eq!(RuleSet::load_dir(&dir).unwrap().regions.len(), 5);
+}
+
+#[test]
+fn parameter_without_source_or_assumption_is_refused() {
+    assert_refused(
+        SZ,
+        r#"cap = { value = "1300.00", source = "003_a9d74b92acd07a75.txt art. 8" }"#,
+        r#"cap = { value = "1300.00" }"#,
+        "policy[0].in_service.cap",
+        "needs a `source`",
+    );
+    assert_refused(
+        SZ,
+        "source = \"003_a9d74b92acd07a75.txt art. 8\" }\nratio",
+        "source = \"somewhere\" }\nratio",
+        "in_service.cap",
+        "must be \"<seed file> <article>\"",
+    );
+}
+
+#[test]
+fn ratio_outside_0_to_1_is_refused() {
+    assert_refused(
+        SZ,
+        r#"["0.80", "0.70", "0.60"]"#,
+        r#"["1.80", "0.70", "0.60"]"#,
+        "policy[0].in_service.ratio",
+        "outside 0–1",
+    );
+}
+
+#[test]
+fn unknown_levels_are_refused() {
+    assert_refused(
+        SZ,
+        r#"["0.80", "0.70", "0.60"]"#,
+        r#"["0.80", "0.70", "0.60", "0.50"]"#,
+        "in_service.ratio",
+        "unknown levels",
+    );
+    assert_refused(
+        SZ,
+        "min_level = { value = 1,",
+        "min_level = { value = 4,",
+        "cross_region.min_level",
+        "unknown level 4",
+    );
+}
+
+#[test]
+fn negative_amount_is_refused() {
+    assert_refused(
+        SZ,
+        r#"deductible = { value = "500.00""#,
+        r#"deductible = { value = "-500.00""#,
+        "in_service.deductible",
+        "negative",
+    );
+}
+
+#[test]
+fn float_amount_is_refused() {
+    // Amounts are strings so no float ever touches money.
+    let errs = refused(with_edit(
+        SZ,
+        r#"deductible = { value = "500.00""#,
+        r#"deductible = { value = 500.0"#,
+    ));
+    assert!(errs.iter().any(|e| e.file == SZ), "{errs:#?}");
+}
+
+#[test]
+fn overlapping_policy_versions_are_refused() {
+    assert_refused(
+        SZ,
+        r#"effective_from = "2024-12-31""#,
+        r#"effective_from = "2024-06-01""#,
+        "policy",
+        "overlap",
+    );
+}
+
+#[test]
+fn gap_between_policy_versions_is_refused() {
+    assert_refused(
+        SZ,
+        r#"effective_from = "2024-12-31""#,
+        r#"effective_from = "2025-02-01""#,
+        "policy",
+        "gap in validity",
+    );
+}
+
+#[test]
+fn duplicate_item_codes_are_refused() {
+    assert_refused(
+        SZ_CAT,
+        r#"hilist_code = "XA10BAE056A0""#,
+        r#"hilist_code = "XC08CAA017A0""#,
+        "hilist_code",
+        "duplicate item code",
+    );
+}
+
+#[test]
+fn class_b_item_without_selfpay_prop_is_refused() {
+    assert_refused(
+        SZ_CAT,
+        "chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"\n",
+        "chrgitm_lv = \"02\"\n",
+        "selfpay_prop",
+        "needs selfpay_prop",
+    );
+}
+
+#[test]
+fn malformed_item_code_is_refused() {
+    assert_refused(
+        SZ_CAT,
+        r#"hilist_code = "XA10BAE056A0""#,
+        r#"hilist_code = "XA10BAE056""#,
+        "item[1].hilist_code",
+        "not a national-style code",
+    );
+}
+
+#[test]
+fn jiangsu_city_below_the_provincial_floor_is_refused_citing_000() {
+    // 000 §三 Q3: ratio ≥ 60%, deductible ≤ 1% and cap ≈ 8% of the city's 2021 average wage.
+    assert_refused(
+        "320100-nanjing.toml",
+        r#"["0.75", "0.70", "0.60"]"#,
+        r#"["0.75", "0.70", "0.55"]"#,
+        "in_service.ratio",
+        "000_6c14e1c59d0c0e48.txt",
+    );
+    assert_refused(
+        "320100-nanjing.toml",
+        r#"deductible = { value = "1000.00""#,
+        r#"deductible = { value = "1500.00""#,
+        "in_service.deductible",
+        "1% of the 2021 average wage",
+    );
+    assert_refused(
+        "320100-nanjing.toml",
+        r#"cap = { value = "9440.00", assumption = "city figure not in the seeds; 8%"#,
+        r#"cap = { value = "3000.00", assumption = "city figure not in the seeds; 8%"#,
+        "in_service.cap",
+        "is not about 8%",
+    );
+}
+
+#[test]
+fn shanxi_city_with_retirees_below_in_service_is_refused_citing_001() {
+    // 001 §二(一): ratio ≥ 50%, tilted to retirees.
+    assert_refused(
+        "140100-taiyuan.toml",
+        r#"["0.65", "0.60", "0.55"]"#,
+        r#"["0.55", "0.60", "0.55"]"#,
+        "policy[0].retired",
+        "001_b9ef1092aa323989.txt",
+    );
+    assert_refused(
+        "140100-taiyuan.toml",
+        r#"["0.60", "0.55", "0.50"]"#,
+        r#"["0.60", "0.55", "0.45"]"#,
+        "in_service.ratio",
+        "below 山西省's floor of 50%",
+    );
+}
+
+#[test]
+fn nanchang_chronic_disease_outside_the_seed_range_is_refused() {
+    // 002 §4(二)2: zero deductible, 80–98%, caps 4,000–600,000.
+    assert_refused(
+        "360100-nanchang.toml",
+        r#"ratio = { value = "0.98""#,
+        r#"ratio = { value = "0.99""#,
+        "chronic[6].ratio",
+        "outside the list's range",
+    );
+    assert_refused(
+        "360100-nanchang.toml",
+        r#"cap = { value = "4000.00", assumption"#,
+        r#"cap = { value = "3000.00", assumption"#,
+        "chronic[0].cap",
+        "outside the list's range",
+    );
+}
+
+#[test]
+fn a_broken_file_refuses_the_whole_set_and_reports_every_problem() {
+    let mut files = with_edit(
+        SZ,
+        r#"["0.80", "0.70", "0.60"]"#,
+        r#"["1.80", "0.70", "0.60"]"#,
+    );
+    let cat = files.iter_mut().find(|(n, _)| n == SZ_CAT).unwrap();
+    cat.1 = cat.1.replacen(
+        "chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"\n",
+        "chrgitm_lv = \"02\"\n",
+        1,
+    );
+    let errs = RuleSet::load_texts(&files).unwrap_err();
+    assert!(errs.0.len() >= 2, "{errs}");
+    assert!(errs.to_string().contains(SZ) && errs.to_string().contains(SZ_CAT));
+}
+
+#[test]
+fn unknown_keys_and_missing_catalogue_are_refused() {
+    assert_refused(
+        SZ,
+        "[policy.retiree]",
+        "[policy.retiree]\nfrom_next_year = { value = true, source = \"003_a9d74b92acd07a75.txt art. 12\" }",
+        "line",
+        "unknown field",
+    );
+    let files: Vec<(String, String)> = FILES
+        .iter()
+        .filter(|(n, _)| *n != SZ_CAT)
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    assert!(
+        refused(files)
+            .iter()
+            .any(|e| e.file == SZ && e.reason.contains("no catalogue"))
+    );
+}
