@@ -1,1 +1,163 @@
-fn main() {}
+//! `clearing`: the clearing service and its operator tools.
+
+use clap::{Parser, Subcommand};
+use clearing::config::{Config, LogFormat, ServeArgs};
+use clearing::router::Router;
+use clearing::settle::Clearinghouse;
+use clearing::store::embedded::EmbeddedStore;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "clearing",
+    version,
+    about = "Clearinghouse for cross-region outpatient claims of China's regional medical-insurance funds"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC service.
+    Serve(ServeArgs),
+    /// Settle a claim from a JSON file (proto field names) and print the settlement.
+    Settle {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
+    /// Preview a claim: the same numbers, nothing recorded.
+    Preview {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
+    /// Reverse a settlement.
+    Reverse {
+        #[arg(long)]
+        setl_id: String,
+        #[arg(long)]
+        msgid: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
+    /// Print a settlement.
+    Get {
+        setl_id: String,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
+    /// Register or read members.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Load generator: concurrent SettleClaim clients; prints throughput and latency percentiles.
+    Bench(clearing::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Create or replace a member from a JSON file.
+    Upsert {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
+    /// Print a member with accumulators.
+    Get {
+        #[arg(long)]
+        insuplc_admdvs: String,
+        #[arg(long)]
+        psn_no: String,
+        #[arg(long, default_value_t = 0)]
+        year: u32,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+fn load_rules(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::RuleSet> {
+    Ok(match dir {
+        Some(d) => region_adapter::RuleSet::load_dir(d)?,
+        None => region_adapter::bundled::rules()?,
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = Config::resolve(&args)?;
+    init_logging(cfg.log_format);
+    let rules = load_rules(cfg.rules.as_deref())?;
+    tracing::info!(regions = rules.regions.len(), source = %cfg.rules.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "rule packs loaded");
+    let store = EmbeddedStore::open(&cfg.data_dir)?;
+    tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
+    let core = Clearinghouse::new(store, Router::new(rules));
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    // One line on stdout that scripts and tests wait for.
+    println!("clearing listening on {addr}");
+    std::io::stdout().flush()?;
+    tracing::info!(%addr, "serving clearinghouse.v1");
+    clearing::server::serve(core, listener, clearing::server::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Serve(a) => serve(a).await,
+        Command::Settle { file, addr } => clearing::client::settle(&addr, &file, false).await,
+        Command::Preview { file, addr } => clearing::client::settle(&addr, &file, true).await,
+        Command::Reverse {
+            setl_id,
+            msgid,
+            reason,
+            addr,
+        } => clearing::client::reverse(&addr, setl_id, msgid, reason).await,
+        Command::Get { setl_id, addr } => clearing::client::get(&addr, setl_id).await,
+        Command::Member {
+            command: MemberCommand::Upsert { file, addr },
+        } => clearing::client::upsert_member(&addr, &file).await,
+        Command::Member {
+            command:
+                MemberCommand::Get {
+                    insuplc_admdvs,
+                    psn_no,
+                    year,
+                    addr,
+                },
+        } => clearing::client::get_member(&addr, insuplc_admdvs, psn_no, year).await,
+        Command::Bench(a) => match region_adapter::bundled::rules() {
+            Ok(r) => clearing::bench::run(a, r).await,
+            Err(e) => Err(e.into()),
+        },
+    };
+    if let Err(e) = r {
+        eprintln!("clearing: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,173 @@
+//! Configuration of `clearing serve`: defaults that work on a laptop, a TOML file, `CLEARING_*`
+//! environment variables and flags, in rising precedence. Validated once, at load, with errors that
+//! name the file and key.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The config-file format this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The settings as given by flags or environment (clap fills these; flags win over env).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "CLEARING_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded database [default: ./data].
+    #[arg(long, env = "CLEARING_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of rule packs (*.toml) replacing the bundled ones.
+    #[arg(long, env = "CLEARING_RULES")]
+    pub rules: Option<PathBuf>,
+    /// TOML config file (settings below flags and environment).
+    #[arg(long, env = "CLEARING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "CLEARING_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    version: Option<u32>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None` = the bundled rule packs.
+    pub rules: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let file_listen = match &file.listen {
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: listen: {s:?} is not an address: {e}",
+                    args.config.as_deref().unwrap_or(Path::new("?")).display()
+                )
+            })?),
+            None => None,
+        };
+        // Relative paths in the file are relative to the file.
+        let base = args
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(Config {
+            listen: args
+                .listen
+                .or(file_listen)
+                .unwrap_or_else(|| "127.0.0.1:50051".parse().expect("default address")),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir.map(rel))
+                .unwrap_or_else(|| PathBuf::from("data")),
+            rules: args.rules.clone().or(file.rules.map(rel)),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let cfg: FileConfig = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    match cfg.version {
+        Some(CONFIG_VERSION) => Ok(cfg),
+        Some(v) => anyhow::bail!(
+            "{}: version: is {v}; this build reads {CONFIG_VERSION}",
+            path.display()
+        ),
+        None => anyhow::bail!(
+            "{}: version: missing (write `version = {CONFIG_VERSION}`)",
+            path.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "version = 1\nlisten = \"127.0.0.1:6000\"\ndata_dir = \"d\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.listen.port(), 6000);
+        assert_eq!(c.data_dir, dir.path().join("d"));
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(Config::resolve(&args).unwrap().listen.port(), 7000);
+        assert_eq!(
+            Config::resolve(&ServeArgs::default())
+                .unwrap()
+                .listen
+                .port(),
+            50051
+        );
+    }
+
+    #[test]
+    fn bad_files_are_refused_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "version = 1\nlisten = \"nowhere\"\n").unwrap();
+        let e = Config::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("c.toml") && e.contains("listen"), "{e}");
+        std::fs::write(&path, "version = 1\nlisen = \"x\"\n").unwrap();
+        let e = Config::resolve(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("lisen"), "{e}");
+    }
+}

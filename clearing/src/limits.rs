@@ -1,0 +1,26 @@
+//! Limits of the service, each with why its number (engine limits are in `region_adapter::limits`).
+
+/// Retries of a settlement after a version conflict (another claim of the same member committed
+/// first). Eight conflicts in a row means a member is being hammered; the caller retries later.
+pub const MAX_COMMIT_ATTEMPTS: u32 = 8;
+/// msgid length: the national msgid is 30 characters; 64 leaves room for any sender's scheme.
+pub const MAX_MSGID_LEN: usize = 64;
+/// psn_no length: national person numbers are 30 characters at most.
+pub const MAX_PSN_NO_LEN: usize = 32;
+/// Free-text fields (reversal reason).
+pub const MAX_TEXT_LEN: usize = 256;
+/// Disease codes.
+pub const MAX_DISE_CODE_LEN: usize = 20;
+/// Filings per member: a member files for a few places, not hundreds.
+pub const MAX_FILINGS: usize = 50;
+/// Family links per member: spouse, parents, children.
+pub const MAX_BENEFICIARIES: usize = 20;
+/// A settlement time may be at most this far ahead of the server's clock (clock skew, not intent).
+pub const MAX_FUTURE_SECS: i64 = 24 * 3600;
+/// Account balances and credits, fen: 1,000,000 yuan is far above any personal account.
+pub const MAX_BALANCE_FEN: i64 = 100_000_000;
+/// Decoded request size; the largest valid claim (100 lines) is well under 64 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Page size bounds of listings.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 500;

@@ -1,0 +1,63 @@
+//! Starting the gRPC server: the clearinghouse services plus standard health checking and server
+//! reflection. Takes its listener and shutdown signal as arguments so tests start it on port 0 and
+//! stop it cleanly.
+
+use crate::grpc::Api;
+use crate::limits::MAX_MESSAGE_BYTES;
+use crate::settle::Clearinghouse;
+use crate::store::Store;
+use proto::v1::catalogue_server::CatalogueServer;
+use proto::v1::clearing_server::ClearingServer;
+use proto::v1::registry_server::RegistryServer;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Serves until `shutdown` resolves, then drains requests in flight.
+pub async fn serve<S: Store>(
+    core: Arc<Clearinghouse<S>>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let api = Api(core);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ClearingServer<Api<S>>>().await;
+    health.set_serving::<RegistryServer<Api<S>>>().await;
+    health.set_serving::<CatalogueServer<Api<S>>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ClearingServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(RegistryServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(CatalogueServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

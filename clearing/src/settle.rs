@@ -1,0 +1,599 @@
+//! Settling, previewing and reversing claims: the orchestration of ARCHITECTURE.md's flow.
+//! Validate (nothing written on a bad request) → idempotency check → price with the service
+//! location's catalogue → load the member → apply the insured region's policy → commit atomically;
+//! a version conflict reloads and recomputes, a bounded number of times.
+
+use crate::error::ServiceError;
+use crate::ids::{SetlIds, idempotency_key, shard_of, shard_of_setl_id};
+use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN};
+use crate::router::{PolicyOutcome, PricedClaim, Router};
+use crate::store::*;
+use crate::wire::{self, ValidClaim, Violations};
+use chrono::{Datelike, Utc};
+use prost::Message;
+use proto::v1 as pb;
+use region_adapter::money::{fmt_ratio, fmt_yuan};
+use region_adapter::{
+    AccountSource, Admdvs, Benefit, Filing, MemberFacts, PsnType, Visit, YearState,
+};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The clearing core, shared by every gRPC service and generic over the store.
+pub struct Clearinghouse<S: Store> {
+    pub store: S,
+    pub router: Router,
+    ids: SetlIds,
+}
+
+fn content_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn decode(rec: &SettlementRecord) -> Result<pb::Settlement, ServiceError> {
+    pb::Settlement::decode(rec.message.as_slice()).map_err(|e| {
+        ServiceError::Internal(format!("stored settlement {} unreadable: {e}", rec.setl_id))
+    })
+}
+
+/// Amount strings written by us, read back (reversals).
+fn stored_fen(s: &str) -> Result<i64, ServiceError> {
+    let mut v = Violations::default();
+    let neg = s.starts_with('-');
+    let fen = wire::parse_money(&mut v, "stored", s.trim_start_matches('-'), i64::MAX / 4)
+        .ok_or_else(|| ServiceError::Internal(format!("stored amount {s:?} unreadable")))?;
+    Ok(if neg { -fen } else { fen })
+}
+
+fn now_ms() -> u64 {
+    Utc::now().timestamp_millis().max(0) as u64
+}
+
+impl<S: Store> Clearinghouse<S> {
+    pub fn new(store: S, router: Router) -> Arc<Self> {
+        Arc::new(Clearinghouse {
+            store,
+            router,
+            ids: SetlIds::new(),
+        })
+    }
+
+    /// Settles (record = true) or previews (record = false) a claim.
+    pub async fn settle(
+        &self,
+        claim: &pb::Claim,
+        record: bool,
+    ) -> Result<pb::Settlement, ServiceError> {
+        let rules = self.router.snapshot();
+        let now = Utc::now().with_timezone(&crate::window::shanghai());
+        let vc = wire::validate_claim(claim, &|a| rules.region(a).is_some(), now)?;
+        let hash = content_hash(&claim.encode_to_vec());
+        let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
+        let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
+        if record && let Some(done) = self.replay(shard, &idem_key, &hash).await? {
+            return Ok(done);
+        }
+        let lines = vc.line_inputs();
+        let priced = self
+            .router
+            .price(&rules, vc.mdtrt, vc.visit_date, &lines)
+            .await?;
+        let visit = Visit {
+            date: vc.visit_date,
+            mdtrt_admdvs: vc.mdtrt,
+            hosp_lv: vc.hosp_lv,
+            med_type: vc.med_type,
+            prescribing_lv: vc.prescribing_lv,
+            dise_code: vc.dise_code.as_deref(),
+            acct_used: vc.acct_used,
+        };
+        let benefit = Benefit::of(&visit)?;
+        let benefit_key = benefit.key();
+        let year = vc.visit_date.year();
+        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let member = self
+                .store
+                .load_member(&vc.member_key())
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    what: "member".into(),
+                    field: "psn_no".into(),
+                })?;
+            let payer = match &vc.acct_payer {
+                None => None,
+                Some(p) => {
+                    let payer = self
+                        .store
+                        .load_member(&MemberKey::new(&vc.insured.to_string(), p))
+                        .await?
+                        .ok_or_else(|| ServiceError::NotFound {
+                            what: "account payer".into(),
+                            field: "acct_payer_psn_no".into(),
+                        })?;
+                    if !payer
+                        .mulaid_beneficiaries
+                        .iter()
+                        .any(|b| b.psn_no == vc.psn_no)
+                    {
+                        return Err(ServiceError::PermissionDenied("the account payer has not bound the patient for family mutual aid (家庭共济)".into(), "acct_payer_psn_no".into()));
+                    }
+                    Some(payer)
+                }
+            };
+            let account = match &payer {
+                Some(p) => AccountSource::Family {
+                    balance_fen: p.acct_balc_fen,
+                },
+                None => AccountSource::Own {
+                    balance_fen: member.acct_balc_fen,
+                },
+            };
+            let filings: Vec<Filing> = member
+                .filings
+                .iter()
+                .filter_map(|f| {
+                    Some(Filing {
+                        mdtrt_admdvs: Admdvs::parse(&f.mdtrt_admdvs)?,
+                        begin: f.begndate,
+                        end: f.enddate,
+                    })
+                })
+                .collect();
+            let facts = MemberFacts {
+                psn_type: PsnType::parse(&member.psn_type)
+                    .ok_or_else(|| ServiceError::Internal("stored psn_type unreadable".into()))?,
+                retire_date: member.retire_date,
+                pooling_only: member.pooling_only,
+                filings: &filings,
+            };
+            let state = member
+                .accumulator(year, &benefit_key)
+                .map(|a| YearState {
+                    deductible_used_fen: a.deductible_used_fen,
+                    fund_paid_fen: a.fund_paid_fen,
+                    visits: a.visits.max(0) as u32,
+                })
+                .unwrap_or_default();
+            let outcome = self
+                .router
+                .apply_policy(
+                    &rules,
+                    vc.insured,
+                    &priced.priced,
+                    &facts,
+                    state,
+                    Some(account),
+                    &visit,
+                )
+                .await?;
+            if !record {
+                return Ok(settlement_pb(&vc, &priced, &outcome, "", "", false));
+            }
+            let today = crate::window::today();
+            let clr_date = self.store.open_window(shard, today).await?;
+            let setl_id = self.ids.next(shard, now_ms());
+            let msg = settlement_pb(
+                &vc,
+                &priced,
+                &outcome,
+                &setl_id,
+                &clr_date.to_string(),
+                true,
+            );
+            let a = &outcome.settled.amounts;
+            let d = &outcome.settled.delta;
+            let mut members = vec![MemberChange {
+                key: member.key.clone(),
+                expected_version: Some(member.version),
+                accumulator: Some(AccumulatorDelta {
+                    year,
+                    benefit: benefit_key.clone(),
+                    deductible_used_fen: d.deductible_used_fen,
+                    fund_paid_fen: d.fund_paid_fen,
+                    visits: d.visits as i64,
+                }),
+                balance_delta_fen: if payer.is_none() {
+                    -d.account_debit_fen
+                } else {
+                    0
+                },
+            }];
+            if let Some(p) = &payer {
+                members.push(MemberChange {
+                    key: p.key.clone(),
+                    expected_version: Some(p.version),
+                    accumulator: None,
+                    balance_delta_fen: -d.account_debit_fen,
+                });
+            }
+            let record = SettlementRecord {
+                setl_id: setl_id.clone(),
+                msgid: vc.msgid.clone(),
+                clr_date,
+                insuplc_admdvs: vc.insured.to_string(),
+                mdtrt_admdvs: vc.mdtrt.to_string(),
+                message: msg.encode_to_vec(),
+                content_hash: hash,
+                totals: PairDelta {
+                    count: 1,
+                    medfee_fen: a.medfee_sumamt,
+                    fund_fen: a.fund_pay_sumamt,
+                    acct_fen: a.acct_pay,
+                },
+                orig_setl_id: None,
+                reversed_by: None,
+            };
+            match self
+                .commit(
+                    Commit {
+                        shard,
+                        settlement: record,
+                        members,
+                        reverses: None,
+                    },
+                    today,
+                    &idem_key,
+                    &hash,
+                )
+                .await?
+            {
+                Some(CommitOutcome::Committed) => return Ok(msg),
+                Some(CommitOutcome::Replayed(rec)) => return decode(&rec),
+                Some(CommitOutcome::IdempotencyMismatch) => {
+                    return Err(ServiceError::IdempotencyMismatch(vc.msgid.clone()));
+                }
+                Some(CommitOutcome::AlreadyReversed) => {
+                    return Err(ServiceError::Internal(
+                        "settlement commit reported a reversal conflict".into(),
+                    ));
+                }
+                // Someone changed the member, the window closed, or the id was taken: recompute.
+                _ => continue,
+            }
+        }
+        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
+    }
+
+    /// The stored answer for an idempotency key: the settlement when the content matches,
+    /// `IdempotencyMismatch` when it does not, `None` when the key is new.
+    async fn replay(
+        &self,
+        shard: u16,
+        idem_key: &str,
+        hash: &[u8; 32],
+    ) -> Result<Option<pb::Settlement>, ServiceError> {
+        let Some(idem) = self.store.lookup_idempotency(shard, idem_key).await? else {
+            return Ok(None);
+        };
+        if &idem.content_hash != hash {
+            let msgid = idem_key.split_once(':').map_or(idem_key, |(_, m)| m);
+            return Err(ServiceError::IdempotencyMismatch(msgid.to_string()));
+        }
+        let rec = self
+            .store
+            .get_settlement(&idem.setl_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(format!("idempotency key names missing {}", idem.setl_id))
+            })?;
+        decode(&rec).map(Some)
+    }
+
+    /// Commits; a store failure whose outcome is unknown is resolved by re-reading the idempotency
+    /// key, never by committing twice. `Ok(None)` never happens; the Option keeps call sites uniform.
+    async fn commit(
+        &self,
+        c: Commit,
+        today: chrono::NaiveDate,
+        idem_key: &str,
+        hash: &[u8; 32],
+    ) -> Result<Option<CommitOutcome>, ServiceError> {
+        let shard = c.shard;
+        match self.store.commit(c, today).await {
+            Ok(o) => Ok(Some(o)),
+            Err(StoreError::Unavailable(m)) => {
+                match self.store.lookup_idempotency(shard, idem_key).await {
+                    Ok(Some(idem)) if &idem.content_hash == hash => {
+                        let rec =
+                            self.store
+                                .get_settlement(&idem.setl_id)
+                                .await?
+                                .ok_or_else(|| {
+                                    ServiceError::Internal(
+                                        "idempotency key names a missing settlement".into(),
+                                    )
+                                })?;
+                        Ok(Some(CommitOutcome::Replayed(rec)))
+                    }
+                    // Not committed (or still unknown): the caller retries with the same msgid, which is safe.
+                    _ => Err(ServiceError::Unavailable(m)),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reverses a settlement (2208).
+    pub async fn reverse(
+        &self,
+        req: &pb::ReverseClaimRequest,
+    ) -> Result<pb::Settlement, ServiceError> {
+        let mut v = Violations::default();
+        let shard = shard_of_setl_id(&req.setl_id);
+        if shard.is_none() {
+            v.add("setl_id", "malformed settlement id");
+        }
+        wire::check_msgid(&mut v, "msgid", &req.msgid);
+        if req.reason.chars().count() > MAX_TEXT_LEN {
+            v.add("reason", format!("at most {MAX_TEXT_LEN} characters"));
+        }
+        v.into_result(())?;
+        let hash = content_hash(&req.encode_to_vec());
+        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let orig = self
+                .store
+                .get_settlement(&req.setl_id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    what: format!("settlement {}", req.setl_id),
+                    field: "setl_id".into(),
+                })?;
+            let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
+            if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
+                return Ok(done);
+            }
+            if orig.orig_setl_id.is_some() {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "{} is itself a reversal",
+                    orig.setl_id
+                )));
+            }
+            if let Some(by) = &orig.reversed_by {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "{} was already reversed by {by}",
+                    orig.setl_id
+                )));
+            }
+            let o = decode(&orig)?;
+            let patient = MemberKey::new(&o.insuplc_admdvs, &o.psn_no);
+            let payer_key = if o.acct_payer_psn_no.is_empty() {
+                patient.clone()
+            } else {
+                MemberKey::new(&o.insuplc_admdvs, &o.acct_payer_psn_no)
+            };
+            let payer = self.store.load_member(&payer_key).await?.ok_or_else(|| {
+                ServiceError::Internal("paying member of a stored settlement is missing".into())
+            })?;
+            let acct_pay = stored_fen(&o.acct_pay)?;
+            let today = crate::window::today();
+            let member_shard = shard_of(&o.insuplc_admdvs, &o.psn_no);
+            let clr_date = self.store.open_window(member_shard, today).await?;
+            let setl_id = self.ids.next(member_shard, now_ms());
+            let msg = reversal_pb(
+                &o,
+                req,
+                &setl_id,
+                &clr_date.to_string(),
+                payer.acct_balc_fen + acct_pay,
+            )?;
+            let mut members = vec![MemberChange {
+                key: patient.clone(),
+                expected_version: None,
+                accumulator: Some(AccumulatorDelta {
+                    year: o.year as i32,
+                    benefit: o.benefit.clone(),
+                    deductible_used_fen: -stored_fen(&o.act_pay_dedc)?,
+                    fund_paid_fen: -stored_fen(&o.hifp_pay)?,
+                    visits: -1,
+                }),
+                balance_delta_fen: if payer_key == patient { acct_pay } else { 0 },
+            }];
+            if payer_key == patient {
+                members[0].expected_version = Some(payer.version);
+            } else {
+                members.push(MemberChange {
+                    key: payer_key,
+                    expected_version: Some(payer.version),
+                    accumulator: None,
+                    balance_delta_fen: acct_pay,
+                });
+            }
+            let record = SettlementRecord {
+                setl_id: setl_id.clone(),
+                msgid: req.msgid.clone(),
+                clr_date,
+                insuplc_admdvs: o.insuplc_admdvs.clone(),
+                mdtrt_admdvs: o.mdtrt_admdvs.clone(),
+                message: msg.encode_to_vec(),
+                content_hash: hash,
+                totals: PairDelta {
+                    count: -1,
+                    medfee_fen: -orig.totals.medfee_fen,
+                    fund_fen: -orig.totals.fund_fen,
+                    acct_fen: -orig.totals.acct_fen,
+                },
+                orig_setl_id: Some(orig.setl_id.clone()),
+                reversed_by: None,
+            };
+            match self
+                .commit(
+                    Commit {
+                        shard: member_shard,
+                        settlement: record,
+                        members,
+                        reverses: Some(orig.setl_id.clone()),
+                    },
+                    today,
+                    &idem_key,
+                    &hash,
+                )
+                .await?
+            {
+                Some(CommitOutcome::Committed) => return Ok(msg),
+                Some(CommitOutcome::Replayed(rec)) => return decode(&rec),
+                Some(CommitOutcome::IdempotencyMismatch) => {
+                    return Err(ServiceError::IdempotencyMismatch(req.msgid.clone()));
+                }
+                Some(CommitOutcome::AlreadyReversed) => {
+                    return Err(ServiceError::FailedPrecondition(format!(
+                        "{} was already reversed",
+                        orig.setl_id
+                    )));
+                }
+                _ => continue,
+            }
+        }
+        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
+    }
+
+    pub async fn get_settlement(&self, setl_id: &str) -> Result<pb::Settlement, ServiceError> {
+        if shard_of_setl_id(setl_id).is_none() {
+            return Err(ServiceError::field("setl_id", "malformed settlement id"));
+        }
+        let rec =
+            self.store
+                .get_settlement(setl_id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    what: format!("settlement {setl_id}"),
+                    field: "setl_id".into(),
+                })?;
+        let mut s = decode(&rec)?;
+        s.reversed_by_setl_id = rec.reversed_by.unwrap_or_default();
+        Ok(s)
+    }
+}
+
+/// The wire settlement of a claim.
+fn settlement_pb(
+    vc: &ValidClaim,
+    priced: &PricedClaim,
+    outcome: &PolicyOutcome,
+    setl_id: &str,
+    clr_date: &str,
+    recorded: bool,
+) -> pb::Settlement {
+    let s = &outcome.settled;
+    let a = &s.amounts;
+    let mut explanation = Vec::with_capacity(1 + outcome.explanation.len());
+    explanation.push(priced.explanation.clone());
+    explanation.extend(outcome.explanation.iter().cloned());
+    pb::Settlement {
+        setl_id: setl_id.into(),
+        msgid: vc.msgid.clone(),
+        psn_no: vc.psn_no.clone(),
+        insuplc_admdvs: vc.insured.to_string(),
+        mdtrt_admdvs: vc.mdtrt.to_string(),
+        setl_time: vc.setl_time.to_rfc3339(),
+        clr_date: clr_date.into(),
+        medfee_sumamt: fmt_yuan(a.medfee_sumamt),
+        fulamt_ownpay_amt: fmt_yuan(a.fulamt_ownpay_amt),
+        overlmt_selfpay: fmt_yuan(a.overlmt_selfpay),
+        preselfpay_amt: fmt_yuan(a.preselfpay_amt),
+        inscp_scp_amt: fmt_yuan(a.inscp_scp_amt),
+        act_pay_dedc: fmt_yuan(a.act_pay_dedc),
+        hifp_pay: fmt_yuan(a.hifp_pay),
+        pool_prop_selfpay: fmt_yuan(a.pool_prop_selfpay),
+        fund_pay_sumamt: fmt_yuan(a.fund_pay_sumamt),
+        psn_part_amt: fmt_yuan(a.psn_part_amt),
+        acct_pay: fmt_yuan(a.acct_pay),
+        acct_mulaid_pay: fmt_yuan(a.acct_mulaid_pay),
+        psn_cash_pay: fmt_yuan(a.psn_cash_pay),
+        balc: fmt_yuan(a.balc),
+        refd_setl_flag: false,
+        orig_setl_id: String::new(),
+        lines: vc
+            .lines
+            .iter()
+            .zip(&priced.priced.lines)
+            .zip(&priced.names)
+            .map(|((l, p), name)| pb::SettlementLine {
+                hilist_code: l.code.clone(),
+                chrgitm_lv: p.class.map(|c| c.code().to_string()).unwrap_or_default(),
+                selfpay_prop: fmt_ratio(p.selfpay_prop_bp),
+                det_item_fee_sumamt: fmt_yuan(p.amount_fen),
+                fulamt_ownpay_amt: fmt_yuan(p.fulamt_ownpay_fen),
+                overlmt_selfpay: fmt_yuan(p.overlmt_selfpay_fen),
+                preselfpay_amt: fmt_yuan(p.preselfpay_fen),
+                inscp_scp_amt: fmt_yuan(p.inscp_fen),
+                hilist_name: name.clone(),
+            })
+            .collect(),
+        explanation,
+        fixmedins_code: vc.fixmedins_code.clone(),
+        med_type: vc.med_type.code().into(),
+        hosp_lv: vc.hosp_lv.get() as u32,
+        ratio_hosp_lv: s.level.get() as u32,
+        hifp_ratio: fmt_ratio(s.ratio_bp),
+        benefit: s.benefit.key(),
+        year: s.year as u32,
+        psn_type: match s.member_class {
+            region_adapter::MemberClass::InService => "11".into(),
+            region_adapter::MemberClass::Retired => "12".into(),
+        },
+        recorded,
+        acct_payer_psn_no: vc.acct_payer.clone().unwrap_or_default(),
+        reversed_by_setl_id: String::new(),
+        refd_reason: String::new(),
+        dise_code: vc.dise_code.clone().unwrap_or_default(),
+    }
+}
+
+fn negate(s: &str) -> Result<String, ServiceError> {
+    Ok(fmt_yuan(-stored_fen(s)?))
+}
+
+/// The wire reversal of a stored settlement: every amount negated; `balc` is the paying account's
+/// balance after the account pay is restored.
+fn reversal_pb(
+    o: &pb::Settlement,
+    req: &pb::ReverseClaimRequest,
+    setl_id: &str,
+    clr_date: &str,
+    balc_after_fen: i64,
+) -> Result<pb::Settlement, ServiceError> {
+    let mut lines = Vec::with_capacity(o.lines.len());
+    for l in &o.lines {
+        lines.push(pb::SettlementLine {
+            det_item_fee_sumamt: negate(&l.det_item_fee_sumamt)?,
+            fulamt_ownpay_amt: negate(&l.fulamt_ownpay_amt)?,
+            overlmt_selfpay: negate(&l.overlmt_selfpay)?,
+            preselfpay_amt: negate(&l.preselfpay_amt)?,
+            inscp_scp_amt: negate(&l.inscp_scp_amt)?,
+            ..l.clone()
+        });
+    }
+    Ok(pb::Settlement {
+        setl_id: setl_id.into(),
+        msgid: req.msgid.clone(),
+        setl_time: Utc::now()
+            .with_timezone(&crate::window::shanghai())
+            .to_rfc3339(),
+        clr_date: clr_date.into(),
+        medfee_sumamt: negate(&o.medfee_sumamt)?,
+        fulamt_ownpay_amt: negate(&o.fulamt_ownpay_amt)?,
+        overlmt_selfpay: negate(&o.overlmt_selfpay)?,
+        preselfpay_amt: negate(&o.preselfpay_amt)?,
+        inscp_scp_amt: negate(&o.inscp_scp_amt)?,
+        act_pay_dedc: negate(&o.act_pay_dedc)?,
+        hifp_pay: negate(&o.hifp_pay)?,
+        pool_prop_selfpay: negate(&o.pool_prop_selfpay)?,
+        fund_pay_sumamt: negate(&o.fund_pay_sumamt)?,
+        psn_part_amt: negate(&o.psn_part_amt)?,
+        acct_pay: negate(&o.acct_pay)?,
+        acct_mulaid_pay: negate(&o.acct_mulaid_pay)?,
+        psn_cash_pay: negate(&o.psn_cash_pay)?,
+        balc: fmt_yuan(balc_after_fen),
+        refd_setl_flag: true,
+        orig_setl_id: o.setl_id.clone(),
+        lines,
+        explanation: vec![format!(
+            "reversal (撤销) of {}: every amount negated; accumulators and account restored; lands in window {clr_date}",
+            o.setl_id
+        )],
+        recorded: true,
+        reversed_by_setl_id: String::new(),
+        refd_reason: req.reason.clone(),
+        ..o.clone()
+    })
+}

@@ -1,0 +1,463 @@
+//! The embedded store: one redb database file under the data directory, so `clearing serve` needs no
+//! server. Every acknowledged commit has been fsynced (redb's `Durability::Immediate`).
+//!
+//! Writes go through one writer thread that takes up to `MAX_BATCH` queued commits, applies them in
+//! order inside one write transaction (each sees the ones before it), and fsyncs once for all: group
+//! commit, so throughput is not bounded by one fsync per settlement. A commit whose checks fail
+//! writes nothing; its neighbours in the batch are unaffected. Reads use redb's MVCC read
+//! transactions and never wait for the writer.
+
+use super::*;
+use chrono::NaiveDate;
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Commits applied in one transaction (one fsync). Bounds the latency a batch adds and the memory
+/// it holds; 256 is far above what two cores produce between two fsyncs.
+const MAX_BATCH: usize = 256;
+/// Commits waiting for the writer. A full queue makes callers wait (backpressure), not fail.
+const QUEUE_DEPTH: usize = 4096;
+/// Days a window search moves forward past closed windows; more means a corrupt calendar.
+const MAX_CLOSED_AHEAD_DAYS: u32 = 366;
+
+const MEMBERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("members");
+const SETTLEMENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("settlements");
+const IDEMPOTENCY: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("idempotency");
+/// `<clr_date>|<shard>|<insured>|<service location>` → pair totals; the layout the Redis store keeps.
+const WINDOW_TOTALS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("window_totals");
+/// `<clr_date>|<setl_id>` → nothing: the window's journal, for detail reconciliation.
+const JOURNAL: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("journal");
+/// `<clr_date>` → window state; a present key means the window is closed.
+const WINDOWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("windows");
+
+type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
+
+enum Job {
+    Commit(Box<Commit>, NaiveDate, Reply),
+    Upsert(
+        Box<MemberUpsert>,
+        oneshot::Sender<Result<MemberRecord, StoreError>>,
+    ),
+}
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writer: mpsc::Sender<Job>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `dir/clearing.redb` and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join("clearing.redb");
+        let db = Database::create(&path)
+            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        {
+            let txn = db.begin_write().map_err(unavailable)?;
+            for t in [
+                MEMBERS,
+                SETTLEMENTS,
+                IDEMPOTENCY,
+                WINDOW_TOTALS,
+                JOURNAL,
+                WINDOWS,
+            ] {
+                txn.open_table(t).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)?;
+        }
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let wdb = db.clone();
+        std::thread::Builder::new()
+            .name("embedded-writer".into())
+            .spawn(move || writer(wdb, rx))
+            .map_err(unavailable)?;
+        Ok(EmbeddedStore { db, writer: tx })
+    }
+
+    fn read<T>(
+        &self,
+        table: TableDefinition<'static, &str, &[u8]>,
+        key: &str,
+        f: impl FnOnce(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(table).map_err(unavailable)?;
+        match t.get(key).map_err(unavailable)? {
+            Some(v) => f(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn submit<T>(
+        &self,
+        job: Job,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| unavailable("writer stopped"))?;
+        // A dropped reply means the writer died mid-batch: the outcome is unknown to us, and the caller
+        // resolves it by re-reading the idempotency key, never by committing again blindly.
+        rx.await
+            .map_err(|_| unavailable("writer stopped before answering"))?
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
+        self.read(MEMBERS, &key.storage_key(), |b| {
+            serde_json::from_slice(b).map_err(corrupt)
+        })
+    }
+
+    async fn upsert_member(&self, upsert: MemberUpsert) -> Result<MemberRecord, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Upsert(Box::new(upsert), tx), rx).await
+    }
+
+    async fn lookup_idempotency(
+        &self,
+        _shard: u16,
+        idem_key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read(IDEMPOTENCY, idem_key, |b| {
+            serde_json::from_slice(b).map_err(corrupt)
+        })
+    }
+
+    async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
+        self.read(SETTLEMENTS, setl_id, |b| {
+            serde_json::from_slice(b).map_err(corrupt)
+        })
+    }
+
+    async fn open_window(&self, _shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(WINDOWS).map_err(unavailable)?;
+        first_open_day(
+            |k| t.get(k).map(|v| v.is_some()).map_err(unavailable),
+            today,
+        )
+    }
+
+    async fn commit(&self, commit: Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Commit(Box::new(commit), today, tx), rx)
+            .await
+    }
+
+    async fn window_totals(
+        &self,
+        clr_date: NaiveDate,
+    ) -> Result<Vec<((String, String), PairTotals)>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(WINDOW_TOTALS).map_err(unavailable)?;
+        let prefix = format!("{clr_date}|");
+        let end = format!("{clr_date}}}"); // '}' sorts after '|'
+        let mut sums: std::collections::BTreeMap<(String, String), PairTotals> = Default::default();
+        for row in t
+            .range(prefix.as_str()..end.as_str())
+            .map_err(unavailable)?
+        {
+            let (k, v) = row.map_err(unavailable)?;
+            let mut parts = k.value().split('|').skip(2);
+            let (Some(ins), Some(mdt)) = (parts.next(), parts.next()) else {
+                return Err(corrupt(format!("bad totals key {}", k.value())));
+            };
+            let add: PairTotals = serde_json::from_slice(v.value()).map_err(corrupt)?;
+            let e = sums.entry((ins.to_string(), mdt.to_string())).or_default();
+            e.count += add.count;
+            e.medfee_fen += add.medfee_fen;
+            e.fund_fen += add.fund_fen;
+            e.acct_fen += add.acct_fen;
+        }
+        Ok(sums.into_iter().collect())
+    }
+}
+
+fn first_open_day(
+    mut closed: impl FnMut(&str) -> Result<bool, StoreError>,
+    today: NaiveDate,
+) -> Result<NaiveDate, StoreError> {
+    let mut d = today;
+    for _ in 0..MAX_CLOSED_AHEAD_DAYS {
+        if !closed(&d.to_string())? {
+            return Ok(d);
+        }
+        d = d.succ_opt().ok_or_else(|| corrupt("date overflow"))?;
+    }
+    Err(corrupt(format!(
+        "more than {MAX_CLOSED_AHEAD_DAYS} closed windows after {today}"
+    )))
+}
+
+/// The writer thread: batches, applies, fsyncs, answers.
+fn writer(db: Arc<Database>, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let results = apply_batch(&db, &batch);
+        for (job, result) in batch.drain(..).zip(results) {
+            match (job, result) {
+                (Job::Commit(_, _, reply), Answer::Commit(r)) => drop(reply.send(r)),
+                (Job::Upsert(_, reply), Answer::Upsert(r)) => drop(reply.send(r)),
+                _ => unreachable!("answers are produced in job order and kind"),
+            }
+        }
+    }
+}
+
+enum Answer {
+    Commit(Result<CommitOutcome, StoreError>),
+    Upsert(Result<MemberRecord, StoreError>),
+}
+
+struct Tables<'t> {
+    members: Table<'t, &'static str, &'static [u8]>,
+    settlements: Table<'t, &'static str, &'static [u8]>,
+    idempotency: Table<'t, &'static str, &'static [u8]>,
+    totals: Table<'t, &'static str, &'static [u8]>,
+    journal: Table<'t, &'static str, &'static [u8]>,
+    windows: Table<'t, &'static str, &'static [u8]>,
+}
+
+fn apply_batch(db: &Database, batch: &[Job]) -> Vec<Answer> {
+    let fail = |e: StoreError| {
+        batch
+            .iter()
+            .map(|j| match j {
+                Job::Commit(..) => Answer::Commit(Err(e.clone())),
+                Job::Upsert(..) => Answer::Upsert(Err(e.clone())),
+            })
+            .collect::<Vec<_>>()
+    };
+    let txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => return fail(unavailable(e)),
+    };
+    let answers = {
+        let tables = (|| -> Result<Tables<'_>, StoreError> {
+            Ok(Tables {
+                members: txn.open_table(MEMBERS).map_err(unavailable)?,
+                settlements: txn.open_table(SETTLEMENTS).map_err(unavailable)?,
+                idempotency: txn.open_table(IDEMPOTENCY).map_err(unavailable)?,
+                totals: txn.open_table(WINDOW_TOTALS).map_err(unavailable)?,
+                journal: txn.open_table(JOURNAL).map_err(unavailable)?,
+                windows: txn.open_table(WINDOWS).map_err(unavailable)?,
+            })
+        })();
+        let mut t = match tables {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        };
+        batch
+            .iter()
+            .map(|job| match job {
+                Job::Commit(c, today, _) => Answer::Commit(apply_commit(&mut t, c, *today)),
+                Job::Upsert(u, _) => Answer::Upsert(apply_upsert(&mut t, u)),
+            })
+            .collect::<Vec<_>>()
+    };
+    // A store error inside one commit leaves its writes unmade (checks run before writes, and writes
+    // of one commit either all succeed or fail the whole batch below).
+    match txn.commit() {
+        Ok(()) => answers,
+        Err(e) => fail(unavailable(e)),
+    }
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(
+    t: &Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match t.get(key).map_err(unavailable)? {
+        Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(corrupt),
+        None => Ok(None),
+    }
+}
+
+fn put_json<T: serde::Serialize>(
+    t: &mut Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+    v: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(v).map_err(corrupt)?;
+    t.insert(key, bytes.as_slice()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn apply_commit(
+    t: &mut Tables<'_>,
+    c: &Commit,
+    today: NaiveDate,
+) -> Result<CommitOutcome, StoreError> {
+    let s = &c.settlement;
+    let idem_key = idempotency_key(s);
+    // ---- checks: nothing is written unless all pass ----
+    if let Some(idem) = get_json::<IdempotencyRecord>(&t.idempotency, &idem_key)? {
+        if idem.content_hash != s.content_hash {
+            return Ok(CommitOutcome::IdempotencyMismatch);
+        }
+        let stored =
+            get_json::<SettlementRecord>(&t.settlements, &idem.setl_id)?.ok_or_else(|| {
+                corrupt(format!(
+                    "idempotency key {idem_key} names missing {}",
+                    idem.setl_id
+                ))
+            })?;
+        return Ok(CommitOutcome::Replayed(stored));
+    }
+    if t.settlements
+        .get(s.setl_id.as_str())
+        .map_err(unavailable)?
+        .is_some()
+    {
+        return Ok(CommitOutcome::SetlIdTaken);
+    }
+    if first_open_day(
+        |k| t.windows.get(k).map(|v| v.is_some()).map_err(unavailable),
+        today,
+    )? != s.clr_date
+    {
+        return Ok(CommitOutcome::WindowMoved);
+    }
+    let mut original = None;
+    if let Some(orig_id) = &c.reverses {
+        let orig: SettlementRecord = get_json(&t.settlements, orig_id)?
+            .ok_or_else(|| corrupt(format!("reversal of missing {orig_id}")))?;
+        if orig.reversed_by.is_some() {
+            return Ok(CommitOutcome::AlreadyReversed);
+        }
+        original = Some(orig);
+    }
+    let mut members = Vec::with_capacity(c.members.len());
+    for m in &c.members {
+        let key = m.key.storage_key();
+        let Some(rec) = get_json::<MemberRecord>(&t.members, &key)? else {
+            return Ok(CommitOutcome::VersionConflict);
+        };
+        if m.expected_version.is_some_and(|v| v != rec.version) {
+            return Ok(CommitOutcome::VersionConflict);
+        }
+        if rec.acct_balc_fen + m.balance_delta_fen < 0 {
+            return Ok(CommitOutcome::InsufficientBalance);
+        }
+        members.push((key, rec, m));
+    }
+    // ---- writes ----
+    for (key, mut rec, m) in members {
+        apply_member_change(&mut rec, m);
+        put_json(&mut t.members, &key, &rec)?;
+    }
+    if let Some(mut orig) = original {
+        orig.reversed_by = Some(s.setl_id.clone());
+        put_json(&mut t.settlements, &orig.setl_id.clone(), &orig)?;
+    }
+    put_json(&mut t.settlements, &s.setl_id, s)?;
+    put_json(
+        &mut t.idempotency,
+        &idem_key,
+        &IdempotencyRecord {
+            content_hash: s.content_hash,
+            setl_id: s.setl_id.clone(),
+        },
+    )?;
+    let tkey = format!(
+        "{}|{:03}|{}|{}",
+        s.clr_date, c.shard, s.insuplc_admdvs, s.mdtrt_admdvs
+    );
+    let mut totals: PairTotals = get_json(&t.totals, &tkey)?.unwrap_or_default();
+    totals.add(&s.totals);
+    put_json(&mut t.totals, &tkey, &totals)?;
+    t.journal
+        .insert(
+            format!("{}|{}", s.clr_date, s.setl_id).as_str(),
+            [].as_slice(),
+        )
+        .map_err(unavailable)?;
+    Ok(CommitOutcome::Committed)
+}
+
+/// The idempotency key of a settlement: the msgid within its sender's scope (see `ids`).
+fn idempotency_key(s: &SettlementRecord) -> String {
+    crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid)
+}
+
+/// Applies one member change; shared by every store so the arithmetic is written once.
+pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
+    rec.version += 1;
+    rec.acct_balc_fen += m.balance_delta_fen;
+    if let Some(d) = &m.accumulator {
+        match rec
+            .accumulators
+            .iter_mut()
+            .find(|a| a.year == d.year && a.benefit == d.benefit)
+        {
+            Some(a) => {
+                a.deductible_used_fen += d.deductible_used_fen;
+                a.fund_paid_fen += d.fund_paid_fen;
+                a.visits += d.visits;
+            }
+            None => rec.accumulators.push(AccumulatorRecord {
+                year: d.year,
+                benefit: d.benefit.clone(),
+                deductible_used_fen: d.deductible_used_fen,
+                fund_paid_fen: d.fund_paid_fen,
+                visits: d.visits,
+            }),
+        }
+    }
+}
+
+/// Applies an upsert to an existing record (or none); shared by every store.
+pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecord {
+    let (accumulators, version, balance) = match existing {
+        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen),
+        None => (Vec::new(), 1, 0),
+    };
+    MemberRecord {
+        key: u.key.clone(),
+        psn_type: u.psn_type.clone(),
+        retire_date: u.retire_date,
+        pooling_only: u.pooling_only,
+        acct_balc_fen: u.set_balance_fen.unwrap_or(balance) + u.credit_fen,
+        filings: u.filings.clone(),
+        mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
+        accumulators,
+        version,
+    }
+}
+
+fn apply_upsert(t: &mut Tables<'_>, u: &MemberUpsert) -> Result<MemberRecord, StoreError> {
+    let key = u.key.storage_key();
+    let existing = get_json::<MemberRecord>(&t.members, &key)?;
+    let rec = upserted(existing, u);
+    put_json(&mut t.members, &key, &rec)?;
+    Ok(rec)
+}

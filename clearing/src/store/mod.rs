@@ -1,0 +1,287 @@
+//! The state of the clearinghouse behind one narrow trait, so the embedded store (default) and the
+//! Redis store (several replicas) are interchangeable and pass one conformance suite.
+//!
+//! A commit is one atomic step. It checks the idempotency key (same key + same content hash →
+//! the stored settlement; other content → mismatch), each member's version, that the settlement id is
+//! free, that an original is not already reversed, and that the settlement's clearing day is still the
+//! shard's open window; then it writes accumulators, account balances, the settlement, the window's
+//! pair totals and journal. Money is integer fen throughout.
+//!
+//! Keys are laid out by shard so one commit touches one shard: a member's shard comes from
+//! (insured region, psn_no), and the settlement id carries it (see `ids`).
+
+pub mod embedded;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// A member's identity: insured region and person number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MemberKey {
+    pub insuplc_admdvs: String,
+    pub psn_no: String,
+}
+
+impl MemberKey {
+    pub fn new(insuplc_admdvs: &str, psn_no: &str) -> MemberKey {
+        MemberKey {
+            insuplc_admdvs: insuplc_admdvs.to_string(),
+            psn_no: psn_no.to_string(),
+        }
+    }
+    /// The store key: `<admdvs>:<psn_no>` (psn_no has no `:`; validated at the edge).
+    pub fn storage_key(&self) -> String {
+        format!("{}:{}", self.insuplc_admdvs, self.psn_no)
+    }
+}
+
+/// A filing as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilingRecord {
+    pub mdtrt_admdvs: String,
+    pub begndate: NaiveDate,
+    pub enddate: Option<NaiveDate>,
+}
+
+/// A family link as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeneficiaryRecord {
+    pub psn_no: String,
+    pub relation: String,
+}
+
+/// Year-to-date state of one benefit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccumulatorRecord {
+    pub year: i32,
+    pub benefit: String,
+    pub deductible_used_fen: i64,
+    pub fund_paid_fen: i64,
+    pub visits: i64,
+}
+
+/// The registry facts of a member plus the state settlements change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub key: MemberKey,
+    pub psn_type: String,
+    pub retire_date: Option<NaiveDate>,
+    pub pooling_only: bool,
+    pub acct_balc_fen: i64,
+    pub filings: Vec<FilingRecord>,
+    pub mulaid_beneficiaries: Vec<BeneficiaryRecord>,
+    pub accumulators: Vec<AccumulatorRecord>,
+    /// Incremented by every change; a commit names the version it computed from.
+    pub version: u64,
+}
+
+impl MemberRecord {
+    pub fn accumulator(&self, year: i32, benefit: &str) -> Option<&AccumulatorRecord> {
+        self.accumulators
+            .iter()
+            .find(|a| a.year == year && a.benefit == benefit)
+    }
+}
+
+/// The registry facts an upsert replaces; the balance is set or credited as asked.
+#[derive(Debug, Clone)]
+pub struct MemberUpsert {
+    pub key: MemberKey,
+    pub psn_type: String,
+    pub retire_date: Option<NaiveDate>,
+    pub pooling_only: bool,
+    pub filings: Vec<FilingRecord>,
+    pub mulaid_beneficiaries: Vec<BeneficiaryRecord>,
+    /// Replace the balance (new members start at 0 when absent).
+    pub set_balance_fen: Option<i64>,
+    /// Add to the balance after any replacement.
+    pub credit_fen: i64,
+}
+
+/// Change of one accumulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccumulatorDelta {
+    pub year: i32,
+    pub benefit: String,
+    pub deductible_used_fen: i64,
+    pub fund_paid_fen: i64,
+    pub visits: i64,
+}
+
+/// Change of one member made by a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberChange {
+    pub key: MemberKey,
+    /// The version the change was computed from; `None` when the change does not depend on state
+    /// (a reversal only subtracts what its original added).
+    pub expected_version: Option<u64>,
+    pub accumulator: Option<AccumulatorDelta>,
+    /// Added to the account balance (negative = a debit). A debit never takes it below zero.
+    pub balance_delta_fen: i64,
+}
+
+/// The amounts a settlement adds to its window's totals for (insured, service location).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PairDelta {
+    /// +1 for a settlement, −1 for a reversal.
+    pub count: i64,
+    pub medfee_fen: i64,
+    pub fund_fen: i64,
+    pub acct_fen: i64,
+}
+
+impl PairDelta {
+    /// What the insured region's fund owes the service location's: fund pay + account pay.
+    pub fn owed_fen(&self) -> i64 {
+        self.fund_fen + self.acct_fen
+    }
+}
+
+/// A stored settlement: the encoded wire message, as returned to the client, plus what indexes need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    pub setl_id: String,
+    pub msgid: String,
+    pub clr_date: NaiveDate,
+    pub insuplc_admdvs: String,
+    pub mdtrt_admdvs: String,
+    /// `clearinghouse.v1.Settlement`, prost-encoded: a resend gets exactly these bytes back.
+    #[serde(with = "hex_bytes")]
+    pub message: Vec<u8>,
+    /// SHA-256 of the request that produced it (the idempotency content hash).
+    #[serde(with = "hex_hash")]
+    pub content_hash: [u8; 32],
+    pub totals: PairDelta,
+    pub orig_setl_id: Option<String>,
+    /// Set when this settlement has been reversed.
+    pub reversed_by: Option<String>,
+}
+
+/// An idempotency record: which settlement a msgid produced, from which content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    #[serde(with = "hex_hash")]
+    pub content_hash: [u8; 32],
+    pub setl_id: String,
+}
+
+/// One atomic commit.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The shard of the member (and of the settlement id).
+    pub shard: u16,
+    pub settlement: SettlementRecord,
+    pub members: Vec<MemberChange>,
+    /// For a reversal: the original, which must not be reversed yet.
+    pub reverses: Option<String>,
+}
+
+/// How a commit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// The msgid was already committed with the same content: here is that settlement.
+    Replayed(SettlementRecord),
+    /// The msgid was already committed with other content.
+    IdempotencyMismatch,
+    /// A member changed since it was read: reload and recompute.
+    VersionConflict,
+    /// The settlement's clearing day is no longer the shard's open window: recompute with the new one.
+    WindowMoved,
+    /// The settlement id is taken (ids are random-suffixed; draw another).
+    SetlIdTaken,
+    /// The original has been reversed already.
+    AlreadyReversed,
+    /// The account no longer holds what the settlement takes from it.
+    InsufficientBalance,
+}
+
+/// A store failure. `Unavailable` may succeed on retry; `Corrupt` never will.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Totals of one (insured, service location) pair in one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PairTotals {
+    pub count: i64,
+    pub medfee_fen: i64,
+    pub fund_fen: i64,
+    pub acct_fen: i64,
+}
+
+impl PairTotals {
+    pub fn add(&mut self, d: &PairDelta) {
+        self.count += d.count;
+        self.medfee_fen += d.medfee_fen;
+        self.fund_fen += d.fund_fen;
+        self.acct_fen += d.acct_fen;
+    }
+}
+
+/// The narrow interface every store implements.
+pub trait Store: Send + Sync + 'static {
+    fn load_member(
+        &self,
+        key: &MemberKey,
+    ) -> impl Future<Output = Result<Option<MemberRecord>, StoreError>> + Send;
+    fn upsert_member(
+        &self,
+        upsert: MemberUpsert,
+    ) -> impl Future<Output = Result<MemberRecord, StoreError>> + Send;
+    fn lookup_idempotency(
+        &self,
+        shard: u16,
+        msgid: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+    fn get_settlement(
+        &self,
+        setl_id: &str,
+    ) -> impl Future<Output = Result<Option<SettlementRecord>, StoreError>> + Send;
+    /// The clearing day a commit to `shard` made now lands in: today (Asia/Shanghai) or, once
+    /// today's window is closed, the next open day.
+    fn open_window(
+        &self,
+        shard: u16,
+        today: NaiveDate,
+    ) -> impl Future<Output = Result<NaiveDate, StoreError>> + Send;
+    fn commit(
+        &self,
+        commit: Commit,
+        today: NaiveDate,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+    /// Totals per (insured, service location) of a window, summed over shards.
+    fn window_totals(
+        &self,
+        clr_date: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<((String, String), PairTotals)>, StoreError>> + Send;
+}
+
+/// Bytes as a hex string in stored JSON (compact and readable, unlike a JSON array of numbers).
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(<&str>::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(<&str>::deserialize(d)?, &mut out)
+            .map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
