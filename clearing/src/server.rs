@@ -25,13 +25,18 @@ pub async fn serve<S: Store>(
     health.set_serving::<ClearingServer<Api<S>>>().await;
     health.set_serving::<RegistryServer<Api<S>>>().await;
     health.set_serving::<CatalogueServer<Api<S>>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl and older tools still ask v1alpha first.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(ClearingServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(RegistryServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(CatalogueServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
