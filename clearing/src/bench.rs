@@ -77,20 +77,13 @@ impl Workload {
                 .iter()
                 .filter_map(|c| pack.catalogue.lookup(c, date))
                 .map(|it| {
-                    let cap = it
-                        .price_cap
-                        .and_then(|c| region_adapter::money::yuan_to_fen_rounded(c))
-                        .unwrap_or(3_000);
+                    let cap = it.price_cap.and_then(|c| region_adapter::money::yuan_to_fen_rounded(c)).unwrap_or(3_000);
                     (it.code.to_string(), cap.max(50))
                 })
                 .collect();
             items.insert(adm.to_string(), v);
         }
-        Workload {
-            regions: rules.regions.keys().map(|a| a.to_string()).collect(),
-            items,
-            run_id: run_id.to_string(),
-        }
+        Workload { regions: rules.regions.keys().map(|a| a.to_string()).collect(), items, run_id: run_id.to_string() }
     }
 
     pub fn member(&self, i: usize) -> pb::Member {
@@ -105,11 +98,7 @@ impl Workload {
             filings: self
                 .regions
                 .iter()
-                .map(|r| pb::Filing {
-                    mdtrt_admdvs: format!("{}0000", &r[..2]),
-                    begndate: "2020-01-01".into(),
-                    enddate: String::new(),
-                })
+                .map(|r| pb::Filing { mdtrt_admdvs: format!("{}0000", &r[..2]), begndate: "2020-01-01".into(), enddate: String::new() })
                 .collect(),
             ..Default::default()
         }
@@ -142,18 +131,11 @@ impl Workload {
             psn_no: format!("B{}{i:08}", self.run_id),
             insuplc_admdvs: insured.clone(),
             mdtrt_admdvs: mdtrt.clone(),
-            fixmedins_code: format!(
-                "{}{}{:05}",
-                if pharmacy { "P" } else { "H" },
-                mdtrt,
-                rng.below(1000)
-            ),
+            fixmedins_code: format!("{}{}{:05}", if pharmacy { "P" } else { "H" }, mdtrt, rng.below(1000)),
             hosp_lv: 2 + rng.below(2) as u32,
             med_type: if pharmacy { "41".into() } else { "11".into() },
             prescribing_hosp_lv: if pharmacy { 2 + rng.below(2) as u32 } else { 0 },
-            setl_time: chrono::Utc::now()
-                .with_timezone(&crate::window::shanghai())
-                .to_rfc3339(),
+            setl_time: chrono::Utc::now().with_timezone(&crate::window::shanghai()).to_rfc3339(),
             acct_used_flag: rng.below(2) == 0,
             lines,
             ..Default::default()
@@ -171,11 +153,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
-    let run_id = if args.run_id.is_empty() {
-        format!("{:x}", chrono::Utc::now().timestamp() % 0xfffff)
-    } else {
-        args.run_id.clone()
-    };
+    let run_id = if args.run_id.is_empty() { format!("{:x}", chrono::Utc::now().timestamp() % 0xfffff) } else { args.run_id.clone() };
     let w = Arc::new(Workload::new(&rules, &run_id));
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
@@ -184,15 +162,9 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
     let setup = Instant::now();
     let mut reg = RegistryClient::new(channels[0].clone());
     for i in 0..args.members {
-        reg.upsert_member(w.member(i))
-            .await
-            .map_err(|s| anyhow::anyhow!("upsert: {}", crate::client::describe_status(&s)))?;
+        reg.upsert_member(w.member(i)).await.map_err(|s| anyhow::anyhow!("upsert: {}", crate::client::describe_status(&s)))?;
     }
-    eprintln!(
-        "bench: {} members registered in {:.1?}",
-        args.members,
-        setup.elapsed()
-    );
+    eprintln!("bench: {} members registered in {:.1?}", args.members, setup.elapsed());
     let per_client = args.claims.div_ceil(args.clients.max(1));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -220,10 +192,7 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
                             let again = client.settle_claim(claim).await;
                             lat.push(t.elapsed().as_micros() as u64);
                             ops += 1;
-                            if again
-                                .map(|a| a.get_ref().setl_id != s.get_ref().setl_id)
-                                .unwrap_or(true)
-                            {
+                            if again.map(|a| a.get_ref().setl_id != s.get_ref().setl_id).unwrap_or(true) {
                                 *errors.entry("resend-differs".into()).or_default() += 1;
                             }
                         }
@@ -265,21 +234,12 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(
-    ops: u64,
-    elapsed: Duration,
-    lat: &[u64],
-    errors: &BTreeMap<String, u64>,
-    args: &BenchArgs,
-) {
+fn report(ops: u64, elapsed: Duration, lat: &[u64], errors: &BTreeMap<String, u64>, args: &BenchArgs) {
     println!(
         "clearing bench: {} clients over {} connections, {} members, {} requests in {:.2?}",
         args.clients, args.connections, args.members, ops, elapsed
     );
-    println!(
-        "  throughput: {:.0} requests/s",
-        ops as f64 / elapsed.as_secs_f64()
-    );
+    println!("  throughput: {:.0} requests/s", ops as f64 / elapsed.as_secs_f64());
     println!(
         "  latency µs: p50 {}  p99 {}  p999 {}  max {}",
         percentile(lat, 0.50),

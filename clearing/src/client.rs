@@ -9,15 +9,8 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 pub async fn connect(addr: &str) -> anyhow::Result<Channel> {
-    let uri = if addr.starts_with("http") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Channel::from_shared(uri)?
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?)
+    let uri = if addr.starts_with("http") { addr.to_string() } else { format!("http://{addr}") };
+    Ok(Channel::from_shared(uri)?.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
@@ -52,39 +45,19 @@ fn status(s: tonic::Status) -> anyhow::Error {
 pub async fn settle(addr: &str, file: &Path, preview: bool) -> anyhow::Result<()> {
     let claim: pb::Claim = read_json(file)?;
     let mut c = ClearingClient::new(connect(addr).await?);
-    let s = if preview {
-        c.preview_claim(claim).await
-    } else {
-        c.settle_claim(claim).await
-    }
-    .map_err(status)?;
+    let s = if preview { c.preview_claim(claim).await } else { c.settle_claim(claim).await }.map_err(status)?;
     print(s.get_ref())
 }
 
-pub async fn reverse(
-    addr: &str,
-    setl_id: String,
-    msgid: String,
-    reason: String,
-) -> anyhow::Result<()> {
+pub async fn reverse(addr: &str, setl_id: String, msgid: String, reason: String) -> anyhow::Result<()> {
     let mut c = ClearingClient::new(connect(addr).await?);
-    let s = c
-        .reverse_claim(pb::ReverseClaimRequest {
-            setl_id,
-            msgid,
-            reason,
-        })
-        .await
-        .map_err(status)?;
+    let s = c.reverse_claim(pb::ReverseClaimRequest { setl_id, msgid, reason }).await.map_err(status)?;
     print(s.get_ref())
 }
 
 pub async fn get(addr: &str, setl_id: String) -> anyhow::Result<()> {
     let mut c = ClearingClient::new(connect(addr).await?);
-    let s = c
-        .get_settlement(pb::GetSettlementRequest { setl_id })
-        .await
-        .map_err(status)?;
+    let s = c.get_settlement(pb::GetSettlementRequest { setl_id }).await.map_err(status)?;
     print(s.get_ref())
 }
 
@@ -95,20 +68,8 @@ pub async fn upsert_member(addr: &str, file: &Path) -> anyhow::Result<()> {
     print(r.get_ref())
 }
 
-pub async fn get_member(
-    addr: &str,
-    insuplc_admdvs: String,
-    psn_no: String,
-    year: u32,
-) -> anyhow::Result<()> {
+pub async fn get_member(addr: &str, insuplc_admdvs: String, psn_no: String, year: u32) -> anyhow::Result<()> {
     let mut c = RegistryClient::new(connect(addr).await?);
-    let r = c
-        .get_member(pb::GetMemberRequest {
-            insuplc_admdvs,
-            psn_no,
-            year,
-        })
-        .await
-        .map_err(status)?;
+    let r = c.get_member(pb::GetMemberRequest { insuplc_admdvs, psn_no, year }).await.map_err(status)?;
     print(r.get_ref())
 }

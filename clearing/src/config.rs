@@ -65,31 +65,16 @@ impl Config {
         };
         let file_listen = match &file.listen {
             Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: listen: {s:?} is not an address: {e}",
-                    args.config.as_deref().unwrap_or(Path::new("?")).display()
-                )
+                anyhow::anyhow!("{}: listen: {s:?} is not an address: {e}", args.config.as_deref().unwrap_or(Path::new("?")).display())
             })?),
             None => None,
         };
         // Relative paths in the file are relative to the file.
-        let base = args
-            .config
-            .as_deref()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let base = args.config.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         Ok(Config {
-            listen: args
-                .listen
-                .or(file_listen)
-                .unwrap_or_else(|| "127.0.0.1:50051".parse().expect("default address")),
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir.map(rel))
-                .unwrap_or_else(|| PathBuf::from("data")),
+            listen: args.listen.or(file_listen).unwrap_or_else(|| "127.0.0.1:50051".parse().expect("default address")),
+            data_dir: args.data_dir.clone().or(file.data_dir.map(rel)).unwrap_or_else(|| PathBuf::from("data")),
             rules: args.rules.clone().or(file.rules.map(rel)),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         })
@@ -97,20 +82,12 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-    let cfg: FileConfig = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let cfg: FileConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
     match cfg.version {
         Some(CONFIG_VERSION) => Ok(cfg),
-        Some(v) => anyhow::bail!(
-            "{}: version: is {v}; this build reads {CONFIG_VERSION}",
-            path.display()
-        ),
-        None => anyhow::bail!(
-            "{}: version: missing (write `version = {CONFIG_VERSION}`)",
-            path.display()
-        ),
+        Some(v) => anyhow::bail!("{}: version: is {v}; this build reads {CONFIG_VERSION}", path.display()),
+        None => anyhow::bail!("{}: version: missing (write `version = {CONFIG_VERSION}`)", path.display()),
     }
 }
 
@@ -122,31 +99,14 @@ mod tests {
     fn flags_beat_file_and_file_beats_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "version = 1\nlisten = \"127.0.0.1:6000\"\ndata_dir = \"d\"\n",
-        )
-        .unwrap();
-        let args = ServeArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        };
+        std::fs::write(&path, "version = 1\nlisten = \"127.0.0.1:6000\"\ndata_dir = \"d\"\n").unwrap();
+        let args = ServeArgs { config: Some(path.clone()), ..Default::default() };
         let c = Config::resolve(&args).unwrap();
         assert_eq!(c.listen.port(), 6000);
         assert_eq!(c.data_dir, dir.path().join("d"));
-        let args = ServeArgs {
-            config: Some(path),
-            listen: Some("127.0.0.1:7000".parse().unwrap()),
-            ..Default::default()
-        };
+        let args = ServeArgs { config: Some(path), listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
         assert_eq!(Config::resolve(&args).unwrap().listen.port(), 7000);
-        assert_eq!(
-            Config::resolve(&ServeArgs::default())
-                .unwrap()
-                .listen
-                .port(),
-            50051
-        );
+        assert_eq!(Config::resolve(&ServeArgs::default()).unwrap().listen.port(), 50051);
     }
 
     #[test]
@@ -154,20 +114,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "version = 1\nlisten = \"nowhere\"\n").unwrap();
-        let e = Config::resolve(&ServeArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let e = Config::resolve(&ServeArgs { config: Some(path.clone()), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("c.toml") && e.contains("listen"), "{e}");
         std::fs::write(&path, "version = 1\nlisen = \"x\"\n").unwrap();
-        let e = Config::resolve(&ServeArgs {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let e = Config::resolve(&ServeArgs { config: Some(path), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
     }
 }

@@ -39,10 +39,7 @@ pub enum ServiceError {
 }
 
 fn describe(v: &[FieldViolation]) -> String {
-    v.iter()
-        .map(|f| format!("{}: {}", f.field, f.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    v.iter().map(|f| format!("{}: {}", f.field, f.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl ServiceError {
@@ -54,9 +51,7 @@ impl ServiceError {
 impl From<EngineError> for ServiceError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::Invariant(what) => {
-                ServiceError::Internal(format!("settlement invariant broken: {what}"))
-            }
+            EngineError::Invariant(what) => ServiceError::Internal(format!("settlement invariant broken: {what}")),
             other => ServiceError::field(other.field(), other.to_string()),
         }
     }
@@ -75,16 +70,10 @@ impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         let msg = e.to_string();
         match e {
-            ServiceError::Invalid(v) => Status::with_error_details(
-                Code::InvalidArgument,
-                msg,
-                ErrorDetails::with_bad_request(v),
-            ),
-            ServiceError::NotFound { field, .. } => Status::with_error_details(
-                Code::NotFound,
-                msg,
-                ErrorDetails::with_bad_request_violation(field, "not found"),
-            ),
+            ServiceError::Invalid(v) => Status::with_error_details(Code::InvalidArgument, msg, ErrorDetails::with_bad_request(v)),
+            ServiceError::NotFound { field, .. } => {
+                Status::with_error_details(Code::NotFound, msg, ErrorDetails::with_bad_request_violation(field, "not found"))
+            }
             ServiceError::PermissionDenied(_, field) => Status::with_error_details(
                 Code::PermissionDenied,
                 msg,
@@ -93,10 +82,7 @@ impl From<ServiceError> for Status {
             ServiceError::IdempotencyMismatch(_) => Status::with_error_details(
                 Code::AlreadyExists,
                 msg,
-                ErrorDetails::with_bad_request_violation(
-                    "msgid",
-                    "already used with other content",
-                ),
+                ErrorDetails::with_bad_request_violation("msgid", "already used with other content"),
             ),
             ServiceError::FailedPrecondition(_) => Status::new(Code::FailedPrecondition, msg),
             ServiceError::Aborted(_) => Status::new(Code::Aborted, msg),

@@ -42,10 +42,7 @@ impl<S: Store> Clearing for Api<S> {
     async fn reverse_claim(&self, req: Request<pb::ReverseClaimRequest>) -> Reply<pb::Settlement> {
         reply(self.0.reverse(req.get_ref()).await)
     }
-    async fn get_settlement(
-        &self,
-        req: Request<pb::GetSettlementRequest>,
-    ) -> Reply<pb::Settlement> {
+    async fn get_settlement(&self, req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
         reply(self.0.get_settlement(&req.get_ref().setl_id).await)
     }
 }
@@ -76,10 +73,7 @@ impl<S: Store> Registry for Api<S> {
                 .store
                 .load_member(&MemberKey::new(&q.insuplc_admdvs, &q.psn_no))
                 .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    what: "member".into(),
-                    field: "psn_no".into(),
-                })?;
+                .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
             Ok(wire::member_to_pb(&rec, q.year))
         };
         reply(r.await)
@@ -88,12 +82,7 @@ impl<S: Store> Registry for Api<S> {
 
 fn param<T>(key: impl Into<String>, p: &Param<T>, value: String) -> pb::PolicyParameter {
     let (source, assumption) = provenance(&p.provenance);
-    pb::PolicyParameter {
-        key: key.into(),
-        value,
-        source,
-        assumption,
-    }
+    pb::PolicyParameter { key: key.into(), value, source, assumption }
 }
 
 fn provenance(p: &Provenance) -> (String, String) {
@@ -124,11 +113,7 @@ fn region_pb(pack: &RegionPack, route: String) -> pb::Region {
     }
 }
 
-fn known_pack<'r>(
-    rules: &'r region_adapter::RuleSet,
-    field: &str,
-    s: &str,
-) -> Result<&'r RegionPack, ServiceError> {
+fn known_pack<'r>(rules: &'r region_adapter::RuleSet, field: &str, s: &str) -> Result<&'r RegionPack, ServiceError> {
     let mut v = Violations::default();
     let a = wire::check_region(&mut v, field, s, &|a| rules.region(a).is_some());
     v.into_result(())?;
@@ -137,16 +122,9 @@ fn known_pack<'r>(
 
 #[tonic::async_trait]
 impl<S: Store> Catalogue for Api<S> {
-    async fn list_regions(
-        &self,
-        _req: Request<pb::ListRegionsRequest>,
-    ) -> Reply<pb::ListRegionsResponse> {
+    async fn list_regions(&self, _req: Request<pb::ListRegionsRequest>) -> Reply<pb::ListRegionsResponse> {
         let rules = self.0.router.snapshot();
-        let regions = rules
-            .regions
-            .values()
-            .map(|p| region_pb(p, self.0.router.route_of(p.admdvs)))
-            .collect();
+        let regions = rules.regions.values().map(|p| region_pb(p, self.0.router.route_of(p.admdvs))).collect();
         Ok(Response::new(pb::ListRegionsResponse { regions }))
     }
 
@@ -159,105 +137,42 @@ impl<S: Store> Catalogue for Api<S> {
             let date = wire::parse_date(&mut v, "date", &q.date);
             v.into_result(())?;
             let date = date.expect("checked");
-            let p = pack.policy_on(date).ok_or_else(|| {
-                ServiceError::field(
-                    "date",
-                    format!("no policy of {} is in force on {date}", pack.admdvs),
-                )
-            })?;
+            let p = pack
+                .policy_on(date)
+                .ok_or_else(|| ServiceError::field("date", format!("no policy of {} is in force on {date}", pack.admdvs)))?;
             let mut params = Vec::new();
             for (class, t) in [("in_service", &p.in_service), ("retired", &p.retired)] {
-                params.push(param(
-                    format!("{class}.deductible"),
-                    &t.deductible_fen,
-                    fmt_yuan(t.deductible_fen.value),
-                ));
-                params.push(param(
-                    format!("{class}.cap"),
-                    &t.cap_fen,
-                    fmt_yuan(t.cap_fen.value),
-                ));
+                params.push(param(format!("{class}.deductible"), &t.deductible_fen, fmt_yuan(t.deductible_fen.value)));
+                params.push(param(format!("{class}.cap"), &t.cap_fen, fmt_yuan(t.cap_fen.value)));
                 for (i, r) in t.ratio_bp.value.iter().enumerate() {
-                    params.push(param(
-                        format!("{class}.ratio.level{}", i + 1),
-                        &t.ratio_bp,
-                        fmt_ratio(*r),
-                    ));
+                    params.push(param(format!("{class}.ratio.level{}", i + 1), &t.ratio_bp, fmt_ratio(*r)));
                 }
             }
-            params.push(param(
-                "retiree.from_next_month",
-                &p.retired_from_next_month,
-                p.retired_from_next_month.value.to_string(),
-            ));
+            params.push(param("retiree.from_next_month", &p.retired_from_next_month, p.retired_from_next_month.value.to_string()));
             let cr = &p.cross_region;
-            params.push(param(
-                "cross_region.filing_required",
-                &cr.filing_required,
-                cr.filing_required.value.to_string(),
-            ));
-            params.push(param(
-                "cross_region.networked_only",
-                &cr.networked_only,
-                cr.networked_only.value.to_string(),
-            ));
-            params.push(param(
-                "cross_region.min_level",
-                &cr.min_level,
-                cr.min_level.value.get().to_string(),
-            ));
-            params.push(param(
-                "cross_region.min_level_scope",
-                &cr.min_level_scope,
-                format!("{:?}", cr.min_level_scope.value),
-            ));
-            params.push(param(
-                "cross_region.unfiled_ratio_cut",
-                &cr.unfiled_ratio_cut_bp,
-                fmt_ratio(cr.unfiled_ratio_cut_bp.value),
-            ));
+            params.push(param("cross_region.filing_required", &cr.filing_required, cr.filing_required.value.to_string()));
+            params.push(param("cross_region.networked_only", &cr.networked_only, cr.networked_only.value.to_string()));
+            params.push(param("cross_region.min_level", &cr.min_level, cr.min_level.value.get().to_string()));
+            params.push(param("cross_region.min_level_scope", &cr.min_level_scope, format!("{:?}", cr.min_level_scope.value)));
+            params.push(param("cross_region.unfiled_ratio_cut", &cr.unfiled_ratio_cut_bp, fmt_ratio(cr.unfiled_ratio_cut_bp.value)));
             let a = &p.account;
-            params.push(param(
-                "account.in_service_share",
-                &a.in_service_share_bp,
-                fmt_ratio(a.in_service_share_bp.value),
-            ));
-            params.push(param(
-                "account.family_mutual_aid",
-                &a.family_mutual_aid,
-                a.family_mutual_aid.value.to_string(),
-            ));
+            params.push(param("account.in_service_share", &a.in_service_share_bp, fmt_ratio(a.in_service_share_bp.value)));
+            params.push(param("account.family_mutual_aid", &a.family_mutual_aid, a.family_mutual_aid.value.to_string()));
             params.push(param(
                 "account.pooling_only_has_account",
                 &a.pooling_only_has_account,
                 a.pooling_only_has_account.value.to_string(),
             ));
             for s in &a.retired {
-                params.push(param(
-                    format!("account.retired.from.{}", s.from),
-                    &s.rule,
-                    format!("{:?}", s.rule.value),
-                ));
+                params.push(param(format!("account.retired.from.{}", s.from), &s.rule, format!("{:?}", s.rule.value)));
             }
             if let Some(w) = &p.average_wage_2021_fen {
                 params.push(param("average_wage_2021", w, fmt_yuan(w.value)));
             }
             for d in &p.chronic {
-                params.push(param(
-                    format!("chronic.{}.deductible", d.code),
-                    &d.deductible_fen,
-                    fmt_yuan(d.deductible_fen.value),
-                ));
-                params.push(param(
-                    format!("chronic.{}.ratio", d.code),
-                    &d.ratio_bp,
-                    fmt_ratio(d.ratio_bp.value),
-                ));
-                params.push(param(
-                    format!("chronic.{}.cap", d.code),
-                    &d.cap_fen,
-                    fmt_yuan(d.cap_fen.value),
-                ));
+                params.push(param(format!("chronic.{}.deductible", d.code), &d.deductible_fen, fmt_yuan(d.deductible_fen.value)));
+                params.push(param(format!("chronic.{}.ratio", d.code), &d.ratio_bp, fmt_ratio(d.ratio_bp.value)));
+                params.push(param(format!("chronic.{}.cap", d.code), &d.cap_fen, fmt_yuan(d.cap_fen.value)));
             }
             let (vs, va) = provenance(&p.validity);
             Ok(pb::Policy {
@@ -268,13 +183,7 @@ impl<S: Store> Catalogue for Api<S> {
                 effective_to: p.effective_to.map(|d| d.to_string()).unwrap_or_default(),
                 validity: Some(pb::PolicyParameter {
                     key: "validity".into(),
-                    value: format!(
-                        "{} – {}",
-                        p.effective_from,
-                        p.effective_to
-                            .map(|d| d.to_string())
-                            .unwrap_or_else(|| "open".into())
-                    ),
+                    value: format!("{} – {}", p.effective_from, p.effective_to.map(|d| d.to_string()).unwrap_or_else(|| "open".into())),
                     source: vs,
                     assumption: va,
                 }),
@@ -284,10 +193,7 @@ impl<S: Store> Catalogue for Api<S> {
         reply(r)
     }
 
-    async fn list_catalogue_items(
-        &self,
-        req: Request<pb::ListCatalogueItemsRequest>,
-    ) -> Reply<pb::ListCatalogueItemsResponse> {
+    async fn list_catalogue_items(&self, req: Request<pb::ListCatalogueItemsRequest>) -> Reply<pb::ListCatalogueItemsResponse> {
         let rules = self.0.router.snapshot();
         let q = req.get_ref();
         let r = (|| {
@@ -333,16 +239,8 @@ impl<S: Store> Catalogue for Api<S> {
                 }
                 pos += 1;
             }
-            let next_page_token = if pos < cat.order.len() {
-                pos.to_string()
-            } else {
-                String::new()
-            };
-            Ok(pb::ListCatalogueItemsResponse {
-                items,
-                next_page_token,
-                sample: cat.sample,
-            })
+            let next_page_token = if pos < cat.order.len() { pos.to_string() } else { String::new() };
+            Ok(pb::ListCatalogueItemsResponse { items, next_page_token, sample: cat.sample })
         })();
         reply(r)
     }

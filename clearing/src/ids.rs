@@ -22,11 +22,7 @@ pub fn shard_of(insuplc_admdvs: &str, psn_no: &str) -> u16 {
 
 /// The shard named by a settlement id, if the id is well formed.
 pub fn shard_of_setl_id(setl_id: &str) -> Option<u16> {
-    if setl_id.len() != SETL_ID_LEN
-        || !setl_id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
+    if setl_id.len() != SETL_ID_LEN || !setl_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
         return None;
     }
     u16::from_str_radix(&setl_id[..2], 16).ok()
@@ -50,18 +46,13 @@ impl Default for SetlIds {
 
 impl SetlIds {
     pub fn new() -> SetlIds {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let mut h = Sha256::new();
         h.update(nanos.to_le_bytes());
         h.update(std::process::id().to_le_bytes());
         let d = h.finalize();
         let seed = u64::from_le_bytes(d[..8].try_into().expect("8 bytes"));
-        SetlIds {
-            seq: AtomicU64::new(seed),
-        }
+        SetlIds { seq: AtomicU64::new(seed) }
     }
 
     pub fn next(&self, shard: u16, now_ms: u64) -> String {
@@ -96,9 +87,7 @@ mod tests {
     fn shard_is_stable() {
         // A changed shard function would move every stored member: pin it.
         assert_eq!(shard_of("421300", "P0001"), shard_of("421300", "P0001"));
-        let spread: std::collections::HashSet<u16> = (0..2000)
-            .map(|i| shard_of("360100", &format!("P{i}")))
-            .collect();
+        let spread: std::collections::HashSet<u16> = (0..2000).map(|i| shard_of("360100", &format!("P{i}"))).collect();
         assert!(spread.len() > 200);
     }
 }

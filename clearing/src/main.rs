@@ -86,11 +86,8 @@ enum MemberCommand {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
@@ -112,9 +109,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = EmbeddedStore::open(&cfg.data_dir)?;
     tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
     let core = Clearinghouse::new(store, Router::new(rules));
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
     // One line on stdout that scripts and tests wait for.
     println!("clearing listening on {addr}");
@@ -132,25 +127,12 @@ async fn main() {
         Command::Serve(a) => serve(a).await,
         Command::Settle { file, addr } => clearing::client::settle(&addr, &file, false).await,
         Command::Preview { file, addr } => clearing::client::settle(&addr, &file, true).await,
-        Command::Reverse {
-            setl_id,
-            msgid,
-            reason,
-            addr,
-        } => clearing::client::reverse(&addr, setl_id, msgid, reason).await,
+        Command::Reverse { setl_id, msgid, reason, addr } => clearing::client::reverse(&addr, setl_id, msgid, reason).await,
         Command::Get { setl_id, addr } => clearing::client::get(&addr, setl_id).await,
-        Command::Member {
-            command: MemberCommand::Upsert { file, addr },
-        } => clearing::client::upsert_member(&addr, &file).await,
-        Command::Member {
-            command:
-                MemberCommand::Get {
-                    insuplc_admdvs,
-                    psn_no,
-                    year,
-                    addr,
-                },
-        } => clearing::client::get_member(&addr, insuplc_admdvs, psn_no, year).await,
+        Command::Member { command: MemberCommand::Upsert { file, addr } } => clearing::client::upsert_member(&addr, &file).await,
+        Command::Member { command: MemberCommand::Get { insuplc_admdvs, psn_no, year, addr } } => {
+            clearing::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
+        }
         Command::Bench(a) => match region_adapter::bundled::rules() {
             Ok(r) => clearing::bench::run(a, r).await,
             Err(e) => Err(e.into()),

@@ -5,9 +5,7 @@
 
 use crate::error::ServiceError;
 use chrono::NaiveDate;
-use region_adapter::{
-    AccountSource, Admdvs, LineInput, MemberFacts, Priced, RuleSet, Settled, Visit, YearState,
-};
+use region_adapter::{AccountSource, Admdvs, LineInput, MemberFacts, Priced, RuleSet, Settled, Visit, YearState};
 use std::sync::{Arc, RwLock};
 
 /// A priced claim with what the response needs from the catalogue.
@@ -34,9 +32,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(rules: RuleSet) -> Router {
-        Router {
-            rules: RwLock::new(Arc::new(rules)),
-        }
+        Router { rules: RwLock::new(Arc::new(rules)) }
     }
 
     /// The rule set in force now.
@@ -62,25 +58,11 @@ impl Router {
         date: NaiveDate,
         lines: &[LineInput<'_>],
     ) -> Result<PricedClaim, ServiceError> {
-        let pack = rules.region(mdtrt).ok_or_else(|| {
-            ServiceError::field("mdtrt_admdvs", format!("unknown region {mdtrt}"))
-        })?;
+        let pack = rules.region(mdtrt).ok_or_else(|| ServiceError::field("mdtrt_admdvs", format!("unknown region {mdtrt}")))?;
         let priced = pack.catalogue.price(date, lines)?;
-        let names = lines
-            .iter()
-            .map(|l| {
-                pack.catalogue
-                    .lookup(l.code, date)
-                    .map(|i| i.name.to_string())
-                    .unwrap_or_default()
-            })
-            .collect();
+        let names = lines.iter().map(|l| pack.catalogue.lookup(l.code, date).map(|i| i.name.to_string()).unwrap_or_default()).collect();
         let explanation = pack.pricing_step(priced.totals).render();
-        Ok(PricedClaim {
-            priced,
-            names,
-            explanation,
-        })
+        Ok(PricedClaim { priced, names, explanation })
     }
 
     /// Applies the insured region's policy.
@@ -94,14 +76,9 @@ impl Router {
         account: Option<AccountSource>,
         visit: &Visit<'_>,
     ) -> Result<PolicyOutcome, ServiceError> {
-        let pack = rules.region(insured).ok_or_else(|| {
-            ServiceError::field("insuplc_admdvs", format!("unknown region {insured}"))
-        })?;
+        let pack = rules.region(insured).ok_or_else(|| ServiceError::field("insuplc_admdvs", format!("unknown region {insured}")))?;
         let settled = pack.apply_policy(priced, member, state, account, visit)?;
         let explanation = settled.steps.iter().map(|s| s.render()).collect();
-        Ok(PolicyOutcome {
-            settled,
-            explanation,
-        })
+        Ok(PolicyOutcome { settled, explanation })
     }
 }

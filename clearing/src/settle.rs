@@ -13,9 +13,7 @@ use chrono::{Datelike, Utc};
 use prost::Message;
 use proto::v1 as pb;
 use region_adapter::money::{fmt_ratio, fmt_yuan};
-use region_adapter::{
-    AccountSource, Admdvs, Benefit, Filing, MemberFacts, PsnType, Visit, YearState,
-};
+use region_adapter::{AccountSource, Admdvs, Benefit, Filing, MemberFacts, PsnType, Visit, YearState};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -31,9 +29,8 @@ fn content_hash(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn decode(rec: &SettlementRecord) -> Result<pb::Settlement, ServiceError> {
-    pb::Settlement::decode(rec.message.as_slice()).map_err(|e| {
-        ServiceError::Internal(format!("stored settlement {} unreadable: {e}", rec.setl_id))
-    })
+    pb::Settlement::decode(rec.message.as_slice())
+        .map_err(|e| ServiceError::Internal(format!("stored settlement {} unreadable: {e}", rec.setl_id)))
 }
 
 /// Amount strings written by us, read back (reversals).
@@ -51,19 +48,11 @@ fn now_ms() -> u64 {
 
 impl<S: Store> Clearinghouse<S> {
     pub fn new(store: S, router: Router) -> Arc<Self> {
-        Arc::new(Clearinghouse {
-            store,
-            router,
-            ids: SetlIds::new(),
-        })
+        Arc::new(Clearinghouse { store, router, ids: SetlIds::new() })
     }
 
     /// Settles (record = true) or previews (record = false) a claim.
-    pub async fn settle(
-        &self,
-        claim: &pb::Claim,
-        record: bool,
-    ) -> Result<pb::Settlement, ServiceError> {
+    pub async fn settle(&self, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
         let rules = self.router.snapshot();
         let now = Utc::now().with_timezone(&crate::window::shanghai());
         let vc = wire::validate_claim(claim, &|a| rules.region(a).is_some(), now)?;
@@ -74,10 +63,7 @@ impl<S: Store> Clearinghouse<S> {
             return Ok(done);
         }
         let lines = vc.line_inputs();
-        let priced = self
-            .router
-            .price(&rules, vc.mdtrt, vc.visit_date, &lines)
-            .await?;
+        let priced = self.router.price(&rules, vc.mdtrt, vc.visit_date, &lines).await?;
         let visit = Visit {
             date: vc.visit_date,
             mdtrt_admdvs: vc.mdtrt,
@@ -95,10 +81,7 @@ impl<S: Store> Clearinghouse<S> {
                 .store
                 .load_member(&vc.member_key())
                 .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    what: "member".into(),
-                    field: "psn_no".into(),
-                })?;
+                .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
             let payer = match &vc.acct_payer {
                 None => None,
                 Some(p) => {
@@ -106,42 +89,27 @@ impl<S: Store> Clearinghouse<S> {
                         .store
                         .load_member(&MemberKey::new(&vc.insured.to_string(), p))
                         .await?
-                        .ok_or_else(|| ServiceError::NotFound {
-                            what: "account payer".into(),
-                            field: "acct_payer_psn_no".into(),
-                        })?;
-                    if !payer
-                        .mulaid_beneficiaries
-                        .iter()
-                        .any(|b| b.psn_no == vc.psn_no)
-                    {
-                        return Err(ServiceError::PermissionDenied("the account payer has not bound the patient for family mutual aid (家庭共济)".into(), "acct_payer_psn_no".into()));
+                        .ok_or_else(|| ServiceError::NotFound { what: "account payer".into(), field: "acct_payer_psn_no".into() })?;
+                    if !payer.mulaid_beneficiaries.iter().any(|b| b.psn_no == vc.psn_no) {
+                        return Err(ServiceError::PermissionDenied(
+                            "the account payer has not bound the patient for family mutual aid (家庭共济)".into(),
+                            "acct_payer_psn_no".into(),
+                        ));
                     }
                     Some(payer)
                 }
             };
             let account = match &payer {
-                Some(p) => AccountSource::Family {
-                    balance_fen: p.acct_balc_fen,
-                },
-                None => AccountSource::Own {
-                    balance_fen: member.acct_balc_fen,
-                },
+                Some(p) => AccountSource::Family { balance_fen: p.acct_balc_fen },
+                None => AccountSource::Own { balance_fen: member.acct_balc_fen },
             };
             let filings: Vec<Filing> = member
                 .filings
                 .iter()
-                .filter_map(|f| {
-                    Some(Filing {
-                        mdtrt_admdvs: Admdvs::parse(&f.mdtrt_admdvs)?,
-                        begin: f.begndate,
-                        end: f.enddate,
-                    })
-                })
+                .filter_map(|f| Some(Filing { mdtrt_admdvs: Admdvs::parse(&f.mdtrt_admdvs)?, begin: f.begndate, end: f.enddate }))
                 .collect();
             let facts = MemberFacts {
-                psn_type: PsnType::parse(&member.psn_type)
-                    .ok_or_else(|| ServiceError::Internal("stored psn_type unreadable".into()))?,
+                psn_type: PsnType::parse(&member.psn_type).ok_or_else(|| ServiceError::Internal("stored psn_type unreadable".into()))?,
                 retire_date: member.retire_date,
                 pooling_only: member.pooling_only,
                 filings: &filings,
@@ -154,32 +122,14 @@ impl<S: Store> Clearinghouse<S> {
                     visits: a.visits.max(0) as u32,
                 })
                 .unwrap_or_default();
-            let outcome = self
-                .router
-                .apply_policy(
-                    &rules,
-                    vc.insured,
-                    &priced.priced,
-                    &facts,
-                    state,
-                    Some(account),
-                    &visit,
-                )
-                .await?;
+            let outcome = self.router.apply_policy(&rules, vc.insured, &priced.priced, &facts, state, Some(account), &visit).await?;
             if !record {
                 return Ok(settlement_pb(&vc, &priced, &outcome, "", "", false));
             }
             let today = crate::window::today();
             let clr_date = self.store.open_window(shard, today).await?;
             let setl_id = self.ids.next(shard, now_ms());
-            let msg = settlement_pb(
-                &vc,
-                &priced,
-                &outcome,
-                &setl_id,
-                &clr_date.to_string(),
-                true,
-            );
+            let msg = settlement_pb(&vc, &priced, &outcome, &setl_id, &clr_date.to_string(), true);
             let a = &outcome.settled.amounts;
             let d = &outcome.settled.delta;
             let mut members = vec![MemberChange {
@@ -192,11 +142,7 @@ impl<S: Store> Clearinghouse<S> {
                     fund_paid_fen: d.fund_paid_fen,
                     visits: d.visits as i64,
                 }),
-                balance_delta_fen: if payer.is_none() {
-                    -d.account_debit_fen
-                } else {
-                    0
-                },
+                balance_delta_fen: if payer.is_none() { -d.account_debit_fen } else { 0 },
             }];
             if let Some(p) = &payer {
                 members.push(MemberChange {
@@ -214,38 +160,18 @@ impl<S: Store> Clearinghouse<S> {
                 mdtrt_admdvs: vc.mdtrt.to_string(),
                 message: msg.encode_to_vec(),
                 content_hash: hash,
-                totals: PairDelta {
-                    count: 1,
-                    medfee_fen: a.medfee_sumamt,
-                    fund_fen: a.fund_pay_sumamt,
-                    acct_fen: a.acct_pay,
-                },
+                totals: PairDelta { count: 1, medfee_fen: a.medfee_sumamt, fund_fen: a.fund_pay_sumamt, acct_fen: a.acct_pay },
                 orig_setl_id: None,
                 reversed_by: None,
             };
-            match self
-                .commit(
-                    Commit {
-                        shard,
-                        settlement: record,
-                        members,
-                        reverses: None,
-                    },
-                    today,
-                    &idem_key,
-                    &hash,
-                )
-                .await?
-            {
+            match self.commit(Commit { shard, settlement: record, members, reverses: None }, today, &idem_key, &hash).await? {
                 Some(CommitOutcome::Committed) => return Ok(msg),
                 Some(CommitOutcome::Replayed(rec)) => return decode(&rec),
                 Some(CommitOutcome::IdempotencyMismatch) => {
                     return Err(ServiceError::IdempotencyMismatch(vc.msgid.clone()));
                 }
                 Some(CommitOutcome::AlreadyReversed) => {
-                    return Err(ServiceError::Internal(
-                        "settlement commit reported a reversal conflict".into(),
-                    ));
+                    return Err(ServiceError::Internal("settlement commit reported a reversal conflict".into()));
                 }
                 // Someone changed the member, the window closed, or the id was taken: recompute.
                 _ => continue,
@@ -256,12 +182,7 @@ impl<S: Store> Clearinghouse<S> {
 
     /// The stored answer for an idempotency key: the settlement when the content matches,
     /// `IdempotencyMismatch` when it does not, `None` when the key is new.
-    async fn replay(
-        &self,
-        shard: u16,
-        idem_key: &str,
-        hash: &[u8; 32],
-    ) -> Result<Option<pb::Settlement>, ServiceError> {
+    async fn replay(&self, shard: u16, idem_key: &str, hash: &[u8; 32]) -> Result<Option<pb::Settlement>, ServiceError> {
         let Some(idem) = self.store.lookup_idempotency(shard, idem_key).await? else {
             return Ok(None);
         };
@@ -273,9 +194,7 @@ impl<S: Store> Clearinghouse<S> {
             .store
             .get_settlement(&idem.setl_id)
             .await?
-            .ok_or_else(|| {
-                ServiceError::Internal(format!("idempotency key names missing {}", idem.setl_id))
-            })?;
+            .ok_or_else(|| ServiceError::Internal(format!("idempotency key names missing {}", idem.setl_id)))?;
         decode(&rec).map(Some)
     }
 
@@ -294,15 +213,11 @@ impl<S: Store> Clearinghouse<S> {
             Err(StoreError::Unavailable(m)) => {
                 match self.store.lookup_idempotency(shard, idem_key).await {
                     Ok(Some(idem)) if &idem.content_hash == hash => {
-                        let rec =
-                            self.store
-                                .get_settlement(&idem.setl_id)
-                                .await?
-                                .ok_or_else(|| {
-                                    ServiceError::Internal(
-                                        "idempotency key names a missing settlement".into(),
-                                    )
-                                })?;
+                        let rec = self
+                            .store
+                            .get_settlement(&idem.setl_id)
+                            .await?
+                            .ok_or_else(|| ServiceError::Internal("idempotency key names a missing settlement".into()))?;
                         Ok(Some(CommitOutcome::Replayed(rec)))
                     }
                     // Not committed (or still unknown): the caller retries with the same msgid, which is safe.
@@ -314,10 +229,7 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     /// Reverses a settlement (2208).
-    pub async fn reverse(
-        &self,
-        req: &pb::ReverseClaimRequest,
-    ) -> Result<pb::Settlement, ServiceError> {
+    pub async fn reverse(&self, req: &pb::ReverseClaimRequest) -> Result<pb::Settlement, ServiceError> {
         let mut v = Violations::default();
         let shard = shard_of_setl_id(&req.setl_id);
         if shard.is_none() {
@@ -334,48 +246,32 @@ impl<S: Store> Clearinghouse<S> {
                 .store
                 .get_settlement(&req.setl_id)
                 .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    what: format!("settlement {}", req.setl_id),
-                    field: "setl_id".into(),
-                })?;
+                .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {}", req.setl_id), field: "setl_id".into() })?;
             let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
             if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
                 return Ok(done);
             }
             if orig.orig_setl_id.is_some() {
-                return Err(ServiceError::FailedPrecondition(format!(
-                    "{} is itself a reversal",
-                    orig.setl_id
-                )));
+                return Err(ServiceError::FailedPrecondition(format!("{} is itself a reversal", orig.setl_id)));
             }
             if let Some(by) = &orig.reversed_by {
-                return Err(ServiceError::FailedPrecondition(format!(
-                    "{} was already reversed by {by}",
-                    orig.setl_id
-                )));
+                return Err(ServiceError::FailedPrecondition(format!("{} was already reversed by {by}", orig.setl_id)));
             }
             let o = decode(&orig)?;
             let patient = MemberKey::new(&o.insuplc_admdvs, &o.psn_no);
-            let payer_key = if o.acct_payer_psn_no.is_empty() {
-                patient.clone()
-            } else {
-                MemberKey::new(&o.insuplc_admdvs, &o.acct_payer_psn_no)
-            };
-            let payer = self.store.load_member(&payer_key).await?.ok_or_else(|| {
-                ServiceError::Internal("paying member of a stored settlement is missing".into())
-            })?;
+            let payer_key =
+                if o.acct_payer_psn_no.is_empty() { patient.clone() } else { MemberKey::new(&o.insuplc_admdvs, &o.acct_payer_psn_no) };
+            let payer = self
+                .store
+                .load_member(&payer_key)
+                .await?
+                .ok_or_else(|| ServiceError::Internal("paying member of a stored settlement is missing".into()))?;
             let acct_pay = stored_fen(&o.acct_pay)?;
             let today = crate::window::today();
             let member_shard = shard_of(&o.insuplc_admdvs, &o.psn_no);
             let clr_date = self.store.open_window(member_shard, today).await?;
             let setl_id = self.ids.next(member_shard, now_ms());
-            let msg = reversal_pb(
-                &o,
-                req,
-                &setl_id,
-                &clr_date.to_string(),
-                payer.acct_balc_fen + acct_pay,
-            )?;
+            let msg = reversal_pb(&o, req, &setl_id, &clr_date.to_string(), payer.acct_balc_fen + acct_pay)?;
             let mut members = vec![MemberChange {
                 key: patient.clone(),
                 expected_version: None,
@@ -417,12 +313,7 @@ impl<S: Store> Clearinghouse<S> {
             };
             match self
                 .commit(
-                    Commit {
-                        shard: member_shard,
-                        settlement: record,
-                        members,
-                        reverses: Some(orig.setl_id.clone()),
-                    },
+                    Commit { shard: member_shard, settlement: record, members, reverses: Some(orig.setl_id.clone()) },
                     today,
                     &idem_key,
                     &hash,
@@ -435,10 +326,7 @@ impl<S: Store> Clearinghouse<S> {
                     return Err(ServiceError::IdempotencyMismatch(req.msgid.clone()));
                 }
                 Some(CommitOutcome::AlreadyReversed) => {
-                    return Err(ServiceError::FailedPrecondition(format!(
-                        "{} was already reversed",
-                        orig.setl_id
-                    )));
+                    return Err(ServiceError::FailedPrecondition(format!("{} was already reversed", orig.setl_id)));
                 }
                 _ => continue,
             }
@@ -450,14 +338,11 @@ impl<S: Store> Clearinghouse<S> {
         if shard_of_setl_id(setl_id).is_none() {
             return Err(ServiceError::field("setl_id", "malformed settlement id"));
         }
-        let rec =
-            self.store
-                .get_settlement(setl_id)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    what: format!("settlement {setl_id}"),
-                    field: "setl_id".into(),
-                })?;
+        let rec = self
+            .store
+            .get_settlement(setl_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() })?;
         let mut s = decode(&rec)?;
         s.reversed_by_setl_id = rec.reversed_by.unwrap_or_default();
         Ok(s)
@@ -566,9 +451,7 @@ fn reversal_pb(
     Ok(pb::Settlement {
         setl_id: setl_id.into(),
         msgid: req.msgid.clone(),
-        setl_time: Utc::now()
-            .with_timezone(&crate::window::shanghai())
-            .to_rfc3339(),
+        setl_time: Utc::now().with_timezone(&crate::window::shanghai()).to_rfc3339(),
         clr_date: clr_date.into(),
         medfee_sumamt: negate(&o.medfee_sumamt)?,
         fulamt_ownpay_amt: negate(&o.fulamt_ownpay_amt)?,

@@ -45,15 +45,7 @@ pub struct ValidLine {
 
 impl ValidClaim {
     pub fn line_inputs(&self) -> Vec<LineInput<'_>> {
-        self.lines
-            .iter()
-            .map(|l| LineInput {
-                code: &l.code,
-                qty: l.qty,
-                unit_price: l.unit_price,
-                amount_fen: l.amount_fen,
-            })
-            .collect()
+        self.lines.iter().map(|l| LineInput { code: &l.code, qty: l.qty, unit_price: l.unit_price, amount_fen: l.amount_fen }).collect()
     }
     pub fn member_key(&self) -> MemberKey {
         MemberKey::new(&self.insured.to_string(), &self.psn_no)
@@ -69,56 +61,35 @@ impl Violations {
         self.0.push(FieldViolation::new(field, description));
     }
     pub fn into_result<T>(self, ok: T) -> Result<T, crate::error::ServiceError> {
-        if self.0.is_empty() {
-            Ok(ok)
-        } else {
-            Err(crate::error::ServiceError::Invalid(self.0))
-        }
+        if self.0.is_empty() { Ok(ok) } else { Err(crate::error::ServiceError::Invalid(self.0)) }
     }
 }
 
 fn id_like(s: &str, max: usize, extra: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 pub fn check_msgid(v: &mut Violations, field: &str, s: &str) {
     if !id_like(s, MAX_MSGID_LEN, b"_.-") {
-        v.add(
-            field,
-            format!("must be 1–{MAX_MSGID_LEN} characters of A–Z a–z 0–9 _ . -"),
-        );
+        v.add(field, format!("must be 1–{MAX_MSGID_LEN} characters of A–Z a–z 0–9 _ . -"));
     }
 }
 
 pub fn check_psn_no(v: &mut Violations, field: &str, s: &str) {
     if !id_like(s, MAX_PSN_NO_LEN, b"") {
-        v.add(
-            field,
-            format!("must be 1–{MAX_PSN_NO_LEN} letters or digits"),
-        );
+        v.add(field, format!("must be 1–{MAX_PSN_NO_LEN} letters or digits"));
     }
 }
 
 /// A known pooling region (one with a rule pack).
-pub fn check_region(
-    v: &mut Violations,
-    field: &str,
-    s: &str,
-    known: &dyn Fn(Admdvs) -> bool,
-) -> Option<Admdvs> {
+pub fn check_region(v: &mut Violations, field: &str, s: &str, known: &dyn Fn(Admdvs) -> bool) -> Option<Admdvs> {
     match Admdvs::parse(s) {
         None => {
             v.add(field, "must be a 6-digit division code");
             None
         }
         Some(a) if !known(a) => {
-            v.add(
-                field,
-                format!("unknown region {a}: no rule pack is loaded for it"),
-            );
+            v.add(field, format!("unknown region {a}: no rule pack is loaded for it"));
             None
         }
         Some(a) => Some(a),
@@ -137,24 +108,15 @@ pub fn parse_date(v: &mut Violations, field: &str, s: &str) -> Option<NaiveDate>
 
 /// A wire amount in yuan that must be exact to the fen, ≥ 0 and at most `max_fen`.
 pub fn parse_money(v: &mut Violations, field: &str, s: &str, max_fen: i64) -> Option<i64> {
-    let fen = Decimal::from_str(s)
-        .ok()
-        .filter(|d| d.scale() <= 2)
-        .and_then(yuan_to_fen_exact);
+    let fen = Decimal::from_str(s).ok().filter(|d| d.scale() <= 2).and_then(yuan_to_fen_exact);
     match fen {
         Some(f) if (0..=max_fen).contains(&f) => Some(f),
         Some(_) => {
-            v.add(
-                field,
-                format!("must be between 0.00 and {}", fmt_yuan(max_fen)),
-            );
+            v.add(field, format!("must be between 0.00 and {}", fmt_yuan(max_fen)));
             None
         }
         None => {
-            v.add(
-                field,
-                "must be a decimal amount in yuan with at most two decimals",
-            );
+            v.add(field, "must be a decimal amount in yuan with at most two decimals");
             None
         }
     }
@@ -192,18 +154,12 @@ pub fn validate_claim(
         v.add("mdtrt_admdvs", "is the insured region itself: claims within a region settle locally, not through the clearinghouse");
     }
     match parse_fixmedins_code(&c.fixmedins_code) {
-        None => v.add(
-            "fixmedins_code",
-            "must be H or P + 6-digit division + 5 digits, e.g. H42130200746",
-        ),
+        None => v.add("fixmedins_code", "must be H or P + 6-digit division + 5 digits, e.g. H42130200746"),
         Some((_, adm)) => {
             if let Some(m) = mdtrt
                 && adm.as_u32() / 100 != m.as_u32() / 100
             {
-                v.add(
-                    "fixmedins_code",
-                    format!("institution's division {adm} is not in the service location {m}"),
-                );
+                v.add("fixmedins_code", format!("institution's division {adm} is not in the service location {m}"));
             }
         }
     }
@@ -216,22 +172,12 @@ pub fn validate_claim(
         v.add("med_type", "must be 11 (general outpatient), 13 (emergency), 14 (chronic/special disease) or 41 (pharmacy)");
     }
     let dise_code = (!c.dise_code.is_empty()).then(|| c.dise_code.clone());
-    if med_type == Some(MedType::ChronicDisease)
-        && !dise_code
-            .as_deref()
-            .is_some_and(|d| id_like(d, MAX_DISE_CODE_LEN, b".-"))
-    {
-        v.add(
-            "dise_code",
-            format!("med_type 14 needs a disease code of 1–{MAX_DISE_CODE_LEN} letters or digits"),
-        );
+    if med_type == Some(MedType::ChronicDisease) && !dise_code.as_deref().is_some_and(|d| id_like(d, MAX_DISE_CODE_LEN, b".-")) {
+        v.add("dise_code", format!("med_type 14 needs a disease code of 1–{MAX_DISE_CODE_LEN} letters or digits"));
     }
     let prescribing_lv = Level::new(c.prescribing_hosp_lv);
     if med_type == Some(MedType::Pharmacy) && prescribing_lv.is_none() {
-        v.add(
-            "prescribing_hosp_lv",
-            "med_type 41 needs the prescribing institution's level 1, 2 or 3",
-        );
+        v.add("prescribing_hosp_lv", "med_type 41 needs the prescribing institution's level 1, 2 or 3");
     }
     if med_type != Some(MedType::Pharmacy) && c.prescribing_hosp_lv != 0 {
         v.add("prescribing_hosp_lv", "only for med_type 41");
@@ -247,15 +193,11 @@ pub fn validate_claim(
         }
         Ok(t) => Some(t),
         Err(_) => {
-            v.add(
-                "setl_time",
-                "must be an RFC 3339 time, e.g. 2023-03-10T09:30:00+08:00",
-            );
+            v.add("setl_time", "must be an RFC 3339 time, e.g. 2023-03-10T09:30:00+08:00");
             None
         }
     };
-    let acct_payer = (!c.acct_payer_psn_no.is_empty() && c.acct_payer_psn_no != c.psn_no)
-        .then(|| c.acct_payer_psn_no.clone());
+    let acct_payer = (!c.acct_payer_psn_no.is_empty() && c.acct_payer_psn_no != c.psn_no).then(|| c.acct_payer_psn_no.clone());
     if let Some(p) = &acct_payer {
         check_psn_no(&mut v, "acct_payer_psn_no", p);
     }
@@ -263,46 +205,28 @@ pub fn validate_claim(
         v.add("lines", "a claim needs at least one line");
     }
     if c.lines.len() > MAX_LINES_PER_CLAIM {
-        v.add(
-            "lines",
-            format!(
-                "{} lines; at most {MAX_LINES_PER_CLAIM} per claim",
-                c.lines.len()
-            ),
-        );
+        v.add("lines", format!("{} lines; at most {MAX_LINES_PER_CLAIM} per claim", c.lines.len()));
     }
     let mut lines = Vec::with_capacity(c.lines.len().min(MAX_LINES_PER_CLAIM));
     for (i, l) in c.lines.iter().take(MAX_LINES_PER_CLAIM).enumerate() {
         let before = v.0.len();
         if code_kind(&l.hilist_code).is_none() {
-            v.add(format!("lines[{i}].hilist_code"), "malformed catalogue code (drug X/Z + 11 characters, service 15 digits, consumable C + 26 digits)");
+            v.add(
+                format!("lines[{i}].hilist_code"),
+                "malformed catalogue code (drug X/Z + 11 characters, service 15 digits, consumable C + 26 digits)",
+            );
         }
         let qty = parse_decimal(&mut v, &format!("lines[{i}].cnt"), &l.cnt);
         let price = parse_decimal(&mut v, &format!("lines[{i}].pric"), &l.pric);
-        let amount = parse_money(
-            &mut v,
-            &format!("lines[{i}].det_item_fee_sumamt"),
-            &l.det_item_fee_sumamt,
-            MAX_AMOUNT_FEN,
-        );
+        let amount = parse_money(&mut v, &format!("lines[{i}].det_item_fee_sumamt"), &l.det_item_fee_sumamt, MAX_AMOUNT_FEN);
         if let (Some(qty), Some(unit_price), Some(amount_fen)) = (qty, price, amount)
             && v.0.len() == before
         {
-            let input = LineInput {
-                code: &l.hilist_code,
-                qty,
-                unit_price,
-                amount_fen,
-            };
+            let input = LineInput { code: &l.hilist_code, qty, unit_price, amount_fen };
             if let Err(e) = check_line(i, &input) {
                 v.add(e.field(), e.to_string());
             } else {
-                lines.push(ValidLine {
-                    code: l.hilist_code.clone(),
-                    qty,
-                    unit_price,
-                    amount_fen,
-                });
+                lines.push(ValidLine { code: l.hilist_code.clone(), qty, unit_price, amount_fen });
             }
         }
     }
@@ -330,31 +254,17 @@ pub fn validate_claim(
 }
 
 /// Validates a member upsert.
-pub fn validate_member(
-    m: &pb::Member,
-    known: &dyn Fn(Admdvs) -> bool,
-) -> Result<MemberUpsert, crate::error::ServiceError> {
+pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result<MemberUpsert, crate::error::ServiceError> {
     let mut v = Violations::default();
     check_psn_no(&mut v, "psn_no", &m.psn_no);
     check_region(&mut v, "insuplc_admdvs", &m.insuplc_admdvs, known);
     if !matches!(m.psn_type.as_str(), "11" | "12") {
         v.add("psn_type", "must be 11 (in service) or 12 (retired)");
     }
-    let retire_date = if m.retire_date.is_empty() {
-        None
-    } else {
-        parse_date(&mut v, "retire_date", &m.retire_date)
-    };
-    let set_balance_fen = if m.acct_balc.is_empty() {
-        None
-    } else {
-        parse_money(&mut v, "acct_balc", &m.acct_balc, MAX_BALANCE_FEN)
-    };
-    let credit_fen = if m.acct_credit.is_empty() {
-        0
-    } else {
-        parse_money(&mut v, "acct_credit", &m.acct_credit, MAX_BALANCE_FEN).unwrap_or(0)
-    };
+    let retire_date = if m.retire_date.is_empty() { None } else { parse_date(&mut v, "retire_date", &m.retire_date) };
+    let set_balance_fen = if m.acct_balc.is_empty() { None } else { parse_money(&mut v, "acct_balc", &m.acct_balc, MAX_BALANCE_FEN) };
+    let credit_fen =
+        if m.acct_credit.is_empty() { 0 } else { parse_money(&mut v, "acct_credit", &m.acct_credit, MAX_BALANCE_FEN).unwrap_or(0) };
     if m.filings.len() > MAX_FILINGS {
         v.add("filings", format!("at most {MAX_FILINGS}"));
     }
@@ -362,64 +272,32 @@ pub fn validate_member(
     for (i, f) in m.filings.iter().take(MAX_FILINGS).enumerate() {
         let adm = Admdvs::parse(&f.mdtrt_admdvs).filter(|a| *a != Admdvs::CENTRAL);
         if adm.is_none() {
-            v.add(
-                format!("filings[{i}].mdtrt_admdvs"),
-                "must be a 6-digit city or province code",
-            );
+            v.add(format!("filings[{i}].mdtrt_admdvs"), "must be a 6-digit city or province code");
         }
         let begin = parse_date(&mut v, &format!("filings[{i}].begndate"), &f.begndate);
-        let end = if f.enddate.is_empty() {
-            None
-        } else {
-            parse_date(&mut v, &format!("filings[{i}].enddate"), &f.enddate)
-        };
+        let end = if f.enddate.is_empty() { None } else { parse_date(&mut v, &format!("filings[{i}].enddate"), &f.enddate) };
         if let (Some(b), Some(e)) = (begin, end)
             && e < b
         {
             v.add(format!("filings[{i}].enddate"), "is before begndate");
         }
         if let (Some(a), Some(b)) = (adm, begin) {
-            filings.push(FilingRecord {
-                mdtrt_admdvs: a.to_string(),
-                begndate: b,
-                enddate: end,
-            });
+            filings.push(FilingRecord { mdtrt_admdvs: a.to_string(), begndate: b, enddate: end });
         }
     }
     if m.mulaid_beneficiaries.len() > MAX_BENEFICIARIES {
-        v.add(
-            "mulaid_beneficiaries",
-            format!("at most {MAX_BENEFICIARIES}"),
-        );
+        v.add("mulaid_beneficiaries", format!("at most {MAX_BENEFICIARIES}"));
     }
     let mut beneficiaries = Vec::new();
-    for (i, b) in m
-        .mulaid_beneficiaries
-        .iter()
-        .take(MAX_BENEFICIARIES)
-        .enumerate()
-    {
-        check_psn_no(
-            &mut v,
-            &format!("mulaid_beneficiaries[{i}].psn_no"),
-            &b.psn_no,
-        );
+    for (i, b) in m.mulaid_beneficiaries.iter().take(MAX_BENEFICIARIES).enumerate() {
+        check_psn_no(&mut v, &format!("mulaid_beneficiaries[{i}].psn_no"), &b.psn_no);
         if b.psn_no == m.psn_no {
-            v.add(
-                format!("mulaid_beneficiaries[{i}].psn_no"),
-                "a member's own account needs no link",
-            );
+            v.add(format!("mulaid_beneficiaries[{i}].psn_no"), "a member's own account needs no link");
         }
         if !matches!(b.relation.as_str(), "spouse" | "parent" | "child") {
-            v.add(
-                format!("mulaid_beneficiaries[{i}].relation"),
-                "must be spouse, parent or child (家庭共济: 配偶、父母、子女)",
-            );
+            v.add(format!("mulaid_beneficiaries[{i}].relation"), "must be spouse, parent or child (家庭共济: 配偶、父母、子女)");
         }
-        beneficiaries.push(BeneficiaryRecord {
-            psn_no: b.psn_no.clone(),
-            relation: b.relation.clone(),
-        });
+        beneficiaries.push(BeneficiaryRecord { psn_no: b.psn_no.clone(), relation: b.relation.clone() });
     }
     v.into_result(MemberUpsert {
         key: MemberKey::new(&m.insuplc_admdvs, &m.psn_no),
@@ -454,10 +332,7 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
         mulaid_beneficiaries: r
             .mulaid_beneficiaries
             .iter()
-            .map(|b| pb::MulaidBeneficiary {
-                psn_no: b.psn_no.clone(),
-                relation: b.relation.clone(),
-            })
+            .map(|b| pb::MulaidBeneficiary { psn_no: b.psn_no.clone(), relation: b.relation.clone() })
             .collect(),
         accumulators: r
             .accumulators

@@ -11,12 +11,7 @@ use std::str::FromStr;
 fn line(code: &'static str, qty: &str, price: &str) -> LineInput<'static> {
     let qty = Decimal::from_str(qty).unwrap();
     let unit_price = Decimal::from_str(price).unwrap();
-    LineInput {
-        code,
-        qty,
-        unit_price,
-        amount_fen: money::yuan_to_fen_rounded(qty * unit_price).unwrap(),
-    }
+    LineInput { code, qty, unit_price, amount_fen: money::yuan_to_fen_rounded(qty * unit_price).unwrap() }
 }
 
 fn bench(c: &mut Criterion) {
@@ -32,22 +27,9 @@ fn bench(c: &mut Criterion) {
         line("003201000010000", "1", "120.00"),
     ];
     let date = NaiveDate::from_ymd_opt(2023, 6, 1).unwrap();
-    let filings = [Filing {
-        mdtrt_admdvs: Admdvs::parse("420000").unwrap(),
-        begin: date,
-        end: None,
-    }];
-    let member = MemberFacts {
-        psn_type: PsnType::Retired,
-        retire_date: None,
-        pooling_only: false,
-        filings: &filings,
-    };
-    let state = YearState {
-        deductible_used_fen: 12_000,
-        fund_paid_fen: 30_000,
-        visits: 3,
-    };
+    let filings = [Filing { mdtrt_admdvs: Admdvs::parse("420000").unwrap(), begin: date, end: None }];
+    let member = MemberFacts { psn_type: PsnType::Retired, retire_date: None, pooling_only: false, filings: &filings };
+    let state = YearState { deductible_used_fen: 12_000, fund_paid_fen: 30_000, visits: 3 };
     let visit = Visit {
         date,
         mdtrt_admdvs: suizhou.admdvs,
@@ -61,36 +43,17 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("price_and_apply_policy_5_lines", |b| {
         b.iter(|| {
-            let priced = suizhou
-                .catalogue
-                .price(black_box(date), black_box(&lines))
-                .unwrap();
+            let priced = suizhou.catalogue.price(black_box(date), black_box(&lines)).unwrap();
             let s = nanchang
-                .apply_policy(
-                    &priced,
-                    &member,
-                    black_box(state),
-                    Some(AccountSource::Own {
-                        balance_fen: 50_000,
-                    }),
-                    &visit,
-                )
+                .apply_policy(&priced, &member, black_box(state), Some(AccountSource::Own { balance_fen: 50_000 }), &visit)
                 .unwrap();
             black_box(s.amounts.hifp_pay)
         })
     });
     g.bench_function("render_explanation", |b| {
         let priced = suizhou.catalogue.price(date, &lines).unwrap();
-        let s = nanchang
-            .apply_policy(&priced, &member, state, None, &visit)
-            .unwrap();
-        b.iter(|| {
-            black_box(&s.steps)
-                .iter()
-                .map(Step::render)
-                .map(|t| t.len())
-                .sum::<usize>()
-        })
+        let s = nanchang.apply_policy(&priced, &member, state, None, &visit).unwrap();
+        b.iter(|| black_box(&s.steps).iter().map(Step::render).map(|t| t.len()).sum::<usize>())
     });
     g.finish();
 }

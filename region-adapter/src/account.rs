@@ -24,21 +24,17 @@ pub fn monthly_credit_fen<'p>(
 ) -> Option<(i64, &'p Provenance)> {
     let a = &policy.account;
     match class {
-        MemberClass::InService => Some((
-            apply_ratio(basis.contribution_base_fen, a.in_service_share_bp.value),
-            &a.in_service_share_bp.provenance,
-        )),
+        MemberClass::InService => {
+            Some((apply_ratio(basis.contribution_base_fen, a.in_service_share_bp.value), &a.in_service_share_bp.provenance))
+        }
         MemberClass::Retired => {
             let step = a.retired.iter().rev().find(|s| s.from <= date)?;
             let fen = match step.rule.value {
                 RetiredCredit::FixedMonthly(f) => f,
-                RetiredCredit::ShareOfAveragePension {
-                    share_bp,
-                    average_pension_monthly_fen,
-                } => apply_ratio(average_pension_monthly_fen, share_bp),
-                RetiredCredit::ShareOfOwnPension { share_bp } => {
-                    apply_ratio(basis.own_pension_fen, share_bp)
+                RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen } => {
+                    apply_ratio(average_pension_monthly_fen, share_bp)
                 }
+                RetiredCredit::ShareOfOwnPension { share_bp } => apply_ratio(basis.own_pension_fen, share_bp),
                 RetiredCredit::KeepPreviousYear => basis.previous_year_credit_fen,
             };
             Some((fen, &step.rule.provenance))

@@ -72,17 +72,9 @@ pub enum CodeKind {
 pub fn code_kind(code: &str) -> Option<CodeKind> {
     let b = code.as_bytes();
     match (b.first(), b.len()) {
-        (Some(b'X' | b'Z'), 12)
-            if b[1..]
-                .iter()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
-        {
-            Some(CodeKind::Drug)
-        }
+        (Some(b'X' | b'Z'), 12) if b[1..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) => Some(CodeKind::Drug),
         (Some(b'C'), 27) if b[1..].iter().all(u8::is_ascii_digit) => Some(CodeKind::Consumable),
-        (Some(c), 15) if c.is_ascii_digit() && b.iter().all(u8::is_ascii_digit) => {
-            Some(CodeKind::Service)
-        }
+        (Some(c), 15) if c.is_ascii_digit() && b.iter().all(u8::is_ascii_digit) => Some(CodeKind::Service),
         _ => None,
     }
 }
@@ -178,17 +170,11 @@ mod tests {
         assert_eq!(code_kind("XB06ACL388B0"), Some(CodeKind::Drug));
         assert_eq!(code_kind("ZA01AAT0013X"), Some(CodeKind::Drug));
         assert_eq!(code_kind("110200001000000"), Some(CodeKind::Service));
-        assert_eq!(
-            code_kind("C02010100101001031800000000"),
-            Some(CodeKind::Consumable)
-        );
+        assert_eq!(code_kind("C02010100101001031800000000"), Some(CodeKind::Consumable));
         assert_eq!(code_kind("xb06acl388b0"), None);
         assert_eq!(code_kind("11020000100000"), None);
         assert_eq!(code_kind(""), None);
-        assert_eq!(
-            parse_fixmedins_code("H42130200746").map(|(k, a)| (k, a.to_string())),
-            Some(('H', "421302".into()))
-        );
+        assert_eq!(parse_fixmedins_code("H42130200746").map(|(k, a)| (k, a.to_string())), Some(('H', "421302".into())));
         assert!(parse_fixmedins_code("H4213020074").is_none());
     }
 }

@@ -10,9 +10,7 @@ pub enum EngineError {
     NoLines,
     #[error("{got} lines; at most {max} per claim")]
     TooManyLines { got: usize, max: usize },
-    #[error(
-        "line {line}: malformed catalogue code (drug X/Z+11 characters, service 15 digits, consumable C+26 digits)"
-    )]
+    #[error("line {line}: malformed catalogue code (drug X/Z+11 characters, service 15 digits, consumable C+26 digits)")]
     MalformedCode { line: usize },
     #[error("line {line}: quantity must be > 0, at most 10000, with at most 4 decimals")]
     BadQuantity { line: usize },
@@ -42,9 +40,7 @@ impl EngineError {
     /// The claim field at fault, as a path in the `Claim` message.
     pub fn field(&self) -> String {
         match self {
-            EngineError::NoLines
-            | EngineError::TooManyLines { .. }
-            | EngineError::ClaimTooLarge => "lines".into(),
+            EngineError::NoLines | EngineError::TooManyLines { .. } | EngineError::ClaimTooLarge => "lines".into(),
             EngineError::MalformedCode { line } => format!("lines[{line}].hilist_code"),
             EngineError::BadQuantity { line } => format!("lines[{line}].cnt"),
             EngineError::BadPrice { line } => format!("lines[{line}].pric"),
@@ -53,9 +49,7 @@ impl EngineError {
             }
             EngineError::NoPolicyOnDate { .. } => "setl_time".into(),
             EngineError::MissingPrescribingLevel => "prescribing_hosp_lv".into(),
-            EngineError::MissingDiseaseCode | EngineError::UnknownDisease { .. } => {
-                "dise_code".into()
-            }
+            EngineError::MissingDiseaseCode | EngineError::UnknownDisease { .. } => "dise_code".into(),
             EngineError::FamilyAidNotAllowed { .. } => "acct_payer_psn_no".into(),
             EngineError::Invariant(_) => "".into(),
         }

@@ -25,6 +25,11 @@ pub enum Step {
         retired_from: Option<NaiveDate>,
         source: Provenance,
     },
+    Filed {
+        region: Arc<str>,
+        filing: Admdvs,
+        source: Provenance,
+    },
     NotFiled {
         region: Arc<str>,
         mdtrt: Admdvs,
@@ -85,11 +90,7 @@ impl Step {
     /// The step as one line of text.
     pub fn render(&self) -> String {
         match self {
-            Step::Pricing {
-                region,
-                totals: t,
-                sample,
-            } => format!(
+            Step::Pricing { region, totals: t, sample } => format!(
                 "priced with {region}'s catalogue{}: total {} = full self-pay {} + over price cap {} + self-pay first {} + in scope {}",
                 if *sample { " (sample)" } else { "" },
                 fmt_yuan(t.medfee_fen),
@@ -98,87 +99,34 @@ impl Step {
                 fmt_yuan(t.preselfpay_fen),
                 fmt_yuan(t.inscp_fen)
             ),
-            Step::MemberClass {
-                region,
-                class,
-                retired_from,
-                source,
-            } => match retired_from {
-                Some(d) => format!(
-                    "member class {} on the visit date (retiree terms from {d}) ({region} {source})",
-                    class.label()
-                ),
-                None => format!(
-                    "member class {} ({region}, registered person type)",
-                    class.label()
-                ),
+            Step::MemberClass { region, class, retired_from, source } => match retired_from {
+                Some(d) => format!("member class {} on the visit date (retiree terms from {d}) ({region} {source})", class.label()),
+                None => format!("member class {} ({region}, registered person type)", class.label()),
             },
-            Step::NotFiled {
-                region,
-                mdtrt,
-                source,
-            } => format!(
-                "no filing covers {mdtrt}: a visit outside the region is not paid by the fund ({region} {source})"
-            ),
-            Step::UnfiledCut {
-                region,
-                cut_bp,
-                source,
-            } => format!(
-                "no filing: ratio cut by {} ({region} {source})",
-                fmt_percent(*cut_bp)
-            ),
-            Step::BelowMinLevel {
-                region,
-                level,
-                min,
-                source,
-            } => format!(
-                "{level} is below the minimum {min} for this visit: not paid by the fund ({region} {source})"
-            ),
-            Step::Deductible {
-                region,
-                class,
-                deductible_fen,
-                left_fen,
-                applied_fen,
-                source,
-            } => format!(
+            Step::Filed { region, filing, source } => format!("filing for {filing} covers the service location ({region} {source})"),
+            Step::NotFiled { region, mdtrt, source } => {
+                format!("no filing covers {mdtrt}: a visit outside the region is not paid by the fund ({region} {source})")
+            }
+            Step::UnfiledCut { region, cut_bp, source } => format!("no filing: ratio cut by {} ({region} {source})", fmt_percent(*cut_bp)),
+            Step::BelowMinLevel { region, level, min, source } => {
+                format!("{level} is below the minimum {min} for this visit: not paid by the fund ({region} {source})")
+            }
+            Step::Deductible { region, class, deductible_fen, left_fen, applied_fen, source } => format!(
                 "deductible {} left {} → applied {} ({region} {source}, {})",
                 fmt_yuan(*deductible_fen),
                 fmt_yuan(*left_fen),
                 fmt_yuan(*applied_fen),
                 class.label()
             ),
-            Step::Ratio {
-                region,
-                class,
-                level,
-                pharmacy,
-                ratio_bp,
-                base_fen,
-                result_fen,
-                source,
-            } => format!(
+            Step::Ratio { region, class, level, pharmacy, ratio_bp, base_fen, result_fen, source } => format!(
                 "{} × {} at {level}{} = {} ({region} {source}, {})",
                 fmt_yuan(*base_fen),
                 fmt_percent(*ratio_bp),
-                if *pharmacy {
-                    " (prescribing institution)"
-                } else {
-                    ""
-                },
+                if *pharmacy { " (prescribing institution)" } else { "" },
                 fmt_yuan(*result_fen),
                 class.label()
             ),
-            Step::Cap {
-                region,
-                class,
-                cap_fen,
-                left_fen,
-                paid_fen,
-                source,
-            } => format!(
+            Step::Cap { region, class, cap_fen, left_fen, paid_fen, source } => format!(
                 "yearly cap {} left {} → fund pays {} ({region} {source}, {})",
                 fmt_yuan(*cap_fen),
                 fmt_yuan(*left_fen),
@@ -188,24 +136,13 @@ impl Step {
             Step::NoAccount { region, source } => {
                 format!("pooling-only member: no personal account ({region} {source})")
             }
-            Step::Account {
-                region,
-                family,
-                part_fen,
-                balance_fen,
-                paid_fen,
-                source,
-            } => format!(
+            Step::Account { region, family, part_fen, balance_fen, paid_fen, source } => format!(
                 "{} account balance {} pays {} of the patient's part {}{}",
                 if *family { "family member's" } else { "own" },
                 fmt_yuan(*balance_fen),
                 fmt_yuan(*paid_fen),
                 fmt_yuan(*part_fen),
-                if *family {
-                    format!(" ({region} {source})")
-                } else {
-                    String::new()
-                }
+                if *family { format!(" ({region} {source})") } else { String::new() }
             ),
         }
     }
@@ -214,10 +151,6 @@ impl Step {
 impl crate::model::RegionPack {
     /// The explanation step for pricing with this (service location's) catalogue.
     pub fn pricing_step(&self, totals: PriceTotals) -> Step {
-        Step::Pricing {
-            region: self.name.clone(),
-            totals,
-            sample: self.catalogue.sample,
-        }
+        Step::Pricing { region: self.name.clone(), totals, sample: self.catalogue.sample }
     }
 }

@@ -51,28 +51,14 @@ impl fmt::Display for LoadErrors {
 impl RuleSet {
     /// Loads every `*.toml` file of `dir` (not recursive).
     pub fn load_dir(dir: &Path) -> Result<RuleSet, LoadErrors> {
-        let read = std::fs::read_dir(dir).map_err(|e| {
-            one(
-                dir.display().to_string(),
-                "",
-                format!("cannot read directory: {e}"),
-            )
-        })?;
+        let read = std::fs::read_dir(dir).map_err(|e| one(dir.display().to_string(), "", format!("cannot read directory: {e}")))?;
         let mut files = Vec::new();
         for entry in read {
             let entry = entry.map_err(|e| one(dir.display().to_string(), "", e.to_string()))?;
             let path = entry.path();
             if path.extension().is_some_and(|x| x == "toml") {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    one(path.display().to_string(), "", format!("cannot read: {e}"))
-                })?;
-                files.push((
-                    path.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned(),
-                    text,
-                ));
+                let text = std::fs::read_to_string(&path).map_err(|e| one(path.display().to_string(), "", format!("cannot read: {e}")))?;
+                files.push((path.file_name().unwrap_or_default().to_string_lossy().into_owned(), text));
             }
         }
         files.sort();
@@ -93,40 +79,21 @@ impl RuleSet {
                     continue;
                 }
             };
-            let kind = ["region", "catalogue", "province"]
-                .into_iter()
-                .find(|k| table.contains_key(*k));
+            let kind = ["region", "catalogue", "province"].into_iter().find(|k| table.contains_key(*k));
             match kind {
-                Some("region") => cx
-                    .parse(name, text)
-                    .map(|r| regions.push((name.clone(), r))),
-                Some("catalogue") => cx
-                    .parse(name, text)
-                    .map(|c| catalogues.push((name.clone(), c))),
-                Some("province") => cx
-                    .parse::<RawProvinceFile>(name, text)
-                    .map(|p| provinces.push((name.clone(), p))),
-                _ => Some(cx.err(
-                    name,
-                    "",
-                    "expected a [region], [catalogue] or [province] table",
-                )),
+                Some("region") => cx.parse(name, text).map(|r| regions.push((name.clone(), r))),
+                Some("catalogue") => cx.parse(name, text).map(|c| catalogues.push((name.clone(), c))),
+                Some("province") => cx.parse::<RawProvinceFile>(name, text).map(|p| provinces.push((name.clone(), p))),
+                _ => Some(cx.err(name, "", "expected a [region], [catalogue] or [province] table")),
             };
         }
 
-        let provinces: Vec<ProvincialRule> = provinces
-            .iter()
-            .filter_map(|(f, p)| cx.province(f, p))
-            .collect();
+        let provinces: Vec<ProvincialRule> = provinces.iter().filter_map(|(f, p)| cx.province(f, p)).collect();
         let mut cats: HashMap<Admdvs, (String, Catalogue)> = HashMap::new();
         for (f, c) in &catalogues {
             if let Some((adm, cat)) = cx.catalogue(f, c) {
                 if let Some((other, _)) = cats.get(&adm) {
-                    cx.err(
-                        f,
-                        "catalogue.admdvs",
-                        format!("{adm} already has a catalogue in {other}"),
-                    );
+                    cx.err(f, "catalogue.admdvs", format!("{adm} already has a catalogue in {other}"));
                 } else {
                     cats.insert(adm, (f.clone(), cat));
                 }
@@ -138,11 +105,7 @@ impl RuleSet {
                 continue;
             };
             if out.contains_key(&pack.admdvs) {
-                cx.err(
-                    f,
-                    "region.admdvs",
-                    format!("{} is defined twice", pack.admdvs),
-                );
+                cx.err(f, "region.admdvs", format!("{} is defined twice", pack.admdvs));
                 continue;
             }
             match cats.remove(&pack.admdvs) {
@@ -150,11 +113,7 @@ impl RuleSet {
                     pack.files.push(cf);
                     pack.catalogue = cat;
                 }
-                None => cx.err(
-                    f,
-                    "region.admdvs",
-                    format!("no catalogue file with admdvs = \"{}\"", pack.admdvs),
-                ),
+                None => cx.err(f, "region.admdvs", format!("no catalogue file with admdvs = \"{}\"", pack.admdvs)),
             }
             for p in &provinces {
                 check_against_province(&mut cx, f, &pack, p);
@@ -164,23 +123,12 @@ impl RuleSet {
         for (adm, (cf, _)) in cats {
             cx.err(&cf, "catalogue.admdvs", format!("no region file for {adm}"));
         }
-        if cx.errors.is_empty() {
-            Ok(RuleSet {
-                regions: out,
-                provinces,
-            })
-        } else {
-            Err(LoadErrors(cx.errors))
-        }
+        if cx.errors.is_empty() { Ok(RuleSet { regions: out, provinces }) } else { Err(LoadErrors(cx.errors)) }
     }
 }
 
 fn one(file: String, key: &str, reason: String) -> LoadErrors {
-    LoadErrors(vec![LoadError {
-        file,
-        key: key.into(),
-        reason,
-    }])
+    LoadErrors(vec![LoadError { file, key: key.into(), reason }])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,21 +312,14 @@ struct Cx {
 
 impl Cx {
     fn err(&mut self, file: &str, key: &str, reason: impl Into<String>) {
-        self.errors.push(LoadError {
-            file: file.into(),
-            key: key.into(),
-            reason: reason.into(),
-        });
+        self.errors.push(LoadError { file: file.into(), key: key.into(), reason: reason.into() });
     }
 
     fn parse<T: for<'de> Deserialize<'de>>(&mut self, file: &str, text: &str) -> Option<T> {
         match toml::from_str::<T>(text) {
             Ok(v) => Some(v),
             Err(e) => {
-                let line = e
-                    .span()
-                    .map(|s| text[..s.start].lines().count())
-                    .unwrap_or(0);
+                let line = e.span().map(|s| text[..s.start].lines().count()).unwrap_or(0);
                 self.err(file, &format!("line {line}"), e.message().to_string());
                 None
             }
@@ -389,22 +330,12 @@ impl Cx {
         if v == FORMAT_VERSION {
             Some(())
         } else {
-            self.err(
-                file,
-                "format_version",
-                format!("is {v}; this build reads {FORMAT_VERSION}"),
-            );
+            self.err(file, "format_version", format!("is {v}; this build reads {FORMAT_VERSION}"));
             None
         }
     }
 
-    fn provenance(
-        &mut self,
-        file: &str,
-        key: &str,
-        source: &Option<String>,
-        assumption: &Option<String>,
-    ) -> Option<Provenance> {
+    fn provenance(&mut self, file: &str, key: &str, source: &Option<String>, assumption: &Option<String>) -> Option<Provenance> {
         match (source, assumption) {
             (Some(s), None) => {
                 // A source names a seed document and a place in it: `003_a9d74b92acd07a75.txt art. 8`.
@@ -415,17 +346,16 @@ impl Cx {
                     && doc.as_bytes()[3] == b'_'
                     && doc[4..20].bytes().all(|b| b.is_ascii_hexdigit());
                 if !well_formed || place.trim().is_empty() {
-                    self.err(file, key, format!("source {s:?} must be \"<seed file> <article>\", e.g. \"003_a9d74b92acd07a75.txt art. 8\""));
+                    self.err(
+                        file,
+                        key,
+                        format!("source {s:?} must be \"<seed file> <article>\", e.g. \"003_a9d74b92acd07a75.txt art. 8\""),
+                    );
                     return None;
                 }
-                Some(Provenance::Source {
-                    file: doc.into(),
-                    place: place.trim().into(),
-                })
+                Some(Provenance::Source { file: doc.into(), place: place.trim().into() })
             }
-            (None, Some(a)) if !a.trim().is_empty() => {
-                Some(Provenance::Assumption(a.trim().into()))
-            }
+            (None, Some(a)) if !a.trim().is_empty() => Some(Provenance::Assumption(a.trim().into())),
             (Some(_), Some(_)) => {
                 self.err(file, key, "give either `source` or `assumption`, not both");
                 None
@@ -437,13 +367,7 @@ impl Cx {
         }
     }
 
-    fn param<T, U>(
-        &mut self,
-        file: &str,
-        key: &str,
-        raw: &RawParam<T>,
-        conv: impl FnOnce(&T) -> Result<U, String>,
-    ) -> Option<Param<U>> {
+    fn param<T, U>(&mut self, file: &str, key: &str, raw: &RawParam<T>, conv: impl FnOnce(&T) -> Result<U, String>) -> Option<Param<U>> {
         let provenance = self.provenance(file, key, &raw.source, &raw.assumption);
         let value = match conv(&raw.value) {
             Ok(v) => Some(v),
@@ -452,10 +376,7 @@ impl Cx {
                 None
             }
         };
-        Some(Param {
-            value: value?,
-            provenance: provenance?,
-        })
+        Some(Param { value: value?, provenance: provenance? })
     }
 
     fn amount(&mut self, file: &str, key: &str, raw: &RawParam<String>) -> Option<Param<i64>> {
@@ -489,10 +410,7 @@ impl Cx {
         let cap_fen = self.amount(file, &format!("{key}.cap"), &raw.cap);
         let ratio_bp = self.param(file, &format!("{key}.ratio"), &raw.ratio, |v| {
             if v.len() != 3 {
-                return Err(format!(
-                    "needs one ratio per institution level 1, 2, 3; got {} (unknown levels)",
-                    v.len()
-                ));
+                return Err(format!("needs one ratio per institution level 1, 2, 3; got {} (unknown levels)", v.len()));
             }
             let mut out = [0; 3];
             for (i, s) in v.iter().enumerate() {
@@ -500,11 +418,7 @@ impl Cx {
             }
             Ok(out)
         });
-        Some(GeneralTerms {
-            deductible_fen: deductible_fen?,
-            cap_fen: cap_fen?,
-            ratio_bp: ratio_bp?,
-        })
+        Some(GeneralTerms { deductible_fen: deductible_fen?, cap_fen: cap_fen?, ratio_bp: ratio_bp? })
     }
 
     fn region(&mut self, f: &str, raw: &RawRegionFile) -> Option<RegionPack> {
@@ -512,11 +426,7 @@ impl Cx {
         let admdvs = self.admdvs(f, "region.admdvs", &raw.region.admdvs)?;
         let province = self.admdvs(f, "region.province", &raw.region.province)?;
         if !province.is_province() || province.province_prefix() != admdvs.province_prefix() {
-            self.err(
-                f,
-                "region.province",
-                format!("{province} is not the province of {admdvs}"),
-            );
+            self.err(f, "region.province", format!("{province} is not the province of {admdvs}"));
         }
         if raw.policy.is_empty() {
             self.err(f, "policy", "a region needs at least one policy version");
@@ -527,25 +437,13 @@ impl Cx {
         for (i, p) in raw.policy.iter().enumerate() {
             let key = format!("policy[{i}]");
             let version = if let Some(base) = &p.same_as {
-                if p.in_service.is_some()
-                    || p.retired.is_some()
-                    || p.cross_region.is_some()
-                    || p.account.is_some()
-                    || !p.chronic.is_empty()
+                if p.in_service.is_some() || p.retired.is_some() || p.cross_region.is_some() || p.account.is_some() || !p.chronic.is_empty()
                 {
-                    self.err(
-                        f,
-                        &key,
-                        "`same_as` copies all terms; give only id, dates and validity",
-                    );
+                    self.err(f, &key, "`same_as` copies all terms; give only id, dates and validity");
                     continue;
                 }
                 let Some(b) = versions.iter().find(|v| &v.id == base) else {
-                    self.err(
-                        f,
-                        &format!("{key}.same_as"),
-                        format!("no earlier policy version with id {base:?}"),
-                    );
+                    self.err(f, &format!("{key}.same_as"), format!("no earlier policy version with id {base:?}"));
                     continue;
                 };
                 let mut v = b.clone();
@@ -559,18 +457,11 @@ impl Cx {
             };
             let (Some(from), to) = (
                 self.date(f, &format!("{key}.effective_from"), &p.effective_from),
-                p.effective_to
-                    .as_ref()
-                    .map(|s| self.date(f, &format!("{key}.effective_to"), s)),
+                p.effective_to.as_ref().map(|s| self.date(f, &format!("{key}.effective_to"), s)),
             ) else {
                 continue;
             };
-            let Some(validity) = self.provenance(
-                f,
-                &format!("{key}.validity"),
-                &p.validity.source,
-                &p.validity.assumption,
-            ) else {
+            let Some(validity) = self.provenance(f, &format!("{key}.validity"), &p.validity.source, &p.validity.assumption) else {
                 continue;
             };
             let to = match to {
@@ -582,12 +473,7 @@ impl Cx {
                 self.err(f, &format!("{key}.effective_to"), "ends before it starts");
                 continue;
             }
-            versions.push(PolicyVersion {
-                effective_from: from,
-                effective_to: to,
-                validity,
-                ..version
-            });
+            versions.push(PolicyVersion { effective_from: from, effective_to: to, validity, ..version });
         }
         if self.errors.len() > before {
             return None;
@@ -599,26 +485,15 @@ impl Cx {
                 None => self.err(
                     f,
                     "policy",
-                    format!(
-                        "version {:?} has no end but {:?} starts {} (overlapping policy versions)",
-                        a.id, b.id, b.effective_from
-                    ),
+                    format!("version {:?} has no end but {:?} starts {} (overlapping policy versions)", a.id, b.id, b.effective_from),
                 ),
-                Some(end) if end >= b.effective_from => self.err(
-                    f,
-                    "policy",
-                    format!(
-                        "versions {:?} and {:?} overlap on {}",
-                        a.id, b.id, b.effective_from
-                    ),
-                ),
+                Some(end) if end >= b.effective_from => {
+                    self.err(f, "policy", format!("versions {:?} and {:?} overlap on {}", a.id, b.id, b.effective_from))
+                }
                 Some(end) if end.succ_opt() != Some(b.effective_from) => self.err(
                     f,
                     "policy",
-                    format!(
-                        "gap in validity between {:?} (ends {end}) and {:?} (starts {})",
-                        a.id, b.id, b.effective_from
-                    ),
+                    format!("gap in validity between {:?} (ends {end}) and {:?} (starts {})", a.id, b.id, b.effective_from),
                 ),
                 _ => {}
             }
@@ -643,15 +518,10 @@ impl Cx {
     }
 
     fn policy(&mut self, f: &str, key: &str, p: &RawPolicy) -> Option<PolicyVersion> {
-        let missing =
-            |cx: &mut Cx, what: &str| cx.err(f, &format!("{key}.{what}"), "missing table");
-        let (Some(ins), Some(ret), Some(retiree), Some(cr), Some(acct)) = (
-            &p.in_service,
-            &p.retired,
-            &p.retiree,
-            &p.cross_region,
-            &p.account,
-        ) else {
+        let missing = |cx: &mut Cx, what: &str| cx.err(f, &format!("{key}.{what}"), "missing table");
+        let (Some(ins), Some(ret), Some(retiree), Some(cr), Some(acct)) =
+            (&p.in_service, &p.retired, &p.retiree, &p.cross_region, &p.account)
+        else {
             for (present, what) in [
                 (p.in_service.is_some(), "in_service"),
                 (p.retired.is_some(), "retired"),
@@ -667,30 +537,17 @@ impl Cx {
         };
         let in_service = self.general(f, &format!("{key}.in_service"), ins);
         let retired = self.general(f, &format!("{key}.retired"), ret);
-        let retired_from_next_month = self.param(
-            f,
-            &format!("{key}.retiree.from_next_month"),
-            &retiree.from_next_month,
-            |b| Ok(*b),
-        );
+        let retired_from_next_month = self.param(f, &format!("{key}.retiree.from_next_month"), &retiree.from_next_month, |b| Ok(*b));
         let cross_region = self.cross_region(f, &format!("{key}.cross_region"), cr);
         let account = self.account(f, &format!("{key}.account"), acct);
         let mut chronic = Vec::new();
         for (i, d) in p.chronic.iter().enumerate() {
             let k = format!("{key}.chronic[{i}]");
             if d.code.trim().is_empty() || d.code.len() > 20 {
-                self.err(
-                    f,
-                    &format!("{k}.code"),
-                    "disease code must be 1 to 20 characters",
-                );
+                self.err(f, &format!("{k}.code"), "disease code must be 1 to 20 characters");
             }
             if chronic.iter().any(|c: &ChronicDisease| c.code == d.code) {
-                self.err(
-                    f,
-                    &format!("{k}.code"),
-                    format!("duplicate disease code {:?}", d.code),
-                );
+                self.err(f, &format!("{k}.code"), format!("duplicate disease code {:?}", d.code));
             }
             let (a, r, c) = (
                 self.amount(f, &format!("{k}.deductible"), &d.deductible),
@@ -698,29 +555,14 @@ impl Cx {
                 self.amount(f, &format!("{k}.cap"), &d.cap),
             );
             if let (Some(deductible_fen), Some(ratio_bp), Some(cap_fen)) = (a, r, c) {
-                chronic.push(ChronicDisease {
-                    code: d.code.clone(),
-                    name: d.name.clone(),
-                    deductible_fen,
-                    ratio_bp,
-                    cap_fen,
-                });
+                chronic.push(ChronicDisease { code: d.code.clone(), name: d.name.clone(), deductible_fen, ratio_bp, cap_fen });
             }
         }
         let chronic_bounds = p.chronic_bounds.as_ref().and_then(|b| {
             let k = format!("{key}.chronic_bounds");
             Some(ChronicBounds {
-                disease_count: self.param(
-                    f,
-                    &format!("{k}.disease_count"),
-                    &b.disease_count,
-                    |n| Ok(*n),
-                )?,
-                deductible_max_fen: self.amount(
-                    f,
-                    &format!("{k}.deductible_max"),
-                    &b.deductible_max,
-                )?,
+                disease_count: self.param(f, &format!("{k}.disease_count"), &b.disease_count, |n| Ok(*n))?,
+                deductible_max_fen: self.amount(f, &format!("{k}.deductible_max"), &b.deductible_max)?,
                 ratio_min_bp: self.ratio(f, &format!("{k}.ratio_min"), &b.ratio_min)?,
                 ratio_max_bp: self.ratio(f, &format!("{k}.ratio_max"), &b.ratio_max)?,
                 cap_min_fen: self.amount(f, &format!("{k}.cap_min"), &b.cap_min)?,
@@ -733,40 +575,19 @@ impl Cx {
                 self.err(
                     f,
                     &format!("{key}.chronic"),
-                    format!(
-                        "{} diseases listed; the source allows {}",
-                        chronic.len(),
-                        b.disease_count.value
-                    ),
+                    format!("{} diseases listed; the source allows {}", chronic.len(), b.disease_count.value),
                 );
             }
             for (i, d) in chronic.iter().enumerate() {
                 let k = format!("{key}.chronic[{i}]");
                 if d.deductible_fen.value > b.deductible_max_fen.value {
-                    self.err(
-                        f,
-                        &format!("{k}.deductible"),
-                        format!(
-                            "above the list's bound ({})",
-                            b.deductible_max_fen.provenance
-                        ),
-                    );
+                    self.err(f, &format!("{k}.deductible"), format!("above the list's bound ({})", b.deductible_max_fen.provenance));
                 }
-                if d.ratio_bp.value < b.ratio_min_bp.value
-                    || d.ratio_bp.value > b.ratio_max_bp.value
-                {
-                    self.err(
-                        f,
-                        &format!("{k}.ratio"),
-                        format!("outside the list's range ({})", b.ratio_min_bp.provenance),
-                    );
+                if d.ratio_bp.value < b.ratio_min_bp.value || d.ratio_bp.value > b.ratio_max_bp.value {
+                    self.err(f, &format!("{k}.ratio"), format!("outside the list's range ({})", b.ratio_min_bp.provenance));
                 }
                 if d.cap_fen.value < b.cap_min_fen.value || d.cap_fen.value > b.cap_max_fen.value {
-                    self.err(
-                        f,
-                        &format!("{k}.cap"),
-                        format!("outside the list's range ({})", b.cap_min_fen.provenance),
-                    );
+                    self.err(f, &format!("{k}.cap"), format!("outside the list's range ({})", b.cap_min_fen.provenance));
                 }
             }
         }
@@ -790,42 +611,18 @@ impl Cx {
         })
     }
 
-    fn cross_region(
-        &mut self,
-        f: &str,
-        key: &str,
-        cr: &RawCrossRegion,
-    ) -> Option<CrossRegionTerms> {
-        let filing_required = self.param(
-            f,
-            &format!("{key}.filing_required"),
-            &cr.filing_required,
-            |b| Ok(*b),
-        );
-        let networked_only = self.param(
-            f,
-            &format!("{key}.networked_only"),
-            &cr.networked_only,
-            |b| Ok(*b),
-        );
+    fn cross_region(&mut self, f: &str, key: &str, cr: &RawCrossRegion) -> Option<CrossRegionTerms> {
+        let filing_required = self.param(f, &format!("{key}.filing_required"), &cr.filing_required, |b| Ok(*b));
+        let networked_only = self.param(f, &format!("{key}.networked_only"), &cr.networked_only, |b| Ok(*b));
         let min_level = self.param(f, &format!("{key}.min_level"), &cr.min_level, |n| {
             Level::new(*n).ok_or_else(|| format!("unknown level {n}; levels are 1, 2, 3"))
         });
-        let min_level_scope = self.param(
-            f,
-            &format!("{key}.min_level_scope"),
-            &cr.min_level_scope,
-            |s| match s.as_str() {
-                "cross_province" => Ok(LevelScope::CrossProvince),
-                "cross_region" => Ok(LevelScope::CrossRegion),
-                other => Err(format!("{other:?} is not cross_province or cross_region")),
-            },
-        );
-        let unfiled_ratio_cut_bp = self.ratio(
-            f,
-            &format!("{key}.unfiled_ratio_cut"),
-            &cr.unfiled_ratio_cut,
-        );
+        let min_level_scope = self.param(f, &format!("{key}.min_level_scope"), &cr.min_level_scope, |s| match s.as_str() {
+            "cross_province" => Ok(LevelScope::CrossProvince),
+            "cross_region" => Ok(LevelScope::CrossRegion),
+            other => Err(format!("{other:?} is not cross_province or cross_region")),
+        });
+        let unfiled_ratio_cut_bp = self.ratio(f, &format!("{key}.unfiled_ratio_cut"), &cr.unfiled_ratio_cut);
         Some(CrossRegionTerms {
             filing_required: filing_required?,
             networked_only: networked_only?,
@@ -836,20 +633,9 @@ impl Cx {
     }
 
     fn account(&mut self, f: &str, key: &str, a: &RawAccount) -> Option<AccountTerms> {
-        let in_service_share_bp =
-            self.ratio(f, &format!("{key}.in_service_share"), &a.in_service_share);
-        let family_mutual_aid = self.param(
-            f,
-            &format!("{key}.family_mutual_aid"),
-            &a.family_mutual_aid,
-            |b| Ok(*b),
-        );
-        let pooling_only_has_account = self.param(
-            f,
-            &format!("{key}.pooling_only_has_account"),
-            &a.pooling_only_has_account,
-            |b| Ok(*b),
-        );
+        let in_service_share_bp = self.ratio(f, &format!("{key}.in_service_share"), &a.in_service_share);
+        let family_mutual_aid = self.param(f, &format!("{key}.family_mutual_aid"), &a.family_mutual_aid, |b| Ok(*b));
+        let pooling_only_has_account = self.param(f, &format!("{key}.pooling_only_has_account"), &a.pooling_only_has_account, |b| Ok(*b));
         let mut retired = Vec::new();
         for (i, s) in a.retired.iter().enumerate() {
             let k = format!("{key}.retired[{i}]");
@@ -868,47 +654,30 @@ impl Cx {
             }
             let rule = if let Some(p) = &s.fixed_monthly {
                 self.amount(f, &format!("{k}.fixed_monthly"), p)
-                    .map(|p| Param {
-                        value: RetiredCredit::FixedMonthly(p.value),
-                        provenance: p.provenance,
-                    })
+                    .map(|p| Param { value: RetiredCredit::FixedMonthly(p.value), provenance: p.provenance })
             } else if let Some(p) = &s.share_of_average_pension {
                 let share = self.ratio(f, &format!("{k}.share_of_average_pension"), p);
                 let avg = match &s.average_pension_monthly {
                     Some(a) => self.amount(f, &format!("{k}.average_pension_monthly"), a),
                     None => {
-                        self.err(
-                            f,
-                            &format!("{k}.average_pension_monthly"),
-                            "needed with share_of_average_pension",
-                        );
+                        self.err(f, &format!("{k}.average_pension_monthly"), "needed with share_of_average_pension");
                         None
                     }
                 };
                 match (share, avg) {
                     (Some(share), Some(avg)) => Some(Param {
-                        value: RetiredCredit::ShareOfAveragePension {
-                            share_bp: share.value,
-                            average_pension_monthly_fen: avg.value,
-                        },
+                        value: RetiredCredit::ShareOfAveragePension { share_bp: share.value, average_pension_monthly_fen: avg.value },
                         provenance: share.provenance,
                     }),
                     _ => None,
                 }
             } else if let Some(p) = &s.share_of_own_pension {
                 self.ratio(f, &format!("{k}.share_of_own_pension"), p)
-                    .map(|p| Param {
-                        value: RetiredCredit::ShareOfOwnPension { share_bp: p.value },
-                        provenance: p.provenance,
-                    })
+                    .map(|p| Param { value: RetiredCredit::ShareOfOwnPension { share_bp: p.value }, provenance: p.provenance })
             } else {
                 let p = s.keep_previous_year.as_ref()?;
                 self.param(f, &format!("{k}.keep_previous_year"), p, |b| {
-                    if *b {
-                        Ok(RetiredCredit::KeepPreviousYear)
-                    } else {
-                        Err("only `true` makes sense here".into())
-                    }
+                    if *b { Ok(RetiredCredit::KeepPreviousYear) } else { Err("only `true` makes sense here".into()) }
                 })
             };
             if let Some(rule) = rule {
@@ -919,11 +688,7 @@ impl Cx {
             self.err(f, &format!("{key}.retired"), "needs at least one step");
         }
         if retired.windows(2).any(|w| w[0].from >= w[1].from) {
-            self.err(
-                f,
-                &format!("{key}.retired"),
-                "steps must be in increasing date order",
-            );
+            self.err(f, &format!("{key}.retired"), "steps must be in increasing date order");
         }
         Some(AccountTerms {
             in_service_share_bp: in_service_share_bp?,
@@ -936,18 +701,10 @@ impl Cx {
     fn catalogue(&mut self, f: &str, raw: &RawCatalogueFile) -> Option<(Admdvs, Catalogue)> {
         self.format_version(f, raw.format_version)?;
         let adm = self.admdvs(f, "catalogue.admdvs", &raw.catalogue.admdvs)?;
-        let provenance = self.provenance(
-            f,
-            "catalogue.provenance",
-            &raw.catalogue.provenance.source,
-            &raw.catalogue.provenance.assumption,
-        )?;
+        let provenance =
+            self.provenance(f, "catalogue.provenance", &raw.catalogue.provenance.source, &raw.catalogue.provenance.assumption)?;
         if raw.catalogue.sample && !provenance.is_assumption() {
-            self.err(
-                f,
-                "catalogue.provenance",
-                "a sample catalogue must say so as an `assumption`",
-            );
+            self.err(f, "catalogue.provenance", "a sample catalogue must say so as an `assumption`");
         }
         let before = self.errors.len();
         let mut items: HashMap<Box<str>, Vec<CatalogueItem>> = HashMap::new();
@@ -955,46 +712,34 @@ impl Cx {
         for (i, it) in raw.item.iter().enumerate() {
             let k = format!("item[{i}]");
             if code_kind(&it.hilist_code).is_none() {
-                self.err(f, &format!("{k}.hilist_code"), format!("{:?} is not a national-style code (drug X/Z+11, service 15 digits, consumable C+26 digits)", it.hilist_code));
+                self.err(
+                    f,
+                    &format!("{k}.hilist_code"),
+                    format!("{:?} is not a national-style code (drug X/Z+11, service 15 digits, consumable C+26 digits)", it.hilist_code),
+                );
             }
             if it.hilist_name.trim().is_empty() {
                 self.err(f, &format!("{k}.hilist_name"), "empty");
             }
             if !matches!(it.list_type.as_str(), "101" | "102" | "201" | "301") {
-                self.err(
-                    f,
-                    &format!("{k}.list_type"),
-                    format!("{:?} is not 101, 102, 201 or 301", it.list_type),
-                );
+                self.err(f, &format!("{k}.list_type"), format!("{:?} is not 101, 102, 201 or 301", it.list_type));
             }
             let class = match it.chrgitm_lv.as_str() {
                 "01" => ItemClass::A,
                 "02" => ItemClass::B,
                 "03" => ItemClass::C,
                 other => {
-                    self.err(
-                        f,
-                        &format!("{k}.chrgitm_lv"),
-                        format!("{other:?} is not 01 (甲), 02 (乙) or 03 (丙)"),
-                    );
+                    self.err(f, &format!("{k}.chrgitm_lv"), format!("{other:?} is not 01 (甲), 02 (乙) or 03 (丙)"));
                     continue;
                 }
             };
             let selfpay_prop_bp = match (&it.selfpay_prop, class) {
                 (None, ItemClass::B) => {
-                    self.err(
-                        f,
-                        &format!("{k}.selfpay_prop"),
-                        "a 乙类 (02) item needs selfpay_prop",
-                    );
+                    self.err(f, &format!("{k}.selfpay_prop"), "a 乙类 (02) item needs selfpay_prop");
                     continue;
                 }
                 (Some(_), ItemClass::A | ItemClass::C) => {
-                    self.err(
-                        f,
-                        &format!("{k}.selfpay_prop"),
-                        "only 乙类 (02) items have selfpay_prop",
-                    );
+                    self.err(f, &format!("{k}.selfpay_prop"), "only 乙类 (02) items have selfpay_prop");
                     continue;
                 }
                 (Some(s), ItemClass::B) => match ratio_bp(s) {
@@ -1009,28 +754,16 @@ impl Cx {
             let price_cap = match &it.pric_uplmt_amt {
                 None => None,
                 Some(s) => match Decimal::from_str_exact(s) {
-                    Ok(d)
-                        if d > Decimal::ZERO
-                            && d.scale() <= 6
-                            && yuan_to_fen_exact(d.round_dp(2)).is_some() =>
-                    {
-                        Some(d)
-                    }
+                    Ok(d) if d > Decimal::ZERO && d.scale() <= 6 && yuan_to_fen_exact(d.round_dp(2)).is_some() => Some(d),
                     _ => {
-                        self.err(
-                            f,
-                            &format!("{k}.pric_uplmt_amt"),
-                            format!("{s:?} is not a positive price with at most 6 decimals"),
-                        );
+                        self.err(f, &format!("{k}.pric_uplmt_amt"), format!("{s:?} is not a positive price with at most 6 decimals"));
                         continue;
                     }
                 },
             };
             let (Some(begin), end) = (
                 self.date(f, &format!("{k}.begndate"), &it.begndate),
-                it.enddate
-                    .as_ref()
-                    .map(|e| self.date(f, &format!("{k}.enddate"), e)),
+                it.enddate.as_ref().map(|e| self.date(f, &format!("{k}.enddate"), e)),
             ) else {
                 continue;
             };
@@ -1053,19 +786,11 @@ impl Cx {
             if versions.is_empty() {
                 order.push(item.code.clone());
             }
-            let overlaps = versions.iter().any(|v: &CatalogueItem| {
-                v.begin <= item.end.unwrap_or(NaiveDate::MAX)
-                    && item.begin <= v.end.unwrap_or(NaiveDate::MAX)
-            });
+            let overlaps = versions
+                .iter()
+                .any(|v: &CatalogueItem| v.begin <= item.end.unwrap_or(NaiveDate::MAX) && item.begin <= v.end.unwrap_or(NaiveDate::MAX));
             if overlaps {
-                self.err(
-                    f,
-                    &format!("{k}.hilist_code"),
-                    format!(
-                        "duplicate item code {} with overlapping validity",
-                        item.code
-                    ),
-                );
+                self.err(f, &format!("{k}.hilist_code"), format!("duplicate item code {} with overlapping validity", item.code));
                 continue;
             }
             versions.push(item);
@@ -1074,15 +799,7 @@ impl Cx {
         if self.errors.len() > before {
             return None;
         }
-        Some((
-            adm,
-            Catalogue {
-                sample: raw.catalogue.sample,
-                provenance,
-                items,
-                order,
-            },
-        ))
+        Some((adm, Catalogue { sample: raw.catalogue.sample, provenance, items, order }))
     }
 
     fn province(&mut self, f: &str, raw: &RawProvinceFile) -> Option<ProvincialRule> {
@@ -1090,35 +807,22 @@ impl Cx {
         let p = &raw.province;
         let admdvs = self.admdvs(f, "province.admdvs", &p.admdvs)?;
         if !admdvs.is_province() {
-            self.err(
-                f,
-                "province.admdvs",
-                format!("{admdvs} is not a province code (xx0000)"),
-            );
+            self.err(f, "province.admdvs", format!("{admdvs} is not a province code (xx0000)"));
         }
         let effective_from = self.date(f, "province.effective_from", &p.effective_from)?;
-        let ratio = |cx: &mut Cx, key: &str, r: &Option<RawParam<String>>| {
-            r.as_ref().and_then(|r| cx.ratio(f, key, r))
-        };
+        let ratio = |cx: &mut Cx, key: &str, r: &Option<RawParam<String>>| r.as_ref().and_then(|r| cx.ratio(f, key, r));
         Some(ProvincialRule {
             admdvs,
             name: p.name.clone(),
             effective_from,
             ratio_min_bp: ratio(self, "province.ratio_min", &p.ratio_min),
-            deductible_max_share_of_wage_bp: ratio(
-                self,
-                "province.deductible_max_share_of_wage",
-                &p.deductible_max_share_of_wage,
-            ),
+            deductible_max_share_of_wage_bp: ratio(self, "province.deductible_max_share_of_wage", &p.deductible_max_share_of_wage),
             cap_share_of_wage_bp: ratio(self, "province.cap_share_of_wage", &p.cap_share_of_wage),
-            cap_share_tolerance_bp: ratio(
-                self,
-                "province.cap_share_tolerance",
-                &p.cap_share_tolerance,
-            ),
-            retired_not_below_in_service: p.retired_not_below_in_service.as_ref().and_then(|r| {
-                self.param(f, "province.retired_not_below_in_service", r, |b| Ok(*b))
-            }),
+            cap_share_tolerance_bp: ratio(self, "province.cap_share_tolerance", &p.cap_share_tolerance),
+            retired_not_below_in_service: p
+                .retired_not_below_in_service
+                .as_ref()
+                .and_then(|r| self.param(f, "province.retired_not_below_in_service", r, |b| Ok(*b))),
             file: f.to_string(),
         })
     }
@@ -1135,18 +839,8 @@ fn check_against_province(cx: &mut Cx, f: &str, pack: &RegionPack, rule: &Provin
             continue;
         }
         let key = format!("policy[{i}]");
-        for (class, terms) in [
-            (MemberClass::InService, &v.in_service),
-            (MemberClass::Retired, &v.retired),
-        ] {
-            let k = format!(
-                "{key}.{}",
-                if class == MemberClass::InService {
-                    "in_service"
-                } else {
-                    "retired"
-                }
-            );
+        for (class, terms) in [(MemberClass::InService, &v.in_service), (MemberClass::Retired, &v.retired)] {
+            let k = format!("{key}.{}", if class == MemberClass::InService { "in_service" } else { "retired" });
             if let Some(min) = &rule.ratio_min_bp
                 && let Some(bad) = terms.ratio_bp.value.iter().find(|r| **r < min.value)
             {
@@ -1165,11 +859,29 @@ fn check_against_province(cx: &mut Cx, f: &str, pack: &RegionPack, rule: &Provin
             let wage = v.average_wage_2021_fen.as_ref().map(|w| w.value);
             if let Some(share) = &rule.deductible_max_share_of_wage_bp {
                 match wage {
-                    None => cx.err(f, &format!("{key}.average_wage_2021"), format!("{} sets the deductible as a share of the 2021 average wage ({}); the pack must give that wage", rule.name, share.provenance)),
+                    None => cx.err(
+                        f,
+                        &format!("{key}.average_wage_2021"),
+                        format!(
+                            "{} sets the deductible as a share of the 2021 average wage ({}); the pack must give that wage",
+                            rule.name, share.provenance
+                        ),
+                    ),
                     Some(w) => {
                         let max = crate::money::apply_ratio(w, share.value);
                         if terms.deductible_fen.value > max {
-                            cx.err(f, &format!("{k}.deductible"), format!("{} is above {}'s ceiling of {} of the 2021 average wage = {} ({})", crate::money::fmt_yuan(terms.deductible_fen.value), rule.name, crate::money::fmt_percent(share.value), crate::money::fmt_yuan(max), share.provenance));
+                            cx.err(
+                                f,
+                                &format!("{k}.deductible"),
+                                format!(
+                                    "{} is above {}'s ceiling of {} of the 2021 average wage = {} ({})",
+                                    crate::money::fmt_yuan(terms.deductible_fen.value),
+                                    rule.name,
+                                    crate::money::fmt_percent(share.value),
+                                    crate::money::fmt_yuan(max),
+                                    share.provenance
+                                ),
+                            );
                         }
                     }
                 }
@@ -1197,17 +909,13 @@ fn check_against_province(cx: &mut Cx, f: &str, pack: &RegionPack, rule: &Provin
         if let Some(p) = &rule.retired_not_below_in_service
             && p.value
         {
-            let below = (0..3)
-                .any(|l| v.retired.ratio_bp.value[l] < v.in_service.ratio_bp.value[l])
+            let below = (0..3).any(|l| v.retired.ratio_bp.value[l] < v.in_service.ratio_bp.value[l])
                 || v.retired.cap_fen.value < v.in_service.cap_fen.value;
             if below {
                 cx.err(
                     f,
                     &format!("{key}.retired"),
-                    format!(
-                        "retirees' terms are below in-service terms, against {}'s rule ({})",
-                        rule.name, p.provenance
-                    ),
+                    format!("retirees' terms are below in-service terms, against {}'s rule ({})", rule.name, p.provenance),
                 );
             }
         }
@@ -1215,24 +923,15 @@ fn check_against_province(cx: &mut Cx, f: &str, pack: &RegionPack, rule: &Provin
 }
 
 fn amount_fen(s: &str) -> Result<i64, String> {
-    let d = Decimal::from_str(s).map_err(|_| {
-        format!("{s:?} is not a decimal amount (write amounts as strings, e.g. \"500.00\")")
-    })?;
+    let d = Decimal::from_str(s).map_err(|_| format!("{s:?} is not a decimal amount (write amounts as strings, e.g. \"500.00\")"))?;
     if d.is_sign_negative() && !d.is_zero() {
         return Err(format!("{s} is negative"));
     }
-    yuan_to_fen_exact(d).ok_or_else(|| {
-        format!(
-            "{s} is not a whole number of fen within {}",
-            crate::money::fmt_yuan(MAX_AMOUNT_FEN)
-        )
-    })
+    yuan_to_fen_exact(d).ok_or_else(|| format!("{s} is not a whole number of fen within {}", crate::money::fmt_yuan(MAX_AMOUNT_FEN)))
 }
 
 fn ratio_bp(s: &str) -> Result<RatioBp, String> {
-    let d = Decimal::from_str(s).map_err(|_| {
-        format!("{s:?} is not a decimal ratio (write ratios as strings, e.g. \"0.80\")")
-    })?;
+    let d = Decimal::from_str(s).map_err(|_| format!("{s:?} is not a decimal ratio (write ratios as strings, e.g. \"0.80\")"))?;
     ratio_to_bp(d).ok_or_else(|| format!("ratio {s} is outside 0–1 or finer than 0.0001"))
 }
 

@@ -110,10 +110,7 @@ pub enum RetiredCredit {
     /// A fixed amount a month, fen (Suizhou art. 14(二): 70 yuan).
     FixedMonthly(i64),
     /// A share of an average pension (the province's or city's, per year given in the pack).
-    ShareOfAveragePension {
-        share_bp: RatioBp,
-        average_pension_monthly_fen: i64,
-    },
+    ShareOfAveragePension { share_bp: RatioBp, average_pension_monthly_fen: i64 },
     /// A share of the member's own pension (the rule before the reform).
     ShareOfOwnPension { share_bp: RatioBp },
     /// The member's own monthly credit of the previous year, kept (Jiangsu 2023: 维持2022年规模不变).

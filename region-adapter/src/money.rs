@@ -23,19 +23,14 @@ pub fn apply_ratio(amount_fen: i64, ratio_bp: RatioBp) -> i64 {
     let product = amount_fen as i128 * ratio_bp as i128;
     let denom = RATIO_ONE_BP as i128;
     let half = denom / 2;
-    let rounded = if product >= 0 {
-        (product + half) / denom
-    } else {
-        -((-product + half) / denom)
-    };
+    let rounded = if product >= 0 { (product + half) / denom } else { -((-product + half) / denom) };
     rounded as i64
 }
 
 /// A decimal number of yuan rounded half away from zero to the fen. The single rounding point for
 /// unit-price arithmetic. `None` when the value does not fit the engine's bound.
 pub fn yuan_to_fen_rounded(yuan: Decimal) -> Option<i64> {
-    let fen = (yuan * Decimal::ONE_HUNDRED)
-        .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+    let fen = (yuan * Decimal::ONE_HUNDRED).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
     let fen: i64 = fen.try_into().ok()?;
     (fen.abs() <= MAX_AMOUNT_FEN).then_some(fen)
 }
@@ -82,17 +77,12 @@ pub fn write_yuan(out: &mut String, fen: i64) {
 
 /// A basis-point ratio as the wire's decimal string: `8500` → `"0.85"`, `9750` → `"0.975"`.
 pub fn fmt_ratio(bp: RatioBp) -> String {
-    (Decimal::from(bp) / Decimal::from(RATIO_ONE_BP))
-        .normalize()
-        .to_string()
+    (Decimal::from(bp) / Decimal::from(RATIO_ONE_BP)).normalize().to_string()
 }
 
 /// A basis-point ratio as a percentage for explanations: `8500` → `"85%"`, `9750` → `"97.5%"`.
 pub fn fmt_percent(bp: RatioBp) -> String {
-    format!(
-        "{}%",
-        (Decimal::from(bp) / Decimal::ONE_HUNDRED).normalize()
-    )
+    format!("{}%", (Decimal::from(bp) / Decimal::ONE_HUNDRED).normalize())
 }
 
 #[cfg(test)]

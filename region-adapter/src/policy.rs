@@ -108,13 +108,9 @@ impl Benefit {
     /// Which benefit a visit draws on.
     pub fn of(visit: &Visit<'_>) -> Result<Benefit, EngineError> {
         match visit.med_type {
-            MedType::ChronicDisease => Ok(Benefit::Chronic(
-                visit
-                    .dise_code
-                    .filter(|c| !c.is_empty())
-                    .ok_or(EngineError::MissingDiseaseCode)?
-                    .to_string(),
-            )),
+            MedType::ChronicDisease => {
+                Ok(Benefit::Chronic(visit.dise_code.filter(|c| !c.is_empty()).ok_or(EngineError::MissingDiseaseCode)?.to_string()))
+            }
             _ => Ok(Benefit::General),
         }
     }
@@ -171,45 +167,19 @@ pub struct Settled {
 
 /// The first day of the month after `d`.
 fn first_of_next_month(d: NaiveDate) -> NaiveDate {
-    let (y, m) = if d.month() == 12 {
-        (d.year() + 1, 1)
-    } else {
-        (d.year(), d.month() + 1)
-    };
+    let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
     NaiveDate::from_ymd_opt(y, m, 1).expect("valid first of month")
 }
 
 /// The member's class on the visit date. A retirement date is authoritative when given; retiree terms
 /// start on it or, where the policy says so, from the month after (Suizhou art. 12: 办理退休手续后次月起).
-pub fn member_class(
-    policy: &PolicyVersion,
-    m: &MemberFacts<'_>,
-    date: NaiveDate,
-) -> (MemberClass, Option<NaiveDate>) {
+pub fn member_class(policy: &PolicyVersion, m: &MemberFacts<'_>, date: NaiveDate) -> (MemberClass, Option<NaiveDate>) {
     match m.retire_date {
         Some(rd) => {
-            let start = if policy.retired_from_next_month.value {
-                first_of_next_month(rd)
-            } else {
-                rd
-            };
-            (
-                if date >= start {
-                    MemberClass::Retired
-                } else {
-                    MemberClass::InService
-                },
-                Some(start),
-            )
+            let start = if policy.retired_from_next_month.value { first_of_next_month(rd) } else { rd };
+            (if date >= start { MemberClass::Retired } else { MemberClass::InService }, Some(start))
         }
-        None => (
-            if m.psn_type == PsnType::Retired {
-                MemberClass::Retired
-            } else {
-                MemberClass::InService
-            },
-            None,
-        ),
+        None => (if m.psn_type == PsnType::Retired { MemberClass::Retired } else { MemberClass::InService }, None),
     }
 }
 
@@ -224,18 +194,11 @@ impl RegionPack {
         account: Option<AccountSource>,
         visit: &Visit<'_>,
     ) -> Result<Settled, EngineError> {
-        let policy = self
-            .policy_on(visit.date)
-            .ok_or(EngineError::NoPolicyOnDate {
-                admdvs: self.admdvs,
-                date: visit.date,
-            })?;
+        let policy = self.policy_on(visit.date).ok_or(EngineError::NoPolicyOnDate { admdvs: self.admdvs, date: visit.date })?;
         let benefit = Benefit::of(visit)?;
         let level = match visit.med_type {
             // Suizhou art. 11; Jiangsu 000 §二(一)三是: a pharmacy fill takes the prescriber's level.
-            MedType::Pharmacy => visit
-                .prescribing_lv
-                .ok_or(EngineError::MissingPrescribingLevel)?,
+            MedType::Pharmacy => visit.prescribing_lv.ok_or(EngineError::MissingPrescribingLevel)?,
             _ => visit.hosp_lv,
         };
         let mut steps = Vec::with_capacity(8);
@@ -262,12 +225,7 @@ impl RegionPack {
             }
             Benefit::Chronic(code) => {
                 let d =
-                    policy
-                        .chronic_disease(code)
-                        .ok_or_else(|| EngineError::UnknownDisease {
-                            admdvs: self.admdvs,
-                            code: code.clone(),
-                        })?;
+                    policy.chronic_disease(code).ok_or_else(|| EngineError::UnknownDisease { admdvs: self.admdvs, code: code.clone() })?;
                 (
                     d.deductible_fen.value,
                     d.cap_fen.value,
@@ -284,11 +242,16 @@ impl RegionPack {
         let mut ratio_cut = 0;
         let cr = &policy.cross_region;
         if visit.mdtrt_admdvs != self.admdvs {
-            let filed = member.filings.iter().any(|f| {
-                f.mdtrt_admdvs.covers(visit.mdtrt_admdvs)
-                    && visit.date >= f.begin
-                    && f.end.is_none_or(|e| visit.date <= e)
-            });
+            let filing = member
+                .filings
+                .iter()
+                .find(|f| f.mdtrt_admdvs.covers(visit.mdtrt_admdvs) && visit.date >= f.begin && f.end.is_none_or(|e| visit.date <= e));
+            let filed = filing.is_some();
+            if let Some(f) = filing
+                && cr.filing_required.value
+            {
+                steps.push(Step::Filed { region: region.clone(), filing: f.mdtrt_admdvs, source: cr.filing_required.provenance.clone() });
+            }
             if !filed && cr.filing_required.value {
                 eligible = false;
                 steps.push(Step::NotFiled {
@@ -305,9 +268,7 @@ impl RegionPack {
                 });
             }
             let scoped = match cr.min_level_scope.value {
-                LevelScope::CrossProvince => {
-                    visit.mdtrt_admdvs.province_prefix() != self.admdvs.province_prefix()
-                }
+                LevelScope::CrossProvince => visit.mdtrt_admdvs.province_prefix() != self.admdvs.province_prefix(),
                 LevelScope::CrossRegion => true,
             };
             if eligible && scoped && level < cr.min_level.value {
@@ -366,19 +327,12 @@ impl RegionPack {
         let (payer_balance, family) = match account {
             Some(AccountSource::Family { balance_fen }) => {
                 if !acct.family_mutual_aid.value {
-                    return Err(EngineError::FamilyAidNotAllowed {
-                        admdvs: self.admdvs,
-                    });
+                    return Err(EngineError::FamilyAidNotAllowed { admdvs: self.admdvs });
                 }
                 (Some(balance_fen), true)
             }
-            Some(AccountSource::Own { .. })
-                if member.pooling_only && !acct.pooling_only_has_account.value =>
-            {
-                steps.push(Step::NoAccount {
-                    region: region.clone(),
-                    source: acct.pooling_only_has_account.provenance.clone(),
-                });
+            Some(AccountSource::Own { .. }) if member.pooling_only && !acct.pooling_only_has_account.value => {
+                steps.push(Step::NoAccount { region: region.clone(), source: acct.pooling_only_has_account.provenance.clone() });
                 (None, false)
             }
             Some(AccountSource::Own { balance_fen }) => (Some(balance_fen), false),
@@ -415,17 +369,10 @@ impl RegionPack {
             psn_cash_pay: psn_part - acct_pay,
             balc,
         };
-        let delta = StateDelta {
-            deductible_used_fen: dedc,
-            fund_paid_fen: hifp,
-            visits: 1,
-            account_debit_fen: acct_pay,
-        };
+        let delta = StateDelta { deductible_used_fen: dedc, fund_paid_fen: hifp, visits: 1, account_debit_fen: acct_pay };
         check_invariants(&amounts)?;
         if state.fund_paid_fen + hifp > cap.max(state.fund_paid_fen) {
-            return Err(EngineError::Invariant(
-                "year-to-date fund pay above the cap",
-            ));
+            return Err(EngineError::Invariant("year-to-date fund pay above the cap"));
         }
         Ok(Settled {
             year: visit.date.year(),
@@ -462,20 +409,14 @@ pub fn check_invariants(a: &Amounts) -> Result<(), EngineError> {
     if parts.iter().any(|p| *p < 0) || a.medfee_sumamt < 0 {
         return Err(EngineError::Invariant("a part is negative"));
     }
-    if a.medfee_sumamt
-        != a.fulamt_ownpay_amt + a.overlmt_selfpay + a.preselfpay_amt + a.inscp_scp_amt
-    {
-        return Err(EngineError::Invariant(
-            "medfee ≠ full self-pay + over cap + self-pay first + in scope",
-        ));
+    if a.medfee_sumamt != a.fulamt_ownpay_amt + a.overlmt_selfpay + a.preselfpay_amt + a.inscp_scp_amt {
+        return Err(EngineError::Invariant("medfee ≠ full self-pay + over cap + self-pay first + in scope"));
     }
     if a.medfee_sumamt != a.fund_pay_sumamt + a.acct_pay + a.psn_cash_pay {
         return Err(EngineError::Invariant("medfee ≠ fund + account + cash"));
     }
     if a.hifp_pay > a.inscp_scp_amt - a.act_pay_dedc {
-        return Err(EngineError::Invariant(
-            "fund pay above in-scope minus deductible",
-        ));
+        return Err(EngineError::Invariant("fund pay above in-scope minus deductible"));
     }
     if a.acct_mulaid_pay > a.acct_pay {
         return Err(EngineError::Invariant("family pay above account pay"));

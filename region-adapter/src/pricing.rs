@@ -69,10 +69,7 @@ pub fn check_line(i: usize, l: &LineInput<'_>) -> Result<(), EngineError> {
     if l.qty <= Decimal::ZERO || l.qty > max_quantity() || l.qty.scale() > MAX_QUANTITY_SCALE {
         return Err(EngineError::BadQuantity { line: i });
     }
-    if l.unit_price.is_sign_negative()
-        || l.unit_price > max_unit_price()
-        || l.unit_price.scale() > MAX_PRICE_SCALE
-    {
+    if l.unit_price.is_sign_negative() || l.unit_price > max_unit_price() || l.unit_price.scale() > MAX_PRICE_SCALE {
         return Err(EngineError::BadPrice { line: i });
     }
     if l.amount_fen < 0 || l.amount_fen > MAX_CLAIM_AMOUNT_FEN {
@@ -91,15 +88,9 @@ impl Catalogue {
             return Err(EngineError::NoLines);
         }
         if lines.len() > MAX_LINES_PER_CLAIM {
-            return Err(EngineError::TooManyLines {
-                got: lines.len(),
-                max: MAX_LINES_PER_CLAIM,
-            });
+            return Err(EngineError::TooManyLines { got: lines.len(), max: MAX_LINES_PER_CLAIM });
         }
-        let mut out = Priced {
-            lines: Vec::with_capacity(lines.len()),
-            totals: PriceTotals::default(),
-        };
+        let mut out = Priced { lines: Vec::with_capacity(lines.len()), totals: PriceTotals::default() };
         for (i, l) in lines.iter().enumerate() {
             check_line(i, l)?;
             let p = self.price_line(date, l);
@@ -120,34 +111,19 @@ impl Catalogue {
     fn price_line(&self, date: NaiveDate, l: &LineInput<'_>) -> PricedLine {
         let amount = l.amount_fen;
         let Some(item) = self.lookup(l.code, date) else {
-            return PricedLine {
-                amount_fen: amount,
-                fulamt_ownpay_fen: amount,
-                ..Default::default()
-            };
+            return PricedLine { amount_fen: amount, fulamt_ownpay_fen: amount, ..Default::default() };
         };
         if item.class == ItemClass::C {
-            return PricedLine {
-                class: Some(ItemClass::C),
-                amount_fen: amount,
-                fulamt_ownpay_fen: amount,
-                ..Default::default()
-            };
+            return PricedLine { class: Some(ItemClass::C), amount_fen: amount, fulamt_ownpay_fen: amount, ..Default::default() };
         }
         // Over the unit-price cap: (price − cap) × qty is the patient's (超限价自费), never more than the line.
         let overlmt = match item.price_cap {
-            Some(cap) if l.unit_price > cap => yuan_to_fen_rounded((l.unit_price - cap) * l.qty)
-                .unwrap_or(amount)
-                .min(amount),
+            Some(cap) if l.unit_price > cap => yuan_to_fen_rounded((l.unit_price - cap) * l.qty).unwrap_or(amount).min(amount),
             _ => 0,
         };
         let allowed = amount - overlmt;
         let prop = item.selfpay_prop_bp.unwrap_or(0);
-        let preselfpay = if item.class == ItemClass::B {
-            apply_ratio(allowed, prop)
-        } else {
-            0
-        };
+        let preselfpay = if item.class == ItemClass::B { apply_ratio(allowed, prop) } else { 0 };
         PricedLine {
             class: Some(item.class),
             selfpay_prop_bp: if item.class == ItemClass::B { prop } else { 0 },

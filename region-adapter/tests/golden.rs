@@ -25,10 +25,7 @@ fn suizhou_in_service_deductible_500_and_ratios_80_70_60() {
     // 800.00 in scope: deductible 500.00; (800 − 500) × 80% / 70% / 60% = 240.00 / 210.00 / 180.00.
     let f = [filing("360000")];
     for (level, fund) in [(1, "240.00"), (2, "210.00"), (3, "180.00")] {
-        let a = pays(
-            &suizhou_filed(&f, "2023-03-10", level, PsnType::InService),
-            800,
-        );
+        let a = pays(&suizhou_filed(&f, "2023-03-10", level, PsnType::InService), 800);
         assert_eq!(a.act_pay_dedc, y("500.00"), "level {level}");
         assert_eq!(a.hifp_pay, y(fund), "level {level}");
         assert_eq!(a.fund_pay_sumamt, y(fund));
@@ -43,10 +40,7 @@ fn suizhou_retiree_deductible_is_400_and_ratios_85_75_65() {
     // 800.00: deductible 400.00; 400 × 85% / 75% / 65% = 340.00 / 300.00 / 260.00.
     let f = [filing("360000")];
     for (level, fund) in [(1, "340.00"), (2, "300.00"), (3, "260.00")] {
-        let a = pays(
-            &suizhou_filed(&f, "2023-03-10", level, PsnType::Retired),
-            800,
-        );
+        let a = pays(&suizhou_filed(&f, "2023-03-10", level, PsnType::Retired), 800);
         assert_eq!(a.act_pay_dedc, y("400.00"));
         assert_eq!(a.hifp_pay, y(fund), "level {level}");
     }
@@ -100,46 +94,18 @@ fn suizhou_unfiled_member_treated_elsewhere_gets_no_fund_pay() {
     assert!(!s.eligible);
     assert_eq!(s.amounts.hifp_pay, 0);
     assert_eq!(s.amounts.act_pay_dedc, 0);
-    assert_eq!(
-        s.delta.deductible_used_fen, 0,
-        "no deductible is consumed by an unpaid visit"
-    );
+    assert_eq!(s.delta.deductible_used_fen, 0, "no deductible is consumed by an unpaid visit");
     assert_eq!(s.amounts.pool_prop_selfpay, y("800.00"));
     assert_eq!(s.amounts.psn_cash_pay, y("800.00"));
     assert!(s.steps.iter().any(|st| st.render().contains("art. 10")));
     // A filing for another province, or an expired one, does not help.
     let other = [filing("420000")];
-    assert_eq!(
-        suizhou_filed(&other, "2023-03-10", 1, PsnType::InService)
-            .settle(&in_scope(800))
-            .unwrap()
-            .amounts
-            .hifp_pay,
-        0
-    );
-    let expired = [Filing {
-        mdtrt_admdvs: adm("360100"),
-        begin: date("2022-01-01"),
-        end: Some(date("2022-12-31")),
-    }];
-    assert_eq!(
-        suizhou_filed(&expired, "2023-03-10", 1, PsnType::InService)
-            .settle(&in_scope(800))
-            .unwrap()
-            .amounts
-            .hifp_pay,
-        0
-    );
+    assert_eq!(suizhou_filed(&other, "2023-03-10", 1, PsnType::InService).settle(&in_scope(800)).unwrap().amounts.hifp_pay, 0);
+    let expired = [Filing { mdtrt_admdvs: adm("360100"), begin: date("2022-01-01"), end: Some(date("2022-12-31")) }];
+    assert_eq!(suizhou_filed(&expired, "2023-03-10", 1, PsnType::InService).settle(&in_scope(800)).unwrap().amounts.hifp_pay, 0);
     // A filing for the city itself works like one for its province.
     let city = [filing("360100")];
-    assert_eq!(
-        suizhou_filed(&city, "2023-03-10", 1, PsnType::InService)
-            .settle(&in_scope(800))
-            .unwrap()
-            .amounts
-            .hifp_pay,
-        y("240.00")
-    );
+    assert_eq!(suizhou_filed(&city, "2023-03-10", 1, PsnType::InService).settle(&in_scope(800)).unwrap().amounts.hifp_pay, y("240.00"));
 }
 
 #[test]
@@ -153,16 +119,9 @@ fn pharmacy_filling_a_level2_prescription_uses_level2_ratio() {
     let s = c.settle(&in_scope(800)).unwrap();
     assert_eq!(s.level, Level::new(2).unwrap());
     assert_eq!(s.amounts.hifp_pay, y("210.00"));
-    assert!(
-        s.steps
-            .iter()
-            .any(|st| st.render().contains("prescribing institution"))
-    );
+    assert!(s.steps.iter().any(|st| st.render().contains("prescribing institution")));
     c.prescribing = None;
-    assert_eq!(
-        c.settle(&in_scope(800)).unwrap_err(),
-        EngineError::MissingPrescribingLevel
-    );
+    assert_eq!(c.settle(&in_scope(800)).unwrap_err(), EngineError::MissingPrescribingLevel);
 }
 
 #[test]
@@ -171,9 +130,7 @@ fn suizhou_pooling_only_member_has_no_account() {
     let f = [filing("360000")];
     let mut c = suizhou_filed(&f, "2023-03-10", 1, PsnType::InService);
     c.member.pooling_only = true;
-    c.account = Some(AccountSource::Own {
-        balance_fen: y("500.00"),
-    });
+    c.account = Some(AccountSource::Own { balance_fen: y("500.00") });
     c.acct_used = true;
     let a = c.settle(&in_scope(800)).unwrap().amounts;
     assert_eq!(a.hifp_pay, y("240.00")); // outpatient benefits still apply (art. 13)
@@ -187,55 +144,29 @@ fn account_pays_up_to_its_balance_and_family_pay_is_marked() {
     let f = [filing("360000")];
     let mut c = suizhou_filed(&f, "2023-03-10", 1, PsnType::InService);
     c.acct_used = true;
-    c.account = Some(AccountSource::Own {
-        balance_fen: y("300.00"),
-    });
+    c.account = Some(AccountSource::Own { balance_fen: y("300.00") });
     let a = c.settle(&in_scope(800)).unwrap().amounts;
-    assert_eq!(
-        (a.acct_pay, a.acct_mulaid_pay, a.psn_cash_pay, a.balc),
-        (y("300.00"), 0, y("260.00"), 0)
-    );
+    assert_eq!((a.acct_pay, a.acct_mulaid_pay, a.psn_cash_pay, a.balc), (y("300.00"), 0, y("260.00"), 0));
     // A family member's account (003 art. 15(二)) with 1000.00 pays all 560.00, marked as mutual aid.
-    c.account = Some(AccountSource::Family {
-        balance_fen: y("1000.00"),
-    });
+    c.account = Some(AccountSource::Family { balance_fen: y("1000.00") });
     let a = c.settle(&in_scope(800)).unwrap().amounts;
-    assert_eq!(
-        (a.acct_pay, a.acct_mulaid_pay, a.psn_cash_pay, a.balc),
-        (y("560.00"), y("560.00"), 0, y("440.00"))
-    );
+    assert_eq!((a.acct_pay, a.acct_mulaid_pay, a.psn_cash_pay, a.balc), (y("560.00"), y("560.00"), 0, y("440.00")));
     // Not asked to pay → nothing taken, balance reported unchanged.
     c.acct_used = false;
     let s = c.settle(&in_scope(800)).unwrap();
-    assert_eq!(
-        (
-            s.amounts.acct_pay,
-            s.amounts.balc,
-            s.delta.account_debit_fen
-        ),
-        (0, y("1000.00"), 0)
-    );
+    assert_eq!((s.amounts.acct_pay, s.amounts.balc, s.delta.account_debit_fen), (0, y("1000.00"), 0));
 }
 
 #[test]
 fn visit_before_any_policy_version_is_refused() {
     // Suizhou's rules start 2022-12-31 (003 art. 33); Tongliao's 2022-10-01 (004 Q1).
     let c = Case::new("421300", "360100", "2022-06-01", 1, PsnType::InService);
-    assert!(matches!(
-        c.settle(&in_scope(100)),
-        Err(EngineError::NoPolicyOnDate { .. })
-    ));
+    assert!(matches!(c.settle(&in_scope(100)), Err(EngineError::NoPolicyOnDate { .. })));
     let c = Case::new("150500", "421300", "2022-09-30", 2, PsnType::InService);
-    assert!(matches!(
-        c.settle(&in_scope(100)),
-        Err(EngineError::NoPolicyOnDate { .. })
-    ));
+    assert!(matches!(c.settle(&in_scope(100)), Err(EngineError::NoPolicyOnDate { .. })));
     // After art. 33's two years the renewal version (an assumption) applies with the same terms.
     let f = [filing("360000")];
-    assert_eq!(
-        pays(&suizhou_filed(&f, "2026-11-22", 1, PsnType::InService), 800).hifp_pay,
-        y("240.00")
-    );
+    assert_eq!(pays(&suizhou_filed(&f, "2026-11-22", 1, PsnType::InService), 800).hifp_pay, y("240.00"));
 }
 
 // ---- Nanchang 南昌 360100 (002 §4(二)) ------------------------------------------------------
@@ -244,46 +175,26 @@ fn visit_before_any_policy_version_is_refused() {
 fn nanchang_in_service_600_and_60_55_50_cap_1800() {
     // No filing needed (002 §5(二)). 1,000.00: deductible 600; 400 × 60% / 55% / 50%.
     for (level, fund) in [(1, "240.00"), (2, "220.00"), (3, "200.00")] {
-        let a = pays(
-            &Case::new("360100", "421300", "2023-04-01", level, PsnType::InService),
-            1000,
-        );
+        let a = pays(&Case::new("360100", "421300", "2023-04-01", level, PsnType::InService), 1000);
         assert_eq!(a.act_pay_dedc, y("600.00"));
         assert_eq!(a.hifp_pay, y(fund), "level {level}");
     }
     // Cap 1800: with 1,700 paid already, a large visit gets only 100.
     let mut c = Case::new("360100", "421300", "2023-04-01", 1, PsnType::InService);
-    c.state = YearState {
-        deductible_used_fen: y("600.00"),
-        fund_paid_fen: y("1700.00"),
-        visits: 5,
-    };
-    assert_eq!(
-        c.settle(&in_scope(5000)).unwrap().amounts.hifp_pay,
-        y("100.00")
-    );
+    c.state = YearState { deductible_used_fen: y("600.00"), fund_paid_fen: y("1700.00"), visits: 5 };
+    assert_eq!(c.settle(&in_scope(5000)).unwrap().amounts.hifp_pay, y("100.00"));
 }
 
 #[test]
 fn nanchang_retiree_plus_5_points_cap_2000() {
     // 1,000.00: deductible 600; 400 × 65% / 60% / 55% = 260 / 240 / 220. Cap 2000.
     for (level, fund) in [(1, "260.00"), (2, "240.00"), (3, "220.00")] {
-        let a = pays(
-            &Case::new("360100", "421300", "2023-04-01", level, PsnType::Retired),
-            1000,
-        );
+        let a = pays(&Case::new("360100", "421300", "2023-04-01", level, PsnType::Retired), 1000);
         assert_eq!(a.hifp_pay, y(fund), "level {level}");
     }
     let mut c = Case::new("360100", "421300", "2023-04-01", 1, PsnType::Retired);
-    c.state = YearState {
-        deductible_used_fen: y("600.00"),
-        fund_paid_fen: y("1950.00"),
-        visits: 5,
-    };
-    assert_eq!(
-        c.settle(&in_scope(5000)).unwrap().amounts.hifp_pay,
-        y("50.00")
-    );
+    c.state = YearState { deductible_used_fen: y("600.00"), fund_paid_fen: y("1950.00"), visits: 5 };
+    assert_eq!(c.settle(&in_scope(5000)).unwrap().amounts.hifp_pay, y("50.00"));
 }
 
 #[test]
@@ -295,33 +206,18 @@ fn nanchang_chronic_disease_zero_deductible_own_cap() {
     let s = c.settle(&in_scope(1000)).unwrap();
     assert_eq!(s.benefit, Benefit::Chronic("M03900".into()));
     assert_eq!(s.benefit.key(), "chronic:M03900");
-    assert_eq!(
-        (s.amounts.act_pay_dedc, s.amounts.hifp_pay),
-        (0, y("800.00"))
-    );
+    assert_eq!((s.amounts.act_pay_dedc, s.amounts.hifp_pay), (0, y("800.00")));
     c.state.fund_paid_fen = y("3900.00");
-    assert_eq!(
-        c.settle(&in_scope(1000)).unwrap().amounts.hifp_pay,
-        y("100.00")
-    );
+    assert_eq!(c.settle(&in_scope(1000)).unwrap().amounts.hifp_pay, y("100.00"));
     c.dise_code = Some("X00000");
-    assert!(matches!(
-        c.settle(&in_scope(1000)),
-        Err(EngineError::UnknownDisease { .. })
-    ));
+    assert!(matches!(c.settle(&in_scope(1000)), Err(EngineError::UnknownDisease { .. })));
     c.dise_code = None;
-    assert_eq!(
-        c.settle(&in_scope(1000)).unwrap_err(),
-        EngineError::MissingDiseaseCode
-    );
+    assert_eq!(c.settle(&in_scope(1000)).unwrap_err(), EngineError::MissingDiseaseCode);
     // Suizhou's seed has no chronic list: such a claim for a Suizhou member is refused.
     let mut s = Case::new("421300", "360100", "2023-04-01", 1, PsnType::InService);
     s.med_type = MedType::ChronicDisease;
     s.dise_code = Some("M03900");
-    assert!(matches!(
-        s.settle(&in_scope(1000)),
-        Err(EngineError::UnknownDisease { .. })
-    ));
+    assert!(matches!(s.settle(&in_scope(1000)), Err(EngineError::UnknownDisease { .. })));
 }
 
 // ---- Tongliao 通辽 150500 (004 Q5, Q8) --------------------------------------------------------
@@ -336,31 +232,20 @@ fn tongliao_ratios_60_50_and_65_55_caps_4000_5000() {
         (PsnType::Retired, 2, "650.00"),
         (PsnType::Retired, 3, "550.00"),
     ] {
-        assert_eq!(
-            pays(&Case::new("150500", "421300", "2023-04-01", level, t), 1000).hifp_pay,
-            y(fund)
-        );
+        assert_eq!(pays(&Case::new("150500", "421300", "2023-04-01", level, t), 1000).hifp_pay, y(fund));
     }
     let mut c = Case::new("150500", "421300", "2023-04-01", 2, PsnType::InService);
     c.state.fund_paid_fen = y("3800.00");
-    assert_eq!(
-        c.settle(&in_scope(1000)).unwrap().amounts.hifp_pay,
-        y("200.00")
-    );
+    assert_eq!(c.settle(&in_scope(1000)).unwrap().amounts.hifp_pay, y("200.00"));
     let mut r = Case::new("150500", "421300", "2023-04-01", 2, PsnType::Retired);
     r.state.fund_paid_fen = y("4800.00");
-    assert_eq!(
-        r.settle(&in_scope(1000)).unwrap().amounts.hifp_pay,
-        y("200.00")
-    );
+    assert_eq!(r.settle(&in_scope(1000)).unwrap().amounts.hifp_pay, y("200.00"));
 }
 
 #[test]
 fn tongliao_member_at_level1_institution_in_another_province_gets_no_fund_pay() {
     // 004 Q5: cross-province only at level 2 or above; no filing needed.
-    let s = Case::new("150500", "421300", "2023-04-01", 1, PsnType::InService)
-        .settle(&in_scope(1000))
-        .unwrap();
+    let s = Case::new("150500", "421300", "2023-04-01", 1, PsnType::InService).settle(&in_scope(1000)).unwrap();
     assert!(!s.eligible);
     assert_eq!(s.amounts.hifp_pay, 0);
     assert!(s.steps.iter().any(|st| st.render().contains("Q5")));
@@ -371,41 +256,13 @@ fn tongliao_member_at_level1_institution_in_another_province_gets_no_fund_pay() 
 #[test]
 fn nanjing_and_taiyuan_apply_their_packs() {
     // Nanjing (assumed): 1,500.00, deductible 1000, 500 × 75% = 375.00; retired 800, 700 × 80% = 560.00.
-    assert_eq!(
-        pays(
-            &Case::new("320100", "421300", "2023-04-01", 1, PsnType::InService),
-            1500
-        )
-        .hifp_pay,
-        y("375.00")
-    );
-    assert_eq!(
-        pays(
-            &Case::new("320100", "421300", "2023-04-01", 1, PsnType::Retired),
-            1500
-        )
-        .hifp_pay,
-        y("560.00")
-    );
+    assert_eq!(pays(&Case::new("320100", "421300", "2023-04-01", 1, PsnType::InService), 1500).hifp_pay, y("375.00"));
+    assert_eq!(pays(&Case::new("320100", "421300", "2023-04-01", 1, PsnType::Retired), 1500).hifp_pay, y("560.00"));
     // Taiyuan (assumed): 1,000.00, deductible 200, 800 × 60% / 55% / 50%; retired 65%.
     for (level, fund) in [(1, "480.00"), (2, "440.00"), (3, "400.00")] {
-        assert_eq!(
-            pays(
-                &Case::new("140100", "421300", "2023-04-01", level, PsnType::InService),
-                1000
-            )
-            .hifp_pay,
-            y(fund)
-        );
+        assert_eq!(pays(&Case::new("140100", "421300", "2023-04-01", level, PsnType::InService), 1000).hifp_pay, y(fund));
     }
-    assert_eq!(
-        pays(
-            &Case::new("140100", "421300", "2023-04-01", 1, PsnType::Retired),
-            1000
-        )
-        .hifp_pay,
-        y("520.00")
-    );
+    assert_eq!(pays(&Case::new("140100", "421300", "2023-04-01", 1, PsnType::Retired), 1000).hifp_pay, y("520.00"));
 }
 
 // ---- Pricing with the service location's catalogue (DOMAIN step 1) ----------------------------
@@ -416,56 +273,19 @@ fn pricing_splits_each_line_by_class_cap_and_selfpay_share() {
     let d = date("2023-03-10");
     // 乙类 atorvastatin, cap 2.50, self-pay-first 10%: 30 × 2.00 = 60.00 → 6.00 first, 54.00 in scope.
     let p = cat.price(d, &[line("XC10AAA035A0", "30", "2.00")]).unwrap();
-    assert_eq!(
-        (
-            p.totals.preselfpay_fen,
-            p.totals.inscp_fen,
-            p.totals.overlmt_selfpay_fen
-        ),
-        (y("6.00"), y("54.00"), 0)
-    );
+    assert_eq!((p.totals.preselfpay_fen, p.totals.inscp_fen, p.totals.overlmt_selfpay_fen), (y("6.00"), y("54.00"), 0));
     // Over the cap: 30 × 3.00 = 90.00; (3.00 − 2.50) × 30 = 15.00 over; 75.00 × 10% = 7.50 first.
     let p = cat.price(d, &[line("XC10AAA035A0", "30", "3.00")]).unwrap();
-    assert_eq!(
-        (
-            p.totals.overlmt_selfpay_fen,
-            p.totals.preselfpay_fen,
-            p.totals.inscp_fen
-        ),
-        (y("15.00"), y("7.50"), y("67.50"))
-    );
+    assert_eq!((p.totals.overlmt_selfpay_fen, p.totals.preselfpay_fen, p.totals.inscp_fen), (y("15.00"), y("7.50"), y("67.50")));
     // 丙类 health check and an unknown (well-formed) code: all full self-pay.
-    let p = cat
-        .price(
-            d,
-            &[
-                line("003201000010000", "1", "100.00"),
-                line("XZ99ZZZ999Z9", "2", "5.00"),
-            ],
-        )
-        .unwrap();
-    assert_eq!(
-        (p.totals.fulamt_ownpay_fen, p.totals.inscp_fen),
-        (y("110.00"), 0)
-    );
+    let p = cat.price(d, &[line("003201000010000", "1", "100.00"), line("XZ99ZZZ999Z9", "2", "5.00")]).unwrap();
+    assert_eq!((p.totals.fulamt_ownpay_fen, p.totals.inscp_fen), (y("110.00"), 0));
     assert_eq!(p.lines[0].class, Some(region_adapter::model::ItemClass::C));
     assert_eq!(p.lines[1].class, None);
     // The insulin's cap changed on 2024-01-01 (122.50 → 98.00): 110.00 is within it in 2023, not 2024.
     let ins = [line("XA10AEG052B0", "1", "110.00")];
-    assert_eq!(
-        cat.price(date("2023-12-31"), &ins)
-            .unwrap()
-            .totals
-            .overlmt_selfpay_fen,
-        0
-    );
-    assert_eq!(
-        cat.price(date("2024-01-01"), &ins)
-            .unwrap()
-            .totals
-            .overlmt_selfpay_fen,
-        y("12.00")
-    );
+    assert_eq!(cat.price(date("2023-12-31"), &ins).unwrap().totals.overlmt_selfpay_fen, 0);
+    assert_eq!(cat.price(date("2024-01-01"), &ins).unwrap().totals.overlmt_selfpay_fen, y("12.00"));
     // Half-away-from-zero per line: 乙 5% of 1.10 = 0.055 → 0.06.
     let p = cat.price(d, &[line("XA02BCA210A0", "1", "1.10")]).unwrap();
     assert_eq!(p.totals.preselfpay_fen, 6);
@@ -477,35 +297,15 @@ fn bad_lines_are_refused_with_their_field() {
     let d = date("2023-03-10");
     let mut bad = line(CLASS_A_NO_CAP, "2", "10.00");
     bad.amount_fen = y("19.99");
-    let e = cat
-        .price(d, &[line(CLASS_A_NO_CAP, "1", "1"), bad])
-        .unwrap_err();
+    let e = cat.price(d, &[line(CLASS_A_NO_CAP, "1", "1"), bad]).unwrap_err();
     assert_eq!(e, EngineError::LineAmountMismatch { line: 1 });
     assert_eq!(e.field(), "lines[1].det_item_fee_sumamt");
-    assert_eq!(
-        cat.price(d, &[line("not-a-code", "1", "1")])
-            .unwrap_err()
-            .field(),
-        "lines[0].hilist_code"
-    );
-    assert_eq!(
-        cat.price(d, &[line(CLASS_A_NO_CAP, "-1", "1")])
-            .unwrap_err()
-            .field(),
-        "lines[0].cnt"
-    );
-    assert_eq!(
-        cat.price(d, &[line(CLASS_A_NO_CAP, "1", "-1")])
-            .unwrap_err()
-            .field(),
-        "lines[0].pric"
-    );
+    assert_eq!(cat.price(d, &[line("not-a-code", "1", "1")]).unwrap_err().field(), "lines[0].hilist_code");
+    assert_eq!(cat.price(d, &[line(CLASS_A_NO_CAP, "-1", "1")]).unwrap_err().field(), "lines[0].cnt");
+    assert_eq!(cat.price(d, &[line(CLASS_A_NO_CAP, "1", "-1")]).unwrap_err().field(), "lines[0].pric");
     assert_eq!(cat.price(d, &[]).unwrap_err(), EngineError::NoLines);
     let many: Vec<_> = (0..101).map(|_| line(CLASS_A_NO_CAP, "1", "1")).collect();
-    assert!(matches!(
-        cat.price(d, &many),
-        Err(EngineError::TooManyLines { got: 101, max: 100 })
-    ));
+    assert!(matches!(cat.price(d, &many), Err(EngineError::TooManyLines { got: 101, max: 100 })));
 }
 
 #[test]
@@ -519,9 +319,33 @@ fn explanation_names_rule_and_source() {
         text.contains(&"deductible 500.00 left 320.00 → applied 320.00 (随州市 art. 8 [003_a9d74b92acd07a75.txt], in service)".to_string()),
         "{text:#?}"
     );
-    assert!(
-        text.iter()
-            .any(|t| t.starts_with("480.00 × 80% at level 1 = 384.00 (随州市 art. 8")),
-        "{text:#?}"
-    );
+    assert!(text.iter().any(|t| t.starts_with("480.00 × 80% at level 1 = 384.00 (随州市 art. 8")), "{text:#?}");
+}
+
+// ---- Personal-account credits (个人账户计入), with dated transitions -------------------------
+
+#[test]
+fn account_credits_follow_each_regions_rule_and_jiangsus_transition() {
+    use region_adapter::account::{CreditBasis, monthly_credit_fen};
+    let basis = CreditBasis { contribution_base_fen: y("6000.00"), own_pension_fen: y("4000.00"), previous_year_credit_fen: y("150.00") };
+    let credit = |adm: &str, class: MemberClass, d: &str| {
+        let pack = rules().region(adm_of(adm)).unwrap();
+        let p = pack.policy_on(date(d)).unwrap();
+        monthly_credit_fen(p, class, date(d), basis).map(|(f, _)| f)
+    };
+    // In service everywhere: 2% of the contribution base (003 art. 14(一), 002 §4(三)1, 004 Q6).
+    for adm in ["421300", "360100", "150500", "320100", "140100"] {
+        assert_eq!(credit(adm, MemberClass::InService, "2024-06-01"), Some(y("120.00")), "{adm}");
+    }
+    // Suizhou retired: a fixed 70 yuan (003 art. 14(二)).
+    assert_eq!(credit("421300", MemberClass::Retired, "2024-06-01"), Some(y("70.00")));
+    // Tongliao retired: 2% of the (assumed) 3000 average pension = 60 (004 Q6).
+    assert_eq!(credit("150500", MemberClass::Retired, "2024-06-01"), Some(y("60.00")));
+    // Jiangsu (000 §三 Q5): 2023 keeps the member's 2022 amount; from 2024, 2.5% of the average pension.
+    assert_eq!(credit("320100", MemberClass::Retired, "2023-06-01"), Some(y("150.00")));
+    assert_eq!(credit("320100", MemberClass::Retired, "2024-01-01"), Some(y("90.00"))); // 3600 × 2.5%
+}
+
+fn adm_of(s: &str) -> Admdvs {
+    Admdvs::parse(s).unwrap()
 }

@@ -22,16 +22,13 @@ fn with_edit(file: &str, from: &str, to: &str) -> Vec<(String, String)> {
 }
 
 fn refused(files: Vec<(String, String)>) -> Vec<LoadError> {
-    RuleSet::load_texts(&files)
-        .expect_err("should be refused")
-        .0
+    RuleSet::load_texts(&files).expect_err("should be refused").0
 }
 
 fn assert_refused(file: &str, from: &str, to: &str, key: &str, reason: &str) {
     let errs = refused(with_edit(file, from, to));
     assert!(
-        errs.iter()
-            .any(|e| e.file == file && e.key.contains(key) && e.reason.contains(reason)),
+        errs.iter().any(|e| e.file == file && e.key.contains(key) && e.reason.contains(reason)),
         "expected {file}: {key}: …{reason}…, got {errs:#?}"
     );
 }
@@ -43,37 +40,13 @@ const SZ_CAT: &str = "421300-suizhou.catalogue.toml";
 fn shipped_packs_load_and_cover_every_seed_region() {
     let r = region_adapter::bundled::rules().unwrap();
     for adm in ["421300", "360100", "150500", "320100", "140100"] {
-        let pack = r
-            .region(Admdvs::parse(adm).unwrap())
-            .unwrap_or_else(|| panic!("{adm} missing"));
+        let pack = r.region(Admdvs::parse(adm).unwrap()).unwrap_or_else(|| panic!("{adm} missing"));
         assert!(pack.catalogue.sample);
-        assert!(
-            pack.catalogue.order.len() >= 40,
-            "{adm} has {} items",
-            pack.catalogue.order.len()
-        );
-        let classes: std::collections::HashSet<_> = pack
-            .catalogue
-            .items
-            .values()
-            .flatten()
-            .map(|i| i.class.code())
-            .collect();
+        assert!(pack.catalogue.order.len() >= 40, "{adm} has {} items", pack.catalogue.order.len());
+        let classes: std::collections::HashSet<_> = pack.catalogue.items.values().flatten().map(|i| i.class.code()).collect();
         assert_eq!(classes.len(), 3, "{adm} covers every class");
-        assert!(
-            pack.catalogue
-                .items
-                .values()
-                .flatten()
-                .any(|i| i.price_cap.is_some())
-        );
-        assert!(
-            pack.catalogue
-                .items
-                .values()
-                .flatten()
-                .any(|i| i.price_cap.is_none())
-        );
+        assert!(pack.catalogue.items.values().flatten().any(|i| i.price_cap.is_some()));
+        assert!(pack.catalogue.items.values().flatten().any(|i| i.price_cap.is_none()));
     }
     assert_eq!(r.provinces.len(), 2);
     let nanchang = r.region(Admdvs::parse("360100").unwrap()).unwrap();
@@ -100,10 +73,7 @@ fn shipped_sources_name_existing_seed_files() {
     let sz = r.region(Admdvs::parse("421300").unwrap()).unwrap();
     assert_eq!(
         sz.policies[0].in_service.cap_fen.provenance,
-        Provenance::Source {
-            file: "003_a9d74b92acd07a75.txt".into(),
-            place: "art. 8".into()
-        }
+        Provenance::Source { file: "003_a9d74b92acd07a75.txt".into(), place: "art. 8".into() }
     );
     assert!(sz.policies[1].validity.is_assumption());
 }
@@ -118,10 +88,7 @@ fn bundled_list_matches_the_rules_directory() {
         .collect();
     on_disk.sort();
     let bundled: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
-    assert_eq!(
-        on_disk, bundled,
-        "regenerate src/bundled.rs after adding or removing a rule file"
-    );
+    assert_eq!(on_disk, bundled, "regenerate src/bundled.rs after adding or removing a rule file");
     assert_eq!(RuleSet::load_dir(&dir).unwrap().regions.len(), 5);
 }
 
@@ -145,97 +112,45 @@ fn parameter_without_source_or_assumption_is_refused() {
 
 #[test]
 fn ratio_outside_0_to_1_is_refused() {
-    assert_refused(
-        SZ,
-        r#"["0.80", "0.70", "0.60"]"#,
-        r#"["1.80", "0.70", "0.60"]"#,
-        "policy[0].in_service.ratio",
-        "outside 0–1",
-    );
+    assert_refused(SZ, r#"["0.80", "0.70", "0.60"]"#, r#"["1.80", "0.70", "0.60"]"#, "policy[0].in_service.ratio", "outside 0–1");
 }
 
 #[test]
 fn unknown_levels_are_refused() {
-    assert_refused(
-        SZ,
-        r#"["0.80", "0.70", "0.60"]"#,
-        r#"["0.80", "0.70", "0.60", "0.50"]"#,
-        "in_service.ratio",
-        "unknown levels",
-    );
-    assert_refused(
-        SZ,
-        "min_level = { value = 1,",
-        "min_level = { value = 4,",
-        "cross_region.min_level",
-        "unknown level 4",
-    );
+    assert_refused(SZ, r#"["0.80", "0.70", "0.60"]"#, r#"["0.80", "0.70", "0.60", "0.50"]"#, "in_service.ratio", "unknown levels");
+    assert_refused(SZ, "min_level = { value = 1,", "min_level = { value = 4,", "cross_region.min_level", "unknown level 4");
 }
 
 #[test]
 fn negative_amount_is_refused() {
-    assert_refused(
-        SZ,
-        r#"deductible = { value = "500.00""#,
-        r#"deductible = { value = "-500.00""#,
-        "in_service.deductible",
-        "negative",
-    );
+    assert_refused(SZ, r#"deductible = { value = "500.00""#, r#"deductible = { value = "-500.00""#, "in_service.deductible", "negative");
 }
 
 #[test]
 fn float_amount_is_refused() {
     // Amounts are strings so no float ever touches money.
-    let errs = refused(with_edit(
-        SZ,
-        r#"deductible = { value = "500.00""#,
-        r#"deductible = { value = 500.0"#,
-    ));
+    let errs = refused(with_edit(SZ, r#"deductible = { value = "500.00""#, r#"deductible = { value = 500.0"#));
     assert!(errs.iter().any(|e| e.file == SZ), "{errs:#?}");
 }
 
 #[test]
 fn overlapping_policy_versions_are_refused() {
-    assert_refused(
-        SZ,
-        r#"effective_from = "2024-12-31""#,
-        r#"effective_from = "2024-06-01""#,
-        "policy",
-        "overlap",
-    );
+    assert_refused(SZ, r#"effective_from = "2024-12-31""#, r#"effective_from = "2024-06-01""#, "policy", "overlap");
 }
 
 #[test]
 fn gap_between_policy_versions_is_refused() {
-    assert_refused(
-        SZ,
-        r#"effective_from = "2024-12-31""#,
-        r#"effective_from = "2025-02-01""#,
-        "policy",
-        "gap in validity",
-    );
+    assert_refused(SZ, r#"effective_from = "2024-12-31""#, r#"effective_from = "2025-02-01""#, "policy", "gap in validity");
 }
 
 #[test]
 fn duplicate_item_codes_are_refused() {
-    assert_refused(
-        SZ_CAT,
-        r#"hilist_code = "XA10BAE056A0""#,
-        r#"hilist_code = "XC08CAA017A0""#,
-        "hilist_code",
-        "duplicate item code",
-    );
+    assert_refused(SZ_CAT, r#"hilist_code = "XA10BAE056A0""#, r#"hilist_code = "XC08CAA017A0""#, "hilist_code", "duplicate item code");
 }
 
 #[test]
 fn class_b_item_without_selfpay_prop_is_refused() {
-    assert_refused(
-        SZ_CAT,
-        "chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"\n",
-        "chrgitm_lv = \"02\"\n",
-        "selfpay_prop",
-        "needs selfpay_prop",
-    );
+    assert_refused(SZ_CAT, "chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"\n", "chrgitm_lv = \"02\"\n", "selfpay_prop", "needs selfpay_prop");
 }
 
 #[test]
@@ -315,17 +230,9 @@ fn nanchang_chronic_disease_outside_the_seed_range_is_refused() {
 
 #[test]
 fn a_broken_file_refuses_the_whole_set_and_reports_every_problem() {
-    let mut files = with_edit(
-        SZ,
-        r#"["0.80", "0.70", "0.60"]"#,
-        r#"["1.80", "0.70", "0.60"]"#,
-    );
+    let mut files = with_edit(SZ, r#"["0.80", "0.70", "0.60"]"#, r#"["1.80", "0.70", "0.60"]"#);
     let cat = files.iter_mut().find(|(n, _)| n == SZ_CAT).unwrap();
-    cat.1 = cat.1.replacen(
-        "chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"\n",
-        "chrgitm_lv = \"02\"\n",
-        1,
-    );
+    cat.1 = cat.1.replacen("chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"\n", "chrgitm_lv = \"02\"\n", 1);
     let errs = RuleSet::load_texts(&files).unwrap_err();
     assert!(errs.0.len() >= 2, "{errs}");
     assert!(errs.to_string().contains(SZ) && errs.to_string().contains(SZ_CAT));
@@ -340,14 +247,6 @@ fn unknown_keys_and_missing_catalogue_are_refused() {
         "line",
         "unknown field",
     );
-    let files: Vec<(String, String)> = FILES
-        .iter()
-        .filter(|(n, _)| *n != SZ_CAT)
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect();
-    assert!(
-        refused(files)
-            .iter()
-            .any(|e| e.file == SZ && e.reason.contains("no catalogue"))
-    );
+    let files: Vec<(String, String)> = FILES.iter().filter(|(n, _)| *n != SZ_CAT).map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    assert!(refused(files).iter().any(|e| e.file == SZ && e.reason.contains("no catalogue")));
 }

@@ -34,11 +34,7 @@ prop_compose! {
 fn arb_claim() -> impl Strategy<Value = (usize, usize, Vec<LineInput<'static>>)> {
     (0..REGIONS.len(), 0..REGIONS.len()).prop_flat_map(|(i, m)| {
         let mdtrt: &'static str = REGIONS[m];
-        (
-            Just(i),
-            Just(m),
-            prop::collection::vec(arb_line(mdtrt), 1..8),
-        )
+        (Just(i), Just(m), prop::collection::vec(arb_line(mdtrt), 1..8))
     })
 }
 

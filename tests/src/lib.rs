@@ -26,29 +26,19 @@ pub fn bin_dir() -> PathBuf {
     }
     // This test executable lives in <target>/<profile>/deps/; the binaries in <target>/<profile>/.
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target profile directory")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target profile directory").to_path_buf()
 }
 
 /// The path of a workspace binary, or a panic that says how to build it.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build --bins` first (scripts/test.sh does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} not found: run `cargo build --bins` first (scripts/test.sh does)", p.display());
     p
 }
 
 /// The repository root (for examples/).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// A running `clearing serve`, killed when dropped.
@@ -70,12 +60,7 @@ impl Clearing {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, addr) = spawn(dir.path(), &extra_args, "127.0.0.1:0".parse().unwrap());
-        Clearing {
-            child: Some(child),
-            addr,
-            dir,
-            extra_args,
-        }
+        Clearing { child: Some(child), addr, dir, extra_args }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -92,11 +77,7 @@ impl Clearing {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect")
+        Channel::from_shared(self.url()).unwrap().connect().await.expect("connect")
     }
 
     pub async fn clearing(&self) -> ClearingClient<Channel> {
@@ -112,10 +93,7 @@ impl Clearing {
     /// Stops the service with SIGTERM (graceful) and waits for it to exit; returns its exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         wait_exit(&mut child)
     }
 
@@ -159,11 +137,7 @@ impl Drop for Clearing {
 }
 
 fn spawn(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr) {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("clearing.log"))
-        .expect("log file");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("clearing.log")).expect("log file");
     let deadline = Instant::now() + STARTUP_PATIENCE;
     loop {
         let mut child = Command::new(bin("clearing"))
@@ -179,19 +153,14 @@ fn spawn(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr
             .spawn()
             .expect("spawn clearing");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read stdout");
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
         if let Some(addr) = line.trim().strip_prefix("clearing listening on ") {
             return (child, addr.parse().expect("address"));
         }
         // A restart on the old port can race the kernel releasing it: retry within the patience.
         let _ = child.wait();
         if Instant::now() > deadline {
-            panic!(
-                "clearing did not start; log:\n{}",
-                std::fs::read_to_string(dir.join("clearing.log")).unwrap_or_default()
-            );
+            panic!("clearing did not start; log:\n{}", std::fs::read_to_string(dir.join("clearing.log")).unwrap_or_default());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -199,15 +168,8 @@ fn spawn(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr
 
 /// Runs the `clearing` CLI (operator client) and returns (success, stdout, stderr).
 pub fn clearing_cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin("clearing"))
-        .args(args)
-        .output()
-        .expect("run clearing");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Command::new(bin("clearing")).args(args).output().expect("run clearing");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 // ---- building requests ----------------------------------------------------------------------
@@ -220,11 +182,7 @@ pub fn member(insured: &str, psn_no: &str, psn_type: &str, filings: &[&str]) -> 
         psn_type: psn_type.into(),
         filings: filings
             .iter()
-            .map(|f| pb::Filing {
-                mdtrt_admdvs: f.to_string(),
-                begndate: "2020-01-01".into(),
-                enddate: String::new(),
-            })
+            .map(|f| pb::Filing { mdtrt_admdvs: f.to_string(), begndate: "2020-01-01".into(), enddate: String::new() })
             .collect(),
         ..Default::default()
     }
@@ -234,15 +192,7 @@ pub fn member(insured: &str, psn_no: &str, psn_type: &str, filings: &[&str]) -> 
 pub const CLASS_A_NO_CAP: &str = "001201000010000";
 
 /// A claim of `yuan` yuan, all in scope, at a level-`lv` institution of `mdtrt` on `date`.
-pub fn claim(
-    msgid: &str,
-    insured: &str,
-    psn_no: &str,
-    mdtrt: &str,
-    lv: u32,
-    date: &str,
-    yuan: u32,
-) -> pb::Claim {
+pub fn claim(msgid: &str, insured: &str, psn_no: &str, mdtrt: &str, lv: u32, date: &str, yuan: u32) -> pb::Claim {
     pb::Claim {
         msgid: msgid.into(),
         psn_no: psn_no.into(),
@@ -265,7 +215,5 @@ pub fn claim(
 /// The field paths of a status's BadRequest details.
 pub fn bad_fields(s: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
-    s.get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
+    s.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|v| v.field).collect()).unwrap_or_default()
 }

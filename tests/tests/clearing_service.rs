@@ -20,23 +20,11 @@ async fn readme_first_claim_with_the_cli() {
     let c = Clearing::start();
     let addr = c.addr.to_string();
     let root = repo_root();
-    let (ok, out, err) = clearing_cli(&[
-        "member",
-        "upsert",
-        "--file",
-        root.join("examples/member.json").to_str().unwrap(),
-        "--addr",
-        &addr,
-    ]);
+    let (ok, out, err) =
+        clearing_cli(&["member", "upsert", "--file", root.join("examples/member.json").to_str().unwrap(), "--addr", &addr]);
     assert!(ok, "{err}");
     assert!(out.contains("\"version\": 1"), "{out}");
-    let (ok, out, err) = clearing_cli(&[
-        "settle",
-        "--file",
-        root.join("examples/claim.json").to_str().unwrap(),
-        "--addr",
-        &addr,
-    ]);
+    let (ok, out, err) = clearing_cli(&["settle", "--file", root.join("examples/claim.json").to_str().unwrap(), "--addr", &addr]);
     assert!(ok, "{err}");
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
     // Priced with Nanchang's sample catalogue; paid under Suizhou's policy (003 art. 8): in scope
@@ -55,34 +43,14 @@ async fn readme_first_claim_with_the_cli() {
     let setl_id = s["setl_id"].as_str().unwrap();
     let (ok, out, _) = clearing_cli(&["get", setl_id, "--addr", &addr]);
     assert!(ok && out.contains("223.10"));
-    let (ok, out, _) = clearing_cli(&[
-        "member",
-        "get",
-        "--insuplc-admdvs",
-        "421300",
-        "--psn-no",
-        "421300000000000001",
-        "--addr",
-        &addr,
-    ]);
-    assert!(
-        ok && out.contains("\"fund_paid\": \"223.10\"") && out.contains("\"acct_balc\": \"0.00\""),
-        "{out}"
-    );
+    let (ok, out, _) = clearing_cli(&["member", "get", "--insuplc-admdvs", "421300", "--psn-no", "421300000000000001", "--addr", &addr]);
+    assert!(ok && out.contains("\"fund_paid\": \"223.10\"") && out.contains("\"acct_balc\": \"0.00\""), "{out}");
     // A bad claim is refused by the CLI with the field named.
     let bad = c.dir.path().join("bad.json");
-    std::fs::write(
-        &bad,
-        std::fs::read_to_string(root.join("examples/claim.json"))
-            .unwrap()
-            .replace("\"hosp_lv\": 1", "\"hosp_lv\": 7"),
-    )
-    .unwrap();
+    std::fs::write(&bad, std::fs::read_to_string(root.join("examples/claim.json")).unwrap().replace("\"hosp_lv\": 1", "\"hosp_lv\": 7"))
+        .unwrap();
     let (ok, _, err) = clearing_cli(&["settle", "--file", bad.to_str().unwrap(), "--addr", &addr]);
-    assert!(
-        !ok && err.contains("InvalidArgument") && err.contains("hosp_lv"),
-        "{err}"
-    );
+    assert!(!ok && err.contains("InvalidArgument") && err.contains("hosp_lv"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,121 +76,37 @@ async fn golden_cases_through_the_wire() {
     };
     // (claim, expected hifp_pay, expected act_pay_dedc), worked out in the engine's golden tests.
     let cases = [
-        (
-            settle("421300", "SZ1", "360100", 3, "2023-03-10", 800),
-            "180.00",
-            "500.00",
-        ), // (800−500)×60%
-        (
-            settle("421300", "SZ2", "360100", 2, "2023-03-10", 800),
-            "300.00",
-            "400.00",
-        ), // (800−400)×75%
-        (
-            settle("421300", "SZ3", "360100", 1, "2023-03-10", 800),
-            "0.00",
-            "0.00",
-        ), // unfiled: art. 10
-        (
-            settle("360100", "NC1", "421300", 2, "2023-04-01", 1000),
-            "220.00",
-            "600.00",
-        ), // 400×55%
-        (
-            settle("360100", "NC2", "421300", 3, "2023-04-01", 1000),
-            "220.00",
-            "600.00",
-        ), // 400×55%
-        (
-            settle("150500", "TL1", "421300", 1, "2023-04-01", 1000),
-            "0.00",
-            "0.00",
-        ), // Q5: level ≥ 2
-        (
-            settle("150500", "TL1", "421300", 2, "2023-04-02", 1000),
-            "600.00",
-            "0.00",
-        ), // 1000×60%
+        (settle("421300", "SZ1", "360100", 3, "2023-03-10", 800), "180.00", "500.00"), // (800−500)×60%
+        (settle("421300", "SZ2", "360100", 2, "2023-03-10", 800), "300.00", "400.00"), // (800−400)×75%
+        (settle("421300", "SZ3", "360100", 1, "2023-03-10", 800), "0.00", "0.00"),     // unfiled: art. 10
+        (settle("360100", "NC1", "421300", 2, "2023-04-01", 1000), "220.00", "600.00"), // 400×55%
+        (settle("360100", "NC2", "421300", 3, "2023-04-01", 1000), "220.00", "600.00"), // 400×55%
+        (settle("150500", "TL1", "421300", 1, "2023-04-01", 1000), "0.00", "0.00"),    // Q5: level ≥ 2
+        (settle("150500", "TL1", "421300", 2, "2023-04-02", 1000), "600.00", "0.00"),  // 1000×60%
     ];
     for (claim, hifp, dedc) in cases {
-        let s = cl
-            .settle_claim(claim.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", claim.msgid))
-            .into_inner();
-        assert_eq!(
-            (s.hifp_pay.as_str(), s.act_pay_dedc.as_str()),
-            (hifp, dedc),
-            "{}",
-            claim.msgid
-        );
+        let s = cl.settle_claim(claim.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", claim.msgid)).into_inner();
+        assert_eq!((s.hifp_pay.as_str(), s.act_pay_dedc.as_str()), (hifp, dedc), "{}", claim.msgid);
         assert!(s.recorded && !s.setl_id.is_empty() && !s.clr_date.is_empty());
     }
     // Suizhou's cap of 1300 across visits, then a new year (003 art. 8, 9): SZ1 already has 180.00
     // fund pay and the whole deductible used in 2023.
-    let s = cl
-        .settle_claim(claim(
-            "CAP1",
-            "421300",
-            "SZ1",
-            "360100",
-            1,
-            "2023-05-01",
-            2000,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let s = cl.settle_claim(claim("CAP1", "421300", "SZ1", "360100", 1, "2023-05-01", 2000)).await.unwrap().into_inner();
     assert_eq!(s.hifp_pay, "1120.00"); // min(2000×80% = 1600, 1300 − 180)
-    let s = cl
-        .settle_claim(claim(
-            "CAP2",
-            "421300",
-            "SZ1",
-            "360100",
-            1,
-            "2023-06-01",
-            500,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let s = cl.settle_claim(claim("CAP2", "421300", "SZ1", "360100", 1, "2023-06-01", 500)).await.unwrap().into_inner();
     assert_eq!(s.hifp_pay, "0.00");
-    let s = cl
-        .settle_claim(claim(
-            "CAP3",
-            "421300",
-            "SZ1",
-            "360100",
-            1,
-            "2024-01-03",
-            2000,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (s.act_pay_dedc.as_str(), s.hifp_pay.as_str(), s.year),
-        ("500.00", "1200.00", 2024)
-    );
+    let s = cl.settle_claim(claim("CAP3", "421300", "SZ1", "360100", 1, "2024-01-03", 2000)).await.unwrap().into_inner();
+    assert_eq!((s.act_pay_dedc.as_str(), s.hifp_pay.as_str(), s.year), ("500.00", "1200.00", 2024));
     let m = c
         .registry()
         .await
-        .get_member(pb::GetMemberRequest {
-            insuplc_admdvs: "421300".into(),
-            psn_no: "SZ1".into(),
-            year: 2023,
-        })
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "SZ1".into(), year: 2023 })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(m.accumulators.len(), 1);
     assert_eq!(
-        (
-            m.accumulators[0].fund_paid.as_str(),
-            m.accumulators[0].deductible_used.as_str(),
-            m.accumulators[0].visits
-        ),
+        (m.accumulators[0].fund_paid.as_str(), m.accumulators[0].deductible_used.as_str(), m.accumulators[0].visits),
         ("1300.00", "500.00", 3)
     );
     // A pharmacy filling a level-2 prescription (003 art. 11): (800 − 400... SZ2 is retired, deductible
@@ -232,41 +116,14 @@ async fn golden_cases_through_the_wire() {
     p.fixmedins_code = "P36010200001".into();
     p.prescribing_hosp_lv = 2;
     let s = cl.settle_claim(p).await.unwrap().into_inner();
-    assert_eq!(
-        (s.hifp_pay.as_str(), s.ratio_hosp_lv, s.hifp_ratio.as_str()),
-        ("600.00", 2, "0.75")
-    );
+    assert_eq!((s.hifp_pay.as_str(), s.ratio_hosp_lv, s.hifp_ratio.as_str()), ("600.00", 2, "0.75"));
     // Retiree terms from the month after retirement (003 art. 12).
     let mut r = member("421300", "SZ4", "12", &["360000"]);
     r.retire_date = "2023-05-20".into();
     registered(&c, &[r]).await;
-    let s = cl
-        .settle_claim(claim(
-            "RT1",
-            "421300",
-            "SZ4",
-            "360100",
-            1,
-            "2023-05-25",
-            800,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let s = cl.settle_claim(claim("RT1", "421300", "SZ4", "360100", 1, "2023-05-25", 800)).await.unwrap().into_inner();
     assert_eq!((s.psn_type.as_str(), s.hifp_pay.as_str()), ("11", "240.00"));
-    let s = cl
-        .settle_claim(claim(
-            "RT2",
-            "421300",
-            "SZ4",
-            "360100",
-            1,
-            "2023-06-02",
-            800,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let s = cl.settle_claim(claim("RT2", "421300", "SZ4", "360100", 1, "2023-06-02", 800)).await.unwrap().into_inner();
     assert_eq!((s.psn_type.as_str(), s.hifp_pay.as_str()), ("12", "680.00")); // deductible already met at 500 > 400: 800 × 85%
 }
 
@@ -275,87 +132,30 @@ async fn resend_is_idempotent_and_conflicting_resend_is_refused() {
     let c = Clearing::start();
     registered(&c, &[member("360100", "NC1", "11", &[])]).await;
     let mut cl = c.clearing().await;
-    let first = cl
-        .settle_claim(claim(
-            "M1",
-            "360100",
-            "NC1",
-            "421300",
-            1,
-            "2023-04-01",
-            1000,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let again = cl
-        .settle_claim(claim(
-            "M1",
-            "360100",
-            "NC1",
-            "421300",
-            1,
-            "2023-04-01",
-            1000,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        first.encode_to_vec(),
-        again.encode_to_vec(),
-        "a resend returns the stored settlement, byte for byte"
-    );
-    let other = cl
-        .settle_claim(claim("M1", "360100", "NC1", "421300", 1, "2023-04-01", 999))
-        .await
-        .unwrap_err();
+    let first = cl.settle_claim(claim("M1", "360100", "NC1", "421300", 1, "2023-04-01", 1000)).await.unwrap().into_inner();
+    let again = cl.settle_claim(claim("M1", "360100", "NC1", "421300", 1, "2023-04-01", 1000)).await.unwrap().into_inner();
+    assert_eq!(first.encode_to_vec(), again.encode_to_vec(), "a resend returns the stored settlement, byte for byte");
+    let other = cl.settle_claim(claim("M1", "360100", "NC1", "421300", 1, "2023-04-01", 999)).await.unwrap_err();
     assert_eq!(other.code(), Code::AlreadyExists);
     assert_eq!(bad_fields(&other), vec!["msgid"]);
     // Only one settlement counted.
     let m = c
         .registry()
         .await
-        .get_member(pb::GetMemberRequest {
-            insuplc_admdvs: "360100".into(),
-            psn_no: "NC1".into(),
-            year: 2023,
-        })
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "360100".into(), psn_no: "NC1".into(), year: 2023 })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        (
-            m.accumulators[0].visits,
-            m.accumulators[0].fund_paid.as_str()
-        ),
-        (1, "240.00")
-    );
+    assert_eq!((m.accumulators[0].visits, m.accumulators[0].fund_paid.as_str()), (1, "240.00"));
     // Preview computes the same numbers and records nothing.
-    let p = cl
-        .preview_claim(claim(
-            "M2",
-            "360100",
-            "NC1",
-            "421300",
-            1,
-            "2023-04-01",
-            1000,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let p = cl.preview_claim(claim("M2", "360100", "NC1", "421300", 1, "2023-04-01", 1000)).await.unwrap().into_inner();
     assert!(!p.recorded && p.setl_id.is_empty());
     assert_eq!(p.act_pay_dedc, "0.00"); // deductible already met by M1
     assert_eq!(p.hifp_pay, "600.00");
     let m2 = c
         .registry()
         .await
-        .get_member(pb::GetMemberRequest {
-            insuplc_admdvs: "360100".into(),
-            psn_no: "NC1".into(),
-            year: 0,
-        })
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "360100".into(), psn_no: "NC1".into(), year: 0 })
         .await
         .unwrap()
         .into_inner();
@@ -372,15 +172,8 @@ async fn reversal_restores_state_once() {
     let mut k = claim("R1", "421300", "SZ1", "360100", 1, "2023-03-10", 800);
     k.acct_used_flag = true;
     let s = cl.settle_claim(k).await.unwrap().into_inner();
-    assert_eq!(
-        (s.hifp_pay.as_str(), s.acct_pay.as_str(), s.balc.as_str()),
-        ("240.00", "300.00", "0.00")
-    );
-    let req = pb::ReverseClaimRequest {
-        setl_id: s.setl_id.clone(),
-        msgid: "R1-REV".into(),
-        reason: "patient refund".into(),
-    };
+    assert_eq!((s.hifp_pay.as_str(), s.acct_pay.as_str(), s.balc.as_str()), ("240.00", "300.00", "0.00"));
+    let req = pb::ReverseClaimRequest { setl_id: s.setl_id.clone(), msgid: "R1-REV".into(), reason: "patient refund".into() };
     let r = cl.reverse_claim(req.clone()).await.unwrap().into_inner();
     assert!(r.refd_setl_flag);
     assert_eq!(r.orig_setl_id, s.setl_id);
@@ -399,20 +192,12 @@ async fn reversal_restores_state_once() {
     let again = cl.reverse_claim(req).await.unwrap().into_inner();
     assert_eq!(again.encode_to_vec(), r.encode_to_vec());
     let twice = cl
-        .reverse_claim(pb::ReverseClaimRequest {
-            setl_id: s.setl_id.clone(),
-            msgid: "R1-REV2".into(),
-            reason: String::new(),
-        })
+        .reverse_claim(pb::ReverseClaimRequest { setl_id: s.setl_id.clone(), msgid: "R1-REV2".into(), reason: String::new() })
         .await
         .unwrap_err();
     assert_eq!(twice.code(), Code::FailedPrecondition);
     let of_rev = cl
-        .reverse_claim(pb::ReverseClaimRequest {
-            setl_id: r.setl_id.clone(),
-            msgid: "R1-REV3".into(),
-            reason: String::new(),
-        })
+        .reverse_claim(pb::ReverseClaimRequest { setl_id: r.setl_id.clone(), msgid: "R1-REV3".into(), reason: String::new() })
         .await
         .unwrap_err();
     assert_eq!(of_rev.code(), Code::FailedPrecondition);
@@ -420,42 +205,21 @@ async fn reversal_restores_state_once() {
     let m = c
         .registry()
         .await
-        .get_member(pb::GetMemberRequest {
-            insuplc_admdvs: "421300".into(),
-            psn_no: "SZ1".into(),
-            year: 2023,
-        })
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "SZ1".into(), year: 2023 })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(m.acct_balc, "300.00");
     assert_eq!(
-        (
-            m.accumulators[0].fund_paid.as_str(),
-            m.accumulators[0].deductible_used.as_str(),
-            m.accumulators[0].visits
-        ),
+        (m.accumulators[0].fund_paid.as_str(), m.accumulators[0].deductible_used.as_str(), m.accumulators[0].visits),
         ("0.00", "0.00", 0)
     );
     // The original now says who reversed it.
-    let orig = cl
-        .get_settlement(pb::GetSettlementRequest {
-            setl_id: s.setl_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let orig = cl.get_settlement(pb::GetSettlementRequest { setl_id: s.setl_id.clone() }).await.unwrap().into_inner();
     assert_eq!(orig.reversed_by_setl_id, r.setl_id);
     // The same visit settles again from scratch.
-    let s2 = cl
-        .settle_claim(claim("R2", "421300", "SZ1", "360100", 1, "2023-03-10", 800))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (s2.act_pay_dedc.as_str(), s2.hifp_pay.as_str()),
-        ("500.00", "240.00")
-    );
+    let s2 = cl.settle_claim(claim("R2", "421300", "SZ1", "360100", 1, "2023-03-10", 800)).await.unwrap().into_inner();
+    assert_eq!((s2.act_pay_dedc.as_str(), s2.hifp_pay.as_str()), ("500.00", "240.00"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,18 +231,10 @@ async fn restart_and_crash_lose_nothing_acknowledged() {
         let mut cl = c.clearing().await;
         for i in 0..20 {
             acked.push(
-                cl.settle_claim(claim(
-                    &format!("K{i}"),
-                    "360100",
-                    "NC1",
-                    "421300",
-                    1 + i % 3,
-                    "2023-04-01",
-                    100 + i,
-                ))
-                .await
-                .unwrap()
-                .into_inner(),
+                cl.settle_claim(claim(&format!("K{i}"), "360100", "NC1", "421300", 1 + i % 3, "2023-04-01", 100 + i))
+                    .await
+                    .unwrap()
+                    .into_inner(),
             );
         }
     }
@@ -489,18 +245,10 @@ async fn restart_and_crash_lose_nothing_acknowledged() {
         let mut cl = c.clearing().await;
         for i in 20..40 {
             acked.push(
-                cl.settle_claim(claim(
-                    &format!("K{i}"),
-                    "360100",
-                    "NC1",
-                    "421300",
-                    1 + i % 3,
-                    "2023-04-01",
-                    100 + i,
-                ))
-                .await
-                .unwrap()
-                .into_inner(),
+                cl.settle_claim(claim(&format!("K{i}"), "360100", "NC1", "421300", 1 + i % 3, "2023-04-01", 100 + i))
+                    .await
+                    .unwrap()
+                    .into_inner(),
             );
         }
     }
@@ -508,29 +256,14 @@ async fn restart_and_crash_lose_nothing_acknowledged() {
     c.restart();
     let mut cl = c.clearing().await;
     for s in &acked {
-        let mut got = cl
-            .get_settlement(pb::GetSettlementRequest {
-                setl_id: s.setl_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut got = cl.get_settlement(pb::GetSettlementRequest { setl_id: s.setl_id.clone() }).await.unwrap().into_inner();
         got.reversed_by_setl_id.clear();
-        assert_eq!(
-            got.encode_to_vec(),
-            s.encode_to_vec(),
-            "{} changed across restarts",
-            s.setl_id
-        );
+        assert_eq!(got.encode_to_vec(), s.encode_to_vec(), "{} changed across restarts", s.setl_id);
     }
     let m = c
         .registry()
         .await
-        .get_member(pb::GetMemberRequest {
-            insuplc_admdvs: "360100".into(),
-            psn_no: "NC1".into(),
-            year: 2023,
-        })
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "360100".into(), psn_no: "NC1".into(), year: 2023 })
         .await
         .unwrap()
         .into_inner();
@@ -557,64 +290,34 @@ async fn bad_input_is_refused_with_the_field_and_nothing_written() {
     let mut cases: Vec<(&str, pb::Claim, Code, &str)> = Vec::new();
     let mut k = good();
     k.insuplc_admdvs = "990000".into();
-    cases.push((
-        "malformed region",
-        k,
-        Code::InvalidArgument,
-        "insuplc_admdvs",
-    ));
+    cases.push(("malformed region", k, Code::InvalidArgument, "insuplc_admdvs"));
     let mut k = good();
     k.mdtrt_admdvs = "440300".into();
     cases.push(("unknown region", k, Code::InvalidArgument, "mdtrt_admdvs"));
     let mut k = good();
     k.lines[0].hilist_code = "ABC".into();
-    cases.push((
-        "malformed code",
-        k,
-        Code::InvalidArgument,
-        "lines[0].hilist_code",
-    ));
+    cases.push(("malformed code", k, Code::InvalidArgument, "lines[0].hilist_code"));
     let mut k = good();
     k.setl_time = "2023-13-40".into();
     cases.push(("malformed date", k, Code::InvalidArgument, "setl_time"));
     let mut k = good();
     k.lines[0].det_item_fee_sumamt = "799.99".into();
-    cases.push((
-        "amount ≠ cnt × pric",
-        k,
-        Code::InvalidArgument,
-        "lines[0].det_item_fee_sumamt",
-    ));
+    cases.push(("amount ≠ cnt × pric", k, Code::InvalidArgument, "lines[0].det_item_fee_sumamt"));
     let mut k = good();
     k.lines[0].pric = "-800.00".into();
     k.lines[0].det_item_fee_sumamt = "-800.00".into();
-    cases.push((
-        "negative amount",
-        k,
-        Code::InvalidArgument,
-        "lines[0].det_item_fee_sumamt",
-    ));
+    cases.push(("negative amount", k, Code::InvalidArgument, "lines[0].det_item_fee_sumamt"));
     let mut k = good();
     k.lines[0].cnt = "1".into();
     k.lines[0].pric = "99999999999.00".into();
     k.lines[0].det_item_fee_sumamt = "99999999999.00".into();
-    cases.push((
-        "absurd amount",
-        k,
-        Code::InvalidArgument,
-        "lines[0].det_item_fee_sumamt",
-    ));
+    cases.push(("absurd amount", k, Code::InvalidArgument, "lines[0].det_item_fee_sumamt"));
     let mut k = good();
     k.lines = (0..101).map(|_| k.lines[0].clone()).collect();
     cases.push(("too many lines", k, Code::InvalidArgument, "lines"));
     let mut k = good();
     k.setl_time = "2022-06-01T10:00:00+08:00".into();
-    cases.push((
-        "date outside any policy version",
-        k,
-        Code::InvalidArgument,
-        "setl_time",
-    ));
+    cases.push(("date outside any policy version", k, Code::InvalidArgument, "setl_time"));
     let mut k = good();
     k.setl_time = "2099-06-01T10:00:00+08:00".into();
     cases.push(("date in the future", k, Code::InvalidArgument, "setl_time"));
@@ -624,59 +327,30 @@ async fn bad_input_is_refused_with_the_field_and_nothing_written() {
     let mut k = good();
     k.acct_payer_psn_no = "SZP".into();
     k.acct_used_flag = true;
-    cases.push((
-        "family payer without the link",
-        k,
-        Code::PermissionDenied,
-        "acct_payer_psn_no",
-    ));
+    cases.push(("family payer without the link", k, Code::PermissionDenied, "acct_payer_psn_no"));
     let mut k = good();
     k.fixmedins_code = "H42130200746".into();
-    cases.push((
-        "institution outside the service location",
-        k,
-        Code::InvalidArgument,
-        "fixmedins_code",
-    ));
+    cases.push(("institution outside the service location", k, Code::InvalidArgument, "fixmedins_code"));
     let mut k = good();
     k.med_type = "14".into();
-    cases.push((
-        "chronic claim without disease",
-        k,
-        Code::InvalidArgument,
-        "dise_code",
-    ));
+    cases.push(("chronic claim without disease", k, Code::InvalidArgument, "dise_code"));
     let mut k = good();
     k.med_type = "14".into();
     k.dise_code = "M03900".into();
-    cases.push((
-        "disease not on the insured region's list",
-        k,
-        Code::InvalidArgument,
-        "dise_code",
-    ));
+    cases.push(("disease not on the insured region's list", k, Code::InvalidArgument, "dise_code"));
     let mut k = good();
     k.msgid = "has space".into();
     cases.push(("malformed msgid", k, Code::InvalidArgument, "msgid"));
     for (what, k, code, field) in cases {
         let e = cl.settle_claim(k).await.expect_err(what);
         assert_eq!(e.code(), code, "{what}: {e:?}");
-        assert!(
-            bad_fields(&e).iter().any(|f| f == field),
-            "{what}: fields {:?}, message {}",
-            bad_fields(&e),
-            e.message()
-        );
+        assert!(bad_fields(&e).iter().any(|f| f == field), "{what}: fields {:?}, message {}", bad_fields(&e), e.message());
     }
     // Nothing was written: no accumulators, balances untouched, versions unchanged.
     let mut reg = c.registry().await;
     for psn in ["SZ1", "SZP"] {
         let m = reg
-            .get_member(pb::GetMemberRequest {
-                insuplc_admdvs: "421300".into(),
-                psn_no: psn.into(),
-                year: 0,
-            })
+            .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: psn.into(), year: 0 })
             .await
             .unwrap()
             .into_inner();
@@ -685,171 +359,57 @@ async fn bad_input_is_refused_with_the_field_and_nothing_written() {
     }
     // With the link, the family account pays (家庭共济) and acct_mulaid_pay says so.
     let mut p = member("421300", "SZP", "11", &["360000"]);
-    p.mulaid_beneficiaries = vec![pb::MulaidBeneficiary {
-        psn_no: "SZ1".into(),
-        relation: "parent".into(),
-    }];
+    p.mulaid_beneficiaries = vec![pb::MulaidBeneficiary { psn_no: "SZ1".into(), relation: "parent".into() }];
     reg.upsert_member(p).await.unwrap();
     let mut k = good();
     k.acct_payer_psn_no = "SZP".into();
     k.acct_used_flag = true;
     let s = cl.settle_claim(k).await.unwrap().into_inner();
-    assert_eq!(
-        (
-            s.acct_pay.as_str(),
-            s.acct_mulaid_pay.as_str(),
-            s.balc.as_str()
-        ),
-        ("500.00", "500.00", "0.00")
-    );
+    assert_eq!((s.acct_pay.as_str(), s.acct_mulaid_pay.as_str(), s.balc.as_str()), ("500.00", "500.00", "0.00"));
     // Bad members and bad lookups too.
     let mut m = member("421300", "SZ9", "13", &["36"]);
-    m.mulaid_beneficiaries = vec![pb::MulaidBeneficiary {
-        psn_no: "X".into(),
-        relation: "cousin".into(),
-    }];
+    m.mulaid_beneficiaries = vec![pb::MulaidBeneficiary { psn_no: "X".into(), relation: "cousin".into() }];
     let e = reg.upsert_member(m).await.unwrap_err();
     let f = bad_fields(&e);
-    for want in [
-        "psn_type",
-        "filings[0].mdtrt_admdvs",
-        "mulaid_beneficiaries[0].relation",
-    ] {
+    for want in ["psn_type", "filings[0].mdtrt_admdvs", "mulaid_beneficiaries[0].relation"] {
         assert!(f.iter().any(|x| x == want), "{want} in {f:?}");
     }
-    assert_eq!(
-        cl.get_settlement(pb::GetSettlementRequest {
-            setl_id: "nope".into()
-        })
-        .await
-        .unwrap_err()
-        .code(),
-        Code::InvalidArgument
-    );
-    assert_eq!(
-        cl.get_settlement(pb::GetSettlementRequest {
-            setl_id: "00".repeat(12)
-        })
-        .await
-        .unwrap_err()
-        .code(),
-        Code::NotFound
-    );
+    assert_eq!(cl.get_settlement(pb::GetSettlementRequest { setl_id: "nope".into() }).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(cl.get_settlement(pb::GetSettlementRequest { setl_id: "00".repeat(12) }).await.unwrap_err().code(), Code::NotFound);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reflection_and_catalogue() {
     let c = Clearing::start();
     let mut h = tonic_health::pb::health_client::HealthClient::new(c.channel().await);
-    let st = h
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "clearinghouse.v1.Clearing".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        st.status(),
-        tonic_health::pb::health_check_response::ServingStatus::Serving
-    );
+    let st = h.check(tonic_health::pb::HealthCheckRequest { service: "clearinghouse.v1.Clearing".into() }).await.unwrap().into_inner();
+    assert_eq!(st.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
     // Server reflection lists the services (what `grpcurl -plaintext localhost:50051 list` asks).
     use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
     };
     let mut r = ServerReflectionClient::new(c.channel().await);
-    let req = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut stream = r
-        .server_reflection_info(tokio_stream::iter(vec![req]))
-        .await
-        .unwrap()
-        .into_inner();
+    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let mut stream = r.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
     let resp = stream.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
-        panic!("no service list")
-    };
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else { panic!("no service list") };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in [
-        "clearinghouse.v1.Clearing",
-        "clearinghouse.v1.Registry",
-        "clearinghouse.v1.Catalogue",
-        "grpc.health.v1.Health",
-    ] {
+    for want in ["clearinghouse.v1.Clearing", "clearinghouse.v1.Registry", "clearinghouse.v1.Catalogue", "grpc.health.v1.Health"] {
         assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
     }
     let mut cat = c.catalogue().await;
-    let regions = cat
-        .list_regions(pb::ListRegionsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .regions;
+    let regions = cat.list_regions(pb::ListRegionsRequest {}).await.unwrap().into_inner().regions;
+    assert_eq!(regions.iter().map(|r| r.admdvs.as_str()).collect::<Vec<_>>(), vec!["140100", "150500", "320100", "360100", "421300"]);
+    assert!(regions.iter().all(|r| r.route == "local" && r.catalogue_sample && r.catalogue_items >= 40));
+    let p = cat.get_policy(pb::GetPolicyRequest { admdvs: "421300".into(), date: "2023-06-01".into() }).await.unwrap().into_inner();
+    let ded = p.parameters.iter().find(|x| x.key == "retired.deductible").unwrap();
+    assert_eq!((ded.value.as_str(), ded.source.as_str(), ded.assumption.as_str()), ("400.00", "003_a9d74b92acd07a75.txt art. 8", ""));
+    assert!(p.parameters.iter().all(|x| x.source.is_empty() != x.assumption.is_empty()), "each parameter has exactly one provenance");
+    let t = cat.get_policy(pb::GetPolicyRequest { admdvs: "150500".into(), date: "2023-06-01".into() }).await.unwrap().into_inner();
+    assert!(!t.parameters.iter().find(|x| x.key == "in_service.deductible").unwrap().assumption.is_empty());
     assert_eq!(
-        regions
-            .iter()
-            .map(|r| r.admdvs.as_str())
-            .collect::<Vec<_>>(),
-        vec!["140100", "150500", "320100", "360100", "421300"]
-    );
-    assert!(
-        regions
-            .iter()
-            .all(|r| r.route == "local" && r.catalogue_sample && r.catalogue_items >= 40)
-    );
-    let p = cat
-        .get_policy(pb::GetPolicyRequest {
-            admdvs: "421300".into(),
-            date: "2023-06-01".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let ded = p
-        .parameters
-        .iter()
-        .find(|x| x.key == "retired.deductible")
-        .unwrap();
-    assert_eq!(
-        (
-            ded.value.as_str(),
-            ded.source.as_str(),
-            ded.assumption.as_str()
-        ),
-        ("400.00", "003_a9d74b92acd07a75.txt art. 8", "")
-    );
-    assert!(
-        p.parameters
-            .iter()
-            .all(|x| x.source.is_empty() != x.assumption.is_empty()),
-        "each parameter has exactly one provenance"
-    );
-    let t = cat
-        .get_policy(pb::GetPolicyRequest {
-            admdvs: "150500".into(),
-            date: "2023-06-01".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        !t.parameters
-            .iter()
-            .find(|x| x.key == "in_service.deductible")
-            .unwrap()
-            .assumption
-            .is_empty()
-    );
-    assert_eq!(
-        cat.get_policy(pb::GetPolicyRequest {
-            admdvs: "421300".into(),
-            date: "2021-01-01".into()
-        })
-        .await
-        .unwrap_err()
-        .code(),
+        cat.get_policy(pb::GetPolicyRequest { admdvs: "421300".into(), date: "2021-01-01".into() }).await.unwrap_err().code(),
         Code::InvalidArgument
     );
     // Paging through a catalogue returns every item once.

@@ -36,10 +36,7 @@ type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
 
 enum Job {
     Commit(Box<Commit>, NaiveDate, Reply),
-    Upsert(
-        Box<MemberUpsert>,
-        oneshot::Sender<Result<MemberRecord, StoreError>>,
-    ),
+    Upsert(Box<MemberUpsert>, oneshot::Sender<Result<MemberRecord, StoreError>>),
 }
 
 /// The embedded store. Cheap to clone.
@@ -60,25 +57,12 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 impl EmbeddedStore {
     /// Opens (or creates) `dir/clearing.redb` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            unavailable(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", dir.display())))?;
         let path = dir.join("clearing.redb");
-        let db = Database::create(&path)
-            .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let db = Database::create(&path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
         {
             let txn = db.begin_write().map_err(unavailable)?;
-            for t in [
-                MEMBERS,
-                SETTLEMENTS,
-                IDEMPOTENCY,
-                WINDOW_TOTALS,
-                JOURNAL,
-                WINDOWS,
-            ] {
+            for t in [MEMBERS, SETTLEMENTS, IDEMPOTENCY, WINDOW_TOTALS, JOURNAL, WINDOWS] {
                 txn.open_table(t).map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)?;
@@ -86,10 +70,7 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let wdb = db.clone();
-        std::thread::Builder::new()
-            .name("embedded-writer".into())
-            .spawn(move || writer(wdb, rx))
-            .map_err(unavailable)?;
+        std::thread::Builder::new().name("embedded-writer".into()).spawn(move || writer(wdb, rx)).map_err(unavailable)?;
         Ok(EmbeddedStore { db, writer: tx })
     }
 
@@ -107,27 +88,17 @@ impl EmbeddedStore {
         }
     }
 
-    async fn submit<T>(
-        &self,
-        job: Job,
-        rx: oneshot::Receiver<Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        self.writer
-            .send(job)
-            .await
-            .map_err(|_| unavailable("writer stopped"))?;
+    async fn submit<T>(&self, job: Job, rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        self.writer.send(job).await.map_err(|_| unavailable("writer stopped"))?;
         // A dropped reply means the writer died mid-batch: the outcome is unknown to us, and the caller
         // resolves it by re-reading the idempotency key, never by committing again blindly.
-        rx.await
-            .map_err(|_| unavailable("writer stopped before answering"))?
+        rx.await.map_err(|_| unavailable("writer stopped before answering"))?
     }
 }
 
 impl Store for EmbeddedStore {
     async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
-        self.read(MEMBERS, &key.storage_key(), |b| {
-            serde_json::from_slice(b).map_err(corrupt)
-        })
+        self.read(MEMBERS, &key.storage_key(), |b| serde_json::from_slice(b).map_err(corrupt))
     }
 
     async fn upsert_member(&self, upsert: MemberUpsert) -> Result<MemberRecord, StoreError> {
@@ -135,50 +106,32 @@ impl Store for EmbeddedStore {
         self.submit(Job::Upsert(Box::new(upsert), tx), rx).await
     }
 
-    async fn lookup_idempotency(
-        &self,
-        _shard: u16,
-        idem_key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.read(IDEMPOTENCY, idem_key, |b| {
-            serde_json::from_slice(b).map_err(corrupt)
-        })
+    async fn lookup_idempotency(&self, _shard: u16, idem_key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read(IDEMPOTENCY, idem_key, |b| serde_json::from_slice(b).map_err(corrupt))
     }
 
     async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
-        self.read(SETTLEMENTS, setl_id, |b| {
-            serde_json::from_slice(b).map_err(corrupt)
-        })
+        self.read(SETTLEMENTS, setl_id, |b| serde_json::from_slice(b).map_err(corrupt))
     }
 
     async fn open_window(&self, _shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let t = txn.open_table(WINDOWS).map_err(unavailable)?;
-        first_open_day(
-            |k| t.get(k).map(|v| v.is_some()).map_err(unavailable),
-            today,
-        )
+        first_open_day(|k| t.get(k).map(|v| v.is_some()).map_err(unavailable), today)
     }
 
     async fn commit(&self, commit: Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(Job::Commit(Box::new(commit), today, tx), rx)
-            .await
+        self.submit(Job::Commit(Box::new(commit), today, tx), rx).await
     }
 
-    async fn window_totals(
-        &self,
-        clr_date: NaiveDate,
-    ) -> Result<Vec<((String, String), PairTotals)>, StoreError> {
+    async fn window_totals(&self, clr_date: NaiveDate) -> Result<Vec<((String, String), PairTotals)>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let t = txn.open_table(WINDOW_TOTALS).map_err(unavailable)?;
         let prefix = format!("{clr_date}|");
         let end = format!("{clr_date}}}"); // '}' sorts after '|'
         let mut sums: std::collections::BTreeMap<(String, String), PairTotals> = Default::default();
-        for row in t
-            .range(prefix.as_str()..end.as_str())
-            .map_err(unavailable)?
-        {
+        for row in t.range(prefix.as_str()..end.as_str()).map_err(unavailable)? {
             let (k, v) = row.map_err(unavailable)?;
             let mut parts = k.value().split('|').skip(2);
             let (Some(ins), Some(mdt)) = (parts.next(), parts.next()) else {
@@ -195,10 +148,7 @@ impl Store for EmbeddedStore {
     }
 }
 
-fn first_open_day(
-    mut closed: impl FnMut(&str) -> Result<bool, StoreError>,
-    today: NaiveDate,
-) -> Result<NaiveDate, StoreError> {
+fn first_open_day(mut closed: impl FnMut(&str) -> Result<bool, StoreError>, today: NaiveDate) -> Result<NaiveDate, StoreError> {
     let mut d = today;
     for _ in 0..MAX_CLOSED_AHEAD_DAYS {
         if !closed(&d.to_string())? {
@@ -206,9 +156,7 @@ fn first_open_day(
         }
         d = d.succ_opt().ok_or_else(|| corrupt("date overflow"))?;
     }
-    Err(corrupt(format!(
-        "more than {MAX_CLOSED_AHEAD_DAYS} closed windows after {today}"
-    )))
+    Err(corrupt(format!("more than {MAX_CLOSED_AHEAD_DAYS} closed windows after {today}")))
 }
 
 /// The writer thread: batches, applies, fsyncs, answers.
@@ -292,31 +240,20 @@ fn apply_batch(db: &Database, batch: &[Job]) -> Vec<Answer> {
     }
 }
 
-fn get_json<T: serde::de::DeserializeOwned>(
-    t: &Table<'_, &'static str, &'static [u8]>,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
+fn get_json<T: serde::de::DeserializeOwned>(t: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<Option<T>, StoreError> {
     match t.get(key).map_err(unavailable)? {
         Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(corrupt),
         None => Ok(None),
     }
 }
 
-fn put_json<T: serde::Serialize>(
-    t: &mut Table<'_, &'static str, &'static [u8]>,
-    key: &str,
-    v: &T,
-) -> Result<(), StoreError> {
+fn put_json<T: serde::Serialize>(t: &mut Table<'_, &'static str, &'static [u8]>, key: &str, v: &T) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(v).map_err(corrupt)?;
     t.insert(key, bytes.as_slice()).map_err(unavailable)?;
     Ok(())
 }
 
-fn apply_commit(
-    t: &mut Tables<'_>,
-    c: &Commit,
-    today: NaiveDate,
-) -> Result<CommitOutcome, StoreError> {
+fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
     let s = &c.settlement;
     let idem_key = idempotency_key(s);
     // ---- checks: nothing is written unless all pass ----
@@ -324,33 +261,19 @@ fn apply_commit(
         if idem.content_hash != s.content_hash {
             return Ok(CommitOutcome::IdempotencyMismatch);
         }
-        let stored =
-            get_json::<SettlementRecord>(&t.settlements, &idem.setl_id)?.ok_or_else(|| {
-                corrupt(format!(
-                    "idempotency key {idem_key} names missing {}",
-                    idem.setl_id
-                ))
-            })?;
+        let stored = get_json::<SettlementRecord>(&t.settlements, &idem.setl_id)?
+            .ok_or_else(|| corrupt(format!("idempotency key {idem_key} names missing {}", idem.setl_id)))?;
         return Ok(CommitOutcome::Replayed(stored));
     }
-    if t.settlements
-        .get(s.setl_id.as_str())
-        .map_err(unavailable)?
-        .is_some()
-    {
+    if t.settlements.get(s.setl_id.as_str()).map_err(unavailable)?.is_some() {
         return Ok(CommitOutcome::SetlIdTaken);
     }
-    if first_open_day(
-        |k| t.windows.get(k).map(|v| v.is_some()).map_err(unavailable),
-        today,
-    )? != s.clr_date
-    {
+    if first_open_day(|k| t.windows.get(k).map(|v| v.is_some()).map_err(unavailable), today)? != s.clr_date {
         return Ok(CommitOutcome::WindowMoved);
     }
     let mut original = None;
     if let Some(orig_id) = &c.reverses {
-        let orig: SettlementRecord = get_json(&t.settlements, orig_id)?
-            .ok_or_else(|| corrupt(format!("reversal of missing {orig_id}")))?;
+        let orig: SettlementRecord = get_json(&t.settlements, orig_id)?.ok_or_else(|| corrupt(format!("reversal of missing {orig_id}")))?;
         if orig.reversed_by.is_some() {
             return Ok(CommitOutcome::AlreadyReversed);
         }
@@ -380,27 +303,12 @@ fn apply_commit(
         put_json(&mut t.settlements, &orig.setl_id.clone(), &orig)?;
     }
     put_json(&mut t.settlements, &s.setl_id, s)?;
-    put_json(
-        &mut t.idempotency,
-        &idem_key,
-        &IdempotencyRecord {
-            content_hash: s.content_hash,
-            setl_id: s.setl_id.clone(),
-        },
-    )?;
-    let tkey = format!(
-        "{}|{:03}|{}|{}",
-        s.clr_date, c.shard, s.insuplc_admdvs, s.mdtrt_admdvs
-    );
+    put_json(&mut t.idempotency, &idem_key, &IdempotencyRecord { content_hash: s.content_hash, setl_id: s.setl_id.clone() })?;
+    let tkey = format!("{}|{:03}|{}|{}", s.clr_date, c.shard, s.insuplc_admdvs, s.mdtrt_admdvs);
     let mut totals: PairTotals = get_json(&t.totals, &tkey)?.unwrap_or_default();
     totals.add(&s.totals);
     put_json(&mut t.totals, &tkey, &totals)?;
-    t.journal
-        .insert(
-            format!("{}|{}", s.clr_date, s.setl_id).as_str(),
-            [].as_slice(),
-        )
-        .map_err(unavailable)?;
+    t.journal.insert(format!("{}|{}", s.clr_date, s.setl_id).as_str(), [].as_slice()).map_err(unavailable)?;
     Ok(CommitOutcome::Committed)
 }
 
@@ -414,11 +322,7 @@ pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
     rec.version += 1;
     rec.acct_balc_fen += m.balance_delta_fen;
     if let Some(d) = &m.accumulator {
-        match rec
-            .accumulators
-            .iter_mut()
-            .find(|a| a.year == d.year && a.benefit == d.benefit)
-        {
+        match rec.accumulators.iter_mut().find(|a| a.year == d.year && a.benefit == d.benefit) {
             Some(a) => {
                 a.deductible_used_fen += d.deductible_used_fen;
                 a.fund_paid_fen += d.fund_paid_fen;

@@ -25,10 +25,7 @@ pub struct MemberKey {
 
 impl MemberKey {
     pub fn new(insuplc_admdvs: &str, psn_no: &str) -> MemberKey {
-        MemberKey {
-            insuplc_admdvs: insuplc_admdvs.to_string(),
-            psn_no: psn_no.to_string(),
-        }
+        MemberKey { insuplc_admdvs: insuplc_admdvs.to_string(), psn_no: psn_no.to_string() }
     }
     /// The store key: `<admdvs>:<psn_no>` (psn_no has no `:`; validated at the edge).
     pub fn storage_key(&self) -> String {
@@ -78,9 +75,7 @@ pub struct MemberRecord {
 
 impl MemberRecord {
     pub fn accumulator(&self, year: i32, benefit: &str) -> Option<&AccumulatorRecord> {
-        self.accumulators
-            .iter()
-            .find(|a| a.year == year && a.benefit == benefit)
+        self.accumulators.iter().find(|a| a.year == year && a.benefit == benefit)
     }
 }
 
@@ -226,40 +221,16 @@ impl PairTotals {
 
 /// The narrow interface every store implements.
 pub trait Store: Send + Sync + 'static {
-    fn load_member(
-        &self,
-        key: &MemberKey,
-    ) -> impl Future<Output = Result<Option<MemberRecord>, StoreError>> + Send;
-    fn upsert_member(
-        &self,
-        upsert: MemberUpsert,
-    ) -> impl Future<Output = Result<MemberRecord, StoreError>> + Send;
-    fn lookup_idempotency(
-        &self,
-        shard: u16,
-        msgid: &str,
-    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
-    fn get_settlement(
-        &self,
-        setl_id: &str,
-    ) -> impl Future<Output = Result<Option<SettlementRecord>, StoreError>> + Send;
+    fn load_member(&self, key: &MemberKey) -> impl Future<Output = Result<Option<MemberRecord>, StoreError>> + Send;
+    fn upsert_member(&self, upsert: MemberUpsert) -> impl Future<Output = Result<MemberRecord, StoreError>> + Send;
+    fn lookup_idempotency(&self, shard: u16, msgid: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+    fn get_settlement(&self, setl_id: &str) -> impl Future<Output = Result<Option<SettlementRecord>, StoreError>> + Send;
     /// The clearing day a commit to `shard` made now lands in: today (Asia/Shanghai) or, once
     /// today's window is closed, the next open day.
-    fn open_window(
-        &self,
-        shard: u16,
-        today: NaiveDate,
-    ) -> impl Future<Output = Result<NaiveDate, StoreError>> + Send;
-    fn commit(
-        &self,
-        commit: Commit,
-        today: NaiveDate,
-    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+    fn open_window(&self, shard: u16, today: NaiveDate) -> impl Future<Output = Result<NaiveDate, StoreError>> + Send;
+    fn commit(&self, commit: Commit, today: NaiveDate) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
     /// Totals per (insured, service location) of a window, summed over shards.
-    fn window_totals(
-        &self,
-        clr_date: NaiveDate,
-    ) -> impl Future<Output = Result<Vec<((String, String), PairTotals)>, StoreError>> + Send;
+    fn window_totals(&self, clr_date: NaiveDate) -> impl Future<Output = Result<Vec<((String, String), PairTotals)>, StoreError>> + Send;
 }
 
 /// Bytes as a hex string in stored JSON (compact and readable, unlike a JSON array of numbers).
@@ -280,8 +251,7 @@ mod hex_hash {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(<&str>::deserialize(d)?, &mut out)
-            .map_err(serde::de::Error::custom)?;
+        hex::decode_to_slice(<&str>::deserialize(d)?, &mut out).map_err(serde::de::Error::custom)?;
         Ok(out)
     }
 }

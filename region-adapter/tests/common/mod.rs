@@ -25,12 +25,7 @@ pub fn line(code: &'static str, qty: &str, price: &str) -> LineInput<'static> {
     let qty = Decimal::from_str(qty).unwrap();
     let unit_price = Decimal::from_str(price).unwrap();
     let amount_fen = region_adapter::money::yuan_to_fen_rounded(qty * unit_price).unwrap();
-    LineInput {
-        code,
-        qty,
-        unit_price,
-        amount_fen,
-    }
+    LineInput { code, qty, unit_price, amount_fen }
 }
 
 /// 甲类 items without a price cap in every sample catalogue, so the whole amount is in scope.
@@ -56,13 +51,7 @@ pub struct Case<'a> {
 }
 
 impl<'a> Case<'a> {
-    pub fn new(
-        insured: &'a str,
-        mdtrt: &'a str,
-        date: &'a str,
-        level: u32,
-        psn_type: PsnType,
-    ) -> Case<'a> {
+    pub fn new(insured: &'a str, mdtrt: &'a str, date: &'a str, level: u32, psn_type: PsnType) -> Case<'a> {
         Case {
             insured,
             mdtrt,
@@ -71,12 +60,7 @@ impl<'a> Case<'a> {
             med_type: MedType::GeneralOutpatient,
             prescribing: None,
             dise_code: None,
-            member: MemberFacts {
-                psn_type,
-                retire_date: None,
-                pooling_only: false,
-                filings: &[],
-            },
+            member: MemberFacts { psn_type, retire_date: None, pooling_only: false, filings: &[] },
             state: YearState::default(),
             account: None,
             acct_used: false,
@@ -109,9 +93,5 @@ pub fn y(s: &str) -> i64 {
 
 /// A filing for the whole of a province or a city, open-ended from 2020.
 pub fn filing(mdtrt: &str) -> Filing {
-    Filing {
-        mdtrt_admdvs: adm(mdtrt),
-        begin: date("2020-01-01"),
-        end: None,
-    }
+    Filing { mdtrt_admdvs: adm(mdtrt), begin: date("2020-01-01"), end: None }
 }
