@@ -40,9 +40,21 @@ pub async fn serve<S: Store>(
         .add_service(ClearingServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(RegistryServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(CatalogueServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY only on listeners it binds
+/// itself; without it, small responses wait for the peer's delayed ACK (~40 ms per request).
+fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
