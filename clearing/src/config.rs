@@ -17,6 +17,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which store keeps the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One redb file under the data directory (the default; no server needed).
+    #[default]
+    Embedded,
+    /// Redis or Redis Cluster, shared by several replicas.
+    Redis,
+}
+
 /// The settings as given by flags or environment (clap fills these; flags win over env).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
@@ -35,6 +46,23 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "CLEARING_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Store [default: embedded].
+    #[arg(long, env = "CLEARING_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+    /// Redis URL; repeat the flag or separate with commas to give several cluster seed nodes.
+    #[arg(long = "redis-url", env = "CLEARING_REDIS_URL", value_delimiter = ',')]
+    pub redis_url: Vec<String>,
+    /// Start even when Redis does not fsync every write (appendfsync always). Logged loudly.
+    #[arg(long, env = "CLEARING_REDIS_ALLOW_VOLATILE")]
+    pub redis_allow_volatile: bool,
+}
+
+/// `redis_url = "redis://…"` or a list of seed nodes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +73,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     rules: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    store: Option<StoreKind>,
+    redis_url: Option<OneOrMany>,
+    redis_allow_volatile: Option<bool>,
 }
 
 /// The settings in force.
@@ -55,6 +86,9 @@ pub struct Config {
     /// `None` = the bundled rule packs.
     pub rules: Option<PathBuf>,
     pub log_format: LogFormat,
+    pub store: StoreKind,
+    pub redis_urls: Vec<String>,
+    pub redis_allow_volatile: bool,
 }
 
 impl Config {
@@ -77,6 +111,23 @@ impl Config {
             data_dir: args.data_dir.clone().or(file.data_dir.map(rel)).unwrap_or_else(|| PathBuf::from("data")),
             rules: args.rules.clone().or(file.rules.map(rel)),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            store: args.store.or(file.store).unwrap_or_default(),
+            redis_urls: if args.redis_url.is_empty() {
+                match file.redis_url {
+                    Some(OneOrMany::One(u)) => vec![u],
+                    Some(OneOrMany::Many(v)) => v,
+                    None => Vec::new(),
+                }
+            } else {
+                args.redis_url.clone()
+            },
+            redis_allow_volatile: args.redis_allow_volatile || file.redis_allow_volatile.unwrap_or(false),
+        })
+        .and_then(|c: Config| {
+            if c.store == StoreKind::Redis && c.redis_urls.is_empty() {
+                anyhow::bail!("store = redis needs --redis-url (or redis_url in the config file)");
+            }
+            Ok(c)
         })
     }
 }

@@ -1,10 +1,12 @@
 //! `clearing`: the clearing service and its operator tools.
 
 use clap::{Parser, Subcommand};
-use clearing::config::{Config, LogFormat, ServeArgs};
+use clearing::config::{Config, LogFormat, ServeArgs, StoreKind};
 use clearing::router::Router;
 use clearing::settle::Clearinghouse;
+use clearing::store::Store;
 use clearing::store::embedded::EmbeddedStore;
+use clearing::store::redis::{RedisOptions, RedisStore};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -106,8 +108,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(cfg.log_format);
     let rules = load_rules(cfg.rules.as_deref())?;
     tracing::info!(regions = rules.regions.len(), source = %cfg.rules.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "rule packs loaded");
-    let store = EmbeddedStore::open(&cfg.data_dir)?;
-    tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
+    match cfg.store {
+        StoreKind::Embedded => {
+            let store = EmbeddedStore::open(&cfg.data_dir)?;
+            tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
+            run(&cfg, store, rules).await
+        }
+        StoreKind::Redis => {
+            let store =
+                RedisStore::connect(&RedisOptions { urls: cfg.redis_urls.clone(), allow_volatile: cfg.redis_allow_volatile }).await?;
+            tracing::info!(cluster = store.is_cluster(), "redis store connected");
+            if store.is_cluster() {
+                // Holds of cross-shard family pay left by a crash are resolved in the background.
+                let sweeper = store.clone();
+                tokio::spawn(async move {
+                    loop {
+                        if let Err(e) = sweeper.sweep_holds().await {
+                            tracing::warn!(error = %e, "hold sweep failed; will retry");
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    }
+                });
+            }
+            run(&cfg, store, rules).await
+        }
+    }
+}
+
+async fn run<S: Store>(cfg: &Config, store: S, rules: region_adapter::RuleSet) -> anyhow::Result<()> {
     let core = Clearinghouse::new(store, Router::new(rules));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;

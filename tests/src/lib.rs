@@ -217,3 +217,153 @@ pub fn bad_fields(s: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
     s.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|v| v.field).collect()).unwrap_or_default()
 }
+
+// ---- Redis processes ------------------------------------------------------------------------
+
+/// A free loopback port (bound and released; the caller binds it right away).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn redis_server_bin() -> &'static str {
+    assert!(
+        Command::new("redis-server").arg("--version").output().is_ok(),
+        "redis-server not found: install redis-server and redis-tools (scripts/test.sh does it with apt)"
+    );
+    "redis-server"
+}
+
+/// A `redis-server` of the test's own, on a free loopback port, in a temporary directory, with AOF
+/// fsynced on every write. Never the machine's default instance.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` arguments (e.g. `["--appendonly", "no"]`).
+    pub fn start_with(extra: &[&str]) -> Redis {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut r = Redis { child: None, port: 0, dir, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let deadline = Instant::now() + STARTUP_PATIENCE;
+        loop {
+            r.port = free_port();
+            if r.launch() {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+        }
+    }
+
+    fn launch(&mut self) -> bool {
+        let mut cmd = Command::new(redis_server_bin());
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--appendonly")
+            .arg("yes")
+            .arg("--appendfsync")
+            .arg("always")
+            .arg("--save")
+            .arg("")
+            .arg("--protected-mode")
+            .arg("no")
+            .arg("--logfile")
+            .arg(self.dir.path().join("redis.log"))
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false; // port taken, or bad arguments
+            }
+            let pong = Command::new("redis-cli").args(["-p", &self.port.to_string(), "ping"]).output();
+            if pong.map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG")).unwrap_or(false) {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let _ = child.kill();
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `kill -9`: no shutdown, no final fsync beyond what AOF `always` already did.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port and directory (replaying the AOF).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "crash first");
+        let deadline = Instant::now() + STARTUP_PATIENCE;
+        while !self.launch() {
+            assert!(Instant::now() < deadline, "redis-server did not restart on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").arg("-p").arg(self.port.to_string()).args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// A 3-master Redis Cluster on loopback, built with `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                Redis::start_with(&["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        let deadline = Instant::now() + STARTUP_PATIENCE;
+        while !nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok")) {
+            assert!(Instant::now() < deadline, "cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { nodes }
+    }
+
+    /// Seed nodes, comma-separated, as `--redis-url` takes them.
+    pub fn urls(&self) -> String {
+        self.nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",")
+    }
+}

@@ -11,6 +11,7 @@
 //! (insured region, psn_no), and the settlement id carries it (see `ids`).
 
 pub mod embedded;
+pub mod redis;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};

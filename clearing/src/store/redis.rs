@@ -1,0 +1,597 @@
+//! The Redis store: several `clearing` replicas share one Redis, or a Redis Cluster, with no code
+//! change between the two.
+//!
+//! Layout: every key of a shard carries the hash tag `{ch:XX}` (XX = shard in hex), so a commit is one
+//! Lua script (`commit.lua`, loaded once and run by SHA) on one slot. Per shard:
+//! `m:<admdvs>:<psn_no>` member hash (`f` registry facts JSON, `v` version, `b` balance in fen,
+//! `a:<year>:<benefit>:{d,f,n}` accumulators), `s:<setl_id>` settlement hash (`rec`, `rev`),
+//! `i:<idempotency key>`, `w:<clr_date>` window totals hash, `j:<clr_date>` journal list, `closed` set
+//! of closed windows, `h:<setl_id>` + `holds` for cross-shard family pay.
+//!
+//! Money is integer fen changed only by HINCRBY. At connect the store checks that every master keeps
+//! what it acknowledges (AOF on, fsync always) and refuses otherwise, unless overridden loudly.
+//!
+//! Family pay whose payer lives in another shard cannot be one script on a cluster. It runs as a small
+//! saga: reserve on the payer's shard (`hold.lua`), commit on the patient's shard, then finalize or
+//! release (`settle_hold.lua`). A hold left behind by a crash is resolved by a sweeper that either finds
+//! the commit or fences the idempotency key so that the commit can never happen (`fence.lua`).
+
+use super::*;
+use crate::ids::{SHARDS, shard_of, shard_of_setl_id};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts of an idempotent read when the connection fails; the commit itself is never retried blindly.
+const READ_ATTEMPTS: u32 = 4;
+/// Backoff before read retry n (ms): bounded, short enough to ride out a Redis restart.
+const READ_BACKOFF_MS: [u64; 4] = [50, 200, 500, 1000];
+/// A reply slower than this counts as a failed call.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A hold older than this is resolved by the sweeper.
+const STALE_HOLD_MS: i64 = 15_000;
+/// How long a fenced idempotency key refuses commits (the abandoned attempt's client retries later).
+const FENCE_SECS: u64 = 60;
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// One URL for a single Redis; one or more seed nodes for a cluster (detected automatically).
+    pub urls: Vec<String>,
+    /// Start even if Redis does not fsync every write. Logged loudly; for experiments only.
+    pub allow_volatile: bool,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(&'a mut self, p: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(p, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(p, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The Redis store. Cheap to clone: one multiplexed connection (or cluster connection) shared by all.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    cluster: bool,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    commit: Script,
+    upsert: Script,
+    hold: Script,
+    settle_hold: Script,
+    fence: Script,
+}
+
+fn tag(shard: u16) -> String {
+    format!("{{ch:{shard:02x}}}")
+}
+
+fn member_key(k: &MemberKey) -> String {
+    format!("{}:m:{}:{}", tag(shard_of(&k.insuplc_admdvs, &k.psn_no)), k.insuplc_admdvs, k.psn_no)
+}
+
+fn member_shard(k: &MemberKey) -> u16 {
+    shard_of(&k.insuplc_admdvs, &k.psn_no)
+}
+
+fn settlement_key(setl_id: &str) -> Option<String> {
+    shard_of_setl_id(setl_id).map(|s| format!("{}:s:{setl_id}", tag(s)))
+}
+
+fn idem_key(shard: u16, key: &str) -> String {
+    format!("{}:i:{key}", tag(shard))
+}
+
+fn closed_key(shard: u16) -> String {
+    format!("{}:closed", tag(shard))
+}
+
+fn totals_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:w:{date}", tag(shard))
+}
+
+fn journal_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:j:{date}", tag(shard))
+}
+
+fn hold_key(shard: u16, hold_id: &str) -> String {
+    format!("{}:h:{hold_id}", tag(shard))
+}
+
+fn holds_key(shard: u16) -> String {
+    format!("{}:holds", tag(shard))
+}
+
+fn err(e: RedisError) -> StoreError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_cluster_error() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Unavailable(format!("redis: {e}"))
+    }
+}
+
+/// The registry facts kept as one JSON field.
+#[derive(Serialize, Deserialize)]
+struct Facts {
+    psn_type: String,
+    retire_date: Option<NaiveDate>,
+    pooling_only: bool,
+    filings: Vec<FilingRecord>,
+    mulaid_beneficiaries: Vec<BeneficiaryRecord>,
+}
+
+/// A hold as stored on the payer's shard.
+#[derive(Serialize, Deserialize)]
+struct Hold {
+    payer: MemberKey,
+    delta_fen: i64,
+    patient_shard: u16,
+    idem_key: String,
+    setl_id: String,
+    created_ms: i64,
+}
+
+fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Result<Option<MemberRecord>, StoreError> {
+    let Some(f) = fields.get("f") else { return Ok(None) };
+    let facts: Facts = serde_json::from_str(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let int = |s: Option<&String>| -> Result<i64, StoreError> {
+        s.map_or(Ok(0), |v| v.parse::<i64>().map_err(|e| StoreError::Corrupt(format!("{v:?}: {e}"))))
+    };
+    let mut accs: BTreeMap<(i32, String), AccumulatorRecord> = BTreeMap::new();
+    for (k, v) in &fields {
+        let Some(rest) = k.strip_prefix("a:") else { continue };
+        let (yb, kind) = rest.rsplit_once(':').ok_or_else(|| StoreError::Corrupt(format!("field {k}")))?;
+        let (year, benefit) = yb.split_once(':').ok_or_else(|| StoreError::Corrupt(format!("field {k}")))?;
+        let year: i32 = year.parse().map_err(|_| StoreError::Corrupt(format!("field {k}")))?;
+        let n = int(Some(v))?;
+        let a = accs.entry((year, benefit.to_string())).or_insert_with(|| AccumulatorRecord {
+            year,
+            benefit: benefit.to_string(),
+            deductible_used_fen: 0,
+            fund_paid_fen: 0,
+            visits: 0,
+        });
+        match kind {
+            "d" => a.deductible_used_fen = n,
+            "f" => a.fund_paid_fen = n,
+            "n" => a.visits = n,
+            _ => return Err(StoreError::Corrupt(format!("field {k}"))),
+        }
+    }
+    Ok(Some(MemberRecord {
+        key: key.clone(),
+        psn_type: facts.psn_type,
+        retire_date: facts.retire_date,
+        pooling_only: facts.pooling_only,
+        acct_balc_fen: int(fields.get("b"))?,
+        filings: facts.filings,
+        mulaid_beneficiaries: facts.mulaid_beneficiaries,
+        accumulators: accs.into_values().collect(),
+        version: int(fields.get("v"))? as u64,
+    }))
+}
+
+impl RedisStore {
+    /// Connects, checks durability on every master, loads the scripts.
+    pub async fn connect(opts: &RedisOptions) -> Result<RedisStore, StoreError> {
+        let urls: Vec<String> =
+            opts.urls.iter().flat_map(|u| u.split(',')).map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+        let first = urls.first().ok_or_else(|| StoreError::Unavailable("no --redis-url given".into()))?;
+        let probe = ::redis::Client::open(first.as_str()).map_err(err)?;
+        let mut pc = probe
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot reach redis at {first}: {e}")))?;
+        let info: String = ::redis::cmd("INFO").arg("cluster").query_async(&mut pc).await.map_err(err)?;
+        let cluster = info.lines().any(|l| l.trim() == "cluster_enabled:1");
+        let masters = if cluster {
+            let nodes: String = ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut pc).await.map_err(err)?;
+            let scheme = if first.starts_with("rediss://") { "rediss" } else { "redis" };
+            nodes
+                .lines()
+                .filter(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains("master") && !f.contains("fail")))
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .map(|a| format!("{scheme}://{}", a.split('@').next().unwrap_or(a)))
+                .collect()
+        } else {
+            vec![first.clone()]
+        };
+        check_durability(&masters, opts.allow_volatile).await?;
+        let conn = if cluster {
+            let client = ::redis::cluster::ClusterClient::builder(urls.clone())
+                .response_timeout(RESPONSE_TIMEOUT)
+                .connection_timeout(Duration::from_secs(2))
+                .retries(3)
+                .build()
+                .map_err(err)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(err)?)
+        } else {
+            let cfg = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_number_of_retries(3)
+                .set_max_delay(Duration::from_millis(500));
+            Conn::Single(probe.get_connection_manager_with_config(cfg).await.map_err(err)?)
+        };
+        let scripts = Arc::new(Scripts {
+            commit: Script::new(include_str!("commit.lua")),
+            upsert: Script::new(include_str!("upsert.lua")),
+            hold: Script::new(include_str!("hold.lua")),
+            settle_hold: Script::new(include_str!("settle_hold.lua")),
+            fence: Script::new(include_str!("fence.lua")),
+        });
+        let store = RedisStore { conn, cluster, scripts };
+        // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
+        // node that lacks it (NOSCRIPT) without running anything twice.
+        if !cluster {
+            let mut c = store.conn.clone();
+            for s in [&store.scripts.commit, &store.scripts.upsert, &store.scripts.hold, &store.scripts.settle_hold, &store.scripts.fence] {
+                s.prepare_invoke().load_async(&mut c).await.map_err(err)?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// An idempotent read, retried with bounded backoff when the connection fails.
+    async fn read<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let mut last = None;
+        for attempt in 0..READ_ATTEMPTS {
+            match f(self.conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(READ_BACKOFF_MS[attempt as usize])).await;
+                }
+            }
+        }
+        Err(err(last.expect("at least one attempt")))
+    }
+
+    /// Resolves holds older than `STALE_HOLD_MS` on every shard: finalized when their settlement
+    /// committed, released otherwise. Safe to run from every replica at once.
+    pub async fn sweep_holds(&self) -> Result<usize, StoreError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut resolved = 0;
+        for shard in 0..SHARDS {
+            let ids: Vec<String> = self
+                .read(|mut c| {
+                    let k = holds_key(shard);
+                    async move { ::redis::cmd("SMEMBERS").arg(k).query_async(&mut c).await }
+                })
+                .await?;
+            for id in ids {
+                let raw: Option<String> = self
+                    .read(|mut c| {
+                        let k = hold_key(shard, &id);
+                        async move { ::redis::cmd("GET").arg(k).query_async(&mut c).await }
+                    })
+                    .await?;
+                let Some(raw) = raw else {
+                    let mut c = self.conn.clone();
+                    let _: i64 = ::redis::cmd("SREM").arg(holds_key(shard)).arg(&id).query_async(&mut c).await.map_err(err)?;
+                    continue;
+                };
+                let hold: Hold = serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if now - hold.created_ms < STALE_HOLD_MS {
+                    continue;
+                }
+                let mut c = self.conn.clone();
+                let verdict: String = self
+                    .scripts
+                    .fence
+                    .key(idem_key(hold.patient_shard, &hold.idem_key))
+                    .arg(&hold.setl_id)
+                    .arg(FENCE_SECS)
+                    .invoke_async(&mut c)
+                    .await
+                    .map_err(err)?;
+                let action = if verdict == "COMMITTED" { "finalize" } else { "release" };
+                self.settle_hold(shard, &id, &hold, action).await?;
+                tracing::warn!(shard, hold = %id, action, "resolved a stale cross-shard hold");
+                resolved += 1;
+            }
+        }
+        Ok(resolved)
+    }
+
+    async fn settle_hold(&self, shard: u16, id: &str, hold: &Hold, action: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: String = self
+            .scripts
+            .settle_hold
+            .key(member_key(&hold.payer))
+            .key(hold_key(shard, id))
+            .key(holds_key(shard))
+            .arg(action)
+            .arg(hold.delta_fen)
+            .arg(id)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+async fn check_durability(nodes: &[String], allow_volatile: bool) -> Result<(), StoreError> {
+    for url in nodes {
+        let client = ::redis::Client::open(url.as_str()).map_err(err)?;
+        let mut c =
+            client.get_multiplexed_async_connection().await.map_err(|e| StoreError::Unavailable(format!("cannot reach {url}: {e}")))?;
+        let aof: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut c).await.map_err(err)?;
+        let fsync: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendfsync").query_async(&mut c).await.map_err(err)?;
+        let (aof, fsync) = (aof.get(1).cloned().unwrap_or_default(), fsync.get(1).cloned().unwrap_or_default());
+        if aof != "yes" || fsync != "always" {
+            let msg = format!(
+                "redis at {url} does not keep every acknowledged write (appendonly={aof}, appendfsync={fsync}; need appendonly=yes, appendfsync=always)"
+            );
+            if allow_volatile {
+                tracing::error!(
+                    "!!! {msg}: starting anyway because --redis-allow-volatile was given; a Redis crash can lose acknowledged settlements !!!"
+                );
+            } else {
+                return Err(StoreError::Unavailable(format!(
+                    "{msg}. Refusing to start; configure AOF, or pass --redis-allow-volatile for a throwaway setup"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn date_list(skipped: &[NaiveDate]) -> String {
+    skipped.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+}
+
+impl Store for RedisStore {
+    async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
+        let k = member_key(key);
+        let fields: HashMap<String, String> = self
+            .read(|mut c| {
+                let k = k.clone();
+                async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        member_from_fields(key, fields)
+    }
+
+    async fn upsert_member(&self, u: MemberUpsert) -> Result<MemberRecord, StoreError> {
+        let facts = Facts {
+            psn_type: u.psn_type.clone(),
+            retire_date: u.retire_date,
+            pooling_only: u.pooling_only,
+            filings: u.filings.clone(),
+            mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
+        };
+        let facts = serde_json::to_string(&facts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut c = self.conn.clone();
+        // Re-running an upsert is harmless except for a credit; the script applies it atomically once per call.
+        let fields: HashMap<String, String> = self
+            .scripts
+            .upsert
+            .key(member_key(&u.key))
+            .arg(facts)
+            .arg(u.set_balance_fen.map(|b| b.to_string()).unwrap_or_default())
+            .arg(u.credit_fen)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        member_from_fields(&u.key, fields)?.ok_or_else(|| StoreError::Corrupt("upserted member missing".into()))
+    }
+
+    async fn lookup_idempotency(&self, shard: u16, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let k = idem_key(shard, key);
+        let v: Option<String> = self
+            .read(|mut c| {
+                let k = k.clone();
+                async move { ::redis::cmd("GET").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        let Some(v) = v else { return Ok(None) };
+        if v == "FENCED" {
+            return Ok(None);
+        }
+        let (h, sid) = v.split_once(' ').ok_or_else(|| StoreError::Corrupt(format!("idempotency value {v:?}")))?;
+        let mut content_hash = [0u8; 32];
+        hex::decode_to_slice(h, &mut content_hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(IdempotencyRecord { content_hash, setl_id: sid.to_string() }))
+    }
+
+    async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
+        let Some(k) = settlement_key(setl_id) else { return Ok(None) };
+        let fields: HashMap<String, String> = self
+            .read(|mut c| {
+                let k = k.clone();
+                async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        let Some(rec) = fields.get("rec") else { return Ok(None) };
+        let mut rec: SettlementRecord = serde_json::from_str(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        rec.reversed_by = fields.get("rev").cloned();
+        Ok(Some(rec))
+    }
+
+    async fn open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        let k = closed_key(shard);
+        let closed: std::collections::HashSet<String> = self
+            .read(|mut c| {
+                let k = k.clone();
+                async move { ::redis::cmd("SMEMBERS").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        let mut d = today;
+        for _ in 0..366 {
+            if !closed.contains(&d.to_string()) {
+                return Ok(d);
+            }
+            d = d.succ_opt().ok_or_else(|| StoreError::Corrupt("date overflow".into()))?;
+        }
+        Err(StoreError::Corrupt(format!("more than a year of closed windows after {today}")))
+    }
+
+    async fn commit(&self, c: Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
+        let s = &c.settlement;
+        // Members in another shard can be in the same script on a single Redis; on a cluster they go
+        // through the hold saga.
+        let (local, remote): (Vec<&MemberChange>, Vec<&MemberChange>) =
+            c.members.iter().partition(|m| !self.cluster || member_shard(&m.key) == c.shard);
+        let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid);
+        let mut holds = Vec::new();
+        for m in &remote {
+            let shard = member_shard(&m.key);
+            let hold = Hold {
+                payer: m.key.clone(),
+                delta_fen: m.balance_delta_fen,
+                patient_shard: c.shard,
+                idem_key: idem.clone(),
+                setl_id: s.setl_id.clone(),
+                created_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let mut conn = self.conn.clone();
+            let r: String = self
+                .scripts
+                .hold
+                .key(member_key(&m.key))
+                .key(hold_key(shard, &s.setl_id))
+                .key(holds_key(shard))
+                .arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default())
+                .arg(m.balance_delta_fen)
+                .arg(serde_json::to_string(&hold).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                .arg(&s.setl_id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(err)?;
+            match r.as_str() {
+                "OK" | "HELD" => holds.push((shard, hold)),
+                other => {
+                    for (sh, h) in &holds {
+                        self.settle_hold(*sh, &s.setl_id, h, "release").await?;
+                    }
+                    return Ok(if other == "BALANCE" { CommitOutcome::InsufficientBalance } else { CommitOutcome::VersionConflict });
+                }
+            }
+        }
+        let mut skipped = Vec::new();
+        let mut d = today;
+        while d < s.clr_date && skipped.len() < 366 {
+            skipped.push(d);
+            d = d.succ_opt().unwrap_or(d);
+        }
+        let record = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let orig = c.reverses.as_deref().and_then(settlement_key).unwrap_or_else(|| settlement_key(&s.setl_id).unwrap_or_default());
+        let mut inv = self.scripts.commit.prepare_invoke();
+        inv.key(idem_key(c.shard, &idem))
+            .key(settlement_key(&s.setl_id).ok_or_else(|| StoreError::Corrupt(format!("bad setl_id {}", s.setl_id)))?)
+            .key(closed_key(c.shard))
+            .key(totals_key(c.shard, s.clr_date))
+            .key(journal_key(c.shard, s.clr_date))
+            .key(orig)
+            .arg(hex::encode(s.content_hash))
+            .arg(&s.setl_id)
+            .arg(record)
+            .arg(s.clr_date.to_string())
+            .arg(date_list(&skipped))
+            .arg(format!("{}|{}", s.insuplc_admdvs, s.mdtrt_admdvs))
+            .arg(s.totals.count)
+            .arg(s.totals.medfee_fen)
+            .arg(s.totals.fund_fen)
+            .arg(s.totals.acct_fen)
+            .arg(if c.reverses.is_some() { "1" } else { "0" })
+            .arg(local.len());
+        for m in &local {
+            inv.key(member_key(&m.key));
+            inv.arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default());
+            match &m.accumulator {
+                Some(a) => inv.arg(format!("a:{}:{}", a.year, a.benefit)).arg(a.deductible_used_fen).arg(a.fund_paid_fen).arg(a.visits),
+                None => inv.arg("").arg(0).arg(0).arg(0),
+            };
+            inv.arg(m.balance_delta_fen);
+        }
+        let mut conn = self.conn.clone();
+        // An error here leaves the outcome unknown: any holds stay for the sweeper, and the caller
+        // resolves the commit by re-reading the idempotency key.
+        let reply: Vec<String> = inv.invoke_async(&mut conn).await.map_err(err)?;
+        let outcome = match reply.first().map(String::as_str) {
+            Some("COMMITTED") => CommitOutcome::Committed,
+            Some("REPLAYED") => {
+                let sid = reply.get(1).cloned().unwrap_or_default();
+                let rec =
+                    self.get_settlement(&sid).await?.ok_or_else(|| StoreError::Corrupt(format!("idempotency key names missing {sid}")))?;
+                CommitOutcome::Replayed(rec)
+            }
+            Some("MISMATCH") => CommitOutcome::IdempotencyMismatch,
+            Some("TAKEN") => CommitOutcome::SetlIdTaken,
+            Some("WINDOW") => CommitOutcome::WindowMoved,
+            Some("REVERSED") => CommitOutcome::AlreadyReversed,
+            Some("BALANCE") => CommitOutcome::InsufficientBalance,
+            Some("CONFLICT") | Some("FENCED") => CommitOutcome::VersionConflict,
+            other => return Err(StoreError::Corrupt(format!("commit script answered {other:?}"))),
+        };
+        let action = if outcome == CommitOutcome::Committed { "finalize" } else { "release" };
+        for (sh, h) in &holds {
+            self.settle_hold(*sh, &s.setl_id, h, action).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn window_totals(&self, clr_date: NaiveDate) -> Result<Vec<((String, String), PairTotals)>, StoreError> {
+        let mut sums: BTreeMap<(String, String), PairTotals> = BTreeMap::new();
+        for shard in 0..SHARDS {
+            let k = totals_key(shard, clr_date);
+            let fields: HashMap<String, i64> = self
+                .read(|mut c| {
+                    let k = k.clone();
+                    async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+                })
+                .await?;
+            for (f, v) in fields {
+                let mut p = f.split('|');
+                let (Some(ins), Some(mdt), Some(kind)) = (p.next(), p.next(), p.next()) else {
+                    return Err(StoreError::Corrupt(format!("totals field {f}")));
+                };
+                let t = sums.entry((ins.to_string(), mdt.to_string())).or_default();
+                match kind {
+                    "n" => t.count += v,
+                    "m" => t.medfee_fen += v,
+                    "f" => t.fund_fen += v,
+                    "a" => t.acct_fen += v,
+                    _ => return Err(StoreError::Corrupt(format!("totals field {f}"))),
+                }
+            }
+        }
+        Ok(sums.into_iter().collect())
+    }
+}

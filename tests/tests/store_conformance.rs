@@ -1,0 +1,243 @@
+//! One conformance suite for every store: the embedded redb store, a single Redis, and a 3-node Redis
+//! Cluster. Each store must give the same answers to the same sequence of commits.
+
+use chrono::NaiveDate;
+use clearing::ids::shard_of;
+use clearing::store::embedded::EmbeddedStore;
+use clearing::store::redis::{RedisOptions, RedisStore};
+use clearing::store::*;
+use tests::{Redis, RedisCluster};
+
+fn today() -> NaiveDate {
+    clearing::window::today()
+}
+
+fn upsert(k: &MemberKey, balance_fen: i64) -> MemberUpsert {
+    MemberUpsert {
+        key: k.clone(),
+        psn_type: "11".into(),
+        retire_date: None,
+        pooling_only: false,
+        filings: vec![],
+        mulaid_beneficiaries: vec![],
+        set_balance_fen: Some(balance_fen),
+        credit_fen: 0,
+    }
+}
+
+fn record(setl_id: &str, msgid: &str, hash: u8, clr_date: NaiveDate, fund: i64, acct: i64) -> SettlementRecord {
+    SettlementRecord {
+        setl_id: setl_id.into(),
+        msgid: msgid.into(),
+        clr_date,
+        insuplc_admdvs: "421300".into(),
+        mdtrt_admdvs: "360100".into(),
+        message: vec![1, 2, 3, hash],
+        content_hash: [hash; 32],
+        totals: PairDelta { count: 1, medfee_fen: 100_000, fund_fen: fund, acct_fen: acct },
+        orig_setl_id: None,
+        reversed_by: None,
+    }
+}
+
+fn change(k: &MemberKey, version: Option<u64>, fund: i64, balance: i64) -> MemberChange {
+    MemberChange {
+        key: k.clone(),
+        expected_version: version,
+        accumulator: Some(AccumulatorDelta {
+            year: 2023,
+            benefit: "general".into(),
+            deductible_used_fen: 50_000,
+            fund_paid_fen: fund,
+            visits: 1,
+        }),
+        balance_delta_fen: balance,
+    }
+}
+
+/// A settlement id in `shard` (the store relies on the id naming its shard).
+fn sid(shard: u16, n: u64) -> String {
+    format!("{shard:02x}{:012x}{n:010x}", 1)
+}
+
+/// Two person numbers of one insured region whose shards differ (for cross-shard family pay).
+fn two_shards(prefix: &str) -> (MemberKey, MemberKey) {
+    let a = MemberKey::new("421300", &format!("{prefix}A"));
+    let sa = shard_of("421300", &a.psn_no);
+    let b = (0..).map(|i| MemberKey::new("421300", &format!("{prefix}B{i}"))).find(|b| shard_of("421300", &b.psn_no) != sa).unwrap();
+    (a, b)
+}
+
+async fn conformance<S: Store>(s: &S, tag: &str) {
+    let k = MemberKey::new("421300", &format!("{tag}P1"));
+    let shard = shard_of("421300", &k.psn_no);
+    // Members: missing, created (version 1), replaced (version 2, accumulators kept), credited.
+    assert!(s.load_member(&k).await.unwrap().is_none());
+    let m = s.upsert_member(upsert(&k, 30_000)).await.unwrap();
+    assert_eq!((m.version, m.acct_balc_fen), (1, 30_000));
+    let mut u = upsert(&k, 0);
+    u.set_balance_fen = None;
+    u.credit_fen = 7_000;
+    u.filings = vec![FilingRecord { mdtrt_admdvs: "360000".into(), begndate: NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(), enddate: None }];
+    let m = s.upsert_member(u).await.unwrap();
+    assert_eq!((m.version, m.acct_balc_fen, m.filings.len()), (2, 37_000, 1));
+    assert_eq!(s.load_member(&k).await.unwrap().unwrap(), m);
+
+    // A commit writes accumulators, balance, settlement, idempotency, totals.
+    let day = s.open_window(shard, today()).await.unwrap();
+    assert_eq!(day, today());
+    let r1 = record(&sid(shard, 1), &format!("{tag}M1"), 1, day, 24_000, 30_000);
+    let c1 = Commit { shard, settlement: r1.clone(), members: vec![change(&k, Some(2), 24_000, -30_000)], reverses: None };
+    assert_eq!(s.commit(c1.clone(), today()).await.unwrap(), CommitOutcome::Committed);
+    let m = s.load_member(&k).await.unwrap().unwrap();
+    assert_eq!((m.version, m.acct_balc_fen), (3, 7_000));
+    let a = m.accumulator(2023, "general").unwrap();
+    assert_eq!((a.deductible_used_fen, a.fund_paid_fen, a.visits), (50_000, 24_000, 1));
+    assert_eq!(s.get_settlement(&r1.setl_id).await.unwrap().unwrap(), r1);
+    let idem = clearing::ids::idempotency_key("360100", &r1.msgid);
+    assert_eq!(
+        s.lookup_idempotency(shard, &idem).await.unwrap(),
+        Some(IdempotencyRecord { content_hash: [1; 32], setl_id: r1.setl_id.clone() })
+    );
+
+    // The same commit again is a replay of the stored settlement; other content is a mismatch.
+    assert_eq!(s.commit(c1.clone(), today()).await.unwrap(), CommitOutcome::Replayed(r1.clone()));
+    let mut other = c1.clone();
+    other.settlement = record(&sid(shard, 2), &r1.msgid, 9, day, 1, 1);
+    assert_eq!(s.commit(other, today()).await.unwrap(), CommitOutcome::IdempotencyMismatch);
+    // Stale version, taken id, overdrawn account, wrong window: refused, nothing written.
+    let stale = Commit {
+        shard,
+        settlement: record(&sid(shard, 3), &format!("{tag}M3"), 3, day, 1, 0),
+        members: vec![change(&k, Some(2), 1, 0)],
+        reverses: None,
+    };
+    assert_eq!(s.commit(stale, today()).await.unwrap(), CommitOutcome::VersionConflict);
+    let taken = Commit {
+        shard,
+        settlement: record(&r1.setl_id, &format!("{tag}M4"), 4, day, 1, 0),
+        members: vec![change(&k, Some(3), 1, 0)],
+        reverses: None,
+    };
+    assert_eq!(s.commit(taken, today()).await.unwrap(), CommitOutcome::SetlIdTaken);
+    let broke = Commit {
+        shard,
+        settlement: record(&sid(shard, 5), &format!("{tag}M5"), 5, day, 1, 8_000),
+        members: vec![change(&k, Some(3), 1, -8_000)],
+        reverses: None,
+    };
+    assert_eq!(s.commit(broke, today()).await.unwrap(), CommitOutcome::InsufficientBalance);
+    let tomorrow = day.succ_opt().unwrap();
+    let early = Commit {
+        shard,
+        settlement: record(&sid(shard, 6), &format!("{tag}M6"), 6, tomorrow, 1, 0),
+        members: vec![change(&k, Some(3), 1, 0)],
+        reverses: None,
+    };
+    assert_eq!(s.commit(early, today()).await.unwrap(), CommitOutcome::WindowMoved);
+    assert_eq!(s.load_member(&k).await.unwrap().unwrap(), m, "refused commits wrote nothing");
+
+    // A reversal marks its original, once.
+    let mut rv = record(&sid(shard, 7), &format!("{tag}R1"), 7, day, -24_000, -30_000);
+    rv.totals.count = -1;
+    rv.totals.medfee_fen = -100_000;
+    rv.orig_setl_id = Some(r1.setl_id.clone());
+    let mut back = change(&k, None, -24_000, 30_000);
+    back.accumulator.as_mut().unwrap().deductible_used_fen = -50_000;
+    back.accumulator.as_mut().unwrap().visits = -1;
+    let rc = Commit { shard, settlement: rv.clone(), members: vec![back.clone()], reverses: Some(r1.setl_id.clone()) };
+    assert_eq!(s.commit(rc, today()).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(s.get_settlement(&r1.setl_id).await.unwrap().unwrap().reversed_by, Some(rv.setl_id.clone()));
+    let mut rv2 = rv.clone();
+    rv2.setl_id = sid(shard, 8);
+    rv2.msgid = format!("{tag}R2");
+    rv2.content_hash = [8; 32];
+    let rc2 = Commit { shard, settlement: rv2, members: vec![back], reverses: Some(r1.setl_id.clone()) };
+    assert_eq!(s.commit(rc2, today()).await.unwrap(), CommitOutcome::AlreadyReversed);
+    let m = s.load_member(&k).await.unwrap().unwrap();
+    let a = m.accumulator(2023, "general").unwrap();
+    assert_eq!((a.deductible_used_fen, a.fund_paid_fen, a.visits, m.acct_balc_fen), (0, 0, 0, 37_000));
+
+    // Family pay across shards: the payer's account pays, the patient's accumulators move.
+    let (patient, payer) = two_shards(tag);
+    s.upsert_member(upsert(&patient, 0)).await.unwrap();
+    s.upsert_member(upsert(&payer, 10_000)).await.unwrap();
+    let ps = shard_of("421300", &patient.psn_no);
+    let fam = Commit {
+        shard: ps,
+        settlement: record(&sid(ps, 9), &format!("{tag}F1"), 10, day, 5_000, 6_000),
+        members: vec![
+            change(&patient, Some(1), 5_000, 0),
+            MemberChange { key: payer.clone(), expected_version: Some(1), accumulator: None, balance_delta_fen: -6_000 },
+        ],
+        reverses: None,
+    };
+    assert_eq!(s.commit(fam, today()).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(s.load_member(&payer).await.unwrap().unwrap().acct_balc_fen, 4_000);
+    assert_eq!(s.load_member(&patient).await.unwrap().unwrap().accumulator(2023, "general").unwrap().fund_paid_fen, 5_000);
+    // Overdrawing the payer is refused and changes neither side.
+    let over = Commit {
+        shard: ps,
+        settlement: record(&sid(ps, 10), &format!("{tag}F2"), 11, day, 5_000, 6_000),
+        members: vec![
+            change(&patient, Some(2), 5_000, 0),
+            MemberChange { key: payer.clone(), expected_version: Some(2), accumulator: None, balance_delta_fen: -6_000 },
+        ],
+        reverses: None,
+    };
+    assert_eq!(s.commit(over, today()).await.unwrap(), CommitOutcome::InsufficientBalance);
+    assert_eq!(s.load_member(&payer).await.unwrap().unwrap().acct_balc_fen, 4_000);
+    assert_eq!(s.load_member(&patient).await.unwrap().unwrap().version, 2);
+    // A stale patient version releases the payer's reservation.
+    let stale = Commit {
+        shard: ps,
+        settlement: record(&sid(ps, 11), &format!("{tag}F3"), 12, day, 5_000, 1_000),
+        members: vec![
+            change(&patient, Some(1), 5_000, 0),
+            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000 },
+        ],
+        reverses: None,
+    };
+    assert_eq!(s.commit(stale, today()).await.unwrap(), CommitOutcome::VersionConflict);
+    assert_eq!(s.load_member(&payer).await.unwrap().unwrap().acct_balc_fen, 4_000);
+
+    // Window totals sum every shard's commits for the day: r1 + reversal + family.
+    let totals = s.window_totals(day).await.unwrap();
+    let pair = totals.iter().find(|(p, _)| p == &("421300".to_string(), "360100".to_string())).unwrap().1;
+    assert_eq!((pair.count, pair.fund_fen, pair.acct_fen), (1, 5_000, 6_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    conformance(&s, "E").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_conforms() {
+    let r = Redis::start();
+    let s = RedisStore::connect(&RedisOptions { urls: vec![r.url()], allow_volatile: false }).await.unwrap();
+    assert!(!s.is_cluster());
+    conformance(&s, "R").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_conforms() {
+    let c = RedisCluster::start();
+    let s = RedisStore::connect(&RedisOptions { urls: vec![c.urls()], allow_volatile: false }).await.unwrap();
+    assert!(s.is_cluster());
+    conformance(&s, "C").await;
+    // Nothing left half-done by the cross-shard saga.
+    assert_eq!(s.sweep_holds().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_without_fsync_always_is_refused_unless_overridden() {
+    let r = Redis::start_with(&["--appendfsync", "everysec"]);
+    let e = RedisStore::connect(&RedisOptions { urls: vec![r.url()], allow_volatile: false }).await.err().expect("refused");
+    assert!(e.to_string().contains("appendfsync=everysec"), "{e}");
+    let r2 = Redis::start_with(&["--appendonly", "no"]);
+    assert!(RedisStore::connect(&RedisOptions { urls: vec![r2.url()], allow_volatile: false }).await.is_err());
+    assert!(RedisStore::connect(&RedisOptions { urls: vec![r2.url()], allow_volatile: true }).await.is_ok());
+}
