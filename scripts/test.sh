@@ -9,6 +9,20 @@ if ! cargo fmt --version >/dev/null 2>&1; then
   rustup component add rustfmt
 fi
 
+# The Redis tests start their own redis-server processes (and a 3-node cluster) on free loopback ports.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "test.sh: installing redis-server and redis-tools with apt"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
+  else
+    echo "test.sh: redis-server and redis-cli are needed; install them (Debian: apt-get install redis-server redis-tools)" >&2
+    exit 1
+  fi
+fi
+
 # The end-to-end tests (tests/) start the real binaries; build them first so they are current.
 cargo build --workspace --bins
 cargo test --workspace "$@"

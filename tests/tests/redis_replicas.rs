@@ -1,0 +1,254 @@
+//! Issue 4's proofs with real processes: two `clearing` replicas on one Redis (and on a 3-node
+//! cluster) under 64 concurrent clients; `kill -9` of Redis and of a replica under load. Afterwards
+//! the books must balance exactly.
+
+use proto::v1 as pb;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tests::*;
+use tonic::Code;
+
+/// Members per test and their regions; caps and deductibles (in service, fen) of those regions:
+/// Suizhou 003 art. 8, Nanchang 002 §4(二)1, Tongliao 004 Q8 (deductible an assumption of 0).
+const REGIONS: [(&str, &str, i64, i64); 3] =
+    [("421300", "360100", 130_000, 50_000), ("360100", "421300", 180_000, 60_000), ("150500", "421300", 400_000, 0)];
+const MEMBERS: usize = 50;
+const CLIENTS: usize = 64;
+
+fn psn(tag: &str, i: usize) -> String {
+    format!("{tag}{i:04}")
+}
+
+fn fen(s: &str) -> i64 {
+    let neg = s.starts_with('-');
+    let (y, f) = s.trim_start_matches('-').split_once('.').unwrap();
+    let v = y.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap();
+    if neg { -v } else { v }
+}
+
+/// A random claim of member `i` (splitmix-style, deterministic per seed).
+fn random_claim(tag: &str, n: usize, i: usize, r: u64) -> pb::Claim {
+    let (ins, mdtrt, _, _) = REGIONS[i % REGIONS.len()];
+    let lv = 2 + (r % 2) as u32; // level 2/3: paid by every region (Tongliao needs ≥ 2 across provinces)
+    let yuan = 50 + (r >> 8) % 1500;
+    let year = if (r >> 20) % 4 == 0 { "2024" } else { "2023" };
+    let month = 1 + (r >> 24) % 12;
+    let mut c = claim(&format!("{tag}-{n}"), ins, &psn(tag, i), mdtrt, lv, &format!("{year}-{month:02}-15"), yuan as u32);
+    c.acct_used_flag = (r >> 30) % 2 == 0;
+    c
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+async fn register(c: &Clearing, tag: &str) {
+    let mut reg = c.registry().await;
+    for i in 0..MEMBERS {
+        let (ins, mdtrt, _, _) = REGIONS[i % REGIONS.len()];
+        let mut m = member(ins, &psn(tag, i), "11", &[&format!("{}0000", &mdtrt[..2])]);
+        m.acct_balc = "2000.00".into();
+        reg.upsert_member(m).await.unwrap();
+    }
+}
+
+/// Drives `claims` random claims from CLIENTS concurrent clients spread over `replicas`, retrying an
+/// unavailable call with the same msgid until it succeeds; returns every answer per msgid.
+/// Also returns how many calls failed and were retried.
+async fn drive(replicas: &[String], tag: &str, claims: usize, patience: Duration) -> (BTreeMap<String, Vec<pb::Settlement>>, usize) {
+    let answers: Arc<Mutex<BTreeMap<String, Vec<pb::Settlement>>>> = Arc::default();
+    let retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let per = claims / CLIENTS;
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let replicas = replicas.to_vec();
+        let answers = answers.clone();
+        let retries = retries.clone();
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut clients = Vec::new();
+            for r in &replicas {
+                clients.push(ClearingClient::new(tonic::transport::Channel::from_shared(r.clone()).unwrap().connect_lazy()));
+            }
+            for k in 0..per {
+                let n = c * per + k;
+                let r = mix(n as u64 ^ 0xC0FFEE);
+                let i = (r % MEMBERS as u64) as usize;
+                let claim = random_claim(&tag, n, i, r >> 6);
+                let deadline = Instant::now() + patience;
+                let mut attempt = 0;
+                loop {
+                    let cl = &mut clients[(c + attempt) % replicas.len()];
+                    attempt += 1;
+                    match cl.settle_claim(claim.clone()).await {
+                        Ok(s) => {
+                            answers.lock().unwrap().entry(claim.msgid.clone()).or_default().push(s.into_inner());
+                            break;
+                        }
+                        Err(e)
+                            if matches!(
+                                e.code(),
+                                Code::Unavailable
+                                    | Code::Aborted
+                                    | Code::Unknown
+                                    | Code::Internal
+                                    | Code::Cancelled
+                                    | Code::DeadlineExceeded
+                            ) && Instant::now() < deadline =>
+                        {
+                            retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(e) => panic!("{}: {e:?}", claim.msgid),
+                    }
+                }
+                // Now and then a client resends an answered claim: it must get the same answer.
+                if r % 17 == 0 {
+                    let again = clients[0].settle_claim(claim.clone()).await;
+                    if let Ok(s) = again {
+                        answers.lock().unwrap().entry(claim.msgid.clone()).or_default().push(s.into_inner());
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (Arc::try_unwrap(answers).unwrap().into_inner().unwrap(), retries.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// The books balance: accumulators = Σ settlements per member-year, caps and deductibles respected,
+/// window totals = Σ settlements, each answer stored exactly once and identical to what clients got.
+async fn audit(c: &Clearing, store: &clearing::store::redis::RedisStore, tag: &str, answers: &BTreeMap<String, Vec<pb::Settlement>>) {
+    use clearing::store::Store;
+    use prost::Message;
+    let mut per_member: HashMap<(String, u32), (i64, i64, i64)> = HashMap::new();
+    let mut cl = c.clearing().await;
+    let mut setl_ids = std::collections::HashSet::new();
+    let (mut fund, mut acct, mut medfee) = (0i64, 0i64, 0i64);
+    for (msgid, got) in answers {
+        let first = &got[0];
+        for g in got {
+            assert_eq!(g.encode_to_vec(), first.encode_to_vec(), "{msgid}: a resend got a different answer");
+        }
+        assert!(setl_ids.insert(first.setl_id.clone()), "{msgid}: setl_id reused");
+        let stored = cl.get_settlement(pb::GetSettlementRequest { setl_id: first.setl_id.clone() }).await.unwrap().into_inner();
+        assert_eq!(stored.encode_to_vec(), first.encode_to_vec(), "{msgid}: stored settlement differs from the answer");
+        let e = per_member.entry((first.psn_no.clone(), first.year)).or_default();
+        e.0 += fen(&first.act_pay_dedc);
+        e.1 += fen(&first.hifp_pay);
+        e.2 += 1;
+        fund += fen(&first.fund_pay_sumamt);
+        acct += fen(&first.acct_pay);
+        medfee += fen(&first.medfee_sumamt);
+    }
+    let mut reg = c.registry().await;
+    for i in 0..MEMBERS {
+        let (ins, _, cap, deductible) = REGIONS[i % REGIONS.len()];
+        let m =
+            reg.get_member(pb::GetMemberRequest { insuplc_admdvs: ins.into(), psn_no: psn(tag, i), year: 0 }).await.unwrap().into_inner();
+        let mut seen = 0;
+        for a in &m.accumulators {
+            let (d, f, n) = per_member.get(&(psn(tag, i), a.year)).copied().unwrap_or_default();
+            assert_eq!((fen(&a.deductible_used), fen(&a.fund_paid), a.visits as i64), (d, f, n), "member {i} year {}", a.year);
+            assert!(fen(&a.fund_paid) <= cap, "member {i} year {}: cap passed", a.year);
+            assert!(fen(&a.deductible_used) <= deductible, "member {i} year {}: deductible used twice", a.year);
+            seen += n;
+        }
+        let expected: i64 = per_member.iter().filter(|((p, _), _)| *p == psn(tag, i)).map(|(_, v)| v.2).sum();
+        assert_eq!(seen, expected, "member {i}: settlements missing from accumulators");
+    }
+    let totals = store.window_totals(clearing::window::today()).await.unwrap();
+    let (mut tc, mut tf, mut ta, mut tm) = (0, 0, 0, 0);
+    for (_, t) in totals {
+        tc += t.count;
+        tf += t.fund_fen;
+        ta += t.acct_fen;
+        tm += t.medfee_fen;
+    }
+    assert_eq!((tc, tf, ta, tm), (answers.len() as i64, fund, acct, medfee), "window totals = Σ settlements");
+}
+
+async fn store_of(urls: &str) -> clearing::store::redis::RedisStore {
+    clearing::store::redis::RedisStore::connect(&clearing::store::redis::RedisOptions {
+        urls: vec![urls.to_string()],
+        allow_volatile: false,
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_redis_keep_exact_books_under_64_clients() {
+    let r = Redis::start();
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    let b = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    register(&a, "CC").await;
+    let (answers, _) = drive(&[a.url(), b.url()], "CC", 3_200, Duration::from_secs(30)).await;
+    assert_eq!(answers.len(), 3_200);
+    audit(&b, &store_of(&r.url()).await, "CC", &answers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_a_3_node_cluster_keep_exact_books() {
+    let cluster = RedisCluster::start();
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &cluster.urls()]);
+    let b = Clearing::start_with(&["--store", "redis", "--redis-url", &cluster.nodes[1].url()]);
+    register(&a, "CL").await;
+    let (answers, _) = drive(&[a.url(), b.url()], "CL", 1_920, Duration::from_secs(30)).await;
+    audit(&a, &store_of(&cluster.urls()).await, "CL", &answers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_redis_and_of_a_replica_loses_nothing_acknowledged() {
+    let redis = Arc::new(Mutex::new(Redis::start()));
+    let url = redis.lock().unwrap().url();
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &url]);
+    let mut b = Clearing::start_with(&["--store", "redis", "--redis-url", &url]);
+    register(&a, "KR").await;
+    // Redis is killed three times under load and restarted from its AOF.
+    let chaos = {
+        let redis = redis.clone();
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..3 {
+                std::thread::sleep(Duration::from_millis(400));
+                let mut r = redis.lock().unwrap();
+                r.crash();
+                std::thread::sleep(Duration::from_millis(200));
+                r.restart();
+            }
+        })
+    };
+    let (answers, retried) = drive(&[a.url(), b.url()], "KR", 1_920, Duration::from_secs(60)).await;
+    chaos.await.unwrap();
+    assert!(retried > 0, "the Redis crashes hit no request: the test proved nothing");
+    audit(&a, &store_of(&url).await, "KR", &answers).await;
+    // Separately, a replica is killed under load; its clients retry the same msgid on the other one.
+    register(&a, "KC").await;
+    let b_url = b.url();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.crash();
+        b
+    });
+    let (answers2, retried) = drive(&[a.url(), b_url], "KC", 1_280, Duration::from_secs(30)).await;
+    assert!(retried > 0, "the replica crash hit no request");
+    let mut b = killer.await.unwrap();
+    // The window holds both phases, so the totals are checked against all answers.
+    let mut both = answers.clone();
+    both.extend(answers2.clone());
+    audit(&a, &store_of(&url).await, "KC", &both).await;
+    b.restart();
+    // After the restart, every answer of both phases is there, identical, read through the restarted replica.
+    let mut cl = b.clearing().await;
+    use prost::Message;
+    for got in answers.values().chain(answers2.values()) {
+        let s = cl.get_settlement(pb::GetSettlementRequest { setl_id: got[0].setl_id.clone() }).await.unwrap().into_inner();
+        assert_eq!(s.encode_to_vec(), got[0].encode_to_vec());
+    }
+}
