@@ -20,6 +20,11 @@ pub fn shard_of(insuplc_admdvs: &str, psn_no: &str) -> u16 {
     h.finalize()[0] as u16 % SHARDS
 }
 
+/// The shard of an arbitrary key (the msgid index of the Redis store lives there).
+pub fn shard_of_key(key: &str) -> u16 {
+    Sha256::digest(key.as_bytes())[0] as u16 % SHARDS
+}
+
 /// The shard named by a settlement id, if the id is well formed.
 pub fn shard_of_setl_id(setl_id: &str) -> Option<u16> {
     if setl_id.len() != SETL_ID_LEN || !setl_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {

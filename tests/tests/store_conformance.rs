@@ -105,6 +105,18 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     let mut other = c1.clone();
     other.settlement = record(&sid(shard, 2), &r1.msgid, 9, day, 1, 1);
     assert_eq!(s.commit(other, today()).await.unwrap(), CommitOutcome::IdempotencyMismatch);
+    // The same msgid from the same sender for another member (another shard) is a mismatch too.
+    let stranger = (0..).map(|i| MemberKey::new("421300", &format!("{tag}X{i}"))).find(|k| shard_of("421300", &k.psn_no) != shard).unwrap();
+    s.upsert_member(upsert(&stranger, 0)).await.unwrap();
+    let ss = shard_of("421300", &stranger.psn_no);
+    let reuse = Commit {
+        shard: ss,
+        settlement: record(&sid(ss, 20), &r1.msgid, 20, day, 1, 0),
+        members: vec![change(&stranger, Some(1), 1, 0)],
+        reverses: None,
+    };
+    assert_eq!(s.commit(reuse, today()).await.unwrap(), CommitOutcome::IdempotencyMismatch);
+    assert_eq!(s.load_member(&stranger).await.unwrap().unwrap().version, 1);
     // Stale version, taken id, overdrawn account, wrong window: refused, nothing written.
     let stale = Commit {
         shard,

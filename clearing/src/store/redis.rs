@@ -17,7 +17,7 @@
 //! the commit or fences the idempotency key so that the commit can never happen (`fence.lua`).
 
 use super::*;
-use crate::ids::{SHARDS, shard_of, shard_of_setl_id};
+use crate::ids::{SHARDS, shard_of, shard_of_key, shard_of_setl_id};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
@@ -106,6 +106,12 @@ fn settlement_key(setl_id: &str) -> Option<String> {
 
 fn idem_key(shard: u16, key: &str) -> String {
     format!("{}:i:{key}", tag(shard))
+}
+
+/// Which member shard a msgid (idempotency key) belongs to, kept in the key's own shard, so a msgid
+/// reused for another member (another shard) is caught although the two commits share no slot.
+fn msgid_index_key(key: &str) -> String {
+    format!("{}:mi:{key}", tag(shard_of_key(key)))
 }
 
 fn closed_key(shard: u16) -> String {
@@ -469,6 +475,13 @@ impl Store for RedisStore {
         let (local, remote): (Vec<&MemberChange>, Vec<&MemberChange>) =
             c.members.iter().partition(|m| !self.cluster || member_shard(&m.key) == c.shard);
         let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid);
+        // Claim the msgid for this member's shard (idempotent: the same shard may claim it again).
+        let mut conn = self.conn.clone();
+        let claimed: Option<String> =
+            ::redis::cmd("SET").arg(msgid_index_key(&idem)).arg(c.shard).arg("NX").arg("GET").query_async(&mut conn).await.map_err(err)?;
+        if claimed.is_some_and(|owner| owner != c.shard.to_string()) {
+            return Ok(CommitOutcome::IdempotencyMismatch);
+        }
         let mut holds = Vec::new();
         for m in &remote {
             let shard = member_shard(&m.key);
