@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["clearinghouse/v1/clearing.proto", "clearinghouse/v1/registry.proto", "clearinghouse/v1/catalogue.proto"];
+    let files = [
+        "clearinghouse/v1/clearing.proto",
+        "clearinghouse/v1/registry.proto",
+        "clearinghouse/v1/catalogue.proto",
+        "clearinghouse/v1/netting.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

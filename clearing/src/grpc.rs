@@ -245,3 +245,49 @@ impl<S: Store> Catalogue for Api<S> {
         reply(r)
     }
 }
+
+#[tonic::async_trait]
+impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
+    async fn close_window(&self, req: Request<pb::CloseWindowRequest>) -> Reply<pb::Window> {
+        reply(self.0.close_window(&req.get_ref().clr_date).await)
+    }
+    async fn get_window(&self, req: Request<pb::GetWindowRequest>) -> Reply<pb::Window> {
+        reply(self.0.get_window(&req.get_ref().clr_date).await)
+    }
+    async fn list_windows(&self, _req: Request<pb::ListWindowsRequest>) -> Reply<pb::ListWindowsResponse> {
+        reply(self.0.list_windows().await)
+    }
+    async fn get_netting_report(&self, req: Request<pb::GetNettingReportRequest>) -> Reply<pb::NettingReport> {
+        reply(self.0.netting_report(&req.get_ref().clr_date).await.map(|r| crate::windows::report_pb(&r)))
+    }
+    async fn acknowledge_settlement(&self, req: Request<pb::AcknowledgeSettlementRequest>) -> Reply<pb::Window> {
+        reply(self.0.acknowledge(req.get_ref()).await)
+    }
+    async fn reconcile_totals(&self, req: Request<pb::ReconcileTotalsRequest>) -> Reply<pb::ReconcileResult> {
+        reply(self.0.reconcile_totals(req.get_ref()).await)
+    }
+    async fn reconcile_detail(&self, req: Request<tonic::Streaming<pb::ReconcileDetailRequest>>) -> Reply<pb::ReconcileResult> {
+        let mut stream = req.into_inner();
+        let (mut clr_date, mut mdtrt, mut items) = (String::new(), String::new(), Vec::new());
+        while let Some(msg) = stream.message().await? {
+            if clr_date.is_empty() {
+                clr_date = msg.clr_date;
+                mdtrt = msg.mdtrt_admdvs;
+            }
+            if items.len() + msg.items.len() > crate::windows::MAX_RECONCILE_ITEMS {
+                return Err(ServiceError::field("items", format!("more than {} items", crate::windows::MAX_RECONCILE_ITEMS)).into());
+            }
+            items.extend(msg.items);
+        }
+        reply(self.0.reconcile_detail(&clr_date, &mdtrt, items).await)
+    }
+    async fn set_advance(&self, req: Request<pb::SetAdvanceRequest>) -> Reply<pb::AdvancePosition> {
+        reply(self.0.set_advance(req.get_ref()).await)
+    }
+    async fn get_advance_positions(&self, req: Request<pb::GetAdvancePositionsRequest>) -> Reply<pb::AdvancePositions> {
+        reply(self.0.advance_positions(&req.get_ref().clr_date).await)
+    }
+    async fn get_monthly_statement(&self, req: Request<pb::GetMonthlyStatementRequest>) -> Reply<pb::MonthlyStatement> {
+        reply(self.0.monthly_statement(&req.get_ref().setlym).await)
+    }
+}

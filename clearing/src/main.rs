@@ -61,6 +61,25 @@ enum Command {
         #[command(subcommand)]
         command: MemberCommand,
     },
+    /// Close a clearing day, net it, write the report (JSON, CSV) and a picture of the flows (SVG).
+    Net {
+        /// The clearing day, YYYY-MM-DD (Asia/Shanghai).
+        #[arg(long)]
+        date: String,
+        /// Where the report files go.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
+    /// Print the monthly statement (netted windows of a month summed per region).
+    Statement {
+        /// YYYYMM.
+        #[arg(long)]
+        month: String,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
     /// Load generator: concurrent SettleClaim clients; prints throughput and latency percentiles.
     Bench(clearing::bench::BenchArgs),
 }
@@ -161,6 +180,8 @@ async fn main() {
         Command::Member { command: MemberCommand::Get { insuplc_admdvs, psn_no, year, addr } } => {
             clearing::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
         }
+        Command::Net { date, out, addr } => clearing::netcli::net(&addr, &date, &out).await,
+        Command::Statement { month, addr } => clearing::netcli::statement(&addr, &month).await,
         Command::Bench(a) => match region_adapter::bundled::rules() {
             Ok(r) => clearing::bench::run(a, r).await,
             Err(e) => Err(e.into()),

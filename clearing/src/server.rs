@@ -8,6 +8,7 @@ use crate::settle::Clearinghouse;
 use crate::store::Store;
 use proto::v1::catalogue_server::CatalogueServer;
 use proto::v1::clearing_server::ClearingServer;
+use proto::v1::netting_server::NettingServer;
 use proto::v1::registry_server::RegistryServer;
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub async fn serve<S: Store>(
     health.set_serving::<ClearingServer<Api<S>>>().await;
     health.set_serving::<RegistryServer<Api<S>>>().await;
     health.set_serving::<CatalogueServer<Api<S>>>().await;
+    health.set_serving::<NettingServer<Api<S>>>().await;
     // Both reflection versions: grpcurl and older tools still ask v1alpha first.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -39,7 +41,9 @@ pub async fn serve<S: Store>(
         .add_service(reflection_v1alpha)
         .add_service(ClearingServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(RegistryServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(CatalogueServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(CatalogueServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        // Reconciliation batches are larger than claims: 16 MiB per streamed message.
+        .add_service(NettingServer::new(api).max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())

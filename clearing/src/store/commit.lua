@@ -8,7 +8,7 @@
 -- ARGV: 1 content hash (hex), 2 setl_id, 3 settlement record (JSON), 4 clr_date,
 --       5 closed days between today and clr_date (comma-separated, may be empty),
 --       6 totals field prefix "<insured>|<mdtrt>", 7 count, 8 medfee, 9 fund, 10 acct,
---       11 "1" when reversing KEYS[6], 12 number of members m,
+--       11 "1" when reversing KEYS[6], 12 number of members m, 13 journal entry,
 --       then per member 6 values: expected version ("" = any), accumulator prefix ("" = none),
 --       deductible delta, fund delta, visits delta, balance delta
 local idem = redis.call('GET', KEYS[1])
@@ -30,7 +30,7 @@ end
 local m = tonumber(ARGV[12])
 for i = 0, m - 1 do
   local k = KEYS[7 + i]
-  local a = 13 + i * 6
+  local a = 14 + i * 6
   if redis.call('EXISTS', k) == 0 then return {'CONFLICT'} end
   if ARGV[a] ~= '' and redis.call('HGET', k, 'v') ~= ARGV[a] then return {'CONFLICT'} end
   local delta = tonumber(ARGV[a + 5])
@@ -38,7 +38,7 @@ for i = 0, m - 1 do
 end
 for i = 0, m - 1 do
   local k = KEYS[7 + i]
-  local a = 13 + i * 6
+  local a = 14 + i * 6
   redis.call('HINCRBY', k, 'v', 1)
   if ARGV[a + 1] ~= '' then
     redis.call('HINCRBY', k, ARGV[a + 1] .. ':d', ARGV[a + 2])
@@ -54,5 +54,6 @@ redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|n', ARGV[7])
 redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|m', ARGV[8])
 redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|f', ARGV[9])
 redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|a', ARGV[10])
-redis.call('RPUSH', KEYS[5], ARGV[2])
+redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|e', 1)
+redis.call('RPUSH', KEYS[5], ARGV[13])
 return {'COMMITTED'}

@@ -27,16 +27,26 @@ const SETTLEMENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new(
 const IDEMPOTENCY: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("idempotency");
 /// `<clr_date>|<shard>|<insured>|<service location>` → pair totals; the layout the Redis store keeps.
 const WINDOW_TOTALS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("window_totals");
-/// `<clr_date>|<setl_id>` → nothing: the window's journal, for detail reconciliation.
+/// `<clr_date>|<setl_id>` → the entry with its amounts: the window's journal, for reconciliation.
 const JOURNAL: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("journal");
 /// `<clr_date>` → window state; a present key means the window is closed.
 const WINDOWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("windows");
+/// Shared metadata: `<key>` → value, and `<key>|<field>` → value for maps.
+const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 
 type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
 
 enum Job {
     Commit(Box<Commit>, NaiveDate, Reply),
     Upsert(Box<MemberUpsert>, oneshot::Sender<Result<MemberRecord, StoreError>>),
+    /// Window closes and metadata writes: small, rare, serialized with commits.
+    Meta(MetaOp, oneshot::Sender<Result<String, StoreError>>),
+}
+
+enum MetaOp {
+    Close(NaiveDate),
+    PutOnce(String, String),
+    MapSet(String, String, String, bool),
 }
 
 /// The embedded store. Cheap to clone.
@@ -62,7 +72,7 @@ impl EmbeddedStore {
         let db = Database::create(&path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
         {
             let txn = db.begin_write().map_err(unavailable)?;
-            for t in [MEMBERS, SETTLEMENTS, IDEMPOTENCY, WINDOW_TOTALS, JOURNAL, WINDOWS] {
+            for t in [MEMBERS, SETTLEMENTS, IDEMPOTENCY, WINDOW_TOTALS, JOURNAL, WINDOWS, META] {
                 txn.open_table(t).map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)?;
@@ -140,11 +150,74 @@ impl Store for EmbeddedStore {
             let add: PairTotals = serde_json::from_slice(v.value()).map_err(corrupt)?;
             let e = sums.entry((ins.to_string(), mdt.to_string())).or_default();
             e.count += add.count;
+            e.entries += add.entries;
             e.medfee_fen += add.medfee_fen;
             e.fund_fen += add.fund_fen;
             e.acct_fen += add.acct_fen;
         }
         Ok(sums.into_iter().collect())
+    }
+
+    async fn close_window(&self, clr_date: NaiveDate) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::Close(clr_date), tx), rx).await.map(|_| ())
+    }
+
+    async fn closed_windows(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(WINDOWS).map_err(unavailable)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(unavailable)? {
+            let (k, _) = row.map_err(unavailable)?;
+            out.push(k.value().parse::<NaiveDate>().map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    async fn journal_len(&self, clr_date: NaiveDate) -> Result<i64, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(JOURNAL).map_err(unavailable)?;
+        let (from, to) = (format!("{clr_date}|"), format!("{clr_date}}}"));
+        Ok(t.range(from.as_str()..to.as_str()).map_err(unavailable)?.count() as i64)
+    }
+
+    async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(JOURNAL).map_err(unavailable)?;
+        let (from, to) = (format!("{clr_date}|"), format!("{clr_date}}}"));
+        let mut out = Vec::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (_, v) = row.map_err(unavailable)?;
+            out.push(JournalEntry::decode(std::str::from_utf8(v.value()).map_err(corrupt)?)?);
+        }
+        Ok(out)
+    }
+
+    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::PutOnce(key.into(), value.into()), tx), rx).await
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(META, key, |b| String::from_utf8(b.to_vec()).map_err(corrupt))
+    }
+
+    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::MapSet(key.into(), field.into(), value.into(), only_new), tx), rx).await
+    }
+
+    async fn map_get(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        let (from, to) = (format!("{key}|"), format!("{key}}}"));
+        let mut out = std::collections::BTreeMap::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (k, v) = row.map_err(unavailable)?;
+            let field = k.value()[from.len()..].to_string();
+            out.insert(field, String::from_utf8(v.value().to_vec()).map_err(corrupt)?);
+        }
+        Ok(out)
     }
 }
 
@@ -175,6 +248,7 @@ fn writer(db: Arc<Database>, mut rx: mpsc::Receiver<Job>) {
             match (job, result) {
                 (Job::Commit(_, _, reply), Answer::Commit(r)) => drop(reply.send(r)),
                 (Job::Upsert(_, reply), Answer::Upsert(r)) => drop(reply.send(r)),
+                (Job::Meta(_, reply), Answer::Meta(r)) => drop(reply.send(r)),
                 _ => unreachable!("answers are produced in job order and kind"),
             }
         }
@@ -184,6 +258,7 @@ fn writer(db: Arc<Database>, mut rx: mpsc::Receiver<Job>) {
 enum Answer {
     Commit(Result<CommitOutcome, StoreError>),
     Upsert(Result<MemberRecord, StoreError>),
+    Meta(Result<String, StoreError>),
 }
 
 struct Tables<'t> {
@@ -193,6 +268,7 @@ struct Tables<'t> {
     totals: Table<'t, &'static str, &'static [u8]>,
     journal: Table<'t, &'static str, &'static [u8]>,
     windows: Table<'t, &'static str, &'static [u8]>,
+    meta: Table<'t, &'static str, &'static [u8]>,
 }
 
 fn apply_batch(db: &Database, batch: &[Job]) -> Vec<Answer> {
@@ -202,6 +278,7 @@ fn apply_batch(db: &Database, batch: &[Job]) -> Vec<Answer> {
             .map(|j| match j {
                 Job::Commit(..) => Answer::Commit(Err(e.clone())),
                 Job::Upsert(..) => Answer::Upsert(Err(e.clone())),
+                Job::Meta(..) => Answer::Meta(Err(e.clone())),
             })
             .collect::<Vec<_>>()
     };
@@ -218,6 +295,7 @@ fn apply_batch(db: &Database, batch: &[Job]) -> Vec<Answer> {
                 totals: txn.open_table(WINDOW_TOTALS).map_err(unavailable)?,
                 journal: txn.open_table(JOURNAL).map_err(unavailable)?,
                 windows: txn.open_table(WINDOWS).map_err(unavailable)?,
+                meta: txn.open_table(META).map_err(unavailable)?,
             })
         })();
         let mut t = match tables {
@@ -229,6 +307,7 @@ fn apply_batch(db: &Database, batch: &[Job]) -> Vec<Answer> {
             .map(|job| match job {
                 Job::Commit(c, today, _) => Answer::Commit(apply_commit(&mut t, c, *today)),
                 Job::Upsert(u, _) => Answer::Upsert(apply_upsert(&mut t, u)),
+                Job::Meta(op, _) => Answer::Meta(apply_meta(&mut t, op)),
             })
             .collect::<Vec<_>>()
     };
@@ -308,7 +387,7 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
     let mut totals: PairTotals = get_json(&t.totals, &tkey)?.unwrap_or_default();
     totals.add(&s.totals);
     put_json(&mut t.totals, &tkey, &totals)?;
-    t.journal.insert(format!("{}|{}", s.clr_date, s.setl_id).as_str(), [].as_slice()).map_err(unavailable)?;
+    t.journal.insert(format!("{}|{}", s.clr_date, s.setl_id).as_str(), JournalEntry::of(s).encode().as_bytes()).map_err(unavailable)?;
     Ok(CommitOutcome::Committed)
 }
 
@@ -364,4 +443,39 @@ fn apply_upsert(t: &mut Tables<'_>, u: &MemberUpsert) -> Result<MemberRecord, St
     let rec = upserted(existing, u);
     put_json(&mut t.members, &key, &rec)?;
     Ok(rec)
+}
+
+fn get_str(t: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<Option<String>, StoreError> {
+    match t.get(key).map_err(unavailable)? {
+        Some(v) => String::from_utf8(v.value().to_vec()).map(Some).map_err(corrupt),
+        None => Ok(None),
+    }
+}
+
+fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
+    match op {
+        MetaOp::Close(date) => {
+            let key = date.to_string();
+            if t.windows.get(key.as_str()).map_err(unavailable)?.is_none() {
+                let at = chrono::Utc::now().to_rfc3339();
+                t.windows.insert(key.as_str(), at.as_bytes()).map_err(unavailable)?;
+            }
+            Ok(key)
+        }
+        MetaOp::PutOnce(key, value) => {
+            if let Some(old) = get_str(&t.meta, key)? {
+                return Ok(old);
+            }
+            t.meta.insert(key.as_str(), value.as_bytes()).map_err(unavailable)?;
+            Ok(value.clone())
+        }
+        MetaOp::MapSet(key, field, value, only_new) => {
+            let k = format!("{key}|{field}");
+            if *only_new && let Some(old) = get_str(&t.meta, &k)? {
+                return Ok(old);
+            }
+            t.meta.insert(k.as_str(), value.as_bytes()).map_err(unavailable)?;
+            Ok(value.clone())
+        }
+    }
 }

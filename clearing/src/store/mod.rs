@@ -15,6 +15,7 @@ pub mod redis;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::future::Future;
 
 /// A member's identity: insured region and person number.
@@ -206,6 +207,9 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PairTotals {
     pub count: i64,
+    /// Journal entries behind the totals (settlements and reversals, each 1).
+    #[serde(default)]
+    pub entries: i64,
     pub medfee_fen: i64,
     pub fund_fen: i64,
     pub acct_fen: i64,
@@ -214,9 +218,49 @@ pub struct PairTotals {
 impl PairTotals {
     pub fn add(&mut self, d: &PairDelta) {
         self.count += d.count;
+        self.entries += 1;
         self.medfee_fen += d.medfee_fen;
         self.fund_fen += d.fund_fen;
         self.acct_fen += d.acct_fen;
+    }
+}
+
+/// One entry of a window's journal: a settlement or a reversal with its amounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub setl_id: String,
+    pub insuplc_admdvs: String,
+    pub mdtrt_admdvs: String,
+    pub totals: PairDelta,
+}
+
+impl JournalEntry {
+    pub fn of(s: &SettlementRecord) -> JournalEntry {
+        JournalEntry {
+            setl_id: s.setl_id.clone(),
+            insuplc_admdvs: s.insuplc_admdvs.clone(),
+            mdtrt_admdvs: s.mdtrt_admdvs.clone(),
+            totals: s.totals,
+        }
+    }
+    /// `setl_id|insured|mdtrt|count|medfee|fund|acct`, the stored form.
+    pub fn encode(&self) -> String {
+        let t = &self.totals;
+        format!("{}|{}|{}|{}|{}|{}|{}", self.setl_id, self.insuplc_admdvs, self.mdtrt_admdvs, t.count, t.medfee_fen, t.fund_fen, t.acct_fen)
+    }
+    pub fn decode(s: &str) -> Result<JournalEntry, StoreError> {
+        let bad = || StoreError::Corrupt(format!("journal entry {s:?}"));
+        let p: Vec<&str> = s.split('|').collect();
+        if p.len() != 7 {
+            return Err(bad());
+        }
+        let n = |i: usize| p[i].parse::<i64>().map_err(|_| bad());
+        Ok(JournalEntry {
+            setl_id: p[0].into(),
+            insuplc_admdvs: p[1].into(),
+            mdtrt_admdvs: p[2].into(),
+            totals: PairDelta { count: n(3)?, medfee_fen: n(4)?, fund_fen: n(5)?, acct_fen: n(6)? },
+        })
     }
 }
 
@@ -232,6 +276,24 @@ pub trait Store: Send + Sync + 'static {
     fn commit(&self, commit: Commit, today: NaiveDate) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
     /// Totals per (insured, service location) of a window, summed over shards.
     fn window_totals(&self, clr_date: NaiveDate) -> impl Future<Output = Result<Vec<((String, String), PairTotals)>, StoreError>> + Send;
+
+    /// Closes a window: writes the close marker into every shard, so a commit that comes after it
+    /// lands in the next open day. Idempotent; returns when every shard has its marker.
+    fn close_window(&self, clr_date: NaiveDate) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Closed windows, oldest first.
+    fn closed_windows(&self) -> impl Future<Output = Result<Vec<NaiveDate>, StoreError>> + Send;
+    /// Number of journal entries of a window, counted from the journals themselves.
+    fn journal_len(&self, clr_date: NaiveDate) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Every journal entry of a window (all shards).
+    fn window_journal(&self, clr_date: NaiveDate) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
+
+    /// Small shared metadata (reports, acknowledgements, advances). Writes `value` under `key` unless a
+    /// value is there; returns the value in force (the first one written).
+    fn put_once(&self, key: &str, value: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn get_meta(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Sets `field` of the map `key`; with `only_new`, keeps an existing value. Returns the value in force.
+    fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn map_get(&self, key: &str) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
 }
 
 /// Bytes as a hex string in stored JSON (compact and readable, unlike a JSON array of numbers).

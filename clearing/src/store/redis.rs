@@ -114,6 +114,11 @@ fn msgid_index_key(key: &str) -> String {
     format!("{}:mi:{key}", tag(shard_of_key(key)))
 }
 
+/// Window-level metadata shared by every replica (not per shard): its own hash tag.
+fn meta_key(key: &str) -> String {
+    format!("{{clr:meta}}:{key}")
+}
+
 fn closed_key(shard: u16) -> String {
     format!("{}:closed", tag(shard))
 }
@@ -543,7 +548,8 @@ impl Store for RedisStore {
             .arg(s.totals.fund_fen)
             .arg(s.totals.acct_fen)
             .arg(if c.reverses.is_some() { "1" } else { "0" })
-            .arg(local.len());
+            .arg(local.len())
+            .arg(JournalEntry::of(s).encode());
         for m in &local {
             inv.key(member_key(&m.key));
             inv.arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default());
@@ -601,10 +607,126 @@ impl Store for RedisStore {
                     "m" => t.medfee_fen += v,
                     "f" => t.fund_fen += v,
                     "a" => t.acct_fen += v,
+                    "e" => t.entries += v,
                     _ => return Err(StoreError::Corrupt(format!("totals field {f}"))),
                 }
             }
         }
         Ok(sums.into_iter().collect())
+    }
+
+    async fn close_window(&self, clr_date: NaiveDate) -> Result<(), StoreError> {
+        let date = clr_date.to_string();
+        // Every shard's marker first; only then is the window listed as closed. A commit on a shard
+        // is serialized with that shard's marker by Redis itself.
+        for shard in 0..SHARDS {
+            let k = closed_key(shard);
+            let d = date.clone();
+            let _: i64 = self
+                .read(|mut c| {
+                    let (k, d) = (k.clone(), d.clone());
+                    async move { ::redis::cmd("SADD").arg(k).arg(d).query_async(&mut c).await }
+                })
+                .await?;
+        }
+        let k = meta_key("windows");
+        let _: i64 = self
+            .read(|mut c| {
+                let (k, d) = (k.clone(), date.clone());
+                async move { ::redis::cmd("SADD").arg(k).arg(d).query_async(&mut c).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn closed_windows(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        let k = meta_key("windows");
+        let v: Vec<String> = self
+            .read(|mut c| {
+                let k = k.clone();
+                async move { ::redis::cmd("SMEMBERS").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        let mut out: Vec<NaiveDate> = v.iter().filter_map(|d| d.parse().ok()).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn journal_len(&self, clr_date: NaiveDate) -> Result<i64, StoreError> {
+        let mut n = 0;
+        for shard in 0..SHARDS {
+            let k = journal_key(shard, clr_date);
+            let len: i64 = self
+                .read(|mut c| {
+                    let k = k.clone();
+                    async move { ::redis::cmd("LLEN").arg(k).query_async(&mut c).await }
+                })
+                .await?;
+            n += len;
+        }
+        Ok(n)
+    }
+
+    async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
+        /// Entries fetched per round trip.
+        const CHUNK: isize = 20_000;
+        let mut out = Vec::new();
+        for shard in 0..SHARDS {
+            let k = journal_key(shard, clr_date);
+            let mut start = 0isize;
+            loop {
+                let chunk: Vec<String> = self
+                    .read(|mut c| {
+                        let k = k.clone();
+                        async move { ::redis::cmd("LRANGE").arg(k).arg(start).arg(start + CHUNK - 1).query_async(&mut c).await }
+                    })
+                    .await?;
+                for e in &chunk {
+                    out.push(JournalEntry::decode(e)?);
+                }
+                if (chunk.len() as isize) < CHUNK {
+                    break;
+                }
+                start += CHUNK;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let k = meta_key(key);
+        let mut c = self.conn.clone();
+        let old: Option<String> = ::redis::cmd("SET").arg(&k).arg(value).arg("NX").arg("GET").query_async(&mut c).await.map_err(err)?;
+        Ok(old.unwrap_or_else(|| value.to_string()))
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let k = meta_key(key);
+        self.read(|mut c| {
+            let k = k.clone();
+            async move { ::redis::cmd("GET").arg(k).query_async(&mut c).await }
+        })
+        .await
+    }
+
+    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
+        let k = meta_key(key);
+        let mut c = self.conn.clone();
+        if only_new {
+            let _: i64 = ::redis::cmd("HSETNX").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
+        } else {
+            let _: i64 = ::redis::cmd("HSET").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
+        }
+        let v: Option<String> = ::redis::cmd("HGET").arg(&k).arg(field).query_async(&mut c).await.map_err(err)?;
+        v.ok_or_else(|| StoreError::Corrupt(format!("{key}.{field} vanished")))
+    }
+
+    async fn map_get(&self, key: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let k = meta_key(key);
+        self.read(|mut c| {
+            let k = k.clone();
+            async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+        })
+        .await
     }
 }
