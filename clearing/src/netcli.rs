@@ -23,7 +23,7 @@ pub async fn net(addr: &str, date: &str, out: &Path) -> anyhow::Result<()> {
     let names: BTreeMap<String, String> = CatalogueClient::new(ch)
         .list_regions(pb::ListRegionsRequest {})
         .await
-        .map(|r| r.into_inner().regions.into_iter().map(|g| (g.admdvs, g.name)).collect())
+        .map(|r| r.into_inner().regions.into_iter().map(|g| (g.admdvs, format!("{} {}", g.name, g.name_en))).collect())
         .unwrap_or_default();
     std::fs::create_dir_all(out)?;
     let base = out.join(format!("netting-{date}"));
@@ -100,14 +100,14 @@ pub fn svg(r: &pb::NettingReport, names: &BTreeMap<String, String>) -> String {
     let receivers: Vec<&pb::Position> = r.positions.iter().filter(|p| fen(&p.net) > 0).collect();
     let even: Vec<&pb::Position> = r.positions.iter().filter(|p| fen(&p.net) == 0).collect();
     let rows = payers.len().max(receivers.len()).max(1) as i64;
-    let (w, h) = (1000i64, TOP + rows * ROW + 60 + if even.is_empty() { 0 } else { 40 });
-    let (cx, cy) = (500i64, TOP + (rows * ROW) / 2 - ROW / 2 + 20);
+    let (w, h) = (1040i64, TOP + rows * ROW + if even.is_empty() { 10 } else { 50 });
+    let (cx, cy) = (520i64, TOP + (rows * ROW) / 2 - ROW / 2 + 20);
     let max = r.instructions.iter().map(|i| fen(&i.amount)).max().unwrap_or(1).max(1);
     let mut out = String::new();
     let _ = write!(
         out,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif">
-<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>
+<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="14" markerHeight="14" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="20" y="34" font-size="22" font-weight="bold">Net flows, clearing day {date}</text>
 <text x="20" y="60" font-size="14">gross {gross} · bilateral net {bi} · multilateral net {multi} (moved) · saving {saving} · {count} settlements</text>
@@ -125,7 +125,7 @@ pub fn svg(r: &pb::NettingReport, names: &BTreeMap<String, String>) -> String {
         let name = names.get(&p.admdvs).map_or(String::new(), |s| esc(s));
         let _ = writeln!(
             out,
-            r##"<rect x="{}" y="{}" width="180" height="48" rx="8" fill="#fff" stroke="{colour}" stroke-width="2"/>"##,
+            r##"<rect x="{}" y="{}" width="200" height="48" rx="8" fill="#fff" stroke="{colour}" stroke-width="2"/>"##,
             x - 90,
             y - 24
         );
@@ -138,10 +138,10 @@ pub fn svg(r: &pb::NettingReport, names: &BTreeMap<String, String>) -> String {
             p.net.trim_start_matches('-')
         );
         let width_tenths = 15 + 110 * fen(&p.net).abs() / max;
-        let (x1, x2) = if pays { (x + 90, cx - 70) } else { (cx + 70, x - 90) };
+        let (x1, y1, x2, y2) = if pays { (x + 100, y, cx - 72, cy) } else { (cx + 72, cy, x - 102, y) };
         let _ = writeln!(
             out,
-            r##"<line x1="{x1}" y1="{y}" x2="{x2}" y2="{cy}" stroke="{colour}" stroke-width="{}.{}" marker-end="url(#a)" opacity="0.8"/>"##,
+            r##"<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{colour}" stroke-width="{}.{}" marker-end="url(#a)" opacity="0.8"/>"##,
             width_tenths / 10,
             width_tenths % 10
         );
@@ -150,7 +150,7 @@ pub fn svg(r: &pb::NettingReport, names: &BTreeMap<String, String>) -> String {
         node(&mut out, 130, TOP + k as i64 * ROW, p, "#c0392b", true);
     }
     for (k, p) in receivers.iter().enumerate() {
-        node(&mut out, 870, TOP + k as i64 * ROW, p, "#1e8449", false);
+        node(&mut out, 920, TOP + k as i64 * ROW, p, "#1e8449", false);
     }
     let _ = writeln!(
         out,
@@ -158,7 +158,11 @@ pub fn svg(r: &pb::NettingReport, names: &BTreeMap<String, String>) -> String {
         cx - 70,
         cy - 32
     );
-    let _ = writeln!(out, r##"<text x="{cx}" y="{}" font-size="14" text-anchor="middle" font-weight="bold">中央清算账户</text>"##, cy - 6);
+    let _ = writeln!(
+        out,
+        r##"<text x="{cx}" y="{}" font-size="13" text-anchor="middle" font-weight="bold">中央清算账户 central</text>"##,
+        cy - 6
+    );
     let _ = writeln!(
         out,
         r##"<text x="{cx}" y="{}" font-size="12" text-anchor="middle">000000 · {}</text>"##,
