@@ -82,6 +82,8 @@ enum Command {
     },
     /// Load generator: concurrent SettleClaim clients; prints throughput and latency percentiles.
     Bench(clearing::bench::BenchArgs),
+    /// Netting at national scale on a throwaway Redis: fill a window, time close → report and reconciliation.
+    BenchNetting(clearing::bench::NettingBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -137,6 +139,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let store =
                 RedisStore::connect(&RedisOptions { urls: cfg.redis_urls.clone(), allow_volatile: cfg.redis_allow_volatile }).await?;
             tracing::info!(cluster = store.is_cluster(), "redis store connected");
+            // Window totals are folded from the shards into window-wide totals during the day, so the
+            // nightly netting reads about one entry per region pair.
+            let folder = store.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    let today = clearing::window::today();
+                    let open = folder.open_window(0, today).await.unwrap_or(today);
+                    if let Err(e) = folder.fold_window(open).await {
+                        tracing::warn!(error = %e, "folding window totals failed; will retry");
+                    }
+                }
+            });
             if store.is_cluster() {
                 // Holds of cross-shard family pay left by a crash are resolved in the background.
                 let sweeper = store.clone();
@@ -180,6 +195,7 @@ async fn main() {
         Command::Member { command: MemberCommand::Get { insuplc_admdvs, psn_no, year, addr } } => {
             clearing::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
         }
+        Command::BenchNetting(a) => clearing::bench::run_netting(a).await,
         Command::Net { date, out, addr } => clearing::netcli::net(&addr, &date, &out).await,
         Command::Statement { month, addr } => clearing::netcli::statement(&addr, &month).await,
         Command::Bench(a) => match region_adapter::bundled::rules() {

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The central clearing account of the instructions.
 pub const CENTRAL: &str = "000000";
@@ -140,7 +140,8 @@ pub fn net(
     advances: &BTreeMap<String, i64>,
 ) -> Result<Report, NettingError> {
     // Directed obligations; a negative total (more reversed than settled) is owed the other way.
-    let mut owed: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    // Hash maps for the work (hundreds of thousands of pairs), sorted once for the canonical report.
+    let mut owed: HashMap<(&str, &str), (i64, i64)> = HashMap::with_capacity(pairs.len());
     let (mut count, mut medfee, mut fund, mut acct, mut entries) = (0, 0, 0, 0, 0);
     for ((ins, mdt), p) in pairs {
         count += p.count;
@@ -152,31 +153,33 @@ pub fn net(
         if ins == mdt || (amount == 0 && p.count == 0) {
             continue;
         }
-        let (key, amt) = if amount >= 0 { ((ins.clone(), mdt.clone()), amount) } else { ((mdt.clone(), ins.clone()), -amount) };
+        let (key, amt) = if amount >= 0 { ((ins.as_str(), mdt.as_str()), amount) } else { ((mdt.as_str(), ins.as_str()), -amount) };
         let e = owed.entry(key).or_default();
         e.0 += amt;
         e.1 += p.count;
     }
-    let mut pos: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut pos: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut gross = 0;
-    for ((from, to), (amt, _)) in &owed {
-        gross += amt;
-        pos.entry(from.clone()).or_default().0 += amt;
-        pos.entry(to.clone()).or_default().1 += amt;
-    }
     let mut bilateral = 0;
-    for ((from, to), (amt, _)) in &owed {
-        if from < to {
-            let back = owed.get(&(to.clone(), from.clone())).map_or(0, |v| v.0);
-            bilateral += (amt - back).abs();
-        } else if !owed.contains_key(&(to.clone(), from.clone())) {
-            bilateral += amt;
+    for (&(from, to), &(amt, _)) in &owed {
+        gross += amt;
+        pos.entry(from).or_default().0 += amt;
+        pos.entry(to).or_default().1 += amt;
+        // Each unordered pair once: from the smaller code, or from the only direction there is.
+        match owed.get(&(to, from)) {
+            Some(&(back, _)) if from < to => bilateral += (amt - back).abs(),
+            Some(_) => {}
+            None => bilateral += amt,
         }
     }
+    let mut pos: Vec<(&str, (i64, i64))> = pos.into_iter().collect();
+    pos.sort_unstable();
+    let mut owed: Vec<((&str, &str), (i64, i64))> = owed.into_iter().collect();
+    owed.sort_unstable();
     let positions: Vec<Position> = pos
         .into_iter()
         .map(|(admdvs, (payable_fen, receivable_fen))| Position {
-            admdvs,
+            admdvs: admdvs.to_string(),
             payable_fen,
             receivable_fen,
             net_fen: receivable_fen - payable_fen,
@@ -204,7 +207,12 @@ pub fn net(
         clr_date: clr_date.to_string(),
         obligations: owed
             .into_iter()
-            .map(|((from_admdvs, to_admdvs), (amount_fen, count))| Obligation { from_admdvs, to_admdvs, amount_fen, count })
+            .map(|((from, to), (amount_fen, count))| Obligation {
+                from_admdvs: from.to_string(),
+                to_admdvs: to.to_string(),
+                amount_fen,
+                count,
+            })
             .collect(),
         positions,
         instructions,

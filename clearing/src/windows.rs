@@ -296,8 +296,10 @@ impl<S: Store> Clearinghouse<S> {
         theirs: Vec<pb::ReconcileItem>,
     ) -> Result<pb::ReconcileResult, ServiceError> {
         let d = date("clr_date", clr_date)?;
-        let mdtrt = region("mdtrt_admdvs", mdtrt)?;
-        let journal: Vec<JournalEntry> = self.store.window_journal(d).await?.into_iter().filter(|e| e.mdtrt_admdvs == mdtrt).collect();
+        // An empty service location reconciles the whole window (the national role's check).
+        let mdtrt = if mdtrt.is_empty() { None } else { Some(region("mdtrt_admdvs", mdtrt)?) };
+        let journal: Vec<JournalEntry> =
+            self.store.window_journal(d).await?.into_iter().filter(|e| mdtrt.as_ref().is_none_or(|m| &e.mdtrt_admdvs == m)).collect();
         let mut ours: HashMap<&str, &JournalEntry> = journal.iter().map(|e| (e.setl_id.as_str(), e)).collect();
         let mut out = pb::ReconcileResult::default();
         let push = |out: &mut pb::ReconcileResult, diff: pb::Difference| {

@@ -25,7 +25,8 @@ const MAX_CLOSED_AHEAD_DAYS: u32 = 366;
 const MEMBERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("members");
 const SETTLEMENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("settlements");
 const IDEMPOTENCY: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("idempotency");
-/// `<clr_date>|<shard>|<insured>|<service location>` → pair totals; the layout the Redis store keeps.
+/// `<clr_date>|<insured>|<service location>` → pair totals (the Redis store keeps them per shard and
+/// folds them into window-wide totals; one database needs no shard dimension).
 const WINDOW_TOTALS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("window_totals");
 /// `<clr_date>|<setl_id>` → the entry with its amounts: the window's journal, for reconciliation.
 const JOURNAL: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("journal");
@@ -143,7 +144,7 @@ impl Store for EmbeddedStore {
         let mut sums: std::collections::BTreeMap<(String, String), PairTotals> = Default::default();
         for row in t.range(prefix.as_str()..end.as_str()).map_err(unavailable)? {
             let (k, v) = row.map_err(unavailable)?;
-            let mut parts = k.value().split('|').skip(2);
+            let mut parts = k.value().split('|').skip(1);
             let (Some(ins), Some(mdt)) = (parts.next(), parts.next()) else {
                 return Err(corrupt(format!("bad totals key {}", k.value())));
             };
@@ -383,7 +384,8 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
     }
     put_json(&mut t.settlements, &s.setl_id, s)?;
     put_json(&mut t.idempotency, &idem_key, &IdempotencyRecord { content_hash: s.content_hash, setl_id: s.setl_id.clone() })?;
-    let tkey = format!("{}|{:03}|{}|{}", s.clr_date, c.shard, s.insuplc_admdvs, s.mdtrt_admdvs);
+    // One database, so no shard dimension: netting reads one entry per region pair.
+    let tkey = format!("{}|{}|{}", s.clr_date, s.insuplc_admdvs, s.mdtrt_admdvs);
     let mut totals: PairTotals = get_json(&t.totals, &tkey)?.unwrap_or_default();
     totals.add(&s.totals);
     put_json(&mut t.totals, &tkey, &totals)?;

@@ -86,6 +86,9 @@ struct Scripts {
     hold: Script,
     settle_hold: Script,
     fence: Script,
+    fold: Script,
+    fold_apply: Script,
+    fold_done: Script,
 }
 
 fn tag(shard: u16) -> String {
@@ -125,6 +128,14 @@ fn closed_key(shard: u16) -> String {
 
 fn totals_key(shard: u16, date: NaiveDate) -> String {
     format!("{}:w:{date}", tag(shard))
+}
+
+fn fold_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:wf:{date}", tag(shard))
+}
+
+fn fold_seq_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:wseq:{date}", tag(shard))
 }
 
 fn journal_key(shard: u16, date: NaiveDate) -> String {
@@ -256,6 +267,9 @@ impl RedisStore {
             hold: Script::new(include_str!("hold.lua")),
             settle_hold: Script::new(include_str!("settle_hold.lua")),
             fence: Script::new(include_str!("fence.lua")),
+            fold: Script::new(include_str!("fold.lua")),
+            fold_apply: Script::new(include_str!("fold_apply.lua")),
+            fold_done: Script::new(include_str!("fold_done.lua")),
         });
         let store = RedisStore { conn, cluster, scripts };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
@@ -290,6 +304,47 @@ impl RedisStore {
             }
         }
         Err(err(last.expect("at least one attempt")))
+    }
+
+    /// Folds every shard's pending totals of `date` into the window-wide totals (exactly once, in
+    /// order per shard). Run in the background during the day so that netting reads ~pairs, not
+    /// shards × pairs; and before reading totals, so they are always complete.
+    pub async fn fold_window(&self, date: NaiveDate) -> Result<(), StoreError> {
+        let (global, applied) = (meta_key(&format!("wt:{date}")), meta_key(&format!("wa:{date}")));
+        for shard in 0..SHARDS {
+            // At most two rounds: finish a fold left in flight, then fold what is pending.
+            for _ in 0..2 {
+                let mut c = self.conn.clone();
+                let _: String = self
+                    .scripts
+                    .fold
+                    .key(totals_key(shard, date))
+                    .key(fold_key(shard, date))
+                    .key(fold_seq_key(shard, date))
+                    .invoke_async(&mut c)
+                    .await
+                    .map_err(err)?;
+                let k = fold_key(shard, date);
+                let fields: Vec<(String, String)> = self
+                    .read(|mut c| {
+                        let k = k.clone();
+                        async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+                    })
+                    .await?;
+                let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
+                let mut inv = self.scripts.fold_apply.prepare_invoke();
+                inv.key(&global).key(&applied).arg(shard).arg(&seq);
+                for (f, v) in fields.iter().filter(|(f, _)| f != "_seq") {
+                    inv.arg(f).arg(v);
+                }
+                let r: String = inv.invoke_async(&mut c).await.map_err(err)?;
+                if r == "GAP" {
+                    return Err(StoreError::Corrupt(format!("fold of shard {shard} for {date} out of order (seq {seq})")));
+                }
+                let _: i64 = self.scripts.fold_done.key(fold_key(shard, date)).arg(&seq).invoke_async(&mut c).await.map_err(err)?;
+            }
+        }
+        Ok(())
     }
 
     /// Resolves holds older than `STALE_HOLD_MS` on every shard: finalized when their settlement
@@ -587,32 +642,36 @@ impl Store for RedisStore {
     }
 
     async fn window_totals(&self, clr_date: NaiveDate) -> Result<Vec<((String, String), PairTotals)>, StoreError> {
-        let mut sums: BTreeMap<(String, String), PairTotals> = BTreeMap::new();
-        for shard in 0..SHARDS {
-            let k = totals_key(shard, clr_date);
-            let fields: HashMap<String, i64> = self
-                .read(|mut c| {
-                    let k = k.clone();
-                    async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
-                })
-                .await?;
-            for (f, v) in fields {
-                let mut p = f.split('|');
-                let (Some(ins), Some(mdt), Some(kind)) = (p.next(), p.next(), p.next()) else {
-                    return Err(StoreError::Corrupt(format!("totals field {f}")));
-                };
-                let t = sums.entry((ins.to_string(), mdt.to_string())).or_default();
-                match kind {
-                    "n" => t.count += v,
-                    "m" => t.medfee_fen += v,
-                    "f" => t.fund_fen += v,
-                    "a" => t.acct_fen += v,
-                    "e" => t.entries += v,
-                    _ => return Err(StoreError::Corrupt(format!("totals field {f}"))),
-                }
+        // Fold what is still pending, then read the window-wide totals: about one entry per region
+        // pair, however many shards and settlements. Fields are `<insured>|<mdtrt>|<kind>`.
+        self.fold_window(clr_date).await?;
+        let k = meta_key(&format!("wt:{clr_date}"));
+        let fields: Vec<(String, i64)> = self
+            .read(|mut c| {
+                let k = k.clone();
+                async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+            })
+            .await?;
+        let mut sums: HashMap<&str, PairTotals> = HashMap::with_capacity(fields.len() / 5 + 1);
+        for (f, v) in &fields {
+            let (pair, kind) = f.rsplit_once('|').ok_or_else(|| StoreError::Corrupt(format!("totals field {f}")))?;
+            let t = sums.entry(pair).or_default();
+            match kind {
+                "n" => t.count += v,
+                "m" => t.medfee_fen += v,
+                "f" => t.fund_fen += v,
+                "a" => t.acct_fen += v,
+                "e" => t.entries += v,
+                _ => return Err(StoreError::Corrupt(format!("totals field {f}"))),
             }
         }
-        Ok(sums.into_iter().collect())
+        let mut out = Vec::with_capacity(sums.len());
+        for (pair, t) in sums {
+            let (ins, mdt) = pair.split_once('|').ok_or_else(|| StoreError::Corrupt(format!("totals pair {pair}")))?;
+            out.push(((ins.to_string(), mdt.to_string()), t));
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     async fn close_window(&self, clr_date: NaiveDate) -> Result<(), StoreError> {
