@@ -264,6 +264,9 @@ pub struct NettingBenchArgs {
     pub settlements: u64,
     #[arg(long, default_value_t = 400)]
     pub regions: u32,
+    /// Reuse a window filled by an earlier run: drop its stored report and time the netting steps only.
+    #[arg(long)]
+    pub reuse: bool,
 }
 
 /// Fills one window (2000-01-03) with `settlements` entries over `regions` synthetic regions in the
@@ -272,6 +275,37 @@ pub struct NettingBenchArgs {
 pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
     use crate::store::Store;
     let d = chrono::NaiveDate::from_ymd_opt(2000, 1, 3).expect("date");
+    if args.reuse {
+        let client = ::redis::Client::open(args.redis_url.as_str())?;
+        let mut con = client.get_multiplexed_async_connection().await?;
+        let _: i64 = ::redis::cmd("DEL").arg(format!("{{clr:meta}}:report:{d}")).query_async(&mut con).await?;
+        let store = crate::store::redis::RedisStore::connect(&crate::store::redis::RedisOptions {
+            urls: vec![args.redis_url.clone()],
+            allow_volatile: true,
+        })
+        .await?;
+        let t = Instant::now();
+        let totals = store.window_totals(d).await?;
+        let t1 = t.elapsed();
+        let entries = store.journal_len(d).await?;
+        let t2 = t.elapsed();
+        let r = crate::netting::net(&d.to_string(), &totals, entries, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t3 = t.elapsed();
+        let json = serde_json::to_string(&r)?;
+        let stored = store.put_once(&format!("report:{d}"), &json).await?;
+        let _back: crate::netting::Report = serde_json::from_str(&stored)?;
+        let t4 = t.elapsed();
+        println!(
+            "  totals {} pairs {} ms; journal_len {} ms; net {} ms; report json {} KiB store+load {} ms",
+            totals.pairs.len(),
+            t1.as_millis(),
+            (t2 - t1).as_millis(),
+            (t3 - t2).as_millis(),
+            json.len() / 1024,
+            (t4 - t3).as_millis()
+        );
+        return Ok(());
+    }
     let regions: Vec<String> = (0..args.regions).map(|i| format!("{}{:04}", 11 + i / 7, (i % 7 + 1) * 100)).collect();
     let client = ::redis::Client::open(args.redis_url.as_str())?;
     let mut con = client.get_multiplexed_async_connection().await?;

@@ -8,6 +8,9 @@
 //! the money moved, Σ max(0, net), is the least any settlement of these obligations can move (each
 //! region must at least pay its net debit).
 
+#[cfg(test)]
+use crate::store::PairTotals;
+use crate::store::WindowTotals;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -112,16 +115,6 @@ pub fn advance_rows(positions: &[Position], advances: &BTreeMap<String, i64>) ->
         .collect()
 }
 
-/// One directed pair's totals as read from the store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PairSums {
-    pub count: i64,
-    pub entries: i64,
-    pub medfee_fen: i64,
-    pub fund_fen: i64,
-    pub acct_fen: i64,
-}
-
 /// Why a window cannot be netted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NettingError {
@@ -133,31 +126,21 @@ pub enum NettingError {
 
 /// Nets a window. `journal_entries` is the number of entries in the window's journals, read
 /// independently of the totals; the report says whether the two agree.
-pub fn net(
-    clr_date: &str,
-    pairs: &[((String, String), PairSums)],
-    journal_entries: i64,
-    advances: &BTreeMap<String, i64>,
-) -> Result<Report, NettingError> {
+pub fn net(clr_date: &str, totals: &WindowTotals, journal_entries: i64, advances: &BTreeMap<String, i64>) -> Result<Report, NettingError> {
     // Directed obligations; a negative total (more reversed than settled) is owed the other way.
     // Hash maps for the work (hundreds of thousands of pairs), sorted once for the canonical report.
-    let mut owed: HashMap<(&str, &str), (i64, i64)> = HashMap::with_capacity(pairs.len());
-    let (mut count, mut medfee, mut fund, mut acct, mut entries) = (0, 0, 0, 0, 0);
-    for ((ins, mdt), p) in pairs {
-        count += p.count;
-        medfee += p.medfee_fen;
-        fund += p.fund_fen;
-        acct += p.acct_fen;
-        entries += p.entries;
-        let amount = p.fund_fen + p.acct_fen;
-        if ins == mdt || (amount == 0 && p.count == 0) {
+    let mut owed: HashMap<(&str, &str), (i64, i64)> = HashMap::with_capacity(totals.pairs.len());
+    for ((ins, mdt), p) in &totals.pairs {
+        if ins == mdt || (p.owed_fen == 0 && p.count == 0) {
             continue;
         }
-        let (key, amt) = if amount >= 0 { ((ins.as_str(), mdt.as_str()), amount) } else { ((mdt.as_str(), ins.as_str()), -amount) };
+        let (key, amt) =
+            if p.owed_fen >= 0 { ((ins.as_str(), mdt.as_str()), p.owed_fen) } else { ((mdt.as_str(), ins.as_str()), -p.owed_fen) };
         let e = owed.entry(key).or_default();
         e.0 += amt;
         e.1 += p.count;
     }
+    let all = &totals.all;
     let mut pos: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut gross = 0;
     let mut bilateral = 0;
@@ -219,12 +202,14 @@ pub fn net(
         gross_total_fen: gross,
         bilateral_net_total_fen: bilateral,
         multilateral_net_total_fen: moved,
-        settlement_count: count,
-        medfee_total_fen: medfee,
-        fund_total_fen: fund,
-        acct_total_fen: acct,
+        settlement_count: all.count,
+        medfee_total_fen: all.medfee_fen,
+        fund_total_fen: all.fund_fen,
+        acct_total_fen: all.acct_fen,
         journal_entries,
-        complete: journal_entries == entries,
+        // The totals and the journals are written by one commit, read here by two paths.
+        complete: journal_entries == all.entries
+            && all.fund_fen + all.acct_fen == totals.pairs.iter().map(|(_, p)| p.owed_fen).sum::<i64>(),
         advances,
         digest: String::new(),
     };
@@ -244,17 +229,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn pair(a: &str, b: &str, owed: i64) -> ((String, String), PairSums) {
-        ((a.into(), b.into()), PairSums { count: 1, entries: 1, medfee_fen: owed, fund_fen: owed, acct_fen: 0 })
+    fn pair(a: &str, b: &str, owed: i64) -> ((String, String), PairTotals) {
+        ((a.into(), b.into()), PairTotals { count: 1, entries: 1, medfee_fen: owed, fund_fen: owed, acct_fen: 0 })
+    }
+
+    fn totals(pairs: &[((String, String), PairTotals)]) -> WindowTotals {
+        WindowTotals::from_pairs(pairs.iter().cloned())
     }
 
     #[test]
     fn three_regions_net_to_two_transfers() {
         // A owes B 100, B owes C 100, C owes A 30: gross 230; bilateral nets stay 230 (no pair owes
         // both ways); multilateral: A −70, B 0, C +70 → one transfer of 70 each way via the centre.
-        let r =
-            net("2026-11-22", &[pair("A", "B", 100), pair("B", "C", 100), pair("C", "A", 30)], 3, &BTreeMap::from([("A".to_string(), 80)]))
-                .unwrap();
+        let r = net(
+            "2026-11-22",
+            &totals(&[pair("A", "B", 100), pair("B", "C", 100), pair("C", "A", 30)]),
+            3,
+            &BTreeMap::from([("A".to_string(), 80)]),
+        )
+        .unwrap();
         assert_eq!((r.gross_total_fen, r.bilateral_net_total_fen, r.multilateral_net_total_fen), (230, 230, 70));
         assert_eq!(
             r.instructions,
@@ -272,17 +265,17 @@ mod tests {
 
     #[test]
     fn reversals_that_outweigh_settlements_turn_the_obligation_around() {
-        let r = net("d", &[pair("A", "B", -50)], 1, &BTreeMap::new()).unwrap();
+        let r = net("d", &totals(&[pair("A", "B", -50)]), 1, &BTreeMap::new()).unwrap();
         assert_eq!(r.obligations[0].from_admdvs, "B");
         assert_eq!(r.positions.iter().find(|p| p.admdvs == "A").unwrap().net_fen, 50);
-        assert!(!net("d", &[pair("A", "B", 5)], 2, &BTreeMap::new()).unwrap().complete, "journal and totals disagree");
+        assert!(!net("d", &totals(&[pair("A", "B", 5)]), 2, &BTreeMap::new()).unwrap().complete, "journal and totals disagree");
     }
 
     proptest! {
         #[test]
         fn netting_invariants_hold_for_random_obligation_matrices(m in prop::collection::vec((0u8..12, 0u8..12, -50_000i64..5_000_000), 0..200)) {
             let pairs: Vec<_> = m.iter().map(|(a, b, v)| pair(&format!("R{a:02}"), &format!("R{b:02}"), *v)).collect();
-            let r = net("d", &pairs, pairs.len() as i64, &BTreeMap::new()).unwrap();
+            let r = net("d", &totals(&pairs), pairs.len() as i64, &BTreeMap::new()).unwrap();
             // Σ net = 0.
             prop_assert_eq!(r.positions.iter().map(|p| p.net_fen).sum::<i64>(), 0);
             // Each region at most one instruction, only through the central account.
@@ -309,7 +302,7 @@ mod tests {
             prop_assert!(r.multilateral_net_total_fen <= r.bilateral_net_total_fen);
             prop_assert!(r.bilateral_net_total_fen <= r.gross_total_fen);
             // Same input, same report (digest included).
-            prop_assert_eq!(net("d", &pairs, pairs.len() as i64, &BTreeMap::new()).unwrap(), r);
+            prop_assert_eq!(net("d", &totals(&pairs), pairs.len() as i64, &BTreeMap::new()).unwrap(), r);
         }
     }
 }

@@ -12,7 +12,7 @@
 //!   has acknowledged.
 
 use crate::error::ServiceError;
-use crate::netting::{self, PairSums, Report};
+use crate::netting::{self, Report};
 use crate::settle::Clearinghouse;
 use crate::store::{JournalEntry, Store};
 use crate::wire::{self, Violations};
@@ -101,10 +101,6 @@ fn advance_pb(a: &netting::AdvanceRow) -> pb::AdvancePosition {
     }
 }
 
-fn sums(t: &crate::store::PairTotals) -> PairSums {
-    PairSums { count: t.count, entries: t.entries, medfee_fen: t.medfee_fen, fund_fen: t.fund_fen, acct_fen: t.acct_fen }
-}
-
 impl<S: Store> Clearinghouse<S> {
     async fn advances(&self) -> Result<BTreeMap<String, i64>, ServiceError> {
         let raw = self.store.map_get(ADVANCES_KEY).await?;
@@ -126,9 +122,8 @@ impl<S: Store> Clearinghouse<S> {
     /// The window's live totals as netting input (open or closed).
     async fn live_report(&self, d: NaiveDate) -> Result<Report, ServiceError> {
         let totals = self.store.window_totals(d).await?;
-        let pairs: Vec<((String, String), PairSums)> = totals.iter().map(|(k, t)| (k.clone(), sums(t))).collect();
         let entries = self.store.journal_len(d).await?;
-        netting::net(&d.to_string(), &pairs, entries, &self.advances().await?)
+        netting::net(&d.to_string(), &totals, entries, &self.advances().await?)
             .map_err(|e| ServiceError::Internal(format!("netting {d}: {e}")))
     }
 
@@ -164,7 +159,7 @@ impl<S: Store> Clearinghouse<S> {
                 (if awaiting.is_empty() { "settled" } else { "netted" }, r.settlement_count, r.digest.clone(), awaiting)
             }
             None => {
-                let count = self.store.window_totals(d).await?.iter().map(|(_, t)| t.count).sum();
+                let count = self.store.window_totals(d).await?.all.count;
                 (if closed { "closed" } else { "open" }, count, String::new(), Vec::new())
             }
         };
@@ -258,16 +253,7 @@ impl<S: Store> Clearinghouse<S> {
         let fund = wire_signed(&mut v, "fund_pay_sumamt", &req.fund_pay_sumamt);
         let acct = wire_signed(&mut v, "acct_pay", &req.acct_pay);
         v.into_result(())?;
-        let ours = self.store.window_totals(d).await?.into_iter().filter(|((_, m), _)| *m == mdtrt).fold(
-            crate::store::PairTotals::default(),
-            |mut a, (_, t)| {
-                a.count += t.count;
-                a.medfee_fen += t.medfee_fen;
-                a.fund_fen += t.fund_fen;
-                a.acct_fen += t.acct_fen;
-                a
-            },
-        );
+        let ours = self.store.window_totals(d).await?.by_mdtrt.remove(&mdtrt).unwrap_or_default();
         let mut differences = Vec::new();
         let mut cmp = |field: &str, o: i64, t: i64, money: bool| {
             if o != t {

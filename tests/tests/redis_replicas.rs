@@ -164,14 +164,13 @@ async fn audit(c: &Clearing, store: &clearing::store::redis::RedisStore, tag: &s
         assert_eq!(seen, expected, "member {i}: settlements missing from accumulators");
     }
     let totals = store.window_totals(clearing::window::today()).await.unwrap();
-    let (mut tc, mut tf, mut ta, mut tm) = (0, 0, 0, 0);
-    for (_, t) in totals {
-        tc += t.count;
-        tf += t.fund_fen;
-        ta += t.acct_fen;
-        tm += t.medfee_fen;
-    }
-    assert_eq!((tc, tf, ta, tm), (answers.len() as i64, fund, acct, medfee), "window totals = Σ settlements");
+    let t = &totals.all;
+    assert_eq!(
+        (t.count, t.fund_fen, t.acct_fen, t.medfee_fen),
+        (answers.len() as i64, fund, acct, medfee),
+        "window totals = Σ settlements"
+    );
+    assert_eq!(totals.pairs.iter().map(|(_, p)| p.owed_fen).sum::<i64>(), fund + acct, "pair totals = Σ settlements");
 }
 
 async fn store_of(urls: &str) -> clearing::store::redis::RedisStore {

@@ -215,8 +215,11 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
 
     // Window totals sum every shard's commits for the day: r1 + reversal + family.
     let totals = s.window_totals(day).await.unwrap();
-    let pair = totals.iter().find(|(p, _)| p == &("421300".to_string(), "360100".to_string())).unwrap().1;
-    assert_eq!((pair.count, pair.fund_fen, pair.acct_fen), (1, 5_000, 6_000));
+    let pair = totals.pairs.iter().find(|(p, _)| p == &("421300".to_string(), "360100".to_string())).unwrap().1;
+    assert_eq!((pair.count, pair.owed_fen), (1, 11_000));
+    let t = &totals.all;
+    assert_eq!((t.count, t.entries, t.medfee_fen, t.fund_fen, t.acct_fen), (1, 3, 100_000, 5_000, 6_000));
+    assert_eq!(totals.by_mdtrt["360100"], *t);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,7 +136,7 @@ impl Store for EmbeddedStore {
         self.submit(Job::Commit(Box::new(commit), today, tx), rx).await
     }
 
-    async fn window_totals(&self, clr_date: NaiveDate) -> Result<Vec<((String, String), PairTotals)>, StoreError> {
+    async fn window_totals(&self, clr_date: NaiveDate) -> Result<WindowTotals, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let t = txn.open_table(WINDOW_TOTALS).map_err(unavailable)?;
         let prefix = format!("{clr_date}|");
@@ -156,7 +156,7 @@ impl Store for EmbeddedStore {
             e.fund_fen += add.fund_fen;
             e.acct_fen += add.acct_fen;
         }
-        Ok(sums.into_iter().collect())
+        Ok(WindowTotals::from_pairs(sums))
     }
 
     async fn close_window(&self, clr_date: NaiveDate) -> Result<(), StoreError> {

@@ -225,6 +225,45 @@ impl PairTotals {
     }
 }
 
+/// What one directed pair (insured → service location) owes in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PairOwed {
+    /// Settlements minus reversals.
+    pub count: i64,
+    /// Σ fund_pay_sumamt + acct_pay, fen.
+    pub owed_fen: i64,
+}
+
+/// A window's totals as netting and reconciliation need them: per pair only what is owed (so that
+/// netting reads two numbers per region pair), the full sums per service location and for the window.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WindowTotals {
+    /// Sorted by pair.
+    pub pairs: Vec<((String, String), PairOwed)>,
+    pub by_mdtrt: BTreeMap<String, PairTotals>,
+    pub all: PairTotals,
+}
+
+impl WindowTotals {
+    /// Builds the view from full per-pair totals (the embedded store keeps those).
+    pub fn from_pairs(rows: impl IntoIterator<Item = ((String, String), PairTotals)>) -> WindowTotals {
+        let mut out = WindowTotals::default();
+        for ((ins, mdt), t) in rows {
+            out.pairs.push(((ins, mdt.clone()), PairOwed { count: t.count, owed_fen: t.fund_fen + t.acct_fen }));
+            let m = out.by_mdtrt.entry(mdt).or_default();
+            for acc in [m, &mut out.all] {
+                acc.count += t.count;
+                acc.entries += t.entries;
+                acc.medfee_fen += t.medfee_fen;
+                acc.fund_fen += t.fund_fen;
+                acc.acct_fen += t.acct_fen;
+            }
+        }
+        out.pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
 /// One entry of a window's journal: a settlement or a reversal with its amounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
@@ -274,8 +313,8 @@ pub trait Store: Send + Sync + 'static {
     /// today's window is closed, the next open day.
     fn open_window(&self, shard: u16, today: NaiveDate) -> impl Future<Output = Result<NaiveDate, StoreError>> + Send;
     fn commit(&self, commit: Commit, today: NaiveDate) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
-    /// Totals per (insured, service location) of a window, summed over shards.
-    fn window_totals(&self, clr_date: NaiveDate) -> impl Future<Output = Result<Vec<((String, String), PairTotals)>, StoreError>> + Send;
+    /// A window's totals, summed over shards.
+    fn window_totals(&self, clr_date: NaiveDate) -> impl Future<Output = Result<WindowTotals, StoreError>> + Send;
 
     /// Closes a window: writes the close marker into every shard, so a commit that comes after it
     /// lands in the next open day. Idempotent; returns when every shard has its marker.

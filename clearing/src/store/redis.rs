@@ -334,7 +334,7 @@ impl RedisStore {
                 let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
                 let mut inv = self.scripts.fold_apply.prepare_invoke();
                 inv.key(&global).key(&applied).arg(shard).arg(&seq);
-                for (f, v) in fields.iter().filter(|(f, _)| f != "_seq") {
+                for (f, v) in compact(&fields)? {
                     inv.arg(f).arg(v);
                 }
                 let r: String = inv.invoke_async(&mut c).await.map_err(err)?;
@@ -436,6 +436,29 @@ async fn check_durability(nodes: &[String], allow_volatile: bool) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// A shard fold (`<insured>|<mdtrt>|<kind>` fields written by commits) in the compact window-wide
+/// layout: per pair only `p:<insured>|<mdtrt>|n` (count) and `|o` (owed = fund + account); per
+/// service location `d:<mdtrt>|{n,e,m,f,a}`; for the window `t|{n,e,m,f,a}`. Netting then reads two
+/// fields per region pair.
+fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for (f, v) in fields.iter().filter(|(f, _)| f != "_seq") {
+        let bad = || StoreError::Corrupt(format!("totals field {f}"));
+        let v: i64 = v.parse().map_err(|_| bad())?;
+        let (pair, kind) = f.rsplit_once('|').ok_or_else(bad)?;
+        let (_, mdt) = pair.split_once('|').ok_or_else(bad)?;
+        match kind {
+            "n" => *out.entry(format!("p:{pair}|n")).or_default() += v,
+            "f" | "a" => *out.entry(format!("p:{pair}|o")).or_default() += v,
+            "m" | "e" => {}
+            _ => return Err(bad()),
+        }
+        *out.entry(format!("d:{mdt}|{kind}")).or_default() += v;
+        *out.entry(format!("t|{kind}")).or_default() += v;
+    }
+    Ok(out.into_iter().filter(|(_, v)| *v != 0).collect())
 }
 
 fn date_list(skipped: &[NaiveDate]) -> String {
@@ -641,9 +664,8 @@ impl Store for RedisStore {
         Ok(outcome)
     }
 
-    async fn window_totals(&self, clr_date: NaiveDate) -> Result<Vec<((String, String), PairTotals)>, StoreError> {
-        // Fold what is still pending, then read the window-wide totals: about one entry per region
-        // pair, however many shards and settlements. Fields are `<insured>|<mdtrt>|<kind>`.
+    async fn window_totals(&self, clr_date: NaiveDate) -> Result<WindowTotals, StoreError> {
+        // Fold what is still pending, then read the compact window-wide totals (see `compact`).
         self.fold_window(clr_date).await?;
         let k = meta_key(&format!("wt:{clr_date}"));
         let fields: Vec<(String, i64)> = self
@@ -652,25 +674,47 @@ impl Store for RedisStore {
                 async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
             })
             .await?;
-        let mut sums: HashMap<&str, PairTotals> = HashMap::with_capacity(fields.len() / 5 + 1);
-        for (f, v) in &fields {
-            let (pair, kind) = f.rsplit_once('|').ok_or_else(|| StoreError::Corrupt(format!("totals field {f}")))?;
-            let t = sums.entry(pair).or_default();
+        let bad = |f: &str| StoreError::Corrupt(format!("window totals field {f}"));
+        let mut pairs: HashMap<&str, PairOwed> = HashMap::with_capacity(fields.len() / 2 + 1);
+        let mut out = WindowTotals::default();
+        fn add(t: &mut PairTotals, kind: &str, v: i64) -> bool {
             match kind {
                 "n" => t.count += v,
+                "e" => t.entries += v,
                 "m" => t.medfee_fen += v,
                 "f" => t.fund_fen += v,
                 "a" => t.acct_fen += v,
-                "e" => t.entries += v,
-                _ => return Err(StoreError::Corrupt(format!("totals field {f}"))),
+                _ => return false,
+            }
+            true
+        }
+        for (f, v) in &fields {
+            if let Some(rest) = f.strip_prefix("p:") {
+                let (pair, kind) = rest.rsplit_once('|').ok_or_else(|| bad(f))?;
+                let p = pairs.entry(pair).or_default();
+                match kind {
+                    "n" => p.count += v,
+                    "o" => p.owed_fen += v,
+                    _ => return Err(bad(f)),
+                }
+            } else if let Some(rest) = f.strip_prefix("d:") {
+                let (mdt, kind) = rest.split_once('|').ok_or_else(|| bad(f))?;
+                if !add(out.by_mdtrt.entry(mdt.to_string()).or_default(), kind, *v) {
+                    return Err(bad(f));
+                }
+            } else if let Some(kind) = f.strip_prefix("t|") {
+                if !add(&mut out.all, kind, *v) {
+                    return Err(bad(f));
+                }
+            } else {
+                return Err(bad(f));
             }
         }
-        let mut out = Vec::with_capacity(sums.len());
-        for (pair, t) in sums {
-            let (ins, mdt) = pair.split_once('|').ok_or_else(|| StoreError::Corrupt(format!("totals pair {pair}")))?;
-            out.push(((ins.to_string(), mdt.to_string()), t));
+        for (pair, p) in pairs {
+            let (ins, mdt) = pair.split_once('|').ok_or_else(|| bad(pair))?;
+            out.pairs.push(((ins.to_string(), mdt.to_string()), p));
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
