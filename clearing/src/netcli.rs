@@ -85,10 +85,7 @@ fn esc(s: &str) -> String {
 
 /// Fen of a wire amount (a report we produced ourselves).
 fn fen(s: &str) -> i64 {
-    let neg = s.starts_with('-');
-    let (y, f) = s.trim_start_matches('-').split_once('.').unwrap_or((s, "0"));
-    let v = y.parse::<i64>().unwrap_or(0) * 100 + f.parse::<i64>().unwrap_or(0);
-    if neg { -v } else { v }
+    crate::wire::signed_fen(s).unwrap_or(0)
 }
 
 /// The net flows: payers in the left column send into the central clearing account, which pays the

@@ -35,11 +35,7 @@ fn decode(rec: &SettlementRecord) -> Result<pb::Settlement, ServiceError> {
 
 /// Amount strings written by us, read back (reversals).
 fn stored_fen(s: &str) -> Result<i64, ServiceError> {
-    let mut v = Violations::default();
-    let neg = s.starts_with('-');
-    let fen = wire::parse_money(&mut v, "stored", s.trim_start_matches('-'), i64::MAX / 4)
-        .ok_or_else(|| ServiceError::Internal(format!("stored amount {s:?} unreadable")))?;
-    Ok(if neg { -fen } else { fen })
+    wire::signed_fen(s).ok_or_else(|| ServiceError::Internal(format!("stored amount {s:?} unreadable")))
 }
 
 /// Pause before retry `attempt` after a conflict: 0.1 ms, 0.2 ms, … capped at 6.4 ms, with jitter from

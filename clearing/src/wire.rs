@@ -122,6 +122,12 @@ pub fn parse_money(v: &mut Violations, field: &str, s: &str, max_fen: i64) -> Op
     }
 }
 
+/// A signed wire amount ("-180.00") as fen; `None` unless exact to the fen and within bounds.
+pub fn signed_fen(s: &str) -> Option<i64> {
+    let d = Decimal::from_str(s).ok().filter(|d| d.scale() <= 2)?;
+    yuan_to_fen_exact(d)
+}
+
 fn parse_decimal(v: &mut Violations, field: &str, s: &str) -> Option<Decimal> {
     // Decimal::from_str accepts at most 28 digits; longer input is refused, never truncated.
     if s.is_empty() || s.len() > 32 {

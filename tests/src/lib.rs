@@ -212,6 +212,14 @@ pub fn claim(msgid: &str, insured: &str, psn_no: &str, mdtrt: &str, lv: u32, dat
     }
 }
 
+/// A wire amount in yuan ("-180.00") as fen.
+pub fn fen(s: &str) -> i64 {
+    let neg = s.starts_with('-');
+    let (y, f) = s.trim_start_matches('-').split_once('.').expect("two decimals");
+    let v = y.parse::<i64>().expect("yuan") * 100 + f.parse::<i64>().expect("fen");
+    if neg { -v } else { v }
+}
+
 /// The field paths of a status's BadRequest details.
 pub fn bad_fields(s: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;

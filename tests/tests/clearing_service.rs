@@ -272,13 +272,6 @@ async fn restart_and_crash_lose_nothing_acknowledged() {
     assert_eq!(fen(&m.accumulators[0].fund_paid), fund);
 }
 
-fn fen(s: &str) -> i64 {
-    let neg = s.starts_with('-');
-    let (y, f) = s.trim_start_matches('-').split_once('.').unwrap();
-    let v = y.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap();
-    if neg { -v } else { v }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_the_field_and_nothing_written() {
     let c = Clearing::start();

@@ -11,13 +11,6 @@ use tonic::Code;
 
 const REGIONS: [&str; 5] = ["421300", "360100", "150500", "320100", "140100"];
 
-fn fen(s: &str) -> i64 {
-    let neg = s.starts_with('-');
-    let (y, f) = s.trim_start_matches('-').split_once('.').unwrap();
-    let v = y.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap();
-    if neg { -v } else { v }
-}
-
 /// Starts `clearing` on the named store; the Redis (if any) lives as long as the returned guard.
 fn start(store: &str) -> (Clearing, Option<Redis>) {
     match store {

@@ -20,13 +20,6 @@ fn psn(tag: &str, i: usize) -> String {
     format!("{tag}{i:04}")
 }
 
-fn fen(s: &str) -> i64 {
-    let neg = s.starts_with('-');
-    let (y, f) = s.trim_start_matches('-').split_once('.').unwrap();
-    let v = y.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap();
-    if neg { -v } else { v }
-}
-
 /// A random claim of member `i` (splitmix-style, deterministic per seed).
 fn random_claim(tag: &str, n: usize, i: usize, r: u64) -> pb::Claim {
     let (ins, mdtrt, _, _) = REGIONS[i % REGIONS.len()];
