@@ -213,7 +213,8 @@ pub fn net(clr_date: &str, totals: &WindowTotals, journal_entries: i64, advances
         advances,
         digest: String::new(),
     };
-    report.digest = digest(&report);
+    // The digest field is still empty here: hash the canonical JSON as it is, without a copy.
+    report.digest = hex::encode(Sha256::digest(serde_json::to_vec(&report).expect("report serializes")));
     Ok(report)
 }
 

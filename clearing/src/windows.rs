@@ -204,7 +204,8 @@ impl<S: Store> Clearinghouse<S> {
         let json = serde_json::to_string(&report).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let stored = self.store.put_once(&report_key(d), &json).await?;
         tracing::info!(clr_date = %d, elapsed_ms = started.elapsed().as_millis() as u64, regions = report.positions.len(), "window netted");
-        serde_json::from_str(&stored).map_err(|e| ServiceError::Internal(e.to_string()))
+        // Another replica may have stored its (identical, deterministic) report first: return what is stored.
+        if stored == json { Ok(report) } else { serde_json::from_str(&stored).map_err(|e| ServiceError::Internal(e.to_string())) }
     }
 
     pub async fn acknowledge(&self, req: &pb::AcknowledgeSettlementRequest) -> Result<pb::Window, ServiceError> {

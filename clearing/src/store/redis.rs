@@ -33,6 +33,11 @@ const READ_BACKOFF_MS: [u64; 4] = [50, 200, 500, 1000];
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A hold older than this is resolved by the sweeper.
 const STALE_HOLD_MS: i64 = 15_000;
+/// Hashes the window-wide totals are split into (same slot), read concurrently at netting.
+const TOTALS_BUCKETS: usize = 16;
+/// Shards worked on at once by the per-shard passes (fold, close, journal count).
+const SHARD_CONCURRENCY: usize = 32;
+
 /// How long a fenced idempotency key refuses commits (the abandoned attempt's client retries later).
 const FENCE_SECS: u64 = 60;
 
@@ -120,6 +125,19 @@ fn msgid_index_key(key: &str) -> String {
 /// Window-level metadata shared by every replica (not per shard): its own hash tag.
 fn meta_key(key: &str) -> String {
     format!("{{clr:meta}}:{key}")
+}
+
+fn totals_bucket_key(date: NaiveDate, bucket: usize) -> String {
+    meta_key(&format!("wt:{date}:{bucket}"))
+}
+
+/// The bucket of a window-totals field: FNV-1a of its name, so a field always lands in one bucket.
+fn bucket_of(field: &str) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in field.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h as usize % TOTALS_BUCKETS
 }
 
 fn closed_key(shard: u16) -> String {
@@ -310,39 +328,71 @@ impl RedisStore {
     /// order per shard). Run in the background during the day so that netting reads ~pairs, not
     /// shards × pairs; and before reading totals, so they are always complete.
     pub async fn fold_window(&self, date: NaiveDate) -> Result<(), StoreError> {
-        let (global, applied) = (meta_key(&format!("wt:{date}")), meta_key(&format!("wa:{date}")));
-        for shard in 0..SHARDS {
-            // At most two rounds: finish a fold left in flight, then fold what is pending.
-            for _ in 0..2 {
-                let mut c = self.conn.clone();
-                let _: String = self
-                    .scripts
-                    .fold
-                    .key(totals_key(shard, date))
-                    .key(fold_key(shard, date))
-                    .key(fold_seq_key(shard, date))
-                    .invoke_async(&mut c)
-                    .await
-                    .map_err(err)?;
-                let k = fold_key(shard, date);
-                let fields: Vec<(String, String)> = self
-                    .read(|mut c| {
-                        let k = k.clone();
-                        async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
-                    })
-                    .await?;
-                let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
-                let mut inv = self.scripts.fold_apply.prepare_invoke();
-                inv.key(&global).key(&applied).arg(shard).arg(&seq);
-                for (f, v) in compact(&fields)? {
-                    inv.arg(f).arg(v);
-                }
-                let r: String = inv.invoke_async(&mut c).await.map_err(err)?;
-                if r == "GAP" {
-                    return Err(StoreError::Corrupt(format!("fold of shard {shard} for {date} out of order (seq {seq})")));
-                }
-                let _: i64 = self.scripts.fold_done.key(fold_key(shard, date)).arg(&seq).invoke_async(&mut c).await.map_err(err)?;
+        self.each_shard(move |store, shard| async move { store.fold_shard(date, shard).await }).await.map(|_| ())
+    }
+
+    /// Runs `f` for every shard, `SHARD_CONCURRENCY` at a time; returns the results in shard order.
+    async fn each_shard<T, F, Fut>(&self, f: F) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(RedisStore, u16) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let mut out = Vec::with_capacity(SHARDS as usize);
+        let shards: Vec<u16> = (0..SHARDS).collect();
+        for chunk in shards.chunks(SHARD_CONCURRENCY) {
+            let mut set = tokio::task::JoinSet::new();
+            for &shard in chunk {
+                let fut = f(self.clone(), shard);
+                set.spawn(async move { (shard, fut.await) });
             }
+            let mut part = Vec::with_capacity(chunk.len());
+            while let Some(r) = set.join_next().await {
+                let (shard, v) = r.map_err(|e| StoreError::Unavailable(format!("shard task: {e}")))?;
+                part.push((shard, v?));
+            }
+            part.sort_by_key(|(s, _)| *s);
+            out.extend(part.into_iter().map(|(_, v)| v));
+        }
+        Ok(out)
+    }
+
+    async fn fold_shard(&self, date: NaiveDate, shard: u16) -> Result<(), StoreError> {
+        let applied = meta_key(&format!("wa:{date}"));
+        // At most two rounds: finish a fold left in flight, then fold what is pending.
+        for _ in 0..2 {
+            let mut c = self.conn.clone();
+            let _: String = self
+                .scripts
+                .fold
+                .key(totals_key(shard, date))
+                .key(fold_key(shard, date))
+                .key(fold_seq_key(shard, date))
+                .invoke_async(&mut c)
+                .await
+                .map_err(err)?;
+            let k = fold_key(shard, date);
+            let fields: Vec<(String, String)> = self
+                .read(|mut c| {
+                    let k = k.clone();
+                    async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
+                })
+                .await?;
+            let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
+            let mut inv = self.scripts.fold_apply.prepare_invoke();
+            inv.key(&applied);
+            for b in 0..TOTALS_BUCKETS {
+                inv.key(totals_bucket_key(date, b));
+            }
+            inv.arg(shard).arg(&seq);
+            for (f, v) in compact(&fields)? {
+                inv.arg(bucket_of(&f) + 1).arg(f).arg(v);
+            }
+            let r: String = inv.invoke_async(&mut c).await.map_err(err)?;
+            if r == "GAP" {
+                return Err(StoreError::Corrupt(format!("fold of shard {shard} for {date} out of order (seq {seq})")));
+            }
+            let _: i64 = self.scripts.fold_done.key(fold_key(shard, date)).arg(&seq).invoke_async(&mut c).await.map_err(err)?;
         }
         Ok(())
     }
@@ -667,13 +717,23 @@ impl Store for RedisStore {
     async fn window_totals(&self, clr_date: NaiveDate) -> Result<WindowTotals, StoreError> {
         // Fold what is still pending, then read the compact window-wide totals (see `compact`).
         self.fold_window(clr_date).await?;
-        let k = meta_key(&format!("wt:{clr_date}"));
-        let fields: Vec<(String, i64)> = self
-            .read(|mut c| {
-                let k = k.clone();
-                async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let mut set = tokio::task::JoinSet::new();
+        for b in 0..TOTALS_BUCKETS {
+            let store = self.clone();
+            set.spawn(async move {
+                let k = totals_bucket_key(clr_date, b);
+                store
+                    .read(|mut c| {
+                        let k = k.clone();
+                        async move { ::redis::cmd("HGETALL").arg(k).query_async::<Vec<(String, i64)>>(&mut c).await }
+                    })
+                    .await
+            });
+        }
+        let mut fields: Vec<(String, i64)> = Vec::new();
+        while let Some(r) = set.join_next().await {
+            fields.extend(r.map_err(|e| StoreError::Unavailable(format!("totals task: {e}")))??);
+        }
         let bad = |f: &str| StoreError::Corrupt(format!("window totals field {f}"));
         let mut pairs: HashMap<&str, PairOwed> = HashMap::with_capacity(fields.len() / 2 + 1);
         let mut out = WindowTotals::default();
@@ -722,16 +782,20 @@ impl Store for RedisStore {
         let date = clr_date.to_string();
         // Every shard's marker first; only then is the window listed as closed. A commit on a shard
         // is serialized with that shard's marker by Redis itself.
-        for shard in 0..SHARDS {
-            let k = closed_key(shard);
-            let d = date.clone();
-            let _: i64 = self
-                .read(|mut c| {
-                    let (k, d) = (k.clone(), d.clone());
-                    async move { ::redis::cmd("SADD").arg(k).arg(d).query_async(&mut c).await }
-                })
-                .await?;
-        }
+        let marker = date.clone();
+        self.each_shard(move |store, shard| {
+            let d = marker.clone();
+            async move {
+                let k = closed_key(shard);
+                store
+                    .read(|mut c| {
+                        let (k, d) = (k.clone(), d.clone());
+                        async move { ::redis::cmd("SADD").arg(k).arg(d).query_async::<i64>(&mut c).await }
+                    })
+                    .await
+            }
+        })
+        .await?;
         let k = meta_key("windows");
         let _: i64 = self
             .read(|mut c| {
@@ -756,18 +820,18 @@ impl Store for RedisStore {
     }
 
     async fn journal_len(&self, clr_date: NaiveDate) -> Result<i64, StoreError> {
-        let mut n = 0;
-        for shard in 0..SHARDS {
-            let k = journal_key(shard, clr_date);
-            let len: i64 = self
-                .read(|mut c| {
-                    let k = k.clone();
-                    async move { ::redis::cmd("LLEN").arg(k).query_async(&mut c).await }
-                })
-                .await?;
-            n += len;
-        }
-        Ok(n)
+        let lens = self
+            .each_shard(move |store, shard| async move {
+                let k = journal_key(shard, clr_date);
+                store
+                    .read(|mut c| {
+                        let k = k.clone();
+                        async move { ::redis::cmd("LLEN").arg(k).query_async::<i64>(&mut c).await }
+                    })
+                    .await
+            })
+            .await?;
+        Ok(lens.iter().sum())
     }
 
     async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
