@@ -304,6 +304,13 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
             json.len() / 1024,
             (t4 - t3).as_millis()
         );
+        // The real path, as `clearing net` drives it: close (idempotent here) → netting report.
+        let _: i64 = ::redis::cmd("DEL").arg(format!("{{clr:meta}}:report:{d}")).query_async(&mut con).await?;
+        let core = crate::settle::Clearinghouse::new(store, crate::router::Router::new(region_adapter::bundled::rules()?));
+        let t = Instant::now();
+        core.store.close_window(d).await?;
+        let report = core.netting_report(&d.to_string()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("  close → report: {} ms; {} positions, complete {}", t.elapsed().as_millis(), report.positions.len(), report.complete);
         return Ok(());
     }
     let regions: Vec<String> = (0..args.regions).map(|i| format!("{}{:04}", 11 + i / 7, (i % 7 + 1) * 100)).collect();

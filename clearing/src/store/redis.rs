@@ -35,8 +35,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 const STALE_HOLD_MS: i64 = 15_000;
 /// Hashes the window-wide totals are split into (same slot), read concurrently at netting.
 const TOTALS_BUCKETS: usize = 16;
-/// Shards worked on at once by the per-shard passes (fold, close, journal count).
+/// Shards worked on at once by the cheap per-shard passes (close markers, journal counts).
 const SHARD_CONCURRENCY: usize = 32;
+/// Shards folded at once: a fold is a script that keeps single-threaded Redis busy, so two are enough
+/// to overlap one shard's transfer with another's execution without queueing past the reply timeout.
+const FOLD_CONCURRENCY: usize = 2;
 
 /// How long a fenced idempotency key refuses commits (the abandoned attempt's client retries later).
 const FENCE_SECS: u64 = 60;
@@ -328,11 +331,11 @@ impl RedisStore {
     /// order per shard). Run in the background during the day so that netting reads ~pairs, not
     /// shards × pairs; and before reading totals, so they are always complete.
     pub async fn fold_window(&self, date: NaiveDate) -> Result<(), StoreError> {
-        self.each_shard(move |store, shard| async move { store.fold_shard(date, shard).await }).await.map(|_| ())
+        self.each_shard(FOLD_CONCURRENCY, move |store, shard| async move { store.fold_shard(date, shard).await }).await.map(|_| ())
     }
 
-    /// Runs `f` for every shard, `SHARD_CONCURRENCY` at a time; returns the results in shard order.
-    async fn each_shard<T, F, Fut>(&self, f: F) -> Result<Vec<T>, StoreError>
+    /// Runs `f` for every shard, `concurrency` at a time; returns the results in shard order.
+    async fn each_shard<T, F, Fut>(&self, concurrency: usize, f: F) -> Result<Vec<T>, StoreError>
     where
         T: Send + 'static,
         F: Fn(RedisStore, u16) -> Fut,
@@ -340,7 +343,7 @@ impl RedisStore {
     {
         let mut out = Vec::with_capacity(SHARDS as usize);
         let shards: Vec<u16> = (0..SHARDS).collect();
-        for chunk in shards.chunks(SHARD_CONCURRENCY) {
+        for chunk in shards.chunks(concurrency.max(1)) {
             let mut set = tokio::task::JoinSet::new();
             for &shard in chunk {
                 let fut = f(self.clone(), shard);
@@ -783,7 +786,7 @@ impl Store for RedisStore {
         // Every shard's marker first; only then is the window listed as closed. A commit on a shard
         // is serialized with that shard's marker by Redis itself.
         let marker = date.clone();
-        self.each_shard(move |store, shard| {
+        self.each_shard(SHARD_CONCURRENCY, move |store, shard| {
             let d = marker.clone();
             async move {
                 let k = closed_key(shard);
@@ -821,7 +824,7 @@ impl Store for RedisStore {
 
     async fn journal_len(&self, clr_date: NaiveDate) -> Result<i64, StoreError> {
         let lens = self
-            .each_shard(move |store, shard| async move {
+            .each_shard(SHARD_CONCURRENCY, move |store, shard| async move {
                 let k = journal_key(shard, clr_date);
                 store
                     .read(|mut c| {
