@@ -256,3 +256,58 @@ async fn redis_without_fsync_always_is_refused_unless_overridden() {
     assert!(RedisStore::connect(&RedisOptions { urls: vec![r2.url()], allow_volatile: false }).await.is_err());
     assert!(RedisStore::connect(&RedisOptions { urls: vec![r2.url()], allow_volatile: true }).await.is_ok());
 }
+
+/// Folding is exactly once: four folders race each other (as replicas do) while commits keep landing;
+/// afterwards the window-wide totals equal the sum of the commits.
+async fn folding_races(s: RedisStore, tag: &str) {
+    let day = today();
+    let members: Vec<MemberKey> = (0..40).map(|i| MemberKey::new("421300", &format!("{tag}F{i}"))).collect();
+    for m in &members {
+        s.upsert_member(upsert(m, 0)).await.unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut folders = Vec::new();
+    for _ in 0..4 {
+        let (s, stop) = (s.clone(), stop.clone());
+        folders.push(tokio::spawn(async move {
+            let mut passes = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                s.fold_window(today()).await.unwrap();
+                passes += 1;
+            }
+            passes
+        }));
+    }
+    let mut expected = (0i64, 0i64);
+    for n in 0..400u64 {
+        let m = &members[n as usize % members.len()];
+        let shard = shard_of("421300", &m.psn_no);
+        let fund = 100 + n as i64;
+        let c = Commit {
+            shard,
+            settlement: record(&sid(shard, 1_000 + n), &format!("{tag}FM{n}"), (n % 250) as u8, day, fund, 0),
+            members: vec![change(m, None, fund, 0)],
+            reverses: None,
+        };
+        assert_eq!(s.commit(c, today()).await.unwrap(), CommitOutcome::Committed);
+        expected.0 += 1;
+        expected.1 += fund;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut passes = 0;
+    for f in folders {
+        passes += f.await.unwrap();
+    }
+    assert!(passes >= 4, "the folders ran ({passes} passes)");
+    let t = s.window_totals(day).await.unwrap();
+    assert_eq!((t.all.count, t.all.fund_fen, t.all.entries), (expected.0, expected.1, expected.0), "folded exactly once");
+    assert_eq!(t.pairs.iter().map(|(_, p)| p.owed_fen).sum::<i64>(), expected.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folding_is_exactly_once_under_racing_folders() {
+    let r = Redis::start();
+    folding_races(RedisStore::connect(&RedisOptions { urls: vec![r.url()], allow_volatile: false }).await.unwrap(), "FR").await;
+    let c = RedisCluster::start();
+    folding_races(RedisStore::connect(&RedisOptions { urls: vec![c.urls()], allow_volatile: false }).await.unwrap(), "FC").await;
+}
