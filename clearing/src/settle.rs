@@ -80,7 +80,7 @@ impl<S: Store> Clearinghouse<S> {
         let benefit = Benefit::of(&visit)?;
         let benefit_key = benefit.key();
         let year = vc.visit_date.year();
-        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
             let member = self
                 .store
                 .load_member(&vc.member_key())
@@ -168,21 +168,9 @@ impl<S: Store> Clearinghouse<S> {
                 orig_setl_id: None,
                 reversed_by: None,
             };
-            match self.commit(Commit { shard, settlement: record, members, reverses: None }, today, &idem_key, &hash).await? {
-                Some(CommitOutcome::Committed) => return Ok(msg),
-                Some(CommitOutcome::Replayed(rec)) => return decode(&rec),
-                Some(CommitOutcome::IdempotencyMismatch) => {
-                    return Err(ServiceError::IdempotencyMismatch(vc.msgid.clone()));
-                }
-                Some(CommitOutcome::AlreadyReversed) => {
-                    return Err(ServiceError::Internal("settlement commit reported a reversal conflict".into()));
-                }
-                // Someone changed the member, the window closed, or the id was taken: recompute,
-                // after a short, growing pause so that contending commits of one member spread out.
-                _ => {
-                    conflict_pause(_attempt).await;
-                    continue;
-                }
+            let commit = Commit { shard, settlement: record, members, reverses: None };
+            if let Some(answer) = self.commit_attempt(commit, today, &idem_key, &hash, &vc.msgid, attempt, msg).await? {
+                return Ok(answer);
             }
         }
         Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
@@ -206,32 +194,47 @@ impl<S: Store> Clearinghouse<S> {
         decode(&rec).map(Some)
     }
 
-    /// Commits; a store failure whose outcome is unknown is resolved by re-reading the idempotency
-    /// key, never by committing twice. `Ok(None)` never happens; the Option keeps call sites uniform.
-    async fn commit(
+    /// One commit attempt. `Ok(Some)` is the answer: `answer` when this attempt committed, the stored
+    /// settlement when the msgid was already committed with the same content. `Ok(None)` means recompute
+    /// and try again: a member changed, the window closed, the id was taken or the account moved; it
+    /// returns after a short, growing pause so that contending commits of one member spread out. A store
+    /// failure whose outcome is unknown is resolved by re-reading the idempotency key, never by
+    /// committing twice.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_attempt(
         &self,
         c: Commit,
         today: chrono::NaiveDate,
         idem_key: &str,
         hash: &[u8; 32],
-    ) -> Result<Option<CommitOutcome>, ServiceError> {
+        msgid: &str,
+        attempt: u32,
+        answer: pb::Settlement,
+    ) -> Result<Option<pb::Settlement>, ServiceError> {
         let shard = c.shard;
+        let reverses = c.reverses.clone();
         match self.store.commit(c, today).await {
-            Ok(o) => Ok(Some(o)),
-            Err(StoreError::Unavailable(m)) => {
-                match self.store.lookup_idempotency(shard, idem_key).await {
-                    Ok(Some(idem)) if &idem.content_hash == hash => {
-                        let rec = self
-                            .store
-                            .get_settlement(&idem.setl_id)
-                            .await?
-                            .ok_or_else(|| ServiceError::Internal("idempotency key names a missing settlement".into()))?;
-                        Ok(Some(CommitOutcome::Replayed(rec)))
-                    }
-                    // Not committed (or still unknown): the caller retries with the same msgid, which is safe.
-                    _ => Err(ServiceError::Unavailable(m)),
-                }
+            Ok(CommitOutcome::Committed) => Ok(Some(answer)),
+            Ok(CommitOutcome::Replayed(rec)) => decode(&rec).map(Some),
+            Ok(CommitOutcome::IdempotencyMismatch) => Err(ServiceError::IdempotencyMismatch(msgid.to_string())),
+            Ok(CommitOutcome::AlreadyReversed) => Err(match reverses {
+                Some(orig) => ServiceError::FailedPrecondition(format!("{orig} was already reversed")),
+                None => ServiceError::Internal("settlement commit reported a reversal conflict".into()),
+            }),
+            Ok(
+                CommitOutcome::VersionConflict
+                | CommitOutcome::WindowMoved
+                | CommitOutcome::SetlIdTaken
+                | CommitOutcome::InsufficientBalance,
+            ) => {
+                conflict_pause(attempt).await;
+                Ok(None)
             }
+            // Not known to be committed: the caller retries with the same msgid, which is safe.
+            Err(StoreError::Unavailable(m)) => match self.replay(shard, idem_key, hash).await {
+                Ok(Some(stored)) => Ok(Some(stored)),
+                _ => Err(ServiceError::Unavailable(m)),
+            },
             Err(e) => Err(e.into()),
         }
     }
@@ -249,7 +252,7 @@ impl<S: Store> Clearinghouse<S> {
         }
         v.into_result(())?;
         let hash = content_hash(&req.encode_to_vec());
-        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
             let orig = self
                 .store
                 .get_settlement(&req.setl_id)
@@ -319,24 +322,9 @@ impl<S: Store> Clearinghouse<S> {
                 orig_setl_id: Some(orig.setl_id.clone()),
                 reversed_by: None,
             };
-            match self
-                .commit(
-                    Commit { shard: member_shard, settlement: record, members, reverses: Some(orig.setl_id.clone()) },
-                    today,
-                    &idem_key,
-                    &hash,
-                )
-                .await?
-            {
-                Some(CommitOutcome::Committed) => return Ok(msg),
-                Some(CommitOutcome::Replayed(rec)) => return decode(&rec),
-                Some(CommitOutcome::IdempotencyMismatch) => {
-                    return Err(ServiceError::IdempotencyMismatch(req.msgid.clone()));
-                }
-                Some(CommitOutcome::AlreadyReversed) => {
-                    return Err(ServiceError::FailedPrecondition(format!("{} was already reversed", orig.setl_id)));
-                }
-                _ => continue,
+            let commit = Commit { shard: member_shard, settlement: record, members, reverses: Some(orig.setl_id.clone()) };
+            if let Some(answer) = self.commit_attempt(commit, today, &idem_key, &hash, &req.msgid, attempt, msg).await? {
+                return Ok(answer);
             }
         }
         Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 
 /// The rule-pack format this code reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -933,9 +932,4 @@ fn amount_fen(s: &str) -> Result<i64, String> {
 fn ratio_bp(s: &str) -> Result<RatioBp, String> {
     let d = Decimal::from_str(s).map_err(|_| format!("{s:?} is not a decimal ratio (write ratios as strings, e.g. \"0.80\")"))?;
     ratio_to_bp(d).ok_or_else(|| format!("ratio {s} is outside 0–1 or finer than 0.0001"))
-}
-
-/// Used by tests and tools that need the raw Arc form of a provenance string.
-pub fn assumption(text: &str) -> Provenance {
-    Provenance::Assumption(Arc::from(text))
 }

@@ -96,7 +96,6 @@ proptest! {
         let mut state = YearState::default();
         let mut by_ratio_total = 0i64;
         let mut cap = 0;
-        let mut deductible_limit = 0;
         for (yuan, lv) in &visits {
             let mut c = Case::new(REGIONS[ins], mdtrt, "2023-06-01", (*lv).max(2), if retired { PsnType::Retired } else { PsnType::InService });
             c.member.filings = &f;
@@ -104,7 +103,7 @@ proptest! {
             let s = c.settle(&in_scope(*yuan)).unwrap();
             cap = s.cap_fen;
             let policy = rules().region(adm_of(REGIONS[ins])).unwrap().policy_on(date("2023-06-01")).unwrap();
-            deductible_limit = policy.general(s.member_class).deductible_fen.value;
+            let deductible_limit = policy.general(s.member_class).deductible_fen.value;
             by_ratio_total += region_adapter::money::apply_ratio(s.amounts.inscp_scp_amt - s.amounts.act_pay_dedc, s.ratio_bp);
             state.deductible_used_fen += s.delta.deductible_used_fen;
             state.fund_paid_fen += s.delta.fund_paid_fen;

@@ -149,12 +149,7 @@ impl Store for EmbeddedStore {
                 return Err(corrupt(format!("bad totals key {}", k.value())));
             };
             let add: PairTotals = serde_json::from_slice(v.value()).map_err(corrupt)?;
-            let e = sums.entry((ins.to_string(), mdt.to_string())).or_default();
-            e.count += add.count;
-            e.entries += add.entries;
-            e.medfee_fen += add.medfee_fen;
-            e.fund_fen += add.fund_fen;
-            e.acct_fen += add.acct_fen;
+            sums.entry((ins.to_string(), mdt.to_string())).or_default().merge(&add);
         }
         Ok(WindowTotals::from_pairs(sums))
     }

@@ -128,13 +128,6 @@ pub struct PairDelta {
     pub acct_fen: i64,
 }
 
-impl PairDelta {
-    /// What the insured region's fund owes the service location's: fund pay + account pay.
-    pub fn owed_fen(&self) -> i64 {
-        self.fund_fen + self.acct_fen
-    }
-}
-
 /// A stored settlement: the encoded wire message, as returned to the client, plus what indexes need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettlementRecord {
@@ -216,6 +209,15 @@ pub struct PairTotals {
 }
 
 impl PairTotals {
+    /// Adds another total (of another shard, pair or service location).
+    pub fn merge(&mut self, o: &PairTotals) {
+        self.count += o.count;
+        self.entries += o.entries;
+        self.medfee_fen += o.medfee_fen;
+        self.fund_fen += o.fund_fen;
+        self.acct_fen += o.acct_fen;
+    }
+
     pub fn add(&mut self, d: &PairDelta) {
         self.count += d.count;
         self.entries += 1;
@@ -251,13 +253,8 @@ impl WindowTotals {
         for ((ins, mdt), t) in rows {
             out.pairs.push(((ins, mdt.clone()), PairOwed { count: t.count, owed_fen: t.fund_fen + t.acct_fen }));
             let m = out.by_mdtrt.entry(mdt).or_default();
-            for acc in [m, &mut out.all] {
-                acc.count += t.count;
-                acc.entries += t.entries;
-                acc.medfee_fen += t.medfee_fen;
-                acc.fund_fen += t.fund_fen;
-                acc.acct_fen += t.acct_fen;
-            }
+            m.merge(&t);
+            out.all.merge(&t);
         }
         out.pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out

@@ -308,19 +308,17 @@ impl RedisStore {
         self.cluster
     }
 
-    /// An idempotent read, retried with bounded backoff when the connection fails.
-    async fn read<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: Fn(Conn) -> Fut,
-        Fut: Future<Output = Result<T, RedisError>>,
-    {
+    /// An idempotent command, retried with bounded backoff when the connection fails. Commits never
+    /// come through here: an unknown commit outcome is resolved by re-reading the idempotency key.
+    async fn query<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> Result<T, StoreError> {
         let mut last = None;
-        for attempt in 0..READ_ATTEMPTS {
-            match f(self.conn.clone()).await {
+        for backoff_ms in READ_BACKOFF_MS.iter().take(READ_ATTEMPTS as usize) {
+            let mut c = self.conn.clone();
+            match cmd.query_async(&mut c).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(READ_BACKOFF_MS[attempt as usize])).await;
+                    tokio::time::sleep(Duration::from_millis(*backoff_ms)).await;
                 }
             }
         }
@@ -375,12 +373,7 @@ impl RedisStore {
                 .await
                 .map_err(err)?;
             let k = fold_key(shard, date);
-            let fields: Vec<(String, String)> = self
-                .read(|mut c| {
-                    let k = k.clone();
-                    async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
-                })
-                .await?;
+            let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
             let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
             let mut inv = self.scripts.fold_apply.prepare_invoke();
             inv.key(&applied);
@@ -406,19 +399,9 @@ impl RedisStore {
         let now = chrono::Utc::now().timestamp_millis();
         let mut resolved = 0;
         for shard in 0..SHARDS {
-            let ids: Vec<String> = self
-                .read(|mut c| {
-                    let k = holds_key(shard);
-                    async move { ::redis::cmd("SMEMBERS").arg(k).query_async(&mut c).await }
-                })
-                .await?;
+            let ids: Vec<String> = self.query(::redis::cmd("SMEMBERS").arg(holds_key(shard))).await?;
             for id in ids {
-                let raw: Option<String> = self
-                    .read(|mut c| {
-                        let k = hold_key(shard, &id);
-                        async move { ::redis::cmd("GET").arg(k).query_async(&mut c).await }
-                    })
-                    .await?;
+                let raw: Option<String> = self.query(::redis::cmd("GET").arg(hold_key(shard, &id))).await?;
                 let Some(raw) = raw else {
                     let mut c = self.conn.clone();
                     let _: i64 = ::redis::cmd("SREM").arg(holds_key(shard)).arg(&id).query_async(&mut c).await.map_err(err)?;
@@ -521,12 +504,7 @@ fn date_list(skipped: &[NaiveDate]) -> String {
 impl Store for RedisStore {
     async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
         let k = member_key(key);
-        let fields: HashMap<String, String> = self
-            .read(|mut c| {
-                let k = k.clone();
-                async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let fields: HashMap<String, String> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
         member_from_fields(key, fields)
     }
 
@@ -556,12 +534,7 @@ impl Store for RedisStore {
 
     async fn lookup_idempotency(&self, shard: u16, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let k = idem_key(shard, key);
-        let v: Option<String> = self
-            .read(|mut c| {
-                let k = k.clone();
-                async move { ::redis::cmd("GET").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let v: Option<String> = self.query(::redis::cmd("GET").arg(&k)).await?;
         let Some(v) = v else { return Ok(None) };
         if v == "FENCED" {
             return Ok(None);
@@ -574,12 +547,7 @@ impl Store for RedisStore {
 
     async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
         let Some(k) = settlement_key(setl_id) else { return Ok(None) };
-        let fields: HashMap<String, String> = self
-            .read(|mut c| {
-                let k = k.clone();
-                async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let fields: HashMap<String, String> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
         let Some(rec) = fields.get("rec") else { return Ok(None) };
         let mut rec: SettlementRecord = serde_json::from_str(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         rec.reversed_by = fields.get("rev").cloned();
@@ -588,12 +556,7 @@ impl Store for RedisStore {
 
     async fn open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
         let k = closed_key(shard);
-        let closed: std::collections::HashSet<String> = self
-            .read(|mut c| {
-                let k = k.clone();
-                async move { ::redis::cmd("SMEMBERS").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let closed: std::collections::HashSet<String> = self.query(::redis::cmd("SMEMBERS").arg(&k)).await?;
         let mut d = today;
         for _ in 0..366 {
             if !closed.contains(&d.to_string()) {
@@ -725,12 +688,7 @@ impl Store for RedisStore {
             let store = self.clone();
             set.spawn(async move {
                 let k = totals_bucket_key(clr_date, b);
-                store
-                    .read(|mut c| {
-                        let k = k.clone();
-                        async move { ::redis::cmd("HGETALL").arg(k).query_async::<Vec<(String, i64)>>(&mut c).await }
-                    })
-                    .await
+                store.query::<Vec<(String, i64)>>(::redis::cmd("HGETALL").arg(&k)).await
             });
         }
         let mut fields: Vec<(String, i64)> = Vec::new();
@@ -790,33 +748,18 @@ impl Store for RedisStore {
             let d = marker.clone();
             async move {
                 let k = closed_key(shard);
-                store
-                    .read(|mut c| {
-                        let (k, d) = (k.clone(), d.clone());
-                        async move { ::redis::cmd("SADD").arg(k).arg(d).query_async::<i64>(&mut c).await }
-                    })
-                    .await
+                store.query::<i64>(::redis::cmd("SADD").arg(&k).arg(&d)).await
             }
         })
         .await?;
         let k = meta_key("windows");
-        let _: i64 = self
-            .read(|mut c| {
-                let (k, d) = (k.clone(), date.clone());
-                async move { ::redis::cmd("SADD").arg(k).arg(d).query_async(&mut c).await }
-            })
-            .await?;
+        let _: i64 = self.query(::redis::cmd("SADD").arg(&k).arg(&date)).await?;
         Ok(())
     }
 
     async fn closed_windows(&self) -> Result<Vec<NaiveDate>, StoreError> {
         let k = meta_key("windows");
-        let v: Vec<String> = self
-            .read(|mut c| {
-                let k = k.clone();
-                async move { ::redis::cmd("SMEMBERS").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let v: Vec<String> = self.query(::redis::cmd("SMEMBERS").arg(&k)).await?;
         let mut out: Vec<NaiveDate> = v.iter().filter_map(|d| d.parse().ok()).collect();
         out.sort();
         Ok(out)
@@ -826,12 +769,7 @@ impl Store for RedisStore {
         let lens = self
             .each_shard(SHARD_CONCURRENCY, move |store, shard| async move {
                 let k = journal_key(shard, clr_date);
-                store
-                    .read(|mut c| {
-                        let k = k.clone();
-                        async move { ::redis::cmd("LLEN").arg(k).query_async::<i64>(&mut c).await }
-                    })
-                    .await
+                store.query::<i64>(::redis::cmd("LLEN").arg(&k)).await
             })
             .await?;
         Ok(lens.iter().sum())
@@ -845,12 +783,7 @@ impl Store for RedisStore {
             let k = journal_key(shard, clr_date);
             let mut start = 0isize;
             loop {
-                let chunk: Vec<String> = self
-                    .read(|mut c| {
-                        let k = k.clone();
-                        async move { ::redis::cmd("LRANGE").arg(k).arg(start).arg(start + CHUNK - 1).query_async(&mut c).await }
-                    })
-                    .await?;
+                let chunk: Vec<String> = self.query(::redis::cmd("LRANGE").arg(&k).arg(start).arg(start + CHUNK - 1)).await?;
                 for e in &chunk {
                     out.push(JournalEntry::decode(e)?);
                 }
@@ -872,11 +805,7 @@ impl Store for RedisStore {
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let k = meta_key(key);
-        self.read(|mut c| {
-            let k = k.clone();
-            async move { ::redis::cmd("GET").arg(k).query_async(&mut c).await }
-        })
-        .await
+        self.query(::redis::cmd("GET").arg(&k)).await
     }
 
     async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
@@ -893,10 +822,6 @@ impl Store for RedisStore {
 
     async fn map_get(&self, key: &str) -> Result<BTreeMap<String, String>, StoreError> {
         let k = meta_key(key);
-        self.read(|mut c| {
-            let k = k.clone();
-            async move { ::redis::cmd("HGETALL").arg(k).query_async(&mut c).await }
-        })
-        .await
+        self.query(::redis::cmd("HGETALL").arg(&k)).await
     }
 }
