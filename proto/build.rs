@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearinghouse/v1/registry.proto",
         "clearinghouse/v1/catalogue.proto",
         "clearinghouse/v1/netting.proto",
+        "clearinghouse/v1/adapter.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -2,6 +2,7 @@
 //! environment variables and flags, in rising precedence. Validated once, at load, with errors that
 //! name the file and key.
 
+use crate::router::RouteSpec;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,11 @@ pub struct ServeArgs {
     /// Start even when Redis does not fsync every write (appendfsync always). Logged loudly.
     #[arg(long, env = "CLEARING_REDIS_ALLOW_VOLATILE")]
     pub redis_allow_volatile: bool,
+    /// A route of the routing table, ADMDVS=local or ADMDVS=http://host:port (a region such as 421300
+    /// or a province such as 420000; the longest match wins; unmatched regions are local). Repeat the
+    /// flag or separate with commas; given here, it replaces the config file's `[routes]`.
+    #[arg(long = "route", env = "CLEARING_ROUTES", value_delimiter = ',')]
+    pub route: Vec<String>,
 }
 
 /// `redis_url = "redis://…"` or a list of seed nodes.
@@ -76,6 +82,8 @@ struct FileConfig {
     store: Option<StoreKind>,
     redis_url: Option<OneOrMany>,
     redis_allow_volatile: Option<bool>,
+    /// `"420000" = "http://hubei-adapter:50061"`, `"421300" = "local"`.
+    routes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The settings in force.
@@ -89,6 +97,8 @@ pub struct Config {
     pub store: StoreKind,
     pub redis_urls: Vec<String>,
     pub redis_allow_volatile: bool,
+    /// The routing table (empty = every region local). Reloaded from the config file on SIGHUP.
+    pub routes: Vec<RouteSpec>,
 }
 
 impl Config {
@@ -122,6 +132,11 @@ impl Config {
                 args.redis_url.clone()
             },
             redis_allow_volatile: args.redis_allow_volatile || file.redis_allow_volatile.unwrap_or(false),
+            routes: if args.route.is_empty() {
+                file.routes.unwrap_or_default().into_iter().map(|(admdvs, target)| RouteSpec { admdvs, target }).collect()
+            } else {
+                args.route.iter().map(|r| RouteSpec::parse_flag(r)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?
+            },
         })
         .and_then(|c: Config| {
             if c.store == StoreKind::Redis && c.redis_urls.is_empty() {
@@ -170,5 +185,24 @@ mod tests {
         std::fs::write(&path, "version = 1\nlisen = \"x\"\n").unwrap();
         let e = Config::resolve(&ServeArgs { config: Some(path), ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn routes_come_from_the_file_unless_flags_give_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "version = 1\n[routes]\n420000 = \"http://h:1\"\n360100 = \"local\"\n").unwrap();
+        let c = Config::resolve(&ServeArgs { config: Some(path.clone()), ..Default::default() }).unwrap();
+        assert_eq!(
+            c.routes,
+            vec![
+                RouteSpec { admdvs: "360100".into(), target: "local".into() },
+                RouteSpec { admdvs: "420000".into(), target: "http://h:1".into() }
+            ]
+        );
+        let args = ServeArgs { config: Some(path), route: vec!["320000=http://j:2".into()], ..Default::default() };
+        assert_eq!(Config::resolve(&args).unwrap().routes, vec![RouteSpec { admdvs: "320000".into(), target: "http://j:2".into() }]);
+        let args = ServeArgs { route: vec!["320000".into()], ..Default::default() };
+        assert!(Config::resolve(&args).unwrap_err().to_string().contains("ADMDVS=local"));
     }
 }

@@ -10,7 +10,9 @@
 //! | msgid reused with other content | ALREADY_EXISTS | no |
 //! | settlement already reversed; account short after a concurrent debit | FAILED_PRECONDITION | no |
 //! | too many version conflicts in a row | ABORTED | yes, same msgid |
-//! | store or adapter unreachable | UNAVAILABLE | yes, same msgid |
+//! | store or region adapter unreachable | UNAVAILABLE | yes, same msgid |
+//! | region adapter did not answer within the caller's deadline | DEADLINE_EXCEEDED | yes, same msgid |
+//! | refusal by a remote region adapter | the adapter's status, unchanged | as for that status |
 //! | broken invariant, unreadable stored data | INTERNAL | no |
 
 use crate::store::StoreError;
@@ -34,8 +36,13 @@ pub enum ServiceError {
     Aborted(u32),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    DeadlineExceeded(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A remote region adapter's verdict on the request, passed on unchanged (code, message, details).
+    #[error("{}", .0.message())]
+    Remote(Status),
 }
 
 fn describe(v: &[FieldViolation]) -> String {
@@ -87,7 +94,9 @@ impl From<ServiceError> for Status {
             ServiceError::FailedPrecondition(_) => Status::new(Code::FailedPrecondition, msg),
             ServiceError::Aborted(_) => Status::new(Code::Aborted, msg),
             ServiceError::Unavailable(_) => Status::new(Code::Unavailable, msg),
+            ServiceError::DeadlineExceeded(_) => Status::new(Code::DeadlineExceeded, msg),
             ServiceError::Internal(_) => Status::new(Code::Internal, msg),
+            ServiceError::Remote(s) => s,
         }
     }
 }

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod adapter;
 pub mod bench;
+pub mod catalogue;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -12,6 +14,7 @@ pub mod ids;
 pub mod limits;
 pub mod netcli;
 pub mod netting;
+pub mod remote;
 pub mod router;
 pub mod server;
 pub mod settle;

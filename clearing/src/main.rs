@@ -1,7 +1,7 @@
 //! `clearing`: the clearing service and its operator tools.
 
 use clap::{Parser, Subcommand};
-use clearing::config::{Config, LogFormat, ServeArgs, StoreKind};
+use clearing::config::{Config, ServeArgs, StoreKind};
 use clearing::router::Router;
 use clearing::settle::Clearinghouse;
 use clearing::store::Store;
@@ -108,15 +108,6 @@ enum MemberCommand {
     },
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => b.init(),
-        LogFormat::Json => b.json().init(),
-    }
-}
-
 fn load_rules(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::RuleSet> {
     Ok(match dir {
         Some(d) => region_adapter::RuleSet::load_dir(d)?,
@@ -126,14 +117,14 @@ fn load_rules(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::R
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = Config::resolve(&args)?;
-    init_logging(cfg.log_format);
+    clearing::server::init_logging(cfg.log_format);
     let rules = load_rules(cfg.rules.as_deref())?;
     tracing::info!(regions = rules.regions.len(), source = %cfg.rules.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "rule packs loaded");
     match cfg.store {
         StoreKind::Embedded => {
             let store = EmbeddedStore::open(&cfg.data_dir)?;
             tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
-            run(&cfg, store, rules).await
+            run(&args, &cfg, store, rules).await
         }
         StoreKind::Redis => {
             let store =
@@ -164,13 +155,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     }
                 });
             }
-            run(&cfg, store, rules).await
+            run(&args, &cfg, store, rules).await
         }
     }
 }
 
-async fn run<S: Store>(cfg: &Config, store: S, rules: region_adapter::RuleSet) -> anyhow::Result<()> {
-    let core = Clearinghouse::new(store, Router::new(rules));
+async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_adapter::RuleSet) -> anyhow::Result<()> {
+    let router = Router::with_routes(rules, &cfg.routes).map_err(anyhow::Error::msg)?;
+    for r in &cfg.routes {
+        tracing::info!(admdvs = %r.admdvs, target = %r.target, "route");
+    }
+    let core = Clearinghouse::new(store, router);
+    spawn_reloader(args.clone(), core.clone());
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
     // One line on stdout that scripts and tests wait for.
@@ -180,6 +176,35 @@ async fn run<S: Store>(cfg: &Config, store: S, rules: region_adapter::RuleSet) -
     clearing::server::serve(core, listener, clearing::server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On SIGHUP: re-read the config file and rule packs and swap the routing table. A bad file or pack
+/// changes nothing and is logged.
+fn spawn_reloader<S: Store>(args: ServeArgs, core: std::sync::Arc<Clearinghouse<S>>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; routing reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let r = (|| {
+                let cfg = Config::resolve(&args)?;
+                let rules = match &cfg.rules {
+                    Some(d) => Some(load_rules(Some(d))?),
+                    None => None,
+                };
+                core.router.reload(rules, &cfg.routes).map_err(anyhow::Error::msg)?;
+                anyhow::Ok(cfg.routes.len())
+            })();
+            match r {
+                Ok(n) => tracing::info!(routes = n, "routing table and rule packs reloaded"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; the previous routing table stays in force"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (args, core);
 }
 
 #[tokio::main]

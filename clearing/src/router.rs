@@ -1,15 +1,24 @@
-//! Where each region's rules are evaluated. Today every region is served in process from the loaded
-//! rule packs; the routing table of issue 6 adds remote `region-adapter` endpoints behind the same two
-//! calls, which is why they are async and return owned, wire-ready results (rendered explanation text,
-//! item names) rather than borrowing the rule set.
+//! Where each region's rules are evaluated: the routing table. Pricing goes to the service location's
+//! adapter, policy to the insured region's adapter, each either in process (`local`, the bundled or
+//! `--rules` packs) or a remote `region-adapter` over gRPC. A route names a region (`421300`) or a
+//! province (`420000`, covering every `42xxxx`); the longest match wins and anything unmatched is
+//! local. The table and the rule packs are swapped whole on reload; each request works on one
+//! snapshot from start to end.
 
+use crate::adapter;
+use crate::catalogue;
 use crate::error::ServiceError;
+use crate::remote::{CallCtx, RemoteAdapter};
+use crate::wire::{self, Violations};
 use chrono::NaiveDate;
+use proto::v1 as pb;
 use region_adapter::{AccountSource, Admdvs, LineInput, MemberFacts, Priced, RuleSet, Settled, Visit, YearState};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// A priced claim with what the response needs from the catalogue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PricedClaim {
     pub priced: Priced,
     /// Catalogue names per line ("" when the code is not in the catalogue).
@@ -25,50 +34,208 @@ pub struct PolicyOutcome {
     pub explanation: Vec<String>,
 }
 
-/// The routing table. Swapped whole on reload; each request works on one snapshot.
+/// Prices lines with a locally loaded catalogue (the in-process adapter; `region-adapter serve` runs
+/// the same function).
+pub fn local_price(rules: &RuleSet, mdtrt: Admdvs, date: NaiveDate, lines: &[LineInput<'_>]) -> Result<PricedClaim, ServiceError> {
+    let pack = rules.region(mdtrt).ok_or_else(|| ServiceError::field("mdtrt_admdvs", format!("unknown region {mdtrt}")))?;
+    let priced = pack.catalogue.price(date, lines)?;
+    let names = lines.iter().map(|l| pack.catalogue.lookup(l.code, date).map(|i| i.name.to_string()).unwrap_or_default()).collect();
+    let explanation = pack.pricing_step(priced.totals).render();
+    Ok(PricedClaim { priced, names, explanation })
+}
+
+/// Applies a locally loaded policy.
+pub fn local_apply_policy(
+    rules: &RuleSet,
+    insured: Admdvs,
+    priced: &Priced,
+    member: &MemberFacts<'_>,
+    state: YearState,
+    account: Option<AccountSource>,
+    visit: &Visit<'_>,
+) -> Result<PolicyOutcome, ServiceError> {
+    let pack = rules.region(insured).ok_or_else(|| ServiceError::field("insuplc_admdvs", format!("unknown region {insured}")))?;
+    let settled = pack.apply_policy(priced, member, state, account, visit)?;
+    let explanation = settled.steps.iter().map(|s| s.render()).collect();
+    Ok(PolicyOutcome { settled, explanation })
+}
+
+/// One line of the routing table as configured: `421300 = "local"`, `420000 = "http://hubei:50061"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub admdvs: String,
+    pub target: String,
+}
+
+impl RouteSpec {
+    /// `ADMDVS=TARGET` (the `--route` flag).
+    pub fn parse_flag(s: &str) -> Result<RouteSpec, String> {
+        let (a, t) = s.split_once('=').ok_or_else(|| format!("route {s:?}: expected ADMDVS=local or ADMDVS=http://host:port"))?;
+        Ok(RouteSpec { admdvs: a.trim().into(), target: t.trim().into() })
+    }
+}
+
+/// Where a route sends its regions.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Local,
+    Remote(RemoteAdapter),
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    admdvs: Admdvs,
+    /// Digits of the code that must match: 2 for a province, 4 for a city, 6 for a district.
+    digits: u32,
+    target: Target,
+}
+
+impl Route {
+    fn matches(&self, a: Admdvs) -> bool {
+        let scale = 10u32.pow(6 - self.digits);
+        self.admdvs.as_u32() / scale == a.as_u32() / scale
+    }
+}
+
+/// One snapshot: the local rule packs and the routing table.
+#[derive(Debug)]
+pub struct Routing {
+    pub rules: Arc<RuleSet>,
+    /// Longest prefix first.
+    routes: Vec<Route>,
+}
+
+const LOCAL: Target = Target::Local;
+
+impl Routing {
+    /// Where `a`'s rules are served.
+    pub fn target(&self, a: Admdvs) -> &Target {
+        self.routes.iter().find(|r| r.matches(a)).map_or(&LOCAL, |r| &r.target)
+    }
+
+    /// Whether a claim may name `a`: a local region must have a pack loaded; a remote region is
+    /// judged by its adapter (which answers INVALID_ARGUMENT for a region it does not serve).
+    pub fn knows(&self, a: Admdvs) -> bool {
+        match self.target(a) {
+            Target::Local => self.rules.region(a).is_some(),
+            Target::Remote(_) => true,
+        }
+    }
+
+    /// "local" or the endpoint.
+    pub fn route_name(&self, a: Admdvs) -> String {
+        match self.target(a) {
+            Target::Local => "local".into(),
+            Target::Remote(r) => r.endpoint().into(),
+        }
+    }
+
+    /// Builds a table from its specs, reusing the clients (and connections) of `previous` for
+    /// endpoints that stay.
+    fn build(rules: Arc<RuleSet>, specs: &[RouteSpec], previous: Option<&Routing>) -> Result<Routing, String> {
+        let mut reuse: HashMap<String, RemoteAdapter> = HashMap::new();
+        if let Some(p) = previous {
+            for r in &p.routes {
+                if let Target::Remote(a) = &r.target {
+                    reuse.insert(a.endpoint().to_string(), a.clone());
+                }
+            }
+        }
+        let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
+        for s in specs {
+            let admdvs = Admdvs::parse(&s.admdvs)
+                .filter(|a| *a != Admdvs::CENTRAL)
+                .ok_or_else(|| format!("routes.{}: not a 6-digit region or province code", s.admdvs))?;
+            let n = admdvs.as_u32();
+            let digits = if n % 10_000 == 0 {
+                2
+            } else if n % 100 == 0 {
+                4
+            } else {
+                6
+            };
+            if routes.iter().any(|r| r.admdvs == admdvs) {
+                return Err(format!("routes.{}: given twice", s.admdvs));
+            }
+            let target = match s.target.as_str() {
+                "local" => Target::Local,
+                url if url.starts_with("http://") || url.starts_with("https://") => {
+                    let adapter = match reuse.get(url) {
+                        Some(a) => a.clone(),
+                        None => RemoteAdapter::new(url).map_err(|e| format!("routes.{}: {e}", s.admdvs))?,
+                    };
+                    reuse.insert(url.to_string(), adapter.clone());
+                    Target::Remote(adapter)
+                }
+                other => return Err(format!("routes.{}: {other:?} is neither \"local\" nor an http(s):// endpoint", s.admdvs)),
+            };
+            routes.push(Route { admdvs, digits, target });
+        }
+        routes.sort_by(|a, b| b.digits.cmp(&a.digits).then(a.admdvs.cmp(&b.admdvs)));
+        Ok(Routing { rules, routes })
+    }
+}
+
+/// The routing table in force. Swapped whole on reload.
 pub struct Router {
-    rules: RwLock<Arc<RuleSet>>,
+    state: RwLock<Arc<Routing>>,
 }
 
 impl Router {
+    /// Every region local.
     pub fn new(rules: RuleSet) -> Router {
-        Router { rules: RwLock::new(Arc::new(rules)) }
+        Router { state: RwLock::new(Arc::new(Routing { rules: Arc::new(rules), routes: Vec::new() })) }
     }
 
-    /// The rule set in force now.
+    pub fn with_routes(rules: RuleSet, specs: &[RouteSpec]) -> Result<Router, String> {
+        Ok(Router { state: RwLock::new(Arc::new(Routing::build(Arc::new(rules), specs, None)?)) })
+    }
+
+    /// The snapshot in force now.
+    pub fn current(&self) -> Arc<Routing> {
+        self.state.read().expect("routing lock").clone()
+    }
+
+    /// The local rule packs in force now.
     pub fn snapshot(&self) -> Arc<RuleSet> {
-        self.rules.read().expect("rules lock").clone()
+        self.current().rules.clone()
     }
 
-    /// Replaces the rule set (a reload); requests in flight keep the snapshot they started with.
-    pub fn replace(&self, rules: RuleSet) {
-        *self.rules.write().expect("rules lock") = Arc::new(rules);
+    /// Replaces the routing table and, when given, the local rule packs. A bad table changes nothing.
+    pub fn reload(&self, rules: Option<RuleSet>, specs: &[RouteSpec]) -> Result<(), String> {
+        let prev = self.current();
+        let rules = rules.map(Arc::new).unwrap_or_else(|| prev.rules.clone());
+        let next = Routing::build(rules, specs, Some(&prev))?;
+        *self.state.write().expect("routing lock") = Arc::new(next);
+        Ok(())
     }
 
-    /// Where a region is served ("local" until remote routes exist).
-    pub fn route_of(&self, _admdvs: Admdvs) -> String {
-        "local".into()
-    }
-
-    /// Prices lines with the service location's catalogue.
+    /// Prices lines with the service location's catalogue, wherever it is served.
     pub async fn price(
         &self,
-        rules: &RuleSet,
+        ctx: &CallCtx,
+        routing: &Routing,
         mdtrt: Admdvs,
         date: NaiveDate,
         lines: &[LineInput<'_>],
     ) -> Result<PricedClaim, ServiceError> {
-        let pack = rules.region(mdtrt).ok_or_else(|| ServiceError::field("mdtrt_admdvs", format!("unknown region {mdtrt}")))?;
-        let priced = pack.catalogue.price(date, lines)?;
-        let names = lines.iter().map(|l| pack.catalogue.lookup(l.code, date).map(|i| i.name.to_string()).unwrap_or_default()).collect();
-        let explanation = pack.pricing_step(priced.totals).render();
-        Ok(PricedClaim { priced, names, explanation })
+        match routing.target(mdtrt) {
+            Target::Local => local_price(&routing.rules, mdtrt, date, lines),
+            Target::Remote(a) => {
+                let region = mdtrt.to_string();
+                let req = adapter::price_request(mdtrt, date, lines);
+                let r = a.call(ctx, "pricing", &region, req, |mut c, r| async move { c.price_lines(r).await }).await?;
+                adapter::checked_priced(r, lines).map_err(|why| a.inconsistent("pricing", &region, why))
+            }
+        }
     }
 
-    /// Applies the insured region's policy.
+    /// Applies the insured region's policy, wherever it is served.
+    #[allow(clippy::too_many_arguments)]
     pub async fn apply_policy(
         &self,
-        rules: &RuleSet,
+        ctx: &CallCtx,
+        routing: &Routing,
         insured: Admdvs,
         priced: &Priced,
         member: &MemberFacts<'_>,
@@ -76,9 +243,155 @@ impl Router {
         account: Option<AccountSource>,
         visit: &Visit<'_>,
     ) -> Result<PolicyOutcome, ServiceError> {
-        let pack = rules.region(insured).ok_or_else(|| ServiceError::field("insuplc_admdvs", format!("unknown region {insured}")))?;
-        let settled = pack.apply_policy(priced, member, state, account, visit)?;
-        let explanation = settled.steps.iter().map(|s| s.render()).collect();
-        Ok(PolicyOutcome { settled, explanation })
+        match routing.target(insured) {
+            Target::Local => local_apply_policy(&routing.rules, insured, priced, member, state, account, visit),
+            Target::Remote(a) => {
+                let region = insured.to_string();
+                let req = adapter::policy_request(insured, priced, member, state, account, visit);
+                let r = a.call(ctx, "policy", &region, req, |mut c, r| async move { c.apply_policy(r).await }).await?;
+                adapter::checked_outcome(r, priced, visit).map_err(|why| a.inconsistent("policy", &region, why))
+            }
+        }
+    }
+
+    /// Every region with where it is served, and the routing table with each remote's reachability.
+    /// A remote adapter that does not answer within a second is listed as unreachable; its regions are
+    /// then missing from the list (they are not known here).
+    pub async fn list_regions(&self, ctx: &CallCtx) -> pb::ListRegionsResponse {
+        let routing = self.current();
+        let mut regions: Vec<pb::Region> = routing
+            .rules
+            .regions
+            .values()
+            .filter(|p| matches!(routing.target(p.admdvs), Target::Local))
+            .map(|p| catalogue::region_pb(p, "local".into()))
+            .collect();
+        let mut routes = Vec::with_capacity(routing.routes.len());
+        let mut asked: HashMap<String, Result<(), String>> = HashMap::new();
+        for r in &routing.routes {
+            let (target, status) = match &r.target {
+                Target::Local => ("local".to_string(), Ok(())),
+                Target::Remote(a) => {
+                    let status = match asked.get(a.endpoint()) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let short = CallCtx {
+                                deadline: Some(
+                                    std::time::Instant::now() + ctx.remaining(Duration::from_secs(1)).min(Duration::from_secs(1)),
+                                ),
+                                ..ctx.clone()
+                            };
+                            let got = a
+                                .call(&short, "regions", &r.admdvs.to_string(), pb::ListRegionsRequest {}, |mut c, q| async move {
+                                    c.list_regions(q).await
+                                })
+                                .await;
+                            let s = match got {
+                                Ok(list) => {
+                                    for mut region in list.regions {
+                                        let served_here = Admdvs::parse(&region.admdvs).is_some_and(
+                                            |x| matches!(routing.target(x), Target::Remote(t) if t.endpoint() == a.endpoint()),
+                                        );
+                                        if served_here {
+                                            region.route = a.endpoint().to_string();
+                                            regions.push(region);
+                                        }
+                                    }
+                                    Ok(())
+                                }
+                                Err(e) => Err(e.to_string()),
+                            };
+                            asked.insert(a.endpoint().to_string(), s.clone());
+                            s
+                        }
+                    };
+                    (a.endpoint().to_string(), status)
+                }
+            };
+            routes.push(pb::Route {
+                admdvs: r.admdvs.to_string(),
+                target,
+                reachable: status.is_ok(),
+                error: status.err().unwrap_or_default(),
+            });
+        }
+        regions.sort_by(|a, b| a.admdvs.cmp(&b.admdvs));
+        pb::ListRegionsResponse { regions, routes }
+    }
+
+    fn routed(&self, field: &str, admdvs: &str) -> Result<(Arc<Routing>, Admdvs), ServiceError> {
+        let routing = self.current();
+        let mut v = Violations::default();
+        let a = wire::check_region(&mut v, field, admdvs, &|a| routing.knows(a));
+        v.into_result(())?;
+        Ok((routing, a.expect("checked")))
+    }
+
+    pub async fn get_policy(&self, ctx: &CallCtx, q: &pb::GetPolicyRequest) -> Result<pb::Policy, ServiceError> {
+        let (routing, a) = self.routed("admdvs", &q.admdvs)?;
+        match routing.target(a) {
+            Target::Local => catalogue::get_policy(&routing.rules, q),
+            Target::Remote(r) => r.call(ctx, "policy listing", &q.admdvs, q.clone(), |mut c, q| async move { c.get_policy(q).await }).await,
+        }
+    }
+
+    pub async fn list_catalogue_items(
+        &self,
+        ctx: &CallCtx,
+        q: &pb::ListCatalogueItemsRequest,
+    ) -> Result<pb::ListCatalogueItemsResponse, ServiceError> {
+        let (routing, a) = self.routed("admdvs", &q.admdvs)?;
+        match routing.target(a) {
+            Target::Local => catalogue::list_catalogue_items(&routing.rules, q),
+            Target::Remote(r) => {
+                r.call(ctx, "catalogue listing", &q.admdvs, q.clone(), |mut c, q| async move { c.list_catalogue_items(q).await }).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(a: &str, t: &str) -> RouteSpec {
+        RouteSpec { admdvs: a.into(), target: t.into() }
+    }
+
+    #[tokio::test]
+    async fn longest_prefix_wins_and_unmatched_is_local() {
+        let rules = region_adapter::bundled::rules().unwrap();
+        let r = Router::with_routes(
+            rules,
+            &[spec("420000", "http://127.0.0.1:1"), spec("421300", "local"), spec("360100", "http://127.0.0.1:2"), spec("320000", "local")],
+        )
+        .unwrap();
+        let t = r.current();
+        let name = |s: &str| t.route_name(Admdvs::parse(s).unwrap());
+        assert_eq!(name("421300"), "local");
+        assert_eq!(name("420100"), "http://127.0.0.1:1");
+        assert_eq!(name("360100"), "http://127.0.0.1:2");
+        assert_eq!(name("360200"), "local");
+        assert_eq!(name("150500"), "local");
+        // A remote region is judged by its adapter; a local one needs a pack.
+        assert!(t.knows(Admdvs::parse("420100").unwrap()));
+        assert!(!t.knows(Admdvs::parse("360200").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn bad_tables_are_refused_and_change_nothing() {
+        let r = Router::new(region_adapter::bundled::rules().unwrap());
+        for (specs, needle) in [
+            (vec![spec("42", "local")], "routes.42"),
+            (vec![spec("420000", "ftp://x")], "neither"),
+            (vec![spec("420000", "local"), spec("420000", "local")], "twice"),
+            (vec![spec("000000", "local")], "routes.000000"),
+        ] {
+            let e = r.reload(None, &specs).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+        assert_eq!(r.current().route_name(Admdvs::parse("421300").unwrap()), "local");
+        r.reload(None, &[spec("421300", "http://127.0.0.1:9")]).unwrap();
+        assert_eq!(r.current().route_name(Admdvs::parse("421300").unwrap()), "http://127.0.0.1:9");
     }
 }

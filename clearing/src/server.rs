@@ -2,6 +2,7 @@
 //! reflection. Takes its listener and shutdown signal as arguments so tests start it on port 0 and
 //! stop it cleanly.
 
+use crate::adapter::AdapterApi;
 use crate::grpc::Api;
 use crate::limits::MAX_MESSAGE_BYTES;
 use crate::settle::Clearinghouse;
@@ -9,6 +10,7 @@ use crate::store::Store;
 use proto::v1::catalogue_server::CatalogueServer;
 use proto::v1::clearing_server::ClearingServer;
 use proto::v1::netting_server::NettingServer;
+use proto::v1::region_adapter_server::RegionAdapterServer;
 use proto::v1::registry_server::RegistryServer;
 use std::future::Future;
 use std::sync::Arc;
@@ -27,14 +29,7 @@ pub async fn serve<S: Store>(
     health.set_serving::<RegistryServer<Api<S>>>().await;
     health.set_serving::<CatalogueServer<Api<S>>>().await;
     health.set_serving::<NettingServer<Api<S>>>().await;
-    // Both reflection versions: grpcurl and older tools still ask v1alpha first.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -49,6 +44,37 @@ pub async fn serve<S: Store>(
     Ok(())
 }
 
+/// `region-adapter serve`: the `RegionAdapter` service plus health and reflection.
+pub async fn serve_adapter(api: AdapterApi, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RegionAdapterServer<AdapterApi>>().await;
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(RegionAdapterServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+type Reflection<T> = tonic_reflection::server::v1::ServerReflectionServer<T>;
+
+/// Both reflection versions: grpcurl and older tools still ask v1alpha first.
+#[allow(clippy::type_complexity)]
+fn reflection() -> anyhow::Result<(
+    Reflection<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+}
+
 /// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY only on listeners it binds
 /// itself; without it, small responses wait for the peer's delayed ACK (~40 ms per request).
 fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
@@ -59,6 +85,18 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
         }
         s
     })
+}
+
+/// Logs to stderr, text or JSON, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(format: crate::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        crate::config::LogFormat::Text => b.init(),
+        crate::config::LogFormat::Json => b.json().init(),
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

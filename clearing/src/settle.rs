@@ -6,6 +6,7 @@
 use crate::error::ServiceError;
 use crate::ids::{SetlIds, idempotency_key, shard_of, shard_of_setl_id};
 use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN};
+use crate::remote::CallCtx;
 use crate::router::{PolicyOutcome, PricedClaim, Router};
 use crate::store::*;
 use crate::wire::{self, ValidClaim, Violations};
@@ -56,10 +57,10 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     /// Settles (record = true) or previews (record = false) a claim.
-    pub async fn settle(&self, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
-        let rules = self.router.snapshot();
+    pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+        let routing = self.router.current();
         let now = Utc::now().with_timezone(&crate::window::shanghai());
-        let vc = wire::validate_claim(claim, &|a| rules.region(a).is_some(), now)?;
+        let vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
         let hash = content_hash(&claim.encode_to_vec());
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
@@ -67,7 +68,7 @@ impl<S: Store> Clearinghouse<S> {
             return Ok(done);
         }
         let lines = vc.line_inputs();
-        let priced = self.router.price(&rules, vc.mdtrt, vc.visit_date, &lines).await?;
+        let priced = self.router.price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines).await?;
         let visit = Visit {
             date: vc.visit_date,
             mdtrt_admdvs: vc.mdtrt,
@@ -126,7 +127,7 @@ impl<S: Store> Clearinghouse<S> {
                     visits: a.visits.max(0) as u32,
                 })
                 .unwrap_or_default();
-            let outcome = self.router.apply_policy(&rules, vc.insured, &priced.priced, &facts, state, Some(account), &visit).await?;
+            let outcome = self.router.apply_policy(ctx, &routing, vc.insured, &priced.priced, &facts, state, Some(account), &visit).await?;
             if !record {
                 return Ok(settlement_pb(&vc, &priced, &outcome, "", "", false));
             }

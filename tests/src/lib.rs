@@ -166,6 +166,100 @@ fn spawn(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr
     }
 }
 
+impl Clearing {
+    /// Sends a signal (`HUP`, `TERM`, …) to the running service.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill").success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+}
+
+/// A running `region-adapter serve` with its own rules directory, killed when dropped.
+pub struct Adapter {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    /// The rules directory and the log.
+    pub dir: tempfile::TempDir,
+}
+
+impl Adapter {
+    /// Serves the bundled packs whose file names start with one of `regions` (e.g. `["421300"]`).
+    pub fn start(regions: &[&str]) -> Adapter {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).expect("rules dir");
+        let bundled = repo_root().join("region-adapter/rules");
+        for e in std::fs::read_dir(&bundled).expect("bundled rules") {
+            let e = e.expect("entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if regions.iter().any(|r| name.starts_with(r)) {
+                std::fs::copy(e.path(), rules.join(&name)).expect("copy pack");
+            }
+        }
+        let child_addr = spawn_adapter(dir.path(), "127.0.0.1:0".parse().unwrap());
+        Adapter { child: Some(child_addr.0), addr: child_addr.1, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("adapter.log")).unwrap_or_default()
+    }
+
+    /// Stops the adapter with SIGTERM and waits for it.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        wait_exit(&mut child);
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop first");
+        let (child, addr) = spawn_adapter(self.dir.path(), self.addr);
+        self.child = Some(child);
+        self.addr = addr;
+    }
+}
+
+impl Drop for Adapter {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn_adapter(dir: &Path, listen: SocketAddr) -> (Child, SocketAddr) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("adapter.log")).expect("log file");
+    let deadline = Instant::now() + STARTUP_PATIENCE;
+    loop {
+        let mut child = Command::new(bin("region-adapter"))
+            .args(["serve", "--listen", &listen.to_string(), "--rules"])
+            .arg(dir.join("rules"))
+            // The adapter logs each call's deadline and trace context at debug level.
+            .env("RUST_LOG", "info,clearing::adapter=debug")
+            .stdout(Stdio::piped())
+            .stderr(log.try_clone().expect("log"))
+            .spawn()
+            .expect("spawn region-adapter");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
+        if let Some(addr) = line.trim().strip_prefix("region-adapter listening on ") {
+            return (child, addr.parse().expect("address"));
+        }
+        let _ = child.wait();
+        if Instant::now() > deadline {
+            panic!("region-adapter did not start; log:\n{}", std::fs::read_to_string(dir.join("adapter.log")).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs the `clearing` CLI (operator client) and returns (success, stdout, stderr).
 pub fn clearing_cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin("clearing")).args(args).output().expect("run clearing");

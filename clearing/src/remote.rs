@@ -1,0 +1,184 @@
+//! Calls to remote region adapters: what a call carries to the next hop (the caller's deadline and
+//! W3C trace context), bounded retries of calls that are safe to repeat, and the mapping of the
+//! adapter's failures to ours.
+//!
+//! Every `RegionAdapter` RPC is a pure function of its request, so repeating one is always safe; it is
+//! repeated only when the adapter could not be reached (`UNAVAILABLE`), at most
+//! `MAX_ADAPTER_RETRIES` times, and never past the caller's deadline. An adapter's refusal of the
+//! claim (`INVALID_ARGUMENT` with field details) reaches the caller unchanged.
+
+use crate::error::ServiceError;
+use proto::v1::region_adapter_client::RegionAdapterClient;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+/// Deadline of an adapter call when the caller gave none.
+pub const DEFAULT_ADAPTER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connection attempts to an adapter give up after this long (the call then fails `UNAVAILABLE`).
+pub const ADAPTER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Repeats of an adapter call that could not reach the adapter.
+pub const MAX_ADAPTER_RETRIES: u32 = 2;
+
+/// The W3C trace-context headers passed from the caller to the hops behind us.
+const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+/// What one incoming call carries to the calls it makes.
+#[derive(Debug, Clone, Default)]
+pub struct CallCtx {
+    /// When the caller stops waiting (from its `grpc-timeout`).
+    pub deadline: Option<Instant>,
+    /// Trace context headers as received.
+    pub trace: Vec<(&'static str, AsciiMetadataValue)>,
+}
+
+impl CallCtx {
+    pub fn of<T>(req: &Request<T>) -> CallCtx {
+        CallCtx::from_metadata(req.metadata())
+    }
+
+    pub fn from_metadata(md: &MetadataMap) -> CallCtx {
+        let now = Instant::now();
+        let deadline = md.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout).map(|d| now + d);
+        let trace = TRACE_HEADERS.iter().filter_map(|h| md.get(*h).map(|v| (*h, v.clone()))).collect();
+        CallCtx { deadline, trace }
+    }
+
+    /// Time left before the deadline (or `default` when the caller set none).
+    pub fn remaining(&self, default: Duration) -> Duration {
+        match self.deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => default,
+        }
+    }
+
+    /// Puts the deadline and trace context on an outgoing request.
+    pub fn decorate<T>(&self, req: &mut Request<T>, timeout: Duration) {
+        req.set_timeout(timeout);
+        for (h, v) in &self.trace {
+            req.metadata_mut().insert(*h, v.clone());
+        }
+    }
+}
+
+/// `grpc-timeout` as the gRPC spec writes it: up to 8 digits and a unit (H M S m u n).
+pub fn parse_grpc_timeout(s: &str) -> Option<Duration> {
+    if s.len() < 2 || s.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = s.split_at(s.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// One remote `region-adapter`, connected lazily and reconnected by the channel after failures.
+#[derive(Clone)]
+pub struct RemoteAdapter {
+    endpoint: String,
+    client: RegionAdapterClient<Channel>,
+}
+
+impl std::fmt::Debug for RemoteAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteAdapter({})", self.endpoint)
+    }
+}
+
+impl RemoteAdapter {
+    /// A client of `endpoint` (`http://host:port`); nothing is connected until the first call.
+    pub fn new(endpoint: &str) -> Result<RemoteAdapter, String> {
+        let ep = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| format!("{endpoint:?} is not an endpoint URL: {e}"))?
+            .connect_timeout(ADAPTER_CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        let client = RegionAdapterClient::new(ep.connect_lazy())
+            .max_decoding_message_size(crate::limits::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::limits::MAX_MESSAGE_BYTES);
+        Ok(RemoteAdapter { endpoint: endpoint.to_string(), client })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Calls the adapter with the caller's deadline and trace context; repeats only calls that could
+    /// not reach it, while time is left.
+    pub async fn call<Q, R, F, Fut>(&self, ctx: &CallCtx, what: &str, region: &str, req: Q, rpc: F) -> Result<R, ServiceError>
+    where
+        Q: Clone,
+        F: Fn(RegionAdapterClient<Channel>, Request<Q>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, Status>>,
+    {
+        let deadline = Instant::now() + ctx.remaining(DEFAULT_ADAPTER_TIMEOUT);
+        let mut attempt = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.deadline_exceeded(what, region));
+            }
+            let mut r = Request::new(req.clone());
+            ctx.decorate(&mut r, left);
+            let status = match tokio::time::timeout(left, rpc(self.client.clone(), r)).await {
+                Err(_) => return Err(self.deadline_exceeded(what, region)),
+                Ok(Ok(resp)) => return Ok(resp.into_inner()),
+                Ok(Err(s)) => s,
+            };
+            match status.code() {
+                Code::Unavailable if attempt < MAX_ADAPTER_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(endpoint = %self.endpoint, attempt, "region adapter unreachable; retrying");
+                    tokio::time::sleep(Duration::from_millis(5 << attempt).min(left)).await;
+                }
+                Code::Unavailable | Code::Unknown | Code::Cancelled | Code::ResourceExhausted => {
+                    tracing::warn!(endpoint = %self.endpoint, region, what, code = ?status.code(), "region adapter unavailable");
+                    return Err(ServiceError::Unavailable(format!(
+                        "region adapter for {region} at {} is unavailable ({what}): {}",
+                        self.endpoint,
+                        status.message()
+                    )));
+                }
+                Code::DeadlineExceeded => return Err(self.deadline_exceeded(what, region)),
+                // The adapter's own verdict on the request (a refused claim, an unknown code): unchanged.
+                _ => return Err(ServiceError::Remote(status)),
+            }
+        }
+    }
+
+    fn deadline_exceeded(&self, what: &str, region: &str) -> ServiceError {
+        ServiceError::DeadlineExceeded(format!("region adapter for {region} at {} did not answer {what} in time", self.endpoint))
+    }
+
+    /// An answer that failed our checks: the adapter is broken; nothing is committed.
+    pub fn inconsistent(&self, what: &str, region: &str, why: String) -> ServiceError {
+        tracing::error!(endpoint = %self.endpoint, region, what, why, "region adapter answered inconsistently; claim refused");
+        ServiceError::Internal(format!("region adapter for {region} at {} gave an inconsistent {what} answer: {why}", self.endpoint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_spec_writes_them() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(parse_grpc_timeout("123456789m"), None);
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+    }
+}
