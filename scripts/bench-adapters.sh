@@ -18,17 +18,17 @@ addr_of() { # name → the address the process printed
   sed -n 's/.* listening on //p' "$dir/$1.out"
 }
 
-target/release/clearing serve --listen 127.0.0.1:0 --data-dir "$dir/local" > "$dir/local.out" 2> "$dir/local.log" &
+target/release/clearing serve --plaintext --listen 127.0.0.1:0 --data-dir "$dir/local" > "$dir/local.out" 2> "$dir/local.log" &
 local_pid=$!
 echo "== all regions in process =="
 target/release/clearing bench --addr "$(addr_of local)" --clients "$clients" --claims "$claims" --run-id L
 kill "$local_pid"; wait "$local_pid" 2>/dev/null || true
 
-target/release/region-adapter serve --listen 127.0.0.1:0 > "$dir/a.out" 2> "$dir/a.log" &
-target/release/region-adapter serve --listen 127.0.0.1:0 > "$dir/b.out" 2> "$dir/b.log" &
+target/release/region-adapter serve --plaintext --listen 127.0.0.1:0 > "$dir/a.out" 2> "$dir/a.log" &
+target/release/region-adapter serve --plaintext --listen 127.0.0.1:0 > "$dir/b.out" 2> "$dir/b.log" &
 a=$(addr_of a)
 b=$(addr_of b)
-target/release/clearing serve --listen 127.0.0.1:0 --data-dir "$dir/routed" \
+target/release/clearing serve --plaintext --listen 127.0.0.1:0 --data-dir "$dir/routed" \
   --route "420000=http://$a" --route "360000=http://$a" --route "150000=http://$b" --route "320000=http://$b" --route "140000=http://$b" \
   > "$dir/routed.out" 2> "$dir/routed.log" &
 routed=$(addr_of routed)

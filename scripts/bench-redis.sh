@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures `clearing bench` against Redis next to the Redis script ceiling, in one run:
 #   1. a redis-server of its own (AOF, appendfsync always) on a free loopback port in a temp dir;
-#   2. `clearing serve --store redis` (release build) and `clearing bench` against it;
+#   2. `clearing serve --plaintext --store redis` (release build) and `clearing bench` against it;
 #   3. `redis-benchmark` running the same commit script (commit.lua, by SHA) with equivalent keys and
 #      arguments, which is what one settlement costs Redis: the ceiling of the commit path.
 # Usage: scripts/bench-redis.sh [clients] [claims]
@@ -15,7 +15,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis.log"
 trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-target/release/clearing serve --store redis --redis-url "redis://127.0.0.1:$port" --listen 127.0.0.1:0 > "$dir/serve.out" 2> "$dir/serve.log" &
+target/release/clearing serve --plaintext --store redis --redis-url "redis://127.0.0.1:$port" --listen 127.0.0.1:0 > "$dir/serve.out" 2> "$dir/serve.log" &
 until grep -q listening "$dir/serve.out" 2>/dev/null; do sleep 0.1; done
 addr=$(sed -n 's/clearing listening on //p' "$dir/serve.out")
 echo "== clearing bench (store: redis, AOF always) =="

@@ -4,6 +4,7 @@
 //! the caller (`checked_priced`, `checked_outcome`) before anything is committed, so a broken or
 //! hostile adapter can fail a claim but never corrupt a settlement.
 
+use crate::authz::{Action, AuthMode, Gate};
 use crate::catalogue;
 use crate::error::ServiceError;
 use crate::router::{PolicyOutcome, PricedClaim, local_apply_policy, local_price};
@@ -22,6 +23,7 @@ use region_adapter::{Priced, PricedLine, pricing::PriceTotals};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Request, Response, Status};
 
 /// Longest catalogue code accepted on the adapter's wire (national codes are at most 30 characters).
@@ -498,11 +500,19 @@ pub fn checked_outcome(r: pb::ApplyPolicyResponse, priced: &Priced, visit: &Visi
 #[derive(Clone)]
 pub struct AdapterApi {
     rules: Arc<RwLock<Arc<RuleSet>>>,
+    gate: Arc<Gate>,
 }
 
 impl AdapterApi {
     pub fn new(rules: RuleSet) -> AdapterApi {
-        AdapterApi { rules: Arc::new(RwLock::new(Arc::new(rules))) }
+        AdapterApi { rules: Arc::new(RwLock::new(Arc::new(rules))), gate: Arc::new(Gate::new(AuthMode::PlaintextLoopback)) }
+    }
+    /// The same rules (reloads reach both) behind another gate.
+    pub fn with_gate(self, gate: Gate) -> AdapterApi {
+        AdapterApi { rules: self.rules, gate: Arc::new(gate) }
+    }
+    fn enter<T>(&self, req: &Request<T>, rpc: &str, action: Action<'_>) -> Result<OwnedSemaphorePermit, Status> {
+        self.gate.enter(req, rpc, action).map(|(_, p)| p).map_err(Status::from)
     }
     fn snapshot(&self) -> Arc<RuleSet> {
         self.rules.read().expect("rules lock").clone()
@@ -527,6 +537,7 @@ fn log_call<T>(rpc: &str, req: &Request<T>) {
 #[tonic::async_trait]
 impl RegionAdapter for AdapterApi {
     async fn price_lines(&self, req: Request<pb::PriceLinesRequest>) -> Reply<pb::PriceLinesResponse> {
+        let _slot = self.enter(&req, "PriceLines", Action::AdapterCompute)?;
         log_call("price_lines", &req);
         let rules = self.snapshot();
         let r = (|| {
@@ -539,6 +550,7 @@ impl RegionAdapter for AdapterApi {
     }
 
     async fn apply_policy(&self, req: Request<pb::ApplyPolicyRequest>) -> Reply<pb::ApplyPolicyResponse> {
+        let _slot = self.enter(&req, "ApplyPolicy", Action::AdapterCompute)?;
         log_call("apply_policy", &req);
         let rules = self.snapshot();
         let r = (|| {
@@ -548,17 +560,20 @@ impl RegionAdapter for AdapterApi {
         r.map(Response::new).map_err(Status::from)
     }
 
-    async fn list_regions(&self, _req: Request<pb::ListRegionsRequest>) -> Reply<pb::ListRegionsResponse> {
+    async fn list_regions(&self, req: Request<pb::ListRegionsRequest>) -> Reply<pb::ListRegionsResponse> {
+        let _slot = self.enter(&req, "ListRegions", Action::ReadCatalogue)?;
         let rules = self.snapshot();
         let regions = rules.regions.values().map(|p| catalogue::region_pb(p, "local".into())).collect();
         Ok(Response::new(pb::ListRegionsResponse { regions, routes: Vec::new() }))
     }
 
     async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Reply<pb::Policy> {
+        let _slot = self.enter(&req, "GetPolicy", Action::ReadCatalogue)?;
         catalogue::get_policy(&self.snapshot(), req.get_ref()).map(Response::new).map_err(Status::from)
     }
 
     async fn list_catalogue_items(&self, req: Request<pb::ListCatalogueItemsRequest>) -> Reply<pb::ListCatalogueItemsResponse> {
+        let _slot = self.enter(&req, "ListCatalogueItems", Action::ReadCatalogue)?;
         catalogue::list_catalogue_items(&self.snapshot(), req.get_ref()).map(Response::new).map_err(Status::from)
     }
 }

@@ -8,9 +8,17 @@ use std::path::Path;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
+/// A channel to `addr` (`host:port`, `http://…`, or `https://…` with the client certificate from
+/// `CLEARING_CA`, `CLEARING_CLIENT_CERT`, `CLEARING_CLIENT_KEY`).
 pub async fn connect(addr: &str) -> anyhow::Result<Channel> {
     let uri = if addr.starts_with("http") { addr.to_string() } else { format!("http://{addr}") };
-    Ok(Channel::from_shared(uri)?.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?)
+    let mut ep = Channel::from_shared(uri.clone())?;
+    if uri.starts_with("https://") {
+        let tls = crate::tls::cli_tls_from_env()?
+            .ok_or_else(|| anyhow::anyhow!("{addr}: set CLEARING_CA, CLEARING_CLIENT_CERT and CLEARING_CLIENT_KEY"))?;
+        ep = ep.tls_config(tls)?;
+    }
+    Ok(ep.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {

@@ -61,6 +61,16 @@ pub struct ServeArgs {
     /// flag or separate with commas; given here, it replaces the config file's `[routes]`.
     #[arg(long = "route", env = "CLEARING_ROUTES", value_delimiter = ',')]
     pub route: Vec<String>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+    /// CA of remote region adapters' server certificates (for `https://` routes).
+    #[arg(long, env = "CLEARING_ADAPTER_TLS_CA")]
+    pub adapter_tls_ca: Option<PathBuf>,
+    /// This service's client certificate towards region adapters (role `clearing`).
+    #[arg(long, env = "CLEARING_ADAPTER_TLS_CERT")]
+    pub adapter_tls_cert: Option<PathBuf>,
+    #[arg(long, env = "CLEARING_ADAPTER_TLS_KEY")]
+    pub adapter_tls_key: Option<PathBuf>,
 }
 
 /// `redis_url = "redis://…"` or a list of seed nodes.
@@ -84,6 +94,13 @@ struct FileConfig {
     redis_allow_volatile: Option<bool>,
     /// `"420000" = "http://hubei-adapter:50061"`, `"421300" = "local"`.
     routes: Option<std::collections::BTreeMap<String, String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    plaintext: Option<bool>,
+    adapter_tls_ca: Option<PathBuf>,
+    adapter_tls_cert: Option<PathBuf>,
+    adapter_tls_key: Option<PathBuf>,
 }
 
 /// The settings in force.
@@ -99,9 +116,25 @@ pub struct Config {
     pub redis_allow_volatile: bool,
     /// The routing table (empty = every region local). Reloaded from the config file on SIGHUP.
     pub routes: Vec<RouteSpec>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub plaintext: bool,
+    pub adapter_tls_ca: Option<PathBuf>,
+    pub adapter_tls_cert: Option<PathBuf>,
+    pub adapter_tls_key: Option<PathBuf>,
 }
 
 impl Config {
+    /// Client TLS towards `https://` region adapters, when configured.
+    pub fn adapter_tls(&self) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+        match (&self.adapter_tls_ca, &self.adapter_tls_cert, &self.adapter_tls_key) {
+            (Some(ca), Some(c), Some(k)) => Ok(Some(crate::tls::client_tls(ca, c, k)?)),
+            (None, None, None) => Ok(None),
+            _ => anyhow::bail!("TLS towards region adapters needs all of --adapter-tls-ca, --adapter-tls-cert and --adapter-tls-key"),
+        }
+    }
+
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
         let file = match &args.config {
             Some(p) => read_file(p)?,
@@ -132,6 +165,13 @@ impl Config {
                 args.redis_url.clone()
             },
             redis_allow_volatile: args.redis_allow_volatile || file.redis_allow_volatile.unwrap_or(false),
+            tls_cert: args.tls.tls_cert.clone().or(file.tls_cert.map(rel)),
+            tls_key: args.tls.tls_key.clone().or(file.tls_key.map(rel)),
+            tls_client_ca: args.tls.tls_client_ca.clone().or(file.tls_client_ca.map(rel)),
+            plaintext: args.tls.plaintext || file.plaintext.unwrap_or(false),
+            adapter_tls_ca: args.adapter_tls_ca.clone().or(file.adapter_tls_ca.map(rel)),
+            adapter_tls_cert: args.adapter_tls_cert.clone().or(file.adapter_tls_cert.map(rel)),
+            adapter_tls_key: args.adapter_tls_key.clone().or(file.adapter_tls_key.map(rel)),
             routes: if args.route.is_empty() {
                 file.routes.unwrap_or_default().into_iter().map(|(admdvs, target)| RouteSpec { admdvs, target }).collect()
             } else {

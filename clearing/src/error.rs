@@ -7,6 +7,9 @@
 //! | invalid field(s), engine refusal of the claim | INVALID_ARGUMENT + BadRequest | no |
 //! | unknown member / settlement | NOT_FOUND (+ BadRequest naming the field) | no |
 //! | family payer has not bound the patient | PERMISSION_DENIED (+ BadRequest on `acct_payer_psn_no`) | no |
+//! | the caller's certificate does not allow the call (authz.rs) | PERMISSION_DENIED | no |
+//! | no client certificate | UNAUTHENTICATED | no |
+//! | too many requests in flight from one client | RESOURCE_EXHAUSTED | yes, later |
 //! | msgid reused with other content | ALREADY_EXISTS | no |
 //! | settlement already reversed; account short after a concurrent debit | FAILED_PRECONDITION | no |
 //! | too many version conflicts in a row | ABORTED | yes, same msgid |
@@ -38,6 +41,10 @@ pub enum ServiceError {
     Unavailable(String),
     #[error("{0}")]
     DeadlineExceeded(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("internal error: {0}")]
     Internal(String),
     /// A remote region adapter's verdict on the request, passed on unchanged (code, message, details).
@@ -81,11 +88,10 @@ impl From<ServiceError> for Status {
             ServiceError::NotFound { field, .. } => {
                 Status::with_error_details(Code::NotFound, msg, ErrorDetails::with_bad_request_violation(field, "not found"))
             }
-            ServiceError::PermissionDenied(_, field) => Status::with_error_details(
-                Code::PermissionDenied,
-                msg,
-                ErrorDetails::with_bad_request_violation(field, "no family mutual-aid link"),
-            ),
+            ServiceError::PermissionDenied(_, field) if field.is_empty() => Status::new(Code::PermissionDenied, msg),
+            ServiceError::PermissionDenied(why, field) => {
+                Status::with_error_details(Code::PermissionDenied, msg, ErrorDetails::with_bad_request_violation(field, why))
+            }
             ServiceError::IdempotencyMismatch(_) => Status::with_error_details(
                 Code::AlreadyExists,
                 msg,
@@ -95,6 +101,8 @@ impl From<ServiceError> for Status {
             ServiceError::Aborted(_) => Status::new(Code::Aborted, msg),
             ServiceError::Unavailable(_) => Status::new(Code::Unavailable, msg),
             ServiceError::DeadlineExceeded(_) => Status::new(Code::DeadlineExceeded, msg),
+            ServiceError::Unauthenticated(_) => Status::new(Code::Unauthenticated, msg),
+            ServiceError::ResourceExhausted(_) => Status::new(Code::ResourceExhausted, msg),
             ServiceError::Internal(_) => Status::new(Code::Internal, msg),
             ServiceError::Remote(s) => s,
         }

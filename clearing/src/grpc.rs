@@ -1,6 +1,7 @@
 //! The gRPC services of `clearinghouse.v1`: thin adapters from messages to the clearing core. Every
 //! error leaves through `ServiceError → Status` (error.rs).
 
+use crate::authz::{self, Action, Caller, Gate};
 use crate::error::ServiceError;
 use crate::remote::CallCtx;
 use crate::settle::Clearinghouse;
@@ -12,14 +13,26 @@ use proto::v1::clearing_server::Clearing;
 use proto::v1::registry_server::Registry;
 use region_adapter::Admdvs;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Request, Response, Status};
 
-/// One handle implementing every service over the shared core.
-pub struct Api<S: Store>(pub Arc<Clearinghouse<S>>);
+/// One handle implementing every service over the shared core. Every handler first passes the gate:
+/// who the caller is, whether it has room for another request, and whether the matrix of authz.rs
+/// allows the call.
+pub struct Api<S: Store> {
+    pub core: Arc<Clearinghouse<S>>,
+    pub gate: Arc<Gate>,
+}
 
 impl<S: Store> Clone for Api<S> {
     fn clone(&self) -> Self {
-        Api(self.0.clone())
+        Api { core: self.core.clone(), gate: self.gate.clone() }
+    }
+}
+
+impl<S: Store> Api<S> {
+    fn enter<T>(&self, req: &Request<T>, rpc: &str, action: Action<'_>) -> Result<(Caller, OwnedSemaphorePermit), Status> {
+        self.gate.enter(req, rpc, action).map_err(Status::from)
     }
 }
 
@@ -32,34 +45,45 @@ fn reply<T>(r: Result<T, ServiceError>) -> Reply<T> {
 #[tonic::async_trait]
 impl<S: Store> Clearing for Api<S> {
     async fn settle_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
+        let _slot = self.enter(&req, "SettleClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
         let ctx = CallCtx::of(&req);
-        reply(self.0.settle(&ctx, req.get_ref(), true).await)
+        reply(self.core.settle(&ctx, req.get_ref(), true).await)
     }
     async fn preview_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
+        let _slot = self.enter(&req, "PreviewClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
         let ctx = CallCtx::of(&req);
-        reply(self.0.settle(&ctx, req.get_ref(), false).await)
+        reply(self.core.settle(&ctx, req.get_ref(), false).await)
     }
     async fn reverse_claim(&self, req: Request<pb::ReverseClaimRequest>) -> Reply<pb::Settlement> {
-        reply(self.0.reverse(req.get_ref()).await)
+        let (caller, _slot) = self.enter(&req, "ReverseClaim", Action::ReadCatalogue)?;
+        let authorize = |mdtrt: &str| authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt });
+        reply(self.core.reverse(req.get_ref(), &authorize).await)
     }
     async fn get_settlement(&self, req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
-        reply(self.0.get_settlement(&req.get_ref().setl_id).await)
+        let (caller, _slot) = self.enter(&req, "GetSettlement", Action::ReadCatalogue)?;
+        let r = self.core.get_settlement(&req.get_ref().setl_id).await.and_then(|s| {
+            authz::require(&caller, "GetSettlement", Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs })?;
+            Ok(s)
+        });
+        reply(r)
     }
 }
 
 #[tonic::async_trait]
 impl<S: Store> Registry for Api<S> {
     async fn upsert_member(&self, req: Request<pb::Member>) -> Reply<pb::Member> {
-        let routes = self.0.router.current();
+        let _slot = self.enter(&req, "UpsertMember", Action::WriteMember { insured: &req.get_ref().insuplc_admdvs })?;
+        let routes = self.core.router.current();
         let r = async {
             let upsert = wire::validate_member(req.get_ref(), &|a| routes.knows(a))?;
-            let rec = self.0.store.upsert_member(upsert).await?;
+            let rec = self.core.store.upsert_member(upsert).await?;
             Ok(wire::member_to_pb(&rec, 0))
         };
         reply(r.await)
     }
 
     async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Reply<pb::Member> {
+        let _slot = self.enter(&req, "GetMember", Action::ReadMember { insured: &req.get_ref().insuplc_admdvs })?;
         let q = req.get_ref();
         let r = async {
             let mut v = Violations::default();
@@ -69,7 +93,7 @@ impl<S: Store> Registry for Api<S> {
             }
             v.into_result(())?;
             let rec = self
-                .0
+                .core
                 .store
                 .load_member(&MemberKey::new(&q.insuplc_admdvs, &q.psn_no))
                 .await?
@@ -83,40 +107,50 @@ impl<S: Store> Registry for Api<S> {
 #[tonic::async_trait]
 impl<S: Store> Catalogue for Api<S> {
     async fn list_regions(&self, req: Request<pb::ListRegionsRequest>) -> Reply<pb::ListRegionsResponse> {
+        let _slot = self.enter(&req, "ListRegions", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
-        Ok(Response::new(self.0.router.list_regions(&ctx).await))
+        Ok(Response::new(self.core.router.list_regions(&ctx).await))
     }
     async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Reply<pb::Policy> {
+        let _slot = self.enter(&req, "GetPolicy", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
-        reply(self.0.router.get_policy(&ctx, req.get_ref()).await)
+        reply(self.core.router.get_policy(&ctx, req.get_ref()).await)
     }
     async fn list_catalogue_items(&self, req: Request<pb::ListCatalogueItemsRequest>) -> Reply<pb::ListCatalogueItemsResponse> {
+        let _slot = self.enter(&req, "ListCatalogueItems", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
-        reply(self.0.router.list_catalogue_items(&ctx, req.get_ref()).await)
+        reply(self.core.router.list_catalogue_items(&ctx, req.get_ref()).await)
     }
 }
 
 #[tonic::async_trait]
 impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
     async fn close_window(&self, req: Request<pb::CloseWindowRequest>) -> Reply<pb::Window> {
-        reply(self.0.close_window(&req.get_ref().clr_date).await)
+        let _slot = self.enter(&req, "CloseWindow", Action::NettingWrite)?;
+        reply(self.core.close_window(&req.get_ref().clr_date).await)
     }
     async fn get_window(&self, req: Request<pb::GetWindowRequest>) -> Reply<pb::Window> {
-        reply(self.0.get_window(&req.get_ref().clr_date).await)
+        let _slot = self.enter(&req, "GetWindow", Action::NettingRead)?;
+        reply(self.core.get_window(&req.get_ref().clr_date).await)
     }
-    async fn list_windows(&self, _req: Request<pb::ListWindowsRequest>) -> Reply<pb::ListWindowsResponse> {
-        reply(self.0.list_windows().await)
+    async fn list_windows(&self, req: Request<pb::ListWindowsRequest>) -> Reply<pb::ListWindowsResponse> {
+        let _slot = self.enter(&req, "ListWindows", Action::NettingRead)?;
+        reply(self.core.list_windows().await)
     }
     async fn get_netting_report(&self, req: Request<pb::GetNettingReportRequest>) -> Reply<pb::NettingReport> {
-        reply(self.0.netting_report(&req.get_ref().clr_date).await.map(|r| crate::windows::report_pb(&r)))
+        let _slot = self.enter(&req, "GetNettingReport", Action::NettingRead)?;
+        reply(self.core.netting_report(&req.get_ref().clr_date).await.map(|r| crate::windows::report_pb(&r)))
     }
     async fn acknowledge_settlement(&self, req: Request<pb::AcknowledgeSettlementRequest>) -> Reply<pb::Window> {
-        reply(self.0.acknowledge(req.get_ref()).await)
+        let _slot = self.enter(&req, "AcknowledgeSettlement", Action::NettingWrite)?;
+        reply(self.core.acknowledge(req.get_ref()).await)
     }
     async fn reconcile_totals(&self, req: Request<pb::ReconcileTotalsRequest>) -> Reply<pb::ReconcileResult> {
-        reply(self.0.reconcile_totals(req.get_ref()).await)
+        let _slot = self.enter(&req, "ReconcileTotals", Action::NettingWrite)?;
+        reply(self.core.reconcile_totals(req.get_ref()).await)
     }
     async fn reconcile_detail(&self, req: Request<tonic::Streaming<pb::ReconcileDetailRequest>>) -> Reply<pb::ReconcileResult> {
+        let _slot = self.enter(&req, "ReconcileDetail", Action::NettingWrite)?;
         let mut stream = req.into_inner();
         let (mut clr_date, mut mdtrt, mut items) = (String::new(), String::new(), Vec::new());
         while let Some(msg) = stream.message().await? {
@@ -129,15 +163,18 @@ impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
             }
             items.extend(msg.items);
         }
-        reply(self.0.reconcile_detail(&clr_date, &mdtrt, items).await)
+        reply(self.core.reconcile_detail(&clr_date, &mdtrt, items).await)
     }
     async fn set_advance(&self, req: Request<pb::SetAdvanceRequest>) -> Reply<pb::AdvancePosition> {
-        reply(self.0.set_advance(req.get_ref()).await)
+        let _slot = self.enter(&req, "SetAdvance", Action::NettingWrite)?;
+        reply(self.core.set_advance(req.get_ref()).await)
     }
     async fn get_advance_positions(&self, req: Request<pb::GetAdvancePositionsRequest>) -> Reply<pb::AdvancePositions> {
-        reply(self.0.advance_positions(&req.get_ref().clr_date).await)
+        let _slot = self.enter(&req, "GetAdvancePositions", Action::NettingRead)?;
+        reply(self.core.advance_positions(&req.get_ref().clr_date).await)
     }
     async fn get_monthly_statement(&self, req: Request<pb::GetMonthlyStatementRequest>) -> Reply<pb::MonthlyStatement> {
-        reply(self.0.monthly_statement(&req.get_ref().setlym).await)
+        let _slot = self.enter(&req, "GetMonthlyStatement", Action::NettingRead)?;
+        reply(self.core.monthly_statement(&req.get_ref().setlym).await)
     }
 }

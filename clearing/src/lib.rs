@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod adapter;
+pub mod authz;
 pub mod bench;
 pub mod catalogue;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod settle;
 pub mod store;
+pub mod tls;
 pub mod window;
 pub mod windows;
 pub mod wire;

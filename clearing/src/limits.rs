@@ -24,3 +24,9 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Page size bounds of listings.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 500;
+/// Calls that bring no deadline of their own end after this long (a caller's `grpc-timeout` is
+/// honoured when shorter). Netting a national window takes about a second; detail reconciliation of a
+/// whole window is the longest call.
+pub const MAX_CALL_DURATION: std::time::Duration = std::time::Duration::from_secs(120);
+/// Concurrent requests (HTTP/2 streams) on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 256;

@@ -161,7 +161,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_adapter::RuleSet) -> anyhow::Result<()> {
-    let router = Router::with_routes(rules, &cfg.routes).map_err(anyhow::Error::msg)?;
+    let router = Router::with_routes(rules, &cfg.routes, cfg.adapter_tls()?).map_err(anyhow::Error::msg)?;
+    let security = clearing::tls::listener_security(
+        cfg.tls_cert.as_deref(),
+        cfg.tls_key.as_deref(),
+        cfg.tls_client_ca.as_deref(),
+        cfg.plaintext,
+        cfg.listen,
+    )?;
     for r in &cfg.routes {
         tracing::info!(admdvs = %r.admdvs, target = %r.target, "route");
     }
@@ -173,7 +180,7 @@ async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_a
     println!("clearing listening on {addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, "serving clearinghouse.v1");
-    clearing::server::serve(core, listener, clearing::server::shutdown_signal()).await?;
+    clearing::server::serve(core, listener, security, clearing::server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

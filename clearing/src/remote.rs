@@ -12,7 +12,7 @@ use proto::v1::region_adapter_client::RegionAdapterClient;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 /// Deadline of an adapter call when the caller gave none.
@@ -96,9 +96,15 @@ impl std::fmt::Debug for RemoteAdapter {
 
 impl RemoteAdapter {
     /// A client of `endpoint` (`http://host:port`); nothing is connected until the first call.
-    pub fn new(endpoint: &str) -> Result<RemoteAdapter, String> {
-        let ep = Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| format!("{endpoint:?} is not an endpoint URL: {e}"))?
+    /// `https://` endpoints need `tls` (our client certificate and the adapters' CA).
+    pub fn new(endpoint: &str, tls: Option<&ClientTlsConfig>) -> Result<RemoteAdapter, String> {
+        let mut ep = Endpoint::from_shared(endpoint.to_string()).map_err(|e| format!("{endpoint:?} is not an endpoint URL: {e}"))?;
+        if endpoint.starts_with("https://") {
+            let tls = tls
+                .ok_or_else(|| format!("{endpoint}: an https:// route needs --adapter-tls-ca, --adapter-tls-cert and --adapter-tls-key"))?;
+            ep = ep.tls_config(tls.clone()).map_err(|e| format!("{endpoint}: {e}"))?;
+        }
+        let ep = ep
             .connect_timeout(ADAPTER_CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))

@@ -16,6 +16,7 @@ use region_adapter::{AccountSource, Admdvs, LineInput, MemberFacts, Priced, Rule
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tonic::transport::ClientTlsConfig;
 
 /// A priced claim with what the response needs from the catalogue.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +133,12 @@ impl Routing {
 
     /// Builds a table from its specs, reusing the clients (and connections) of `previous` for
     /// endpoints that stay.
-    fn build(rules: Arc<RuleSet>, specs: &[RouteSpec], previous: Option<&Routing>) -> Result<Routing, String> {
+    fn build(
+        rules: Arc<RuleSet>,
+        specs: &[RouteSpec],
+        previous: Option<&Routing>,
+        tls: Option<&ClientTlsConfig>,
+    ) -> Result<Routing, String> {
         let mut reuse: HashMap<String, RemoteAdapter> = HashMap::new();
         if let Some(p) = previous {
             for r in &p.routes {
@@ -162,7 +168,7 @@ impl Routing {
                 url if url.starts_with("http://") || url.starts_with("https://") => {
                     let adapter = match reuse.get(url) {
                         Some(a) => a.clone(),
-                        None => RemoteAdapter::new(url).map_err(|e| format!("routes.{}: {e}", s.admdvs))?,
+                        None => RemoteAdapter::new(url, tls).map_err(|e| format!("routes.{}: {e}", s.admdvs))?,
                     };
                     reuse.insert(url.to_string(), adapter.clone());
                     Target::Remote(adapter)
@@ -179,16 +185,19 @@ impl Routing {
 /// The routing table in force. Swapped whole on reload.
 pub struct Router {
     state: RwLock<Arc<Routing>>,
+    /// Our client TLS towards `https://` adapters.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Router {
     /// Every region local.
     pub fn new(rules: RuleSet) -> Router {
-        Router { state: RwLock::new(Arc::new(Routing { rules: Arc::new(rules), routes: Vec::new() })) }
+        Router { state: RwLock::new(Arc::new(Routing { rules: Arc::new(rules), routes: Vec::new() })), tls: None }
     }
 
-    pub fn with_routes(rules: RuleSet, specs: &[RouteSpec]) -> Result<Router, String> {
-        Ok(Router { state: RwLock::new(Arc::new(Routing::build(Arc::new(rules), specs, None)?)) })
+    pub fn with_routes(rules: RuleSet, specs: &[RouteSpec], tls: Option<ClientTlsConfig>) -> Result<Router, String> {
+        let routing = Routing::build(Arc::new(rules), specs, None, tls.as_ref())?;
+        Ok(Router { state: RwLock::new(Arc::new(routing)), tls })
     }
 
     /// The snapshot in force now.
@@ -205,7 +214,7 @@ impl Router {
     pub fn reload(&self, rules: Option<RuleSet>, specs: &[RouteSpec]) -> Result<(), String> {
         let prev = self.current();
         let rules = rules.map(Arc::new).unwrap_or_else(|| prev.rules.clone());
-        let next = Routing::build(rules, specs, Some(&prev))?;
+        let next = Routing::build(rules, specs, Some(&prev), self.tls.as_ref())?;
         *self.state.write().expect("routing lock") = Arc::new(next);
         Ok(())
     }
@@ -364,6 +373,7 @@ mod tests {
         let r = Router::with_routes(
             rules,
             &[spec("420000", "http://127.0.0.1:1"), spec("421300", "local"), spec("360100", "http://127.0.0.1:2"), spec("320000", "local")],
+            None,
         )
         .unwrap();
         let t = r.current();

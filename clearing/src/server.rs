@@ -3,10 +3,12 @@
 //! stop it cleanly.
 
 use crate::adapter::AdapterApi;
+use crate::authz::Gate;
 use crate::grpc::Api;
-use crate::limits::MAX_MESSAGE_BYTES;
+use crate::limits::{MAX_CALL_DURATION, MAX_MESSAGE_BYTES, MAX_STREAMS_PER_CONNECTION};
 use crate::settle::Clearinghouse;
 use crate::store::Store;
+use crate::tls::ListenerSecurity;
 use proto::v1::catalogue_server::CatalogueServer;
 use proto::v1::clearing_server::ClearingServer;
 use proto::v1::netting_server::NettingServer;
@@ -21,16 +23,17 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub async fn serve<S: Store>(
     core: Arc<Clearinghouse<S>>,
     listener: TcpListener,
+    security: ListenerSecurity,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let api = Api(core);
+    let api = Api { core, gate: Arc::new(Gate::new(security.mode)) };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ClearingServer<Api<S>>>().await;
     health.set_serving::<RegistryServer<Api<S>>>().await;
     health.set_serving::<CatalogueServer<Api<S>>>().await;
     health.set_serving::<NettingServer<Api<S>>>().await;
     let (reflection_v1, reflection_v1alpha) = reflection()?;
-    tonic::transport::Server::builder()
+    builder(security.tls)?
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -45,11 +48,17 @@ pub async fn serve<S: Store>(
 }
 
 /// `region-adapter serve`: the `RegionAdapter` service plus health and reflection.
-pub async fn serve_adapter(api: AdapterApi, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+pub async fn serve_adapter(
+    api: AdapterApi,
+    listener: TcpListener,
+    security: ListenerSecurity,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let api = api.with_gate(Gate::new(security.mode));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RegionAdapterServer<AdapterApi>>().await;
     let (reflection_v1, reflection_v1alpha) = reflection()?;
-    tonic::transport::Server::builder()
+    builder(security.tls)?
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -57,6 +66,21 @@ pub async fn serve_adapter(api: AdapterApi, listener: TcpListener, shutdown: imp
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// Limits every listener shares: a deadline for calls that bring none, bounded streams per
+/// connection, TLS when configured.
+fn builder(tls: Option<tonic::transport::ServerTlsConfig>) -> anyhow::Result<tonic::transport::Server> {
+    let mut b = tonic::transport::Server::builder()
+        .timeout(MAX_CALL_DURATION)
+        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION)
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION as u32))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)));
+    if let Some(t) = tls {
+        b = b.tls_config(t)?;
+    }
+    Ok(b)
 }
 
 type Reflection<T> = tonic_reflection::server::v1::ServerReflectionServer<T>;

@@ -241,7 +241,13 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     /// Reverses a settlement (2208).
-    pub async fn reverse(&self, req: &pb::ReverseClaimRequest) -> Result<pb::Settlement, ServiceError> {
+    /// Reverses a settlement. `authorize` sees the original's `mdtrt_admdvs` before anything is read
+    /// back or written.
+    pub async fn reverse(
+        &self,
+        req: &pb::ReverseClaimRequest,
+        authorize: &(dyn Fn(&str) -> Result<(), ServiceError> + Sync),
+    ) -> Result<pb::Settlement, ServiceError> {
         let mut v = Violations::default();
         let shard = shard_of_setl_id(&req.setl_id);
         if shard.is_none() {
@@ -259,6 +265,7 @@ impl<S: Store> Clearinghouse<S> {
                 .get_settlement(&req.setl_id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {}", req.setl_id), field: "setl_id".into() })?;
+            authorize(&orig.mdtrt_admdvs)?;
             let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
             if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
                 return Ok(done);

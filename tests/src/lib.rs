@@ -4,6 +4,8 @@
 //! Binaries are taken from the workspace's target directory (built by `cargo build --bins`, which the
 //! README's test command runs first); `CLEARINGHOUSE_BIN_DIR` overrides the directory.
 
+pub mod pki;
+
 use proto::v1 as pb;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -133,6 +135,7 @@ impl Drop for Clearing {
             let _ = c.kill();
             let _ = c.wait();
         }
+        assert_no_person_numbers("clearing", &self.log());
     }
 }
 
@@ -147,7 +150,10 @@ fn spawn(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(extra)
-            .env("RUST_LOG", "info")
+            // Plain text on loopback unless the test configures TLS.
+            .args(if extra.iter().any(|a| a == "--tls-cert") { &[][..] } else { &["--plaintext"][..] })
+            // Our own debug lines too: the person-number check on drop reads everything we log.
+            .env("RUST_LOG", "info,clearing=debug")
             .stdout(Stdio::piped())
             .stderr(log.try_clone().expect("log"))
             .spawn()
@@ -181,11 +187,17 @@ pub struct Adapter {
     pub addr: SocketAddr,
     /// The rules directory and the log.
     pub dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Adapter {
     /// Serves the bundled packs whose file names start with one of `regions` (e.g. `["421300"]`).
     pub fn start(regions: &[&str]) -> Adapter {
+        Adapter::start_with(regions, &[])
+    }
+
+    /// With extra `serve` arguments (TLS files); plain text on loopback when none are given.
+    pub fn start_with(regions: &[&str], extra: &[&str]) -> Adapter {
         let dir = tempfile::tempdir().expect("temp dir");
         let rules = dir.path().join("rules");
         std::fs::create_dir(&rules).expect("rules dir");
@@ -197,8 +209,9 @@ impl Adapter {
                 std::fs::copy(e.path(), rules.join(&name)).expect("copy pack");
             }
         }
-        let child_addr = spawn_adapter(dir.path(), "127.0.0.1:0".parse().unwrap());
-        Adapter { child: Some(child_addr.0), addr: child_addr.1, dir }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn_adapter(dir.path(), &extra, "127.0.0.1:0".parse().unwrap());
+        Adapter { child: Some(child), addr, dir, extra }
     }
 
     pub fn url(&self) -> String {
@@ -219,7 +232,7 @@ impl Adapter {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop first");
-        let (child, addr) = spawn_adapter(self.dir.path(), self.addr);
+        let (child, addr) = spawn_adapter(self.dir.path(), &self.extra, self.addr);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -231,16 +244,19 @@ impl Drop for Adapter {
             let _ = c.kill();
             let _ = c.wait();
         }
+        assert_no_person_numbers("region-adapter", &self.log());
     }
 }
 
-fn spawn_adapter(dir: &Path, listen: SocketAddr) -> (Child, SocketAddr) {
+fn spawn_adapter(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("adapter.log")).expect("log file");
     let deadline = Instant::now() + STARTUP_PATIENCE;
     loop {
         let mut child = Command::new(bin("region-adapter"))
             .args(["serve", "--listen", &listen.to_string(), "--rules"])
             .arg(dir.join("rules"))
+            .args(extra)
+            .args(if extra.iter().any(|a| a == "--tls-cert") { &[][..] } else { &["--plaintext"][..] })
             // The adapter logs each call's deadline and trace context at debug level.
             .env("RUST_LOG", "info,clearing::adapter=debug")
             .stdout(Stdio::piped())
@@ -268,8 +284,37 @@ pub fn clearing_cli(args: &[&str]) -> (bool, String, String) {
 
 // ---- building requests ----------------------------------------------------------------------
 
+/// Every person number the builders made, for the log check: no service log may contain one.
+static PERSON_NUMBERS: std::sync::Mutex<std::collections::BTreeSet<String>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn remember_person(psn_no: &str) {
+    if psn_no.len() >= 3 {
+        PERSON_NUMBERS.lock().unwrap().insert(psn_no.to_string());
+    }
+}
+
+/// The person numbers (built by this harness) that appear as words in `log`.
+pub fn person_numbers_in(log: &str) -> Vec<String> {
+    let known = PERSON_NUMBERS.lock().unwrap();
+    let mut found: Vec<String> =
+        log.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| known.contains(*w)).map(str::to_string).collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Personal data must not reach logs (issue 7): every service a test starts is checked when dropped.
+fn assert_no_person_numbers(what: &str, log: &str) {
+    if std::thread::panicking() {
+        return;
+    }
+    let found = person_numbers_in(log);
+    assert!(found.is_empty(), "{what} logged person numbers {found:?}:\n{log}");
+}
+
 /// A member of `insured` with `psn_type`, filed for `filings` (city or province codes).
 pub fn member(insured: &str, psn_no: &str, psn_type: &str, filings: &[&str]) -> pb::Member {
+    remember_person(psn_no);
     pb::Member {
         psn_no: psn_no.into(),
         insuplc_admdvs: insured.into(),
@@ -287,6 +332,7 @@ pub const CLASS_A_NO_CAP: &str = "001201000010000";
 
 /// A claim of `yuan` yuan, all in scope, at a level-`lv` institution of `mdtrt` on `date`.
 pub fn claim(msgid: &str, insured: &str, psn_no: &str, mdtrt: &str, lv: u32, date: &str, yuan: u32) -> pb::Claim {
+    remember_person(psn_no);
     pb::Claim {
         msgid: msgid.into(),
         psn_no: psn_no.into(),

@@ -33,6 +33,8 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "REGION_ADAPTER_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    #[command(flatten)]
+    tls: clearing::tls::TlsArgs,
 }
 
 fn load(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::RuleSet> {
@@ -44,6 +46,9 @@ fn load(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::RuleSet
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     clearing::server::init_logging(a.log_format);
+    let t = &a.tls;
+    let security =
+        clearing::tls::listener_security(t.tls_cert.as_deref(), t.tls_key.as_deref(), t.tls_client_ca.as_deref(), t.plaintext, a.listen)?;
     let rules = load(a.rules.as_deref())?;
     let codes: Vec<String> = rules.regions.keys().map(|k| k.to_string()).collect();
     tracing::info!(regions = %codes.join(","), "rule packs loaded");
@@ -70,7 +75,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     println!("region-adapter listening on {addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, "serving clearinghouse.v1.RegionAdapter");
-    clearing::server::serve_adapter(api, listener, clearing::server::shutdown_signal()).await?;
+    clearing::server::serve_adapter(api, listener, security, clearing::server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,0 +1,301 @@
+//! Who may do what: the caller's identity from its client certificate, and the authorization matrix,
+//! in this one place.
+//!
+//! A client certificate, issued by the clearinghouse's client CA, carries exactly one URI SAN
+//! `urn:clearinghouse:<role>:<admdvs>`, e.g. `urn:clearinghouse:platform:420000` (Hubei's provincial
+//! platform), `urn:clearinghouse:insured:360100`, `urn:clearinghouse:national:000000`. A province code
+//! covers every region of the province.
+//!
+//! | RPC | mdtrt | insured | platform | national | operator | clearing |
+//! |---|---|---|---|---|---|---|
+//! | SettleClaim, PreviewClaim | claim's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
+//! | ReverseClaim | original's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
+//! | GetSettlement | either side in region | either side in region | either side in region | all | – | – |
+//! | UpsertMember, GetMember | – | `insuplc_admdvs` in region | as insured | – | – | – |
+//! | ListRegions, GetPolicy, ListCatalogueItems | yes | yes | yes | yes | yes | yes |
+//! | CloseWindow, AcknowledgeSettlement, ReconcileTotals, ReconcileDetail, SetAdvance | – | – | – | yes | – | – |
+//! | ListWindows, GetWindow, GetNettingReport, GetAdvancePositions, GetMonthlyStatement | – | – | – | yes | yes | – |
+//! | RegionAdapter PriceLines, ApplyPolicy | – | – | – | – | – | yes |
+//! | RegionAdapter ListRegions, GetPolicy, ListCatalogueItems | yes | yes | yes | yes | yes | yes |
+//!
+//! Roles: `mdtrt` a service-location platform (就医地), `insured` an insured-side platform (参保地),
+//! `platform` a provincial platform that is both, `national` the national netting role, `operator`
+//! the clearinghouse's operators (read-only, no personal data), `clearing` the clearing service
+//! calling region adapters. A refusal is `PERMISSION_DENIED`, nothing is written, and one audit line
+//! (target `audit`) names the RPC, the certificate's subject and role, never a person.
+//!
+//! Without TLS (only on loopback, only with `--plaintext`) there is no identity: every caller may do
+//! everything. That mode is for a developer's machine and the tests of other features.
+
+use crate::error::ServiceError;
+use region_adapter::Admdvs;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Request;
+
+/// Requests one client may have in flight at once; more are refused with `RESOURCE_EXHAUSTED`.
+pub const MAX_IN_FLIGHT_PER_CLIENT: usize = 256;
+
+const SAN_PREFIX: &str = "urn:clearinghouse:";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Mdtrt,
+    Insured,
+    Platform,
+    National,
+    Operator,
+    Clearing,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "mdtrt" => Role::Mdtrt,
+            "insured" => Role::Insured,
+            "platform" => Role::Platform,
+            "national" => Role::National,
+            "operator" => Role::Operator,
+            "clearing" => Role::Clearing,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Mdtrt => "mdtrt",
+            Role::Insured => "insured",
+            Role::Platform => "platform",
+            Role::National => "national",
+            Role::Operator => "operator",
+            Role::Clearing => "clearing",
+        }
+    }
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The certificate's subject common name (an institution, never a person).
+    pub subject: String,
+    pub role: Role,
+    pub region: Admdvs,
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Plain text on loopback: no identity, no restriction.
+    Unauthenticated,
+    Verified(Identity),
+}
+
+impl Caller {
+    /// Key of the per-client concurrency limit.
+    fn key(&self) -> String {
+        match self {
+            Caller::Unauthenticated => "-".into(),
+            Caller::Verified(i) => format!("{}|{}|{}", i.subject, i.role.name(), i.region),
+        }
+    }
+}
+
+/// Reads the role and region from a DER client certificate (already verified against the client CA
+/// by the TLS layer).
+pub fn identity_of_cert(der: &[u8]) -> Result<Identity, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let subject = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or("").to_string();
+    let mut found = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::URI(u) = name
+                && let Some(rest) = u.strip_prefix(SAN_PREFIX)
+            {
+                found.push(rest.to_string());
+            }
+        }
+    }
+    let [one] = found.as_slice() else {
+        return Err(format!("the certificate must carry exactly one URI SAN {SAN_PREFIX}<role>:<admdvs>; it has {}", found.len()));
+    };
+    let (role, region) = one.split_once(':').ok_or_else(|| format!("{SAN_PREFIX}{one}: expected <role>:<admdvs>"))?;
+    let role = Role::parse(role).ok_or_else(|| format!("{SAN_PREFIX}{one}: unknown role {role:?}"))?;
+    let region = Admdvs::parse(region).ok_or_else(|| format!("{SAN_PREFIX}{one}: {region:?} is not a division code"))?;
+    Ok(Identity { subject, role, region })
+}
+
+/// What a request wants to do, with the regions it touches.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    SettleClaim { mdtrt: &'a str },
+    ReverseClaim { mdtrt: &'a str },
+    ReadSettlement { insured: &'a str, mdtrt: &'a str },
+    WriteMember { insured: &'a str },
+    ReadMember { insured: &'a str },
+    ReadCatalogue,
+    NettingWrite,
+    NettingRead,
+    AdapterCompute,
+}
+
+fn covers(region: Admdvs, code: &str) -> bool {
+    Admdvs::parse(code).is_some_and(|c| region.covers(c))
+}
+
+/// The matrix (see the table above).
+pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
+    use Role::*;
+    let r = id.region;
+    match *action {
+        Action::SettleClaim { mdtrt } | Action::ReverseClaim { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
+        Action::ReadSettlement { insured, mdtrt } => match id.role {
+            National => true,
+            Mdtrt | Insured | Platform => covers(r, insured) || covers(r, mdtrt),
+            Operator | Clearing => false,
+        },
+        Action::WriteMember { insured } | Action::ReadMember { insured } => matches!(id.role, Insured | Platform) && covers(r, insured),
+        Action::ReadCatalogue => true,
+        Action::NettingWrite => id.role == National,
+        Action::NettingRead => matches!(id.role, National | Operator),
+        Action::AdapterCompute => id.role == Clearing,
+    }
+}
+
+/// Authorizes `action` for `caller`, or refuses with `PERMISSION_DENIED` and one audit line.
+pub fn require(caller: &Caller, rpc: &str, action: Action<'_>) -> Result<(), ServiceError> {
+    let Caller::Verified(id) = caller else {
+        return Ok(());
+    };
+    if allowed(id, &action) {
+        return Ok(());
+    }
+    tracing::warn!(
+        target: "audit",
+        rpc,
+        subject = %id.subject,
+        role = id.role.name(),
+        region = %id.region,
+        action = action_name(&action),
+        "permission denied"
+    );
+    Err(ServiceError::PermissionDenied(
+        format!("{} {} of {} may not call {rpc} here", id.role.name(), id.subject, id.region),
+        field_of(&action).into(),
+    ))
+}
+
+fn action_name(a: &Action<'_>) -> &'static str {
+    match a {
+        Action::SettleClaim { .. } => "settle",
+        Action::ReverseClaim { .. } => "reverse",
+        Action::ReadSettlement { .. } => "read_settlement",
+        Action::WriteMember { .. } => "write_member",
+        Action::ReadMember { .. } => "read_member",
+        Action::ReadCatalogue => "read_catalogue",
+        Action::NettingWrite => "netting_write",
+        Action::NettingRead => "netting_read",
+        Action::AdapterCompute => "adapter_compute",
+    }
+}
+
+fn field_of(a: &Action<'_>) -> &'static str {
+    match a {
+        Action::SettleClaim { .. } => "mdtrt_admdvs",
+        Action::ReverseClaim { .. } | Action::ReadSettlement { .. } => "setl_id",
+        Action::WriteMember { .. } | Action::ReadMember { .. } => "insuplc_admdvs",
+        _ => "",
+    }
+}
+
+/// How a listener authenticates callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// TLS with a required client certificate from the client CA.
+    MutualTls,
+    /// Plain text on loopback (explicitly configured): no identities.
+    PlaintextLoopback,
+}
+
+/// Identifies callers and bounds what each may have in flight.
+pub struct Gate {
+    mode: AuthMode,
+    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Gate {
+    pub fn new(mode: AuthMode) -> Gate {
+        Gate { mode, in_flight: Mutex::new(HashMap::new()) }
+    }
+
+    /// The caller of `req`. Under mTLS a connection without a verified certificate never gets this
+    /// far (the handshake fails); a certificate without a valid role SAN is refused here.
+    pub fn caller<T>(&self, req: &Request<T>, rpc: &str) -> Result<Caller, ServiceError> {
+        match self.mode {
+            AuthMode::PlaintextLoopback => Ok(Caller::Unauthenticated),
+            AuthMode::MutualTls => {
+                let certs = req.peer_certs().ok_or_else(|| ServiceError::Unauthenticated("no client certificate".into()))?;
+                let leaf = certs.first().ok_or_else(|| ServiceError::Unauthenticated("no client certificate".into()))?;
+                identity_of_cert(leaf.as_ref()).map(Caller::Verified).map_err(|why| {
+                    tracing::warn!(target: "audit", rpc, reason = %why, "certificate without a usable identity");
+                    ServiceError::PermissionDenied(why, String::new())
+                })
+            }
+        }
+    }
+
+    /// A slot for one request of `caller`, or `RESOURCE_EXHAUSTED` when it has too many in flight.
+    pub fn admit(&self, caller: &Caller) -> Result<OwnedSemaphorePermit, ServiceError> {
+        let sem = {
+            let mut m = self.in_flight.lock().expect("in-flight lock");
+            m.entry(caller.key()).or_insert_with(|| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CLIENT))).clone()
+        };
+        sem.try_acquire_owned().map_err(|_| {
+            ServiceError::ResourceExhausted(format!("more than {MAX_IN_FLIGHT_PER_CLIENT} requests in flight from this client"))
+        })
+    }
+
+    /// `caller` + `admit` + `require` in one step for handlers.
+    pub fn enter<T>(&self, req: &Request<T>, rpc: &str, action: Action<'_>) -> Result<(Caller, OwnedSemaphorePermit), ServiceError> {
+        let caller = self.caller(req, rpc)?;
+        let permit = self.admit(&caller)?;
+        require(&caller, rpc, action)?;
+        Ok((caller, permit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(role: Role, region: &str) -> Identity {
+        Identity { subject: "t".into(), role, region: Admdvs::parse(region).unwrap() }
+    }
+
+    #[test]
+    fn the_matrix() {
+        let hubei = id(Role::Platform, "420000");
+        assert!(allowed(&hubei, &Action::SettleClaim { mdtrt: "421300" }));
+        assert!(!allowed(&hubei, &Action::SettleClaim { mdtrt: "360100" }));
+        assert!(allowed(&hubei, &Action::ReadSettlement { insured: "360100", mdtrt: "421300" }));
+        assert!(allowed(&hubei, &Action::ReadSettlement { insured: "421300", mdtrt: "360100" }));
+        assert!(!allowed(&hubei, &Action::ReadSettlement { insured: "360100", mdtrt: "320100" }));
+        assert!(allowed(&hubei, &Action::WriteMember { insured: "421300" }));
+        assert!(!allowed(&hubei, &Action::NettingRead));
+        let nc_insured = id(Role::Insured, "360100");
+        assert!(allowed(&nc_insured, &Action::ReadMember { insured: "360100" }));
+        assert!(!allowed(&nc_insured, &Action::ReadMember { insured: "360200" }));
+        assert!(!allowed(&nc_insured, &Action::SettleClaim { mdtrt: "360100" }));
+        let sz_mdtrt = id(Role::Mdtrt, "421300");
+        assert!(!allowed(&sz_mdtrt, &Action::WriteMember { insured: "421300" }));
+        assert!(!allowed(&sz_mdtrt, &Action::SettleClaim { mdtrt: "420100" }));
+        let national = id(Role::National, "000000");
+        assert!(allowed(&national, &Action::NettingWrite) && allowed(&national, &Action::ReadSettlement { insured: "1", mdtrt: "2" }));
+        assert!(
+            !allowed(&national, &Action::SettleClaim { mdtrt: "421300" }) && !allowed(&national, &Action::ReadMember { insured: "421300" })
+        );
+        let op = id(Role::Operator, "000000");
+        assert!(allowed(&op, &Action::NettingRead) && !allowed(&op, &Action::NettingWrite));
+        assert!(!allowed(&op, &Action::ReadSettlement { insured: "421300", mdtrt: "360100" }));
+        assert!(allowed(&id(Role::Clearing, "000000"), &Action::AdapterCompute) && !allowed(&hubei, &Action::AdapterCompute));
+    }
+}
