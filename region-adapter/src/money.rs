@@ -30,7 +30,8 @@ pub fn apply_ratio(amount_fen: i64, ratio_bp: RatioBp) -> i64 {
 /// A decimal number of yuan rounded half away from zero to the fen. The single rounding point for
 /// unit-price arithmetic. `None` when the value does not fit the engine's bound.
 pub fn yuan_to_fen_rounded(yuan: Decimal) -> Option<i64> {
-    let fen = (yuan * Decimal::ONE_HUNDRED).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+    // Checked: a hostile 28-digit amount must be refused, not overflow (found by clearing/tests/fuzz.rs).
+    let fen = yuan.checked_mul(Decimal::ONE_HUNDRED)?.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
     let fen: i64 = fen.try_into().ok()?;
     (fen.abs() <= MAX_AMOUNT_FEN).then_some(fen)
 }
@@ -38,7 +39,7 @@ pub fn yuan_to_fen_rounded(yuan: Decimal) -> Option<i64> {
 /// A decimal number of yuan that must already be exact to the fen (wire amounts, rule-pack amounts).
 /// `None` when it has more than two decimals or exceeds the bound.
 pub fn yuan_to_fen_exact(yuan: Decimal) -> Option<i64> {
-    let fen = yuan * Decimal::ONE_HUNDRED;
+    let fen = yuan.checked_mul(Decimal::ONE_HUNDRED)?;
     if !fen.fract().is_zero() {
         return None;
     }
@@ -113,6 +114,13 @@ mod tests {
         assert_eq!(ratio_to_bp(dec!(1.2)), None);
         assert_eq!(ratio_to_bp(dec!(-0.1)), None);
         assert_eq!(ratio_to_bp(dec!(0.00001)), None);
+    }
+
+    #[test]
+    fn hostile_magnitudes_are_refused_not_overflowed() {
+        assert_eq!(yuan_to_fen_exact(Decimal::MAX), None);
+        assert_eq!(yuan_to_fen_rounded(Decimal::MIN), None);
+        assert_eq!(yuan_to_fen_exact(dec!(1000000.00)), Some(100_000_000));
     }
 
     #[test]

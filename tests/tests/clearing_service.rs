@@ -306,6 +306,16 @@ async fn bad_input_is_refused_with_the_field_and_nothing_written() {
     k.lines[0].det_item_fee_sumamt = "99999999999.00".into();
     cases.push(("absurd amount", k, Code::InvalidArgument, "lines[0].det_item_fee_sumamt"));
     let mut k = good();
+    // Decimal::MAX: once overflowed the fen conversion (found by clearing/tests/fuzz.rs).
+    k.lines[0].det_item_fee_sumamt = "79228162514264337593543950335".into();
+    cases.push(("amount beyond any decimal", k, Code::InvalidArgument, "lines[0].det_item_fee_sumamt"));
+    let mut k = good();
+    k.lines[0].cnt = "1.0000000000000000000000000001".into();
+    cases.push(("quantity with 28 decimals", k, Code::InvalidArgument, "lines[0].cnt"));
+    let mut k = good();
+    k.lines[0].hilist_code = "X".repeat(10_000);
+    cases.push(("code of 10,000 characters", k, Code::InvalidArgument, "lines[0].hilist_code"));
+    let mut k = good();
     k.lines = (0..101).map(|_| k.lines[0].clone()).collect();
     cases.push(("too many lines", k, Code::InvalidArgument, "lines"));
     let mut k = good();
