@@ -272,6 +272,18 @@ mod tests {
     }
 
     #[test]
+    fn a_client_has_a_bounded_number_of_requests_in_flight() {
+        let gate = Gate::new(AuthMode::MutualTls);
+        let busy = Caller::Verified(id(Role::Mdtrt, "421300"));
+        let slots: Vec<_> = (0..MAX_IN_FLIGHT_PER_CLIENT).map(|_| gate.admit(&busy).unwrap()).collect();
+        assert!(matches!(gate.admit(&busy), Err(ServiceError::ResourceExhausted(_))));
+        // Another client is not affected; a finished request frees its slot.
+        assert!(gate.admit(&Caller::Verified(id(Role::Mdtrt, "360100"))).is_ok());
+        drop(slots);
+        assert!(gate.admit(&busy).is_ok());
+    }
+
+    #[test]
     fn the_matrix() {
         let hubei = id(Role::Platform, "420000");
         assert!(allowed(&hubei, &Action::SettleClaim { mdtrt: "421300" }));
