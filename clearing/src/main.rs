@@ -117,7 +117,7 @@ fn load_rules(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::R
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = Config::resolve(&args)?;
-    clearing::server::init_logging(cfg.log_format);
+    let _telemetry = clearing::telemetry::init("clearing", cfg.log_format)?;
     let rules = load_rules(cfg.rules.as_deref())?;
     tracing::info!(regions = rules.regions.len(), source = %cfg.rules.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "rule packs loaded");
     match cfg.store {

@@ -8,12 +8,14 @@
 //! claim (`INVALID_ARGUMENT` with field details) reaches the caller unchanged.
 
 use crate::error::ServiceError;
+use opentelemetry::KeyValue;
 use proto::v1::region_adapter_client::RegionAdapterClient;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
+use tracing::Instrument;
 
 /// Deadline of an adapter call when the caller gave none.
 pub const DEFAULT_ADAPTER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -55,12 +57,21 @@ impl CallCtx {
     }
 
     /// Puts the deadline and trace context on an outgoing request.
+    /// Puts the deadline and trace context on an outgoing request: the current span's context when
+    /// traces are exported (so the adapter's span is a child of ours), else the caller's headers as
+    /// received.
     pub fn decorate<T>(&self, req: &mut Request<T>, timeout: Duration) {
         req.set_timeout(timeout);
-        for (h, v) in &self.trace {
-            req.metadata_mut().insert(*h, v.clone());
+        if !crate::telemetry::inject_current(req.metadata_mut()) {
+            for (h, v) in &self.trace {
+                req.metadata_mut().insert(*h, v.clone());
+            }
         }
     }
+}
+
+fn adapter_call(region: &str, outcome: &'static str) {
+    crate::metrics::M.adapter_calls.add(1, &[KeyValue::new("region", region.to_string()), KeyValue::new("outcome", outcome)]);
 }
 
 /// `grpc-timeout` as the gRPC spec writes it: up to 8 digits and a unit (H M S m u n).
@@ -134,13 +145,22 @@ impl RemoteAdapter {
             if left.is_zero() {
                 return Err(self.deadline_exceeded(what, region));
             }
+            let span = tracing::info_span!("adapter.call", otel.kind = "client", what, region, endpoint = %self.endpoint, attempt);
             let mut r = Request::new(req.clone());
-            ctx.decorate(&mut r, left);
-            let status = match tokio::time::timeout(left, rpc(self.client.clone(), r)).await {
-                Err(_) => return Err(self.deadline_exceeded(what, region)),
-                Ok(Ok(resp)) => return Ok(resp.into_inner()),
+            // Inside the call's span, so the adapter's server span becomes its child.
+            span.in_scope(|| ctx.decorate(&mut r, left));
+            let status = match tokio::time::timeout(left, rpc(self.client.clone(), r)).instrument(span).await {
+                Err(_) => {
+                    adapter_call(region, "deadline");
+                    return Err(self.deadline_exceeded(what, region));
+                }
+                Ok(Ok(resp)) => {
+                    adapter_call(region, "ok");
+                    return Ok(resp.into_inner());
+                }
                 Ok(Err(s)) => s,
             };
+            adapter_call(region, if status.code() == Code::Unavailable { "unavailable" } else { "refused" });
             match status.code() {
                 Code::Unavailable if attempt < MAX_ADAPTER_RETRIES => {
                     attempt += 1;

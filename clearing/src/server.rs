@@ -70,8 +70,11 @@ pub async fn serve_adapter(
 
 /// Limits every listener shares: a deadline for calls that bring none, bounded streams per
 /// connection, TLS when configured.
-fn builder(tls: Option<tonic::transport::ServerTlsConfig>) -> anyhow::Result<tonic::transport::Server> {
+fn builder(
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<tonic::transport::Server<tower::layer::util::Stack<crate::metrics::RpcMetricsLayer, tower::layer::util::Identity>>> {
     let mut b = tonic::transport::Server::builder()
+        .trace_fn(crate::telemetry::request_span)
         .timeout(MAX_CALL_DURATION)
         .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION)
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION as u32))
@@ -80,7 +83,7 @@ fn builder(tls: Option<tonic::transport::ServerTlsConfig>) -> anyhow::Result<ton
     if let Some(t) = tls {
         b = b.tls_config(t)?;
     }
-    Ok(b)
+    Ok(b.layer(crate::metrics::RpcMetricsLayer))
 }
 
 type Reflection<T> = tonic_reflection::server::v1::ServerReflectionServer<T>;
@@ -109,18 +112,6 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
         }
         s
     })
-}
-
-/// Logs to stderr, text or JSON, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging(format: crate::config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only on a terminal: log files and collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        crate::config::LogFormat::Text => b.init(),
-        crate::config::LogFormat::Json => b.json().init(),
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

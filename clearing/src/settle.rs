@@ -6,17 +6,20 @@
 use crate::error::ServiceError;
 use crate::ids::{SetlIds, idempotency_key, shard_of, shard_of_setl_id};
 use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN};
+use crate::metrics::{self, M};
 use crate::remote::CallCtx;
 use crate::router::{PolicyOutcome, PricedClaim, Router};
 use crate::store::*;
 use crate::wire::{self, ValidClaim, Violations};
 use chrono::{Datelike, Utc};
+use opentelemetry::KeyValue;
 use prost::Message;
 use proto::v1 as pb;
 use region_adapter::money::{fmt_ratio, fmt_yuan};
 use region_adapter::{AccountSource, Admdvs, Benefit, Filing, MemberFacts, PsnType, Visit, YearState};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The clearing core, shared by every gRPC service and generic over the store.
 pub struct Clearinghouse<S: Store> {
@@ -58,17 +61,39 @@ impl<S: Store> Clearinghouse<S> {
 
     /// Settles (record = true) or previews (record = false) a claim.
     pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+        let r = self.settle_inner(ctx, claim, record).await;
+        let labels = metrics::pair(&claim.insuplc_admdvs, &claim.mdtrt_admdvs);
+        match &r {
+            Ok(_) if !record => M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "previewed")]),
+            Ok(s) => tracing::debug!(setl_id = %s.setl_id, clr_date = %s.clr_date, "settled"),
+            Err(e) => {
+                if matches!(e, ServiceError::Unavailable(_) | ServiceError::Internal(_)) {
+                    tracing::warn!(error = %e, "claim failed");
+                }
+                M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "refused")])
+            }
+        }
+        r
+    }
+
+    async fn settle_inner(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
         let routing = self.router.current();
         let now = Utc::now().with_timezone(&crate::window::shanghai());
         let vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
         let hash = content_hash(&claim.encode_to_vec());
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
-        if record && let Some(done) = self.replay(shard, &idem_key, &hash).await? {
+        if record && let Some(done) = self.replay(shard, &idem_key, &hash).instrument(tracing::info_span!("store.replay")).await? {
+            let labels = metrics::pair(&claim.insuplc_admdvs, &claim.mdtrt_admdvs);
+            M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "replayed")]);
             return Ok(done);
         }
         let lines = vc.line_inputs();
-        let priced = self.router.price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines).await?;
+        let priced = self
+            .router
+            .price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines)
+            .instrument(tracing::info_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
+            .await?;
         let visit = Visit {
             date: vc.visit_date,
             mdtrt_admdvs: vc.mdtrt,
@@ -82,9 +107,13 @@ impl<S: Store> Clearinghouse<S> {
         let benefit_key = benefit.key();
         let year = vc.visit_date.year();
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                M.commit_retries.add(1, &[]);
+            }
             let member = self
                 .store
                 .load_member(&vc.member_key())
+                .instrument(tracing::info_span!("store.load_member"))
                 .await?
                 .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
             let payer = match &vc.acct_payer {
@@ -127,7 +156,11 @@ impl<S: Store> Clearinghouse<S> {
                     visits: a.visits.max(0) as u32,
                 })
                 .unwrap_or_default();
-            let outcome = self.router.apply_policy(ctx, &routing, vc.insured, &priced.priced, &facts, state, Some(account), &visit).await?;
+            let outcome = self
+                .router
+                .apply_policy(ctx, &routing, vc.insured, &priced.priced, &facts, state, Some(account), &visit)
+                .instrument(tracing::info_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
+                .await?;
             if !record {
                 return Ok(settlement_pb(&vc, &priced, &outcome, "", "", false));
             }
@@ -214,34 +247,59 @@ impl<S: Store> Clearinghouse<S> {
     ) -> Result<Option<pb::Settlement>, ServiceError> {
         let shard = c.shard;
         let reverses = c.reverses.clone();
-        match self.store.commit(c, today).await {
-            Ok(CommitOutcome::Committed) => Ok(Some(answer)),
-            Ok(CommitOutcome::Replayed(rec)) => decode(&rec).map(Some),
+        let (insured, mdtrt, totals) = (c.settlement.insuplc_admdvs.clone(), c.settlement.mdtrt_admdvs.clone(), c.settlement.totals);
+        let outcome = self.store.commit(c, today).instrument(tracing::info_span!("store.commit", attempt)).await;
+        let labels = metrics::pair(&insured, &mdtrt);
+        match outcome {
+            Ok(CommitOutcome::Committed) => {
+                let what = if reverses.is_some() { "reversed" } else { "settled" };
+                M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", what)]);
+                M.fund_pay.add(totals.fund_fen, &labels);
+                M.account_pay.add(totals.acct_fen, &labels);
+                Ok(Some(answer))
+            }
+            Ok(CommitOutcome::Replayed(rec)) => {
+                M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "replayed")]);
+                decode(&rec).map(Some)
+            }
             Ok(CommitOutcome::IdempotencyMismatch) => Err(ServiceError::IdempotencyMismatch(msgid.to_string())),
             Ok(CommitOutcome::AlreadyReversed) => Err(match reverses {
                 Some(orig) => ServiceError::FailedPrecondition(format!("{orig} was already reversed")),
                 None => ServiceError::Internal("settlement commit reported a reversal conflict".into()),
             }),
             Ok(
-                CommitOutcome::VersionConflict
+                o @ (CommitOutcome::VersionConflict
                 | CommitOutcome::WindowMoved
                 | CommitOutcome::SetlIdTaken
-                | CommitOutcome::InsufficientBalance,
+                | CommitOutcome::InsufficientBalance),
             ) => {
+                let reason = match o {
+                    CommitOutcome::VersionConflict => "member_changed",
+                    CommitOutcome::WindowMoved => "window_moved",
+                    CommitOutcome::SetlIdTaken => "id_taken",
+                    _ => "balance_moved",
+                };
+                M.commit_conflicts.add(1, &[KeyValue::new("reason", reason)]);
+                tracing::debug!(attempt, reason, "commit conflict; recomputing");
                 conflict_pause(attempt).await;
                 Ok(None)
             }
             // Not known to be committed: the caller retries with the same msgid, which is safe.
-            Err(StoreError::Unavailable(m)) => match self.replay(shard, idem_key, hash).await {
-                Ok(Some(stored)) => Ok(Some(stored)),
-                _ => Err(ServiceError::Unavailable(m)),
-            },
-            Err(e) => Err(e.into()),
+            Err(StoreError::Unavailable(m)) => {
+                M.store_errors.add(1, &[KeyValue::new("op", "commit")]);
+                match self.replay(shard, idem_key, hash).await {
+                    Ok(Some(stored)) => Ok(Some(stored)),
+                    _ => Err(ServiceError::Unavailable(m)),
+                }
+            }
+            Err(e) => {
+                M.store_errors.add(1, &[KeyValue::new("op", "commit")]);
+                Err(e.into())
+            }
         }
     }
 
-    /// Reverses a settlement (2208).
-    /// Reverses a settlement. `authorize` sees the original's `mdtrt_admdvs` before anything is read
+    /// Reverses a settlement (2208). `authorize` sees the original's `mdtrt_admdvs` before anything is read
     /// back or written.
     pub async fn reverse(
         &self,

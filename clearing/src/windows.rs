@@ -12,14 +12,17 @@
 //!   has acknowledged.
 
 use crate::error::ServiceError;
+use crate::metrics::M;
 use crate::netting::{self, Report};
 use crate::settle::Clearinghouse;
 use crate::store::{JournalEntry, Store};
 use crate::wire::{self, Violations};
 use chrono::{Datelike, NaiveDate};
+use opentelemetry::KeyValue;
 use proto::v1 as pb;
 use region_adapter::money::{MAX_AMOUNT_FEN, fmt_yuan};
 use std::collections::{BTreeMap, HashMap};
+use tracing::Instrument;
 
 /// Differences listed in one reconciliation answer (all are counted).
 pub const MAX_DIFFERENCES: usize = 10_000;
@@ -132,7 +135,7 @@ impl<S: Store> Clearinghouse<S> {
         if d > crate::window::today() {
             return Err(ServiceError::field("clr_date", "a future window cannot be closed"));
         }
-        self.store.close_window(d).await?;
+        self.store.close_window(d).instrument(tracing::info_span!("window.close", clr_date = %d)).await?;
         tracing::info!(clr_date = %d, "window closed");
         self.window(d).await
     }
@@ -197,7 +200,12 @@ impl<S: Store> Clearinghouse<S> {
             return Err(ServiceError::FailedPrecondition(format!("window {d} is open: close it before netting (CloseWindow)")));
         }
         let started = std::time::Instant::now();
-        let report = self.live_report(d).await?;
+        let report = self.live_report(d).instrument(tracing::info_span!("netting", clr_date = %d)).await?;
+        let date_label = [KeyValue::new("clr_date", d.to_string())];
+        M.netting_duration.record(started.elapsed().as_secs_f64(), &[]);
+        M.window_settlements.record(report.settlement_count.max(0) as u64, &date_label);
+        M.window_pairs.record(report.obligations.len() as u64, &date_label);
+        record_advance_usage(&report.advances);
         if !report.complete {
             tracing::error!(clr_date = %d, "netting: totals and journal disagree; the report is marked incomplete");
         }
@@ -243,6 +251,7 @@ impl<S: Store> Clearinghouse<S> {
             Some(r) => r,
             None => self.live_report(d).await?,
         };
+        record_advance_usage(&report.advances);
         Ok(pb::AdvancePositions { clr_date: d.to_string(), positions: report.advances.iter().map(advance_pb).collect() })
     }
 
@@ -386,4 +395,13 @@ impl<S: Store> Clearinghouse<S> {
 fn wire_signed(v: &mut Violations, field: &str, s: &str) -> Option<i64> {
     let neg = s.starts_with('-');
     wire::parse_money(v, field, s.trim_start_matches('-'), MAX_AMOUNT_FEN * 1_000).map(|f| if neg { -f } else { f })
+}
+
+/// The advance-usage gauge, per region with an advance.
+fn record_advance_usage(rows: &[netting::AdvanceRow]) {
+    for r in rows {
+        if let Some(bp) = r.usage_bp {
+            M.advance_usage.record(bp.max(0) as u64, &[KeyValue::new("admdvs", r.admdvs.clone())]);
+        }
+    }
 }

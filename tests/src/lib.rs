@@ -4,6 +4,7 @@
 //! Binaries are taken from the workspace's target directory (built by `cargo build --bins`, which the
 //! README's test command runs first); `CLEARINGHOUSE_BIN_DIR` overrides the directory.
 
+pub mod otlp;
 pub mod pki;
 
 use proto::v1 as pb;
@@ -50,6 +51,7 @@ pub struct Clearing {
     /// Kept alive as long as the server: the data directory and the log.
     pub dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Clearing {
@@ -59,10 +61,16 @@ impl Clearing {
     }
 
     pub fn start_with(extra: &[&str]) -> Clearing {
+        Clearing::start_with_env(extra, &[])
+    }
+
+    /// With extra arguments and environment variables (e.g. `OTEL_*`).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Clearing {
         let dir = tempfile::tempdir().expect("temp dir");
         let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(dir.path(), &extra_args, "127.0.0.1:0".parse().unwrap());
-        Clearing { child: Some(child), addr, dir, extra_args }
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, addr) = spawn(dir.path(), &extra_args, &env, "127.0.0.1:0".parse().unwrap());
+        Clearing { child: Some(child), addr, dir, extra_args, env }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -109,7 +117,7 @@ impl Clearing {
     /// Starts the service again on the same port and data directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or crash first");
-        let (child, addr) = spawn(self.dir.path(), &self.extra_args, self.addr);
+        let (child, addr) = spawn(self.dir.path(), &self.extra_args, &self.env, self.addr);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -139,7 +147,7 @@ impl Drop for Clearing {
     }
 }
 
-fn spawn(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr) {
+fn spawn(dir: &Path, extra: &[String], env: &[(String, String)], listen: SocketAddr) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("clearing.log")).expect("log file");
     let deadline = Instant::now() + STARTUP_PATIENCE;
     loop {
@@ -154,6 +162,7 @@ fn spawn(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr
             .args(if extra.iter().any(|a| a == "--tls-cert") { &[][..] } else { &["--plaintext"][..] })
             // Our own debug lines too: the person-number check on drop reads everything we log.
             .env("RUST_LOG", "info,clearing=debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log.try_clone().expect("log"))
             .spawn()
@@ -198,6 +207,10 @@ impl Adapter {
 
     /// With extra `serve` arguments (TLS files); plain text on loopback when none are given.
     pub fn start_with(regions: &[&str], extra: &[&str]) -> Adapter {
+        Adapter::start_with_env(regions, extra, &[])
+    }
+
+    pub fn start_with_env(regions: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Adapter {
         let dir = tempfile::tempdir().expect("temp dir");
         let rules = dir.path().join("rules");
         std::fs::create_dir(&rules).expect("rules dir");
@@ -209,7 +222,10 @@ impl Adapter {
                 std::fs::copy(e.path(), rules.join(&name)).expect("copy pack");
             }
         }
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for (k, v) in env {
+            extra.push(format!("env:{k}={v}"));
+        }
         let (child, addr) = spawn_adapter(dir.path(), &extra, "127.0.0.1:0".parse().unwrap());
         Adapter { child: Some(child), addr, dir, extra }
     }
@@ -248,15 +264,19 @@ impl Drop for Adapter {
     }
 }
 
+/// `extra` holds arguments, and environment variables written `env:KEY=VALUE`.
 fn spawn_adapter(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, SocketAddr) {
+    let env: Vec<(&str, &str)> = extra.iter().filter_map(|a| a.strip_prefix("env:")?.split_once('=')).collect();
+    let extra: Vec<&String> = extra.iter().filter(|a| !a.starts_with("env:")).collect();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("adapter.log")).expect("log file");
     let deadline = Instant::now() + STARTUP_PATIENCE;
     loop {
         let mut child = Command::new(bin("region-adapter"))
             .args(["serve", "--listen", &listen.to_string(), "--rules"])
             .arg(dir.join("rules"))
-            .args(extra)
-            .args(if extra.iter().any(|a| a == "--tls-cert") { &[][..] } else { &["--plaintext"][..] })
+            .args(&extra)
+            .args(if extra.iter().any(|a| *a == "--tls-cert") { &[][..] } else { &["--plaintext"][..] })
+            .envs(env.iter().copied())
             // The adapter logs each call's deadline and trace context at debug level.
             .env("RUST_LOG", "info,clearing::adapter=debug")
             .stdout(Stdio::piped())

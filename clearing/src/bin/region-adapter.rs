@@ -45,7 +45,7 @@ fn load(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::RuleSet
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    clearing::server::init_logging(a.log_format);
+    let _telemetry = clearing::telemetry::init("region-adapter", a.log_format)?;
     let t = &a.tls;
     let security =
         clearing::tls::listener_security(t.tls_cert.as_deref(), t.tls_key.as_deref(), t.tls_client_ca.as_deref(), t.plaintext, a.listen)?;
