@@ -26,3 +26,7 @@ fi
 # The end-to-end tests (tests/) start the real binaries; build them first so they are current.
 cargo build --workspace --bins
 cargo test --workspace "$@"
+
+# The Helm chart: lint, render (default and production-like values), validate against the Kubernetes
+# schemas, and check that wrong values are refused.
+./scripts/check-helm.sh

@@ -8,6 +8,22 @@ use std::path::Path;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
+/// `clearing health`: the standard gRPC health check, for exec probes (kubelet's own gRPC probe
+/// cannot present a client certificate). Exits non-zero unless the service answers SERVING.
+pub async fn health(addr: &str, service: &str) -> anyhow::Result<()> {
+    let mut c = tonic_health::pb::health_client::HealthClient::new(connect(addr).await?);
+    let r =
+        tokio::time::timeout(std::time::Duration::from_secs(3), c.check(tonic_health::pb::HealthCheckRequest { service: service.into() }))
+            .await
+            .map_err(|_| anyhow::anyhow!("{addr}: no answer within 3 s"))?
+            .map_err(|s| anyhow::anyhow!("{addr}: {}", s.message()))?
+            .into_inner();
+    let serving = r.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    anyhow::ensure!(serving, "{addr}: status {}", r.status);
+    println!("SERVING");
+    Ok(())
+}
+
 /// A channel to `addr` (`host:port`, `http://…`, or `https://…` with the client certificate from
 /// `CLEARING_CA`, `CLEARING_CLIENT_CERT`, `CLEARING_CLIENT_KEY`).
 pub async fn connect(addr: &str) -> anyhow::Result<Channel> {

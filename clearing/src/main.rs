@@ -63,7 +63,7 @@ enum Command {
     },
     /// Close a clearing day, net it, write the report (JSON, CSV) and a picture of the flows (SVG).
     Net {
-        /// The clearing day, YYYY-MM-DD (Asia/Shanghai).
+        /// The clearing day, YYYY-MM-DD (Asia/Shanghai), or `yesterday`.
         #[arg(long)]
         date: String,
         /// Where the report files go.
@@ -79,6 +79,14 @@ enum Command {
         month: String,
         #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
         addr: String,
+    },
+    /// Health check (grpc.health.v1), e.g. for a Kubernetes exec probe; exits non-zero unless SERVING.
+    Health {
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+        /// The service to ask about ("" = the server as a whole).
+        #[arg(long, default_value = "")]
+        service: String,
     },
     /// Load generator: concurrent SettleClaim clients; prints throughput and latency percentiles.
     Bench(clearing::bench::BenchArgs),
@@ -227,6 +235,7 @@ async fn main() {
         Command::Member { command: MemberCommand::Get { insuplc_admdvs, psn_no, year, addr } } => {
             clearing::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
         }
+        Command::Health { addr, service } => clearing::client::health(&addr, &service).await,
         Command::BenchNetting(a) => clearing::bench::run_netting(a).await,
         Command::Net { date, out, addr } => clearing::netcli::net(&addr, &date, &out).await,
         Command::Statement { month, addr } => clearing::netcli::statement(&addr, &month).await,

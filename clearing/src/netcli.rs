@@ -14,6 +14,14 @@ fn status(s: tonic::Status) -> anyhow::Error {
 }
 
 pub async fn net(addr: &str, date: &str, out: &Path) -> anyhow::Result<()> {
+    // `yesterday` (Asia/Shanghai) for a nightly CronJob that cannot compute dates itself.
+    let yesterday;
+    let date = if date == "yesterday" {
+        yesterday = (crate::window::today() - chrono::Duration::days(1)).to_string();
+        yesterday.as_str()
+    } else {
+        date
+    };
     let ch = connect(addr).await?;
     let mut n = NettingClient::new(ch.clone());
     let w = n.close_window(pb::CloseWindowRequest { clr_date: date.into() }).await.map_err(status)?.into_inner();

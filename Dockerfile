@@ -1,0 +1,29 @@
+# Both binaries (`clearing`, `region-adapter`) in one small, non-root runtime image; the Helm chart's
+# default image. Build: docker build -t ghcr.io/clearinghouse/clearinghouse:0.1.0 .
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild them: a throwaway build of the manifests.
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY proto proto
+COPY region-adapter/Cargo.toml region-adapter/Cargo.toml
+COPY clearing/Cargo.toml clearing/Cargo.toml
+COPY tests/Cargo.toml tests/Cargo.toml
+RUN mkdir -p region-adapter/src clearing/src/bin tests/src region-adapter/benches \
+ && echo 'fn main() {}' > clearing/src/main.rs && echo 'fn main() {}' > clearing/src/bin/region-adapter.rs \
+ && touch clearing/src/lib.rs region-adapter/src/lib.rs tests/src/lib.rs && echo 'fn main() {}' > region-adapter/benches/engine.rs \
+ && cargo build --release --locked -p clearing --bins \
+ && rm -rf region-adapter/src clearing/src tests/src
+COPY region-adapter region-adapter
+COPY clearing clearing
+COPY tests tests
+RUN touch region-adapter/src/lib.rs clearing/src/lib.rs clearing/src/main.rs \
+ && cargo build --release --locked -p clearing --bins \
+ && cp target/release/clearing target/release/region-adapter /usr/local/bin/
+
+# glibc + libgcc, no shell, no package manager; user 65532 (nonroot).
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /usr/local/bin/clearing /usr/local/bin/region-adapter /usr/local/bin/
+USER 65532:65532
+EXPOSE 50051 50061
+ENTRYPOINT ["clearing"]
+CMD ["serve", "--help"]
