@@ -37,6 +37,82 @@ pub struct BenchArgs {
     /// A tag for msgids and person numbers, so runs against one store do not collide.
     #[arg(long, default_value = "")]
     pub run_id: String,
+    /// `unary`: one SettleClaim call per claim; `stream`: each client submits its claims on one
+    /// SettleClaimStream call, `window` at a time (reversals are unary-only and skipped).
+    #[arg(long, value_enum, default_value = "unary")]
+    pub mode: BenchMode,
+    /// Claims in flight per client in stream mode.
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    /// Rule packs the workload draws regions and catalogue items from (the service must serve the
+    /// same; `clearing bench-rules` writes a national set) [default: the bundled packs].
+    #[arg(long)]
+    pub rules: Option<std::path::PathBuf>,
+    /// A name for the result line (`RESULT name=…`) that scripts read.
+    #[arg(long, default_value = "bench")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    Unary,
+    Stream,
+}
+
+/// Provinces for synthetic regions: none of them has provincial floors (Jiangsu, Shanxi) or a seed city.
+const SYNTHETIC_PROVINCES: [u32; 26] =
+    [11, 12, 13, 21, 22, 23, 31, 33, 34, 35, 37, 41, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65];
+
+/// The bundled rule files plus synthetic regions up to `regions` in all, for benchmarks at national
+/// scale. A synthetic region is a copy of a seed region's pack and sample catalogue under a new code
+/// (`{province}{nn}00`) and name, marked as synthetic in its first line; its parameters are the
+/// template's (an assumption for benchmarking only, never for settling real claims).
+pub fn synthetic_rule_files(regions: usize) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = region_adapter::bundled::FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    let templates: Vec<(&str, &str)> =
+        vec![("421300", "suizhou"), ("360100", "nanchang"), ("150500", "tongliao"), ("320100", "nanjing"), ("140100", "taiyuan")];
+    let text = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()).expect("bundled file");
+    let mut extra = Vec::new();
+    for k in 0..regions.saturating_sub(templates.len()) {
+        let (tcode, tname) = templates[k % templates.len()];
+        let province = SYNTHETIC_PROVINCES[k % SYNTHETIC_PROVINCES.len()];
+        let city = 1 + k / SYNTHETIC_PROVINCES.len();
+        let code = format!("{province}{city:02}00");
+        let pcode = format!("{province}0000");
+        let header = format!("# SYNTHETIC benchmark region {code}, a copy of {tcode}-{tname}: assumption, for benchmarks only.\n");
+        let pack = text(&format!("{tcode}-{tname}.toml"));
+        let t_prov = format!("{}0000", &tcode[..2]);
+        let pack = pack.replacen(&format!("admdvs = \"{tcode}\""), &format!("admdvs = \"{code}\""), 1).replacen(
+            &format!("province = \"{t_prov}\""),
+            &format!("province = \"{pcode}\""),
+            1,
+        );
+        let pack = replace_first_value(&pack, "name", &format!("合成区{k:03}"));
+        let pack = replace_first_value(&pack, "name_en", &format!("Synthetic {k:03}"));
+        let cat =
+            text(&format!("{tcode}-{tname}.catalogue.toml")).replacen(&format!("admdvs = \"{tcode}\""), &format!("admdvs = \"{code}\""), 1);
+        extra.push((format!("{code}-synthetic.toml"), format!("{header}{pack}")));
+        extra.push((format!("{code}-synthetic.catalogue.toml"), format!("{header}{cat}")));
+    }
+    files.extend(extra);
+    files
+}
+
+/// Replaces the value of the first line `key = "…"`.
+fn replace_first_value(text: &str, key: &str, value: &str) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            if !done && l.starts_with(&format!("{key} = \"")) {
+                done = true;
+                format!("{key} = \"{value}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// splitmix64: a small, deterministic generator for synthetic workloads (not for anything secret).
@@ -98,7 +174,10 @@ impl Workload {
             filings: self
                 .regions
                 .iter()
-                .map(|r| pb::Filing { mdtrt_admdvs: format!("{}0000", &r[..2]), begndate: "2020-01-01".into(), enddate: String::new() })
+                .map(|r| format!("{}0000", &r[..2]))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|p| pb::Filing { mdtrt_admdvs: p, begndate: "2020-01-01".into(), enddate: String::new() })
                 .collect(),
             ..Default::default()
         }
@@ -172,6 +251,11 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
         let w = w.clone();
         let ch = channels[c % channels.len()].clone();
         let (members, resend, reverse) = (args.members, args.resend_percent, args.reverse_percent);
+        if args.mode == BenchMode::Stream {
+            let window = args.window.max(1);
+            tasks.push(tokio::spawn(stream_client(ClearingClient::new(ch), w, c, per_client, members, resend, window)));
+            continue;
+        }
         tasks.push(tokio::spawn(async move {
             let mut client = ClearingClient::new(ch);
             let mut rng = Rng::new(0x5EED ^ (c as u64) << 20);
@@ -234,10 +318,74 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One client of stream mode: keeps `window` claims in flight on one SettleClaimStream call; resends
+/// (same msgid) go out after the first answer came back.
+async fn stream_client(
+    mut client: ClearingClient<tonic::transport::Channel>,
+    w: Arc<Workload>,
+    c: usize,
+    per_client: usize,
+    members: usize,
+    resend: u64,
+    window: usize,
+) -> (Vec<u64>, BTreeMap<String, u64>, u64) {
+    let mut rng = Rng::new(0x5EED ^ (c as u64) << 20);
+    let mut lat = Vec::with_capacity(per_client * 2);
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::Claim>(window);
+    let mut answers = match client.settle_claim_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            errors.insert(format!("stream {:?}", s.code()), 1);
+            return (lat, errors, 0);
+        }
+    };
+    let mut in_flight: std::collections::HashMap<String, (Instant, pb::Claim, Option<String>)> = std::collections::HashMap::new();
+    let mut resends: Vec<(pb::Claim, String)> = Vec::new();
+    let (mut sent, mut ops) = (0usize, 0u64);
+    loop {
+        while in_flight.len() < window && (sent < per_client || !resends.is_empty()) {
+            let (claim, first) = match resends.pop() {
+                Some((claim, setl_id)) => (claim, Some(setl_id)),
+                None => {
+                    sent += 1;
+                    (w.claim(&mut rng, (c * per_client + sent - 1) as u64, members), None)
+                }
+            };
+            in_flight.insert(claim.msgid.clone(), (Instant::now(), claim.clone(), first));
+            if tx.send(claim).await.is_err() {
+                break;
+            }
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let a = match answers.message().await {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(s) => {
+                *errors.entry(format!("stream {:?}", s.code())).or_default() += 1;
+                break;
+            }
+        };
+        let Some((t, claim, first)) = in_flight.remove(&a.msgid) else { continue };
+        lat.push(t.elapsed().as_micros() as u64);
+        ops += 1;
+        match (a.code, a.settlement, first) {
+            (0, Some(s), None) if rng.below(100) < resend => resends.push((claim, s.setl_id)),
+            (0, Some(s), Some(first)) if s.setl_id != first => *errors.entry("resend-differs".into()).or_default() += 1,
+            (0, _, _) => {}
+            (code, _, _) => *errors.entry(format!("{:?}", tonic::Code::from_i32(code))).or_default() += 1,
+        }
+    }
+    drop(tx);
+    (lat, errors, ops)
+}
+
 fn report(ops: u64, elapsed: Duration, lat: &[u64], errors: &BTreeMap<String, u64>, args: &BenchArgs) {
     println!(
-        "clearing bench: {} clients over {} connections, {} members, {} requests in {:.2?}",
-        args.clients, args.connections, args.members, ops, elapsed
+        "clearing bench [{}, {:?}]: {} clients over {} connections, {} members, {} requests in {:.2?}",
+        args.name, args.mode, args.clients, args.connections, args.members, ops, elapsed
     );
     println!("  throughput: {:.0} requests/s", ops as f64 / elapsed.as_secs_f64());
     println!(
@@ -252,6 +400,18 @@ fn report(ops: u64, elapsed: Duration, lat: &[u64], errors: &BTreeMap<String, u6
     } else {
         println!("  errors: {errors:?}");
     }
+    println!(
+        "RESULT name={} mode={:?} ops={} seconds={:.3} throughput={:.0} p50_us={} p99_us={} p999_us={} errors={}",
+        args.name,
+        args.mode,
+        ops,
+        elapsed.as_secs_f64(),
+        ops as f64 / elapsed.as_secs_f64(),
+        percentile(lat, 0.50),
+        percentile(lat, 0.99),
+        percentile(lat, 0.999),
+        errors.values().sum::<u64>()
+    );
 }
 
 /// `clearing bench-netting`: the nightly job at national scale, on Redis.
@@ -423,4 +583,14 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
         res.differences_total
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn synthetic_regions_load_as_a_national_rule_set() {
+        let files = super::synthetic_rule_files(400);
+        let rules = region_adapter::RuleSet::load_texts(&files).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rules.regions.len(), 400);
+    }
 }

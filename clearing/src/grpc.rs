@@ -15,6 +15,7 @@ use region_adapter::Admdvs;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// One handle implementing every service over the shared core. Every handler first passes the gate:
 /// who the caller is, whether it has room for another request, and whether the matrix of authz.rs
@@ -38,6 +39,12 @@ impl<S: Store> Api<S> {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// The answers of `SettleClaimStream`.
+pub type ResultStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SettleResult, Status>> + Send>>;
+
+/// Claims of one `SettleClaimStream` call in progress at once.
+pub const MAX_STREAM_IN_PROGRESS: usize = 64;
+
 fn reply<T>(r: Result<T, ServiceError>) -> Reply<T> {
     r.map(Response::new).map_err(Status::from)
 }
@@ -59,6 +66,63 @@ impl<S: Store> Clearing for Api<S> {
         let authorize = |mdtrt: &str| authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt });
         reply(self.core.reverse(req.get_ref(), &authorize).await)
     }
+    type SettleClaimStreamStream = ResultStream;
+
+    async fn settle_claim_stream(&self, req: Request<tonic::Streaming<pb::Claim>>) -> Reply<ResultStream> {
+        let caller = self.gate.caller(&req, "SettleClaimStream").map_err(Status::from)?;
+        let slot = self.gate.admit(&caller).map_err(Status::from)?;
+        let ctx = CallCtx::of(&req);
+        let span = tracing::Span::current();
+        let mut input = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(2 * MAX_STREAM_IN_PROGRESS);
+        let core = self.core.clone();
+        tokio::spawn(
+            async move {
+                let _slot = slot;
+                let in_progress = Arc::new(tokio::sync::Semaphore::new(MAX_STREAM_IN_PROGRESS));
+                loop {
+                    let claim = match input.message().await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(s) => {
+                            let _ = tx.send(Err(s)).await;
+                            break;
+                        }
+                    };
+                    let Ok(permit) = in_progress.clone().acquire_owned().await else { break };
+                    let (core, tx, caller, ctx) = (core.clone(), tx.clone(), caller.clone(), ctx.clone());
+                    tokio::spawn(
+                        async move {
+                            let _permit = permit;
+                            let r = match authz::require(&caller, "SettleClaimStream", Action::SettleClaim { mdtrt: &claim.mdtrt_admdvs }) {
+                                Ok(()) => core.settle(&ctx, &claim, true).await,
+                                Err(e) => Err(e),
+                            };
+                            let answer = match r {
+                                Ok(s) => pb::SettleResult { msgid: claim.msgid, settlement: Some(s), code: 0, message: String::new() },
+                                Err(e) => {
+                                    let st = Status::from(e);
+                                    pb::SettleResult {
+                                        msgid: claim.msgid,
+                                        settlement: None,
+                                        code: st.code() as i32,
+                                        message: st.message().into(),
+                                    }
+                                }
+                            };
+                            let _ = tx.send(Ok(answer)).await;
+                        }
+                        .instrument(tracing::Span::current()),
+                    );
+                }
+                // The stream ends when every claim in progress has answered.
+                let _ = in_progress.acquire_many(MAX_STREAM_IN_PROGRESS as u32).await;
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
     async fn get_settlement(&self, req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "GetSettlement", Action::ReadCatalogue)?;
         let r = self.core.get_settlement(&req.get_ref().setl_id).await.and_then(|s| {

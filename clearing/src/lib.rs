@@ -9,6 +9,7 @@ pub mod bench;
 pub mod catalogue;
 pub mod client;
 pub mod config;
+pub mod echo;
 pub mod error;
 pub mod grpc;
 pub mod ids;

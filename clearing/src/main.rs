@@ -90,6 +90,19 @@ enum Command {
     },
     /// Load generator: concurrent SettleClaim clients; prints throughput and latency percentiles.
     Bench(clearing::bench::BenchArgs),
+    /// The gRPC ceiling: a minimal server of the same services answering settlement-sized messages.
+    BenchEcho {
+        #[arg(long, default_value = "127.0.0.1:50059")]
+        listen: std::net::SocketAddr,
+    },
+    /// Write the bundled rule packs plus synthetic regions (copies of the seed regions under new codes)
+    /// up to `--regions`, for benchmarks at national scale.
+    BenchRules {
+        #[arg(long, default_value_t = 400)]
+        regions: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Netting at national scale on a throwaway Redis: fill a window, time close → report and reconciliation.
     BenchNetting(clearing::bench::NettingBenchArgs),
 }
@@ -145,7 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                     let today = clearing::window::today();
-                    let open = folder.open_window(0, today).await.unwrap_or(today);
+                    let open = folder.open_window_now(today).await.unwrap_or(today);
                     if let Err(e) = folder.fold_window(open).await {
                         tracing::warn!(error = %e, "folding window totals failed; will retry");
                     }
@@ -239,10 +252,20 @@ async fn main() {
         Command::BenchNetting(a) => clearing::bench::run_netting(a).await,
         Command::Net { date, out, addr } => clearing::netcli::net(&addr, &date, &out).await,
         Command::Statement { month, addr } => clearing::netcli::statement(&addr, &month).await,
-        Command::Bench(a) => match region_adapter::bundled::rules() {
+        Command::Bench(a) => match a.rules.clone().map_or_else(region_adapter::bundled::rules, |d| region_adapter::RuleSet::load_dir(&d)) {
             Ok(r) => clearing::bench::run(a, r).await,
             Err(e) => Err(e.into()),
         },
+        Command::BenchEcho { listen } => clearing::echo::serve(listen).await,
+        Command::BenchRules { regions, out } => (|| {
+            std::fs::create_dir_all(&out)?;
+            let files = clearing::bench::synthetic_rule_files(regions);
+            for (name, text) in &files {
+                std::fs::write(out.join(name), text)?;
+            }
+            println!("{} files, {regions} regions, in {}", files.len(), out.display());
+            anyhow::Ok(())
+        })(),
     };
     if let Err(e) = r {
         eprintln!("clearing: {e:#}");

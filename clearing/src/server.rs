@@ -104,7 +104,7 @@ fn reflection() -> anyhow::Result<(
 
 /// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY only on listeners it binds
 /// itself; without it, small responses wait for the peer's delayed ACK (~40 ms per request).
-fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+pub fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     use tokio_stream::StreamExt;
     TcpListenerStream::new(listener).map(|s| {
         if let Ok(s) = &s {

@@ -83,7 +83,18 @@ impl<S: Store> Clearinghouse<S> {
         let hash = content_hash(&claim.encode_to_vec());
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
-        if record && let Some(done) = self.replay(shard, &idem_key, &hash).instrument(tracing::info_span!("store.replay")).await? {
+        // The member and the msgid's stored answer in one round trip; a resend is answered from the store
+        // before anything is computed.
+        let (mut first_member, stored) = if record {
+            self.store
+                .load_member_and_idempotency(&vc.member_key(), shard, &idem_key)
+                .instrument(tracing::info_span!("store.load_member"))
+                .await?
+        } else {
+            (self.store.load_member(&vc.member_key()).instrument(tracing::info_span!("store.load_member")).await?, None)
+        };
+        if let Some(idem) = stored {
+            let done = self.stored_answer(idem, &idem_key, &hash).await?;
             let labels = metrics::pair(&claim.insuplc_admdvs, &claim.mdtrt_admdvs);
             M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "replayed")]);
             return Ok(done);
@@ -110,12 +121,12 @@ impl<S: Store> Clearinghouse<S> {
             if attempt > 0 {
                 M.commit_retries.add(1, &[]);
             }
-            let member = self
-                .store
-                .load_member(&vc.member_key())
-                .instrument(tracing::info_span!("store.load_member"))
-                .await?
-                .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+            let member = match first_member.take() {
+                Some(m) if attempt == 0 => Some(m),
+                _ if attempt == 0 => None,
+                _ => self.store.load_member(&vc.member_key()).instrument(tracing::info_span!("store.load_member")).await?,
+            }
+            .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
             let payer = match &vc.acct_payer {
                 None => None,
                 Some(p) => {
@@ -213,9 +224,14 @@ impl<S: Store> Clearinghouse<S> {
     /// The stored answer for an idempotency key: the settlement when the content matches,
     /// `IdempotencyMismatch` when it does not, `None` when the key is new.
     async fn replay(&self, shard: u16, idem_key: &str, hash: &[u8; 32]) -> Result<Option<pb::Settlement>, ServiceError> {
-        let Some(idem) = self.store.lookup_idempotency(shard, idem_key).await? else {
-            return Ok(None);
-        };
+        match self.store.lookup_idempotency(shard, idem_key).await? {
+            None => Ok(None),
+            Some(idem) => self.stored_answer(idem, idem_key, hash).await.map(Some),
+        }
+    }
+
+    /// The stored settlement an idempotency record names, if the content matches.
+    async fn stored_answer(&self, idem: IdempotencyRecord, idem_key: &str, hash: &[u8; 32]) -> Result<pb::Settlement, ServiceError> {
         if &idem.content_hash != hash {
             let msgid = idem_key.split_once(':').map_or(idem_key, |(_, m)| m);
             return Err(ServiceError::IdempotencyMismatch(msgid.to_string()));
@@ -225,7 +241,7 @@ impl<S: Store> Clearinghouse<S> {
             .get_settlement(&idem.setl_id)
             .await?
             .ok_or_else(|| ServiceError::Internal(format!("idempotency key names missing {}", idem.setl_id)))?;
-        decode(&rec).map(Some)
+        decode(&rec)
     }
 
     /// One commit attempt. `Ok(Some)` is the answer: `answer` when this attempt committed, the stored

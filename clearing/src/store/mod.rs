@@ -305,6 +305,16 @@ pub trait Store: Send + Sync + 'static {
     fn load_member(&self, key: &MemberKey) -> impl Future<Output = Result<Option<MemberRecord>, StoreError>> + Send;
     fn upsert_member(&self, upsert: MemberUpsert) -> impl Future<Output = Result<MemberRecord, StoreError>> + Send;
     fn lookup_idempotency(&self, shard: u16, msgid: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+    /// Both reads a settlement starts with, in one round trip where the store can (the member and the
+    /// idempotency key live in the same shard).
+    fn load_member_and_idempotency(
+        &self,
+        key: &MemberKey,
+        shard: u16,
+        msgid: &str,
+    ) -> impl Future<Output = Result<(Option<MemberRecord>, Option<IdempotencyRecord>), StoreError>> + Send {
+        async move { Ok((self.load_member(key).await?, self.lookup_idempotency(shard, msgid).await?)) }
+    }
     fn get_settlement(&self, setl_id: &str) -> impl Future<Output = Result<Option<SettlementRecord>, StoreError>> + Send;
     /// The clearing day a commit to `shard` made now lands in: today (Asia/Shanghai) or, once
     /// today's window is closed, the next open day.

@@ -86,6 +86,10 @@ pub struct RedisStore {
     conn: Conn,
     cluster: bool,
     scripts: Arc<Scripts>,
+    /// Per shard: (today, the open day found then). The commit script is the authority on closed
+    /// windows (it answers WINDOW for a closed day, which drops the entry), so this only saves the
+    /// SMEMBERS round trip of every settlement.
+    open_days: Arc<std::sync::Mutex<HashMap<u16, (NaiveDate, NaiveDate)>>>,
 }
 
 struct Scripts {
@@ -292,7 +296,7 @@ impl RedisStore {
             fold_apply: Script::new(include_str!("fold_apply.lua")),
             fold_done: Script::new(include_str!("fold_done.lua")),
         });
-        let store = RedisStore { conn, cluster, scripts };
+        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default() };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
         // node that lacks it (NOSCRIPT) without running anything twice.
         if !cluster {
@@ -310,6 +314,22 @@ impl RedisStore {
 
     /// An idempotent command, retried with bounded backoff when the connection fails. Commits never
     /// come through here: an unknown commit outcome is resolved by re-reading the idempotency key.
+    /// `query` for a pipeline (reads only, so repeating it is safe).
+    async fn query_pipe<T: ::redis::FromRedisValue>(&self, pipe: &::redis::Pipeline) -> Result<T, StoreError> {
+        let mut last = None;
+        for backoff_ms in READ_BACKOFF_MS.iter().take(READ_ATTEMPTS as usize) {
+            let mut c = self.conn.clone();
+            match pipe.query_async(&mut c).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(*backoff_ms)).await;
+                }
+            }
+        }
+        Err(err(last.expect("at least one attempt")))
+    }
+
     async fn query<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> Result<T, StoreError> {
         let mut last = None;
         for backoff_ms in READ_BACKOFF_MS.iter().take(READ_ATTEMPTS as usize) {
@@ -501,6 +521,40 @@ fn date_list(skipped: &[NaiveDate]) -> String {
     skipped.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
 }
 
+/// An idempotency key's value: `<content hash hex> <setl_id>`, or FENCED (a commit that never happened).
+fn parse_idempotency(v: Option<String>) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let Some(v) = v else { return Ok(None) };
+    if v == "FENCED" {
+        return Ok(None);
+    }
+    let (h, sid) = v.split_once(' ').ok_or_else(|| StoreError::Corrupt(format!("idempotency value {v:?}")))?;
+    let mut content_hash = [0u8; 32];
+    hex::decode_to_slice(h, &mut content_hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(IdempotencyRecord { content_hash, setl_id: sid.to_string() }))
+}
+
+impl RedisStore {
+    /// The open day as Redis has it now (no cache): for the background folder, which must follow a
+    /// close made by another replica at once.
+    pub async fn open_window_now(&self, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        self.find_open_window(0, today).await
+    }
+
+    /// The first day from `today` on that is not closed in `shard`.
+    async fn find_open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        let k = closed_key(shard);
+        let closed: std::collections::HashSet<String> = self.query(::redis::cmd("SMEMBERS").arg(&k)).await?;
+        let mut d = today;
+        for _ in 0..366 {
+            if !closed.contains(&d.to_string()) {
+                return Ok(d);
+            }
+            d = d.succ_opt().ok_or_else(|| StoreError::Corrupt("date overflow".into()))?;
+        }
+        Err(StoreError::Corrupt(format!("more than a year of closed windows after {today}")))
+    }
+}
+
 impl Store for RedisStore {
     async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
         let k = member_key(key);
@@ -535,14 +589,7 @@ impl Store for RedisStore {
     async fn lookup_idempotency(&self, shard: u16, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let k = idem_key(shard, key);
         let v: Option<String> = self.query(::redis::cmd("GET").arg(&k)).await?;
-        let Some(v) = v else { return Ok(None) };
-        if v == "FENCED" {
-            return Ok(None);
-        }
-        let (h, sid) = v.split_once(' ').ok_or_else(|| StoreError::Corrupt(format!("idempotency value {v:?}")))?;
-        let mut content_hash = [0u8; 32];
-        hex::decode_to_slice(h, &mut content_hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(IdempotencyRecord { content_hash, setl_id: sid.to_string() }))
+        parse_idempotency(v)
     }
 
     async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
@@ -554,17 +601,28 @@ impl Store for RedisStore {
         Ok(Some(rec))
     }
 
+    async fn load_member_and_idempotency(
+        &self,
+        key: &MemberKey,
+        shard: u16,
+        msgid: &str,
+    ) -> Result<(Option<MemberRecord>, Option<IdempotencyRecord>), StoreError> {
+        // One pipeline: both keys carry the shard's hash tag, so this works on a cluster too.
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("HGETALL").arg(member_key(key)).cmd("GET").arg(idem_key(shard, msgid));
+        let (fields, idem): (HashMap<String, String>, Option<String>) = self.query_pipe(&pipe).await?;
+        Ok((member_from_fields(key, fields)?, parse_idempotency(idem)?))
+    }
+
     async fn open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
-        let k = closed_key(shard);
-        let closed: std::collections::HashSet<String> = self.query(::redis::cmd("SMEMBERS").arg(&k)).await?;
-        let mut d = today;
-        for _ in 0..366 {
-            if !closed.contains(&d.to_string()) {
-                return Ok(d);
-            }
-            d = d.succ_opt().ok_or_else(|| StoreError::Corrupt("date overflow".into()))?;
+        if let Some((t, open)) = self.open_days.lock().expect("open days").get(&shard).copied()
+            && t == today
+        {
+            return Ok(open);
         }
-        Err(StoreError::Corrupt(format!("more than a year of closed windows after {today}")))
+        let open = self.find_open_window(shard, today).await?;
+        self.open_days.lock().expect("open days").insert(shard, (today, open));
+        Ok(open)
     }
 
     async fn commit(&self, c: Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
@@ -667,7 +725,11 @@ impl Store for RedisStore {
             }
             Some("MISMATCH") => CommitOutcome::IdempotencyMismatch,
             Some("TAKEN") => CommitOutcome::SetlIdTaken,
-            Some("WINDOW") => CommitOutcome::WindowMoved,
+            Some("WINDOW") => {
+                // The day closed under us: find the open day again next time.
+                self.open_days.lock().expect("open days").remove(&c.shard);
+                CommitOutcome::WindowMoved
+            }
             Some("REVERSED") => CommitOutcome::AlreadyReversed,
             Some("BALANCE") => CommitOutcome::InsufficientBalance,
             Some("CONFLICT") | Some("FENCED") => CommitOutcome::VersionConflict,
