@@ -145,7 +145,7 @@ impl RemoteAdapter {
             if left.is_zero() {
                 return Err(self.deadline_exceeded(what, region));
             }
-            let span = tracing::info_span!("adapter.call", otel.kind = "client", what, region, endpoint = %self.endpoint, attempt);
+            let span = tracing::debug_span!("adapter.call", otel.kind = "client", what, region, endpoint = %self.endpoint, attempt);
             let mut r = Request::new(req.clone());
             // Inside the call's span, so the adapter's server span becomes its child.
             span.in_scope(|| ctx.decorate(&mut r, left));

@@ -88,10 +88,10 @@ impl<S: Store> Clearinghouse<S> {
         let (mut first_member, stored) = if record {
             self.store
                 .load_member_and_idempotency(&vc.member_key(), shard, &idem_key)
-                .instrument(tracing::info_span!("store.load_member"))
+                .instrument(tracing::debug_span!("store.load_member"))
                 .await?
         } else {
-            (self.store.load_member(&vc.member_key()).instrument(tracing::info_span!("store.load_member")).await?, None)
+            (self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?, None)
         };
         if let Some(idem) = stored {
             let done = self.stored_answer(idem, &idem_key, &hash).await?;
@@ -103,7 +103,7 @@ impl<S: Store> Clearinghouse<S> {
         let priced = self
             .router
             .price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines)
-            .instrument(tracing::info_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
+            .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
             .await?;
         let visit = Visit {
             date: vc.visit_date,
@@ -124,7 +124,7 @@ impl<S: Store> Clearinghouse<S> {
             let member = match first_member.take() {
                 Some(m) if attempt == 0 => Some(m),
                 _ if attempt == 0 => None,
-                _ => self.store.load_member(&vc.member_key()).instrument(tracing::info_span!("store.load_member")).await?,
+                _ => self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?,
             }
             .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
             let payer = match &vc.acct_payer {
@@ -170,7 +170,7 @@ impl<S: Store> Clearinghouse<S> {
             let outcome = self
                 .router
                 .apply_policy(ctx, &routing, vc.insured, &priced.priced, &facts, state, Some(account), &visit)
-                .instrument(tracing::info_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
+                .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
                 .await?;
             if !record {
                 return Ok(settlement_pb(&vc, &priced, &outcome, "", "", false));
@@ -264,7 +264,7 @@ impl<S: Store> Clearinghouse<S> {
         let shard = c.shard;
         let reverses = c.reverses.clone();
         let (insured, mdtrt, totals) = (c.settlement.insuplc_admdvs.clone(), c.settlement.mdtrt_admdvs.clone(), c.settlement.totals);
-        let outcome = self.store.commit(c, today).instrument(tracing::info_span!("store.commit", attempt)).await;
+        let outcome = self.store.commit(c, today).instrument(tracing::debug_span!("store.commit", attempt)).await;
         let labels = metrics::pair(&insured, &mdtrt);
         match outcome {
             Ok(CommitOutcome::Committed) => {

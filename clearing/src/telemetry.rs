@@ -87,7 +87,9 @@ pub fn init(service: &'static str, format: LogFormat) -> anyhow::Result<Telemetr
         let tracer = provider.tracer(service);
         t.tracer = Some(provider);
         // The exporter's own gRPC client must not trace itself.
-        let quiet = EnvFilter::new("info,h2=off,hyper=off,hyper_util=off,tonic=off,tower=off,opentelemetry=off");
+        // Our inner spans (pricing, policy, store, adapter calls, netting) are DEBUG so that a text log
+        // at INFO does not pay for formatting them; the trace exports them.
+        let quiet = EnvFilter::new("info,clearing=debug,h2=off,hyper=off,hyper_util=off,tonic=off,tower=off,opentelemetry=off");
         Some(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(quiet))
     } else {
         None

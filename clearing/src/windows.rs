@@ -135,7 +135,7 @@ impl<S: Store> Clearinghouse<S> {
         if d > crate::window::today() {
             return Err(ServiceError::field("clr_date", "a future window cannot be closed"));
         }
-        self.store.close_window(d).instrument(tracing::info_span!("window.close", clr_date = %d)).await?;
+        self.store.close_window(d).instrument(tracing::debug_span!("window.close", clr_date = %d)).await?;
         tracing::info!(clr_date = %d, "window closed");
         self.window(d).await
     }
@@ -200,7 +200,7 @@ impl<S: Store> Clearinghouse<S> {
             return Err(ServiceError::FailedPrecondition(format!("window {d} is open: close it before netting (CloseWindow)")));
         }
         let started = std::time::Instant::now();
-        let report = self.live_report(d).instrument(tracing::info_span!("netting", clr_date = %d)).await?;
+        let report = self.live_report(d).instrument(tracing::debug_span!("netting", clr_date = %d)).await?;
         let date_label = [KeyValue::new("clr_date", d.to_string())];
         M.netting_duration.record(started.elapsed().as_secs_f64(), &[]);
         M.window_settlements.record(report.settlement_count.max(0) as u64, &date_label);

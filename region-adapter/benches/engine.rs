@@ -50,6 +50,17 @@ fn bench(c: &mut Criterion) {
             black_box(s.amounts.hifp_pay)
         })
     });
+    // How the cost grows with lines per claim (the national limit is 100).
+    for n in [1usize, 20, 100] {
+        let many: Vec<LineInput<'static>> = (0..n).map(|i| lines[i % lines.len()]).collect();
+        g.bench_function(format!("price_and_apply_policy_{n}_lines"), |b| {
+            b.iter(|| {
+                let priced = suizhou.catalogue.price(black_box(date), black_box(&many)).unwrap();
+                let s = nanchang.apply_policy(&priced, &member, black_box(state), None, &visit).unwrap();
+                black_box(s.amounts.hifp_pay)
+            })
+        });
+    }
     g.bench_function("render_explanation", |b| {
         let priced = suizhou.catalogue.price(date, &lines).unwrap();
         let s = nanchang.apply_policy(&priced, &member, state, None, &visit).unwrap();
