@@ -450,3 +450,62 @@ async fn health_reflection_and_catalogue() {
         .unwrap_err();
     assert_eq!(bad_fields(&e), vec!["page_size"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_claims_settles_each_as_the_unary_call_would() {
+    let c = Clearing::start();
+    // Ten members per side, four claims each: claims of one member race in the stream as they would
+    // from concurrent unary calls.
+    let members: Vec<pb::Member> = (0..10)
+        .flat_map(|k| [member("421300", &format!("STA{k}"), "11", &["360000"]), member("360100", &format!("STB{k}"), "11", &[])])
+        .collect();
+    registered(&c, &members).await;
+    let mut claims: Vec<pb::Claim> = (0..40)
+        .map(|i| {
+            let k = i / 4;
+            if i % 2 == 0 {
+                claim(&format!("S{i}"), "421300", &format!("STA{k}"), "360100", 2, "2024-03-01", 100)
+            } else {
+                claim(&format!("S{i}"), "360100", &format!("STB{k}"), "421300", 2, "2024-03-01", 100)
+            }
+        })
+        .collect();
+    let mut bad = claim("SBAD", "360100", "STB0", "421300", 2, "2024-03-01", 100);
+    bad.lines[0].hilist_code = "NOPE".into();
+    claims.push(bad);
+    claims.push(claim("S0", "421300", "STA0", "360100", 2, "2024-03-01", 100)); // a resend, same content
+    let mut answers = c.clearing().await.settle_claim_stream(tokio_stream::iter(claims.clone())).await.unwrap().into_inner();
+    let mut got = std::collections::BTreeMap::new();
+    let mut resend = None;
+    while let Some(a) = answers.message().await.unwrap() {
+        if a.msgid == "S0" && got.contains_key("S0") {
+            resend = Some(a);
+        } else {
+            got.insert(a.msgid.clone(), a);
+        }
+    }
+    assert_eq!(got.len(), 41, "one answer per msgid");
+    let bad = &got["SBAD"];
+    assert_eq!((bad.code, bad.settlement.is_none()), (tonic::Code::InvalidArgument as i32, true), "{bad:?}");
+    assert!(bad.message.contains("hilist_code"), "{}", bad.message);
+    // Every answer is what GetSettlement returns, and the resend got the same settlement.
+    let mut cl = c.clearing().await;
+    for i in 0..40 {
+        let answer = &got[&format!("S{i}")];
+        let a = answer.settlement.clone().unwrap_or_else(|| panic!("{answer:?}"));
+        let stored = cl.get_settlement(pb::GetSettlementRequest { setl_id: a.setl_id.clone() }).await.unwrap().into_inner();
+        assert_eq!(stored, a);
+    }
+    if let Some(r) = resend {
+        assert_eq!(r.settlement.unwrap().setl_id, got["S0"].settlement.as_ref().unwrap().setl_id);
+    }
+    // Year-to-date state counts each claim once: two visits per member.
+    let m = c
+        .registry()
+        .await
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "STA0".into(), year: 2024 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.accumulators[0].visits, 2);
+}
