@@ -265,12 +265,7 @@ fn parse_priced(lines: &[pb::PricedLine], totals: Option<&pb::PriceTotals>) -> R
             preselfpay_fen: l.preselfpay_fen,
             inscp_fen: l.inscp_fen,
         };
-        let t = &mut out.totals;
-        t.medfee_fen += p.amount_fen;
-        t.fulamt_ownpay_fen += p.fulamt_ownpay_fen;
-        t.overlmt_selfpay_fen += p.overlmt_selfpay_fen;
-        t.preselfpay_fen += p.preselfpay_fen;
-        t.inscp_fen += p.inscp_fen;
+        out.totals.add(&p);
         out.lines.push(p);
     }
     if let Some(t) = totals

@@ -16,7 +16,7 @@ use opentelemetry::KeyValue;
 use prost::Message;
 use proto::v1 as pb;
 use region_adapter::money::{fmt_ratio, fmt_yuan};
-use region_adapter::{AccountSource, Admdvs, Benefit, Filing, MemberFacts, PsnType, Visit, YearState};
+use region_adapter::{AccountSource, Admdvs, Benefit, Filing, MemberFacts, PsnType, YearState};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tracing::Instrument;
@@ -105,15 +105,7 @@ impl<S: Store> Clearinghouse<S> {
             .price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines)
             .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
             .await?;
-        let visit = Visit {
-            date: vc.visit_date,
-            mdtrt_admdvs: vc.mdtrt,
-            hosp_lv: vc.hosp_lv,
-            med_type: vc.med_type,
-            prescribing_lv: vc.prescribing_lv,
-            dise_code: vc.dise_code.as_deref(),
-            acct_used: vc.acct_used,
-        };
+        let visit = vc.visit();
         let benefit = Benefit::of(&visit)?;
         let benefit_key = benefit.key();
         let year = vc.visit_date.year();

@@ -47,6 +47,18 @@ impl ValidClaim {
     pub fn line_inputs(&self) -> Vec<LineInput<'_>> {
         self.lines.iter().map(|l| LineInput { code: &l.code, qty: l.qty, unit_price: l.unit_price, amount_fen: l.amount_fen }).collect()
     }
+    /// The visit as the policy sees it.
+    pub fn visit(&self) -> region_adapter::Visit<'_> {
+        region_adapter::Visit {
+            date: self.visit_date,
+            mdtrt_admdvs: self.mdtrt,
+            hosp_lv: self.hosp_lv,
+            med_type: self.med_type,
+            prescribing_lv: self.prescribing_lv,
+            dise_code: self.dise_code.as_deref(),
+            acct_used: self.acct_used,
+        }
+    }
     pub fn member_key(&self) -> MemberKey {
         MemberKey::new(&self.insured.to_string(), &self.psn_no)
     }

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use prost::Message;
 use proto::v1 as pb;
 use region_adapter::policy::check_invariants;
-use region_adapter::{AccountSource, LineInput, MemberFacts, PsnType, RuleSet, Visit, YearState};
+use region_adapter::{AccountSource, LineInput, MemberFacts, PsnType, RuleSet, YearState};
 use std::sync::LazyLock;
 
 static RULES: LazyLock<RuleSet> = LazyLock::new(|| region_adapter::bundled::rules().expect("bundled rules"));
@@ -34,15 +34,7 @@ fn settle_claim(c: &pb::Claim) {
     let lines = vc.line_inputs();
     let Ok(priced) = local_price(&RULES, vc.mdtrt, vc.visit_date, &lines) else { return };
     assert_eq!(priced.priced.lines.len(), lines.len());
-    let visit = Visit {
-        date: vc.visit_date,
-        mdtrt_admdvs: vc.mdtrt,
-        hosp_lv: vc.hosp_lv,
-        med_type: vc.med_type,
-        prescribing_lv: vc.prescribing_lv,
-        dise_code: vc.dise_code.as_deref(),
-        acct_used: vc.acct_used,
-    };
+    let visit = vc.visit();
     let facts = MemberFacts { psn_type: PsnType::Retired, retire_date: None, pooling_only: false, filings: &[] };
     let state = YearState { deductible_used_fen: 10_000, fund_paid_fen: 50_000, visits: 3 };
     if let Ok(o) =

@@ -53,6 +53,17 @@ pub struct PriceTotals {
     pub inscp_fen: i64,
 }
 
+impl PriceTotals {
+    /// Adds one priced line to the totals.
+    pub fn add(&mut self, p: &PricedLine) {
+        self.medfee_fen += p.amount_fen;
+        self.fulamt_ownpay_fen += p.fulamt_ownpay_fen;
+        self.overlmt_selfpay_fen += p.overlmt_selfpay_fen;
+        self.preselfpay_fen += p.preselfpay_fen;
+        self.inscp_fen += p.inscp_fen;
+    }
+}
+
 /// A priced claim: the per-line splits and their totals. Plain data, so that a remote adapter can
 /// send it over the wire and get the same result as the in-process one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -94,12 +105,7 @@ impl Catalogue {
         for (i, l) in lines.iter().enumerate() {
             check_line(i, l)?;
             let p = self.price_line(date, l);
-            let t = &mut out.totals;
-            t.medfee_fen += p.amount_fen;
-            t.fulamt_ownpay_fen += p.fulamt_ownpay_fen;
-            t.overlmt_selfpay_fen += p.overlmt_selfpay_fen;
-            t.preselfpay_fen += p.preselfpay_fen;
-            t.inscp_fen += p.inscp_fen;
+            out.totals.add(&p);
             out.lines.push(p);
         }
         if out.totals.medfee_fen > MAX_CLAIM_AMOUNT_FEN {

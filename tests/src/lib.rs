@@ -332,6 +332,14 @@ fn assert_no_person_numbers(what: &str, log: &str) {
     assert!(found.is_empty(), "{what} logged person numbers {found:?}:\n{log}");
 }
 
+/// Registers members through the service's Registry, panicking with the person number on failure.
+pub async fn registered(c: &Clearing, members: &[pb::Member]) {
+    let mut r = c.registry().await;
+    for m in members {
+        r.upsert_member(m.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", m.psn_no));
+    }
+}
+
 /// A member of `insured` with `psn_type`, filed for `filings` (city or province codes).
 pub fn member(insured: &str, psn_no: &str, psn_type: &str, filings: &[&str]) -> pb::Member {
     remember_person(psn_no);

@@ -7,13 +7,6 @@ use proto::v1 as pb;
 use tests::*;
 use tonic::Code;
 
-async fn registered(c: &Clearing, members: &[pb::Member]) {
-    let mut r = c.registry().await;
-    for m in members {
-        r.upsert_member(m.clone()).await.expect("upsert");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_first_claim_with_the_cli() {
     // The README's first claim, run exactly as the README says, through the operator client.

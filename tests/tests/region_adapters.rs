@@ -7,13 +7,6 @@ use std::time::{Duration, Instant};
 use tests::*;
 use tonic::Code;
 
-async fn register(c: &Clearing, members: &[pb::Member]) {
-    let mut r = c.registry().await;
-    for m in members {
-        r.upsert_member(m.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", m.psn_no));
-    }
-}
-
 fn members() -> Vec<pb::Member> {
     let mut v = vec![
         member("421300", "SZ1", "11", &["360000"]),
@@ -140,8 +133,8 @@ async fn remote_adapters_settle_byte_identically_to_the_in_process_engine() {
     let jiangxi = Adapter::start(&["360100"]);
     let routed = start_routed(&hubei, &jiangxi);
     let local = Clearing::start();
-    register(&routed, &members()).await;
-    register(&local, &members()).await;
+    registered(&routed, &members()).await;
+    registered(&local, &members()).await;
     let (mut r, mut l) = (routed.clearing().await, local.clearing().await);
     let claims = claims(&local).await;
     let mut hops = 0;
@@ -207,7 +200,7 @@ async fn a_stopped_adapter_fails_only_its_regions_and_writes_nothing() {
     let mut hubei = Adapter::start(&["421300"]);
     let jiangxi = Adapter::start(&["360100"]);
     let routed = start_routed(&hubei, &jiangxi);
-    register(&routed, &members()).await;
+    registered(&routed, &members()).await;
     let mut c = routed.clearing().await;
     // The caller's deadline and trace context travel to the adapter.
     let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -267,7 +260,7 @@ async fn routing_reloads_on_sighup_without_a_restart() {
     let cfg = cfg_dir.path().join("clearing.toml");
     std::fs::write(&cfg, format!("version = 1\n[routes]\n420000 = \"{}\"\n", hubei.url())).unwrap();
     let routed = Clearing::start_with(&["--config", cfg.to_str().unwrap()]);
-    register(&routed, &members()).await;
+    registered(&routed, &members()).await;
     let mut cat = routed.catalogue().await;
     let route_of = |l: &pb::ListRegionsResponse, a: &str| l.regions.iter().find(|r| r.admdvs == a).map(|r| r.route.clone());
     let list = cat.list_regions(pb::ListRegionsRequest {}).await.unwrap().into_inner();

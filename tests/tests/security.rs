@@ -72,24 +72,19 @@ async fn strangers_are_refused_at_the_door() {
         assert!(CatalogueClient::new(ch).list_regions(pb::ListRegionsRequest {}).await.is_err(), "plain text got through");
     }
     // The CLI's health check (the chart's exec probe) over mutual TLS, by the server's name.
-    let out = Command::new(bin("clearing"))
-        .args(["health", "--addr", &format!("https://127.0.0.1:{}", c.addr.port())])
-        .env("CLEARING_CA", pki.ca())
-        .env("CLEARING_CLIENT_CERT", &good.cert)
-        .env("CLEARING_CLIENT_KEY", &good.key)
-        .env("CLEARING_TLS_SERVER_NAME", "localhost")
-        .output()
-        .unwrap();
+    let health = |who: &Pem| {
+        Command::new(bin("clearing"))
+            .args(["health", "--addr", &format!("https://127.0.0.1:{}", c.addr.port())])
+            .env("CLEARING_CA", pki.ca())
+            .env("CLEARING_CLIENT_CERT", &who.cert)
+            .env("CLEARING_CLIENT_KEY", &who.key)
+            .env("CLEARING_TLS_SERVER_NAME", "localhost")
+            .output()
+            .unwrap()
+    };
+    let out = health(&good);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SERVING"), "{out:?}");
-    let out = Command::new(bin("clearing"))
-        .args(["health", "--addr", &format!("https://127.0.0.1:{}", c.addr.port())])
-        .env("CLEARING_CA", pki.ca())
-        .env("CLEARING_CLIENT_CERT", &expired.cert)
-        .env("CLEARING_CLIENT_KEY", &expired.key)
-        .env("CLEARING_TLS_SERVER_NAME", "localhost")
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "an expired certificate passed the health check");
+    assert!(!health(&expired).status.success(), "an expired certificate passed the health check");
     // A certificate of our CA that names no role and region.
     let ch = tls_channel(c.addr, &pki.ca(), Some(&no_role)).await.unwrap();
     denied(CatalogueClient::new(ch).list_regions(pb::ListRegionsRequest {}).await, "no role");

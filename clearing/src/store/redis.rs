@@ -316,25 +316,22 @@ impl RedisStore {
     /// come through here: an unknown commit outcome is resolved by re-reading the idempotency key.
     /// `query` for a pipeline (reads only, so repeating it is safe).
     async fn query_pipe<T: ::redis::FromRedisValue>(&self, pipe: &::redis::Pipeline) -> Result<T, StoreError> {
-        let mut last = None;
-        for backoff_ms in READ_BACKOFF_MS.iter().take(READ_ATTEMPTS as usize) {
-            let mut c = self.conn.clone();
-            match pipe.query_async(&mut c).await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(*backoff_ms)).await;
-                }
-            }
-        }
-        Err(err(last.expect("at least one attempt")))
+        self.read_with_retries(|mut c| async move { pipe.query_async(&mut c).await }).await
     }
 
     async fn query<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> Result<T, StoreError> {
+        self.read_with_retries(|mut c| async move { cmd.query_async(&mut c).await }).await
+    }
+
+    /// A read, repeated with backoff while Redis is unreachable.
+    async fn read_with_retries<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
         let mut last = None;
         for backoff_ms in READ_BACKOFF_MS.iter().take(READ_ATTEMPTS as usize) {
-            let mut c = self.conn.clone();
-            match cmd.query_async(&mut c).await {
+            match read(self.conn.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     last = Some(e);
