@@ -8,11 +8,12 @@ COPY proto proto
 COPY region-adapter/Cargo.toml region-adapter/Cargo.toml
 COPY clearing/Cargo.toml clearing/Cargo.toml
 COPY tests/Cargo.toml tests/Cargo.toml
-RUN mkdir -p region-adapter/src clearing/src/bin tests/src region-adapter/benches \
+RUN mkdir -p region-adapter/src clearing/src/bin tests/src region-adapter/benches clearing/benches \
  && echo 'fn main() {}' > clearing/src/main.rs && echo 'fn main() {}' > clearing/src/bin/region-adapter.rs \
- && touch clearing/src/lib.rs region-adapter/src/lib.rs tests/src/lib.rs && echo 'fn main() {}' > region-adapter/benches/engine.rs \
+ && touch clearing/src/lib.rs region-adapter/src/lib.rs tests/src/lib.rs \
+ && echo 'fn main() {}' > region-adapter/benches/engine.rs && echo 'fn main() {}' > clearing/benches/netting.rs \
  && cargo build --release --locked -p clearing --bins \
- && rm -rf region-adapter/src clearing/src tests/src
+ && rm -rf region-adapter/src region-adapter/benches clearing/src clearing/benches tests/src
 COPY region-adapter region-adapter
 COPY clearing clearing
 COPY tests tests
