@@ -17,7 +17,7 @@ RUN mkdir -p region-adapter/src clearing/src/bin tests/src region-adapter/benche
 COPY region-adapter region-adapter
 COPY clearing clearing
 COPY tests tests
-RUN touch region-adapter/src/lib.rs clearing/src/lib.rs clearing/src/main.rs \
+RUN touch region-adapter/src/lib.rs clearing/src/lib.rs clearing/src/main.rs clearing/src/bin/region-adapter.rs \
  && cargo build --release --locked -p clearing --bins \
  && cp target/release/clearing target/release/region-adapter /usr/local/bin/
 
