@@ -131,3 +131,26 @@ async fn one_trace_across_processes_and_the_named_metrics() {
     let arpc = eventually("adapter rpc.server.duration", || otlp.latest_metric("adapter-hubei", "rpc.server.duration")).await;
     assert!(histogram_count(&arpc, &[("rpc.method", "clearinghouse.v1.RegionAdapter/PriceLines")]).unwrap() >= 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_is_off_unless_configured() {
+    // An endpoint is set but the SDK is disabled, and a second service has no endpoint at all:
+    // neither exports anything, and neither says it does.
+    let otlp = Otlp::start().await;
+    let endpoint = otlp.endpoint();
+    let disabled = Clearing::start_with_env(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_SDK_DISABLED", "true")]);
+    let plain = Clearing::start();
+    for c in [&disabled, &plain] {
+        c.registry().await.upsert_member(member("360100", "OFFNC1", "11", &[])).await.unwrap();
+        c.clearing().await.settle_claim(claim("OFF1", "360100", "OFFNC1", "421300", 2, "2024-03-01", 100)).await.unwrap();
+        assert!(!c.log().contains("OpenTelemetry export on"), "{}", c.log());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(otlp.spans().is_empty());
+    assert!(otlp.latest_metric("clearing", "clearing.settlements").is_none());
+    // The positive control: the same endpoint without the switch exports (service name defaults to "clearing").
+    let on = Clearing::start_with_env(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_METRIC_EXPORT_INTERVAL", "200")]);
+    on.registry().await.upsert_member(member("360100", "OFFNC1", "11", &[])).await.unwrap();
+    eventually("metrics from the enabled service", || otlp.latest_metric("clearing", "rpc.server.duration")).await;
+    assert!(on.log().contains("OpenTelemetry export on"), "{}", on.log());
+}
