@@ -11,22 +11,12 @@
 --       11 "1" when reversing KEYS[6], 12 number of members m, 13 journal entry,
 --       then per member 6 values: expected version ("" = any), accumulator prefix ("" = none),
 --       deductible delta, fund delta, visits delta, balance delta
--- On a single Redis also KEYS[7 + m] the msgid index and ARGV[14 + 6m] this shard: the msgid is claimed
--- for this shard in the same atomic step. On a cluster the index lives in another slot, so the caller
--- claims it before (SET NX GET) and passes neither.
 local idem = redis.call('GET', KEYS[1])
 if idem == 'FENCED' then return {'FENCED'} end
 if idem then
   local h, sid = string.match(idem, '^(%x+) (.+)$')
   if h ~= ARGV[1] then return {'MISMATCH'} end
   return {'REPLAYED', sid}
-end
-local m = tonumber(ARGV[12])
-local ix = KEYS[7 + m]
-local ix_shard = ARGV[14 + m * 6]
-if ix then
-  local owner = redis.call('GET', ix)
-  if owner and owner ~= ix_shard then return {'MISMATCH'} end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'TAKEN'} end
 if redis.call('SISMEMBER', KEYS[3], ARGV[4]) == 1 then return {'WINDOW'} end
@@ -37,6 +27,7 @@ if ARGV[11] == '1' then
   if redis.call('EXISTS', KEYS[6]) == 0 then return {'MISSING'} end
   if redis.call('HEXISTS', KEYS[6], 'rev') == 1 then return {'REVERSED'} end
 end
+local m = tonumber(ARGV[12])
 for i = 0, m - 1 do
   local k = KEYS[7 + i]
   local a = 14 + i * 6
@@ -65,5 +56,4 @@ redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|f', ARGV[9])
 redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|a', ARGV[10])
 redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|e', 1)
 redis.call('RPUSH', KEYS[5], ARGV[13])
-if ix then redis.call('SET', ix, ix_shard) end
 return {'COMMITTED'}

@@ -629,21 +629,12 @@ impl Store for RedisStore {
         let (local, remote): (Vec<&MemberChange>, Vec<&MemberChange>) =
             c.members.iter().partition(|m| !self.cluster || member_shard(&m.key) == c.shard);
         let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid);
-        // On a cluster, claim the msgid for this member's shard first (idempotent: the same shard may
-        // claim it again); on a single Redis the commit script claims it in the same atomic step.
-        if self.cluster {
-            let mut conn = self.conn.clone();
-            let claimed: Option<String> = ::redis::cmd("SET")
-                .arg(msgid_index_key(&idem))
-                .arg(c.shard)
-                .arg("NX")
-                .arg("GET")
-                .query_async(&mut conn)
-                .await
-                .map_err(err)?;
-            if claimed.is_some_and(|owner| owner != c.shard.to_string()) {
-                return Ok(CommitOutcome::IdempotencyMismatch);
-            }
+        // Claim the msgid for this member's shard (idempotent: the same shard may claim it again).
+        let mut conn = self.conn.clone();
+        let claimed: Option<String> =
+            ::redis::cmd("SET").arg(msgid_index_key(&idem)).arg(c.shard).arg("NX").arg("GET").query_async(&mut conn).await.map_err(err)?;
+        if claimed.is_some_and(|owner| owner != c.shard.to_string()) {
+            return Ok(CommitOutcome::IdempotencyMismatch);
         }
         let mut holds = Vec::new();
         for m in &remote {
@@ -716,9 +707,6 @@ impl Store for RedisStore {
                 None => inv.arg("").arg(0).arg(0).arg(0),
             };
             inv.arg(m.balance_delta_fen);
-        }
-        if !self.cluster {
-            inv.key(msgid_index_key(&idem)).arg(c.shard);
         }
         let mut conn = self.conn.clone();
         // An error here leaves the outcome unknown: any holds stay for the sweeper, and the caller
