@@ -7,6 +7,14 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The rule packs of a directory, or the bundled ones.
+pub fn load_rules(dir: Option<&Path>) -> anyhow::Result<region_adapter::RuleSet> {
+    Ok(match dir {
+        Some(d) => region_adapter::RuleSet::load_dir(d)?,
+        None => region_adapter::bundled::rules()?,
+    })
+}
+
 /// The config-file format this build reads.
 pub const CONFIG_VERSION: u32 = 1;
 

@@ -1,7 +1,7 @@
 //! `clearing`: the clearing service and its operator tools.
 
 use clap::{Parser, Subcommand};
-use clearing::config::{Config, ServeArgs, StoreKind};
+use clearing::config::{Config, ServeArgs, StoreKind, load_rules};
 use clearing::router::Router;
 use clearing::settle::Clearinghouse;
 use clearing::store::Store;
@@ -127,13 +127,6 @@ enum MemberCommand {
         #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
         addr: String,
     },
-}
-
-fn load_rules(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::RuleSet> {
-    Ok(match dir {
-        Some(d) => region_adapter::RuleSet::load_dir(d)?,
-        None => region_adapter::bundled::rules()?,
-    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -182,6 +182,26 @@ impl Routing {
     }
 }
 
+/// The regions a remote adapter serves that the table routes to it, asked with at most a second's
+/// patience.
+async fn remote_regions(ctx: &CallCtx, routing: &Routing, a: &RemoteAdapter, route: Admdvs) -> Result<Vec<pb::Region>, ServiceError> {
+    let patience = ctx.remaining(Duration::from_secs(1)).min(Duration::from_secs(1));
+    let short = CallCtx { deadline: Some(std::time::Instant::now() + patience), ..ctx.clone() };
+    let list =
+        a.call(&short, "regions", &route.to_string(), pb::ListRegionsRequest {}, |mut c, q| async move { c.list_regions(q).await }).await?;
+    let served_here =
+        |code: &str| Admdvs::parse(code).is_some_and(|x| matches!(routing.target(x), Target::Remote(t) if t.endpoint() == a.endpoint()));
+    Ok(list
+        .regions
+        .into_iter()
+        .filter(|r| served_here(&r.admdvs))
+        .map(|mut r| {
+            r.route = a.endpoint().to_string();
+            r
+        })
+        .collect())
+}
+
 /// The routing table in force. Swapped whole on reload.
 pub struct Router {
     state: RwLock<Arc<Routing>>,
@@ -276,45 +296,23 @@ impl Router {
             .map(|p| catalogue::region_pb(p, "local".into()))
             .collect();
         let mut routes = Vec::with_capacity(routing.routes.len());
+        // Each remote endpoint is asked once, however many routes name it.
         let mut asked: HashMap<String, Result<(), String>> = HashMap::new();
         for r in &routing.routes {
             let (target, status) = match &r.target {
                 Target::Local => ("local".to_string(), Ok(())),
                 Target::Remote(a) => {
-                    let status = match asked.get(a.endpoint()) {
-                        Some(s) => s.clone(),
-                        None => {
-                            let short = CallCtx {
-                                deadline: Some(
-                                    std::time::Instant::now() + ctx.remaining(Duration::from_secs(1)).min(Duration::from_secs(1)),
-                                ),
-                                ..ctx.clone()
-                            };
-                            let got = a
-                                .call(&short, "regions", &r.admdvs.to_string(), pb::ListRegionsRequest {}, |mut c, q| async move {
-                                    c.list_regions(q).await
-                                })
-                                .await;
-                            let s = match got {
-                                Ok(list) => {
-                                    for mut region in list.regions {
-                                        let served_here = Admdvs::parse(&region.admdvs).is_some_and(
-                                            |x| matches!(routing.target(x), Target::Remote(t) if t.endpoint() == a.endpoint()),
-                                        );
-                                        if served_here {
-                                            region.route = a.endpoint().to_string();
-                                            regions.push(region);
-                                        }
-                                    }
-                                    Ok(())
-                                }
-                                Err(e) => Err(e.to_string()),
-                            };
-                            asked.insert(a.endpoint().to_string(), s.clone());
-                            s
-                        }
-                    };
-                    (a.endpoint().to_string(), status)
+                    if !asked.contains_key(a.endpoint()) {
+                        let status = match remote_regions(ctx, &routing, a, r.admdvs).await {
+                            Ok(list) => {
+                                regions.extend(list);
+                                Ok(())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        };
+                        asked.insert(a.endpoint().to_string(), status);
+                    }
+                    (a.endpoint().to_string(), asked[a.endpoint()].clone())
                 }
             };
             routes.push(pb::Route {

@@ -62,15 +62,16 @@ impl<S: Store> Clearinghouse<S> {
     /// Settles (record = true) or previews (record = false) a claim.
     pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
         let r = self.settle_inner(ctx, claim, record).await;
-        let labels = metrics::pair(&claim.insuplc_admdvs, &claim.mdtrt_admdvs);
+        let count = |outcome: &'static str| count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, outcome);
         match &r {
-            Ok(_) if !record => M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "previewed")]),
+            Ok(_) if !record => count("previewed"),
+            // Settled and replayed answers were counted where the store answered.
             Ok(s) => tracing::debug!(setl_id = %s.setl_id, clr_date = %s.clr_date, "settled"),
             Err(e) => {
                 if matches!(e, ServiceError::Unavailable(_) | ServiceError::Internal(_)) {
                     tracing::warn!(error = %e, "claim failed");
                 }
-                M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "refused")])
+                count("refused")
             }
         }
         r
@@ -95,8 +96,7 @@ impl<S: Store> Clearinghouse<S> {
         };
         if let Some(idem) = stored {
             let done = self.stored_answer(idem, &idem_key, &hash).await?;
-            let labels = metrics::pair(&claim.insuplc_admdvs, &claim.mdtrt_admdvs);
-            M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "replayed")]);
+            count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
             return Ok(done);
         }
         let lines = vc.line_inputs();
@@ -113,10 +113,10 @@ impl<S: Store> Clearinghouse<S> {
             if attempt > 0 {
                 M.commit_retries.add(1, &[]);
             }
-            let member = match first_member.take() {
-                Some(m) if attempt == 0 => Some(m),
-                _ if attempt == 0 => None,
-                _ => self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?,
+            let member = if attempt == 0 {
+                first_member.take()
+            } else {
+                self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?
             }
             .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
             let payer = match &vc.acct_payer {
@@ -257,17 +257,16 @@ impl<S: Store> Clearinghouse<S> {
         let reverses = c.reverses.clone();
         let (insured, mdtrt, totals) = (c.settlement.insuplc_admdvs.clone(), c.settlement.mdtrt_admdvs.clone(), c.settlement.totals);
         let outcome = self.store.commit(c, today).instrument(tracing::debug_span!("store.commit", attempt)).await;
-        let labels = metrics::pair(&insured, &mdtrt);
         match outcome {
             Ok(CommitOutcome::Committed) => {
-                let what = if reverses.is_some() { "reversed" } else { "settled" };
-                M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", what)]);
+                count_settlement(&insured, &mdtrt, if reverses.is_some() { "reversed" } else { "settled" });
+                let labels = metrics::pair(&insured, &mdtrt);
                 M.fund_pay.add(totals.fund_fen, &labels);
                 M.account_pay.add(totals.acct_fen, &labels);
                 Ok(Some(answer))
             }
             Ok(CommitOutcome::Replayed(rec)) => {
-                M.settlements.add(1, &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "replayed")]);
+                count_settlement(&insured, &mdtrt, "replayed");
                 decode(&rec).map(Some)
             }
             Ok(CommitOutcome::IdempotencyMismatch) => Err(ServiceError::IdempotencyMismatch(msgid.to_string())),
@@ -417,6 +416,12 @@ impl<S: Store> Clearinghouse<S> {
         s.reversed_by_setl_id = rec.reversed_by.unwrap_or_default();
         Ok(s)
     }
+}
+
+/// One claim outcome in `clearing.settlements`.
+fn count_settlement(insured: &str, mdtrt: &str, outcome: &'static str) {
+    let [i, m] = metrics::pair(insured, mdtrt);
+    M.settlements.add(1, &[i, m, KeyValue::new("outcome", outcome)]);
 }
 
 /// The wire settlement of a claim.

@@ -111,11 +111,16 @@ impl Otlp {
 /// The value of a sum metric's data point whose attributes include all of `labels`.
 pub fn sum_value(m: &Metric, labels: &[(&str, &str)]) -> Option<i64> {
     let Some(metric::Data::Sum(s)) = &m.data else { return None };
-    s.data_points.iter().find(|p| labels.iter().all(|(k, v)| attr(&p.attributes, k) == *v)).map(|p| match p.value {
-        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i,
-        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(d)) => d as i64,
+    s.data_points.iter().find(|p| labels.iter().all(|(k, v)| attr(&p.attributes, k) == *v)).map(number)
+}
+
+fn number(p: &opentelemetry_proto::tonic::metrics::v1::NumberDataPoint) -> i64 {
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    match p.value {
+        Some(Value::AsInt(i)) => i,
+        Some(Value::AsDouble(d)) => d as i64,
         None => 0,
-    })
+    }
 }
 
 /// The count of a histogram's data point whose attributes include all of `labels`.
@@ -127,9 +132,5 @@ pub fn histogram_count(m: &Metric, labels: &[(&str, &str)]) -> Option<u64> {
 /// The value of a gauge's data point whose attributes include all of `labels`.
 pub fn gauge_value(m: &Metric, labels: &[(&str, &str)]) -> Option<i64> {
     let Some(metric::Data::Gauge(g)) = &m.data else { return None };
-    g.data_points.iter().find(|p| labels.iter().all(|(k, v)| attr(&p.attributes, k) == *v)).map(|p| match p.value {
-        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i,
-        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(d)) => d as i64,
-        None => 0,
-    })
+    g.data_points.iter().find(|p| labels.iter().all(|(k, v)| attr(&p.attributes, k) == *v)).map(number)
 }

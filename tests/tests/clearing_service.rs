@@ -489,9 +489,8 @@ async fn a_stream_of_claims_settles_each_as_the_unary_call_would() {
         let stored = cl.get_settlement(pb::GetSettlementRequest { setl_id: a.setl_id.clone() }).await.unwrap().into_inner();
         assert_eq!(stored, a);
     }
-    if let Some(r) = resend {
-        assert_eq!(r.settlement.unwrap().setl_id, got["S0"].settlement.as_ref().unwrap().setl_id);
-    }
+    let resend = resend.expect("two answers for S0");
+    assert_eq!(resend.settlement.expect("the stored settlement").setl_id, got["S0"].settlement.as_ref().unwrap().setl_id);
     // Year-to-date state counts each claim once: two visits per member.
     let m = c
         .registry()

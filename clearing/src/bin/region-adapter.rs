@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use clearing::adapter::AdapterApi;
-use clearing::config::LogFormat;
+use clearing::config::{LogFormat, load_rules};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,19 +37,12 @@ struct ServeArgs {
     tls: clearing::tls::TlsArgs,
 }
 
-fn load(dir: Option<&std::path::Path>) -> anyhow::Result<region_adapter::RuleSet> {
-    Ok(match dir {
-        Some(d) => region_adapter::RuleSet::load_dir(d)?,
-        None => region_adapter::bundled::rules()?,
-    })
-}
-
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let _telemetry = clearing::telemetry::init("region-adapter", a.log_format)?;
     let t = &a.tls;
     let security =
         clearing::tls::listener_security(t.tls_cert.as_deref(), t.tls_key.as_deref(), t.tls_client_ca.as_deref(), t.plaintext, a.listen)?;
-    let rules = load(a.rules.as_deref())?;
+    let rules = load_rules(a.rules.as_deref())?;
     let codes: Vec<String> = rules.regions.keys().map(|k| k.to_string()).collect();
     tracing::info!(regions = %codes.join(","), "rule packs loaded");
     let api = AdapterApi::new(rules);
@@ -60,7 +53,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
-                match load(dir.as_deref()) {
+                match load_rules(dir.as_deref()) {
                     Ok(r) => {
                         api.replace(r);
                         tracing::info!("rule packs reloaded");
