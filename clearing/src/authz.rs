@@ -184,6 +184,13 @@ pub fn require(caller: &Caller, rpc: &str, action: Action<'_>) -> Result<(), Ser
     ))
 }
 
+/// `require` for reads of one stored object: a refusal is answered with `hidden()` (the caller's
+/// NOT_FOUND for an object that does not exist), so that the answer does not tell whether it exists.
+/// The refusal is audited like any other.
+pub fn require_or_hide(caller: &Caller, rpc: &str, action: Action<'_>, hidden: impl FnOnce() -> ServiceError) -> Result<(), ServiceError> {
+    require(caller, rpc, action).map_err(|_| hidden())
+}
+
 fn action_name(a: &Action<'_>) -> &'static str {
     match a {
         Action::SettleClaim { .. } => "settle",

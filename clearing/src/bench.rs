@@ -447,16 +447,16 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let totals = store.window_totals(d).await?;
         let t1 = t.elapsed();
-        let entries = store.journal_len(d).await?;
+        let journal = store.journal_sums(d).await?;
         let t2 = t.elapsed();
-        let r = crate::netting::net(&d.to_string(), &totals, entries, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let r = crate::netting::net(&d.to_string(), &totals, &journal, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let t3 = t.elapsed();
         let json = serde_json::to_string(&r)?;
         let stored = store.put_once(&format!("report:{d}"), &json).await?;
         let _back: crate::netting::Report = serde_json::from_str(&stored)?;
         let t4 = t.elapsed();
         println!(
-            "  totals {} pairs {} ms; journal_len {} ms; net {} ms; report json {} KiB store+load {} ms",
+            "  totals {} pairs {} ms; journal sums {} ms; net {} ms; report json {} KiB store+load {} ms",
             totals.pairs.len(),
             t1.as_millis(),
             (t2 - t1).as_millis(),

@@ -9,14 +9,14 @@
 //! | family payer has not bound the patient | PERMISSION_DENIED (+ BadRequest on `acct_payer_psn_no`) | no |
 //! | the caller's certificate does not allow the call (authz.rs) | PERMISSION_DENIED | no |
 //! | no client certificate | UNAUTHENTICATED | no |
-//! | too many requests in flight from one client | RESOURCE_EXHAUSTED | yes, later |
+//! | too many requests in flight from one client; the store is out of memory | RESOURCE_EXHAUSTED | yes, later |
 //! | msgid reused with other content | ALREADY_EXISTS | no |
-//! | settlement already reversed; account short after a concurrent debit | FAILED_PRECONDITION | no |
-//! | too many version conflicts in a row | ABORTED | yes, same msgid |
-//! | store or region adapter unreachable | UNAVAILABLE | yes, same msgid |
+//! | settlement already reversed, or a reversal being reversed | FAILED_PRECONDITION | no |
+//! | too many version conflicts in a row (a concurrent change of the member or of the paying account: each is retried and the claim recomputed with the new balance, up to `MAX_COMMIT_ATTEMPTS`) | ABORTED | yes, same msgid |
+//! | store or region adapter unreachable for longer than the service waits for it (a commit whose outcome is unknown is resolved and retried inside the service first) | UNAVAILABLE | yes, same msgid |
 //! | region adapter did not answer within the caller's deadline | DEADLINE_EXCEEDED | yes, same msgid |
 //! | refusal by a remote region adapter | the adapter's status, unchanged | as for that status |
-//! | broken invariant, unreadable stored data | INTERNAL | no |
+//! | broken invariant, unreadable stored data, a store error that is not transient (details in the log) | INTERNAL | no |
 
 use crate::store::StoreError;
 use region_adapter::EngineError;
@@ -75,7 +75,10 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => ServiceError::Unavailable(m),
-            StoreError::Corrupt(m) => ServiceError::Internal(m),
+            StoreError::Exhausted(_) => {
+                ServiceError::ResourceExhausted("the store is out of memory; retry later with the same msgid".into())
+            }
+            StoreError::Failed(m) | StoreError::Corrupt(m) => ServiceError::Internal(m),
         }
     }
 }

@@ -63,7 +63,12 @@ impl<S: Store> Clearing for Api<S> {
     }
     async fn reverse_claim(&self, req: Request<pb::ReverseClaimRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "ReverseClaim", Action::ReadCatalogue)?;
-        let authorize = |mdtrt: &str| authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt });
+        let authorize = |insured: &str, mdtrt: &str| {
+            // A caller that may not even see the original learns nothing about it (see GetSettlement).
+            let hidden = || ServiceError::NotFound { what: format!("settlement {}", req.get_ref().setl_id), field: "setl_id".into() };
+            authz::require_or_hide(&caller, "ReverseClaim", Action::ReadSettlement { insured, mdtrt }, hidden)?;
+            authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt })
+        };
         reply(self.core.reverse(req.get_ref(), &authorize).await)
     }
     type SettleClaimStreamStream = ResultStream;
@@ -125,8 +130,17 @@ impl<S: Store> Clearing for Api<S> {
 
     async fn get_settlement(&self, req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "GetSettlement", Action::ReadCatalogue)?;
-        let r = self.core.get_settlement(&req.get_ref().setl_id).await.and_then(|s| {
-            authz::require(&caller, "GetSettlement", Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs })?;
+        let setl_id = &req.get_ref().setl_id;
+        // A settlement the caller may not see is answered exactly like one that does not exist (no
+        // existence oracle); the refusal is audited.
+        let hidden = || ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() };
+        let r = self.core.get_settlement(setl_id).await.and_then(|s| {
+            authz::require_or_hide(
+                &caller,
+                "GetSettlement",
+                Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs },
+                hidden,
+            )?;
             Ok(s)
         });
         reply(r)

@@ -90,8 +90,19 @@ mod tests {
 
     #[test]
     fn shard_is_stable() {
-        // A changed shard function would move every stored member: pin it.
-        assert_eq!(shard_of("421300", "P0001"), shard_of("421300", "P0001"));
+        // A changed shard function would orphan every stored member: pin literal values (computed
+        // outside this code: the first byte of SHA-256 of "admdvs:psn_no", e.g. with Python's hashlib).
+        for (insured, psn_no, shard) in [
+            ("421300", "P0001", 176),
+            ("421300", "421300000000000001", 101),
+            ("360100", "360100000000000042", 73),
+            ("150500", "X", 101),
+            ("320100", "", 204),
+        ] {
+            assert_eq!(shard_of(insured, psn_no), shard, "shard of {insured}:{psn_no}");
+        }
+        assert_eq!(shard_of_key("360100:MSG1"), 119);
+        assert_eq!(shard_of_key("421300:20240601000001"), 164);
         let spread: std::collections::HashSet<u16> = (0..2000).map(|i| shard_of("360100", &format!("P{i}"))).collect();
         assert!(spread.len() > 200);
     }

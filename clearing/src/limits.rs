@@ -3,6 +3,11 @@
 /// Retries of a settlement after a version conflict (another claim of the same member committed
 /// first). Eight conflicts in a row means a member is being hammered; the caller retries later.
 pub const MAX_COMMIT_ATTEMPTS: u32 = 8;
+/// How long a settlement waits for a store that went away in the middle of its commit (a Redis
+/// restart, AOF replayed, takes a second or two) before answering UNAVAILABLE: the service resolves the
+/// unknown outcome by re-reading the idempotency key and commits again itself. Never past the caller's
+/// deadline.
+pub const STORE_OUTAGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 /// msgid length: the national msgid is 30 characters; 64 leaves room for any sender's scheme.
 pub const MAX_MSGID_LEN: usize = 64;
 /// psn_no length: national person numbers are 30 characters at most.

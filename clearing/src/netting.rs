@@ -8,7 +8,6 @@
 //! the money moved, Σ max(0, net), is the least any settlement of these obligations can move (each
 //! region must at least pay its net debit).
 
-#[cfg(test)]
 use crate::store::PairTotals;
 use crate::store::WindowTotals;
 use serde::{Deserialize, Serialize};
@@ -120,13 +119,12 @@ pub fn advance_rows(positions: &[Position], advances: &BTreeMap<String, i64>) ->
 pub enum NettingError {
     #[error("positions do not sum to zero ({0} fen)")]
     Unbalanced(i64),
-    #[error("an instruction set does not settle the positions")]
-    Instructions,
 }
 
-/// Nets a window. `journal_entries` is the number of entries in the window's journals, read
-/// independently of the totals; the report says whether the two agree.
-pub fn net(clr_date: &str, totals: &WindowTotals, journal_entries: i64, advances: &BTreeMap<String, i64>) -> Result<Report, NettingError> {
+/// Nets a window. `journal` is the window's sums computed from its journal entries, read by another
+/// path than the totals (which Redis folds in the background); the report is complete only when the
+/// two agree on entries, count and every amount, and the pairs' owed amounts add up to the totals.
+pub fn net(clr_date: &str, totals: &WindowTotals, journal: &PairTotals, advances: &BTreeMap<String, i64>) -> Result<Report, NettingError> {
     // Directed obligations; a negative total (more reversed than settled) is owed the other way.
     // Hash maps for the work (hundreds of thousands of pairs), sorted once for the canonical report.
     let mut owed: HashMap<(&str, &str), (i64, i64)> = HashMap::with_capacity(totals.pairs.len());
@@ -180,11 +178,8 @@ pub fn net(clr_date: &str, totals: &WindowTotals, journal_entries: i64, advances
             _ => {}
         }
     }
+    // Σ net = 0 (checked above) makes what is paid in equal what is paid out: Σ max(0, net).
     let moved: i64 = positions.iter().map(|p| p.net_fen.max(0)).sum();
-    let paid_in: i64 = instructions.iter().filter(|i| i.to_admdvs == CENTRAL).map(|i| i.amount_fen).sum();
-    if paid_in != moved {
-        return Err(NettingError::Instructions);
-    }
     let advances = advance_rows(&positions, advances);
     let mut report = Report {
         clr_date: clr_date.to_string(),
@@ -206,10 +201,9 @@ pub fn net(clr_date: &str, totals: &WindowTotals, journal_entries: i64, advances
         medfee_total_fen: all.medfee_fen,
         fund_total_fen: all.fund_fen,
         acct_total_fen: all.acct_fen,
-        journal_entries,
+        journal_entries: journal.entries,
         // The totals and the journals are written by one commit, read here by two paths.
-        complete: journal_entries == all.entries
-            && all.fund_fen + all.acct_fen == totals.pairs.iter().map(|(_, p)| p.owed_fen).sum::<i64>(),
+        complete: journal == all && all.fund_fen + all.acct_fen == totals.pairs.iter().map(|(_, p)| p.owed_fen).sum::<i64>(),
         advances,
         digest: String::new(),
     };
@@ -238,6 +232,13 @@ mod tests {
         WindowTotals::from_pairs(pairs.iter().cloned())
     }
 
+    /// The sums a journal holding exactly these pairs' entries gives.
+    fn journal(pairs: &[((String, String), PairTotals)]) -> PairTotals {
+        let mut j = PairTotals::default();
+        pairs.iter().for_each(|(_, t)| j.merge(t));
+        j
+    }
+
     #[test]
     fn three_regions_net_to_two_transfers() {
         // A owes B 100, B owes C 100, C owes A 30: gross 230; bilateral nets stay 230 (no pair owes
@@ -245,7 +246,7 @@ mod tests {
         let r = net(
             "2026-11-22",
             &totals(&[pair("A", "B", 100), pair("B", "C", 100), pair("C", "A", 30)]),
-            3,
+            &journal(&[pair("A", "B", 100), pair("B", "C", 100), pair("C", "A", 30)]),
             &BTreeMap::from([("A".to_string(), 80)]),
         )
         .unwrap();
@@ -266,17 +267,38 @@ mod tests {
 
     #[test]
     fn reversals_that_outweigh_settlements_turn_the_obligation_around() {
-        let r = net("d", &totals(&[pair("A", "B", -50)]), 1, &BTreeMap::new()).unwrap();
+        let r = net("d", &totals(&[pair("A", "B", -50)]), &journal(&[pair("A", "B", -50)]), &BTreeMap::new()).unwrap();
         assert_eq!(r.obligations[0].from_admdvs, "B");
         assert_eq!(r.positions.iter().find(|p| p.admdvs == "A").unwrap().net_fen, 50);
-        assert!(!net("d", &totals(&[pair("A", "B", 5)]), 2, &BTreeMap::new()).unwrap().complete, "journal and totals disagree");
+    }
+
+    #[test]
+    fn a_report_is_complete_only_when_the_journal_agrees_with_the_totals_in_every_amount() {
+        let pairs = [pair("A", "B", 500), pair("B", "A", 200)];
+        assert!(net("d", &totals(&pairs), &journal(&pairs), &BTreeMap::new()).unwrap().complete);
+        // One entry more in the journal than in the totals.
+        let mut j = journal(&pairs);
+        j.entries += 1;
+        assert!(!net("d", &totals(&pairs), &j, &BTreeMap::new()).unwrap().complete, "an entry the totals lack");
+        // The same number of entries, but one amount differs by a fen: the old count-only check passed this.
+        for bump in [
+            |j: &mut PairTotals| j.fund_fen += 1,
+            |j: &mut PairTotals| j.acct_fen -= 1,
+            |j: &mut PairTotals| j.medfee_fen += 1,
+            |j: &mut PairTotals| j.count -= 1,
+        ] {
+            let mut j = journal(&pairs);
+            bump(&mut j);
+            assert!(!net("d", &totals(&pairs), &j, &BTreeMap::new()).unwrap().complete, "journal amounts disagree with the totals");
+        }
     }
 
     proptest! {
         #[test]
         fn netting_invariants_hold_for_random_obligation_matrices(m in prop::collection::vec((0u8..12, 0u8..12, -50_000i64..5_000_000), 0..200)) {
             let pairs: Vec<_> = m.iter().map(|(a, b, v)| pair(&format!("R{a:02}"), &format!("R{b:02}"), *v)).collect();
-            let r = net("d", &totals(&pairs), pairs.len() as i64, &BTreeMap::new()).unwrap();
+            let r = net("d", &totals(&pairs), &journal(&pairs), &BTreeMap::new()).unwrap();
+            prop_assert!(r.complete);
             // Σ net = 0.
             prop_assert_eq!(r.positions.iter().map(|p| p.net_fen).sum::<i64>(), 0);
             // Each region at most one instruction, only through the central account.
@@ -303,7 +325,7 @@ mod tests {
             prop_assert!(r.multilateral_net_total_fen <= r.bilateral_net_total_fen);
             prop_assert!(r.bilateral_net_total_fen <= r.gross_total_fen);
             // Same input, same report (digest included).
-            prop_assert_eq!(net("d", &totals(&pairs), pairs.len() as i64, &BTreeMap::new()).unwrap(), r);
+            prop_assert_eq!(net("d", &totals(&pairs), &journal(&pairs), &BTreeMap::new()).unwrap(), r);
         }
     }
 }

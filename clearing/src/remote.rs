@@ -48,6 +48,16 @@ impl CallCtx {
         CallCtx { deadline, trace }
     }
 
+    /// Until when a commit may wait for a store that went away: `STORE_OUTAGE_PATIENCE` from now, or
+    /// a little before the caller's deadline when that comes first (so the answer still reaches it).
+    pub fn store_patience(&self) -> Instant {
+        let patience = Instant::now() + crate::limits::STORE_OUTAGE_PATIENCE;
+        match self.deadline {
+            Some(d) => patience.min(d.checked_sub(Duration::from_millis(100)).unwrap_or(d)),
+            None => patience,
+        }
+    }
+
     /// Time left before the deadline (or `default` when the caller set none).
     pub fn remaining(&self, default: Duration) -> Duration {
         match self.deadline {

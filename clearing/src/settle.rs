@@ -5,7 +5,7 @@
 
 use crate::error::ServiceError;
 use crate::ids::{SetlIds, idempotency_key, shard_of, shard_of_setl_id};
-use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN};
+use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN, STORE_OUTAGE_PATIENCE};
 use crate::metrics::{self, M};
 use crate::remote::CallCtx;
 use crate::router::{PolicyOutcome, PricedClaim, Router};
@@ -19,6 +19,7 @@ use region_adapter::money::{fmt_ratio, fmt_yuan};
 use region_adapter::{AccountSource, Admdvs, Benefit, Filing, MemberFacts, PsnType, YearState};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// The clearing core, shared by every gRPC service and generic over the store.
@@ -109,6 +110,7 @@ impl<S: Store> Clearinghouse<S> {
         let benefit = Benefit::of(&visit)?;
         let benefit_key = benefit.key();
         let year = vc.visit_date.year();
+        let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &vc.msgid, until: ctx.store_patience() };
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             if attempt > 0 {
                 M.commit_retries.add(1, &[]);
@@ -206,7 +208,7 @@ impl<S: Store> Clearinghouse<S> {
                 reversed_by: None,
             };
             let commit = Commit { shard, settlement: record, members, reverses: None };
-            if let Some(answer) = self.commit_attempt(commit, today, &idem_key, &hash, &vc.msgid, attempt, msg).await? {
+            if let Some(answer) = self.commit_attempt(commit, today, &key, attempt, msg).await? {
                 return Ok(answer);
             }
         }
@@ -219,6 +221,25 @@ impl<S: Store> Clearinghouse<S> {
         match self.store.lookup_idempotency(shard, idem_key).await? {
             None => Ok(None),
             Some(idem) => self.stored_answer(idem, idem_key, hash).await.map(Some),
+        }
+    }
+
+    /// Resolves a commit whose outcome is unknown (the store failed while it ran): re-reads the
+    /// idempotency key until the store answers or `key.until` passes. `Ok(Some)`: it committed (the
+    /// stored answer); `Ok(None)`: it did not, commit again.
+    async fn resolve_unknown(&self, shard: u16, key: &IdemCtx<'_>) -> Result<Option<pb::Settlement>, ServiceError> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.replay(shard, key.idem_key, key.hash).await {
+                Err(ServiceError::Unavailable(m)) => {
+                    if Instant::now() + pause >= key.until {
+                        return Err(ServiceError::Unavailable(m));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
         }
     }
 
@@ -238,18 +259,15 @@ impl<S: Store> Clearinghouse<S> {
 
     /// One commit attempt. `Ok(Some)` is the answer: `answer` when this attempt committed, the stored
     /// settlement when the msgid was already committed with the same content. `Ok(None)` means recompute
-    /// and try again: a member changed, the window closed, the id was taken or the account moved; it
-    /// returns after a short, growing pause so that contending commits of one member spread out. A store
-    /// failure whose outcome is unknown is resolved by re-reading the idempotency key, never by
-    /// committing twice.
-    #[allow(clippy::too_many_arguments)]
+    /// and try again: a member changed, the window closed, the id was taken, the account moved, or the
+    /// store failed and the commit is known not to have happened; it returns after a short, growing
+    /// pause so that contending commits of one member spread out. A store failure whose outcome is
+    /// unknown is resolved by re-reading the idempotency key, never by committing twice.
     async fn commit_attempt(
         &self,
         c: Commit,
         today: chrono::NaiveDate,
-        idem_key: &str,
-        hash: &[u8; 32],
-        msgid: &str,
+        key: &IdemCtx<'_>,
         attempt: u32,
         answer: pb::Settlement,
     ) -> Result<Option<pb::Settlement>, ServiceError> {
@@ -269,10 +287,14 @@ impl<S: Store> Clearinghouse<S> {
                 count_settlement(&insured, &mdtrt, "replayed");
                 decode(&rec).map(Some)
             }
-            Ok(CommitOutcome::IdempotencyMismatch) => Err(ServiceError::IdempotencyMismatch(msgid.to_string())),
+            Ok(CommitOutcome::IdempotencyMismatch) => Err(ServiceError::IdempotencyMismatch(key.msgid.to_string())),
             Ok(CommitOutcome::AlreadyReversed) => Err(match reverses {
                 Some(orig) => ServiceError::FailedPrecondition(format!("{orig} was already reversed")),
                 None => ServiceError::Internal("settlement commit reported a reversal conflict".into()),
+            }),
+            Ok(CommitOutcome::OriginalMissing) => Err(match reverses {
+                Some(orig) => ServiceError::NotFound { what: format!("settlement {orig}"), field: "setl_id".into() },
+                None => ServiceError::Internal("settlement commit reported a missing original".into()),
             }),
             Ok(
                 o @ (CommitOutcome::VersionConflict
@@ -291,12 +313,16 @@ impl<S: Store> Clearinghouse<S> {
                 conflict_pause(attempt).await;
                 Ok(None)
             }
-            // Not known to be committed: the caller retries with the same msgid, which is safe.
+            // Not known to be committed. Wait for the store (bounded), then ask it: committed → the
+            // stored answer; not committed → recompute and commit again (the msgid is still unused).
             Err(StoreError::Unavailable(m)) => {
                 M.store_errors.add(1, &[KeyValue::new("op", "commit")]);
-                match self.replay(shard, idem_key, hash).await {
+                tracing::debug!(attempt, error = %m, "commit outcome unknown; resolving");
+                match self.resolve_unknown(shard, key).await {
                     Ok(Some(stored)) => Ok(Some(stored)),
-                    _ => Err(ServiceError::Unavailable(m)),
+                    Ok(None) => Ok(None),
+                    Err(ServiceError::Unavailable(_)) => Err(ServiceError::Unavailable(m)),
+                    Err(e) => Err(e),
                 }
             }
             Err(e) => {
@@ -306,12 +332,12 @@ impl<S: Store> Clearinghouse<S> {
         }
     }
 
-    /// Reverses a settlement (2208). `authorize` sees the original's `mdtrt_admdvs` before anything is read
-    /// back or written.
+    /// Reverses a settlement (2208). `authorize` sees the original's (`insuplc_admdvs`, `mdtrt_admdvs`)
+    /// before anything else is read back or written.
     pub async fn reverse(
         &self,
         req: &pb::ReverseClaimRequest,
-        authorize: &(dyn Fn(&str) -> Result<(), ServiceError> + Sync),
+        authorize: &(dyn Fn(&str, &str) -> Result<(), ServiceError> + Sync),
     ) -> Result<pb::Settlement, ServiceError> {
         let mut v = Violations::default();
         let shard = shard_of_setl_id(&req.setl_id);
@@ -324,13 +350,14 @@ impl<S: Store> Clearinghouse<S> {
         }
         v.into_result(())?;
         let hash = content_hash(&req.encode_to_vec());
+        let until = Instant::now() + STORE_OUTAGE_PATIENCE;
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             let orig = self
                 .store
                 .get_settlement(&req.setl_id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {}", req.setl_id), field: "setl_id".into() })?;
-            authorize(&orig.mdtrt_admdvs)?;
+            authorize(&orig.insuplc_admdvs, &orig.mdtrt_admdvs)?;
             let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
             if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
                 return Ok(done);
@@ -396,7 +423,8 @@ impl<S: Store> Clearinghouse<S> {
                 reversed_by: None,
             };
             let commit = Commit { shard: member_shard, settlement: record, members, reverses: Some(orig.setl_id.clone()) };
-            if let Some(answer) = self.commit_attempt(commit, today, &idem_key, &hash, &req.msgid, attempt, msg).await? {
+            let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &req.msgid, until };
+            if let Some(answer) = self.commit_attempt(commit, today, &key, attempt, msg).await? {
                 return Ok(answer);
             }
         }
@@ -416,6 +444,16 @@ impl<S: Store> Clearinghouse<S> {
         s.reversed_by_setl_id = rec.reversed_by.unwrap_or_default();
         Ok(s)
     }
+}
+
+/// What one request's commits share: its idempotency key and content, and how long it may wait for a
+/// store that went away.
+struct IdemCtx<'a> {
+    idem_key: &'a str,
+    hash: &'a [u8; 32],
+    msgid: &'a str,
+    /// Give up waiting for the store at this instant (the caller's deadline or `STORE_OUTAGE_PATIENCE`).
+    until: Instant,
 }
 
 /// One claim outcome in `clearing.settlements`.

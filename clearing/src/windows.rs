@@ -125,8 +125,8 @@ impl<S: Store> Clearinghouse<S> {
     /// The window's live totals as netting input (open or closed).
     async fn live_report(&self, d: NaiveDate) -> Result<Report, ServiceError> {
         let totals = self.store.window_totals(d).await?;
-        let entries = self.store.journal_len(d).await?;
-        netting::net(&d.to_string(), &totals, entries, &self.advances().await?)
+        let journal = self.store.journal_sums(d).await?;
+        netting::net(&d.to_string(), &totals, &journal, &self.advances().await?)
             .map_err(|e| ServiceError::Internal(format!("netting {d}: {e}")))
     }
 

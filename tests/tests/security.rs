@@ -174,13 +174,22 @@ async fn the_authorization_matrix_over_tls() {
     ok(suizhou.clearing().get_settlement(get()).await, "service side reads");
     ok(nanchang.clearing().get_settlement(get()).await, "insured side reads");
     ok(national.clearing().get_settlement(get()).await, "national reads");
-    denied(jiangsu.clearing().get_settlement(get()).await, "uninvolved province reads");
-    denied(operator.clearing().get_settlement(get()).await, "operator reads personal data");
+    // A caller that may not see a settlement gets exactly the answer for one that does not exist (no
+    // existence oracle); the refusal is still audited.
+    let missing_id = format!("{}ffffffffff", &s.setl_id[..14]);
+    let absent = national.clearing().get_settlement(pb::GetSettlementRequest { setl_id: missing_id.clone() }).await.unwrap_err();
+    assert_eq!(absent.code(), Code::NotFound);
+    for (who, name) in [(&jiangsu, "uninvolved province reads"), (&operator, "operator reads personal data")] {
+        let e = who.clearing().get_settlement(get()).await.unwrap_err();
+        assert_eq!((e.code(), bad_fields(&e)), (Code::NotFound, vec!["setl_id".to_string()]), "{name}: {e:?}");
+        assert_eq!(e.message().replace(&s.setl_id, "ID"), absent.message().replace(&missing_id, "ID"), "{name}");
+    }
 
     // Reversal: the service location of the original only.
     let rev = |msgid: &str| pb::ReverseClaimRequest { setl_id: s.setl_id.clone(), msgid: msgid.into(), reason: "test".into() };
     denied(nanchang.clearing().reverse_claim(rev("REV1")).await, "insured side reverses");
-    denied(jiangsu.clearing().reverse_claim(rev("REV1")).await, "other province reverses");
+    let e = jiangsu.clearing().reverse_claim(rev("REV1")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "a province that may not see the original learns nothing of it: {e:?}");
     let r = ok(suizhou.clearing().reverse_claim(rev("REV1")).await, "service side reverses");
     assert!(r.refd_setl_flag);
 
@@ -226,6 +235,7 @@ async fn the_authorization_matrix_over_tls() {
     let audit: Vec<&str> = log.lines().filter(|l| l.contains("audit") && l.contains("permission denied")).collect();
     assert!(audit.len() >= 25, "{} audit lines:\n{log}", audit.len());
     assert!(audit.iter().any(|l| l.contains("jiangsu-platform") && l.contains("GetSettlement")));
+    assert!(audit.iter().any(|l| l.contains("ops") && l.contains("GetSettlement")), "the hidden refusal is audited");
     assert!(person_numbers_in(&log).is_empty());
 }
 

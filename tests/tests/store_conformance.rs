@@ -213,6 +213,28 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     assert_eq!(s.commit(stale, today()).await.unwrap(), CommitOutcome::VersionConflict);
     assert_eq!(s.load_member(&payer).await.unwrap().unwrap().acct_balc_fen, 4_000);
 
+    // A reversal whose original is not there is a defined outcome that writes nothing, and the family
+    // payer's reservation (a hold on a cluster) is released on that path too.
+    let ghost = Commit {
+        shard: ps,
+        settlement: SettlementRecord {
+            orig_setl_id: Some(sid(ps, 999)),
+            totals: PairDelta { count: -1, medfee_fen: -100_000, fund_fen: -5_000, acct_fen: -1_000 },
+            ..record(&sid(ps, 12), &format!("{tag}G1"), 13, day, -5_000, -1_000)
+        },
+        members: vec![
+            change(&patient, None, -5_000, 0),
+            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000 },
+        ],
+        reverses: Some(sid(ps, 999)),
+    };
+    let (patient_before, payer_before) = (s.load_member(&patient).await.unwrap(), s.load_member(&payer).await.unwrap().unwrap());
+    assert_eq!(s.commit(ghost, today()).await.unwrap(), CommitOutcome::OriginalMissing);
+    assert_eq!(s.load_member(&patient).await.unwrap(), patient_before);
+    let payer_after = s.load_member(&payer).await.unwrap().unwrap();
+    assert_eq!(payer_after.acct_balc_fen, payer_before.acct_balc_fen, "the payer's reservation was released at once");
+    assert_eq!(s.get_settlement(&sid(ps, 12)).await.unwrap(), None);
+
     // Window totals sum every shard's commits for the day: r1 + reversal + family.
     let totals = s.window_totals(day).await.unwrap();
     let pair = totals.pairs.iter().find(|(p, _)| p == &("421300".to_string(), "360100".to_string())).unwrap().1;
@@ -220,6 +242,8 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     let t = &totals.all;
     assert_eq!((t.count, t.entries, t.medfee_fen, t.fund_fen, t.acct_fen), (1, 3, 100_000, 5_000, 6_000));
     assert_eq!(totals.by_mdtrt["360100"], *t);
+    // The journal, summed entry by entry, says the same (netting's completeness check reads both).
+    assert_eq!(s.journal_sums(day).await.unwrap(), *t);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,4 +334,53 @@ async fn folding_is_exactly_once_under_racing_folders() {
     folding_races(RedisStore::connect(&RedisOptions { urls: vec![r.url()], allow_volatile: false }).await.unwrap(), "FR").await;
     let c = RedisCluster::start();
     folding_races(RedisStore::connect(&RedisOptions { urls: vec![c.urls()], allow_volatile: false }).await.unwrap(), "FC").await;
+}
+
+/// Redis errors are classified by whether a retry can help: a wrong-typed key is a final internal
+/// error (read once, never retried), out of memory is exhaustion, a dead server is unavailability.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_errors_are_classified_by_whether_a_retry_can_help() {
+    let mut r = Redis::start();
+    let s = RedisStore::connect(&RedisOptions { urls: vec![r.url()], allow_volatile: false }).await.unwrap();
+    let k = MemberKey::new("421300", "ERRP1");
+    s.upsert_member(upsert(&k, 10_000)).await.unwrap();
+
+    // WRONGTYPE: a member key that holds a string. INTERNAL, and the read was not repeated.
+    let bad = MemberKey::new("421300", "ERRP2");
+    let bad_key = format!("{{ch:{:02x}}}:m:421300:ERRP2", shard_of("421300", "ERRP2"));
+    r.cli(&["SET", &bad_key, "x"]);
+    r.cli(&["CONFIG", "RESETSTAT"]);
+    let e = s.load_member(&bad).await.unwrap_err();
+    assert!(matches!(&e, StoreError::Failed(m) if m.contains("WRONGTYPE") && !m.contains("Operation against")), "{e:?}");
+    let stats = r.cli(&["INFO", "commandstats"]);
+    assert!(stats.contains("cmdstat_hgetall:calls=1,"), "a final error is not retried:\n{stats}");
+    // The same key inside the commit script: a script error, final too.
+    let shard = shard_of("421300", "ERRP2");
+    let c = Commit {
+        shard,
+        settlement: record(&sid(shard, 1), "ERRM1", 1, today(), 100, 0),
+        members: vec![change(&bad, None, 100, 0)],
+        reverses: None,
+    };
+    assert!(matches!(s.commit(c, today()).await, Err(StoreError::Failed(_))));
+
+    // Out of memory: RESOURCE_EXHAUSTED, nothing written.
+    r.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    r.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let shard = shard_of("421300", "ERRP1");
+    let c = Commit {
+        shard,
+        settlement: record(&sid(shard, 2), "ERRM2", 2, today(), 100, 0),
+        members: vec![change(&k, None, 100, 0)],
+        reverses: None,
+    };
+    let e = s.commit(c, today()).await.unwrap_err();
+    assert!(matches!(e, StoreError::Exhausted(_)), "{e:?}");
+    r.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(s.load_member(&k).await.unwrap().unwrap().version, 1, "nothing written");
+
+    // A dead server: UNAVAILABLE once the read's bounded retries are spent.
+    r.crash();
+    let e = s.load_member(&k).await.unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
 }

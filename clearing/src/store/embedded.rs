@@ -4,14 +4,18 @@
 //! Writes go through one writer thread that takes up to `MAX_BATCH` queued commits, applies them in
 //! order inside one write transaction (each sees the ones before it), and fsyncs once for all: group
 //! commit, so throughput is not bounded by one fsync per settlement. A commit whose checks fail
-//! writes nothing; its neighbours in the batch are unaffected. Reads use redb's MVCC read
-//! transactions and never wait for the writer.
+//! writes nothing; its neighbours in the batch are unaffected. A commit whose *writes* fail half-way
+//! (an I/O error after some rows were put) must not leave those rows behind: the whole transaction is
+//! aborted and the batch's jobs are run again one per transaction, so the failing job's transaction is
+//! aborted alone and every other job commits. Reads use redb's MVCC read transactions and never wait
+//! for the writer.
 
 use super::*;
 use chrono::NaiveDate;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Commits applied in one transaction (one fsync). Bounds the latency a batch adds and the memory
@@ -55,6 +59,26 @@ enum MetaOp {
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: mpsc::Sender<Job>,
+    /// Fault injection for the all-or-nothing test (see `Faults`); only tests plant a fault.
+    #[cfg_attr(not(test), allow(dead_code))]
+    faults: Arc<Faults>,
+}
+
+/// A write fault planted by a test: every write of a row under `key` fails as an I/O error would.
+/// Unarmed (always, outside tests) it costs one relaxed atomic load per row.
+#[derive(Default)]
+struct Faults {
+    armed: AtomicBool,
+    key: std::sync::Mutex<String>,
+}
+
+impl Faults {
+    fn before_write(&self, key: &str) -> Result<(), StoreError> {
+        if self.armed.load(Ordering::Relaxed) && *self.key.lock().expect("fault key") == key {
+            return Err(unavailable(format!("injected write failure at {key}")));
+        }
+        Ok(())
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -80,9 +104,17 @@ impl EmbeddedStore {
         }
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let wdb = db.clone();
-        std::thread::Builder::new().name("embedded-writer".into()).spawn(move || writer(wdb, rx)).map_err(unavailable)?;
-        Ok(EmbeddedStore { db, writer: tx })
+        let (wdb, faults) = (db.clone(), Arc::new(Faults::default()));
+        let wfaults = faults.clone();
+        std::thread::Builder::new().name("embedded-writer".into()).spawn(move || writer(wdb, wfaults, rx)).map_err(unavailable)?;
+        Ok(EmbeddedStore { db, writer: tx, faults })
+    }
+
+    /// Makes every write of a row under `key` fail (tests only); `None` clears the fault.
+    #[cfg(test)]
+    fn fail_writes_of(&self, key: Option<&str>) {
+        *self.faults.key.lock().expect("fault key") = key.unwrap_or_default().to_string();
+        self.faults.armed.store(key.is_some(), Ordering::Relaxed);
     }
 
     fn read<T>(
@@ -170,11 +202,12 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn journal_len(&self, clr_date: NaiveDate) -> Result<i64, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let t = txn.open_table(JOURNAL).map_err(unavailable)?;
-        let (from, to) = (format!("{clr_date}|"), format!("{clr_date}}}"));
-        Ok(t.range(from.as_str()..to.as_str()).map_err(unavailable)?.count() as i64)
+    async fn journal_sums(&self, clr_date: NaiveDate) -> Result<PairTotals, StoreError> {
+        let mut sums = PairTotals::default();
+        for e in self.window_journal(clr_date).await? {
+            sums.add(&e.totals);
+        }
+        Ok(sums)
     }
 
     async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
@@ -229,7 +262,7 @@ fn first_open_day(mut closed: impl FnMut(&str) -> Result<bool, StoreError>, toda
 }
 
 /// The writer thread: batches, applies, fsyncs, answers.
-fn writer(db: Arc<Database>, mut rx: mpsc::Receiver<Job>) {
+fn writer(db: Arc<Database>, faults: Arc<Faults>, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -239,7 +272,7 @@ fn writer(db: Arc<Database>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = apply_batch(&db, &batch);
+        let results = apply_batch(&db, &faults, &batch);
         for (job, result) in batch.drain(..).zip(results) {
             match (job, result) {
                 (Job::Commit(_, _, reply), Answer::Commit(r)) => drop(reply.send(r)),
@@ -265,54 +298,96 @@ struct Tables<'t> {
     journal: Table<'t, &'static str, &'static [u8]>,
     windows: Table<'t, &'static str, &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
+    faults: &'t Faults,
 }
 
-fn apply_batch(db: &Database, batch: &[Job]) -> Vec<Answer> {
-    let fail = |e: StoreError| {
-        batch
-            .iter()
-            .map(|j| match j {
-                Job::Commit(..) => Answer::Commit(Err(e.clone())),
-                Job::Upsert(..) => Answer::Upsert(Err(e.clone())),
-                Job::Meta(..) => Answer::Meta(Err(e.clone())),
-            })
-            .collect::<Vec<_>>()
-    };
-    let txn = match db.begin_write() {
-        Ok(t) => t,
-        Err(e) => return fail(unavailable(e)),
-    };
-    let answers = {
-        let tables = (|| -> Result<Tables<'_>, StoreError> {
-            Ok(Tables {
-                members: txn.open_table(MEMBERS).map_err(unavailable)?,
-                settlements: txn.open_table(SETTLEMENTS).map_err(unavailable)?,
-                idempotency: txn.open_table(IDEMPOTENCY).map_err(unavailable)?,
-                totals: txn.open_table(WINDOW_TOTALS).map_err(unavailable)?,
-                journal: txn.open_table(JOURNAL).map_err(unavailable)?,
-                windows: txn.open_table(WINDOWS).map_err(unavailable)?,
-                meta: txn.open_table(META).map_err(unavailable)?,
-            })
-        })();
-        let mut t = match tables {
-            Ok(t) => t,
-            Err(e) => return fail(e),
+impl Tables<'_> {
+    /// Every row write goes through here, so a planted fault can hit any of them.
+    fn put(&mut self, table: TableId, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.faults.before_write(key)?;
+        let t = match table {
+            TableId::Members => &mut self.members,
+            TableId::Settlements => &mut self.settlements,
+            TableId::Idempotency => &mut self.idempotency,
+            TableId::Totals => &mut self.totals,
+            TableId::Journal => &mut self.journal,
+            TableId::Windows => &mut self.windows,
+            TableId::Meta => &mut self.meta,
         };
-        batch
-            .iter()
-            .map(|job| match job {
-                Job::Commit(c, today, _) => Answer::Commit(apply_commit(&mut t, c, *today)),
-                Job::Upsert(u, _) => Answer::Upsert(apply_upsert(&mut t, u)),
-                Job::Meta(op, _) => Answer::Meta(apply_meta(&mut t, op)),
-            })
-            .collect::<Vec<_>>()
-    };
-    // A store error inside one commit leaves its writes unmade (checks run before writes, and writes
-    // of one commit either all succeed or fail the whole batch below).
-    match txn.commit() {
-        Ok(()) => answers,
-        Err(e) => fail(unavailable(e)),
+        t.insert(key, value).map_err(unavailable)?;
+        Ok(())
     }
+
+    fn put_json<T: serde::Serialize>(&mut self, table: TableId, key: &str, v: &T) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(v).map_err(corrupt)?;
+        self.put(table, key, &bytes)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TableId {
+    Members,
+    Settlements,
+    Idempotency,
+    Totals,
+    Journal,
+    Windows,
+    Meta,
+}
+
+/// Applies a batch in one transaction; if any job fails with a store error, the transaction is aborted
+/// (so no job's half-made writes survive) and each job runs again in a transaction of its own.
+fn apply_batch(db: &Database, faults: &Faults, batch: &[Job]) -> Vec<Answer> {
+    match apply_in_one_transaction(db, faults, batch) {
+        Ok(answers) => answers,
+        Err(_) if batch.len() > 1 => batch
+            .iter()
+            .flat_map(|job| match apply_in_one_transaction(db, faults, std::slice::from_ref(job)) {
+                Ok(answers) => answers,
+                Err(e) => vec![failed(job, e)],
+            })
+            .collect(),
+        Err(e) => batch.iter().map(|job| failed(job, e.clone())).collect(),
+    }
+}
+
+fn failed(job: &Job, e: StoreError) -> Answer {
+    match job {
+        Job::Commit(..) => Answer::Commit(Err(e)),
+        Job::Upsert(..) => Answer::Upsert(Err(e)),
+        Job::Meta(..) => Answer::Meta(Err(e)),
+    }
+}
+
+/// All of `batch` in one write transaction, committed only when every job succeeded (a job's refusal,
+/// such as a version conflict, is a success here: it wrote nothing). Any store error aborts it whole.
+fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Result<Vec<Answer>, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let answers = {
+        let mut t = Tables {
+            members: txn.open_table(MEMBERS).map_err(unavailable)?,
+            settlements: txn.open_table(SETTLEMENTS).map_err(unavailable)?,
+            idempotency: txn.open_table(IDEMPOTENCY).map_err(unavailable)?,
+            totals: txn.open_table(WINDOW_TOTALS).map_err(unavailable)?,
+            journal: txn.open_table(JOURNAL).map_err(unavailable)?,
+            windows: txn.open_table(WINDOWS).map_err(unavailable)?,
+            meta: txn.open_table(META).map_err(unavailable)?,
+            faults,
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        for job in batch {
+            let answer = match job {
+                Job::Commit(c, today, _) => Answer::Commit(Ok(apply_commit(&mut t, c, *today)?)),
+                Job::Upsert(u, _) => Answer::Upsert(Ok(apply_upsert(&mut t, u)?)),
+                Job::Meta(op, _) => Answer::Meta(Ok(apply_meta(&mut t, op)?)),
+            };
+            answers.push(answer);
+        }
+        answers
+    };
+    // Reached only when every job succeeded; a `?` above dropped `txn`, which aborts it.
+    txn.commit().map_err(unavailable)?;
+    Ok(answers)
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(t: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<Option<T>, StoreError> {
@@ -320,12 +395,6 @@ fn get_json<T: serde::de::DeserializeOwned>(t: &Table<'_, &'static str, &'static
         Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(corrupt),
         None => Ok(None),
     }
-}
-
-fn put_json<T: serde::Serialize>(t: &mut Table<'_, &'static str, &'static [u8]>, key: &str, v: &T) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(v).map_err(corrupt)?;
-    t.insert(key, bytes.as_slice()).map_err(unavailable)?;
-    Ok(())
 }
 
 fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
@@ -348,7 +417,9 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
     }
     let mut original = None;
     if let Some(orig_id) = &c.reverses {
-        let orig: SettlementRecord = get_json(&t.settlements, orig_id)?.ok_or_else(|| corrupt(format!("reversal of missing {orig_id}")))?;
+        let Some(orig) = get_json::<SettlementRecord>(&t.settlements, orig_id)? else {
+            return Ok(CommitOutcome::OriginalMissing);
+        };
         if orig.reversed_by.is_some() {
             return Ok(CommitOutcome::AlreadyReversed);
         }
@@ -371,20 +442,20 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
     // ---- writes ----
     for (key, mut rec, m) in members {
         apply_member_change(&mut rec, m);
-        put_json(&mut t.members, &key, &rec)?;
+        t.put_json(TableId::Members, &key, &rec)?;
     }
     if let Some(mut orig) = original {
         orig.reversed_by = Some(s.setl_id.clone());
-        put_json(&mut t.settlements, &orig.setl_id.clone(), &orig)?;
+        t.put_json(TableId::Settlements, &orig.setl_id.clone(), &orig)?;
     }
-    put_json(&mut t.settlements, &s.setl_id, s)?;
-    put_json(&mut t.idempotency, &idem_key, &IdempotencyRecord { content_hash: s.content_hash, setl_id: s.setl_id.clone() })?;
+    t.put_json(TableId::Settlements, &s.setl_id, s)?;
+    t.put_json(TableId::Idempotency, &idem_key, &IdempotencyRecord { content_hash: s.content_hash, setl_id: s.setl_id.clone() })?;
     // One database, so no shard dimension: netting reads one entry per region pair.
     let tkey = format!("{}|{}|{}", s.clr_date, s.insuplc_admdvs, s.mdtrt_admdvs);
     let mut totals: PairTotals = get_json(&t.totals, &tkey)?.unwrap_or_default();
     totals.add(&s.totals);
-    put_json(&mut t.totals, &tkey, &totals)?;
-    t.journal.insert(format!("{}|{}", s.clr_date, s.setl_id).as_str(), JournalEntry::of(s).encode().as_bytes()).map_err(unavailable)?;
+    t.put_json(TableId::Totals, &tkey, &totals)?;
+    t.put(TableId::Journal, &format!("{}|{}", s.clr_date, s.setl_id), JournalEntry::of(s).encode().as_bytes())?;
     Ok(CommitOutcome::Committed)
 }
 
@@ -438,7 +509,7 @@ fn apply_upsert(t: &mut Tables<'_>, u: &MemberUpsert) -> Result<MemberRecord, St
     let key = u.key.storage_key();
     let existing = get_json::<MemberRecord>(&t.members, &key)?;
     let rec = upserted(existing, u);
-    put_json(&mut t.members, &key, &rec)?;
+    t.put_json(TableId::Members, &key, &rec)?;
     Ok(rec)
 }
 
@@ -455,7 +526,7 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
             let key = date.to_string();
             if t.windows.get(key.as_str()).map_err(unavailable)?.is_none() {
                 let at = chrono::Utc::now().to_rfc3339();
-                t.windows.insert(key.as_str(), at.as_bytes()).map_err(unavailable)?;
+                t.put(TableId::Windows, &key, at.as_bytes())?;
             }
             Ok(key)
         }
@@ -463,7 +534,7 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
             if let Some(old) = get_str(&t.meta, key)? {
                 return Ok(old);
             }
-            t.meta.insert(key.as_str(), value.as_bytes()).map_err(unavailable)?;
+            t.put(TableId::Meta, key, value.as_bytes())?;
             Ok(value.clone())
         }
         MetaOp::MapSet(key, field, value, only_new) => {
@@ -471,8 +542,133 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
             if *only_new && let Some(old) = get_str(&t.meta, &k)? {
                 return Ok(old);
             }
-            t.meta.insert(k.as_str(), value.as_bytes()).map_err(unavailable)?;
+            t.put(TableId::Meta, &k, value.as_bytes())?;
             Ok(value.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MemberKey {
+        MemberKey::new("421300", "P-ATOMIC")
+    }
+
+    async fn store_with_member(dir: &Path) -> EmbeddedStore {
+        let s = EmbeddedStore::open(dir).unwrap();
+        let u = MemberUpsert {
+            key: key(),
+            psn_type: "11".into(),
+            retire_date: None,
+            pooling_only: false,
+            filings: vec![],
+            mulaid_beneficiaries: vec![],
+            set_balance_fen: Some(30_000),
+            credit_fen: 0,
+        };
+        s.upsert_member(u).await.unwrap();
+        s
+    }
+
+    /// A settlement debiting 100.00 from the member's account, computed from version 1.
+    fn commit(n: u64, today: NaiveDate) -> Commit {
+        let shard = crate::ids::shard_of("421300", "P-ATOMIC");
+        Commit {
+            shard,
+            settlement: SettlementRecord {
+                setl_id: format!("{shard:02x}{:012x}{n:010x}", 1),
+                msgid: format!("ATOMIC{n}"),
+                clr_date: today,
+                insuplc_admdvs: "421300".into(),
+                mdtrt_admdvs: "360100".into(),
+                message: vec![n as u8],
+                content_hash: [n as u8; 32],
+                totals: PairDelta { count: 1, medfee_fen: 50_000, fund_fen: 20_000, acct_fen: 10_000 },
+                orig_setl_id: None,
+                reversed_by: None,
+            },
+            members: vec![MemberChange {
+                key: key(),
+                expected_version: None,
+                accumulator: Some(AccumulatorDelta {
+                    year: 2026,
+                    benefit: "general".into(),
+                    deductible_used_fen: 0,
+                    fund_paid_fen: 20_000,
+                    visits: 1,
+                }),
+                balance_delta_fen: -10_000,
+            }],
+            reverses: None,
+        }
+    }
+
+    /// Everything a commit could have touched, for before/after comparison.
+    async fn snapshot(s: &EmbeddedStore, day: NaiveDate) -> (MemberRecord, WindowTotals, Vec<JournalEntry>) {
+        (s.load_member(&key()).await.unwrap().unwrap(), s.window_totals(day).await.unwrap(), s.window_journal(day).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_write_fails_half_way_leaves_nothing_and_a_retry_debits_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_member(dir.path()).await;
+        let today = crate::window::today();
+        let before = snapshot(&s, today).await;
+        let c = commit(1, today);
+        // The member row is written first; the settlement row (the second write) fails.
+        s.fail_writes_of(Some(&c.settlement.setl_id));
+        let r = s.commit(c.clone(), today).await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert_eq!(snapshot(&s, today).await, before, "no member, balance, total or journal changed");
+        assert_eq!(s.get_settlement(&c.settlement.setl_id).await.unwrap(), None);
+        let idem = crate::ids::idempotency_key("360100", "ATOMIC1");
+        assert_eq!(s.lookup_idempotency(c.shard, &idem).await.unwrap(), None);
+        // The caller retries with the same msgid once the store works again: debited once.
+        s.fail_writes_of(None);
+        assert_eq!(s.commit(c.clone(), today).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(
+            s.commit(c, today).await.unwrap(),
+            CommitOutcome::Replayed(s.get_settlement(&commit(1, today).settlement.setl_id).await.unwrap().unwrap())
+        );
+        let m = s.load_member(&key()).await.unwrap().unwrap();
+        assert_eq!((m.acct_balc_fen, m.version), (20_000, before.0.version + 1));
+        assert_eq!(s.window_journal(today).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_commit_in_a_batch_does_not_take_its_neighbours_down_nor_leave_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_member(dir.path()).await;
+        let today = crate::window::today();
+        let (a, b, c) = (commit(1, today), commit(2, today), commit(3, today));
+        s.fail_writes_of(Some(&b.settlement.setl_id));
+        let mut replies = Vec::new();
+        let batch: Vec<Job> = [a, b.clone(), c]
+            .into_iter()
+            .map(|c| {
+                let (tx, rx) = oneshot::channel();
+                replies.push(rx);
+                Job::Commit(Box::new(c), today, tx)
+            })
+            .collect();
+        let answers = apply_batch(&s.db, &s.faults, &batch);
+        let outcomes: Vec<String> = answers
+            .into_iter()
+            .map(|a| match a {
+                Answer::Commit(r) => format!("{r:?}").split('(').next().unwrap().to_string(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(outcomes, ["Ok", "Err", "Ok"]);
+        s.fail_writes_of(None);
+        let m = s.load_member(&key()).await.unwrap().unwrap();
+        assert_eq!(m.acct_balc_fen, 10_000, "two debits of 100.00, not three");
+        assert_eq!(m.accumulator(2026, "general").unwrap().visits, 2);
+        assert_eq!(s.get_settlement(&b.settlement.setl_id).await.unwrap(), None);
+        let t = s.window_totals(today).await.unwrap();
+        assert_eq!((t.all.count, t.all.entries, t.all.acct_fen), (2, 2, 20_000));
+        assert_eq!(s.window_journal(today).await.unwrap().len(), 2);
     }
 }

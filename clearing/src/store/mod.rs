@@ -183,15 +183,28 @@ pub enum CommitOutcome {
     SetlIdTaken,
     /// The original has been reversed already.
     AlreadyReversed,
+    /// The original of a reversal is not in the store (it was read a moment ago, so only a store that
+    /// lost it or an id that never existed gets here): nothing written.
+    OriginalMissing,
     /// The account no longer holds what the settlement takes from it.
     InsufficientBalance,
 }
 
-/// A store failure. `Unavailable` may succeed on retry; `Corrupt` never will.
-#[derive(Debug, Clone, thiserror::Error)]
+/// A store failure, classified by whether retrying can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// Transient: the store could not be reached or is not ready (connection lost, timeout, loading,
+    /// failover). The commit's outcome may be unknown; a retry with the same msgid is safe.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store is out of memory (Redis OOM): retrying soon does not help until an operator acts.
+    #[error("store out of memory: {0}")]
+    Exhausted(String),
+    /// Anything else the store refused (a script error, a key of the wrong type): retrying the same
+    /// request will fail the same way. The store's own message is in the service log, not here.
+    #[error("store error: {0}")]
+    Failed(String),
+    /// Stored data unreadable.
     #[error("stored data unreadable: {0}")]
     Corrupt(String),
 }
@@ -328,8 +341,9 @@ pub trait Store: Send + Sync + 'static {
     fn close_window(&self, clr_date: NaiveDate) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Closed windows, oldest first.
     fn closed_windows(&self) -> impl Future<Output = Result<Vec<NaiveDate>, StoreError>> + Send;
-    /// Number of journal entries of a window, counted from the journals themselves.
-    fn journal_len(&self, clr_date: NaiveDate) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// A window's sums (entries, count, medfee, fund, account) computed from the journal entries
+    /// themselves, not from the totals: netting compares the two.
+    fn journal_sums(&self, clr_date: NaiveDate) -> impl Future<Output = Result<PairTotals, StoreError>> + Send;
     /// Every journal entry of a window (all shards).
     fn window_journal(&self, clr_date: NaiveDate) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
 

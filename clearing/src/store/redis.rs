@@ -25,10 +25,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Attempts of an idempotent read when the connection fails; the commit itself is never retried blindly.
-const READ_ATTEMPTS: u32 = 4;
-/// Backoff before read retry n (ms): bounded, short enough to ride out a Redis restart.
-const READ_BACKOFF_MS: [u64; 4] = [50, 200, 500, 1000];
+/// Pauses (ms) between attempts of an idempotent read while Redis is unreachable: one attempt more
+/// than pauses, 1.55 s in all, enough to ride out a Redis restart (AOF replay of a test-sized file
+/// takes well under a second); the commit itself is never retried blindly (see settle.rs).
+const READ_BACKOFF_MS: [u64; 5] = [50, 100, 200, 400, 800];
 /// A reply slower than this counts as a failed call.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A hold older than this is resolved by the sweeper.
@@ -101,6 +101,7 @@ struct Scripts {
     fold: Script,
     fold_apply: Script,
     fold_done: Script,
+    journal_sum: Script,
 }
 
 fn tag(shard: u16) -> String {
@@ -175,12 +176,31 @@ fn holds_key(shard: u16) -> String {
     format!("{}:holds", tag(shard))
 }
 
+/// Classifies a Redis error by whether retrying can help. Transient (UNAVAILABLE, retry with the same
+/// msgid): connection loss, timeouts, a server still loading its data, TRYAGAIN, CLUSTERDOWN,
+/// MASTERDOWN and MOVED/ASK the cluster client could not follow. Out of memory: RESOURCE_EXHAUSTED.
+/// Anything else (a script error, WRONGTYPE, NOPERM…) is logged with Redis's message and answered as an
+/// internal error without it.
 fn err(e: RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_cluster_error() {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Unavailable(format!("redis: {e}"))
+    use ::redis::{ErrorKind, ServerErrorKind};
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound | ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown)
+        );
+    if transient {
+        return StoreError::Unavailable(e.to_string());
     }
+    if e.code() == Some("OOM") {
+        tracing::error!(error = %e, "redis is out of memory (maxmemory reached)");
+        return StoreError::Exhausted("redis reached maxmemory".into());
+    }
+    tracing::error!(error = %e, code = e.code().unwrap_or(""), "redis refused a command");
+    StoreError::Failed(format!("redis refused a command ({}); see the service log", e.code().unwrap_or("client error")))
 }
 
 /// The registry facts kept as one JSON field.
@@ -295,6 +315,7 @@ impl RedisStore {
             fold: Script::new(include_str!("fold.lua")),
             fold_apply: Script::new(include_str!("fold_apply.lua")),
             fold_done: Script::new(include_str!("fold_done.lua")),
+            journal_sum: Script::new(include_str!("journal_sum.lua")),
         });
         let store = RedisStore { conn, cluster, scripts, open_days: Arc::default() };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
@@ -323,23 +344,27 @@ impl RedisStore {
         self.read_with_retries(|mut c| async move { cmd.query_async(&mut c).await }).await
     }
 
-    /// A read, repeated with backoff while Redis is unreachable.
+    /// A read, repeated with backoff while Redis is unreachable; any other error is final at once, and
+    /// the last attempt's error is returned without a pause after it.
     async fn read_with_retries<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
     where
         F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
     {
-        let mut last = None;
-        for backoff_ms in READ_BACKOFF_MS.iter().take(READ_ATTEMPTS as usize) {
-            match read(self.conn.clone()).await {
+        let mut pauses = READ_BACKOFF_MS.iter();
+        loop {
+            let e = match read(self.conn.clone()).await {
                 Ok(v) => return Ok(v),
-                Err(e) => {
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(*backoff_ms)).await;
+                Err(e) => err(e),
+            };
+            match (&e, pauses.next()) {
+                (StoreError::Unavailable(m), Some(ms)) => {
+                    tracing::debug!(error = %m, pause_ms = ms, "redis read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(*ms)).await
                 }
+                _ => return Err(e),
             }
         }
-        Err(err(last.expect("at least one attempt")))
     }
 
     /// Folds every shard's pending totals of `date` into the window-wide totals (exactly once, in
@@ -428,23 +453,30 @@ impl RedisStore {
                 if now - hold.created_ms < STALE_HOLD_MS {
                     continue;
                 }
-                let mut c = self.conn.clone();
-                let verdict: String = self
-                    .scripts
-                    .fence
-                    .key(idem_key(hold.patient_shard, &hold.idem_key))
-                    .arg(&hold.setl_id)
-                    .arg(FENCE_SECS)
-                    .invoke_async(&mut c)
-                    .await
-                    .map_err(err)?;
-                let action = if verdict == "COMMITTED" { "finalize" } else { "release" };
-                self.settle_hold(shard, &id, &hold, action).await?;
+                let action = self.resolve_by_fence(shard, &id, &hold).await?;
                 tracing::warn!(shard, hold = %id, action, "resolved a stale cross-shard hold");
                 resolved += 1;
             }
         }
         Ok(resolved)
+    }
+
+    /// Resolves a hold whose commit's outcome is unknown: fences the idempotency key unless the commit
+    /// it belongs to is there (so it can never happen later), then finalizes or releases accordingly.
+    async fn resolve_by_fence(&self, shard: u16, id: &str, hold: &Hold) -> Result<&'static str, StoreError> {
+        let mut c = self.conn.clone();
+        let verdict: String = self
+            .scripts
+            .fence
+            .key(idem_key(hold.patient_shard, &hold.idem_key))
+            .arg(&hold.setl_id)
+            .arg(FENCE_SECS)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        let action = if verdict == "COMMITTED" { "finalize" } else { "release" };
+        self.settle_hold(shard, id, hold, action).await?;
+        Ok(action)
     }
 
     async fn settle_hold(&self, shard: u16, id: &str, hold: &Hold, action: &str) -> Result<(), StoreError> {
@@ -552,6 +584,68 @@ impl RedisStore {
     }
 }
 
+/// What is known of the commit that cross-shard holds belong to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HoldFate {
+    /// The commit script has not been sent: the commit cannot have happened.
+    NotSent,
+    /// The script was sent and no answer came back: committed or not, only the store knows.
+    Unknown,
+    /// The script answered: finalize (committed) or release (anything else).
+    Known(&'static str),
+}
+
+/// The payer holds one commit has taken. Every way out of `commit` resolves them: `resolve` on the
+/// normal paths, and `Drop` on every other one (an early return, a `?`, a cancelled future), which
+/// releases holds of a commit that was never sent, resolves an unknown outcome the way the sweeper
+/// does (fence, then finalize or release) and finishes a known one. If Redis is away even for that,
+/// the sweeper is the backstop.
+struct Holds {
+    store: RedisStore,
+    setl_id: String,
+    held: Vec<(u16, Hold)>,
+    fate: HoldFate,
+}
+
+impl Holds {
+    fn new(store: &RedisStore, setl_id: &str) -> Holds {
+        Holds { store: store.clone(), setl_id: setl_id.to_string(), held: Vec::new(), fate: HoldFate::NotSent }
+    }
+
+    /// Finalizes or releases every hold now; whatever is left after an error is resolved by `Drop`.
+    async fn resolve(mut self, action: &'static str) -> Result<(), StoreError> {
+        self.fate = HoldFate::Known(action);
+        while let Some((shard, hold)) = self.held.last() {
+            self.store.settle_hold(*shard, &self.setl_id, hold, action).await?;
+            self.held.pop();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let (store, id, held, fate) = (self.store.clone(), std::mem::take(&mut self.setl_id), std::mem::take(&mut self.held), self.fate);
+        rt.spawn(async move {
+            for (shard, hold) in held {
+                let done = match fate {
+                    HoldFate::NotSent => store.settle_hold(shard, &id, &hold, "release").await.map(|_| "release"),
+                    HoldFate::Known(action) => store.settle_hold(shard, &id, &hold, action).await.map(|_| action),
+                    HoldFate::Unknown => store.resolve_by_fence(shard, &id, &hold).await,
+                };
+                match done {
+                    Ok(action) => tracing::debug!(shard, hold = %id, action, "hold resolved after an interrupted commit"),
+                    Err(e) => tracing::warn!(shard, hold = %id, error = %e, "hold left for the sweeper"),
+                }
+            }
+        });
+    }
+}
+
 impl Store for RedisStore {
     async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
         let k = member_key(key);
@@ -636,7 +730,7 @@ impl Store for RedisStore {
         if claimed.is_some_and(|owner| owner != c.shard.to_string()) {
             return Ok(CommitOutcome::IdempotencyMismatch);
         }
-        let mut holds = Vec::new();
+        let mut holds = Holds::new(self, &s.setl_id);
         for m in &remote {
             let shard = member_shard(&m.key);
             let hold = Hold {
@@ -662,11 +756,9 @@ impl Store for RedisStore {
                 .await
                 .map_err(err)?;
             match r.as_str() {
-                "OK" | "HELD" => holds.push((shard, hold)),
+                "OK" | "HELD" => holds.held.push((shard, hold)),
                 other => {
-                    for (sh, h) in &holds {
-                        self.settle_hold(*sh, &s.setl_id, h, "release").await?;
-                    }
+                    holds.resolve("release").await?;
                     return Ok(if other == "BALANCE" { CommitOutcome::InsufficientBalance } else { CommitOutcome::VersionConflict });
                 }
             }
@@ -709,10 +801,14 @@ impl Store for RedisStore {
             inv.arg(m.balance_delta_fen);
         }
         let mut conn = self.conn.clone();
-        // An error here leaves the outcome unknown: any holds stay for the sweeper, and the caller
-        // resolves the commit by re-reading the idempotency key.
+        // From here an error leaves the outcome unknown: the holds are resolved by fencing (see
+        // `Holds`), and the caller resolves the commit by re-reading the idempotency key.
+        holds.fate = HoldFate::Unknown;
         let reply: Vec<String> = inv.invoke_async(&mut conn).await.map_err(err)?;
-        let outcome = match reply.first().map(String::as_str) {
+        // Only COMMITTED wrote anything: every other answer releases the holds.
+        let answer = reply.first().map(String::as_str);
+        holds.resolve(if answer == Some("COMMITTED") { "finalize" } else { "release" }).await?;
+        Ok(match answer {
             Some("COMMITTED") => CommitOutcome::Committed,
             Some("REPLAYED") => {
                 let sid = reply.get(1).cloned().unwrap_or_default();
@@ -728,15 +824,11 @@ impl Store for RedisStore {
                 CommitOutcome::WindowMoved
             }
             Some("REVERSED") => CommitOutcome::AlreadyReversed,
+            Some("MISSING") => CommitOutcome::OriginalMissing,
             Some("BALANCE") => CommitOutcome::InsufficientBalance,
             Some("CONFLICT") | Some("FENCED") => CommitOutcome::VersionConflict,
             other => return Err(StoreError::Corrupt(format!("commit script answered {other:?}"))),
-        };
-        let action = if outcome == CommitOutcome::Committed { "finalize" } else { "release" };
-        for (sh, h) in &holds {
-            self.settle_hold(*sh, &s.setl_id, h, action).await?;
-        }
-        Ok(outcome)
+        })
     }
 
     async fn window_totals(&self, clr_date: NaiveDate) -> Result<WindowTotals, StoreError> {
@@ -824,14 +916,38 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn journal_len(&self, clr_date: NaiveDate) -> Result<i64, StoreError> {
-        let lens = self
-            .each_shard(SHARD_CONCURRENCY, move |store, shard| async move {
+    async fn journal_sums(&self, clr_date: NaiveDate) -> Result<PairTotals, StoreError> {
+        /// Entries summed per script run: a few milliseconds of Redis time each.
+        const CHUNK: i64 = 10_000;
+        let parts = self
+            .each_shard(FOLD_CONCURRENCY, move |store, shard| async move {
                 let k = journal_key(shard, clr_date);
-                store.query::<i64>(::redis::cmd("LLEN").arg(&k)).await
+                let mut sums = PairTotals::default();
+                let mut start = 0i64;
+                loop {
+                    let mut c = store.conn.clone();
+                    let [n, count, medfee, fund, acct]: [i64; 5] = store
+                        .scripts
+                        .journal_sum
+                        .key(&k)
+                        .arg(start)
+                        .arg(start + CHUNK - 1)
+                        .invoke_async::<Vec<i64>>(&mut c)
+                        .await
+                        .map_err(err)?
+                        .try_into()
+                        .map_err(|v| StoreError::Corrupt(format!("journal sum answered {v:?}")))?;
+                    sums.merge(&PairTotals { count, entries: n, medfee_fen: medfee, fund_fen: fund, acct_fen: acct });
+                    if n < CHUNK {
+                        return Ok(sums);
+                    }
+                    start += CHUNK;
+                }
             })
             .await?;
-        Ok(lens.iter().sum())
+        let mut all = PairTotals::default();
+        parts.iter().for_each(|p| all.merge(p));
+        Ok(all)
     }
 
     async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
