@@ -54,12 +54,12 @@ fn benches(c: &mut Criterion) {
     let advances: BTreeMap<String, i64> = regions(400).into_iter().map(|r| (r, 50_000_000_000)).collect();
     eprintln!("400 regions, 10 M settlements: {} region pairs", ten_million.pairs.len());
     g.bench_function("net 400 regions, 10M settlements aggregated", |b| {
-        b.iter(|| black_box(net("2026-11-21", &ten_million, 10_000_000, &advances).expect("nets")))
+        b.iter(|| black_box(net("2026-11-21", &ten_million, &ten_million.all, &advances).expect("nets")))
     });
     for n in [50usize, 100, 200, 400] {
         let w = window(n, 2_000_000);
         g.bench_function(format!("net {n} regions, 2M settlements"), |b| {
-            b.iter(|| black_box(net("2026-11-21", &w, 2_000_000, &advances).expect("nets")))
+            b.iter(|| black_box(net("2026-11-21", &w, &w.all, &advances).expect("nets")))
         });
     }
     g.bench_function("aggregate 1M settlements into pair totals (400 regions)", |b| {
