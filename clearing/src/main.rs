@@ -1,12 +1,14 @@
 //! `clearing`: the clearing service and its operator tools.
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use clearing::config::{Config, ServeArgs, StoreKind, load_rules};
-use clearing::router::Router;
-use clearing::settle::Clearinghouse;
-use clearing::store::Store;
-use clearing::store::embedded::EmbeddedStore;
-use clearing::store::redis::{RedisOptions, RedisStore};
+use clearing_service::config::{Config, ServeArgs, StoreKind};
+use clearing_service::router::Router;
+use clearing_service::settle::Clearinghouse;
+use clearing_service::store::Store;
+use clearing_service::store::embedded::EmbeddedStore;
+use clearing_service::store::redis::{RedisOptions, RedisStore};
+use region_adapter_server::rules::load_rules;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -89,7 +91,7 @@ enum Command {
         service: String,
     },
     /// Load generator: concurrent SettleClaim clients; prints throughput and latency percentiles.
-    Bench(clearing::bench::BenchArgs),
+    Bench(clearing_tools::bench::BenchArgs),
     /// The gRPC ceiling: a minimal server of the same services answering settlement-sized messages.
     BenchEcho {
         #[arg(long, default_value = "127.0.0.1:50059")]
@@ -104,7 +106,7 @@ enum Command {
         out: PathBuf,
     },
     /// Netting at national scale on a throwaway Redis: fill a window, time close → report and reconciliation.
-    BenchNetting(clearing::bench::NettingBenchArgs),
+    BenchNetting(clearing_tools::bench::NettingBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -131,7 +133,7 @@ enum MemberCommand {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = Config::resolve(&args)?;
-    let _telemetry = clearing::telemetry::init("clearing", cfg.log_format)?;
+    let _telemetry = clearing_edge::telemetry::init("clearing", cfg.log_format)?;
     let rules = load_rules(cfg.rules.as_deref())?;
     tracing::info!(regions = rules.regions.len(), source = %cfg.rules.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "rule packs loaded");
     match cfg.store {
@@ -150,7 +152,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                    let today = clearing::window::today();
+                    let today = clearing_service::calendar::today();
                     let open = folder.open_window_now(today).await.unwrap_or(today);
                     if let Err(e) = folder.fold_window(open).await {
                         tracing::warn!(error = %e, "folding window totals failed; will retry");
@@ -174,9 +176,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_adapter::RuleSet) -> anyhow::Result<()> {
+async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_adapter_server::rules::RuleSet) -> anyhow::Result<()> {
     let router = Router::with_routes(rules, &cfg.routes, cfg.adapter_tls()?).map_err(anyhow::Error::msg)?;
-    let security = clearing::tls::listener_security(
+    let security = clearing_edge::tls::listener_security(
         cfg.tls_cert.as_deref(),
         cfg.tls_key.as_deref(),
         cfg.tls_client_ca.as_deref(),
@@ -194,7 +196,7 @@ async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_a
     println!("clearing listening on {addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, "serving clearinghouse.v1");
-    clearing::server::serve(core, listener, security, clearing::server::shutdown_signal()).await?;
+    clearing_service::server::serve(core, listener, security, clearing_edge::server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -233,26 +235,26 @@ async fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Serve(a) => serve(a).await,
-        Command::Settle { file, addr } => clearing::client::settle(&addr, &file, false).await,
-        Command::Preview { file, addr } => clearing::client::settle(&addr, &file, true).await,
-        Command::Reverse { setl_id, msgid, reason, addr } => clearing::client::reverse(&addr, setl_id, msgid, reason).await,
-        Command::Get { setl_id, addr } => clearing::client::get(&addr, setl_id).await,
-        Command::Member { command: MemberCommand::Upsert { file, addr } } => clearing::client::upsert_member(&addr, &file).await,
+        Command::Settle { file, addr } => clearing_tools::client::settle(&addr, &file, false).await,
+        Command::Preview { file, addr } => clearing_tools::client::settle(&addr, &file, true).await,
+        Command::Reverse { setl_id, msgid, reason, addr } => clearing_tools::client::reverse(&addr, setl_id, msgid, reason).await,
+        Command::Get { setl_id, addr } => clearing_tools::client::get(&addr, setl_id).await,
+        Command::Member { command: MemberCommand::Upsert { file, addr } } => clearing_tools::client::upsert_member(&addr, &file).await,
         Command::Member { command: MemberCommand::Get { insuplc_admdvs, psn_no, year, addr } } => {
-            clearing::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
+            clearing_tools::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
         }
-        Command::Health { addr, service } => clearing::client::health(&addr, &service).await,
-        Command::BenchNetting(a) => clearing::bench::run_netting(a).await,
-        Command::Net { date, out, addr } => clearing::netcli::net(&addr, &date, &out).await,
-        Command::Statement { month, addr } => clearing::netcli::statement(&addr, &month).await,
-        Command::Bench(a) => match a.rules.clone().map_or_else(region_adapter::bundled::rules, |d| region_adapter::RuleSet::load_dir(&d)) {
-            Ok(r) => clearing::bench::run(a, r).await,
-            Err(e) => Err(e.into()),
+        Command::Health { addr, service } => clearing_tools::client::health(&addr, &service).await,
+        Command::BenchNetting(a) => clearing_tools::bench::run_netting(a).await,
+        Command::Net { date, out, addr } => clearing_tools::netcli::net(&addr, &date, &out).await,
+        Command::Statement { month, addr } => clearing_tools::netcli::statement(&addr, &month).await,
+        Command::Bench(a) => match load_rules(a.rules.as_deref()) {
+            Ok(r) => clearing_tools::bench::run(a, r).await,
+            Err(e) => Err(e),
         },
-        Command::BenchEcho { listen } => clearing::echo::serve(listen).await,
+        Command::BenchEcho { listen } => clearing_tools::echo::serve(listen).await,
         Command::BenchRules { regions, out } => (|| {
             std::fs::create_dir_all(&out)?;
-            let files = clearing::bench::synthetic_rule_files(regions);
+            let files = clearing_tools::bench::synthetic_rule_files(regions);
             for (name, text) in &files {
                 std::fs::write(out.join(name), text)?;
             }

@@ -16,12 +16,7 @@ pub struct CreditBasis {
 
 /// The monthly credit for a member of `class` on `date`, and the rule it comes from. `None` when no
 /// retired step has started yet on `date`.
-pub fn monthly_credit_fen<'p>(
-    policy: &'p PolicyVersion,
-    class: MemberClass,
-    date: NaiveDate,
-    basis: CreditBasis,
-) -> Option<(i64, &'p Provenance)> {
+pub fn monthly_credit_fen(policy: &PolicyVersion, class: MemberClass, date: NaiveDate, basis: CreditBasis) -> Option<(i64, &Provenance)> {
     let a = &policy.account;
     match class {
         MemberClass::InService => {

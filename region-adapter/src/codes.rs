@@ -37,7 +37,7 @@ impl Admdvs {
 
     /// True for a province-level code (`xx0000`).
     pub fn is_province(self) -> bool {
-        self.0 % 10_000 == 0 && self.0 != 0
+        self.0.is_multiple_of(10_000) && self.0 != 0
     }
 
     /// True when `self` is `other` or a province that contains it (a filing for `420000` covers

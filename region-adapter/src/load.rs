@@ -80,11 +80,23 @@ impl RuleSet {
             };
             let kind = ["region", "catalogue", "province"].into_iter().find(|k| table.contains_key(*k));
             match kind {
-                Some("region") => cx.parse(name, text).map(|r| regions.push((name.clone(), r))),
-                Some("catalogue") => cx.parse(name, text).map(|c| catalogues.push((name.clone(), c))),
-                Some("province") => cx.parse::<RawProvinceFile>(name, text).map(|p| provinces.push((name.clone(), p))),
-                _ => Some(cx.err(name, "", "expected a [region], [catalogue] or [province] table")),
-            };
+                Some("region") => {
+                    if let Some(r) = cx.parse(name, text) {
+                        regions.push((name.clone(), r));
+                    }
+                }
+                Some("catalogue") => {
+                    if let Some(c) = cx.parse(name, text) {
+                        catalogues.push((name.clone(), c));
+                    }
+                }
+                Some("province") => {
+                    if let Some(p) = cx.parse::<RawProvinceFile>(name, text) {
+                        provinces.push((name.clone(), p));
+                    }
+                }
+                _ => cx.err(name, "", "expected a [region], [catalogue] or [province] table"),
+            }
         }
 
         let provinces: Vec<ProvincialRule> = provinces.iter().filter_map(|(f, p)| cx.province(f, p)).collect();

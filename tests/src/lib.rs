@@ -161,7 +161,7 @@ fn spawn(dir: &Path, extra: &[String], env: &[(String, String)], listen: SocketA
             // Plain text on loopback unless the test configures TLS.
             .args(if extra.iter().any(|a| a == "--tls-cert") { &[][..] } else { &["--plaintext"][..] })
             // Our own debug lines too: the person-number check on drop reads everything we log.
-            .env("RUST_LOG", "info,clearing=debug")
+            .env("RUST_LOG", "info,clearing=debug,clearing_service=debug,clearing_edge=debug")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log.try_clone().expect("log"))
@@ -278,7 +278,7 @@ fn spawn_adapter(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, So
             .args(if extra.iter().any(|a| *a == "--tls-cert") { &[][..] } else { &["--plaintext"][..] })
             .envs(env.iter().copied())
             // The adapter logs each call's deadline and trace context at debug level.
-            .env("RUST_LOG", "info,clearing::adapter=debug")
+            .env("RUST_LOG", "info,region_adapter_server=debug")
             .stdout(Stdio::piped())
             .stderr(log.try_clone().expect("log"))
             .spawn()
@@ -430,14 +430,17 @@ impl Redis {
         let deadline = Instant::now() + STARTUP_PATIENCE;
         loop {
             r.port = free_port();
-            if r.launch() {
+            if r.launch(Duration::from_secs(10)) {
                 return r;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
         }
     }
 
-    fn launch(&mut self) -> bool {
+    /// Starts `redis-server` and waits until it answers PING, or until it exits (port taken, bad
+    /// arguments: `false`). A server still loading its AOF answers `LOADING`: that is waited for as long
+    /// as `patience` allows, so a large AOF after a long soak is replayed, not killed half-way.
+    fn launch(&mut self, patience: Duration) -> bool {
         let mut cmd = Command::new(redis_server_bin());
         cmd.arg("--port")
             .arg(self.port.to_string())
@@ -459,7 +462,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return false; // port taken, or bad arguments
@@ -487,11 +490,14 @@ impl Redis {
         }
     }
 
-    /// Starts again on the same port and directory (replaying the AOF).
+    /// Starts again on the same port and directory (replaying the AOF, which after a long soak takes a
+    /// while: up to `AOF_REPLAY_PATIENCE`).
     pub fn restart(&mut self) {
+        /// Replaying a gigabyte of AOF on a loaded 2-core machine takes tens of seconds.
+        const AOF_REPLAY_PATIENCE: Duration = Duration::from_secs(180);
         assert!(self.child.is_none(), "crash first");
         let deadline = Instant::now() + STARTUP_PATIENCE;
-        while !self.launch() {
+        while !self.launch(AOF_REPLAY_PATIENCE) {
             assert!(Instant::now() < deadline, "redis-server did not restart on port {}", self.port);
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -57,8 +57,8 @@ async fn netting_across_seed_regions(store: &str) {
     members(&c).await;
     let mut cl = c.clearing().await;
     let mut n = NettingClient::new(c.channel().await);
-    let today = clearing::window::today().to_string();
-    let tomorrow = clearing::window::today().succ_opt().unwrap().to_string();
+    let today = clearing_service::calendar::today().to_string();
+    let tomorrow = clearing_service::calendar::today().succ_opt().unwrap().to_string();
     let mut answers = Vec::new();
     let mut k = 0;
     for ins in REGIONS {
@@ -235,8 +235,8 @@ async fn netting_across_seed_regions_on_redis() {
 async fn settlement_racing_close(store: &str) {
     let (c, _redis) = start(store);
     members(&c).await;
-    let today = clearing::window::today().to_string();
-    let tomorrow = clearing::window::today().succ_opt().unwrap().to_string();
+    let today = clearing_service::calendar::today().to_string();
+    let tomorrow = clearing_service::calendar::today().succ_opt().unwrap().to_string();
     let answers: Arc<Mutex<Vec<pb::Settlement>>> = Arc::default();
     let mut tasks = Vec::new();
     for t in 0..32usize {

@@ -120,8 +120,13 @@ async fn drive(replicas: &[String], tag: &str, claims: usize, patience: Duration
 
 /// The books balance: accumulators = Σ settlements per member-year, caps and deductibles respected,
 /// window totals = Σ settlements, each answer stored exactly once and identical to what clients got.
-async fn audit(c: &Clearing, store: &clearing::store::redis::RedisStore, tag: &str, answers: &BTreeMap<String, Vec<pb::Settlement>>) {
-    use clearing::store::Store;
+async fn audit(
+    c: &Clearing,
+    store: &clearing_service::store::redis::RedisStore,
+    tag: &str,
+    answers: &BTreeMap<String, Vec<pb::Settlement>>,
+) {
+    use clearing_service::store::Store;
     use prost::Message;
     let mut per_member: HashMap<(String, u32), (i64, i64, i64)> = HashMap::new();
     let mut cl = c.clearing().await;
@@ -159,7 +164,7 @@ async fn audit(c: &Clearing, store: &clearing::store::redis::RedisStore, tag: &s
         let expected: i64 = per_member.iter().filter(|((p, _), _)| *p == psn(tag, i)).map(|(_, v)| v.2).sum();
         assert_eq!(seen, expected, "member {i}: settlements missing from accumulators");
     }
-    let totals = store.window_totals(clearing::window::today()).await.unwrap();
+    let totals = store.window_totals(clearing_service::calendar::today()).await.unwrap();
     let t = &totals.all;
     assert_eq!(
         (t.count, t.fund_fen, t.acct_fen, t.medfee_fen),
@@ -169,8 +174,8 @@ async fn audit(c: &Clearing, store: &clearing::store::redis::RedisStore, tag: &s
     assert_eq!(totals.pairs.iter().map(|(_, p)| p.owed_fen).sum::<i64>(), fund + acct, "pair totals = Σ settlements");
 }
 
-async fn store_of(urls: &str) -> clearing::store::redis::RedisStore {
-    clearing::store::redis::RedisStore::connect(&clearing::store::redis::RedisOptions {
+async fn store_of(urls: &str) -> clearing_service::store::redis::RedisStore {
+    clearing_service::store::redis::RedisStore::connect(&clearing_service::store::redis::RedisOptions {
         urls: vec![urls.to_string()],
         allow_volatile: false,
     })

@@ -127,7 +127,7 @@ async fn soak_with_kills_of_clearing_and_redis() {
     drop(reg);
     let cross_shard = payers.iter().filter(|(p, q)| {
         let ins = REGIONS[p[4..5].parse::<usize>().unwrap()].0;
-        clearing::ids::shard_of(ins, p) != clearing::ids::shard_of(ins, q)
+        clearing_service::ids::shard_of(ins, p) != clearing_service::ids::shard_of(ins, q)
     });
     println!("soak: {} family pairs, {} of them across shards", payers.len(), cross_shard.count());
 
@@ -135,7 +135,7 @@ async fn soak_with_kills_of_clearing_and_redis() {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let end = started + Duration::from_secs(secs);
-    let today = clearing::window::today();
+    let today = clearing_service::calendar::today();
 
     // Chaos: at random moments one of the replicas or one Redis node is killed with SIGKILL and started
     // again a moment later; half-way, today's window is closed.
@@ -266,7 +266,7 @@ async fn soak_with_kills_of_clearing_and_redis() {
     );
 
     // ---- the books ----
-    let store = clearing::store::redis::RedisStore::connect(&clearing::store::redis::RedisOptions {
+    let store = clearing_service::store::redis::RedisStore::connect(&clearing_service::store::redis::RedisOptions {
         urls: vec![urls.clone()],
         allow_volatile: false,
     })
@@ -354,7 +354,7 @@ async fn soak_with_kills_of_clearing_and_redis() {
     );
 
     // 4. No msgid produced two settlements: the journals of both windows hold exactly the answered ids.
-    use clearing::store::Store;
+    use clearing_service::store::Store;
     let tomorrow = today.succ_opt().unwrap();
     let mut journal: Vec<String> = store.window_journal(today).await.unwrap().into_iter().map(|e| e.setl_id).collect();
     journal.extend(store.window_journal(tomorrow).await.unwrap().into_iter().map(|e| e.setl_id));

@@ -2,14 +2,14 @@
 //! Cluster. Each store must give the same answers to the same sequence of commits.
 
 use chrono::NaiveDate;
-use clearing::ids::shard_of;
-use clearing::store::embedded::EmbeddedStore;
-use clearing::store::redis::{RedisOptions, RedisStore};
-use clearing::store::*;
+use clearing_service::ids::shard_of;
+use clearing_service::store::embedded::EmbeddedStore;
+use clearing_service::store::redis::{RedisOptions, RedisStore};
+use clearing_service::store::*;
 use tests::{Redis, RedisCluster};
 
 fn today() -> NaiveDate {
-    clearing::window::today()
+    clearing_service::calendar::today()
 }
 
 fn upsert(k: &MemberKey, balance_fen: i64) -> MemberUpsert {
@@ -94,14 +94,14 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     let a = m.accumulator(2023, "general").unwrap();
     assert_eq!((a.deductible_used_fen, a.fund_paid_fen, a.visits), (50_000, 24_000, 1));
     assert_eq!(s.get_settlement(&r1.setl_id).await.unwrap().unwrap(), r1);
-    let idem = clearing::ids::idempotency_key("360100", &r1.msgid);
+    let idem = clearing_service::ids::idempotency_key("360100", &r1.msgid);
     assert_eq!(
         s.lookup_idempotency(shard, &idem).await.unwrap(),
         Some(IdempotencyRecord { content_hash: [1; 32], setl_id: r1.setl_id.clone() })
     );
 
     // The same commit again is a replay of the stored settlement; other content is a mismatch.
-    assert_eq!(s.commit(c1.clone(), today()).await.unwrap(), CommitOutcome::Replayed(r1.clone()));
+    assert_eq!(s.commit(c1.clone(), today()).await.unwrap(), CommitOutcome::Replayed(Box::new(r1.clone())));
     let mut other = c1.clone();
     other.settlement = record(&sid(shard, 2), &r1.msgid, 9, day, 1, 1);
     assert_eq!(s.commit(other, today()).await.unwrap(), CommitOutcome::IdempotencyMismatch);

@@ -1,0 +1,24 @@
+//! Limits every server of ours shares, each with why its number (the clearing service's own are in
+//! `clearing_service::limits`, engine limits in `region_adapter::limits`).
+
+/// msgid length: the national msgid is 30 characters; 64 leaves room for any sender's scheme.
+pub const MAX_MSGID_LEN: usize = 64;
+/// psn_no length: national person numbers are 30 characters at most.
+pub const MAX_PSN_NO_LEN: usize = 32;
+/// Decoded request size; the largest valid claim (100 lines) is well under 64 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Page size bounds of listings.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// Calls that bring no deadline of their own end after this long (a caller's `grpc-timeout` is
+/// honoured when shorter). Netting a national window takes about a second; detail reconciliation of a
+/// whole window is the longest call.
+pub const MAX_CALL_DURATION: std::time::Duration = std::time::Duration::from_secs(120);
+/// Concurrent requests (HTTP/2 streams) on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 256;
+/// Disease codes.
+pub const MAX_DISE_CODE_LEN: usize = 20;
+/// Filings per member: a member files for a few places, not hundreds.
+pub const MAX_FILINGS: usize = 50;
+/// Account balances and credits, fen: 1,000,000 yuan is far above any personal account.
+pub const MAX_BALANCE_FEN: i64 = 100_000_000;

@@ -1,0 +1,241 @@
+//! Configuration of `clearing serve`: defaults that work on a laptop, a TOML file, `CLEARING_*`
+//! environment variables and flags, in rising precedence. Validated once, at load, with errors that
+//! name the file and key.
+
+use crate::router::RouteSpec;
+use clearing_edge::telemetry::LogFormat;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The config-file format this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Which store keeps the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One redb file under the data directory (the default; no server needed).
+    #[default]
+    Embedded,
+    /// Redis or Redis Cluster, shared by several replicas.
+    Redis,
+}
+
+/// The settings as given by flags or environment (clap fills these; flags win over env).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "CLEARING_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded database [default: ./data].
+    #[arg(long, env = "CLEARING_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of rule packs (*.toml) replacing the bundled ones.
+    #[arg(long, env = "CLEARING_RULES")]
+    pub rules: Option<PathBuf>,
+    /// TOML config file (settings below flags and environment).
+    #[arg(long, env = "CLEARING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "CLEARING_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Store [default: embedded].
+    #[arg(long, env = "CLEARING_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+    /// Redis URL; repeat the flag or separate with commas to give several cluster seed nodes.
+    #[arg(long = "redis-url", env = "CLEARING_REDIS_URL", value_delimiter = ',')]
+    pub redis_url: Vec<String>,
+    /// Start even when Redis does not fsync every write (appendfsync always). Logged loudly.
+    #[arg(long, env = "CLEARING_REDIS_ALLOW_VOLATILE")]
+    pub redis_allow_volatile: bool,
+    /// A route of the routing table, ADMDVS=local or ADMDVS=http://host:port (a region such as 421300
+    /// or a province such as 420000; the longest match wins; unmatched regions are local). Repeat the
+    /// flag or separate with commas; given here, it replaces the config file's `[routes]`.
+    #[arg(long = "route", env = "CLEARING_ROUTES", value_delimiter = ',')]
+    pub route: Vec<String>,
+    #[command(flatten)]
+    pub tls: clearing_edge::tls::TlsArgs,
+    /// CA of remote region adapters' server certificates (for `https://` routes).
+    #[arg(long, env = "CLEARING_ADAPTER_TLS_CA")]
+    pub adapter_tls_ca: Option<PathBuf>,
+    /// This service's client certificate towards region adapters (role `clearing`).
+    #[arg(long, env = "CLEARING_ADAPTER_TLS_CERT")]
+    pub adapter_tls_cert: Option<PathBuf>,
+    #[arg(long, env = "CLEARING_ADAPTER_TLS_KEY")]
+    pub adapter_tls_key: Option<PathBuf>,
+}
+
+/// `redis_url = "redis://…"` or a list of seed nodes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    version: Option<u32>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    store: Option<StoreKind>,
+    redis_url: Option<OneOrMany>,
+    redis_allow_volatile: Option<bool>,
+    /// `"420000" = "http://hubei-adapter:50061"`, `"421300" = "local"`.
+    routes: Option<std::collections::BTreeMap<String, String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    plaintext: Option<bool>,
+    adapter_tls_ca: Option<PathBuf>,
+    adapter_tls_cert: Option<PathBuf>,
+    adapter_tls_key: Option<PathBuf>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None` = the bundled rule packs.
+    pub rules: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub store: StoreKind,
+    pub redis_urls: Vec<String>,
+    pub redis_allow_volatile: bool,
+    /// The routing table (empty = every region local). Reloaded from the config file on SIGHUP.
+    pub routes: Vec<RouteSpec>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub plaintext: bool,
+    pub adapter_tls_ca: Option<PathBuf>,
+    pub adapter_tls_cert: Option<PathBuf>,
+    pub adapter_tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Client TLS towards `https://` region adapters, when configured.
+    pub fn adapter_tls(&self) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+        match (&self.adapter_tls_ca, &self.adapter_tls_cert, &self.adapter_tls_key) {
+            (Some(ca), Some(c), Some(k)) => Ok(Some(clearing_edge::tls::client_tls(ca, c, k)?)),
+            (None, None, None) => Ok(None),
+            _ => anyhow::bail!("TLS towards region adapters needs all of --adapter-tls-ca, --adapter-tls-cert and --adapter-tls-key"),
+        }
+    }
+
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let file_listen = match &file.listen {
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
+                anyhow::anyhow!("{}: listen: {s:?} is not an address: {e}", args.config.as_deref().unwrap_or(Path::new("?")).display())
+            })?),
+            None => None,
+        };
+        // Relative paths in the file are relative to the file.
+        let base = args.config.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(Config {
+            listen: args.listen.or(file_listen).unwrap_or_else(|| "127.0.0.1:50051".parse().expect("default address")),
+            data_dir: args.data_dir.clone().or(file.data_dir.map(rel)).unwrap_or_else(|| PathBuf::from("data")),
+            rules: args.rules.clone().or(file.rules.map(rel)),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            store: args.store.or(file.store).unwrap_or_default(),
+            redis_urls: if args.redis_url.is_empty() {
+                match file.redis_url {
+                    Some(OneOrMany::One(u)) => vec![u],
+                    Some(OneOrMany::Many(v)) => v,
+                    None => Vec::new(),
+                }
+            } else {
+                args.redis_url.clone()
+            },
+            redis_allow_volatile: args.redis_allow_volatile || file.redis_allow_volatile.unwrap_or(false),
+            tls_cert: args.tls.tls_cert.clone().or(file.tls_cert.map(rel)),
+            tls_key: args.tls.tls_key.clone().or(file.tls_key.map(rel)),
+            tls_client_ca: args.tls.tls_client_ca.clone().or(file.tls_client_ca.map(rel)),
+            plaintext: args.tls.plaintext || file.plaintext.unwrap_or(false),
+            adapter_tls_ca: args.adapter_tls_ca.clone().or(file.adapter_tls_ca.map(rel)),
+            adapter_tls_cert: args.adapter_tls_cert.clone().or(file.adapter_tls_cert.map(rel)),
+            adapter_tls_key: args.adapter_tls_key.clone().or(file.adapter_tls_key.map(rel)),
+            routes: if args.route.is_empty() {
+                file.routes.unwrap_or_default().into_iter().map(|(admdvs, target)| RouteSpec { admdvs, target }).collect()
+            } else {
+                args.route.iter().map(|r| RouteSpec::parse_flag(r)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?
+            },
+        })
+        .and_then(|c: Config| {
+            if c.store == StoreKind::Redis && c.redis_urls.is_empty() {
+                anyhow::bail!("store = redis needs --redis-url (or redis_url in the config file)");
+            }
+            Ok(c)
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let cfg: FileConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    match cfg.version {
+        Some(CONFIG_VERSION) => Ok(cfg),
+        Some(v) => anyhow::bail!("{}: version: is {v}; this build reads {CONFIG_VERSION}", path.display()),
+        None => anyhow::bail!("{}: version: missing (write `version = {CONFIG_VERSION}`)", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "version = 1\nlisten = \"127.0.0.1:6000\"\ndata_dir = \"d\"\n").unwrap();
+        let args = ServeArgs { config: Some(path.clone()), ..Default::default() };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.listen.port(), 6000);
+        assert_eq!(c.data_dir, dir.path().join("d"));
+        let args = ServeArgs { config: Some(path), listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
+        assert_eq!(Config::resolve(&args).unwrap().listen.port(), 7000);
+        assert_eq!(Config::resolve(&ServeArgs::default()).unwrap().listen.port(), 50051);
+    }
+
+    #[test]
+    fn bad_files_are_refused_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "version = 1\nlisten = \"nowhere\"\n").unwrap();
+        let e = Config::resolve(&ServeArgs { config: Some(path.clone()), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("listen"), "{e}");
+        std::fs::write(&path, "version = 1\nlisen = \"x\"\n").unwrap();
+        let e = Config::resolve(&ServeArgs { config: Some(path), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn routes_come_from_the_file_unless_flags_give_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "version = 1\n[routes]\n420000 = \"http://h:1\"\n360100 = \"local\"\n").unwrap();
+        let c = Config::resolve(&ServeArgs { config: Some(path.clone()), ..Default::default() }).unwrap();
+        assert_eq!(
+            c.routes,
+            vec![
+                RouteSpec { admdvs: "360100".into(), target: "local".into() },
+                RouteSpec { admdvs: "420000".into(), target: "http://h:1".into() }
+            ]
+        );
+        let args = ServeArgs { config: Some(path), route: vec!["320000=http://j:2".into()], ..Default::default() };
+        assert_eq!(Config::resolve(&args).unwrap().routes, vec![RouteSpec { admdvs: "320000".into(), target: "http://j:2".into() }]);
+        let args = ServeArgs { route: vec!["320000".into()], ..Default::default() };
+        assert!(Config::resolve(&args).unwrap_err().to_string().contains("ADMDVS=local"));
+    }
+}

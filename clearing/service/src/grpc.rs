@@ -1,0 +1,259 @@
+//! The gRPC services of `clearinghouse.v1`: thin adapters from messages to the clearing core. Every
+//! error leaves through `ServiceError → Status` (error.rs).
+
+use crate::remote::CallCtx;
+use crate::settle::Clearinghouse;
+use crate::store::{MemberKey, Store};
+use crate::wire;
+use clearing_edge::authz::{self, Action, Caller, Gate};
+use clearing_edge::error::ServiceError;
+use clearing_edge::fields::{self as fields, Violations};
+use proto::v1 as pb;
+use proto::v1::catalogue_server::Catalogue;
+use proto::v1::clearing_server::Clearing;
+use proto::v1::registry_server::Registry;
+use region_adapter::Admdvs;
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// One handle implementing every service over the shared core. Every handler first passes the gate:
+/// who the caller is, whether it has room for another request, and whether the matrix of authz.rs
+/// allows the call.
+pub struct Api<S: Store> {
+    pub core: Arc<Clearinghouse<S>>,
+    pub gate: Arc<Gate>,
+}
+
+impl<S: Store> Clone for Api<S> {
+    fn clone(&self) -> Self {
+        Api { core: self.core.clone(), gate: self.gate.clone() }
+    }
+}
+
+impl<S: Store> Api<S> {
+    fn enter<T>(&self, req: &Request<T>, rpc: &str, action: Action<'_>) -> Result<(Caller, OwnedSemaphorePermit), Status> {
+        self.gate.enter(req, rpc, action).map_err(Status::from)
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// The answers of `SettleClaimStream`.
+pub type ResultStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SettleResult, Status>> + Send>>;
+
+/// Claims of one `SettleClaimStream` call in progress at once.
+pub const MAX_STREAM_IN_PROGRESS: usize = 64;
+
+fn reply<T>(r: Result<T, ServiceError>) -> Reply<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl<S: Store> Clearing for Api<S> {
+    async fn settle_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
+        let _slot = self.enter(&req, "SettleClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        let ctx = CallCtx::of(&req);
+        reply(self.core.settle(&ctx, req.get_ref(), true).await)
+    }
+    async fn preview_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
+        let _slot = self.enter(&req, "PreviewClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        let ctx = CallCtx::of(&req);
+        reply(self.core.settle(&ctx, req.get_ref(), false).await)
+    }
+    async fn reverse_claim(&self, req: Request<pb::ReverseClaimRequest>) -> Reply<pb::Settlement> {
+        let (caller, _slot) = self.enter(&req, "ReverseClaim", Action::ReadCatalogue)?;
+        let authorize = |insured: &str, mdtrt: &str| {
+            // A caller that may not even see the original learns nothing about it (see GetSettlement).
+            let hidden = || ServiceError::NotFound { what: format!("settlement {}", req.get_ref().setl_id), field: "setl_id".into() };
+            authz::require_or_hide(&caller, "ReverseClaim", Action::ReadSettlement { insured, mdtrt }, hidden)?;
+            authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt })
+        };
+        reply(self.core.reverse(req.get_ref(), &authorize).await)
+    }
+    type SettleClaimStreamStream = ResultStream;
+
+    async fn settle_claim_stream(&self, req: Request<tonic::Streaming<pb::Claim>>) -> Reply<ResultStream> {
+        let caller = self.gate.caller(&req, "SettleClaimStream").map_err(Status::from)?;
+        let slot = self.gate.admit(&caller).map_err(Status::from)?;
+        let ctx = CallCtx::of(&req);
+        let span = tracing::Span::current();
+        let mut input = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(2 * MAX_STREAM_IN_PROGRESS);
+        let core = self.core.clone();
+        tokio::spawn(
+            async move {
+                let _slot = slot;
+                let in_progress = Arc::new(tokio::sync::Semaphore::new(MAX_STREAM_IN_PROGRESS));
+                loop {
+                    let claim = match input.message().await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(s) => {
+                            let _ = tx.send(Err(s)).await;
+                            break;
+                        }
+                    };
+                    let Ok(permit) = in_progress.clone().acquire_owned().await else { break };
+                    let (core, tx, caller, ctx) = (core.clone(), tx.clone(), caller.clone(), ctx.clone());
+                    tokio::spawn(
+                        async move {
+                            let _permit = permit;
+                            let r = match authz::require(&caller, "SettleClaimStream", Action::SettleClaim { mdtrt: &claim.mdtrt_admdvs }) {
+                                Ok(()) => core.settle(&ctx, &claim, true).await,
+                                Err(e) => Err(e),
+                            };
+                            let answer = match r {
+                                Ok(s) => pb::SettleResult { msgid: claim.msgid, settlement: Some(s), code: 0, message: String::new() },
+                                Err(e) => {
+                                    let st = Status::from(e);
+                                    pb::SettleResult {
+                                        msgid: claim.msgid,
+                                        settlement: None,
+                                        code: st.code() as i32,
+                                        message: st.message().into(),
+                                    }
+                                }
+                            };
+                            let _ = tx.send(Ok(answer)).await;
+                        }
+                        .instrument(tracing::Span::current()),
+                    );
+                }
+                // The stream ends when every claim in progress has answered.
+                let _ = in_progress.acquire_many(MAX_STREAM_IN_PROGRESS as u32).await;
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn get_settlement(&self, req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
+        let (caller, _slot) = self.enter(&req, "GetSettlement", Action::ReadCatalogue)?;
+        let setl_id = &req.get_ref().setl_id;
+        // A settlement the caller may not see is answered exactly like one that does not exist (no
+        // existence oracle); the refusal is audited.
+        let hidden = || ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() };
+        let r = self.core.get_settlement(setl_id).await.and_then(|s| {
+            authz::require_or_hide(
+                &caller,
+                "GetSettlement",
+                Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs },
+                hidden,
+            )?;
+            Ok(s)
+        });
+        reply(r)
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> Registry for Api<S> {
+    async fn upsert_member(&self, req: Request<pb::Member>) -> Reply<pb::Member> {
+        let _slot = self.enter(&req, "UpsertMember", Action::WriteMember { insured: &req.get_ref().insuplc_admdvs })?;
+        let routes = self.core.router.current();
+        let r = async {
+            let upsert = wire::validate_member(req.get_ref(), &|a| routes.knows(a))?;
+            let rec = self.core.store.upsert_member(upsert).await?;
+            Ok(wire::member_to_pb(&rec, 0))
+        };
+        reply(r.await)
+    }
+
+    async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Reply<pb::Member> {
+        let _slot = self.enter(&req, "GetMember", Action::ReadMember { insured: &req.get_ref().insuplc_admdvs })?;
+        let q = req.get_ref();
+        let r = async {
+            let mut v = Violations::default();
+            fields::check_psn_no(&mut v, "psn_no", &q.psn_no);
+            if Admdvs::parse(&q.insuplc_admdvs).is_none() {
+                v.add("insuplc_admdvs", "must be a 6-digit division code");
+            }
+            v.into_result(())?;
+            let rec = self
+                .core
+                .store
+                .load_member(&MemberKey::new(&q.insuplc_admdvs, &q.psn_no))
+                .await?
+                .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+            Ok(wire::member_to_pb(&rec, q.year))
+        };
+        reply(r.await)
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> Catalogue for Api<S> {
+    async fn list_regions(&self, req: Request<pb::ListRegionsRequest>) -> Reply<pb::ListRegionsResponse> {
+        let _slot = self.enter(&req, "ListRegions", Action::ReadCatalogue)?;
+        let ctx = CallCtx::of(&req);
+        Ok(Response::new(self.core.router.list_regions(&ctx).await))
+    }
+    async fn get_policy(&self, req: Request<pb::GetPolicyRequest>) -> Reply<pb::Policy> {
+        let _slot = self.enter(&req, "GetPolicy", Action::ReadCatalogue)?;
+        let ctx = CallCtx::of(&req);
+        reply(self.core.router.get_policy(&ctx, req.get_ref()).await)
+    }
+    async fn list_catalogue_items(&self, req: Request<pb::ListCatalogueItemsRequest>) -> Reply<pb::ListCatalogueItemsResponse> {
+        let _slot = self.enter(&req, "ListCatalogueItems", Action::ReadCatalogue)?;
+        let ctx = CallCtx::of(&req);
+        reply(self.core.router.list_catalogue_items(&ctx, req.get_ref()).await)
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
+    async fn close_window(&self, req: Request<pb::CloseWindowRequest>) -> Reply<pb::Window> {
+        let _slot = self.enter(&req, "CloseWindow", Action::NettingWrite)?;
+        reply(self.core.close_window(&req.get_ref().clr_date).await)
+    }
+    async fn get_window(&self, req: Request<pb::GetWindowRequest>) -> Reply<pb::Window> {
+        let _slot = self.enter(&req, "GetWindow", Action::NettingRead)?;
+        reply(self.core.get_window(&req.get_ref().clr_date).await)
+    }
+    async fn list_windows(&self, req: Request<pb::ListWindowsRequest>) -> Reply<pb::ListWindowsResponse> {
+        let _slot = self.enter(&req, "ListWindows", Action::NettingRead)?;
+        reply(self.core.list_windows().await)
+    }
+    async fn get_netting_report(&self, req: Request<pb::GetNettingReportRequest>) -> Reply<pb::NettingReport> {
+        let _slot = self.enter(&req, "GetNettingReport", Action::NettingRead)?;
+        reply(self.core.netting_report(&req.get_ref().clr_date).await.map(|r| crate::windows::report_pb(&r)))
+    }
+    async fn acknowledge_settlement(&self, req: Request<pb::AcknowledgeSettlementRequest>) -> Reply<pb::Window> {
+        let _slot = self.enter(&req, "AcknowledgeSettlement", Action::NettingWrite)?;
+        reply(self.core.acknowledge(req.get_ref()).await)
+    }
+    async fn reconcile_totals(&self, req: Request<pb::ReconcileTotalsRequest>) -> Reply<pb::ReconcileResult> {
+        let _slot = self.enter(&req, "ReconcileTotals", Action::NettingWrite)?;
+        reply(self.core.reconcile_totals(req.get_ref()).await)
+    }
+    async fn reconcile_detail(&self, req: Request<tonic::Streaming<pb::ReconcileDetailRequest>>) -> Reply<pb::ReconcileResult> {
+        let _slot = self.enter(&req, "ReconcileDetail", Action::NettingWrite)?;
+        let mut stream = req.into_inner();
+        let (mut clr_date, mut mdtrt, mut items) = (String::new(), String::new(), Vec::new());
+        while let Some(msg) = stream.message().await? {
+            if clr_date.is_empty() {
+                clr_date = msg.clr_date;
+                mdtrt = msg.mdtrt_admdvs;
+            }
+            if items.len() + msg.items.len() > crate::windows::MAX_RECONCILE_ITEMS {
+                return Err(ServiceError::field("items", format!("more than {} items", crate::windows::MAX_RECONCILE_ITEMS)).into());
+            }
+            items.extend(msg.items);
+        }
+        reply(self.core.reconcile_detail(&clr_date, &mdtrt, items).await)
+    }
+    async fn set_advance(&self, req: Request<pb::SetAdvanceRequest>) -> Reply<pb::AdvancePosition> {
+        let _slot = self.enter(&req, "SetAdvance", Action::NettingWrite)?;
+        reply(self.core.set_advance(req.get_ref()).await)
+    }
+    async fn get_advance_positions(&self, req: Request<pb::GetAdvancePositionsRequest>) -> Reply<pb::AdvancePositions> {
+        let _slot = self.enter(&req, "GetAdvancePositions", Action::NettingRead)?;
+        reply(self.core.advance_positions(&req.get_ref().clr_date).await)
+    }
+    async fn get_monthly_statement(&self, req: Request<pb::GetMonthlyStatementRequest>) -> Reply<pb::MonthlyStatement> {
+        let _slot = self.enter(&req, "GetMonthlyStatement", Action::NettingRead)?;
+        reply(self.core.monthly_statement(&req.get_ref().setlym).await)
+    }
+}

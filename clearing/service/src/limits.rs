@@ -1,0 +1,17 @@
+//! Limits of the clearing service, each with why its number (limits every server of ours shares are in
+//! `clearing_edge::limits`, engine limits in `region_adapter::limits`).
+
+/// Retries of a settlement after a version conflict (another claim of the same member committed
+/// first). Eight conflicts in a row means a member is being hammered; the caller retries later.
+pub const MAX_COMMIT_ATTEMPTS: u32 = 8;
+/// How long a settlement waits for a store that went away in the middle of its commit (a Redis
+/// restart, AOF replayed, takes a second or two) before answering UNAVAILABLE: the service resolves the
+/// unknown outcome by re-reading the idempotency key and commits again itself. Never past the caller's
+/// deadline.
+pub const STORE_OUTAGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Free-text fields (reversal reason).
+pub const MAX_TEXT_LEN: usize = 256;
+/// Family links per member: spouse, parents, children.
+pub const MAX_BENEFICIARIES: usize = 20;
+/// A settlement time may be at most this far ahead of the server's clock (clock skew, not intent).
+pub const MAX_FUTURE_SECS: i64 = 24 * 3600;

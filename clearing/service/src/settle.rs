@@ -1,0 +1,381 @@
+//! Settling, previewing and reversing claims: the orchestration of ARCHITECTURE.md's flow, the effects
+//! around the pure steps of `plan.rs`. Validate (nothing written on a bad request) → idempotency check
+//! → price with the service location's catalogue → load the member → apply the insured region's policy
+//! → plan → commit atomically; a version conflict reloads and recomputes, a bounded number of times.
+
+use crate::ids::{SetlIds, idempotency_key, shard_of, shard_of_setl_id};
+use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN, STORE_OUTAGE_PATIENCE};
+use crate::metrics::{self, M};
+use crate::plan;
+use crate::remote::CallCtx;
+use crate::router::{PolicyCall, Router};
+use crate::store::*;
+use crate::wire;
+use chrono::{Datelike, Utc};
+use clearing_edge::error::ServiceError;
+use clearing_edge::fields::{self, Violations};
+use opentelemetry::KeyValue;
+use prost::Message;
+use proto::v1 as pb;
+use region_adapter::Benefit;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// The clearing core, shared by every gRPC service and generic over the store.
+pub struct Clearinghouse<S: Store> {
+    pub store: S,
+    pub router: Router,
+    ids: SetlIds,
+}
+
+fn content_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn decode(rec: &SettlementRecord) -> Result<pb::Settlement, ServiceError> {
+    pb::Settlement::decode(rec.message.as_slice())
+        .map_err(|e| ServiceError::Internal(format!("stored settlement {} unreadable: {e}", rec.setl_id)))
+}
+
+/// Pause before retry `attempt` after a conflict: 0.1 ms, 0.2 ms, … capped at 6.4 ms, with jitter from
+/// the clock so that two replicas hitting the same member do not retry in lockstep.
+async fn conflict_pause(attempt: u32) {
+    let base_us = 100u64 << attempt.min(6);
+    let jitter_us = (Utc::now().timestamp_subsec_nanos() as u64 / 1_000) % base_us.max(1);
+    tokio::time::sleep(std::time::Duration::from_micros(base_us + jitter_us)).await;
+}
+
+fn now_ms() -> u64 {
+    Utc::now().timestamp_millis().max(0) as u64
+}
+
+impl<S: Store> Clearinghouse<S> {
+    pub fn new(store: S, router: Router) -> Arc<Self> {
+        Arc::new(Clearinghouse { store, router, ids: SetlIds::new() })
+    }
+
+    /// Settles (record = true) or previews (record = false) a claim.
+    pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+        let r = self.settle_inner(ctx, claim, record).await;
+        let count = |outcome: &'static str| count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, outcome);
+        match &r {
+            Ok(_) if !record => count("previewed"),
+            // Settled and replayed answers were counted where the store answered.
+            Ok(s) => tracing::debug!(setl_id = %s.setl_id, clr_date = %s.clr_date, "settled"),
+            Err(e) => {
+                if matches!(e, ServiceError::Unavailable(_) | ServiceError::Internal(_)) {
+                    tracing::warn!(error = %e, "claim failed");
+                }
+                count("refused")
+            }
+        }
+        r
+    }
+
+    async fn settle_inner(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+        let routing = self.router.current();
+        let now = Utc::now().with_timezone(&crate::calendar::shanghai());
+        let vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
+        let hash = content_hash(&claim.encode_to_vec());
+        let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
+        let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
+        // The member and the msgid's stored answer in one round trip; a resend is answered from the store
+        // before anything is computed.
+        let (mut first_member, stored) = if record {
+            self.store
+                .load_member_and_idempotency(&vc.member_key(), shard, &idem_key)
+                .instrument(tracing::debug_span!("store.load_member"))
+                .await?
+        } else {
+            (self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?, None)
+        };
+        if let Some(idem) = stored {
+            let done = self.stored_answer(idem, &idem_key, &hash).await?;
+            count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
+            return Ok(done);
+        }
+        let lines = vc.line_inputs();
+        let priced = self
+            .router
+            .price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines)
+            .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
+            .await?;
+        let visit = vc.visit();
+        let benefit = Benefit::of(&visit)?.key();
+        let year = vc.visit_date.year();
+        let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &vc.msgid, until: ctx.store_patience() };
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                M.commit_retries.add(1, &[]);
+            }
+            // Read: the member (already read on the first attempt) and the family payer.
+            let member = match attempt {
+                0 => first_member.take(),
+                _ => self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?,
+            }
+            .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+            let payer = match &vc.acct_payer {
+                None => None,
+                Some(p) => Some(
+                    self.store
+                        .load_member(&MemberKey::new(&vc.insured.to_string(), p))
+                        .await?
+                        .ok_or_else(|| ServiceError::NotFound { what: "account payer".into(), field: "acct_payer_psn_no".into() })?,
+                ),
+            };
+            if let Some(p) = &payer {
+                plan::check_family_payer(&vc, p)?;
+            }
+            // Compute: the insured region's policy (in process or a remote adapter).
+            let pm = plan::policy_member(&member, payer.as_ref(), year, &benefit)?;
+            let policy = PolicyCall {
+                insured: vc.insured,
+                priced: &priced.priced,
+                member: pm.facts(),
+                state: pm.state,
+                account: Some(pm.account),
+                visit,
+            };
+            let outcome = self
+                .router
+                .apply_policy(ctx, &routing, &policy)
+                .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
+                .await?;
+            if !record {
+                return Ok(plan::settlement_pb(&vc, &priced, &outcome, "", "", false));
+            }
+            // Plan (pure) and commit.
+            let today = crate::calendar::today();
+            let clr_date = self.store.open_window(shard, today).await?;
+            let setl_id = self.ids.next(shard, now_ms());
+            let planned = plan::plan_settlement(&plan::SettlementInputs {
+                claim: &vc,
+                priced: &priced,
+                outcome: &outcome,
+                member: &member,
+                payer: payer.as_ref(),
+                shard,
+                setl_id: &setl_id,
+                clr_date,
+                content_hash: hash,
+                benefit: &benefit,
+                year,
+            });
+            if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
+                return Ok(answer);
+            }
+        }
+        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
+    }
+
+    /// The stored answer for an idempotency key: the settlement when the content matches,
+    /// `IdempotencyMismatch` when it does not, `None` when the key is new.
+    async fn replay(&self, shard: u16, idem_key: &str, hash: &[u8; 32]) -> Result<Option<pb::Settlement>, ServiceError> {
+        match self.store.lookup_idempotency(shard, idem_key).await? {
+            None => Ok(None),
+            Some(idem) => self.stored_answer(idem, idem_key, hash).await.map(Some),
+        }
+    }
+
+    /// Resolves a commit whose outcome is unknown (the store failed while it ran): re-reads the
+    /// idempotency key until the store answers or `key.until` passes. `Ok(Some)`: it committed (the
+    /// stored answer); `Ok(None)`: it did not, commit again.
+    async fn resolve_unknown(&self, shard: u16, key: &IdemCtx<'_>) -> Result<Option<pb::Settlement>, ServiceError> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.replay(shard, key.idem_key, key.hash).await {
+                Err(ServiceError::Unavailable(m)) => {
+                    if Instant::now() + pause >= key.until {
+                        return Err(ServiceError::Unavailable(m));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The stored settlement an idempotency record names, if the content matches.
+    async fn stored_answer(&self, idem: IdempotencyRecord, idem_key: &str, hash: &[u8; 32]) -> Result<pb::Settlement, ServiceError> {
+        if &idem.content_hash != hash {
+            let msgid = idem_key.split_once(':').map_or(idem_key, |(_, m)| m);
+            return Err(ServiceError::IdempotencyMismatch(msgid.to_string()));
+        }
+        let rec = self
+            .store
+            .get_settlement(&idem.setl_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal(format!("idempotency key names missing {}", idem.setl_id)))?;
+        decode(&rec)
+    }
+
+    /// One commit attempt. `Ok(Some)` is the answer: `answer` when this attempt committed, the stored
+    /// settlement when the msgid was already committed with the same content. `Ok(None)` means recompute
+    /// and try again: a member changed, the window closed, the id was taken, the account moved, or the
+    /// store failed and the commit is known not to have happened; it returns after a short, growing
+    /// pause so that contending commits of one member spread out. A store failure whose outcome is
+    /// unknown is resolved by re-reading the idempotency key, never by committing twice.
+    async fn commit_attempt(
+        &self,
+        planned: plan::Planned,
+        today: chrono::NaiveDate,
+        key: &IdemCtx<'_>,
+        attempt: u32,
+    ) -> Result<Option<pb::Settlement>, ServiceError> {
+        let plan::Planned { commit: c, answer } = planned;
+        let shard = c.shard;
+        let reverses = c.reverses.clone();
+        let (insured, mdtrt, totals) = (c.settlement.insuplc_admdvs.clone(), c.settlement.mdtrt_admdvs.clone(), c.settlement.totals);
+        let outcome = self.store.commit(c, today).instrument(tracing::debug_span!("store.commit", attempt)).await;
+        match outcome {
+            Ok(CommitOutcome::Committed) => {
+                count_settlement(&insured, &mdtrt, if reverses.is_some() { "reversed" } else { "settled" });
+                let labels = metrics::pair(&insured, &mdtrt);
+                M.fund_pay.add(totals.fund_fen, &labels);
+                M.account_pay.add(totals.acct_fen, &labels);
+                Ok(Some(answer))
+            }
+            Ok(CommitOutcome::Replayed(rec)) => {
+                count_settlement(&insured, &mdtrt, "replayed");
+                decode(&rec).map(Some)
+            }
+            Ok(CommitOutcome::IdempotencyMismatch) => Err(ServiceError::IdempotencyMismatch(key.msgid.to_string())),
+            Ok(CommitOutcome::AlreadyReversed) => Err(match reverses {
+                Some(orig) => ServiceError::FailedPrecondition(format!("{orig} was already reversed")),
+                None => ServiceError::Internal("settlement commit reported a reversal conflict".into()),
+            }),
+            Ok(CommitOutcome::OriginalMissing) => Err(match reverses {
+                Some(orig) => ServiceError::NotFound { what: format!("settlement {orig}"), field: "setl_id".into() },
+                None => ServiceError::Internal("settlement commit reported a missing original".into()),
+            }),
+            Ok(
+                o @ (CommitOutcome::VersionConflict
+                | CommitOutcome::WindowMoved
+                | CommitOutcome::SetlIdTaken
+                | CommitOutcome::InsufficientBalance),
+            ) => {
+                let reason = match o {
+                    CommitOutcome::VersionConflict => "member_changed",
+                    CommitOutcome::WindowMoved => "window_moved",
+                    CommitOutcome::SetlIdTaken => "id_taken",
+                    _ => "balance_moved",
+                };
+                M.commit_conflicts.add(1, &[KeyValue::new("reason", reason)]);
+                tracing::debug!(attempt, reason, "commit conflict; recomputing");
+                conflict_pause(attempt).await;
+                Ok(None)
+            }
+            // Not known to be committed. Wait for the store (bounded), then ask it: committed → the
+            // stored answer; not committed → recompute and commit again (the msgid is still unused).
+            Err(StoreError::Unavailable(m)) => {
+                M.store_errors.add(1, &[KeyValue::new("op", "commit")]);
+                tracing::debug!(attempt, error = %m, "commit outcome unknown; resolving");
+                match self.resolve_unknown(shard, key).await {
+                    Ok(Some(stored)) => Ok(Some(stored)),
+                    Ok(None) => Ok(None),
+                    Err(ServiceError::Unavailable(_)) => Err(ServiceError::Unavailable(m)),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => {
+                M.store_errors.add(1, &[KeyValue::new("op", "commit")]);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Reverses a settlement (2208). `authorize` sees the original's (`insuplc_admdvs`, `mdtrt_admdvs`)
+    /// before anything else is read back or written.
+    pub async fn reverse(
+        &self,
+        req: &pb::ReverseClaimRequest,
+        authorize: &(dyn Fn(&str, &str) -> Result<(), ServiceError> + Sync),
+    ) -> Result<pb::Settlement, ServiceError> {
+        let mut v = Violations::default();
+        let shard = shard_of_setl_id(&req.setl_id);
+        if shard.is_none() {
+            v.add("setl_id", "malformed settlement id");
+        }
+        fields::check_msgid(&mut v, "msgid", &req.msgid);
+        if req.reason.chars().count() > MAX_TEXT_LEN {
+            v.add("reason", format!("at most {MAX_TEXT_LEN} characters"));
+        }
+        v.into_result(())?;
+        let hash = content_hash(&req.encode_to_vec());
+        let until = Instant::now() + STORE_OUTAGE_PATIENCE;
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            // Read: the original (authorized before anything else is read or written), the msgid's
+            // stored answer, the paying member.
+            let orig = self
+                .store
+                .get_settlement(&req.setl_id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {}", req.setl_id), field: "setl_id".into() })?;
+            authorize(&orig.insuplc_admdvs, &orig.mdtrt_admdvs)?;
+            let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
+            if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
+                return Ok(done);
+            }
+            let decoded = decode(&orig)?;
+            let payer = self
+                .store
+                .load_member(&plan::paying_member(&decoded))
+                .await?
+                .ok_or_else(|| ServiceError::Internal("paying member of a stored settlement is missing".into()))?;
+            // Plan (pure) and commit.
+            let today = crate::calendar::today();
+            let member_shard = shard_of(&decoded.insuplc_admdvs, &decoded.psn_no);
+            let clr_date = self.store.open_window(member_shard, today).await?;
+            let setl_id = self.ids.next(member_shard, now_ms());
+            let planned = plan::plan_reversal(&plan::ReversalInputs {
+                request: req,
+                original: &orig,
+                decoded: &decoded,
+                payer: &payer,
+                shard: member_shard,
+                setl_id: &setl_id,
+                clr_date,
+                content_hash: hash,
+                now: Utc::now().with_timezone(&crate::calendar::shanghai()).fixed_offset(),
+            })?;
+            let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &req.msgid, until };
+            if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
+                return Ok(answer);
+            }
+        }
+        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
+    }
+
+    pub async fn get_settlement(&self, setl_id: &str) -> Result<pb::Settlement, ServiceError> {
+        if shard_of_setl_id(setl_id).is_none() {
+            return Err(ServiceError::field("setl_id", "malformed settlement id"));
+        }
+        let rec = self
+            .store
+            .get_settlement(setl_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() })?;
+        let mut s = decode(&rec)?;
+        s.reversed_by_setl_id = rec.reversed_by.unwrap_or_default();
+        Ok(s)
+    }
+}
+
+/// What one request's commits share: its idempotency key and content, and how long it may wait for a
+/// store that went away.
+struct IdemCtx<'a> {
+    idem_key: &'a str,
+    hash: &'a [u8; 32],
+    msgid: &'a str,
+    /// Give up waiting for the store at this instant (the caller's deadline or `STORE_OUTAGE_PATIENCE`).
+    until: Instant,
+}
+
+/// One claim outcome in `clearing.settlements`.
+fn count_settlement(insured: &str, mdtrt: &str, outcome: &'static str) {
+    let [i, m] = metrics::pair(insured, mdtrt);
+    M.settlements.add(1, &[i, m, KeyValue::new("outcome", outcome)]);
+}

@@ -1,0 +1,674 @@
+//! The embedded store: one redb database file under the data directory, so `clearing serve` needs no
+//! server. Every acknowledged commit has been fsynced (redb's `Durability::Immediate`).
+//!
+//! Writes go through one writer thread that takes up to `MAX_BATCH` queued commits, applies them in
+//! order inside one write transaction (each sees the ones before it), and fsyncs once for all: group
+//! commit, so throughput is not bounded by one fsync per settlement. A commit whose checks fail
+//! writes nothing; its neighbours in the batch are unaffected. A commit whose *writes* fail half-way
+//! (an I/O error after some rows were put) must not leave those rows behind: the whole transaction is
+//! aborted and the batch's jobs are run again one per transaction, so the failing job's transaction is
+//! aborted alone and every other job commits. Reads use redb's MVCC read transactions and never wait
+//! for the writer.
+
+use super::*;
+use chrono::NaiveDate;
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commits applied in one transaction (one fsync). Bounds the latency a batch adds and the memory
+/// it holds; 256 is far above what two cores produce between two fsyncs.
+const MAX_BATCH: usize = 256;
+/// Commits waiting for the writer. A full queue makes callers wait (backpressure), not fail.
+const QUEUE_DEPTH: usize = 4096;
+/// Days a window search moves forward past closed windows; more means a corrupt calendar.
+const MAX_CLOSED_AHEAD_DAYS: u32 = 366;
+
+const MEMBERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("members");
+const SETTLEMENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("settlements");
+const IDEMPOTENCY: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("idempotency");
+/// `<clr_date>|<insured>|<service location>` → pair totals (the Redis store keeps them per shard and
+/// folds them into window-wide totals; one database needs no shard dimension).
+const WINDOW_TOTALS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("window_totals");
+/// `<clr_date>|<setl_id>` → the entry with its amounts: the window's journal, for reconciliation.
+const JOURNAL: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("journal");
+/// `<clr_date>` → window state; a present key means the window is closed.
+const WINDOWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("windows");
+/// Shared metadata: `<key>` → value, and `<key>|<field>` → value for maps.
+const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+
+type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
+
+enum Job {
+    Commit(Box<Commit>, NaiveDate, Reply),
+    Upsert(Box<MemberUpsert>, oneshot::Sender<Result<MemberRecord, StoreError>>),
+    /// Window closes and metadata writes: small, rare, serialized with commits.
+    Meta(MetaOp, oneshot::Sender<Result<String, StoreError>>),
+}
+
+enum MetaOp {
+    Close(NaiveDate),
+    PutOnce(String, String),
+    MapSet(String, String, String, bool),
+}
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writer: mpsc::Sender<Job>,
+    /// Fault injection for the all-or-nothing test (see `Faults`); only tests plant a fault.
+    #[cfg_attr(not(test), allow(dead_code))]
+    faults: Arc<Faults>,
+}
+
+/// A write fault planted by a test: every write of a row under `key` fails as an I/O error would.
+/// Unarmed (always, outside tests) it costs one relaxed atomic load per row.
+#[derive(Default)]
+struct Faults {
+    armed: AtomicBool,
+    key: std::sync::Mutex<String>,
+}
+
+impl Faults {
+    fn before_write(&self, key: &str) -> Result<(), StoreError> {
+        if self.armed.load(Ordering::Relaxed) && *self.key.lock().expect("fault key") == key {
+            return Err(unavailable(format!("injected write failure at {key}")));
+        }
+        Ok(())
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `dir/clearing.redb` and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", dir.display())))?;
+        let path = dir.join("clearing.redb");
+        let db = Database::create(&path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+        {
+            let txn = db.begin_write().map_err(unavailable)?;
+            for t in [MEMBERS, SETTLEMENTS, IDEMPOTENCY, WINDOW_TOTALS, JOURNAL, WINDOWS, META] {
+                txn.open_table(t).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)?;
+        }
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (wdb, faults) = (db.clone(), Arc::new(Faults::default()));
+        let wfaults = faults.clone();
+        std::thread::Builder::new().name("embedded-writer".into()).spawn(move || writer(wdb, wfaults, rx)).map_err(unavailable)?;
+        Ok(EmbeddedStore { db, writer: tx, faults })
+    }
+
+    /// Makes every write of a row under `key` fail (tests only); `None` clears the fault.
+    #[cfg(test)]
+    fn fail_writes_of(&self, key: Option<&str>) {
+        *self.faults.key.lock().expect("fault key") = key.unwrap_or_default().to_string();
+        self.faults.armed.store(key.is_some(), Ordering::Relaxed);
+    }
+
+    fn read<T>(
+        &self,
+        table: TableDefinition<'static, &str, &[u8]>,
+        key: &str,
+        f: impl FnOnce(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(table).map_err(unavailable)?;
+        match t.get(key).map_err(unavailable)? {
+            Some(v) => f(v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn submit<T>(&self, job: Job, rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        self.writer.send(job).await.map_err(|_| unavailable("writer stopped"))?;
+        // A dropped reply means the writer died mid-batch: the outcome is unknown to us, and the caller
+        // resolves it by re-reading the idempotency key, never by committing again blindly.
+        rx.await.map_err(|_| unavailable("writer stopped before answering"))?
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
+        self.read(MEMBERS, &key.storage_key(), |b| serde_json::from_slice(b).map_err(corrupt))
+    }
+
+    async fn upsert_member(&self, upsert: MemberUpsert) -> Result<MemberRecord, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Upsert(Box::new(upsert), tx), rx).await
+    }
+
+    async fn lookup_idempotency(&self, _shard: u16, idem_key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read(IDEMPOTENCY, idem_key, |b| serde_json::from_slice(b).map_err(corrupt))
+    }
+
+    async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
+        self.read(SETTLEMENTS, setl_id, |b| serde_json::from_slice(b).map_err(corrupt))
+    }
+
+    async fn open_window(&self, _shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(WINDOWS).map_err(unavailable)?;
+        first_open_day(|k| t.get(k).map(|v| v.is_some()).map_err(unavailable), today)
+    }
+
+    async fn commit(&self, commit: Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Commit(Box::new(commit), today, tx), rx).await
+    }
+
+    async fn window_totals(&self, clr_date: NaiveDate) -> Result<WindowTotals, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(WINDOW_TOTALS).map_err(unavailable)?;
+        let prefix = format!("{clr_date}|");
+        let end = format!("{clr_date}}}"); // '}' sorts after '|'
+        let mut sums: std::collections::BTreeMap<(String, String), PairTotals> = Default::default();
+        for row in t.range(prefix.as_str()..end.as_str()).map_err(unavailable)? {
+            let (k, v) = row.map_err(unavailable)?;
+            let mut parts = k.value().split('|').skip(1);
+            let (Some(ins), Some(mdt)) = (parts.next(), parts.next()) else {
+                return Err(corrupt(format!("bad totals key {}", k.value())));
+            };
+            let add: PairTotals = serde_json::from_slice(v.value()).map_err(corrupt)?;
+            sums.entry((ins.to_string(), mdt.to_string())).or_default().merge(&add);
+        }
+        Ok(WindowTotals::from_pairs(sums))
+    }
+
+    async fn close_window(&self, clr_date: NaiveDate) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::Close(clr_date), tx), rx).await.map(|_| ())
+    }
+
+    async fn closed_windows(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(WINDOWS).map_err(unavailable)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(unavailable)? {
+            let (k, _) = row.map_err(unavailable)?;
+            out.push(k.value().parse::<NaiveDate>().map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    async fn journal_sums(&self, clr_date: NaiveDate) -> Result<PairTotals, StoreError> {
+        let mut sums = PairTotals::default();
+        for e in self.window_journal(clr_date).await? {
+            sums.add(&e.totals);
+        }
+        Ok(sums)
+    }
+
+    async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(JOURNAL).map_err(unavailable)?;
+        let (from, to) = (format!("{clr_date}|"), format!("{clr_date}}}"));
+        let mut out = Vec::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (_, v) = row.map_err(unavailable)?;
+            out.push(JournalEntry::decode(std::str::from_utf8(v.value()).map_err(corrupt)?)?);
+        }
+        Ok(out)
+    }
+
+    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::PutOnce(key.into(), value.into()), tx), rx).await
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(META, key, |b| String::from_utf8(b.to_vec()).map_err(corrupt))
+    }
+
+    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::MapSet(key.into(), field.into(), value.into(), only_new), tx), rx).await
+    }
+
+    async fn map_get(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        let (from, to) = (format!("{key}|"), format!("{key}}}"));
+        let mut out = std::collections::BTreeMap::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (k, v) = row.map_err(unavailable)?;
+            let field = k.value()[from.len()..].to_string();
+            out.insert(field, String::from_utf8(v.value().to_vec()).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+}
+
+fn first_open_day(mut closed: impl FnMut(&str) -> Result<bool, StoreError>, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+    let mut d = today;
+    for _ in 0..MAX_CLOSED_AHEAD_DAYS {
+        if !closed(&d.to_string())? {
+            return Ok(d);
+        }
+        d = d.succ_opt().ok_or_else(|| corrupt("date overflow"))?;
+    }
+    Err(corrupt(format!("more than {MAX_CLOSED_AHEAD_DAYS} closed windows after {today}")))
+}
+
+/// The writer thread: batches, applies, fsyncs, answers.
+fn writer(db: Arc<Database>, faults: Arc<Faults>, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let results = apply_batch(&db, &faults, &batch);
+        for (job, result) in batch.drain(..).zip(results) {
+            match (job, result) {
+                (Job::Commit(_, _, reply), Answer::Commit(r)) => drop(reply.send(r)),
+                (Job::Upsert(_, reply), Answer::Upsert(r)) => drop(reply.send(r)),
+                (Job::Meta(_, reply), Answer::Meta(r)) => drop(reply.send(r)),
+                _ => unreachable!("answers are produced in job order and kind"),
+            }
+        }
+    }
+}
+
+enum Answer {
+    Commit(Result<CommitOutcome, StoreError>),
+    Upsert(Result<MemberRecord, StoreError>),
+    Meta(Result<String, StoreError>),
+}
+
+struct Tables<'t> {
+    members: Table<'t, &'static str, &'static [u8]>,
+    settlements: Table<'t, &'static str, &'static [u8]>,
+    idempotency: Table<'t, &'static str, &'static [u8]>,
+    totals: Table<'t, &'static str, &'static [u8]>,
+    journal: Table<'t, &'static str, &'static [u8]>,
+    windows: Table<'t, &'static str, &'static [u8]>,
+    meta: Table<'t, &'static str, &'static [u8]>,
+    faults: &'t Faults,
+}
+
+impl Tables<'_> {
+    /// Every row write goes through here, so a planted fault can hit any of them.
+    fn put(&mut self, table: TableId, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.faults.before_write(key)?;
+        let t = match table {
+            TableId::Members => &mut self.members,
+            TableId::Settlements => &mut self.settlements,
+            TableId::Idempotency => &mut self.idempotency,
+            TableId::Totals => &mut self.totals,
+            TableId::Journal => &mut self.journal,
+            TableId::Windows => &mut self.windows,
+            TableId::Meta => &mut self.meta,
+        };
+        t.insert(key, value).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn put_json<T: serde::Serialize>(&mut self, table: TableId, key: &str, v: &T) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(v).map_err(corrupt)?;
+        self.put(table, key, &bytes)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TableId {
+    Members,
+    Settlements,
+    Idempotency,
+    Totals,
+    Journal,
+    Windows,
+    Meta,
+}
+
+/// Applies a batch in one transaction; if any job fails with a store error, the transaction is aborted
+/// (so no job's half-made writes survive) and each job runs again in a transaction of its own.
+fn apply_batch(db: &Database, faults: &Faults, batch: &[Job]) -> Vec<Answer> {
+    match apply_in_one_transaction(db, faults, batch) {
+        Ok(answers) => answers,
+        Err(_) if batch.len() > 1 => batch
+            .iter()
+            .flat_map(|job| match apply_in_one_transaction(db, faults, std::slice::from_ref(job)) {
+                Ok(answers) => answers,
+                Err(e) => vec![failed(job, e)],
+            })
+            .collect(),
+        Err(e) => batch.iter().map(|job| failed(job, e.clone())).collect(),
+    }
+}
+
+fn failed(job: &Job, e: StoreError) -> Answer {
+    match job {
+        Job::Commit(..) => Answer::Commit(Err(e)),
+        Job::Upsert(..) => Answer::Upsert(Err(e)),
+        Job::Meta(..) => Answer::Meta(Err(e)),
+    }
+}
+
+/// All of `batch` in one write transaction, committed only when every job succeeded (a job's refusal,
+/// such as a version conflict, is a success here: it wrote nothing). Any store error aborts it whole.
+fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Result<Vec<Answer>, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let answers = {
+        let mut t = Tables {
+            members: txn.open_table(MEMBERS).map_err(unavailable)?,
+            settlements: txn.open_table(SETTLEMENTS).map_err(unavailable)?,
+            idempotency: txn.open_table(IDEMPOTENCY).map_err(unavailable)?,
+            totals: txn.open_table(WINDOW_TOTALS).map_err(unavailable)?,
+            journal: txn.open_table(JOURNAL).map_err(unavailable)?,
+            windows: txn.open_table(WINDOWS).map_err(unavailable)?,
+            meta: txn.open_table(META).map_err(unavailable)?,
+            faults,
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        for job in batch {
+            let answer = match job {
+                Job::Commit(c, today, _) => Answer::Commit(Ok(apply_commit(&mut t, c, *today)?)),
+                Job::Upsert(u, _) => Answer::Upsert(Ok(apply_upsert(&mut t, u)?)),
+                Job::Meta(op, _) => Answer::Meta(Ok(apply_meta(&mut t, op)?)),
+            };
+            answers.push(answer);
+        }
+        answers
+    };
+    // Reached only when every job succeeded; a `?` above dropped `txn`, which aborts it.
+    txn.commit().map_err(unavailable)?;
+    Ok(answers)
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(t: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<Option<T>, StoreError> {
+    match t.get(key).map_err(unavailable)? {
+        Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(corrupt),
+        None => Ok(None),
+    }
+}
+
+fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
+    let s = &c.settlement;
+    let idem_key = idempotency_key(s);
+    // ---- checks: nothing is written unless all pass ----
+    if let Some(idem) = get_json::<IdempotencyRecord>(&t.idempotency, &idem_key)? {
+        if idem.content_hash != s.content_hash {
+            return Ok(CommitOutcome::IdempotencyMismatch);
+        }
+        let stored = get_json::<SettlementRecord>(&t.settlements, &idem.setl_id)?
+            .ok_or_else(|| corrupt(format!("idempotency key {idem_key} names missing {}", idem.setl_id)))?;
+        return Ok(CommitOutcome::Replayed(Box::new(stored)));
+    }
+    if t.settlements.get(s.setl_id.as_str()).map_err(unavailable)?.is_some() {
+        return Ok(CommitOutcome::SetlIdTaken);
+    }
+    if first_open_day(|k| t.windows.get(k).map(|v| v.is_some()).map_err(unavailable), today)? != s.clr_date {
+        return Ok(CommitOutcome::WindowMoved);
+    }
+    let mut original = None;
+    if let Some(orig_id) = &c.reverses {
+        let Some(orig) = get_json::<SettlementRecord>(&t.settlements, orig_id)? else {
+            return Ok(CommitOutcome::OriginalMissing);
+        };
+        if orig.reversed_by.is_some() {
+            return Ok(CommitOutcome::AlreadyReversed);
+        }
+        original = Some(orig);
+    }
+    let mut members = Vec::with_capacity(c.members.len());
+    for m in &c.members {
+        let key = m.key.storage_key();
+        let Some(rec) = get_json::<MemberRecord>(&t.members, &key)? else {
+            return Ok(CommitOutcome::VersionConflict);
+        };
+        if m.expected_version.is_some_and(|v| v != rec.version) {
+            return Ok(CommitOutcome::VersionConflict);
+        }
+        if rec.acct_balc_fen + m.balance_delta_fen < 0 {
+            return Ok(CommitOutcome::InsufficientBalance);
+        }
+        members.push((key, rec, m));
+    }
+    // ---- writes ----
+    for (key, mut rec, m) in members {
+        apply_member_change(&mut rec, m);
+        t.put_json(TableId::Members, &key, &rec)?;
+    }
+    if let Some(mut orig) = original {
+        orig.reversed_by = Some(s.setl_id.clone());
+        t.put_json(TableId::Settlements, &orig.setl_id.clone(), &orig)?;
+    }
+    t.put_json(TableId::Settlements, &s.setl_id, s)?;
+    t.put_json(TableId::Idempotency, &idem_key, &IdempotencyRecord { content_hash: s.content_hash, setl_id: s.setl_id.clone() })?;
+    // One database, so no shard dimension: netting reads one entry per region pair.
+    let tkey = format!("{}|{}|{}", s.clr_date, s.insuplc_admdvs, s.mdtrt_admdvs);
+    let mut totals: PairTotals = get_json(&t.totals, &tkey)?.unwrap_or_default();
+    totals.add(&s.totals);
+    t.put_json(TableId::Totals, &tkey, &totals)?;
+    t.put(TableId::Journal, &format!("{}|{}", s.clr_date, s.setl_id), JournalEntry::of(s).encode().as_bytes())?;
+    Ok(CommitOutcome::Committed)
+}
+
+/// The idempotency key of a settlement: the msgid within its sender's scope (see `ids`).
+fn idempotency_key(s: &SettlementRecord) -> String {
+    crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid)
+}
+
+/// Applies one member change; shared by every store so the arithmetic is written once.
+pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
+    rec.version += 1;
+    rec.acct_balc_fen += m.balance_delta_fen;
+    if let Some(d) = &m.accumulator {
+        match rec.accumulators.iter_mut().find(|a| a.year == d.year && a.benefit == d.benefit) {
+            Some(a) => {
+                a.deductible_used_fen += d.deductible_used_fen;
+                a.fund_paid_fen += d.fund_paid_fen;
+                a.visits += d.visits;
+            }
+            None => rec.accumulators.push(AccumulatorRecord {
+                year: d.year,
+                benefit: d.benefit.clone(),
+                deductible_used_fen: d.deductible_used_fen,
+                fund_paid_fen: d.fund_paid_fen,
+                visits: d.visits,
+            }),
+        }
+    }
+}
+
+/// Applies an upsert to an existing record (or none); shared by every store.
+pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecord {
+    let (accumulators, version, balance) = match existing {
+        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen),
+        None => (Vec::new(), 1, 0),
+    };
+    MemberRecord {
+        key: u.key.clone(),
+        psn_type: u.psn_type.clone(),
+        retire_date: u.retire_date,
+        pooling_only: u.pooling_only,
+        acct_balc_fen: u.set_balance_fen.unwrap_or(balance) + u.credit_fen,
+        filings: u.filings.clone(),
+        mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
+        accumulators,
+        version,
+    }
+}
+
+fn apply_upsert(t: &mut Tables<'_>, u: &MemberUpsert) -> Result<MemberRecord, StoreError> {
+    let key = u.key.storage_key();
+    let existing = get_json::<MemberRecord>(&t.members, &key)?;
+    let rec = upserted(existing, u);
+    t.put_json(TableId::Members, &key, &rec)?;
+    Ok(rec)
+}
+
+fn get_str(t: &Table<'_, &'static str, &'static [u8]>, key: &str) -> Result<Option<String>, StoreError> {
+    match t.get(key).map_err(unavailable)? {
+        Some(v) => String::from_utf8(v.value().to_vec()).map(Some).map_err(corrupt),
+        None => Ok(None),
+    }
+}
+
+fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
+    match op {
+        MetaOp::Close(date) => {
+            let key = date.to_string();
+            if t.windows.get(key.as_str()).map_err(unavailable)?.is_none() {
+                let at = chrono::Utc::now().to_rfc3339();
+                t.put(TableId::Windows, &key, at.as_bytes())?;
+            }
+            Ok(key)
+        }
+        MetaOp::PutOnce(key, value) => {
+            if let Some(old) = get_str(&t.meta, key)? {
+                return Ok(old);
+            }
+            t.put(TableId::Meta, key, value.as_bytes())?;
+            Ok(value.clone())
+        }
+        MetaOp::MapSet(key, field, value, only_new) => {
+            let k = format!("{key}|{field}");
+            if *only_new && let Some(old) = get_str(&t.meta, &k)? {
+                return Ok(old);
+            }
+            t.put(TableId::Meta, &k, value.as_bytes())?;
+            Ok(value.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MemberKey {
+        MemberKey::new("421300", "P-ATOMIC")
+    }
+
+    async fn store_with_member(dir: &Path) -> EmbeddedStore {
+        let s = EmbeddedStore::open(dir).unwrap();
+        let u = MemberUpsert {
+            key: key(),
+            psn_type: "11".into(),
+            retire_date: None,
+            pooling_only: false,
+            filings: vec![],
+            mulaid_beneficiaries: vec![],
+            set_balance_fen: Some(30_000),
+            credit_fen: 0,
+        };
+        s.upsert_member(u).await.unwrap();
+        s
+    }
+
+    /// A settlement debiting 100.00 from the member's account, computed from version 1.
+    fn commit(n: u64, today: NaiveDate) -> Commit {
+        let shard = crate::ids::shard_of("421300", "P-ATOMIC");
+        Commit {
+            shard,
+            settlement: SettlementRecord {
+                setl_id: format!("{shard:02x}{:012x}{n:010x}", 1),
+                msgid: format!("ATOMIC{n}"),
+                clr_date: today,
+                insuplc_admdvs: "421300".into(),
+                mdtrt_admdvs: "360100".into(),
+                message: vec![n as u8],
+                content_hash: [n as u8; 32],
+                totals: PairDelta { count: 1, medfee_fen: 50_000, fund_fen: 20_000, acct_fen: 10_000 },
+                orig_setl_id: None,
+                reversed_by: None,
+            },
+            members: vec![MemberChange {
+                key: key(),
+                expected_version: None,
+                accumulator: Some(AccumulatorDelta {
+                    year: 2026,
+                    benefit: "general".into(),
+                    deductible_used_fen: 0,
+                    fund_paid_fen: 20_000,
+                    visits: 1,
+                }),
+                balance_delta_fen: -10_000,
+            }],
+            reverses: None,
+        }
+    }
+
+    /// Everything a commit could have touched, for before/after comparison.
+    async fn snapshot(s: &EmbeddedStore, day: NaiveDate) -> (MemberRecord, WindowTotals, Vec<JournalEntry>) {
+        (s.load_member(&key()).await.unwrap().unwrap(), s.window_totals(day).await.unwrap(), s.window_journal(day).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_write_fails_half_way_leaves_nothing_and_a_retry_debits_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_member(dir.path()).await;
+        let today = crate::calendar::today();
+        let before = snapshot(&s, today).await;
+        let c = commit(1, today);
+        // The member row is written first; the settlement row (the second write) fails.
+        s.fail_writes_of(Some(&c.settlement.setl_id));
+        let r = s.commit(c.clone(), today).await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert_eq!(snapshot(&s, today).await, before, "no member, balance, total or journal changed");
+        assert_eq!(s.get_settlement(&c.settlement.setl_id).await.unwrap(), None);
+        let idem = crate::ids::idempotency_key("360100", "ATOMIC1");
+        assert_eq!(s.lookup_idempotency(c.shard, &idem).await.unwrap(), None);
+        // The caller retries with the same msgid once the store works again: debited once.
+        s.fail_writes_of(None);
+        assert_eq!(s.commit(c.clone(), today).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(
+            s.commit(c, today).await.unwrap(),
+            CommitOutcome::Replayed(Box::new(s.get_settlement(&commit(1, today).settlement.setl_id).await.unwrap().unwrap()))
+        );
+        let m = s.load_member(&key()).await.unwrap().unwrap();
+        assert_eq!((m.acct_balc_fen, m.version), (20_000, before.0.version + 1));
+        assert_eq!(s.window_journal(today).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_commit_in_a_batch_does_not_take_its_neighbours_down_nor_leave_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_member(dir.path()).await;
+        let today = crate::calendar::today();
+        let (a, b, c) = (commit(1, today), commit(2, today), commit(3, today));
+        s.fail_writes_of(Some(&b.settlement.setl_id));
+        let mut replies = Vec::new();
+        let batch: Vec<Job> = [a, b.clone(), c]
+            .into_iter()
+            .map(|c| {
+                let (tx, rx) = oneshot::channel();
+                replies.push(rx);
+                Job::Commit(Box::new(c), today, tx)
+            })
+            .collect();
+        let answers = apply_batch(&s.db, &s.faults, &batch);
+        let outcomes: Vec<String> = answers
+            .into_iter()
+            .map(|a| match a {
+                Answer::Commit(r) => format!("{r:?}").split('(').next().unwrap().to_string(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(outcomes, ["Ok", "Err", "Ok"]);
+        s.fail_writes_of(None);
+        let m = s.load_member(&key()).await.unwrap().unwrap();
+        assert_eq!(m.acct_balc_fen, 10_000, "two debits of 100.00, not three");
+        assert_eq!(m.accumulator(2026, "general").unwrap().visits, 2);
+        assert_eq!(s.get_settlement(&b.settlement.setl_id).await.unwrap(), None);
+        let t = s.window_totals(today).await.unwrap();
+        assert_eq!((t.all.count, t.all.entries, t.all.acct_fen), (2, 2, 20_000));
+        assert_eq!(s.window_journal(today).await.unwrap().len(), 2);
+    }
+}

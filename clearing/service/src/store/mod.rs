@@ -1,0 +1,402 @@
+//! The state of the clearinghouse behind one narrow trait, so the embedded store (default) and the
+//! Redis store (several replicas) are interchangeable and pass one conformance suite.
+//!
+//! A commit is one atomic step. It checks the idempotency key (same key + same content hash →
+//! the stored settlement; other content → mismatch), each member's version, that the settlement id is
+//! free, that an original is not already reversed, and that the settlement's clearing day is still the
+//! shard's open window; then it writes accumulators, account balances, the settlement, the window's
+//! pair totals and journal. Money is integer fen throughout.
+//!
+//! Keys are laid out by shard so one commit touches one shard: a member's shard comes from
+//! (insured region, psn_no), and the settlement id carries it (see `ids`).
+
+pub mod embedded;
+pub mod redis;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// A member's identity: insured region and person number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MemberKey {
+    pub insuplc_admdvs: String,
+    pub psn_no: String,
+}
+
+impl MemberKey {
+    pub fn new(insuplc_admdvs: &str, psn_no: &str) -> MemberKey {
+        MemberKey { insuplc_admdvs: insuplc_admdvs.to_string(), psn_no: psn_no.to_string() }
+    }
+    /// The store key: `<admdvs>:<psn_no>` (psn_no has no `:`; validated at the edge).
+    pub fn storage_key(&self) -> String {
+        format!("{}:{}", self.insuplc_admdvs, self.psn_no)
+    }
+}
+
+/// A filing as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilingRecord {
+    pub mdtrt_admdvs: String,
+    pub begndate: NaiveDate,
+    pub enddate: Option<NaiveDate>,
+}
+
+/// A family link as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeneficiaryRecord {
+    pub psn_no: String,
+    pub relation: String,
+}
+
+/// Year-to-date state of one benefit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccumulatorRecord {
+    pub year: i32,
+    pub benefit: String,
+    pub deductible_used_fen: i64,
+    pub fund_paid_fen: i64,
+    pub visits: i64,
+}
+
+/// The registry facts of a member plus the state settlements change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub key: MemberKey,
+    pub psn_type: String,
+    pub retire_date: Option<NaiveDate>,
+    pub pooling_only: bool,
+    pub acct_balc_fen: i64,
+    pub filings: Vec<FilingRecord>,
+    pub mulaid_beneficiaries: Vec<BeneficiaryRecord>,
+    pub accumulators: Vec<AccumulatorRecord>,
+    /// Incremented by every change; a commit names the version it computed from.
+    pub version: u64,
+}
+
+impl MemberRecord {
+    pub fn accumulator(&self, year: i32, benefit: &str) -> Option<&AccumulatorRecord> {
+        self.accumulators.iter().find(|a| a.year == year && a.benefit == benefit)
+    }
+}
+
+/// The registry facts an upsert replaces; the balance is set or credited as asked.
+#[derive(Debug, Clone)]
+pub struct MemberUpsert {
+    pub key: MemberKey,
+    pub psn_type: String,
+    pub retire_date: Option<NaiveDate>,
+    pub pooling_only: bool,
+    pub filings: Vec<FilingRecord>,
+    pub mulaid_beneficiaries: Vec<BeneficiaryRecord>,
+    /// Replace the balance (new members start at 0 when absent).
+    pub set_balance_fen: Option<i64>,
+    /// Add to the balance after any replacement.
+    pub credit_fen: i64,
+}
+
+/// Change of one accumulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccumulatorDelta {
+    pub year: i32,
+    pub benefit: String,
+    pub deductible_used_fen: i64,
+    pub fund_paid_fen: i64,
+    pub visits: i64,
+}
+
+/// Change of one member made by a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberChange {
+    pub key: MemberKey,
+    /// The version the change was computed from; `None` when the change does not depend on state
+    /// (a reversal only subtracts what its original added).
+    pub expected_version: Option<u64>,
+    pub accumulator: Option<AccumulatorDelta>,
+    /// Added to the account balance (negative = a debit). A debit never takes it below zero.
+    pub balance_delta_fen: i64,
+}
+
+/// The amounts a settlement adds to its window's totals for (insured, service location).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PairDelta {
+    /// +1 for a settlement, −1 for a reversal.
+    pub count: i64,
+    pub medfee_fen: i64,
+    pub fund_fen: i64,
+    pub acct_fen: i64,
+}
+
+/// A stored settlement: the encoded wire message, as returned to the client, plus what indexes need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    pub setl_id: String,
+    pub msgid: String,
+    pub clr_date: NaiveDate,
+    pub insuplc_admdvs: String,
+    pub mdtrt_admdvs: String,
+    /// `clearinghouse.v1.Settlement`, prost-encoded: a resend gets exactly these bytes back.
+    #[serde(with = "hex_bytes")]
+    pub message: Vec<u8>,
+    /// SHA-256 of the request that produced it (the idempotency content hash).
+    #[serde(with = "hex_hash")]
+    pub content_hash: [u8; 32],
+    pub totals: PairDelta,
+    pub orig_setl_id: Option<String>,
+    /// Set when this settlement has been reversed.
+    pub reversed_by: Option<String>,
+}
+
+/// An idempotency record: which settlement a msgid produced, from which content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    #[serde(with = "hex_hash")]
+    pub content_hash: [u8; 32],
+    pub setl_id: String,
+}
+
+/// One atomic commit.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The shard of the member (and of the settlement id).
+    pub shard: u16,
+    pub settlement: SettlementRecord,
+    pub members: Vec<MemberChange>,
+    /// For a reversal: the original, which must not be reversed yet.
+    pub reverses: Option<String>,
+}
+
+/// How a commit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// The msgid was already committed with the same content: here is that settlement.
+    Replayed(Box<SettlementRecord>),
+    /// The msgid was already committed with other content.
+    IdempotencyMismatch,
+    /// A member changed since it was read: reload and recompute.
+    VersionConflict,
+    /// The settlement's clearing day is no longer the shard's open window: recompute with the new one.
+    WindowMoved,
+    /// The settlement id is taken (ids are random-suffixed; draw another).
+    SetlIdTaken,
+    /// The original has been reversed already.
+    AlreadyReversed,
+    /// The original of a reversal is not in the store (it was read a moment ago, so only a store that
+    /// lost it or an id that never existed gets here): nothing written.
+    OriginalMissing,
+    /// The account no longer holds what the settlement takes from it.
+    InsufficientBalance,
+}
+
+/// A store failure, classified by whether retrying can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Transient: the store could not be reached or is not ready (connection lost, timeout, loading,
+    /// failover). The commit's outcome may be unknown; a retry with the same msgid is safe.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store is out of memory (Redis OOM): retrying soon does not help until an operator acts.
+    #[error("store out of memory: {0}")]
+    Exhausted(String),
+    /// Anything else the store refused (a script error, a key of the wrong type): retrying the same
+    /// request will fail the same way. The store's own message is in the service log, not here.
+    #[error("store error: {0}")]
+    Failed(String),
+    /// Stored data unreadable.
+    #[error("stored data unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// How a store failure reaches a caller: transient → UNAVAILABLE (retry with the same msgid), out of
+/// memory → RESOURCE_EXHAUSTED, anything else → INTERNAL.
+impl From<StoreError> for clearing_edge::error::ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => clearing_edge::error::ServiceError::Unavailable(m),
+            StoreError::Exhausted(_) => {
+                clearing_edge::error::ServiceError::ResourceExhausted("the store is out of memory; retry later with the same msgid".into())
+            }
+            StoreError::Failed(m) | StoreError::Corrupt(m) => clearing_edge::error::ServiceError::Internal(m),
+        }
+    }
+}
+
+/// Totals of one (insured, service location) pair in one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PairTotals {
+    pub count: i64,
+    /// Journal entries behind the totals (settlements and reversals, each 1).
+    #[serde(default)]
+    pub entries: i64,
+    pub medfee_fen: i64,
+    pub fund_fen: i64,
+    pub acct_fen: i64,
+}
+
+impl PairTotals {
+    /// Adds another total (of another shard, pair or service location).
+    pub fn merge(&mut self, o: &PairTotals) {
+        self.count += o.count;
+        self.entries += o.entries;
+        self.medfee_fen += o.medfee_fen;
+        self.fund_fen += o.fund_fen;
+        self.acct_fen += o.acct_fen;
+    }
+
+    pub fn add(&mut self, d: &PairDelta) {
+        self.count += d.count;
+        self.entries += 1;
+        self.medfee_fen += d.medfee_fen;
+        self.fund_fen += d.fund_fen;
+        self.acct_fen += d.acct_fen;
+    }
+}
+
+/// What one directed pair (insured → service location) owes in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PairOwed {
+    /// Settlements minus reversals.
+    pub count: i64,
+    /// Σ fund_pay_sumamt + acct_pay, fen.
+    pub owed_fen: i64,
+}
+
+/// A window's totals as netting and reconciliation need them: per pair only what is owed (so that
+/// netting reads two numbers per region pair), the full sums per service location and for the window.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WindowTotals {
+    /// Sorted by pair.
+    pub pairs: Vec<((String, String), PairOwed)>,
+    pub by_mdtrt: BTreeMap<String, PairTotals>,
+    pub all: PairTotals,
+}
+
+impl WindowTotals {
+    /// Builds the view from full per-pair totals (the embedded store keeps those).
+    pub fn from_pairs(rows: impl IntoIterator<Item = ((String, String), PairTotals)>) -> WindowTotals {
+        let mut out = WindowTotals::default();
+        for ((ins, mdt), t) in rows {
+            out.pairs.push(((ins, mdt.clone()), PairOwed { count: t.count, owed_fen: t.fund_fen + t.acct_fen }));
+            let m = out.by_mdtrt.entry(mdt).or_default();
+            m.merge(&t);
+            out.all.merge(&t);
+        }
+        out.pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// One entry of a window's journal: a settlement or a reversal with its amounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub setl_id: String,
+    pub insuplc_admdvs: String,
+    pub mdtrt_admdvs: String,
+    pub totals: PairDelta,
+}
+
+impl JournalEntry {
+    pub fn of(s: &SettlementRecord) -> JournalEntry {
+        JournalEntry {
+            setl_id: s.setl_id.clone(),
+            insuplc_admdvs: s.insuplc_admdvs.clone(),
+            mdtrt_admdvs: s.mdtrt_admdvs.clone(),
+            totals: s.totals,
+        }
+    }
+    /// `setl_id|insured|mdtrt|count|medfee|fund|acct`, the stored form.
+    pub fn encode(&self) -> String {
+        let t = &self.totals;
+        format!("{}|{}|{}|{}|{}|{}|{}", self.setl_id, self.insuplc_admdvs, self.mdtrt_admdvs, t.count, t.medfee_fen, t.fund_fen, t.acct_fen)
+    }
+    pub fn decode(s: &str) -> Result<JournalEntry, StoreError> {
+        let bad = || StoreError::Corrupt(format!("journal entry {s:?}"));
+        let p: Vec<&str> = s.split('|').collect();
+        if p.len() != 7 {
+            return Err(bad());
+        }
+        let n = |i: usize| p[i].parse::<i64>().map_err(|_| bad());
+        Ok(JournalEntry {
+            setl_id: p[0].into(),
+            insuplc_admdvs: p[1].into(),
+            mdtrt_admdvs: p[2].into(),
+            totals: PairDelta { count: n(3)?, medfee_fen: n(4)?, fund_fen: n(5)?, acct_fen: n(6)? },
+        })
+    }
+}
+
+/// The narrow interface every store implements.
+pub trait Store: Send + Sync + 'static {
+    fn load_member(&self, key: &MemberKey) -> impl Future<Output = Result<Option<MemberRecord>, StoreError>> + Send;
+    fn upsert_member(&self, upsert: MemberUpsert) -> impl Future<Output = Result<MemberRecord, StoreError>> + Send;
+    fn lookup_idempotency(&self, shard: u16, msgid: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+    /// Both reads a settlement starts with, in one round trip where the store can (the member and the
+    /// idempotency key live in the same shard).
+    fn load_member_and_idempotency(
+        &self,
+        key: &MemberKey,
+        shard: u16,
+        msgid: &str,
+    ) -> impl Future<Output = Result<(Option<MemberRecord>, Option<IdempotencyRecord>), StoreError>> + Send {
+        async move { Ok((self.load_member(key).await?, self.lookup_idempotency(shard, msgid).await?)) }
+    }
+    fn get_settlement(&self, setl_id: &str) -> impl Future<Output = Result<Option<SettlementRecord>, StoreError>> + Send;
+    /// The clearing day a commit to `shard` made now lands in: today (Asia/Shanghai) or, once
+    /// today's window is closed, the next open day.
+    fn open_window(&self, shard: u16, today: NaiveDate) -> impl Future<Output = Result<NaiveDate, StoreError>> + Send;
+    fn commit(&self, commit: Commit, today: NaiveDate) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+    /// A window's totals, summed over shards.
+    fn window_totals(&self, clr_date: NaiveDate) -> impl Future<Output = Result<WindowTotals, StoreError>> + Send;
+
+    /// Closes a window: writes the close marker into every shard, so a commit that comes after it
+    /// lands in the next open day. Idempotent; returns when every shard has its marker.
+    fn close_window(&self, clr_date: NaiveDate) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Closed windows, oldest first.
+    fn closed_windows(&self) -> impl Future<Output = Result<Vec<NaiveDate>, StoreError>> + Send;
+    /// A window's sums (entries, count, medfee, fund, account) computed from the journal entries
+    /// themselves, not from the totals: netting compares the two.
+    fn journal_sums(&self, clr_date: NaiveDate) -> impl Future<Output = Result<PairTotals, StoreError>> + Send;
+    /// Every journal entry of a window (all shards).
+    fn window_journal(&self, clr_date: NaiveDate) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
+
+    /// Small shared metadata (reports, acknowledgements, advances). Writes `value` under `key` unless a
+    /// value is there; returns the value in force (the first one written).
+    fn put_once(&self, key: &str, value: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn get_meta(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Sets `field` of the map `key`; with `only_new`, keeps an existing value. Returns the value in force.
+    fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn map_get(&self, key: &str) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+}
+
+/// Hex into a buffer sized once (`hex::encode` builds its string a char at a time: ~3% of a
+/// settlement's CPU in a profile).
+fn to_hex(v: &[u8]) -> String {
+    let mut buf = vec![0u8; v.len() * 2];
+    hex::encode_to_slice(v, &mut buf).expect("buffer is twice the input");
+    String::from_utf8(buf).expect("hex is ASCII")
+}
+
+/// Bytes as a hex string in stored JSON (compact and readable, unlike a JSON array of numbers).
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::to_hex(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(<&str>::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::to_hex(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(<&str>::deserialize(d)?, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}

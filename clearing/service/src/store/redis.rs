@@ -1,0 +1,1002 @@
+//! The Redis store: several `clearing` replicas share one Redis, or a Redis Cluster, with no code
+//! change between the two.
+//!
+//! Layout: every key of a shard carries the hash tag `{ch:XX}` (XX = shard in hex), so a commit is one
+//! Lua script (`commit.lua`, loaded once and run by SHA) on one slot. Per shard:
+//! `m:<admdvs>:<psn_no>` member hash (`f` registry facts JSON, `v` version, `b` balance in fen,
+//! `a:<year>:<benefit>:{d,f,n}` accumulators), `s:<setl_id>` settlement hash (`rec`, `rev`),
+//! `i:<idempotency key>`, `w:<clr_date>` window totals hash, `j:<clr_date>` journal list, `closed` set
+//! of closed windows, `h:<setl_id>` + `holds` for cross-shard family pay.
+//!
+//! Money is integer fen changed only by HINCRBY. At connect the store checks that every master keeps
+//! what it acknowledges (AOF on, fsync always) and refuses otherwise, unless overridden loudly.
+//!
+//! Family pay whose payer lives in another shard cannot be one script on a cluster. It runs as a small
+//! saga: reserve on the payer's shard (`hold.lua`), commit on the patient's shard, then finalize or
+//! release (`settle_hold.lua`). A hold left behind by a crash is resolved by a sweeper that either finds
+//! the commit or fences the idempotency key so that the commit can never happen (`fence.lua`).
+
+use super::*;
+use crate::ids::{SHARDS, shard_of, shard_of_key, shard_of_setl_id};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pauses (ms) between attempts of an idempotent read while Redis is unreachable: one attempt more
+/// than pauses, 1.55 s in all, enough to ride out a Redis restart (AOF replay of a test-sized file
+/// takes well under a second); the commit itself is never retried blindly (see settle.rs).
+const READ_BACKOFF_MS: [u64; 5] = [50, 100, 200, 400, 800];
+/// A reply slower than this counts as a failed call.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A hold older than this is resolved by the sweeper.
+const STALE_HOLD_MS: i64 = 15_000;
+/// Hashes the window-wide totals are split into (same slot), read concurrently at netting.
+const TOTALS_BUCKETS: usize = 16;
+/// Shards worked on at once by the cheap per-shard passes (close markers, journal counts).
+const SHARD_CONCURRENCY: usize = 32;
+/// Shards folded at once: a fold is a script that keeps single-threaded Redis busy, so two are enough
+/// to overlap one shard's transfer with another's execution without queueing past the reply timeout.
+const FOLD_CONCURRENCY: usize = 2;
+
+/// How long a fenced idempotency key refuses commits (the abandoned attempt's client retries later).
+const FENCE_SECS: u64 = 60;
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// One URL for a single Redis; one or more seed nodes for a cluster (detected automatically).
+    pub urls: Vec<String>,
+    /// Start even if Redis does not fsync every write. Logged loudly; for experiments only.
+    pub allow_volatile: bool,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(&'a mut self, p: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(p, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(p, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The Redis store. Cheap to clone: one multiplexed connection (or cluster connection) shared by all.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    cluster: bool,
+    scripts: Arc<Scripts>,
+    /// Per shard: (today, the open day found then). The commit script is the authority on closed
+    /// windows (it answers WINDOW for a closed day, which drops the entry), so this only saves the
+    /// SMEMBERS round trip of every settlement.
+    open_days: Arc<std::sync::Mutex<HashMap<u16, (NaiveDate, NaiveDate)>>>,
+}
+
+struct Scripts {
+    commit: Script,
+    upsert: Script,
+    hold: Script,
+    settle_hold: Script,
+    fence: Script,
+    fold: Script,
+    fold_apply: Script,
+    fold_done: Script,
+    journal_sum: Script,
+}
+
+fn tag(shard: u16) -> String {
+    format!("{{ch:{shard:02x}}}")
+}
+
+fn member_key(k: &MemberKey) -> String {
+    format!("{}:m:{}:{}", tag(shard_of(&k.insuplc_admdvs, &k.psn_no)), k.insuplc_admdvs, k.psn_no)
+}
+
+fn member_shard(k: &MemberKey) -> u16 {
+    shard_of(&k.insuplc_admdvs, &k.psn_no)
+}
+
+fn settlement_key(setl_id: &str) -> Option<String> {
+    shard_of_setl_id(setl_id).map(|s| format!("{}:s:{setl_id}", tag(s)))
+}
+
+fn idem_key(shard: u16, key: &str) -> String {
+    format!("{}:i:{key}", tag(shard))
+}
+
+/// Which member shard a msgid (idempotency key) belongs to, kept in the key's own shard, so a msgid
+/// reused for another member (another shard) is caught although the two commits share no slot.
+fn msgid_index_key(key: &str) -> String {
+    format!("{}:mi:{key}", tag(shard_of_key(key)))
+}
+
+/// Window-level metadata shared by every replica (not per shard): its own hash tag.
+fn meta_key(key: &str) -> String {
+    format!("{{clr:meta}}:{key}")
+}
+
+fn totals_bucket_key(date: NaiveDate, bucket: usize) -> String {
+    meta_key(&format!("wt:{date}:{bucket}"))
+}
+
+/// The bucket of a window-totals field: FNV-1a of its name, so a field always lands in one bucket.
+fn bucket_of(field: &str) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in field.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h as usize % TOTALS_BUCKETS
+}
+
+fn closed_key(shard: u16) -> String {
+    format!("{}:closed", tag(shard))
+}
+
+fn totals_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:w:{date}", tag(shard))
+}
+
+fn fold_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:wf:{date}", tag(shard))
+}
+
+fn fold_seq_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:wseq:{date}", tag(shard))
+}
+
+fn journal_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:j:{date}", tag(shard))
+}
+
+fn hold_key(shard: u16, hold_id: &str) -> String {
+    format!("{}:h:{hold_id}", tag(shard))
+}
+
+fn holds_key(shard: u16) -> String {
+    format!("{}:holds", tag(shard))
+}
+
+/// Classifies a Redis error by whether retrying can help. Transient (UNAVAILABLE, retry with the same
+/// msgid): connection loss, timeouts, a server still loading its data, TRYAGAIN, CLUSTERDOWN,
+/// MASTERDOWN and MOVED/ASK the cluster client could not follow. Out of memory: RESOURCE_EXHAUSTED.
+/// Anything else (a script error, WRONGTYPE, NOPERM…) is logged with Redis's message and answered as an
+/// internal error without it.
+fn err(e: RedisError) -> StoreError {
+    use ::redis::{ErrorKind, ServerErrorKind};
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound | ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown)
+        );
+    if transient {
+        return StoreError::Unavailable(e.to_string());
+    }
+    if e.code() == Some("OOM") {
+        tracing::error!(error = %e, "redis is out of memory (maxmemory reached)");
+        return StoreError::Exhausted("redis reached maxmemory".into());
+    }
+    tracing::error!(error = %e, code = e.code().unwrap_or(""), "redis refused a command");
+    StoreError::Failed(format!("redis refused a command ({}); see the service log", e.code().unwrap_or("client error")))
+}
+
+/// The registry facts kept as one JSON field.
+#[derive(Serialize, Deserialize)]
+struct Facts {
+    psn_type: String,
+    retire_date: Option<NaiveDate>,
+    pooling_only: bool,
+    filings: Vec<FilingRecord>,
+    mulaid_beneficiaries: Vec<BeneficiaryRecord>,
+}
+
+/// A hold as stored on the payer's shard.
+#[derive(Serialize, Deserialize)]
+struct Hold {
+    payer: MemberKey,
+    delta_fen: i64,
+    patient_shard: u16,
+    idem_key: String,
+    setl_id: String,
+    created_ms: i64,
+}
+
+fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Result<Option<MemberRecord>, StoreError> {
+    let Some(f) = fields.get("f") else { return Ok(None) };
+    let facts: Facts = serde_json::from_str(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let int = |s: Option<&String>| -> Result<i64, StoreError> {
+        s.map_or(Ok(0), |v| v.parse::<i64>().map_err(|e| StoreError::Corrupt(format!("{v:?}: {e}"))))
+    };
+    let mut accs: BTreeMap<(i32, String), AccumulatorRecord> = BTreeMap::new();
+    for (k, v) in &fields {
+        let Some(rest) = k.strip_prefix("a:") else { continue };
+        let (yb, kind) = rest.rsplit_once(':').ok_or_else(|| StoreError::Corrupt(format!("field {k}")))?;
+        let (year, benefit) = yb.split_once(':').ok_or_else(|| StoreError::Corrupt(format!("field {k}")))?;
+        let year: i32 = year.parse().map_err(|_| StoreError::Corrupt(format!("field {k}")))?;
+        let n = int(Some(v))?;
+        let a = accs.entry((year, benefit.to_string())).or_insert_with(|| AccumulatorRecord {
+            year,
+            benefit: benefit.to_string(),
+            deductible_used_fen: 0,
+            fund_paid_fen: 0,
+            visits: 0,
+        });
+        match kind {
+            "d" => a.deductible_used_fen = n,
+            "f" => a.fund_paid_fen = n,
+            "n" => a.visits = n,
+            _ => return Err(StoreError::Corrupt(format!("field {k}"))),
+        }
+    }
+    Ok(Some(MemberRecord {
+        key: key.clone(),
+        psn_type: facts.psn_type,
+        retire_date: facts.retire_date,
+        pooling_only: facts.pooling_only,
+        acct_balc_fen: int(fields.get("b"))?,
+        filings: facts.filings,
+        mulaid_beneficiaries: facts.mulaid_beneficiaries,
+        accumulators: accs.into_values().collect(),
+        version: int(fields.get("v"))? as u64,
+    }))
+}
+
+impl RedisStore {
+    /// Connects, checks durability on every master, loads the scripts.
+    pub async fn connect(opts: &RedisOptions) -> Result<RedisStore, StoreError> {
+        let urls: Vec<String> =
+            opts.urls.iter().flat_map(|u| u.split(',')).map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+        let first = urls.first().ok_or_else(|| StoreError::Unavailable("no --redis-url given".into()))?;
+        let probe = ::redis::Client::open(first.as_str()).map_err(err)?;
+        let mut pc = probe
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot reach redis at {first}: {e}")))?;
+        let info: String = ::redis::cmd("INFO").arg("cluster").query_async(&mut pc).await.map_err(err)?;
+        let cluster = info.lines().any(|l| l.trim() == "cluster_enabled:1");
+        let masters = if cluster {
+            let nodes: String = ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut pc).await.map_err(err)?;
+            let scheme = if first.starts_with("rediss://") { "rediss" } else { "redis" };
+            nodes
+                .lines()
+                .filter(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains("master") && !f.contains("fail")))
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .map(|a| format!("{scheme}://{}", a.split('@').next().unwrap_or(a)))
+                .collect()
+        } else {
+            vec![first.clone()]
+        };
+        check_durability(&masters, opts.allow_volatile).await?;
+        let conn = if cluster {
+            let client = ::redis::cluster::ClusterClient::builder(urls.clone())
+                .response_timeout(RESPONSE_TIMEOUT)
+                .connection_timeout(Duration::from_secs(2))
+                .retries(3)
+                .build()
+                .map_err(err)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(err)?)
+        } else {
+            let cfg = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_number_of_retries(3)
+                .set_max_delay(Duration::from_millis(500));
+            Conn::Single(probe.get_connection_manager_with_config(cfg).await.map_err(err)?)
+        };
+        let scripts = Arc::new(Scripts {
+            commit: Script::new(include_str!("commit.lua")),
+            upsert: Script::new(include_str!("upsert.lua")),
+            hold: Script::new(include_str!("hold.lua")),
+            settle_hold: Script::new(include_str!("settle_hold.lua")),
+            fence: Script::new(include_str!("fence.lua")),
+            fold: Script::new(include_str!("fold.lua")),
+            fold_apply: Script::new(include_str!("fold_apply.lua")),
+            fold_done: Script::new(include_str!("fold_done.lua")),
+            journal_sum: Script::new(include_str!("journal_sum.lua")),
+        });
+        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default() };
+        // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
+        // node that lacks it (NOSCRIPT) without running anything twice.
+        if !cluster {
+            let mut c = store.conn.clone();
+            for s in [&store.scripts.commit, &store.scripts.upsert, &store.scripts.hold, &store.scripts.settle_hold, &store.scripts.fence] {
+                s.prepare_invoke().load_async(&mut c).await.map_err(err)?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// An idempotent command, retried with bounded backoff when the connection fails. Commits never
+    /// come through here: an unknown commit outcome is resolved by re-reading the idempotency key.
+    /// `query` for a pipeline (reads only, so repeating it is safe).
+    async fn query_pipe<T: ::redis::FromRedisValue>(&self, pipe: &::redis::Pipeline) -> Result<T, StoreError> {
+        self.read_with_retries(|mut c| async move { pipe.query_async(&mut c).await }).await
+    }
+
+    async fn query<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> Result<T, StoreError> {
+        self.read_with_retries(|mut c| async move { cmd.query_async(&mut c).await }).await
+    }
+
+    /// A read, repeated with backoff while Redis is unreachable; any other error is final at once, and
+    /// the last attempt's error is returned without a pause after it.
+    async fn read_with_retries<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let mut pauses = READ_BACKOFF_MS.iter();
+        loop {
+            let e = match read(self.conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => err(e),
+            };
+            match (&e, pauses.next()) {
+                (StoreError::Unavailable(m), Some(ms)) => {
+                    tracing::debug!(error = %m, pause_ms = ms, "redis read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(*ms)).await
+                }
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Folds every shard's pending totals of `date` into the window-wide totals (exactly once, in
+    /// order per shard). Run in the background during the day so that netting reads ~pairs, not
+    /// shards × pairs; and before reading totals, so they are always complete.
+    pub async fn fold_window(&self, date: NaiveDate) -> Result<(), StoreError> {
+        self.each_shard(FOLD_CONCURRENCY, move |store, shard| async move { store.fold_shard(date, shard).await }).await.map(|_| ())
+    }
+
+    /// Runs `f` for every shard, `concurrency` at a time; returns the results in shard order.
+    async fn each_shard<T, F, Fut>(&self, concurrency: usize, f: F) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(RedisStore, u16) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let mut out = Vec::with_capacity(SHARDS as usize);
+        let shards: Vec<u16> = (0..SHARDS).collect();
+        for chunk in shards.chunks(concurrency.max(1)) {
+            let mut set = tokio::task::JoinSet::new();
+            for &shard in chunk {
+                let fut = f(self.clone(), shard);
+                set.spawn(async move { (shard, fut.await) });
+            }
+            let mut part = Vec::with_capacity(chunk.len());
+            while let Some(r) = set.join_next().await {
+                let (shard, v) = r.map_err(|e| StoreError::Unavailable(format!("shard task: {e}")))?;
+                part.push((shard, v?));
+            }
+            part.sort_by_key(|(s, _)| *s);
+            out.extend(part.into_iter().map(|(_, v)| v));
+        }
+        Ok(out)
+    }
+
+    async fn fold_shard(&self, date: NaiveDate, shard: u16) -> Result<(), StoreError> {
+        let applied = meta_key(&format!("wa:{date}"));
+        // At most two rounds: finish a fold left in flight, then fold what is pending.
+        for _ in 0..2 {
+            let mut c = self.conn.clone();
+            let _: String = self
+                .scripts
+                .fold
+                .key(totals_key(shard, date))
+                .key(fold_key(shard, date))
+                .key(fold_seq_key(shard, date))
+                .invoke_async(&mut c)
+                .await
+                .map_err(err)?;
+            let k = fold_key(shard, date);
+            let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
+            let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
+            let mut inv = self.scripts.fold_apply.prepare_invoke();
+            inv.key(&applied);
+            for b in 0..TOTALS_BUCKETS {
+                inv.key(totals_bucket_key(date, b));
+            }
+            inv.arg(shard).arg(&seq);
+            for (f, v) in compact(&fields)? {
+                inv.arg(bucket_of(&f) + 1).arg(f).arg(v);
+            }
+            let r: String = inv.invoke_async(&mut c).await.map_err(err)?;
+            if r == "GAP" {
+                return Err(StoreError::Corrupt(format!("fold of shard {shard} for {date} out of order (seq {seq})")));
+            }
+            let _: i64 = self.scripts.fold_done.key(fold_key(shard, date)).arg(&seq).invoke_async(&mut c).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves holds older than `STALE_HOLD_MS` on every shard: finalized when their settlement
+    /// committed, released otherwise. Safe to run from every replica at once.
+    pub async fn sweep_holds(&self) -> Result<usize, StoreError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut resolved = 0;
+        for shard in 0..SHARDS {
+            let ids: Vec<String> = self.query(::redis::cmd("SMEMBERS").arg(holds_key(shard))).await?;
+            for id in ids {
+                let raw: Option<String> = self.query(::redis::cmd("GET").arg(hold_key(shard, &id))).await?;
+                let Some(raw) = raw else {
+                    let mut c = self.conn.clone();
+                    let _: i64 = ::redis::cmd("SREM").arg(holds_key(shard)).arg(&id).query_async(&mut c).await.map_err(err)?;
+                    continue;
+                };
+                let hold: Hold = serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if now - hold.created_ms < STALE_HOLD_MS {
+                    continue;
+                }
+                let action = self.resolve_by_fence(shard, &id, &hold).await?;
+                tracing::warn!(shard, hold = %id, action, "resolved a stale cross-shard hold");
+                resolved += 1;
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Resolves a hold whose commit's outcome is unknown: fences the idempotency key unless the commit
+    /// it belongs to is there (so it can never happen later), then finalizes or releases accordingly.
+    async fn resolve_by_fence(&self, shard: u16, id: &str, hold: &Hold) -> Result<&'static str, StoreError> {
+        let mut c = self.conn.clone();
+        let verdict: String = self
+            .scripts
+            .fence
+            .key(idem_key(hold.patient_shard, &hold.idem_key))
+            .arg(&hold.setl_id)
+            .arg(FENCE_SECS)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        let action = if verdict == "COMMITTED" { "finalize" } else { "release" };
+        self.settle_hold(shard, id, hold, action).await?;
+        Ok(action)
+    }
+
+    async fn settle_hold(&self, shard: u16, id: &str, hold: &Hold, action: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: String = self
+            .scripts
+            .settle_hold
+            .key(member_key(&hold.payer))
+            .key(hold_key(shard, id))
+            .key(holds_key(shard))
+            .arg(action)
+            .arg(hold.delta_fen)
+            .arg(id)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+async fn check_durability(nodes: &[String], allow_volatile: bool) -> Result<(), StoreError> {
+    for url in nodes {
+        let client = ::redis::Client::open(url.as_str()).map_err(err)?;
+        let mut c =
+            client.get_multiplexed_async_connection().await.map_err(|e| StoreError::Unavailable(format!("cannot reach {url}: {e}")))?;
+        let aof: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut c).await.map_err(err)?;
+        let fsync: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendfsync").query_async(&mut c).await.map_err(err)?;
+        let (aof, fsync) = (aof.get(1).cloned().unwrap_or_default(), fsync.get(1).cloned().unwrap_or_default());
+        if aof != "yes" || fsync != "always" {
+            let msg = format!(
+                "redis at {url} does not keep every acknowledged write (appendonly={aof}, appendfsync={fsync}; need appendonly=yes, appendfsync=always)"
+            );
+            if allow_volatile {
+                tracing::error!(
+                    "!!! {msg}: starting anyway because --redis-allow-volatile was given; a Redis crash can lose acknowledged settlements !!!"
+                );
+            } else {
+                return Err(StoreError::Unavailable(format!(
+                    "{msg}. Refusing to start; configure AOF, or pass --redis-allow-volatile for a throwaway setup"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A shard fold (`<insured>|<mdtrt>|<kind>` fields written by commits) in the compact window-wide
+/// layout: per pair only `p:<insured>|<mdtrt>|n` (count) and `|o` (owed = fund + account); per
+/// service location `d:<mdtrt>|{n,e,m,f,a}`; for the window `t|{n,e,m,f,a}`. Netting then reads two
+/// fields per region pair.
+fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for (f, v) in fields.iter().filter(|(f, _)| f != "_seq") {
+        let bad = || StoreError::Corrupt(format!("totals field {f}"));
+        let v: i64 = v.parse().map_err(|_| bad())?;
+        let (pair, kind) = f.rsplit_once('|').ok_or_else(bad)?;
+        let (_, mdt) = pair.split_once('|').ok_or_else(bad)?;
+        match kind {
+            "n" => *out.entry(format!("p:{pair}|n")).or_default() += v,
+            "f" | "a" => *out.entry(format!("p:{pair}|o")).or_default() += v,
+            "m" | "e" => {}
+            _ => return Err(bad()),
+        }
+        *out.entry(format!("d:{mdt}|{kind}")).or_default() += v;
+        *out.entry(format!("t|{kind}")).or_default() += v;
+    }
+    Ok(out.into_iter().filter(|(_, v)| *v != 0).collect())
+}
+
+fn date_list(skipped: &[NaiveDate]) -> String {
+    skipped.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// An idempotency key's value: `<content hash hex> <setl_id>`, or FENCED (a commit that never happened).
+fn parse_idempotency(v: Option<String>) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let Some(v) = v else { return Ok(None) };
+    if v == "FENCED" {
+        return Ok(None);
+    }
+    let (h, sid) = v.split_once(' ').ok_or_else(|| StoreError::Corrupt(format!("idempotency value {v:?}")))?;
+    let mut content_hash = [0u8; 32];
+    hex::decode_to_slice(h, &mut content_hash).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(IdempotencyRecord { content_hash, setl_id: sid.to_string() }))
+}
+
+impl RedisStore {
+    /// The open day as Redis has it now (no cache): for the background folder, which must follow a
+    /// close made by another replica at once.
+    pub async fn open_window_now(&self, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        self.find_open_window(0, today).await
+    }
+
+    /// The first day from `today` on that is not closed in `shard`.
+    async fn find_open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        let k = closed_key(shard);
+        let closed: std::collections::HashSet<String> = self.query(::redis::cmd("SMEMBERS").arg(&k)).await?;
+        let mut d = today;
+        for _ in 0..366 {
+            if !closed.contains(&d.to_string()) {
+                return Ok(d);
+            }
+            d = d.succ_opt().ok_or_else(|| StoreError::Corrupt("date overflow".into()))?;
+        }
+        Err(StoreError::Corrupt(format!("more than a year of closed windows after {today}")))
+    }
+}
+
+/// What is known of the commit that cross-shard holds belong to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HoldFate {
+    /// The commit script has not been sent: the commit cannot have happened.
+    NotSent,
+    /// The script was sent and no answer came back: committed or not, only the store knows.
+    Unknown,
+    /// The script answered: finalize (committed) or release (anything else).
+    Known(&'static str),
+}
+
+/// The payer holds one commit has taken. Every way out of `commit` resolves them: `resolve` on the
+/// normal paths, and `Drop` on every other one (an early return, a `?`, a cancelled future), which
+/// releases holds of a commit that was never sent, resolves an unknown outcome the way the sweeper
+/// does (fence, then finalize or release) and finishes a known one. If Redis is away even for that,
+/// the sweeper is the backstop.
+struct Holds {
+    store: RedisStore,
+    setl_id: String,
+    held: Vec<(u16, Hold)>,
+    fate: HoldFate,
+}
+
+impl Holds {
+    fn new(store: &RedisStore, setl_id: &str) -> Holds {
+        Holds { store: store.clone(), setl_id: setl_id.to_string(), held: Vec::new(), fate: HoldFate::NotSent }
+    }
+
+    /// Finalizes or releases every hold now; whatever is left after an error is resolved by `Drop`.
+    async fn resolve(mut self, action: &'static str) -> Result<(), StoreError> {
+        self.fate = HoldFate::Known(action);
+        while let Some((shard, hold)) = self.held.last() {
+            self.store.settle_hold(*shard, &self.setl_id, hold, action).await?;
+            self.held.pop();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let (store, id, held, fate) = (self.store.clone(), std::mem::take(&mut self.setl_id), std::mem::take(&mut self.held), self.fate);
+        rt.spawn(async move {
+            for (shard, hold) in held {
+                let done = match fate {
+                    HoldFate::NotSent => store.settle_hold(shard, &id, &hold, "release").await.map(|_| "release"),
+                    HoldFate::Known(action) => store.settle_hold(shard, &id, &hold, action).await.map(|_| action),
+                    HoldFate::Unknown => store.resolve_by_fence(shard, &id, &hold).await,
+                };
+                match done {
+                    Ok(action) => tracing::debug!(shard, hold = %id, action, "hold resolved after an interrupted commit"),
+                    Err(e) => tracing::warn!(shard, hold = %id, error = %e, "hold left for the sweeper"),
+                }
+            }
+        });
+    }
+}
+
+impl Store for RedisStore {
+    async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
+        let k = member_key(key);
+        let fields: HashMap<String, String> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
+        member_from_fields(key, fields)
+    }
+
+    async fn upsert_member(&self, u: MemberUpsert) -> Result<MemberRecord, StoreError> {
+        let facts = Facts {
+            psn_type: u.psn_type.clone(),
+            retire_date: u.retire_date,
+            pooling_only: u.pooling_only,
+            filings: u.filings.clone(),
+            mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
+        };
+        let facts = serde_json::to_string(&facts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut c = self.conn.clone();
+        // Re-running an upsert is harmless except for a credit; the script applies it atomically once per call.
+        let fields: HashMap<String, String> = self
+            .scripts
+            .upsert
+            .key(member_key(&u.key))
+            .arg(facts)
+            .arg(u.set_balance_fen.map(|b| b.to_string()).unwrap_or_default())
+            .arg(u.credit_fen)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        member_from_fields(&u.key, fields)?.ok_or_else(|| StoreError::Corrupt("upserted member missing".into()))
+    }
+
+    async fn lookup_idempotency(&self, shard: u16, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let k = idem_key(shard, key);
+        let v: Option<String> = self.query(::redis::cmd("GET").arg(&k)).await?;
+        parse_idempotency(v)
+    }
+
+    async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
+        let Some(k) = settlement_key(setl_id) else { return Ok(None) };
+        let fields: HashMap<String, String> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
+        let Some(rec) = fields.get("rec") else { return Ok(None) };
+        let mut rec: SettlementRecord = serde_json::from_str(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        rec.reversed_by = fields.get("rev").cloned();
+        Ok(Some(rec))
+    }
+
+    async fn load_member_and_idempotency(
+        &self,
+        key: &MemberKey,
+        shard: u16,
+        msgid: &str,
+    ) -> Result<(Option<MemberRecord>, Option<IdempotencyRecord>), StoreError> {
+        // One pipeline: both keys carry the shard's hash tag, so this works on a cluster too.
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("HGETALL").arg(member_key(key)).cmd("GET").arg(idem_key(shard, msgid));
+        let (fields, idem): (HashMap<String, String>, Option<String>) = self.query_pipe(&pipe).await?;
+        Ok((member_from_fields(key, fields)?, parse_idempotency(idem)?))
+    }
+
+    async fn open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
+        if let Some((t, open)) = self.open_days.lock().expect("open days").get(&shard).copied()
+            && t == today
+        {
+            return Ok(open);
+        }
+        let open = self.find_open_window(shard, today).await?;
+        self.open_days.lock().expect("open days").insert(shard, (today, open));
+        Ok(open)
+    }
+
+    async fn commit(&self, c: Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
+        let s = &c.settlement;
+        // Members in another shard can be in the same script on a single Redis; on a cluster they go
+        // through the hold saga.
+        let (local, remote): (Vec<&MemberChange>, Vec<&MemberChange>) =
+            c.members.iter().partition(|m| !self.cluster || member_shard(&m.key) == c.shard);
+        let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid);
+        // Claim the msgid for this member's shard (idempotent: the same shard may claim it again).
+        let mut conn = self.conn.clone();
+        let claimed: Option<String> =
+            ::redis::cmd("SET").arg(msgid_index_key(&idem)).arg(c.shard).arg("NX").arg("GET").query_async(&mut conn).await.map_err(err)?;
+        if claimed.is_some_and(|owner| owner != c.shard.to_string()) {
+            return Ok(CommitOutcome::IdempotencyMismatch);
+        }
+        let mut holds = Holds::new(self, &s.setl_id);
+        for m in &remote {
+            let shard = member_shard(&m.key);
+            let hold = Hold {
+                payer: m.key.clone(),
+                delta_fen: m.balance_delta_fen,
+                patient_shard: c.shard,
+                idem_key: idem.clone(),
+                setl_id: s.setl_id.clone(),
+                created_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let mut conn = self.conn.clone();
+            let r: String = self
+                .scripts
+                .hold
+                .key(member_key(&m.key))
+                .key(hold_key(shard, &s.setl_id))
+                .key(holds_key(shard))
+                .arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default())
+                .arg(m.balance_delta_fen)
+                .arg(serde_json::to_string(&hold).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                .arg(&s.setl_id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(err)?;
+            match r.as_str() {
+                "OK" | "HELD" => holds.held.push((shard, hold)),
+                other => {
+                    holds.resolve("release").await?;
+                    return Ok(if other == "BALANCE" { CommitOutcome::InsufficientBalance } else { CommitOutcome::VersionConflict });
+                }
+            }
+        }
+        let mut skipped = Vec::new();
+        let mut d = today;
+        while d < s.clr_date && skipped.len() < 366 {
+            skipped.push(d);
+            d = d.succ_opt().unwrap_or(d);
+        }
+        let record = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let orig = c.reverses.as_deref().and_then(settlement_key).unwrap_or_else(|| settlement_key(&s.setl_id).unwrap_or_default());
+        let mut inv = self.scripts.commit.prepare_invoke();
+        inv.key(idem_key(c.shard, &idem))
+            .key(settlement_key(&s.setl_id).ok_or_else(|| StoreError::Corrupt(format!("bad setl_id {}", s.setl_id)))?)
+            .key(closed_key(c.shard))
+            .key(totals_key(c.shard, s.clr_date))
+            .key(journal_key(c.shard, s.clr_date))
+            .key(orig)
+            .arg(hex::encode(s.content_hash))
+            .arg(&s.setl_id)
+            .arg(record)
+            .arg(s.clr_date.to_string())
+            .arg(date_list(&skipped))
+            .arg(format!("{}|{}", s.insuplc_admdvs, s.mdtrt_admdvs))
+            .arg(s.totals.count)
+            .arg(s.totals.medfee_fen)
+            .arg(s.totals.fund_fen)
+            .arg(s.totals.acct_fen)
+            .arg(if c.reverses.is_some() { "1" } else { "0" })
+            .arg(local.len())
+            .arg(JournalEntry::of(s).encode());
+        for m in &local {
+            inv.key(member_key(&m.key));
+            inv.arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default());
+            match &m.accumulator {
+                Some(a) => inv.arg(format!("a:{}:{}", a.year, a.benefit)).arg(a.deductible_used_fen).arg(a.fund_paid_fen).arg(a.visits),
+                None => inv.arg("").arg(0).arg(0).arg(0),
+            };
+            inv.arg(m.balance_delta_fen);
+        }
+        let mut conn = self.conn.clone();
+        // From here an error leaves the outcome unknown: the holds are resolved by fencing (see
+        // `Holds`), and the caller resolves the commit by re-reading the idempotency key.
+        holds.fate = HoldFate::Unknown;
+        let reply: Vec<String> = inv.invoke_async(&mut conn).await.map_err(err)?;
+        // Only COMMITTED wrote anything: every other answer releases the holds.
+        let answer = reply.first().map(String::as_str);
+        holds.resolve(if answer == Some("COMMITTED") { "finalize" } else { "release" }).await?;
+        Ok(match answer {
+            Some("COMMITTED") => CommitOutcome::Committed,
+            Some("REPLAYED") => {
+                let sid = reply.get(1).cloned().unwrap_or_default();
+                let rec =
+                    self.get_settlement(&sid).await?.ok_or_else(|| StoreError::Corrupt(format!("idempotency key names missing {sid}")))?;
+                CommitOutcome::Replayed(Box::new(rec))
+            }
+            Some("MISMATCH") => CommitOutcome::IdempotencyMismatch,
+            Some("TAKEN") => CommitOutcome::SetlIdTaken,
+            Some("WINDOW") => {
+                // The day closed under us: find the open day again next time.
+                self.open_days.lock().expect("open days").remove(&c.shard);
+                CommitOutcome::WindowMoved
+            }
+            Some("REVERSED") => CommitOutcome::AlreadyReversed,
+            Some("MISSING") => CommitOutcome::OriginalMissing,
+            Some("BALANCE") => CommitOutcome::InsufficientBalance,
+            Some("CONFLICT") | Some("FENCED") => CommitOutcome::VersionConflict,
+            other => return Err(StoreError::Corrupt(format!("commit script answered {other:?}"))),
+        })
+    }
+
+    async fn window_totals(&self, clr_date: NaiveDate) -> Result<WindowTotals, StoreError> {
+        // Fold what is still pending, then read the compact window-wide totals (see `compact`).
+        self.fold_window(clr_date).await?;
+        let mut set = tokio::task::JoinSet::new();
+        for b in 0..TOTALS_BUCKETS {
+            let store = self.clone();
+            set.spawn(async move {
+                let k = totals_bucket_key(clr_date, b);
+                store.query::<Vec<(String, i64)>>(::redis::cmd("HGETALL").arg(&k)).await
+            });
+        }
+        let mut fields: Vec<(String, i64)> = Vec::new();
+        while let Some(r) = set.join_next().await {
+            fields.extend(r.map_err(|e| StoreError::Unavailable(format!("totals task: {e}")))??);
+        }
+        let bad = |f: &str| StoreError::Corrupt(format!("window totals field {f}"));
+        let mut pairs: HashMap<&str, PairOwed> = HashMap::with_capacity(fields.len() / 2 + 1);
+        let mut out = WindowTotals::default();
+        fn add(t: &mut PairTotals, kind: &str, v: i64) -> bool {
+            match kind {
+                "n" => t.count += v,
+                "e" => t.entries += v,
+                "m" => t.medfee_fen += v,
+                "f" => t.fund_fen += v,
+                "a" => t.acct_fen += v,
+                _ => return false,
+            }
+            true
+        }
+        for (f, v) in &fields {
+            if let Some(rest) = f.strip_prefix("p:") {
+                let (pair, kind) = rest.rsplit_once('|').ok_or_else(|| bad(f))?;
+                let p = pairs.entry(pair).or_default();
+                match kind {
+                    "n" => p.count += v,
+                    "o" => p.owed_fen += v,
+                    _ => return Err(bad(f)),
+                }
+            } else if let Some(rest) = f.strip_prefix("d:") {
+                let (mdt, kind) = rest.split_once('|').ok_or_else(|| bad(f))?;
+                if !add(out.by_mdtrt.entry(mdt.to_string()).or_default(), kind, *v) {
+                    return Err(bad(f));
+                }
+            } else if let Some(kind) = f.strip_prefix("t|") {
+                if !add(&mut out.all, kind, *v) {
+                    return Err(bad(f));
+                }
+            } else {
+                return Err(bad(f));
+            }
+        }
+        for (pair, p) in pairs {
+            let (ins, mdt) = pair.split_once('|').ok_or_else(|| bad(pair))?;
+            out.pairs.push(((ins.to_string(), mdt.to_string()), p));
+        }
+        out.pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    async fn close_window(&self, clr_date: NaiveDate) -> Result<(), StoreError> {
+        let date = clr_date.to_string();
+        // Every shard's marker first; only then is the window listed as closed. A commit on a shard
+        // is serialized with that shard's marker by Redis itself.
+        let marker = date.clone();
+        self.each_shard(SHARD_CONCURRENCY, move |store, shard| {
+            let d = marker.clone();
+            async move {
+                let k = closed_key(shard);
+                store.query::<i64>(::redis::cmd("SADD").arg(&k).arg(&d)).await
+            }
+        })
+        .await?;
+        let k = meta_key("windows");
+        let _: i64 = self.query(::redis::cmd("SADD").arg(&k).arg(&date)).await?;
+        Ok(())
+    }
+
+    async fn closed_windows(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        let k = meta_key("windows");
+        let v: Vec<String> = self.query(::redis::cmd("SMEMBERS").arg(&k)).await?;
+        let mut out: Vec<NaiveDate> = v.iter().filter_map(|d| d.parse().ok()).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn journal_sums(&self, clr_date: NaiveDate) -> Result<PairTotals, StoreError> {
+        /// Entries summed per script run: a few milliseconds of Redis time each.
+        const CHUNK: i64 = 10_000;
+        let parts = self
+            .each_shard(FOLD_CONCURRENCY, move |store, shard| async move {
+                let k = journal_key(shard, clr_date);
+                let mut sums = PairTotals::default();
+                let mut start = 0i64;
+                loop {
+                    let mut c = store.conn.clone();
+                    let [n, count, medfee, fund, acct]: [i64; 5] = store
+                        .scripts
+                        .journal_sum
+                        .key(&k)
+                        .arg(start)
+                        .arg(start + CHUNK - 1)
+                        .invoke_async::<Vec<i64>>(&mut c)
+                        .await
+                        .map_err(err)?
+                        .try_into()
+                        .map_err(|v| StoreError::Corrupt(format!("journal sum answered {v:?}")))?;
+                    sums.merge(&PairTotals { count, entries: n, medfee_fen: medfee, fund_fen: fund, acct_fen: acct });
+                    if n < CHUNK {
+                        return Ok(sums);
+                    }
+                    start += CHUNK;
+                }
+            })
+            .await?;
+        let mut all = PairTotals::default();
+        parts.iter().for_each(|p| all.merge(p));
+        Ok(all)
+    }
+
+    async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
+        /// Entries fetched per round trip.
+        const CHUNK: isize = 20_000;
+        let mut out = Vec::new();
+        for shard in 0..SHARDS {
+            let k = journal_key(shard, clr_date);
+            let mut start = 0isize;
+            loop {
+                let chunk: Vec<String> = self.query(::redis::cmd("LRANGE").arg(&k).arg(start).arg(start + CHUNK - 1)).await?;
+                for e in &chunk {
+                    out.push(JournalEntry::decode(e)?);
+                }
+                if (chunk.len() as isize) < CHUNK {
+                    break;
+                }
+                start += CHUNK;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let k = meta_key(key);
+        let mut c = self.conn.clone();
+        let old: Option<String> = ::redis::cmd("SET").arg(&k).arg(value).arg("NX").arg("GET").query_async(&mut c).await.map_err(err)?;
+        Ok(old.unwrap_or_else(|| value.to_string()))
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let k = meta_key(key);
+        self.query(::redis::cmd("GET").arg(&k)).await
+    }
+
+    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
+        let k = meta_key(key);
+        let mut c = self.conn.clone();
+        if only_new {
+            let _: i64 = ::redis::cmd("HSETNX").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
+        } else {
+            let _: i64 = ::redis::cmd("HSET").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
+        }
+        let v: Option<String> = ::redis::cmd("HGET").arg(&k).arg(field).query_async(&mut c).await.map_err(err)?;
+        v.ok_or_else(|| StoreError::Corrupt(format!("{key}.{field} vanished")))
+    }
+
+    async fn map_get(&self, key: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let k = meta_key(key);
+        self.query(::redis::cmd("HGETALL").arg(&k)).await
+    }
+}

@@ -1,0 +1,598 @@
+//! `clearing bench`: a load generator that drives concurrent `SettleClaim` clients with realistic
+//! synthetic claims over many members and the seed regions, and prints throughput and latency
+//! percentiles. It measures a running service over real gRPC; it asserts nothing.
+
+use crate::client::connect;
+use proto::v1 as pb;
+use proto::v1::clearing_client::ClearingClient;
+use proto::v1::registry_client::RegistryClient;
+use region_adapter::RuleSet;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Service address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub addr: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Claims in total (resends and reversals come on top).
+    #[arg(long, default_value_t = 20_000)]
+    pub claims: usize,
+    /// Members, spread over the seed regions.
+    #[arg(long, default_value_t = 2_000)]
+    pub members: usize,
+    /// HTTP/2 connections shared by the clients.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Share of claims resent with the same msgid (idempotent replays), percent.
+    #[arg(long, default_value_t = 2)]
+    pub resend_percent: u64,
+    /// Share of settlements reversed afterwards, percent.
+    #[arg(long, default_value_t = 1)]
+    pub reverse_percent: u64,
+    /// A tag for msgids and person numbers, so runs against one store do not collide.
+    #[arg(long, default_value = "")]
+    pub run_id: String,
+    /// `unary`: one SettleClaim call per claim; `stream`: each client submits its claims on one
+    /// SettleClaimStream call, `window` at a time (reversals are unary-only and skipped).
+    #[arg(long, value_enum, default_value = "unary")]
+    pub mode: BenchMode,
+    /// Claims in flight per client in stream mode.
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    /// Rule packs the workload draws regions and catalogue items from (the service must serve the
+    /// same; `clearing bench-rules` writes a national set) [default: the bundled packs].
+    #[arg(long)]
+    pub rules: Option<std::path::PathBuf>,
+    /// A name for the result line (`RESULT name=…`) that scripts read.
+    #[arg(long, default_value = "bench")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    Unary,
+    Stream,
+}
+
+/// Provinces for synthetic regions: none of them has provincial floors (Jiangsu, Shanxi) or a seed city.
+const SYNTHETIC_PROVINCES: [u32; 26] =
+    [11, 12, 13, 21, 22, 23, 31, 33, 34, 35, 37, 41, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65];
+
+/// The bundled rule files plus synthetic regions up to `regions` in all, for benchmarks at national
+/// scale. A synthetic region is a copy of a seed region's pack and sample catalogue under a new code
+/// (`{province}{nn}00`) and name, marked as synthetic in its first line; its parameters are the
+/// template's (an assumption for benchmarking only, never for settling real claims).
+pub fn synthetic_rule_files(regions: usize) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = region_adapter::bundled::FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    let templates: Vec<(&str, &str)> =
+        vec![("421300", "suizhou"), ("360100", "nanchang"), ("150500", "tongliao"), ("320100", "nanjing"), ("140100", "taiyuan")];
+    let text = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()).expect("bundled file");
+    let mut extra = Vec::new();
+    for k in 0..regions.saturating_sub(templates.len()) {
+        let (tcode, tname) = templates[k % templates.len()];
+        let province = SYNTHETIC_PROVINCES[k % SYNTHETIC_PROVINCES.len()];
+        let city = 1 + k / SYNTHETIC_PROVINCES.len();
+        let code = format!("{province}{city:02}00");
+        let pcode = format!("{province}0000");
+        let header = format!("# SYNTHETIC benchmark region {code}, a copy of {tcode}-{tname}: assumption, for benchmarks only.\n");
+        let pack = text(&format!("{tcode}-{tname}.toml"));
+        let t_prov = format!("{}0000", &tcode[..2]);
+        let pack = pack.replacen(&format!("admdvs = \"{tcode}\""), &format!("admdvs = \"{code}\""), 1).replacen(
+            &format!("province = \"{t_prov}\""),
+            &format!("province = \"{pcode}\""),
+            1,
+        );
+        let pack = replace_first_value(&pack, "name", &format!("合成区{k:03}"));
+        let pack = replace_first_value(&pack, "name_en", &format!("Synthetic {k:03}"));
+        let cat =
+            text(&format!("{tcode}-{tname}.catalogue.toml")).replacen(&format!("admdvs = \"{tcode}\""), &format!("admdvs = \"{code}\""), 1);
+        extra.push((format!("{code}-synthetic.toml"), format!("{header}{pack}")));
+        extra.push((format!("{code}-synthetic.catalogue.toml"), format!("{header}{cat}")));
+    }
+    files.extend(extra);
+    files
+}
+
+/// Replaces the value of the first line `key = "…"`.
+fn replace_first_value(text: &str, key: &str, value: &str) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            if !done && l.starts_with(&format!("{key} = \"")) {
+                done = true;
+                format!("{key} = \"{value}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// splitmix64: a small, deterministic generator for synthetic workloads (not for anything secret).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Synthetic members and claims over a rule set.
+pub struct Workload {
+    regions: Vec<String>,
+    /// Per service location: catalogue codes with a plausible unit price (fen).
+    items: BTreeMap<String, Vec<(String, i64)>>,
+    pub run_id: String,
+}
+
+impl Workload {
+    pub fn new(rules: &RuleSet, run_id: &str) -> Workload {
+        let date = clearing_service::calendar::today();
+        let mut items = BTreeMap::new();
+        for (adm, pack) in &rules.regions {
+            let v: Vec<(String, i64)> = pack
+                .catalogue
+                .order
+                .iter()
+                .filter_map(|c| pack.catalogue.lookup(c, date))
+                .map(|it| {
+                    let cap = it.price_cap.and_then(|c| region_adapter::money::yuan_to_fen_rounded(c)).unwrap_or(3_000);
+                    (it.code.to_string(), cap.max(50))
+                })
+                .collect();
+            items.insert(adm.to_string(), v);
+        }
+        Workload { regions: rules.regions.keys().map(|a| a.to_string()).collect(), items, run_id: run_id.to_string() }
+    }
+
+    pub fn member(&self, i: usize) -> pb::Member {
+        let insured = &self.regions[i % self.regions.len()];
+        let retired = i % 10 < 3;
+        pb::Member {
+            psn_no: format!("B{}{i:08}", self.run_id),
+            insuplc_admdvs: insured.clone(),
+            psn_type: if retired { "12".into() } else { "11".into() },
+            acct_balc: format!("{}.00", 200 + (i % 20) * 100),
+            // Filed for every province of the seed regions, so filing-required regions pay too.
+            filings: self
+                .regions
+                .iter()
+                .map(|r| format!("{}0000", &r[..2]))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|p| pb::Filing { mdtrt_admdvs: p, begndate: "2020-01-01".into(), enddate: String::new() })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn claim(&self, rng: &mut Rng, n: u64, members: usize) -> pb::Claim {
+        let i = rng.below(members as u64) as usize;
+        let insured = &self.regions[i % self.regions.len()];
+        let others: Vec<&String> = self.regions.iter().filter(|r| *r != insured).collect();
+        let mdtrt = others[rng.below(others.len() as u64) as usize];
+        let items = &self.items[mdtrt];
+        let nlines = 1 + rng.below(6) as usize;
+        let lines = (0..nlines)
+            .map(|_| {
+                let (code, cap) = &items[rng.below(items.len() as u64) as usize];
+                let qty = 1 + rng.below(20) as i64;
+                // Prices around the cap: some over it, most under.
+                let price_fen = (cap * (70 + rng.below(40) as i64) / 100).max(1);
+                pb::ClaimLine {
+                    hilist_code: code.clone(),
+                    cnt: qty.to_string(),
+                    pric: region_adapter::money::fmt_yuan(price_fen),
+                    det_item_fee_sumamt: region_adapter::money::fmt_yuan(price_fen * qty),
+                }
+            })
+            .collect();
+        let pharmacy = rng.below(10) == 0;
+        pb::Claim {
+            msgid: format!("B{}{n:012}", self.run_id),
+            psn_no: format!("B{}{i:08}", self.run_id),
+            insuplc_admdvs: insured.clone(),
+            mdtrt_admdvs: mdtrt.clone(),
+            fixmedins_code: format!("{}{}{:05}", if pharmacy { "P" } else { "H" }, mdtrt, rng.below(1000)),
+            hosp_lv: 2 + rng.below(2) as u32,
+            med_type: if pharmacy { "41".into() } else { "11".into() },
+            prescribing_hosp_lv: if pharmacy { 2 + rng.below(2) as u32 } else { 0 },
+            setl_time: chrono::Utc::now().with_timezone(&clearing_service::calendar::shanghai()).to_rfc3339(),
+            acct_used_flag: rng.below(2) == 0,
+            lines,
+            ..Default::default()
+        }
+    }
+}
+
+/// Latency percentiles of a sample, microseconds.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
+    let run_id = if args.run_id.is_empty() { format!("{:x}", chrono::Utc::now().timestamp() % 0xfffff) } else { args.run_id.clone() };
+    let w = Arc::new(Workload::new(&rules, &run_id));
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(connect(&args.addr).await?);
+    }
+    let setup = Instant::now();
+    let mut reg = RegistryClient::new(channels[0].clone());
+    for i in 0..args.members {
+        reg.upsert_member(w.member(i)).await.map_err(|s| anyhow::anyhow!("upsert: {}", crate::client::describe_status(&s)))?;
+    }
+    eprintln!("bench: {} members registered in {:.1?}", args.members, setup.elapsed());
+    let per_client = args.claims.div_ceil(args.clients.max(1));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients.max(1) {
+        let w = w.clone();
+        let ch = channels[c % channels.len()].clone();
+        let (members, resend, reverse) = (args.members, args.resend_percent, args.reverse_percent);
+        if args.mode == BenchMode::Stream {
+            let window = args.window.max(1);
+            tasks.push(tokio::spawn(stream_client(ClearingClient::new(ch), w, c, per_client, members, resend, window)));
+            continue;
+        }
+        tasks.push(tokio::spawn(async move {
+            let mut client = ClearingClient::new(ch);
+            let mut rng = Rng::new(0x5EED ^ (c as u64) << 20);
+            let mut lat = Vec::with_capacity(per_client * 2);
+            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            let mut ops = 0u64;
+            for k in 0..per_client {
+                let claim = w.claim(&mut rng, (c * per_client + k) as u64, members);
+                let t = Instant::now();
+                let r = client.settle_claim(claim.clone()).await;
+                lat.push(t.elapsed().as_micros() as u64);
+                ops += 1;
+                match r {
+                    Err(s) => *errors.entry(format!("{:?}", s.code())).or_default() += 1,
+                    Ok(s) => {
+                        if rng.below(100) < resend {
+                            let t = Instant::now();
+                            let again = client.settle_claim(claim).await;
+                            lat.push(t.elapsed().as_micros() as u64);
+                            ops += 1;
+                            if again.map(|a| a.get_ref().setl_id != s.get_ref().setl_id).unwrap_or(true) {
+                                *errors.entry("resend-differs".into()).or_default() += 1;
+                            }
+                        }
+                        if rng.below(100) < reverse {
+                            let t = Instant::now();
+                            let r = client
+                                .reverse_claim(pb::ReverseClaimRequest {
+                                    setl_id: s.get_ref().setl_id.clone(),
+                                    msgid: format!("{}R", s.get_ref().msgid),
+                                    reason: "bench".into(),
+                                })
+                                .await;
+                            lat.push(t.elapsed().as_micros() as u64);
+                            ops += 1;
+                            if let Err(s) = r {
+                                *errors.entry(format!("reverse {:?}", s.code())).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            (lat, errors, ops)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ops = 0;
+    for t in tasks {
+        let (l, e, o) = t.await?;
+        lat.extend(l);
+        ops += o;
+        for (k, v) in e {
+            *errors.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = start.elapsed();
+    lat.sort_unstable();
+    report(ops, elapsed, &lat, &errors, &args);
+    Ok(())
+}
+
+/// One client of stream mode: keeps `window` claims in flight on one SettleClaimStream call; resends
+/// (same msgid) go out after the first answer came back.
+async fn stream_client(
+    mut client: ClearingClient<tonic::transport::Channel>,
+    w: Arc<Workload>,
+    c: usize,
+    per_client: usize,
+    members: usize,
+    resend: u64,
+    window: usize,
+) -> (Vec<u64>, BTreeMap<String, u64>, u64) {
+    let mut rng = Rng::new(0x5EED ^ (c as u64) << 20);
+    let mut lat = Vec::with_capacity(per_client * 2);
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::Claim>(window);
+    let mut answers = match client.settle_claim_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            errors.insert(format!("stream {:?}", s.code()), 1);
+            return (lat, errors, 0);
+        }
+    };
+    let mut in_flight: std::collections::HashMap<String, (Instant, pb::Claim, Option<String>)> = std::collections::HashMap::new();
+    let mut resends: Vec<(pb::Claim, String)> = Vec::new();
+    let (mut sent, mut ops) = (0usize, 0u64);
+    loop {
+        while in_flight.len() < window && (sent < per_client || !resends.is_empty()) {
+            let (claim, first) = match resends.pop() {
+                Some((claim, setl_id)) => (claim, Some(setl_id)),
+                None => {
+                    sent += 1;
+                    (w.claim(&mut rng, (c * per_client + sent - 1) as u64, members), None)
+                }
+            };
+            in_flight.insert(claim.msgid.clone(), (Instant::now(), claim.clone(), first));
+            if tx.send(claim).await.is_err() {
+                break;
+            }
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        let a = match answers.message().await {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(s) => {
+                *errors.entry(format!("stream {:?}", s.code())).or_default() += 1;
+                break;
+            }
+        };
+        let Some((t, claim, first)) = in_flight.remove(&a.msgid) else { continue };
+        lat.push(t.elapsed().as_micros() as u64);
+        ops += 1;
+        match (a.code, a.settlement, first) {
+            (0, Some(s), None) if rng.below(100) < resend => resends.push((claim, s.setl_id)),
+            (0, Some(s), Some(first)) if s.setl_id != first => *errors.entry("resend-differs".into()).or_default() += 1,
+            (0, _, _) => {}
+            (code, _, _) => *errors.entry(format!("{:?}", tonic::Code::from_i32(code))).or_default() += 1,
+        }
+    }
+    drop(tx);
+    (lat, errors, ops)
+}
+
+fn report(ops: u64, elapsed: Duration, lat: &[u64], errors: &BTreeMap<String, u64>, args: &BenchArgs) {
+    println!(
+        "clearing bench [{}, {:?}]: {} clients over {} connections, {} members, {} requests in {:.2?}",
+        args.name, args.mode, args.clients, args.connections, args.members, ops, elapsed
+    );
+    println!("  throughput: {:.0} requests/s", ops as f64 / elapsed.as_secs_f64());
+    println!(
+        "  latency µs: p50 {}  p99 {}  p999 {}  max {}",
+        percentile(lat, 0.50),
+        percentile(lat, 0.99),
+        percentile(lat, 0.999),
+        lat.last().copied().unwrap_or(0)
+    );
+    if errors.is_empty() {
+        println!("  errors: none");
+    } else {
+        println!("  errors: {errors:?}");
+    }
+    println!(
+        "RESULT name={} mode={:?} ops={} seconds={:.3} throughput={:.0} p50_us={} p99_us={} p999_us={} errors={}",
+        args.name,
+        args.mode,
+        ops,
+        elapsed.as_secs_f64(),
+        ops as f64 / elapsed.as_secs_f64(),
+        percentile(lat, 0.50),
+        percentile(lat, 0.99),
+        percentile(lat, 0.999),
+        errors.values().sum::<u64>()
+    );
+}
+
+/// `clearing bench-netting`: the nightly job at national scale, on Redis.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NettingBenchArgs {
+    /// Redis URL (a throwaway instance: the window written is 2000-01-03).
+    #[arg(long)]
+    pub redis_url: String,
+    #[arg(long, default_value_t = 10_000_000)]
+    pub settlements: u64,
+    #[arg(long, default_value_t = 400)]
+    pub regions: u32,
+    /// Reuse a window filled by an earlier run: drop its stored report and time the netting steps only.
+    #[arg(long)]
+    pub reuse: bool,
+}
+
+/// Fills one window (2000-01-03) with `settlements` entries over `regions` synthetic regions in the
+/// layout the commit script writes (journal entries and pair totals per shard), then times the real
+/// close → netting report path and a whole-window detail reconciliation with planted differences.
+pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
+    use clearing_service::store::Store;
+    let d = chrono::NaiveDate::from_ymd_opt(2000, 1, 3).expect("date");
+    if args.reuse {
+        let client = ::redis::Client::open(args.redis_url.as_str())?;
+        let mut con = client.get_multiplexed_async_connection().await?;
+        let _: i64 = ::redis::cmd("DEL").arg(format!("{{clr:meta}}:report:{d}")).query_async(&mut con).await?;
+        let store = clearing_service::store::redis::RedisStore::connect(&clearing_service::store::redis::RedisOptions {
+            urls: vec![args.redis_url.clone()],
+            allow_volatile: true,
+        })
+        .await?;
+        let t = Instant::now();
+        let totals = store.window_totals(d).await?;
+        let t1 = t.elapsed();
+        let journal = store.journal_sums(d).await?;
+        let t2 = t.elapsed();
+        let r =
+            clearing_service::netting::net(&d.to_string(), &totals, &journal, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t3 = t.elapsed();
+        let json = serde_json::to_string(&r)?;
+        let stored = store.put_once(&format!("report:{d}"), &json).await?;
+        let _back: clearing_service::netting::Report = serde_json::from_str(&stored)?;
+        let t4 = t.elapsed();
+        println!(
+            "  totals {} pairs {} ms; journal sums {} ms; net {} ms; report json {} KiB store+load {} ms",
+            totals.pairs.len(),
+            t1.as_millis(),
+            (t2 - t1).as_millis(),
+            (t3 - t2).as_millis(),
+            json.len() / 1024,
+            (t4 - t3).as_millis()
+        );
+        // The real path, as `clearing net` drives it: close (idempotent here) → netting report.
+        let _: i64 = ::redis::cmd("DEL").arg(format!("{{clr:meta}}:report:{d}")).query_async(&mut con).await?;
+        let core =
+            clearing_service::settle::Clearinghouse::new(store, clearing_service::router::Router::new(region_adapter::bundled::rules()?));
+        let t = Instant::now();
+        core.store.close_window(d).await?;
+        let report = core.netting_report(&d.to_string()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("  close → report: {} ms; {} positions, complete {}", t.elapsed().as_millis(), report.positions.len(), report.complete);
+        return Ok(());
+    }
+    let regions: Vec<String> = (0..args.regions).map(|i| format!("{}{:04}", 11 + i / 7, (i % 7 + 1) * 100)).collect();
+    let client = ::redis::Client::open(args.redis_url.as_str())?;
+    let mut con = client.get_multiplexed_async_connection().await?;
+    let mut rng = Rng::new(42);
+    let fill = Instant::now();
+    let mut pairs: BTreeMap<(u16, usize, usize), (i64, i64, i64, i64)> = BTreeMap::new();
+    let mut entries: Vec<(String, i64, i64, i64)> = Vec::with_capacity(args.settlements as usize);
+    const BATCH: u64 = 5_000;
+    let mut n = 0u64;
+    while n < args.settlements {
+        let mut pipe = ::redis::pipe();
+        for k in n..(n + BATCH).min(args.settlements) {
+            let shard = (rng.next() % clearing_service::ids::SHARDS as u64) as u16;
+            let a = rng.below(regions.len() as u64) as usize;
+            let b = (a + 1 + rng.below(regions.len() as u64 - 1) as usize) % regions.len();
+            let (medfee, fund, acct) = (10_000 + rng.below(200_000) as i64, rng.below(80_000) as i64, rng.below(20_000) as i64);
+            let setl_id = format!("{shard:02x}{:012x}{k:010x}", 946_828_800_000u64);
+            let entry = clearing_service::store::JournalEntry {
+                setl_id: setl_id.clone(),
+                insuplc_admdvs: regions[a].clone(),
+                mdtrt_admdvs: regions[b].clone(),
+                totals: clearing_service::store::PairDelta { count: 1, medfee_fen: medfee, fund_fen: fund, acct_fen: acct },
+            };
+            pipe.cmd("RPUSH").arg(format!("{{ch:{shard:02x}}}:j:{d}")).arg(entry.encode()).ignore();
+            let t = pairs.entry((shard, a, b)).or_default();
+            t.0 += 1;
+            t.1 += medfee;
+            t.2 += fund;
+            t.3 += acct;
+            entries.push((setl_id, medfee, fund, acct));
+        }
+        let _: () = pipe.query_async(&mut con).await?;
+        n = (n + BATCH).min(args.settlements);
+    }
+    let all: Vec<_> = pairs.iter().collect();
+    for chunk in all.chunks(4_000) {
+        let mut pipe = ::redis::pipe();
+        for ((shard, a, b), (c, m, f, ac)) in chunk {
+            let key = format!("{{ch:{shard:02x}}}:w:{d}");
+            let p = format!("{}|{}", regions[*a], regions[*b]);
+            for (kind, v) in [("n", *c), ("e", *c), ("m", *m), ("f", *f), ("a", *ac)] {
+                pipe.cmd("HINCRBY").arg(&key).arg(format!("{p}|{kind}")).arg(v).ignore();
+            }
+        }
+        let _: () = pipe.query_async(&mut con).await?;
+    }
+    println!(
+        "bench-netting: {} settlements over {} regions ({} shard-pairs) written in {:.1?}",
+        args.settlements,
+        args.regions,
+        pairs.len(),
+        fill.elapsed()
+    );
+
+    let store = clearing_service::store::redis::RedisStore::connect(&clearing_service::store::redis::RedisOptions {
+        urls: vec![args.redis_url.clone()],
+        allow_volatile: true,
+    })
+    .await?;
+    // During the day the service's background folder moves shard totals into window-wide totals
+    // every two seconds; here the whole day's folding is done (and timed) at once.
+    let t = Instant::now();
+    store.fold_window(d).await?;
+    println!("  folding the day's shard totals into window-wide totals (background work, spread over the day): {:.1?}", t.elapsed());
+    let rules = region_adapter::bundled::rules()?;
+    let core = clearing_service::settle::Clearinghouse::new(store, clearing_service::router::Router::new(rules));
+    let t = Instant::now();
+    core.store.close_window(d).await?;
+    let closed = t.elapsed();
+    let report = core.netting_report(&d.to_string()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let total = t.elapsed();
+    println!(
+        "  close → report: {} ms (close {} ms, netting {} ms); {} positions, {} instructions, complete {}, moved {} of gross {}",
+        total.as_millis(),
+        closed.as_millis(),
+        (total - closed).as_millis(),
+        report.positions.len(),
+        report.instructions.len(),
+        report.complete,
+        region_adapter::money::fmt_yuan(report.multilateral_net_total_fen),
+        region_adapter::money::fmt_yuan(report.gross_total_fen)
+    );
+    // Detail reconciliation of the whole window with three planted differences.
+    let mut items: Vec<pb::ReconcileItem> = entries
+        .iter()
+        .map(|(id, m, f, a)| pb::ReconcileItem {
+            setl_id: id.clone(),
+            medfee_sumamt: region_adapter::money::fmt_yuan(*m),
+            fund_pay_sumamt: region_adapter::money::fmt_yuan(*f),
+            acct_pay: region_adapter::money::fmt_yuan(*a),
+        })
+        .collect();
+    drop(entries);
+    items.swap_remove(0);
+    items[1].acct_pay = "999999.99".into();
+    items.push(pb::ReconcileItem {
+        setl_id: "ffffffffffffffffffffffff".into(),
+        medfee_sumamt: "1.00".into(),
+        fund_pay_sumamt: "0.00".into(),
+        acct_pay: "0.00".into(),
+    });
+    let t = Instant::now();
+    let res = core.reconcile_detail(&d.to_string(), "", items).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "  detail reconciliation of {} settlements: {:.1?}; {} differences found (3 planted)",
+        res.compared,
+        t.elapsed(),
+        res.differences_total
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn synthetic_regions_load_as_a_national_rule_set() {
+        let files = super::synthetic_rule_files(400);
+        let rules = region_adapter::RuleSet::load_texts(&files).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rules.regions.len(), 400);
+    }
+}

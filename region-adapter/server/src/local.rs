@@ -1,0 +1,55 @@
+//! The engine run in process: pricing with a loaded catalogue and a loaded policy, with the
+//! explanation rendered. `clearing` uses it for regions routed `local`; `region-adapter serve` runs the
+//! same functions for the regions it serves.
+
+use chrono::NaiveDate;
+use clearing_edge::error::ServiceError;
+use region_adapter::{AccountSource, Admdvs, LineInput, MemberFacts, Priced, RuleSet, Settled, Visit, YearState};
+
+/// A priced claim with what the response needs from the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PricedClaim {
+    pub priced: Priced,
+    /// Catalogue names per line ("" when the code is not in the catalogue).
+    pub names: Vec<String>,
+    /// The explanation step of pricing.
+    pub explanation: String,
+}
+
+/// A policy outcome with its explanation rendered.
+#[derive(Debug, Clone)]
+pub struct PolicyOutcome {
+    pub settled: Settled,
+    pub explanation: Vec<String>,
+}
+
+/// Prices lines with a locally loaded catalogue (the in-process adapter; `region-adapter serve` runs
+/// the same function).
+pub fn local_price(rules: &RuleSet, mdtrt: Admdvs, date: NaiveDate, lines: &[LineInput<'_>]) -> Result<PricedClaim, ServiceError> {
+    let pack = rules.region(mdtrt).ok_or_else(|| ServiceError::field("mdtrt_admdvs", format!("unknown region {mdtrt}")))?;
+    let priced = pack.catalogue.price(date, lines)?;
+    let names = lines.iter().map(|l| pack.catalogue.lookup(l.code, date).map(|i| i.name.to_string()).unwrap_or_default()).collect();
+    let explanation = pack.pricing_step(priced.totals).render();
+    Ok(PricedClaim { priced, names, explanation })
+}
+
+/// The inputs of one policy decision: the insured region, the priced claim, the member's facts and
+/// year-to-date state, the account that may pay, and the visit.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyCall<'a> {
+    pub insured: Admdvs,
+    pub priced: &'a Priced,
+    pub member: MemberFacts<'a>,
+    pub state: YearState,
+    pub account: Option<AccountSource>,
+    pub visit: Visit<'a>,
+}
+
+/// Applies a locally loaded policy.
+pub fn local_apply_policy(rules: &RuleSet, call: &PolicyCall<'_>) -> Result<PolicyOutcome, ServiceError> {
+    let insured = call.insured;
+    let pack = rules.region(insured).ok_or_else(|| ServiceError::field("insuplc_admdvs", format!("unknown region {insured}")))?;
+    let settled = pack.apply_policy(call.priced, &call.member, call.state, call.account, &call.visit)?;
+    let explanation = settled.steps.iter().map(|s| s.render()).collect();
+    Ok(PolicyOutcome { settled, explanation })
+}
