@@ -6,19 +6,27 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY proto proto
 COPY region-adapter/Cargo.toml region-adapter/Cargo.toml
+COPY region-adapter/server/Cargo.toml region-adapter/server/Cargo.toml
 COPY clearing/Cargo.toml clearing/Cargo.toml
+COPY clearing/edge/Cargo.toml clearing/edge/Cargo.toml
+COPY clearing/service/Cargo.toml clearing/service/Cargo.toml
+COPY clearing/tools/Cargo.toml clearing/tools/Cargo.toml
 COPY tests/Cargo.toml tests/Cargo.toml
-RUN mkdir -p region-adapter/src clearing/src/bin tests/src region-adapter/benches clearing/benches \
- && echo 'fn main() {}' > clearing/src/main.rs && echo 'fn main() {}' > clearing/src/bin/region-adapter.rs \
- && touch clearing/src/lib.rs region-adapter/src/lib.rs tests/src/lib.rs \
- && echo 'fn main() {}' > region-adapter/benches/engine.rs && echo 'fn main() {}' > clearing/benches/netting.rs \
- && cargo build --release --locked -p clearing --bins \
- && rm -rf region-adapter/src region-adapter/benches clearing/src clearing/benches tests/src
+RUN mkdir -p region-adapter/src region-adapter/benches region-adapter/server/src clearing/src clearing/edge/src \
+      clearing/service/src clearing/service/benches clearing/tools/src tests/src \
+ && echo 'fn main() {}' > clearing/src/main.rs && echo 'fn main() {}' > region-adapter/server/src/main.rs \
+ && touch region-adapter/src/lib.rs region-adapter/server/src/lib.rs clearing/edge/src/lib.rs clearing/service/src/lib.rs \
+      clearing/tools/src/lib.rs tests/src/lib.rs \
+ && echo 'fn main() {}' > region-adapter/benches/engine.rs && echo 'fn main() {}' > clearing/service/benches/netting.rs \
+ && cargo build --release --locked -p clearing -p region-adapter-server --bins \
+ && rm -rf region-adapter/src region-adapter/benches region-adapter/server/src clearing/src clearing/edge/src \
+      clearing/service/src clearing/service/benches clearing/tools/src tests/src
 COPY region-adapter region-adapter
 COPY clearing clearing
 COPY tests tests
-RUN touch region-adapter/src/lib.rs clearing/src/lib.rs clearing/src/main.rs clearing/src/bin/region-adapter.rs \
- && cargo build --release --locked -p clearing --bins \
+RUN touch region-adapter/src/lib.rs region-adapter/server/src/lib.rs region-adapter/server/src/main.rs clearing/src/main.rs \
+      clearing/edge/src/lib.rs clearing/service/src/lib.rs clearing/tools/src/lib.rs \
+ && cargo build --release --locked -p clearing -p region-adapter-server --bins \
  && cp target/release/clearing target/release/region-adapter /usr/local/bin/
 
 # glibc + libgcc, no shell, no package manager; user 65532 (nonroot).

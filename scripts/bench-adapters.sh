@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-32}
 claims=${2:-20000}
-cargo build --release -q -p clearing --bins
+cargo build --release -q -p clearing -p region-adapter-server --bins
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 

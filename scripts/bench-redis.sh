@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 clients=${1:-64}
 claims=${2:-40000}
-cargo build --release -q -p clearing
+cargo build --release -q -p clearing -p region-adapter-server
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis.log"
@@ -22,7 +22,7 @@ echo "== clearing bench (store: redis, AOF always) =="
 target/release/clearing bench --addr "$addr" --clients "$clients" --claims "$claims" --members 5000 --connections 8 | tee "$dir/bench.txt"
 
 echo "== redis-benchmark: commit.lua by EVALSHA, the same keys and arguments a settlement sends =="
-sha=$(redis-cli -p "$port" script load "$(cat clearing/src/store/commit.lua)")
+sha=$(redis-cli -p "$port" script load "$(cat clearing/service/src/store/commit.lua)")
 redis-cli -p "$port" hset '{ch:07}:m:421300:BENCH' f '{}' v 1 b 100000000 >/dev/null
 rec=$(printf '{"setl_id":"x","msgid":"x","clr_date":"2026-01-01","insuplc_admdvs":"421300","mdtrt_admdvs":"360100","message":"%0900d","content_hash":"%064d","totals":{"count":1,"medfee_fen":1,"fund_fen":1,"acct_fen":1},"orig_setl_id":null,"reversed_by":null}' 0 0)
 redis-benchmark -p "$port" -c 50 -n 200000 -r 100000000000 -q \

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 claims=${1:-40000}
 clients=${2:-32}
 members=${MEMBERS:-5000}
-cargo build --release -q -p clearing --bins
+cargo build --release -q -p clearing -p region-adapter-server --bins
 bin=target/release/clearing
 dir=$(mktemp -d)
 trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
@@ -50,7 +50,7 @@ run redis stream "$red_addr"
 kill $red_pid; wait $red_pid 2>/dev/null || true
 
 echo "== Redis ceiling: redis-benchmark, commit.lua by EVALSHA with a settlement's keys and arguments"
-sha=$(redis-cli -p "$port" script load "$(cat clearing/src/store/commit.lua)")
+sha=$(redis-cli -p "$port" script load "$(cat clearing/service/src/store/commit.lua)")
 redis-cli -p "$port" hset '{ch:07}:m:421300:BENCH' f '{}' v 1 b 100000000 >/dev/null
 rec=$(printf '{"setl_id":"x","msgid":"x","clr_date":"2026-01-01","insuplc_admdvs":"421300","mdtrt_admdvs":"360100","message":"%0900d","content_hash":"%064d","totals":{"count":1,"medfee_fen":1,"fund_fen":1,"acct_fen":1},"orig_setl_id":null,"reversed_by":null}' 0 0)
 ceiling=$(redis-benchmark -p "$port" -c 50 -n 200000 -r 100000000000 -q \

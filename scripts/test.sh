@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# rustfmt is part of the check; install the component when this toolchain lacks it.
-if ! cargo fmt --version >/dev/null 2>&1; then
-  rustup component add rustfmt
+# rustfmt and clippy are part of the check; install the components when this toolchain lacks them.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
 fi
 
 # The Redis tests start their own redis-server processes (and a 3-node cluster) on free loopback ports.

@@ -6,7 +6,7 @@
 use crate::codes::{Admdvs, Level, MedType};
 use crate::error::EngineError;
 use crate::explain::Step;
-use crate::model::{LevelScope, MemberClass, PolicyVersion, RegionPack};
+use crate::model::{LevelScope, MemberClass, PolicyVersion, Provenance, RegionPack};
 use crate::money::{RatioBp, apply_ratio};
 use crate::pricing::Priced;
 use chrono::{Datelike, NaiveDate};
@@ -183,9 +183,44 @@ pub fn member_class(policy: &PolicyVersion, m: &MemberFacts<'_>, date: NaiveDate
     }
 }
 
+/// The terms a benefit has for a member class at a level: deductible, cap, ratio, and their sources.
+struct Terms<'p> {
+    class: MemberClass,
+    level: Level,
+    /// A pharmacy fill (the level is the prescriber's).
+    pharmacy: bool,
+    deductible_fen: i64,
+    cap_fen: i64,
+    ratio_bp: RatioBp,
+    deductible_src: &'p Provenance,
+    cap_src: &'p Provenance,
+    ratio_src: &'p Provenance,
+}
+
+/// Whether a visit outside the insured region is paid, and the ratio cut of an unfiled one.
+struct Eligibility {
+    eligible: bool,
+    ratio_cut_bp: RatioBp,
+}
+
+/// What the fund pays: the deductible applied, the fund pay after ratio and cap, the ratio used.
+struct FundPay {
+    dedc_fen: i64,
+    hifp_fen: i64,
+    ratio_bp: RatioBp,
+}
+
+/// What the personal (or family) account pays of the member's part.
+struct AccountPay {
+    acct_pay_fen: i64,
+    balc_fen: i64,
+    family: bool,
+}
+
 impl RegionPack {
     /// Applies this (insured) region's policy. `state` is the year-to-date state of the benefit the
-    /// visit draws on (`Benefit::of`) for the visit's year.
+    /// visit draws on (`Benefit::of`) for the visit's year. Each step below is one rule of the pack,
+    /// recorded with its source in `steps`.
     pub fn apply_policy(
         &self,
         priced: &Priced,
@@ -202,127 +237,209 @@ impl RegionPack {
             _ => visit.hosp_lv,
         };
         let mut steps = Vec::with_capacity(8);
-        let region = self.name.clone();
         let (class, retired_from) = member_class(policy, member, visit.date);
         steps.push(Step::MemberClass {
-            region: region.clone(),
+            region: self.name.clone(),
             class,
             retired_from,
             source: policy.retired_from_next_month.provenance.clone(),
         });
+        let terms = self.terms(policy, &benefit, class, level, visit.med_type == MedType::Pharmacy)?;
+        let elig = self.eligibility(policy, member, visit, level, &mut steps);
+        let inscp = priced.totals.inscp_fen;
+        let fund = if elig.eligible {
+            self.fund_pay(&terms, &elig, state, inscp, &mut steps)
+        } else {
+            FundPay { dedc_fen: 0, hifp_fen: 0, ratio_bp: 0 }
+        };
+        let t = &priced.totals;
+        let psn_part = t.medfee_fen - fund.hifp_fen;
+        let acct = self.account_pay(policy, member, account, visit, psn_part, &mut steps)?;
+        let amounts = Amounts {
+            medfee_sumamt: t.medfee_fen,
+            fulamt_ownpay_amt: t.fulamt_ownpay_fen,
+            overlmt_selfpay: t.overlmt_selfpay_fen,
+            preselfpay_amt: t.preselfpay_fen,
+            inscp_scp_amt: inscp,
+            act_pay_dedc: fund.dedc_fen,
+            hifp_pay: fund.hifp_fen,
+            pool_prop_selfpay: inscp - fund.dedc_fen - fund.hifp_fen,
+            fund_pay_sumamt: fund.hifp_fen,
+            psn_part_amt: psn_part,
+            acct_pay: acct.acct_pay_fen,
+            acct_mulaid_pay: if acct.family { acct.acct_pay_fen } else { 0 },
+            psn_cash_pay: psn_part - acct.acct_pay_fen,
+            balc: acct.balc_fen,
+        };
+        let delta = StateDelta {
+            deductible_used_fen: fund.dedc_fen,
+            fund_paid_fen: fund.hifp_fen,
+            visits: 1,
+            account_debit_fen: acct.acct_pay_fen,
+        };
+        check_invariants(&amounts)?;
+        if state.fund_paid_fen + fund.hifp_fen > terms.cap_fen.max(state.fund_paid_fen) {
+            return Err(EngineError::Invariant("year-to-date fund pay above the cap"));
+        }
+        Ok(Settled {
+            year: visit.date.year(),
+            benefit,
+            member_class: class,
+            level,
+            ratio_bp: fund.ratio_bp,
+            eligible: elig.eligible,
+            amounts,
+            delta,
+            cap_fen: terms.cap_fen,
+            steps,
+        })
+    }
 
-        let (deductible, cap, ratio, ratio_src, cap_src, ded_src) = match &benefit {
+    /// The benefit's terms: general outpatient by member class and level, or the chronic disease's.
+    fn terms<'p>(
+        &self,
+        policy: &'p PolicyVersion,
+        benefit: &Benefit,
+        class: MemberClass,
+        level: Level,
+        pharmacy: bool,
+    ) -> Result<Terms<'p>, EngineError> {
+        Ok(match benefit {
             Benefit::General => {
                 let t = policy.general(class);
-                (
-                    t.deductible_fen.value,
-                    t.cap_fen.value,
-                    t.ratio_bp.value[level.index()],
-                    &t.ratio_bp.provenance,
-                    &t.cap_fen.provenance,
-                    &t.deductible_fen.provenance,
-                )
+                Terms {
+                    class,
+                    level,
+                    pharmacy,
+                    deductible_fen: t.deductible_fen.value,
+                    cap_fen: t.cap_fen.value,
+                    ratio_bp: t.ratio_bp.value[level.index()],
+                    deductible_src: &t.deductible_fen.provenance,
+                    cap_src: &t.cap_fen.provenance,
+                    ratio_src: &t.ratio_bp.provenance,
+                }
             }
             Benefit::Chronic(code) => {
                 let d =
                     policy.chronic_disease(code).ok_or_else(|| EngineError::UnknownDisease { admdvs: self.admdvs, code: code.clone() })?;
-                (
-                    d.deductible_fen.value,
-                    d.cap_fen.value,
-                    d.ratio_bp.value,
-                    &d.ratio_bp.provenance,
-                    &d.cap_fen.provenance,
-                    &d.deductible_fen.provenance,
-                )
-            }
-        };
-
-        // Eligibility of a visit outside the insured region.
-        let mut eligible = true;
-        let mut ratio_cut = 0;
-        let cr = &policy.cross_region;
-        if visit.mdtrt_admdvs != self.admdvs {
-            let filing = member
-                .filings
-                .iter()
-                .find(|f| f.mdtrt_admdvs.covers(visit.mdtrt_admdvs) && visit.date >= f.begin && f.end.is_none_or(|e| visit.date <= e));
-            let filed = filing.is_some();
-            if let Some(f) = filing
-                && cr.filing_required.value
-            {
-                steps.push(Step::Filed { region: region.clone(), filing: f.mdtrt_admdvs, source: cr.filing_required.provenance.clone() });
-            }
-            if !filed && cr.filing_required.value {
-                eligible = false;
-                steps.push(Step::NotFiled {
-                    region: region.clone(),
-                    mdtrt: visit.mdtrt_admdvs,
-                    source: cr.filing_required.provenance.clone(),
-                });
-            } else if !filed && cr.unfiled_ratio_cut_bp.value > 0 {
-                ratio_cut = cr.unfiled_ratio_cut_bp.value;
-                steps.push(Step::UnfiledCut {
-                    region: region.clone(),
-                    cut_bp: ratio_cut,
-                    source: cr.unfiled_ratio_cut_bp.provenance.clone(),
-                });
-            }
-            let scoped = match cr.min_level_scope.value {
-                LevelScope::CrossProvince => visit.mdtrt_admdvs.province_prefix() != self.admdvs.province_prefix(),
-                LevelScope::CrossRegion => true,
-            };
-            if eligible && scoped && level < cr.min_level.value {
-                eligible = false;
-                steps.push(Step::BelowMinLevel {
-                    region: region.clone(),
+                Terms {
+                    class,
                     level,
-                    min: cr.min_level.value,
-                    source: cr.min_level.provenance.clone(),
-                });
+                    pharmacy,
+                    deductible_fen: d.deductible_fen.value,
+                    cap_fen: d.cap_fen.value,
+                    ratio_bp: d.ratio_bp.value,
+                    deductible_src: &d.deductible_fen.provenance,
+                    cap_src: &d.cap_fen.provenance,
+                    ratio_src: &d.ratio_bp.provenance,
+                }
             }
+        })
+    }
+
+    /// Eligibility of a visit outside the insured region: filing, the cut for an unfiled visit, the
+    /// minimum institution level.
+    fn eligibility(
+        &self,
+        policy: &PolicyVersion,
+        member: &MemberFacts<'_>,
+        visit: &Visit<'_>,
+        level: Level,
+        steps: &mut Vec<Step>,
+    ) -> Eligibility {
+        let mut out = Eligibility { eligible: true, ratio_cut_bp: 0 };
+        if visit.mdtrt_admdvs == self.admdvs {
+            return out;
         }
-
-        let inscp = priced.totals.inscp_fen;
-        let (dedc, hifp, ratio_bp) = if eligible {
-            let left = (deductible - state.deductible_used_fen).max(0);
-            let dedc = inscp.min(left);
-            steps.push(Step::Deductible {
+        let region = &self.name;
+        let cr = &policy.cross_region;
+        let filing = member
+            .filings
+            .iter()
+            .find(|f| f.mdtrt_admdvs.covers(visit.mdtrt_admdvs) && visit.date >= f.begin && f.end.is_none_or(|e| visit.date <= e));
+        let filed = filing.is_some();
+        if let Some(f) = filing
+            && cr.filing_required.value
+        {
+            steps.push(Step::Filed { region: region.clone(), filing: f.mdtrt_admdvs, source: cr.filing_required.provenance.clone() });
+        }
+        if !filed && cr.filing_required.value {
+            out.eligible = false;
+            steps.push(Step::NotFiled { region: region.clone(), mdtrt: visit.mdtrt_admdvs, source: cr.filing_required.provenance.clone() });
+        } else if !filed && cr.unfiled_ratio_cut_bp.value > 0 {
+            out.ratio_cut_bp = cr.unfiled_ratio_cut_bp.value;
+            steps.push(Step::UnfiledCut {
                 region: region.clone(),
-                class,
-                deductible_fen: deductible,
-                left_fen: left,
-                applied_fen: dedc,
-                source: ded_src.clone(),
+                cut_bp: out.ratio_cut_bp,
+                source: cr.unfiled_ratio_cut_bp.provenance.clone(),
             });
-            let ratio_bp = ratio.saturating_sub(ratio_cut);
-            let by_ratio = apply_ratio(inscp - dedc, ratio_bp);
-            steps.push(Step::Ratio {
-                region: region.clone(),
-                class,
-                level,
-                pharmacy: visit.med_type == MedType::Pharmacy,
-                ratio_bp,
-                base_fen: inscp - dedc,
-                result_fen: by_ratio,
-                source: ratio_src.clone(),
-            });
-            let cap_left = (cap - state.fund_paid_fen).max(0);
-            let hifp = by_ratio.min(cap_left);
-            steps.push(Step::Cap {
-                region: region.clone(),
-                class,
-                cap_fen: cap,
-                left_fen: cap_left,
-                paid_fen: hifp,
-                source: cap_src.clone(),
-            });
-            (dedc, hifp, ratio_bp)
-        } else {
-            (0, 0, 0)
+        }
+        let scoped = match cr.min_level_scope.value {
+            LevelScope::CrossProvince => visit.mdtrt_admdvs.province_prefix() != self.admdvs.province_prefix(),
+            LevelScope::CrossRegion => true,
         };
+        if out.eligible && scoped && level < cr.min_level.value {
+            out.eligible = false;
+            steps.push(Step::BelowMinLevel {
+                region: region.clone(),
+                level,
+                min: cr.min_level.value,
+                source: cr.min_level.provenance.clone(),
+            });
+        }
+        out
+    }
 
-        let t = &priced.totals;
-        let psn_part = t.medfee_fen - hifp;
+    /// Deductible, then ratio (less any cut), then the cap, on the in-scope amount.
+    fn fund_pay(&self, terms: &Terms<'_>, elig: &Eligibility, state: YearState, inscp: i64, steps: &mut Vec<Step>) -> FundPay {
+        let (region, class, level) = (&self.name, terms.class, terms.level);
+        let left = (terms.deductible_fen - state.deductible_used_fen).max(0);
+        let dedc = inscp.min(left);
+        steps.push(Step::Deductible {
+            region: region.clone(),
+            class,
+            deductible_fen: terms.deductible_fen,
+            left_fen: left,
+            applied_fen: dedc,
+            source: terms.deductible_src.clone(),
+        });
+        let ratio_bp = terms.ratio_bp.saturating_sub(elig.ratio_cut_bp);
+        let by_ratio = apply_ratio(inscp - dedc, ratio_bp);
+        steps.push(Step::Ratio {
+            region: region.clone(),
+            class,
+            level,
+            pharmacy: terms.pharmacy,
+            ratio_bp,
+            base_fen: inscp - dedc,
+            result_fen: by_ratio,
+            source: terms.ratio_src.clone(),
+        });
+        let cap_left = (terms.cap_fen - state.fund_paid_fen).max(0);
+        let hifp = by_ratio.min(cap_left);
+        steps.push(Step::Cap {
+            region: region.clone(),
+            class,
+            cap_fen: terms.cap_fen,
+            left_fen: cap_left,
+            paid_fen: hifp,
+            source: terms.cap_src.clone(),
+        });
+        FundPay { dedc_fen: dedc, hifp_fen: hifp, ratio_bp }
+    }
+
+    /// The account pays the member's part up to its balance when the visit uses it: the member's own
+    /// account, or a family member's (家庭共济) where the region allows it; none for pooling-only members.
+    fn account_pay(
+        &self,
+        policy: &PolicyVersion,
+        member: &MemberFacts<'_>,
+        account: Option<AccountSource>,
+        visit: &Visit<'_>,
+        psn_part: i64,
+        steps: &mut Vec<Step>,
+    ) -> Result<AccountPay, EngineError> {
+        let region = &self.name;
         let acct = &policy.account;
         let (payer_balance, family) = match account {
             Some(AccountSource::Family { balance_fen }) => {
@@ -342,50 +459,19 @@ impl RegionPack {
             Some(b) if visit.acct_used => psn_part.min(b.max(0)),
             _ => 0,
         };
-        let balc = payer_balance.map_or(0, |b| b - acct_pay);
-        if visit.acct_used && payer_balance.is_some() {
+        if visit.acct_used
+            && let Some(balance_fen) = payer_balance
+        {
             steps.push(Step::Account {
                 region: region.clone(),
                 family,
                 part_fen: psn_part,
-                balance_fen: payer_balance.unwrap_or(0),
+                balance_fen,
                 paid_fen: acct_pay,
                 source: acct.family_mutual_aid.provenance.clone(),
             });
         }
-        let amounts = Amounts {
-            medfee_sumamt: t.medfee_fen,
-            fulamt_ownpay_amt: t.fulamt_ownpay_fen,
-            overlmt_selfpay: t.overlmt_selfpay_fen,
-            preselfpay_amt: t.preselfpay_fen,
-            inscp_scp_amt: inscp,
-            act_pay_dedc: dedc,
-            hifp_pay: hifp,
-            pool_prop_selfpay: inscp - dedc - hifp,
-            fund_pay_sumamt: hifp,
-            psn_part_amt: psn_part,
-            acct_pay,
-            acct_mulaid_pay: if family { acct_pay } else { 0 },
-            psn_cash_pay: psn_part - acct_pay,
-            balc,
-        };
-        let delta = StateDelta { deductible_used_fen: dedc, fund_paid_fen: hifp, visits: 1, account_debit_fen: acct_pay };
-        check_invariants(&amounts)?;
-        if state.fund_paid_fen + hifp > cap.max(state.fund_paid_fen) {
-            return Err(EngineError::Invariant("year-to-date fund pay above the cap"));
-        }
-        Ok(Settled {
-            year: visit.date.year(),
-            benefit,
-            member_class: class,
-            level,
-            ratio_bp,
-            eligible,
-            amounts,
-            delta,
-            cap_fen: cap,
-            steps,
-        })
+        Ok(AccountPay { acct_pay_fen: acct_pay, balc_fen: payer_balance.map_or(0, |b| b - acct_pay), family })
     }
 }
 

@@ -22,6 +22,49 @@ pub use proto::v1::registry_client::RegistryClient;
 /// How long a test waits for a process to come up before failing.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 
+/// How long `eventually` waits for what a test expects, unless the test says otherwise.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The pauses between two tries of a bounded wait: 10 ms, doubling up to 200 ms.
+fn pauses() -> impl Iterator<Item = Duration> {
+    std::iter::successors(Some(Duration::from_millis(10)), |p| Some((*p * 2).min(Duration::from_millis(200))))
+}
+
+/// The one bounded wait of the tests: runs `check` until it yields a value, pausing briefly (10 ms,
+/// doubling up to 200 ms) between tries, and panics naming `what` when `patience` has passed. Tests
+/// wait for an outcome with this, never with a fixed sleep.
+pub async fn eventually<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
+    for pause in pauses() {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {patience:?} waiting for {what}");
+        tokio::time::sleep(pause).await;
+    }
+    unreachable!("pauses never end")
+}
+
+/// `eventually` for the harness's blocking code (starting and stopping processes): the value, or
+/// `None` once `patience` has passed (the caller says what failed).
+pub fn poll_until<T>(patience: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + patience;
+    for pause in pauses() {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause);
+    }
+    None
+}
+
 /// The directory holding the workspace's binaries.
 pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("CLEARINGHOUSE_BIN_DIR") {
@@ -124,16 +167,13 @@ impl Clearing {
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + STARTUP_PATIENCE;
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s;
-        }
-        if Instant::now() > deadline {
+    match poll_until(STARTUP_PATIENCE, || child.try_wait().expect("wait")) {
+        Some(s) => s,
+        None => {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("service did not stop within {STARTUP_PATIENCE:?} of SIGTERM");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -149,8 +189,8 @@ impl Drop for Clearing {
 
 fn spawn(dir: &Path, extra: &[String], env: &[(String, String)], listen: SocketAddr) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("clearing.log")).expect("log file");
-    let deadline = Instant::now() + STARTUP_PATIENCE;
-    loop {
+    // A restart on the old port can race the kernel releasing it: tried again within the patience.
+    let started = poll_until(STARTUP_PATIENCE, || {
         let mut child = Command::new(bin("clearing"))
             .arg("serve")
             .arg("--listen")
@@ -170,15 +210,14 @@ fn spawn(dir: &Path, extra: &[String], env: &[(String, String)], listen: SocketA
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
         if let Some(addr) = line.trim().strip_prefix("clearing listening on ") {
-            return (child, addr.parse().expect("address"));
+            return Some((child, addr.parse().expect("address")));
         }
-        // A restart on the old port can race the kernel releasing it: retry within the patience.
         let _ = child.wait();
-        if Instant::now() > deadline {
-            panic!("clearing did not start; log:\n{}", std::fs::read_to_string(dir.join("clearing.log")).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        None
+    });
+    started.unwrap_or_else(|| {
+        panic!("clearing did not start; log:\n{}", std::fs::read_to_string(dir.join("clearing.log")).unwrap_or_default())
+    })
 }
 
 impl Clearing {
@@ -269,8 +308,7 @@ fn spawn_adapter(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, So
     let env: Vec<(&str, &str)> = extra.iter().filter_map(|a| a.strip_prefix("env:")?.split_once('=')).collect();
     let extra: Vec<&String> = extra.iter().filter(|a| !a.starts_with("env:")).collect();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("adapter.log")).expect("log file");
-    let deadline = Instant::now() + STARTUP_PATIENCE;
-    loop {
+    let started = poll_until(STARTUP_PATIENCE, || {
         let mut child = Command::new(bin("region-adapter"))
             .args(["serve", "--listen", &listen.to_string(), "--rules"])
             .arg(dir.join("rules"))
@@ -286,14 +324,14 @@ fn spawn_adapter(dir: &Path, extra: &[String], listen: SocketAddr) -> (Child, So
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
         if let Some(addr) = line.trim().strip_prefix("region-adapter listening on ") {
-            return (child, addr.parse().expect("address"));
+            return Some((child, addr.parse().expect("address")));
         }
         let _ = child.wait();
-        if Instant::now() > deadline {
-            panic!("region-adapter did not start; log:\n{}", std::fs::read_to_string(dir.join("adapter.log")).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        None
+    });
+    started.unwrap_or_else(|| {
+        panic!("region-adapter did not start; log:\n{}", std::fs::read_to_string(dir.join("adapter.log")).unwrap_or_default())
+    })
 }
 
 /// Runs the `clearing` CLI (operator client) and returns (success, stdout, stderr).
@@ -427,14 +465,13 @@ impl Redis {
     pub fn start_with(extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut r = Redis { child: None, port: 0, dir, extra: extra.iter().map(|s| s.to_string()).collect() };
-        let deadline = Instant::now() + STARTUP_PATIENCE;
-        loop {
+        // Another process may take the free port first: then another port.
+        let up = poll_until(STARTUP_PATIENCE, || {
             r.port = free_port();
-            if r.launch(Duration::from_secs(10)) {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-        }
+            r.launch(Duration::from_secs(10)).then_some(())
+        });
+        assert!(up.is_some(), "redis-server did not start");
+        r
     }
 
     /// Starts `redis-server` and waits until it answers PING, or until it exits (port taken, bad
@@ -462,19 +499,20 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn redis-server");
-        let deadline = Instant::now() + patience;
-        while Instant::now() < deadline {
+        let port = self.port.to_string();
+        let answered = poll_until(patience, || {
             if let Ok(Some(_)) = child.try_wait() {
-                return false; // port taken, or bad arguments
+                return Some(false); // port taken, or bad arguments
             }
-            let pong = Command::new("redis-cli").args(["-p", &self.port.to_string(), "ping"]).output();
-            if pong.map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG")).unwrap_or(false) {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(30));
+            let pong = Command::new("redis-cli").args(["-p", &port, "ping"]).output();
+            pong.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG")).then_some(true)
+        });
+        if answered == Some(true) {
+            self.child = Some(child);
+            return true;
         }
         let _ = child.kill();
+        let _ = child.wait();
         false
     }
 
@@ -496,11 +534,9 @@ impl Redis {
         /// Replaying a gigabyte of AOF on a loaded 2-core machine takes tens of seconds.
         const AOF_REPLAY_PATIENCE: Duration = Duration::from_secs(180);
         assert!(self.child.is_none(), "crash first");
-        let deadline = Instant::now() + STARTUP_PATIENCE;
-        while !self.launch(AOF_REPLAY_PATIENCE) {
-            assert!(Instant::now() < deadline, "redis-server did not restart on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The old process's port may take a moment to be released.
+        let up = poll_until(STARTUP_PATIENCE, || self.launch(AOF_REPLAY_PATIENCE).then_some(()));
+        assert!(up.is_some(), "redis-server did not restart on port {}", self.port);
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
@@ -536,11 +572,9 @@ impl RedisCluster {
             .output()
             .expect("redis-cli --cluster create");
         assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
-        let deadline = Instant::now() + STARTUP_PATIENCE;
-        while !nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok")) {
-            assert!(Instant::now() < deadline, "cluster did not become ok");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let ok =
+            poll_until(STARTUP_PATIENCE, || nodes.iter().all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok")).then_some(()));
+        assert!(ok.is_some(), "cluster did not become ok");
         RedisCluster { nodes }
     }
 

@@ -25,10 +25,10 @@ fn random_claim(tag: &str, n: usize, i: usize, r: u64) -> pb::Claim {
     let (ins, mdtrt, _, _) = REGIONS[i % REGIONS.len()];
     let lv = 2 + (r % 2) as u32; // level 2/3: paid by every region (Tongliao needs ≥ 2 across provinces)
     let yuan = 50 + (r >> 8) % 1500;
-    let year = if (r >> 20) % 4 == 0 { "2024" } else { "2023" };
+    let year = if (r >> 20).is_multiple_of(4) { "2024" } else { "2023" };
     let month = 1 + (r >> 24) % 12;
     let mut c = claim(&format!("{tag}-{n}"), ins, &psn(tag, i), mdtrt, lv, &format!("{year}-{month:02}-15"), yuan as u32);
-    c.acct_used_flag = (r >> 30) % 2 == 0;
+    c.acct_used_flag = (r >> 30).is_multiple_of(2);
     c
 }
 
@@ -103,7 +103,7 @@ async fn drive(replicas: &[String], tag: &str, claims: usize, patience: Duration
                     }
                 }
                 // Now and then a client resends an answered claim: it must get the same answer.
-                if r % 17 == 0 {
+                if r.is_multiple_of(17) {
                     let again = clients[0].settle_claim(claim.clone()).await;
                     if let Ok(s) = again {
                         answers.lock().unwrap().entry(claim.msgid.clone()).or_default().push(s.into_inner());

@@ -3,7 +3,7 @@
 //! Jiangxi's serves Nanchang (360100); everything else stays in process. Real binaries, real TCP.
 
 use proto::v1 as pb;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tests::*;
 use tonic::Code;
 
@@ -52,7 +52,7 @@ fn catalogue_claim(msgid: &str, insured: &str, psn: &str, mdtrt: &str, date: &st
             det_item_fee_sumamt: yuan(amount),
         });
     }
-    if k % 3 == 0 {
+    if k.is_multiple_of(3) {
         // A code no catalogue has: full self-pay.
         c.lines.push(pb::ClaimLine {
             hilist_code: "XZ99ZZZ999A0".into(),
@@ -242,14 +242,17 @@ async fn a_stopped_adapter_fails_only_its_regions_and_writes_nothing() {
 
     // Back up: the same msgids settle now (they were never consumed), through the reconnected channel.
     hubei.restart();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let s = loop {
-        match c.settle_claim(claim("D1", "421300", "SZ1", "360100", 2, "2024-03-01", 100)).await {
-            Ok(s) => break s.into_inner(),
-            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => panic!("{e}"),
+    let s = eventually("the restarted adapter to answer", PATIENCE, || {
+        let mut c = c.clone();
+        async move {
+            match c.settle_claim(claim("D1", "421300", "SZ1", "360100", 2, "2024-03-01", 100)).await {
+                Ok(s) => Some(s.into_inner()),
+                Err(e) if e.code() == Code::Unavailable => None,
+                Err(e) => panic!("{e}"),
+            }
         }
-    };
+    })
+    .await;
     assert!(s.recorded && !s.setl_id.is_empty());
     c.settle_claim(claim("D2", "360100", "NC1", "421300", 2, "2024-03-01", 100)).await.unwrap();
     let sz1 = reg.get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "SZ1".into(), year: 2024 }).await.unwrap();
@@ -272,27 +275,23 @@ async fn routing_reloads_on_sighup_without_a_restart() {
     // A broken file is refused and changes nothing.
     std::fs::write(&cfg, "version = 1\n[routes]\n420000 = \"ftp://nowhere\"\n").unwrap();
     routed.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !routed.log().contains("reload refused") {
-        assert!(Instant::now() < deadline, "no refusal logged:\n{}", routed.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the refusal of the broken file in the log", PATIENCE, || async { routed.log().contains("reload refused").then_some(()) })
+        .await;
     let list = cat.list_regions(pb::ListRegionsRequest {}).await.unwrap().into_inner();
     assert_eq!(route_of(&list, "421300"), Some(hubei.url()));
 
     // Hubei back to local; the adapter can go away and Suizhou's claims still settle.
     std::fs::write(&cfg, "version = 1\n[routes]\n420000 = \"local\"\n").unwrap();
     routed.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list = cat.list_regions(pb::ListRegionsRequest {}).await.unwrap().into_inner();
-        if route_of(&list, "421300").as_deref() == Some("local") {
-            assert_eq!(list.routes.len(), 1);
-            break;
+    let list = eventually("the route back to local", PATIENCE, || {
+        let mut cat = cat.clone();
+        async move {
+            let list = cat.list_regions(pb::ListRegionsRequest {}).await.unwrap().into_inner();
+            (route_of(&list, "421300").as_deref() == Some("local")).then_some(list)
         }
-        assert!(Instant::now() < deadline, "route not reloaded: {list:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert_eq!(list.routes.len(), 1);
     hubei.stop();
     let s = routed.clearing().await.settle_claim(claim("R1", "421300", "SZ1", "360100", 2, "2024-03-01", 100)).await.unwrap().into_inner();
     assert!(s.recorded);

@@ -201,12 +201,7 @@ async fn the_authorization_matrix_over_tls() {
     for (who, name) in [(&hubei, "platform"), (&suizhou, "mdtrt"), (&nanchang, "insured")] {
         denied(who.netting().list_windows(pb::ListWindowsRequest {}).await, name);
         denied(who.netting().close_window(pb::CloseWindowRequest { clr_date: "2024-01-01".into() }).await, name);
-        denied(
-            who.netting()
-                .set_advance(pb::SetAdvanceRequest { admdvs: "421300".into(), amount: "1000.00".into(), ..Default::default() })
-                .await,
-            name,
-        );
+        denied(who.netting().set_advance(pb::SetAdvanceRequest { admdvs: "421300".into(), amount: "1000.00".into() }).await, name);
     }
     denied(operator.netting().close_window(pb::CloseWindowRequest { clr_date: "2024-01-01".into() }).await, "operator closes");
     ok(national.netting().close_window(pb::CloseWindowRequest { clr_date: "2024-01-01".into() }).await, "national closes");

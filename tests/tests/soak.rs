@@ -152,7 +152,7 @@ async fn soak_with_kills_of_clearing_and_redis() {
                     break;
                 }
                 let down = Duration::from_millis(50 + (r >> 16) % 1_000);
-                if (r >> 8) % 3 == 0 {
+                if (r >> 8).is_multiple_of(3) {
                     let mut t = target.lock().unwrap();
                     let mut nodes = t.nodes();
                     let k = (r >> 32) as usize % nodes.len();
@@ -204,7 +204,7 @@ async fn soak_with_kills_of_clearing_and_redis() {
                 let r = mix(((c as u64) << 32) ^ n);
                 let msgid = format!("SK{c:02}-{n}");
                 // One request in eight reverses an earlier settlement (each at most once).
-                let pick = if r % 8 == 0 { take_one(&mut book.lock().unwrap().reversible, r) } else { None };
+                let pick = if r.is_multiple_of(8) { take_one(&mut book.lock().unwrap().reversible, r) } else { None };
                 let answer = if let Some(setl_id) = pick {
                     let req = pb::ReverseClaimRequest { setl_id, msgid: msgid.clone(), reason: "soak".into() };
                     counts[2].fetch_add(1, Ordering::Relaxed);
@@ -220,9 +220,9 @@ async fn soak_with_kills_of_clearing_and_redis() {
                     let patient = psn(region, i);
                     let yuan = 20 + (r >> 24) % 900;
                     let mut k = claim(&msgid, ins, &patient, mdtrt, 2 + (r >> 40) as u32 % 2, "2026-03-15", yuan as u32);
-                    k.acct_used_flag = (r >> 44) % 3 != 0;
+                    k.acct_used_flag = !(r >> 44).is_multiple_of(3);
                     match payers.get(&patient) {
-                        Some(payer) if k.acct_used_flag && (r >> 48) % 2 == 0 => {
+                        Some(payer) if k.acct_used_flag && (r >> 48).is_multiple_of(2) => {
                             k.acct_payer_psn_no = payer.clone();
                             counts[1].fetch_add(1, Ordering::Relaxed);
                         }

@@ -5,7 +5,6 @@
 
 use proto::v1 as pb;
 use proto::v1::netting_client::NettingClient;
-use std::time::{Duration, Instant};
 use tests::otlp::{Otlp, attr, gauge_value, histogram_count, sum_value};
 use tests::*;
 
@@ -14,17 +13,6 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,10 +61,12 @@ async fn one_trace_across_processes_and_the_named_metrics() {
 
     // The trace: the caller's trace id in both processes, the adapter's server span a child of
     // clearing's adapter.call span, which descends from clearing's server span, child of the caller.
-    let spans = eventually("spans of both services", || {
-        let s: Vec<_> = otlp.spans().into_iter().filter(|(_, s)| hex(&s.trace_id) == TRACE).collect();
-        let names: Vec<&str> = s.iter().map(|(_, s)| s.name.as_str()).collect();
-        (names.contains(&"clearinghouse.v1.RegionAdapter/PriceLines") && names.contains(&"store.commit")).then_some(s)
+    let spans = eventually("spans of both services", PATIENCE, || {
+        std::future::ready({
+            let s: Vec<_> = otlp.spans().into_iter().filter(|(_, s)| hex(&s.trace_id) == TRACE).collect();
+            let names: Vec<&str> = s.iter().map(|(_, s)| s.name.as_str()).collect();
+            (names.contains(&"clearinghouse.v1.RegionAdapter/PriceLines") && names.contains(&"store.commit")).then_some(s)
+        })
     })
     .await;
     let find =
@@ -109,10 +99,10 @@ async fn one_trace_across_processes_and_the_named_metrics() {
 
     // Metrics, as the receiver last got them (cumulative).
     let labels = [("insured_province", "36"), ("mdtrt_province", "42")];
-    let settled = eventually("clearing.settlements", || {
-        let m = otlp.latest_metric("clearing-test", "clearing.settlements")?;
-        let v = sum_value(&m, &[labels[0], labels[1], ("outcome", "settled")])?;
-        (v == 3).then_some(m)
+    let settled = eventually("clearing.settlements", PATIENCE, || {
+        let m = otlp.latest_metric("clearing-test", "clearing.settlements");
+        let v = m.as_ref().and_then(|m| sum_value(m, &[labels[0], labels[1], ("outcome", "settled")]));
+        std::future::ready(m.filter(|_| v == Some(3)))
     })
     .await;
     assert_eq!(sum_value(&settled, &[labels[0], labels[1], ("outcome", "refused")]), Some(1));
@@ -123,34 +113,52 @@ async fn one_trace_across_processes_and_the_named_metrics() {
     assert_eq!(histogram_count(&rpc, &[("rpc.method", "clearinghouse.v1.Clearing/SettleClaim"), ("rpc.grpc.status_code", "3")]), Some(1));
     let calls = otlp.latest_metric("clearing-test", "clearing.adapter.calls").unwrap();
     assert!(sum_value(&calls, &[("region", "421300"), ("outcome", "ok")]).unwrap() >= 3);
-    let netting = eventually("clearing.netting.duration", || otlp.latest_metric("clearing-test", "clearing.netting.duration")).await;
+    let netting = eventually("clearing.netting.duration", PATIENCE, || {
+        std::future::ready(otlp.latest_metric("clearing-test", "clearing.netting.duration"))
+    })
+    .await;
     assert_eq!(histogram_count(&netting, &[]), Some(1));
-    let size = eventually("clearing.window.settlements", || otlp.latest_metric("clearing-test", "clearing.window.settlements")).await;
+    let size = eventually("clearing.window.settlements", PATIENCE, || {
+        std::future::ready(otlp.latest_metric("clearing-test", "clearing.window.settlements"))
+    })
+    .await;
     assert_eq!(gauge_value(&size, &[("clr_date", &clr_date)]), Some(report.settlement_count));
     // The adapter exports its own RPC latencies.
-    let arpc = eventually("adapter rpc.server.duration", || otlp.latest_metric("adapter-hubei", "rpc.server.duration")).await;
+    let arpc = eventually("adapter rpc.server.duration", PATIENCE, || {
+        std::future::ready(otlp.latest_metric("adapter-hubei", "rpc.server.duration"))
+    })
+    .await;
     assert!(histogram_count(&arpc, &[("rpc.method", "clearinghouse.v1.RegionAdapter/PriceLines")]).unwrap() >= 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_is_off_unless_configured() {
-    // An endpoint is set but the SDK is disabled, and a second service has no endpoint at all:
-    // neither exports anything, and neither says it does.
+    // An endpoint is set but the SDK is disabled, and a second service has no endpoint at all: neither
+    // exports anything, and neither says it does. The positive control runs beside them with the same
+    // endpoint and the same short export intervals: once its metrics and spans have arrived, the other
+    // two have had every chance to export theirs.
     let otlp = Otlp::start().await;
     let endpoint = otlp.endpoint();
-    let disabled = Clearing::start_with_env(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_SDK_DISABLED", "true")]);
-    let plain = Clearing::start();
-    for c in [&disabled, &plain] {
+    let fast = [("OTEL_METRIC_EXPORT_INTERVAL", "200"), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
+    let disabled = Clearing::start_with_env(
+        &[],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_SDK_DISABLED", "true"), ("OTEL_SERVICE_NAME", "disabled"), fast[0], fast[1]],
+    );
+    let plain = Clearing::start_with_env(&[], &[("OTEL_SERVICE_NAME", "plain"), fast[0], fast[1]]);
+    // The control: the service name defaults to "clearing".
+    let on = Clearing::start_with_env(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), fast[0], fast[1]]);
+    for c in [&disabled, &plain, &on] {
         c.registry().await.upsert_member(member("360100", "OFFNC1", "11", &[])).await.unwrap();
         c.clearing().await.settle_claim(claim("OFF1", "360100", "OFFNC1", "421300", 2, "2024-03-01", 100)).await.unwrap();
-        assert!(!c.log().contains("OpenTelemetry export on"), "{}", c.log());
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(otlp.spans().is_empty());
-    assert!(otlp.latest_metric("clearing", "clearing.settlements").is_none());
-    // The positive control: the same endpoint without the switch exports (service name defaults to "clearing").
-    let on = Clearing::start_with_env(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_METRIC_EXPORT_INTERVAL", "200")]);
-    on.registry().await.upsert_member(member("360100", "OFFNC1", "11", &[])).await.unwrap();
-    eventually("metrics from the enabled service", || otlp.latest_metric("clearing", "rpc.server.duration")).await;
+    eventually("metrics from the enabled service", PATIENCE, || std::future::ready(otlp.latest_metric("clearing", "clearing.settlements")))
+        .await;
+    eventually("spans from the enabled service", PATIENCE, || std::future::ready((!otlp.spans().is_empty()).then_some(()))).await;
     assert!(on.log().contains("OpenTelemetry export on"), "{}", on.log());
+    for (c, name) in [(&disabled, "disabled"), (&plain, "plain")] {
+        assert!(!c.log().contains("OpenTelemetry export on"), "{}", c.log());
+        assert!(otlp.latest_metric(name, "clearing.settlements").is_none(), "{name} exported metrics");
+        assert!(otlp.latest_metric(name, "rpc.server.duration").is_none(), "{name} exported metrics");
+    }
+    assert!(otlp.spans().iter().all(|(service, _)| service == "clearing"), "only the enabled service exported spans");
 }

@@ -122,7 +122,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -130,7 +130,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -153,7 +153,7 @@ impl Workload {
                 .iter()
                 .filter_map(|c| pack.catalogue.lookup(c, date))
                 .map(|it| {
-                    let cap = it.price_cap.and_then(|c| region_adapter::money::yuan_to_fen_rounded(c)).unwrap_or(3_000);
+                    let cap = it.price_cap.and_then(region_adapter::money::yuan_to_fen_rounded).unwrap_or(3_000);
                     (it.code.to_string(), cap.max(50))
                 })
                 .collect();
@@ -480,14 +480,16 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
     let mut con = client.get_multiplexed_async_connection().await?;
     let mut rng = Rng::new(42);
     let fill = Instant::now();
-    let mut pairs: BTreeMap<(u16, usize, usize), (i64, i64, i64, i64)> = BTreeMap::new();
+    // (shard, insured, service location) → (count, medfee, fund, account).
+    type Sums = (i64, i64, i64, i64);
+    let mut pairs: BTreeMap<(u16, usize, usize), Sums> = BTreeMap::new();
     let mut entries: Vec<(String, i64, i64, i64)> = Vec::with_capacity(args.settlements as usize);
     const BATCH: u64 = 5_000;
     let mut n = 0u64;
     while n < args.settlements {
         let mut pipe = ::redis::pipe();
         for k in n..(n + BATCH).min(args.settlements) {
-            let shard = (rng.next() % clearing_service::ids::SHARDS as u64) as u16;
+            let shard = (rng.next_u64() % clearing_service::ids::SHARDS as u64) as u16;
             let a = rng.below(regions.len() as u64) as usize;
             let b = (a + 1 + rng.below(regions.len() as u64 - 1) as usize) % regions.len();
             let (medfee, fund, acct) = (10_000 + rng.below(200_000) as i64, rng.below(80_000) as i64, rng.below(20_000) as i64);

@@ -34,7 +34,7 @@ pub async fn connect(addr: &str) -> anyhow::Result<Channel> {
             .ok_or_else(|| anyhow::anyhow!("{addr}: set CLEARING_CA, CLEARING_CLIENT_CERT and CLEARING_CLIENT_KEY"))?;
         ep = ep.tls_config(tls)?;
     }
-    Ok(ep.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))?)
+    ep.connect().await.map_err(|e| anyhow::anyhow!("cannot connect to {addr}: {e}"))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
