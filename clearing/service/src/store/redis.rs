@@ -584,6 +584,109 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Claims the msgid for the member's shard (idempotent: the same shard may claim it again); `false`
+    /// when another shard (another member) has it.
+    async fn claim_msgid(&self, idem: &str, shard: u16) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let claimed: Option<String> =
+            ::redis::cmd("SET").arg(msgid_index_key(idem)).arg(shard).arg("NX").arg("GET").query_async(&mut conn).await.map_err(err)?;
+        Ok(claimed.is_none_or(|owner| owner == shard.to_string()))
+    }
+
+    /// Reserves each payer in another shard (`hold.lua`), recording the holds in `holds`; the refusal
+    /// when a payer changed or its balance no longer covers the debit.
+    async fn take_holds(
+        &self,
+        c: &Commit,
+        remote: &[&MemberChange],
+        idem: &str,
+        holds: &mut Holds,
+    ) -> Result<Option<CommitOutcome>, StoreError> {
+        let s = &c.settlement;
+        for m in remote {
+            let shard = member_shard(&m.key);
+            let hold = Hold {
+                payer: m.key.clone(),
+                delta_fen: m.balance_delta_fen,
+                patient_shard: c.shard,
+                idem_key: idem.to_string(),
+                setl_id: s.setl_id.clone(),
+                created_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let mut conn = self.conn.clone();
+            let r: String = self
+                .scripts
+                .hold
+                .key(member_key(&m.key))
+                .key(hold_key(shard, &s.setl_id))
+                .key(holds_key(shard))
+                .arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default())
+                .arg(m.balance_delta_fen)
+                .arg(serde_json::to_string(&hold).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                .arg(&s.setl_id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(err)?;
+            match r.as_str() {
+                "OK" | "HELD" => holds.held.push((shard, hold)),
+                "BALANCE" => return Ok(Some(CommitOutcome::InsufficientBalance)),
+                _ => return Ok(Some(CommitOutcome::VersionConflict)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `commit.lua` invocation of a commit (keys and arguments as the script documents them).
+    fn commit_invocation<'s>(
+        &'s self,
+        c: &Commit,
+        local: &[&MemberChange],
+        idem: &str,
+        today: NaiveDate,
+    ) -> Result<::redis::ScriptInvocation<'s>, StoreError> {
+        let s = &c.settlement;
+        let mut skipped = Vec::new();
+        let mut d = today;
+        while d < s.clr_date && skipped.len() < 366 {
+            skipped.push(d);
+            d = d.succ_opt().unwrap_or(d);
+        }
+        let record = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let orig = c.reverses.as_deref().and_then(settlement_key).unwrap_or_else(|| settlement_key(&s.setl_id).unwrap_or_default());
+        let mut inv = self.scripts.commit.prepare_invoke();
+        inv.key(idem_key(c.shard, idem))
+            .key(settlement_key(&s.setl_id).ok_or_else(|| StoreError::Corrupt(format!("bad setl_id {}", s.setl_id)))?)
+            .key(closed_key(c.shard))
+            .key(totals_key(c.shard, s.clr_date))
+            .key(journal_key(c.shard, s.clr_date))
+            .key(orig)
+            .arg(hex::encode(s.content_hash))
+            .arg(&s.setl_id)
+            .arg(record)
+            .arg(s.clr_date.to_string())
+            .arg(date_list(&skipped))
+            .arg(format!("{}|{}", s.insuplc_admdvs, s.mdtrt_admdvs))
+            .arg(s.totals.count)
+            .arg(s.totals.medfee_fen)
+            .arg(s.totals.fund_fen)
+            .arg(s.totals.acct_fen)
+            .arg(if c.reverses.is_some() { "1" } else { "0" })
+            .arg(local.len())
+            .arg(JournalEntry::of(s).encode());
+        for m in local {
+            inv.key(member_key(&m.key));
+            inv.arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default());
+            match &m.accumulator {
+                Some(a) => inv.arg(format!("a:{}:{}", a.year, a.benefit)).arg(a.deductible_used_fen).arg(a.fund_paid_fen).arg(a.visits),
+                None => inv.arg("").arg(0).arg(0).arg(0),
+            };
+            inv.arg(m.balance_delta_fen);
+        }
+        Ok(inv)
+    }
+}
+
 /// What is known of the commit that cross-shard holds belong to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum HoldFate {
@@ -723,83 +826,15 @@ impl Store for RedisStore {
         let (local, remote): (Vec<&MemberChange>, Vec<&MemberChange>) =
             c.members.iter().partition(|m| !self.cluster || member_shard(&m.key) == c.shard);
         let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid);
-        // Claim the msgid for this member's shard (idempotent: the same shard may claim it again).
-        let mut conn = self.conn.clone();
-        let claimed: Option<String> =
-            ::redis::cmd("SET").arg(msgid_index_key(&idem)).arg(c.shard).arg("NX").arg("GET").query_async(&mut conn).await.map_err(err)?;
-        if claimed.is_some_and(|owner| owner != c.shard.to_string()) {
+        if !self.claim_msgid(&idem, c.shard).await? {
             return Ok(CommitOutcome::IdempotencyMismatch);
         }
         let mut holds = Holds::new(self, &s.setl_id);
-        for m in &remote {
-            let shard = member_shard(&m.key);
-            let hold = Hold {
-                payer: m.key.clone(),
-                delta_fen: m.balance_delta_fen,
-                patient_shard: c.shard,
-                idem_key: idem.clone(),
-                setl_id: s.setl_id.clone(),
-                created_ms: chrono::Utc::now().timestamp_millis(),
-            };
-            let mut conn = self.conn.clone();
-            let r: String = self
-                .scripts
-                .hold
-                .key(member_key(&m.key))
-                .key(hold_key(shard, &s.setl_id))
-                .key(holds_key(shard))
-                .arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default())
-                .arg(m.balance_delta_fen)
-                .arg(serde_json::to_string(&hold).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-                .arg(&s.setl_id)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(err)?;
-            match r.as_str() {
-                "OK" | "HELD" => holds.held.push((shard, hold)),
-                other => {
-                    holds.resolve("release").await?;
-                    return Ok(if other == "BALANCE" { CommitOutcome::InsufficientBalance } else { CommitOutcome::VersionConflict });
-                }
-            }
+        if let Some(refused) = self.take_holds(&c, &remote, &idem, &mut holds).await? {
+            holds.resolve("release").await?;
+            return Ok(refused);
         }
-        let mut skipped = Vec::new();
-        let mut d = today;
-        while d < s.clr_date && skipped.len() < 366 {
-            skipped.push(d);
-            d = d.succ_opt().unwrap_or(d);
-        }
-        let record = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let orig = c.reverses.as_deref().and_then(settlement_key).unwrap_or_else(|| settlement_key(&s.setl_id).unwrap_or_default());
-        let mut inv = self.scripts.commit.prepare_invoke();
-        inv.key(idem_key(c.shard, &idem))
-            .key(settlement_key(&s.setl_id).ok_or_else(|| StoreError::Corrupt(format!("bad setl_id {}", s.setl_id)))?)
-            .key(closed_key(c.shard))
-            .key(totals_key(c.shard, s.clr_date))
-            .key(journal_key(c.shard, s.clr_date))
-            .key(orig)
-            .arg(hex::encode(s.content_hash))
-            .arg(&s.setl_id)
-            .arg(record)
-            .arg(s.clr_date.to_string())
-            .arg(date_list(&skipped))
-            .arg(format!("{}|{}", s.insuplc_admdvs, s.mdtrt_admdvs))
-            .arg(s.totals.count)
-            .arg(s.totals.medfee_fen)
-            .arg(s.totals.fund_fen)
-            .arg(s.totals.acct_fen)
-            .arg(if c.reverses.is_some() { "1" } else { "0" })
-            .arg(local.len())
-            .arg(JournalEntry::of(s).encode());
-        for m in &local {
-            inv.key(member_key(&m.key));
-            inv.arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default());
-            match &m.accumulator {
-                Some(a) => inv.arg(format!("a:{}:{}", a.year, a.benefit)).arg(a.deductible_used_fen).arg(a.fund_paid_fen).arg(a.visits),
-                None => inv.arg("").arg(0).arg(0).arg(0),
-            };
-            inv.arg(m.balance_delta_fen);
-        }
+        let inv = self.commit_invocation(&c, &local, &idem, today)?;
         let mut conn = self.conn.clone();
         // From here an error leaves the outcome unknown: the holds are resolved by fencing (see
         // `Holds`), and the caller resolves the commit by re-reading the idempotency key.
