@@ -1,6 +1,7 @@
 //! The `clearinghouse.v1` gRPC contract, generated at build time from `clearinghouse/v1/*.proto`
 //! with protox (no protoc needed).
 #![allow(clippy::all)]
+#![forbid(unsafe_code)]
 
 pub mod v1 {
     tonic::include_proto!("clearinghouse.v1");

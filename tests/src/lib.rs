@@ -4,6 +4,8 @@
 //! Binaries are taken from the workspace's target directory (built by `cargo build --bins`, which the
 //! README's test command runs first); `CLEARINGHOUSE_BIN_DIR` overrides the directory.
 
+#![forbid(unsafe_code)]
+
 pub mod otlp;
 pub mod pki;
 

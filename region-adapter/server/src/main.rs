@@ -1,6 +1,7 @@
 //! `region-adapter`: the rule engine of some regions as a gRPC service, for a province that keeps its
 //! rules and catalogue on its own platform. Stateless; `clearing` routes claims to it (see the
 //! routing table in the README).
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use clearing_edge::telemetry::LogFormat;
