@@ -9,15 +9,12 @@ use clearing_edge::error::ServiceError;
 use proto::v1 as pb;
 use region_adapter::money::fmt_ratio;
 use region_adapter::{AccountSource, Admdvs, Filing, MemberFacts, PsnType, YearState};
-use region_adapter_server::local::{PolicyOutcome, PricedClaim};
+use region_adapter_server::local::{OwnedFacts, PolicyOutcome, PricedClaim};
 use region_adapter_server::national::{set_settlement_amounts, settlement_amounts};
 
 /// What the policy needs of the stored member (and of the family payer whose account pays).
 pub struct PolicyMember {
-    pub psn_type: PsnType,
-    pub retire_date: Option<chrono::NaiveDate>,
-    pub pooling_only: bool,
-    pub filings: Vec<Filing>,
+    pub member: OwnedFacts,
     /// Year-to-date state of the claim's benefit.
     pub state: YearState,
     pub account: AccountSource,
@@ -25,7 +22,7 @@ pub struct PolicyMember {
 
 impl PolicyMember {
     pub fn facts(&self) -> MemberFacts<'_> {
-        MemberFacts { psn_type: self.psn_type, retire_date: self.retire_date, pooling_only: self.pooling_only, filings: &self.filings }
+        self.member.facts()
     }
 }
 
@@ -56,11 +53,9 @@ pub fn policy_member(member: &MemberRecord, payer: Option<&MemberRecord>, year: 
         Some(p) => AccountSource::Family { balance_fen: p.acct_balc_fen },
         None => AccountSource::Own { balance_fen: member.acct_balc_fen },
     };
+    let psn_type = PsnType::parse(&member.psn_type).ok_or_else(|| ServiceError::Internal("stored psn_type unreadable".into()))?;
     Ok(PolicyMember {
-        psn_type: PsnType::parse(&member.psn_type).ok_or_else(|| ServiceError::Internal("stored psn_type unreadable".into()))?,
-        retire_date: member.retire_date,
-        pooling_only: member.pooling_only,
-        filings,
+        member: OwnedFacts { psn_type, retire_date: member.retire_date, pooling_only: member.pooling_only, filings },
         state,
         account,
     })

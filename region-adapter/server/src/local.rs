@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use clearing_edge::error::ServiceError;
-use region_adapter::{AccountSource, Admdvs, LineInput, MemberFacts, Priced, RuleSet, Settled, Visit, YearState};
+use region_adapter::{AccountSource, Admdvs, Filing, LineInput, MemberFacts, Priced, PsnType, RuleSet, Settled, Visit, YearState};
 
 /// A priced claim with what the response needs from the catalogue.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,22 @@ pub fn local_price(rules: &RuleSet, mdtrt: Admdvs, date: NaiveDate, lines: &[Lin
     let names = lines.iter().map(|l| pack.catalogue.lookup(l.code, date).map(|i| i.name.to_string()).unwrap_or_default()).collect();
     let explanation = pack.pricing_step(priced.totals).render();
     Ok(PricedClaim { priced, names, explanation })
+}
+
+/// A member's facts, owned: decoded from the adapter protocol or from a stored member record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedFacts {
+    pub psn_type: PsnType,
+    pub retire_date: Option<NaiveDate>,
+    pub pooling_only: bool,
+    pub filings: Vec<Filing>,
+}
+
+impl OwnedFacts {
+    /// The borrowed view the engine takes.
+    pub fn facts(&self) -> MemberFacts<'_> {
+        MemberFacts { psn_type: self.psn_type, retire_date: self.retire_date, pooling_only: self.pooling_only, filings: &self.filings }
+    }
 }
 
 /// The inputs of one policy decision: the insured region, the priced claim, the member's facts and

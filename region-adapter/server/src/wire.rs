@@ -4,7 +4,7 @@
 //! hostile adapter can fail a claim but never corrupt a settlement. The adapter is stateless: every
 //! input of a decision arrives in the request.
 
-use crate::local::{PolicyCall, PolicyOutcome, PricedClaim};
+use crate::local::{OwnedFacts, PolicyCall, PolicyOutcome, PricedClaim};
 use crate::national;
 use chrono::NaiveDate;
 use clearing_edge::error::ServiceError;
@@ -278,10 +278,7 @@ pub fn checked_priced(r: pb::PriceLinesResponse, sent: &[LineInput<'_>]) -> Resu
 pub struct PolicyInputs {
     pub insured: Admdvs,
     pub priced: Priced,
-    pub psn_type: PsnType,
-    pub retire_date: Option<NaiveDate>,
-    pub pooling_only: bool,
-    pub filings: Vec<Filing>,
+    pub member: OwnedFacts,
     pub state: YearState,
     pub account: Option<AccountSource>,
     pub date: NaiveDate,
@@ -295,7 +292,7 @@ pub struct PolicyInputs {
 
 impl PolicyInputs {
     pub fn facts(&self) -> MemberFacts<'_> {
-        MemberFacts { psn_type: self.psn_type, retire_date: self.retire_date, pooling_only: self.pooling_only, filings: &self.filings }
+        self.member.facts()
     }
     /// The decision these inputs ask for.
     pub fn call(&self) -> PolicyCall<'_> {
@@ -395,10 +392,7 @@ pub fn parse_policy_request(q: &pb::ApplyPolicyRequest, known: &dyn Fn(Admdvs) -
     Ok(PolicyInputs {
         insured: insured.expect("checked"),
         priced: priced.expect("checked"),
-        psn_type: psn_type.expect("checked"),
-        retire_date,
-        pooling_only: m.pooling_only,
-        filings,
+        member: OwnedFacts { psn_type: psn_type.expect("checked"), retire_date, pooling_only: m.pooling_only, filings },
         state: YearState { deductible_used_fen: s.deductible_used_fen, fund_paid_fen: s.fund_paid_fen, visits: s.visits },
         account,
         date: date.expect("checked"),
@@ -537,7 +531,7 @@ mod tests {
         });
         let p = parse_policy_request(&q, &|_| true).unwrap();
         assert_eq!(
-            (p.priced, p.filings, p.account),
+            (p.priced, p.member.filings, p.account),
             (priced.priced.clone(), filings.to_vec(), Some(AccountSource::Own { balance_fen: 10000 }))
         );
     }
