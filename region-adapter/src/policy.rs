@@ -6,7 +6,7 @@
 use crate::codes::{Admdvs, Level, MedType};
 use crate::error::EngineError;
 use crate::explain::Step;
-use crate::model::{LevelScope, MemberClass, PolicyVersion, Provenance, RegionPack};
+use crate::model::{LevelScope, MemberClass, Param, PolicyVersion, Provenance, RegionPack};
 use crate::money::{RatioBp, apply_ratio};
 use crate::pricing::Priced;
 use chrono::{Datelike, NaiveDate};
@@ -304,35 +304,26 @@ impl RegionPack {
         level: Level,
         pharmacy: bool,
     ) -> Result<Terms<'p>, EngineError> {
+        let terms = |deductible: &'p Param<i64>, cap: &'p Param<i64>, ratio_bp: RatioBp, ratio_src: &'p Provenance| Terms {
+            class,
+            level,
+            pharmacy,
+            deductible_fen: deductible.value,
+            cap_fen: cap.value,
+            ratio_bp,
+            deductible_src: &deductible.provenance,
+            cap_src: &cap.provenance,
+            ratio_src,
+        };
         Ok(match benefit {
             Benefit::General => {
                 let t = policy.general(class);
-                Terms {
-                    class,
-                    level,
-                    pharmacy,
-                    deductible_fen: t.deductible_fen.value,
-                    cap_fen: t.cap_fen.value,
-                    ratio_bp: t.ratio_bp.value[level.index()],
-                    deductible_src: &t.deductible_fen.provenance,
-                    cap_src: &t.cap_fen.provenance,
-                    ratio_src: &t.ratio_bp.provenance,
-                }
+                terms(&t.deductible_fen, &t.cap_fen, t.ratio_bp.value[level.index()], &t.ratio_bp.provenance)
             }
             Benefit::Chronic(code) => {
                 let d =
                     policy.chronic_disease(code).ok_or_else(|| EngineError::UnknownDisease { admdvs: self.admdvs, code: code.clone() })?;
-                Terms {
-                    class,
-                    level,
-                    pharmacy,
-                    deductible_fen: d.deductible_fen.value,
-                    cap_fen: d.cap_fen.value,
-                    ratio_bp: d.ratio_bp.value,
-                    deductible_src: &d.deductible_fen.provenance,
-                    cap_src: &d.cap_fen.provenance,
-                    ratio_src: &d.ratio_bp.provenance,
-                }
+                terms(&d.deductible_fen, &d.cap_fen, d.ratio_bp.value, &d.ratio_bp.provenance)
             }
         })
     }

@@ -2,7 +2,7 @@
 //! error leaves through `ServiceError → Status` (error.rs).
 
 use crate::remote::CallCtx;
-use crate::settle::Clearinghouse;
+use crate::settle::{Clearinghouse, settlement_not_found};
 use crate::store::{MemberKey, Store};
 use crate::wire;
 use clearing_edge::authz::{self, Action, Caller, Gate};
@@ -66,7 +66,7 @@ impl<S: Store> Clearing for Api<S> {
         let (caller, _slot) = self.enter(&req, "ReverseClaim", Action::ReadCatalogue)?;
         let authorize = |insured: &str, mdtrt: &str| {
             // A caller that may not even see the original learns nothing about it (see GetSettlement).
-            let hidden = || ServiceError::NotFound { what: format!("settlement {}", req.get_ref().setl_id), field: "setl_id".into() };
+            let hidden = || settlement_not_found(&req.get_ref().setl_id);
             authz::require_or_hide(&caller, "ReverseClaim", Action::ReadSettlement { insured, mdtrt }, hidden)?;
             authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt })
         };
@@ -134,7 +134,7 @@ impl<S: Store> Clearing for Api<S> {
         let setl_id = &req.get_ref().setl_id;
         // A settlement the caller may not see is answered exactly like one that does not exist (no
         // existence oracle); the refusal is audited.
-        let hidden = || ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() };
+        let hidden = || settlement_not_found(setl_id);
         let r = self.core.get_settlement(setl_id).await.and_then(|s| {
             authz::require_or_hide(
                 &caller,

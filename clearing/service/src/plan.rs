@@ -7,8 +7,8 @@ use crate::store::*;
 use crate::wire::ValidClaim;
 use clearing_edge::error::ServiceError;
 use proto::v1 as pb;
-use region_adapter::money::fmt_ratio;
-use region_adapter::{AccountSource, Admdvs, Filing, MemberFacts, PsnType, YearState};
+use region_adapter::money::{fmt_ratio, fmt_yuan};
+use region_adapter::{AccountSource, Admdvs, Filing, PsnType, YearState};
 use region_adapter_server::local::{OwnedFacts, PolicyOutcome, PricedClaim};
 use region_adapter_server::national::{set_settlement_amounts, settlement_amounts};
 
@@ -18,12 +18,6 @@ pub struct PolicyMember {
     /// Year-to-date state of the claim's benefit.
     pub state: YearState,
     pub account: AccountSource,
-}
-
-impl PolicyMember {
-    pub fn facts(&self) -> MemberFacts<'_> {
-        self.member.facts()
-    }
 }
 
 /// The family payer (家庭共济) must have bound the patient; otherwise the claim is refused.
@@ -161,7 +155,7 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
     }
     let amounts =
         settlement_amounts(o).map_err(|field| ServiceError::Internal(format!("stored {field} of {} unreadable", orig.setl_id)))?;
-    let answer = reversal_pb(o, i.request, i.setl_id, &i.clr_date.to_string(), i.payer.acct_balc_fen + amounts.acct_pay, i.now)?;
+    let answer = reversal_pb(o, &amounts, i.request, i.setl_id, &i.clr_date.to_string(), i.payer.acct_balc_fen + amounts.acct_pay, i.now)?;
     let patient = MemberKey::new(&o.insuplc_admdvs, &o.psn_no);
     let own_account = i.payer.key == patient;
     let mut members = vec![MemberChange {
@@ -236,11 +230,11 @@ pub fn settlement_pb(
                 hilist_code: l.code.clone(),
                 chrgitm_lv: p.class.map(|c| c.code().to_string()).unwrap_or_default(),
                 selfpay_prop: fmt_ratio(p.selfpay_prop_bp),
-                det_item_fee_sumamt: region_adapter::money::fmt_yuan(p.amount_fen),
-                fulamt_ownpay_amt: region_adapter::money::fmt_yuan(p.fulamt_ownpay_fen),
-                overlmt_selfpay: region_adapter::money::fmt_yuan(p.overlmt_selfpay_fen),
-                preselfpay_amt: region_adapter::money::fmt_yuan(p.preselfpay_fen),
-                inscp_scp_amt: region_adapter::money::fmt_yuan(p.inscp_fen),
+                det_item_fee_sumamt: fmt_yuan(p.amount_fen),
+                fulamt_ownpay_amt: fmt_yuan(p.fulamt_ownpay_fen),
+                overlmt_selfpay: fmt_yuan(p.overlmt_selfpay_fen),
+                preselfpay_amt: fmt_yuan(p.preselfpay_fen),
+                inscp_scp_amt: fmt_yuan(p.inscp_fen),
                 hilist_name: name.clone(),
             })
             .collect(),
@@ -271,6 +265,7 @@ pub fn settlement_pb(
 /// balance after the account pay is restored.
 fn reversal_pb(
     o: &pb::Settlement,
+    amounts: &region_adapter::Amounts,
     req: &pb::ReverseClaimRequest,
     setl_id: &str,
     clr_date: &str,
@@ -279,7 +274,7 @@ fn reversal_pb(
 ) -> Result<pb::Settlement, ServiceError> {
     let negate = |field: &'static str, s: &str| {
         clearing_edge::fields::signed_fen(s)
-            .map(|f| region_adapter::money::fmt_yuan(-f))
+            .map(|f| fmt_yuan(-f))
             .ok_or_else(|| ServiceError::Internal(format!("stored {field} of {} unreadable", o.setl_id)))
     };
     let mut lines = Vec::with_capacity(o.lines.len());
@@ -293,9 +288,7 @@ fn reversal_pb(
             ..l.clone()
         });
     }
-    let mut amounts =
-        settlement_amounts(o).map_err(|field| ServiceError::Internal(format!("stored {field} of {} unreadable", o.setl_id)))?;
-    amounts = region_adapter::Amounts {
+    let negated = region_adapter::Amounts {
         medfee_sumamt: -amounts.medfee_sumamt,
         fulamt_ownpay_amt: -amounts.fulamt_ownpay_amt,
         overlmt_selfpay: -amounts.overlmt_selfpay,
@@ -328,7 +321,7 @@ fn reversal_pb(
         refd_reason: req.reason.clone(),
         ..o.clone()
     };
-    set_settlement_amounts(&mut answer, &amounts);
+    set_settlement_amounts(&mut answer, &negated);
     Ok(answer)
 }
 
@@ -392,7 +385,7 @@ mod tests {
         let call = PolicyCall {
             insured: vc.insured,
             priced: &priced.priced,
-            member: pm.facts(),
+            member: pm.member.facts(),
             state: pm.state,
             account: Some(pm.account),
             visit: vc.visit(),

@@ -47,6 +47,12 @@ async fn conflict_pause(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_micros(base_us + jitter_us)).await;
 }
 
+/// The one answer for a settlement id that does not exist, or that the caller may not see: the same
+/// status, message and field either way, so the answer never tells which (see grpc.rs).
+pub fn settlement_not_found(setl_id: &str) -> ServiceError {
+    ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() }
+}
+
 fn now_ms() -> u64 {
     Utc::now().timestamp_millis().max(0) as u64
 }
@@ -133,7 +139,7 @@ impl<S: Store> Clearinghouse<S> {
             let policy = PolicyCall {
                 insured: vc.insured,
                 priced: &priced.priced,
-                member: pm.facts(),
+                member: pm.member.facts(),
                 state: pm.state,
                 account: Some(pm.account),
                 visit,
@@ -248,7 +254,7 @@ impl<S: Store> Clearinghouse<S> {
                 None => ServiceError::Internal("settlement commit reported a reversal conflict".into()),
             }),
             Ok(CommitOutcome::OriginalMissing) => Err(match reverses {
-                Some(orig) => ServiceError::NotFound { what: format!("settlement {orig}"), field: "setl_id".into() },
+                Some(orig) => settlement_not_found(&orig),
                 None => ServiceError::Internal("settlement commit reported a missing original".into()),
             }),
             Ok(
@@ -309,11 +315,7 @@ impl<S: Store> Clearinghouse<S> {
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             // Read: the original (authorized before anything else is read or written), the msgid's
             // stored answer, the paying member.
-            let orig = self
-                .store
-                .get_settlement(&req.setl_id)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {}", req.setl_id), field: "setl_id".into() })?;
+            let orig = self.store.get_settlement(&req.setl_id).await?.ok_or_else(|| settlement_not_found(&req.setl_id))?;
             authorize(&orig.insuplc_admdvs, &orig.mdtrt_admdvs)?;
             let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
             if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
@@ -353,11 +355,7 @@ impl<S: Store> Clearinghouse<S> {
         if shard_of_setl_id(setl_id).is_none() {
             return Err(ServiceError::field("setl_id", "malformed settlement id"));
         }
-        let rec = self
-            .store
-            .get_settlement(setl_id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() })?;
+        let rec = self.store.get_settlement(setl_id).await?.ok_or_else(|| settlement_not_found(setl_id))?;
         let mut s = decode(&rec)?;
         s.reversed_by_setl_id = rec.reversed_by.unwrap_or_default();
         Ok(s)

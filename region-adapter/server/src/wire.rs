@@ -14,8 +14,7 @@ use region_adapter::limits::MAX_LINES_PER_CLAIM;
 use region_adapter::model::ItemClass;
 use region_adapter::policy::check_invariants;
 use region_adapter::{
-    AccountSource, Admdvs, Benefit, Filing, Level, LineInput, MedType, MemberClass, MemberFacts, PsnType, Settled, StateDelta, Visit,
-    YearState,
+    AccountSource, Admdvs, Benefit, Filing, Level, LineInput, MedType, MemberClass, PsnType, Settled, StateDelta, Visit, YearState,
 };
 use region_adapter::{Priced, PricedLine, pricing::PriceTotals};
 use rust_decimal::Decimal;
@@ -291,15 +290,12 @@ pub struct PolicyInputs {
 }
 
 impl PolicyInputs {
-    pub fn facts(&self) -> MemberFacts<'_> {
-        self.member.facts()
-    }
     /// The decision these inputs ask for.
     pub fn call(&self) -> PolicyCall<'_> {
         PolicyCall {
             insured: self.insured,
             priced: &self.priced,
-            member: self.facts(),
+            member: self.member.facts(),
             state: self.state,
             account: self.account,
             visit: self.visit(),
@@ -466,6 +462,7 @@ mod tests {
     use super::*;
     use crate::local::{local_apply_policy, local_price};
     use chrono::NaiveDate;
+    use region_adapter::MemberFacts;
 
     fn date(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
