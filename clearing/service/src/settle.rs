@@ -191,7 +191,12 @@ impl<S: Store> Clearinghouse<S> {
     async fn resolve_unknown(&self, shard: u16, key: &IdemCtx<'_>) -> Result<Option<pb::Settlement>, ServiceError> {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.replay(shard, key.idem_key, key.hash).await {
+            // A store read retries by itself while the store is away; bound it by what is left, so the
+            // answer never comes after `key.until`.
+            let left = key.until.saturating_duration_since(Instant::now());
+            let read = tokio::time::timeout(left, self.replay(shard, key.idem_key, key.hash)).await;
+            let read = read.unwrap_or_else(|_| Err(ServiceError::Unavailable("the store did not come back in time".into())));
+            match read {
                 Err(ServiceError::Unavailable(m)) => {
                     if Instant::now() + pause >= key.until {
                         return Err(ServiceError::Unavailable(m));
