@@ -188,7 +188,9 @@ async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_a
     for r in &cfg.routes {
         tracing::info!(admdvs = %r.admdvs, target = %r.target, "route");
     }
-    let core = Clearinghouse::new(store, router);
+    let institutions = clearing_service::institutions::InstitutionList::load(cfg.institutions.as_deref())?;
+    tracing::info!(institutions = institutions.len(), source = %cfg.institutions.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "institution list loaded");
+    let core = Clearinghouse::with_institutions(store, router, institutions);
     spawn_reloader(args.clone(), core.clone());
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;

@@ -12,8 +12,11 @@
 //! | ReverseClaim | original's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
 //! | GetSettlement | either side in region | either side in region | either side in region | all | – | – |
 //! | UpsertMember, GetMember | – | `insuplc_admdvs` in region | as insured | – | – | – |
-//! | ListRegions, GetPolicy, ListCatalogueItems | yes | yes | yes | yes | yes | yes |
-//! | CloseWindow, AcknowledgeSettlement, ReconcileTotals, ReconcileDetail, SetAdvance | – | – | – | yes | – | – |
+//! | GetMember of a member filed for the caller's region (1101 at the treating institution) | a filing in force today overlaps region | – | as mdtrt | – | – | – |
+//! | UpsertInstitution | institution's region in region | – | as mdtrt | – | – | – |
+//! | ListRegions, GetPolicy, ListCatalogueItems, GetInstitution | yes | yes | yes | yes | yes | yes |
+//! | ReconcileTotals, ReconcileDetail | `mdtrt_admdvs` in region | – | as mdtrt | all | – | – |
+//! | CloseWindow, AcknowledgeSettlement, SetAdvance | – | – | – | yes | – | – |
 //! | ListWindows, GetWindow, GetNettingReport, GetAdvancePositions, GetMonthlyStatement | – | – | – | yes | yes | – |
 //! | RegionAdapter PriceLines, ApplyPolicy | – | – | – | – | – | yes |
 //! | RegionAdapter ListRegions, GetPolicy, ListCatalogueItems | yes | yes | yes | yes | yes | yes |
@@ -21,11 +24,20 @@
 //! Roles: `mdtrt` a service-location platform (就医地), `insured` an insured-side platform (参保地),
 //! `platform` a provincial platform that is both, `national` the national netting role, `operator`
 //! the clearinghouse's operators (read-only, no personal data), `clearing` the clearing service
-//! calling region adapters. A refusal is `PERMISSION_DENIED`, nothing is written, and one audit line
+//! calling region adapters, `gateway` the national gateway (below). A refusal is `PERMISSION_DENIED`, nothing is written, and one audit line
 //! (target `audit`) names the RPC, the certificate's subject and role, never a person.
 //!
 //! Without TLS (only on loopback, only with `--plaintext`) there is no identity: every caller may do
 //! everything. That mode is for a developer's machine and the tests of other features.
+//!
+//! **Forwarded identity (the national gateway).** The gateway authenticates HIS and platform callers
+//! by their x-tif signature and calls us with its own certificate, role `gateway`, adding the metadata
+//! `x-clearing-forwarded: <role>:<admdvs>:<paasid>` for the caller it authenticated. The request is then
+//! authorized as that caller — exactly the row of its role, never the gateway's own (which may only read
+//! the catalogue) — and audit lines name both (`subject` = `<paasid> via <gateway's subject>`). The
+//! metadata from any other certificate is refused (`PERMISSION_DENIED`, audited); a `gateway`
+//! certificate cannot forward `gateway` or `clearing`. On a plain-text listener (no identities at all)
+//! the metadata is honoured, since it can only narrow what the caller may do.
 
 use crate::error::ServiceError;
 use region_adapter::Admdvs;
@@ -39,6 +51,32 @@ pub const MAX_IN_FLIGHT_PER_CLIENT: usize = 256;
 
 const SAN_PREFIX: &str = "urn:clearinghouse:";
 
+/// The metadata by which the national gateway names the caller it authenticated:
+/// `<role>:<admdvs>:<paasid>`.
+pub const FORWARDED_HEADER: &str = "x-clearing-forwarded";
+
+/// A paasid as the gateway's table may hold it (and as the forwarded metadata may carry it).
+pub fn valid_paasid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Parses the forwarded metadata; `gateway` and `clearing` cannot be forwarded.
+fn parse_forwarded(v: &str) -> Result<(Role, Admdvs, &str), String> {
+    let mut parts = v.splitn(3, ':');
+    let (Some(role), Some(region), Some(paasid)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("{FORWARDED_HEADER} must be <role>:<admdvs>:<paasid>"));
+    };
+    let role = Role::parse(role).ok_or_else(|| format!("{FORWARDED_HEADER}: unknown role {role:?}"))?;
+    if matches!(role, Role::Gateway | Role::Clearing) {
+        return Err(format!("{FORWARDED_HEADER}: role {} cannot be forwarded", role.name()));
+    }
+    let region = Admdvs::parse(region).ok_or_else(|| format!("{FORWARDED_HEADER}: {region:?} is not a division code"))?;
+    if !valid_paasid(paasid) {
+        return Err(format!("{FORWARDED_HEADER}: malformed paasid"));
+    }
+    Ok((role, region, paasid))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Mdtrt,
@@ -47,6 +85,7 @@ pub enum Role {
     National,
     Operator,
     Clearing,
+    Gateway,
 }
 
 impl Role {
@@ -58,6 +97,7 @@ impl Role {
             "national" => Role::National,
             "operator" => Role::Operator,
             "clearing" => Role::Clearing,
+            "gateway" => Role::Gateway,
             _ => return None,
         })
     }
@@ -69,6 +109,7 @@ impl Role {
             Role::National => "national",
             Role::Operator => "operator",
             Role::Clearing => "clearing",
+            Role::Gateway => "gateway",
         }
     }
 }
@@ -132,6 +173,11 @@ pub enum Action<'a> {
     ReadSettlement { insured: &'a str, mdtrt: &'a str },
     WriteMember { insured: &'a str },
     ReadMember { insured: &'a str },
+    /// A service location reading a member who has filed for it: the regions of the member's filings in
+    /// force today.
+    ReadFiledMember { filed: &'a [Admdvs] },
+    WriteInstitution { mdtrt: &'a str },
+    Reconcile { mdtrt: &'a str },
     ReadCatalogue,
     NettingWrite,
     NettingRead,
@@ -140,6 +186,11 @@ pub enum Action<'a> {
 
 fn covers(region: Admdvs, code: &str) -> bool {
     Admdvs::parse(code).is_some_and(|c| region.covers(c))
+}
+
+/// Two regions share ground: one covers the other (a city and its province, or the same region).
+fn overlaps(a: Admdvs, b: Admdvs) -> bool {
+    a.covers(b) || b.covers(a)
 }
 
 /// The matrix (see the table above).
@@ -151,9 +202,12 @@ pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
         Action::ReadSettlement { insured, mdtrt } => match id.role {
             National => true,
             Mdtrt | Insured | Platform => covers(r, insured) || covers(r, mdtrt),
-            Operator | Clearing => false,
+            Operator | Clearing | Gateway => false,
         },
         Action::WriteMember { insured } | Action::ReadMember { insured } => matches!(id.role, Insured | Platform) && covers(r, insured),
+        Action::ReadFiledMember { filed } => matches!(id.role, Mdtrt | Platform) && filed.iter().any(|f| overlaps(r, *f)),
+        Action::WriteInstitution { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
+        Action::Reconcile { mdtrt } => id.role == National || (matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt)),
         Action::ReadCatalogue => true,
         Action::NettingWrite => id.role == National,
         Action::NettingRead => matches!(id.role, National | Operator),
@@ -163,12 +217,12 @@ pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
 
 /// Authorizes `action` for `caller`, or refuses with `PERMISSION_DENIED` and one audit line.
 pub fn require(caller: &Caller, rpc: &str, action: Action<'_>) -> Result<(), ServiceError> {
+    if permits(caller, &action) {
+        return Ok(());
+    }
     let Caller::Verified(id) = caller else {
         return Ok(());
     };
-    if allowed(id, &action) {
-        return Ok(());
-    }
     tracing::warn!(
         target: "audit",
         rpc,
@@ -182,6 +236,15 @@ pub fn require(caller: &Caller, rpc: &str, action: Action<'_>) -> Result<(), Ser
         format!("{} {} of {} may not call {rpc} here", id.role.name(), id.subject, id.region),
         field_of(&action).into(),
     ))
+}
+
+/// Whether `caller` may do `action`, without a refusal or an audit line (for a handler that tries a
+/// second rule before refusing).
+pub fn permits(caller: &Caller, action: &Action<'_>) -> bool {
+    match caller {
+        Caller::Unauthenticated => true,
+        Caller::Verified(id) => allowed(id, action),
+    }
 }
 
 /// `require` for reads of one stored object: a refusal is answered with `hidden()` (the caller's
@@ -198,6 +261,9 @@ fn action_name(a: &Action<'_>) -> &'static str {
         Action::ReadSettlement { .. } => "read_settlement",
         Action::WriteMember { .. } => "write_member",
         Action::ReadMember { .. } => "read_member",
+        Action::ReadFiledMember { .. } => "read_filed_member",
+        Action::WriteInstitution { .. } => "write_institution",
+        Action::Reconcile { .. } => "reconcile",
         Action::ReadCatalogue => "read_catalogue",
         Action::NettingWrite => "netting_write",
         Action::NettingRead => "netting_read",
@@ -210,6 +276,9 @@ fn field_of(a: &Action<'_>) -> &'static str {
         Action::SettleClaim { .. } => "mdtrt_admdvs",
         Action::ReverseClaim { .. } | Action::ReadSettlement { .. } => "setl_id",
         Action::WriteMember { .. } | Action::ReadMember { .. } => "insuplc_admdvs",
+        Action::ReadFiledMember { .. } => "psn_no",
+        Action::WriteInstitution { .. } => "fixmedins_code",
+        Action::Reconcile { .. } => "mdtrt_admdvs",
         _ => "",
     }
 }
@@ -237,17 +306,34 @@ impl Gate {
     /// The caller of `req`. Under mTLS a connection without a verified certificate never gets this
     /// far (the handshake fails); a certificate without a valid role SAN is refused here.
     pub fn caller<T>(&self, req: &Request<T>, rpc: &str) -> Result<Caller, ServiceError> {
-        match self.mode {
-            AuthMode::PlaintextLoopback => Ok(Caller::Unauthenticated),
+        let direct = match self.mode {
+            AuthMode::PlaintextLoopback => Caller::Unauthenticated,
             AuthMode::MutualTls => {
                 let certs = req.peer_certs().ok_or_else(|| ServiceError::Unauthenticated("no client certificate".into()))?;
                 let leaf = certs.first().ok_or_else(|| ServiceError::Unauthenticated("no client certificate".into()))?;
                 identity_of_cert(leaf.as_ref()).map(Caller::Verified).map_err(|why| {
                     tracing::warn!(target: "audit", rpc, reason = %why, "certificate without a usable identity");
                     ServiceError::PermissionDenied(why, String::new())
-                })
+                })?
             }
-        }
+        };
+        let Some(fwd) = req.metadata().get(FORWARDED_HEADER) else {
+            return Ok(direct);
+        };
+        let refuse = |subject: &str, role: &str, why: String| {
+            tracing::warn!(target: "audit", rpc, subject, role, reason = %why, "forwarded identity refused");
+            ServiceError::PermissionDenied(why, String::new())
+        };
+        let (gateway_subject, gateway_role) = match &direct {
+            Caller::Unauthenticated => ("plaintext".to_string(), "-"),
+            Caller::Verified(id) if id.role == Role::Gateway => (id.subject.clone(), "gateway"),
+            Caller::Verified(id) => {
+                return Err(refuse(&id.subject, id.role.name(), format!("only a gateway certificate may send {FORWARDED_HEADER}")));
+            }
+        };
+        let value = fwd.to_str().map_err(|_| refuse(&gateway_subject, gateway_role, format!("{FORWARDED_HEADER} is not text")))?;
+        let (role, region, paasid) = parse_forwarded(value).map_err(|why| refuse(&gateway_subject, gateway_role, why))?;
+        Ok(Caller::Verified(Identity { subject: format!("{paasid} via {gateway_subject}"), role, region }))
     }
 
     /// A slot for one request of `caller`, or `RESOURCE_EXHAUSTED` when it has too many in flight.
@@ -316,5 +402,28 @@ mod tests {
         assert!(allowed(&op, &Action::NettingRead) && !allowed(&op, &Action::NettingWrite));
         assert!(!allowed(&op, &Action::ReadSettlement { insured: "421300", mdtrt: "360100" }));
         assert!(allowed(&id(Role::Clearing, "000000"), &Action::AdapterCompute) && !allowed(&hubei, &Action::AdapterCompute));
+        // The gateway's own certificate reads the catalogue and nothing else.
+        let gw = id(Role::Gateway, "000000");
+        assert!(allowed(&gw, &Action::ReadCatalogue));
+        assert!(!allowed(&gw, &Action::SettleClaim { mdtrt: "421300" }) && !allowed(&gw, &Action::ReadMember { insured: "421300" }));
+        assert!(!allowed(&gw, &Action::ReadSettlement { insured: "421300", mdtrt: "360100" }) && !allowed(&gw, &Action::NettingRead));
+        // A service location reads a member filed for it (a city inside a filed province too), no other.
+        let sz = [Admdvs::parse("421300").unwrap()];
+        let hubei_filing = [Admdvs::parse("420000").unwrap()];
+        assert!(allowed(&sz_mdtrt, &Action::ReadFiledMember { filed: &sz }));
+        assert!(allowed(&sz_mdtrt, &Action::ReadFiledMember { filed: &hubei_filing }));
+        assert!(allowed(&hubei, &Action::ReadFiledMember { filed: &sz }));
+        assert!(!allowed(&sz_mdtrt, &Action::ReadFiledMember { filed: &[Admdvs::parse("360100").unwrap()] }));
+        assert!(!allowed(&nc_insured, &Action::ReadFiledMember { filed: &[Admdvs::parse("360100").unwrap()] }));
+        assert!(allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "421300" }) && !allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "360100" }));
+        assert!(allowed(&national, &Action::Reconcile { mdtrt: "" }) && !allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "" }));
+    }
+
+    #[test]
+    fn forwarded_identities_are_parsed_strictly() {
+        assert_eq!(parse_forwarded("mdtrt:421300:HIS_1").map(|(r, a, p)| (r, a.to_string(), p.to_string())), Ok((Role::Mdtrt, "421300".into(), "HIS_1".into())));
+        for bad in ["gateway:000000:x", "clearing:000000:x", "mdtrt:42130:x", "mdtrt:421300:", "mdtrt:421300:a b", "platform:420000", "root:000000:x"] {
+            assert!(parse_forwarded(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -10,6 +10,8 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Page size bounds of listings.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 500;
+/// Page numbers (national 1312 `page_num`): 10,000 pages of 500 cover any catalogue.
+pub const MAX_PAGE_NUM: u32 = 10_000;
 /// Calls that bring no deadline of their own end after this long (a caller's `grpc-timeout` is
 /// honoured when shorter). Netting a national window takes about a second; detail reconciliation of a
 /// whole window is the longest call.

@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// Directory of rule packs (*.toml) replacing the bundled ones.
     #[arg(long, env = "CLEARING_RULES")]
     pub rules: Option<PathBuf>,
+    /// List of designated institutions (TOML, the format of the bundled sample) replacing the bundled one.
+    #[arg(long, env = "CLEARING_INSTITUTIONS")]
+    pub institutions: Option<PathBuf>,
     /// TOML config file (settings below flags and environment).
     #[arg(long, env = "CLEARING_CONFIG")]
     pub config: Option<PathBuf>,
@@ -81,6 +84,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     rules: Option<PathBuf>,
+    institutions: Option<PathBuf>,
     log_format: Option<LogFormat>,
     store: Option<StoreKind>,
     redis_url: Option<OneOrMany>,
@@ -103,6 +107,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `None` = the bundled rule packs.
     pub rules: Option<PathBuf>,
+    /// `None` = the bundled sample list of institutions.
+    pub institutions: Option<PathBuf>,
     pub log_format: LogFormat,
     pub store: StoreKind,
     pub redis_urls: Vec<String>,
@@ -146,6 +152,7 @@ impl Config {
             listen: args.listen.or(file_listen).unwrap_or_else(|| "127.0.0.1:50051".parse().expect("default address")),
             data_dir: args.data_dir.clone().or(file.data_dir.map(rel)).unwrap_or_else(|| PathBuf::from("data")),
             rules: args.rules.clone().or(file.rules.map(rel)),
+            institutions: args.institutions.clone().or(file.institutions.map(rel)),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             store: args.store.or(file.store).unwrap_or_default(),
             redis_urls: if args.redis_url.is_empty() {

@@ -162,8 +162,20 @@ impl<S: Store> Registry for Api<S> {
     }
 
     async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Reply<pb::Member> {
-        let _slot = self.enter(&req, "GetMember", Action::ReadMember { insured: &req.get_ref().insuplc_admdvs })?;
+        let caller = self.gate.caller(&req, "GetMember").map_err(Status::from)?;
+        let _slot = self.gate.admit(&caller).map_err(Status::from)?;
         let q = req.get_ref();
+        let insured = Action::ReadMember { insured: &q.insuplc_admdvs };
+        // The insured region's platform reads its members. A service location's platform (the treating
+        // institution's 1101) reads only a member who has filed for its region; any other member is
+        // answered exactly like one that does not exist.
+        let as_service_location = match &caller {
+            Caller::Verified(id) if !authz::allowed(id, &insured) && matches!(id.role, authz::Role::Mdtrt | authz::Role::Platform) => true,
+            _ => {
+                authz::require(&caller, "GetMember", insured)?;
+                false
+            }
+        };
         let r = async {
             let mut v = Violations::default();
             fields::check_psn_no(&mut v, "psn_no", &q.psn_no);
@@ -171,12 +183,19 @@ impl<S: Store> Registry for Api<S> {
                 v.add("insuplc_admdvs", "must be a 6-digit division code");
             }
             v.into_result(())?;
-            let rec = self
-                .core
-                .store
-                .load_member(&MemberKey::new(&q.insuplc_admdvs, &q.psn_no))
-                .await?
-                .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+            let not_found = || ServiceError::NotFound { what: "member".into(), field: "psn_no".into() };
+            let rec = self.core.store.load_member(&MemberKey::new(&q.insuplc_admdvs, &q.psn_no)).await?;
+            if as_service_location {
+                let today = crate::calendar::today();
+                let filed: Vec<Admdvs> = rec
+                    .iter()
+                    .flat_map(|m| &m.filings)
+                    .filter(|f| f.begndate <= today && f.enddate.is_none_or(|e| today <= e))
+                    .filter_map(|f| Admdvs::parse(&f.mdtrt_admdvs))
+                    .collect();
+                authz::require_or_hide(&caller, "GetMember", Action::ReadFiledMember { filed: &filed }, not_found)?;
+            }
+            let rec = rec.ok_or_else(not_found)?;
             Ok(wire::member_to_pb(&rec, q.year))
         };
         reply(r.await)
@@ -199,6 +218,21 @@ impl<S: Store> Catalogue for Api<S> {
         let _slot = self.enter(&req, "ListCatalogueItems", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         reply(self.core.router.list_catalogue_items(&ctx, req.get_ref()).await)
+    }
+    async fn upsert_institution(&self, req: Request<pb::Institution>) -> Reply<pb::Institution> {
+        let mdtrt = crate::institutions::service_location(&req.get_ref().fixmedins_code).map(|a| a.to_string()).unwrap_or_default();
+        let _slot = self.enter(&req, "UpsertInstitution", Action::WriteInstitution { mdtrt: &mdtrt })?;
+        reply(crate::institutions::upsert(&self.core.store, req.get_ref()).await)
+    }
+    async fn get_institution(&self, req: Request<pb::GetInstitutionRequest>) -> Reply<pb::Institution> {
+        let _slot = self.enter(&req, "GetInstitution", Action::ReadCatalogue)?;
+        let code = &req.get_ref().fixmedins_code;
+        let r = async {
+            crate::institutions::find(&self.core.store, &self.core.institutions, code)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound { what: format!("institution {code}"), field: "fixmedins_code".into() })
+        };
+        reply(r.await)
     }
 }
 
@@ -225,17 +259,22 @@ impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
         reply(self.core.acknowledge(req.get_ref()).await)
     }
     async fn reconcile_totals(&self, req: Request<pb::ReconcileTotalsRequest>) -> Reply<pb::ReconcileResult> {
-        let _slot = self.enter(&req, "ReconcileTotals", Action::NettingWrite)?;
+        let _slot = self.enter(&req, "ReconcileTotals", Action::Reconcile { mdtrt: &req.get_ref().mdtrt_admdvs })?;
         reply(self.core.reconcile_totals(req.get_ref()).await)
     }
     async fn reconcile_detail(&self, req: Request<tonic::Streaming<pb::ReconcileDetailRequest>>) -> Reply<pb::ReconcileResult> {
-        let _slot = self.enter(&req, "ReconcileDetail", Action::NettingWrite)?;
+        let caller = self.gate.caller(&req, "ReconcileDetail").map_err(Status::from)?;
+        let _slot = self.gate.admit(&caller).map_err(Status::from)?;
         let mut stream = req.into_inner();
         let (mut clr_date, mut mdtrt, mut items) = (String::new(), String::new(), Vec::new());
+        let mut first = true;
         while let Some(msg) = stream.message().await? {
-            if clr_date.is_empty() {
+            if first {
+                first = false;
                 clr_date = msg.clr_date;
                 mdtrt = msg.mdtrt_admdvs;
+                // The first message names the service location: a region's platform reconciles its own.
+                authz::require(&caller, "ReconcileDetail", Action::Reconcile { mdtrt: &mdtrt })?;
             }
             if items.len() + msg.items.len() > crate::windows::MAX_RECONCILE_ITEMS {
                 return Err(ServiceError::field("items", format!("more than {} items", crate::windows::MAX_RECONCILE_ITEMS)).into());

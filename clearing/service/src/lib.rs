@@ -1,6 +1,6 @@
 //! The clearing service: the gRPC services of `clearinghouse.v1` (`grpc`, `server`), the orchestration
 //! of one claim (`settle` around the pure `plan`), the store (`store`: embedded by default, Redis),
-//! windows, netting and reconciliation (`windows`, `netting`, `calendar`), and routing to region
+//! the institution lists (`institutions`), windows, netting and reconciliation (`windows`, `netting`, `calendar`), and routing to region
 //! adapters (`router`, `remote`). The shared edge (TLS, identities, authorization, telemetry) is
 //! `clearing_edge`; the operator and benchmark tools are `clearing_tools`.
 #![forbid(unsafe_code)]
@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod config;
 pub mod grpc;
 pub mod ids;
+pub mod institutions;
 pub mod limits;
 pub mod metrics;
 pub mod netting;

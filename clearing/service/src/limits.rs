@@ -15,3 +15,7 @@ pub const MAX_TEXT_LEN: usize = 256;
 pub const MAX_BENEFICIARIES: usize = 20;
 /// A settlement time may be at most this far ahead of the server's clock (clock skew, not intent).
 pub const MAX_FUTURE_SECS: i64 = 24 * 3600;
+/// Institutions in the list `clearing` starts with: every designated institution of 400 regions.
+pub const MAX_INSTITUTIONS: usize = 1_000_000;
+/// Institution names.
+pub const MAX_INSTITUTION_NAME_LEN: usize = 200;

@@ -3,6 +3,7 @@
 //! → price with the service location's catalogue → load the member → apply the insured region's policy
 //! → plan → commit atomically; a version conflict reloads and recomputes, a bounded number of times.
 
+use crate::institutions::InstitutionList;
 use crate::ids::{SetlIds, idempotency_key, shard_of, shard_of_setl_id};
 use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN, STORE_OUTAGE_PATIENCE};
 use crate::metrics::{self, M};
@@ -27,6 +28,8 @@ use tracing::Instrument;
 pub struct Clearinghouse<S: Store> {
     pub store: S,
     pub router: Router,
+    /// The designated institutions `clearing` started with (upserted ones are in the store).
+    pub institutions: InstitutionList,
     ids: SetlIds,
 }
 
@@ -58,8 +61,36 @@ fn now_ms() -> u64 {
 }
 
 impl<S: Store> Clearinghouse<S> {
+    /// With the bundled sample institution list.
     pub fn new(store: S, router: Router) -> Arc<Self> {
-        Arc::new(Clearinghouse { store, router, ids: SetlIds::new() })
+        let list = InstitutionList::load(None).expect("the bundled institution list is checked by the tests");
+        Self::with_institutions(store, router, list)
+    }
+
+    pub fn with_institutions(store: S, router: Router, institutions: InstitutionList) -> Arc<Self> {
+        Arc::new(Clearinghouse { store, router, institutions, ids: SetlIds::new() })
+    }
+
+    /// A claim without `hosp_lv` (a HIS does not send its own level) with the level of its institution
+    /// from the institution lists; `None` when the claim has a level or its code is malformed (the
+    /// claim's validation says so).
+    async fn with_listed_level(&self, claim: &pb::Claim) -> Result<Option<pb::Claim>, ServiceError> {
+        if claim.hosp_lv != 0 || region_adapter::codes::parse_fixmedins_code(&claim.fixmedins_code).is_none() {
+            return Ok(None);
+        }
+        let code = &claim.fixmedins_code;
+        let found = crate::institutions::find(&self.store, &self.institutions, code).await?;
+        match found {
+            None => Err(ServiceError::field(
+                "fixmedins_code",
+                format!("{code} is on no institution list of its service location: send hosp_lv, or have the region's platform upsert the institution"),
+            )),
+            Some(i) if i.hosp_lv == 0 => Err(ServiceError::field(
+                "hosp_lv",
+                format!("{code} is a retail pharmacy, which has no level of its own: send hosp_lv"),
+            )),
+            Some(i) => Ok(Some(pb::Claim { hosp_lv: i.hosp_lv, ..claim.clone() })),
+        }
     }
 
     /// Settles (record = true) or previews (record = false) a claim.
@@ -83,8 +114,11 @@ impl<S: Store> Clearinghouse<S> {
     async fn settle_inner(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
         let routing = self.router.current();
         let now = Utc::now().with_timezone(&crate::calendar::shanghai());
-        let vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
+        // The idempotency hash is of the claim as sent, before a listed level fills `hosp_lv`.
         let hash = content_hash(&claim.encode_to_vec());
+        let listed = self.with_listed_level(claim).await?;
+        let claim = listed.as_ref().unwrap_or(claim);
+        let vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
         // The member and the msgid's stored answer in one round trip; a resend is answered from the store

@@ -3,7 +3,7 @@
 
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self as wire, Violations};
-use clearing_edge::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use clearing_edge::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_NUM, MAX_PAGE_SIZE};
 use proto::v1 as pb;
 use region_adapter::model::{Param, Provenance};
 use region_adapter::money::{fmt_ratio, fmt_yuan};
@@ -129,11 +129,25 @@ pub fn list_catalogue_items(rules: &RuleSet, q: &pb::ListCatalogueItemsRequest) 
             }
         }
     };
+    if q.page_num > 0 && !q.page_token.is_empty() {
+        v.add("page_num", "give page_num or page_token, not both");
+    }
+    if q.page_num > MAX_PAGE_NUM {
+        v.add("page_num", format!("at most {MAX_PAGE_NUM}"));
+    }
     v.into_result(())?;
     let date = date.expect("checked");
     let cat = &pack.catalogue;
     let mut items = Vec::with_capacity(size);
     let mut pos = start;
+    // A page number skips the valid items of the pages before it.
+    let mut skip = (q.page_num.saturating_sub(1) as usize).saturating_mul(size);
+    while skip > 0 && pos < cat.order.len() {
+        if cat.lookup(&cat.order[pos], date).is_some() {
+            skip -= 1;
+        }
+        pos += 1;
+    }
     while pos < cat.order.len() && items.len() < size {
         if let Some(it) = cat.lookup(&cat.order[pos], date) {
             items.push(pb::CatalogueItem {

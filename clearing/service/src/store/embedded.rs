@@ -236,6 +236,15 @@ impl Store for EmbeddedStore {
         self.submit(Job::Meta(MetaOp::MapSet(key.into(), field.into(), value.into(), only_new), tx), rx).await
     }
 
+    async fn map_get_field(&self, key: &str, field: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        match t.get(format!("{key}|{field}").as_str()).map_err(unavailable)? {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v.value().to_vec()).map(Some).map_err(corrupt),
+        }
+    }
+
     async fn map_get(&self, key: &str) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let t = txn.open_table(META).map_err(unavailable)?;

@@ -368,6 +368,8 @@ pub trait Store: Send + Sync + 'static {
     /// Sets `field` of the map `key`; with `only_new`, keeps an existing value. Returns the value in force.
     fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> impl Future<Output = Result<String, StoreError>> + Send;
     fn map_get(&self, key: &str) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+    /// One field of the map `key`.
+    fn map_get_field(&self, key: &str, field: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
 /// Hex into a buffer sized once (`hex::encode` builds its string a char at a time: ~3% of a

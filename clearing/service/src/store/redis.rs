@@ -1030,6 +1030,10 @@ impl Store for RedisStore {
         v.ok_or_else(|| StoreError::Corrupt(format!("{key}.{field} vanished")))
     }
 
+    async fn map_get_field(&self, key: &str, field: &str) -> Result<Option<String>, StoreError> {
+        self.query(::redis::cmd("HGET").arg(meta_key(key)).arg(field)).await
+    }
+
     async fn map_get(&self, key: &str) -> Result<BTreeMap<String, String>, StoreError> {
         let k = meta_key(key);
         self.query(::redis::cmd("HGETALL").arg(&k)).await

@@ -1,0 +1,187 @@
+//! The designated institutions of each service location (定点医药机构): code, name, hospital or
+//! pharmacy, level. A HIS calling through the national gateway does not send its own hospital level;
+//! a claim without `hosp_lv` takes it from here.
+//!
+//! Two layers: the list `clearing` starts with (the bundled sample, or `--institutions FILE` in the same
+//! format, loaded and validated like the rule packs: every error names the entry and field), and the
+//! entries a region's platform upserts (`Catalogue.UpsertInstitution`), kept in the store so every
+//! replica sees them and they survive a restart. An upserted entry wins over the list's.
+
+use crate::limits::{MAX_INSTITUTION_NAME_LEN, MAX_INSTITUTIONS};
+use crate::store::Store;
+use clearing_edge::error::ServiceError;
+use clearing_edge::fields::Violations;
+use proto::v1 as pb;
+use region_adapter::Admdvs;
+use region_adapter::codes::parse_fixmedins_code;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The bundled sample list (invented institutions of the seed regions).
+pub const BUNDLED: &str = include_str!("../institutions.toml");
+
+/// `fixmedins_type` of a medical institution and of a retail pharmacy (national codes).
+pub const MEDICAL_INSTITUTION: &str = "1";
+pub const PHARMACY: &str = "2";
+
+/// One institution as listed and stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Institution {
+    pub fixmedins_code: String,
+    pub fixmedins_name: String,
+    pub fixmedins_type: String,
+    #[serde(default)]
+    pub hosp_lv: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListFile {
+    format_version: u32,
+    #[serde(default)]
+    institution: Vec<Institution>,
+}
+
+/// The service location an institution belongs to: the city of the division in its code.
+pub fn service_location(code: &str) -> Option<Admdvs> {
+    let (_, adm) = parse_fixmedins_code(code)?;
+    Admdvs::parse(&format!("{:06}", adm.as_u32() / 100 * 100))
+}
+
+/// Checks one entry; violations name `prefix` + the field.
+pub fn check(v: &mut Violations, prefix: &str, i: &Institution) {
+    let f = |name: &str| format!("{prefix}{name}");
+    match parse_fixmedins_code(&i.fixmedins_code) {
+        None => v.add(f("fixmedins_code"), "must be H or P + 6-digit division + 5 digits, e.g. H42130200746"),
+        Some((kind, _)) => {
+            let pharmacy_code = kind == 'P';
+            if (i.fixmedins_type == PHARMACY) != pharmacy_code && matches!(i.fixmedins_type.as_str(), MEDICAL_INSTITUTION | PHARMACY) {
+                v.add(f("fixmedins_type"), "an H code is a medical institution (\"1\"), a P code a retail pharmacy (\"2\")");
+            }
+        }
+    }
+    if i.fixmedins_name.trim().is_empty() || i.fixmedins_name.chars().count() > MAX_INSTITUTION_NAME_LEN {
+        v.add(f("fixmedins_name"), format!("1–{MAX_INSTITUTION_NAME_LEN} characters"));
+    }
+    match i.fixmedins_type.as_str() {
+        MEDICAL_INSTITUTION if !(1..=3).contains(&i.hosp_lv) => v.add(f("hosp_lv"), "a medical institution has level 1, 2 or 3"),
+        PHARMACY if i.hosp_lv != 0 => v.add(f("hosp_lv"), "a retail pharmacy has no level: give 0"),
+        MEDICAL_INSTITUTION | PHARMACY => {}
+        _ => v.add(f("fixmedins_type"), "must be \"1\" (medical institution) or \"2\" (retail pharmacy)"),
+    }
+}
+
+/// The list `clearing` started with.
+#[derive(Debug, Default)]
+pub struct InstitutionList {
+    by_code: HashMap<String, Institution>,
+}
+
+impl InstitutionList {
+    /// Parses and validates a list file; `name` is used in errors.
+    pub fn parse(name: &str, text: &str) -> anyhow::Result<InstitutionList> {
+        let file: ListFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        if file.format_version != 1 {
+            anyhow::bail!("{name}: format_version {} is not supported (this build reads 1)", file.format_version);
+        }
+        if file.institution.len() > MAX_INSTITUTIONS {
+            anyhow::bail!("{name}: {} institutions; at most {MAX_INSTITUTIONS}", file.institution.len());
+        }
+        let mut v = Violations::default();
+        let mut by_code = HashMap::with_capacity(file.institution.len());
+        for (n, i) in file.institution.into_iter().enumerate() {
+            check(&mut v, &format!("institution[{n}]."), &i);
+            if by_code.contains_key(&i.fixmedins_code) {
+                v.add(format!("institution[{n}].fixmedins_code"), format!("{} is listed twice", i.fixmedins_code));
+            }
+            by_code.insert(i.fixmedins_code.clone(), i);
+        }
+        if !v.0.is_empty() {
+            let lines: Vec<String> = v.0.iter().map(|f| format!("  {name}: {}: {}", f.field, f.description)).collect();
+            anyhow::bail!("institution list refused:\n{}", lines.join("\n"));
+        }
+        Ok(InstitutionList { by_code })
+    }
+
+    /// The bundled sample, or the file given.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<InstitutionList> {
+        match path {
+            None => InstitutionList::parse("bundled institutions.toml", BUNDLED),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("institutions {}: {e}", p.display()))?;
+                InstitutionList::parse(&p.display().to_string(), &text)
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_code.is_empty()
+    }
+}
+
+fn store_key(mdtrt: Admdvs) -> String {
+    format!("institutions:{mdtrt}")
+}
+
+pub fn to_pb(i: &Institution, origin: &str) -> pb::Institution {
+    pb::Institution {
+        fixmedins_code: i.fixmedins_code.clone(),
+        fixmedins_name: i.fixmedins_name.clone(),
+        fixmedins_type: i.fixmedins_type.clone(),
+        hosp_lv: i.hosp_lv,
+        mdtrt_admdvs: service_location(&i.fixmedins_code).map(|a| a.to_string()).unwrap_or_default(),
+        origin: origin.into(),
+    }
+}
+
+/// The institution `code` with where it comes from: upserted (the store) first, then the list.
+pub async fn find<S: Store>(store: &S, list: &InstitutionList, code: &str) -> Result<Option<pb::Institution>, ServiceError> {
+    let Some(mdtrt) = service_location(code) else {
+        return Ok(None);
+    };
+    if let Some(json) = store.map_get_field(&store_key(mdtrt), code).await? {
+        let i: Institution =
+            serde_json::from_str(&json).map_err(|e| ServiceError::Internal(format!("stored institution {code} unreadable: {e}")))?;
+        return Ok(Some(to_pb(&i, "upserted")));
+    }
+    Ok(list.by_code.get(code).map(|i| to_pb(i, "list")))
+}
+
+/// Validates and stores an upserted institution.
+pub async fn upsert<S: Store>(store: &S, req: &pb::Institution) -> Result<pb::Institution, ServiceError> {
+    let i = Institution {
+        fixmedins_code: req.fixmedins_code.clone(),
+        fixmedins_name: req.fixmedins_name.clone(),
+        fixmedins_type: req.fixmedins_type.clone(),
+        hosp_lv: req.hosp_lv,
+    };
+    let mut v = Violations::default();
+    check(&mut v, "", &i);
+    v.into_result(())?;
+    let mdtrt = service_location(&i.fixmedins_code).expect("checked");
+    let json = serde_json::to_string(&i).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    store.map_set(&store_key(mdtrt), &i.fixmedins_code, &json, false).await?;
+    Ok(to_pb(&i, "upserted"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_list_loads_and_bad_entries_are_named() {
+        let list = InstitutionList::load(None).unwrap();
+        assert!(list.len() >= 20);
+        let bad = "format_version = 1\n[[institution]]\nfixmedins_code = \"H42130200001\"\nfixmedins_name = \"x\"\nfixmedins_type = \"1\"\nhosp_lv = 4\n\
+                   [[institution]]\nfixmedins_code = \"P42130200001\"\nfixmedins_name = \"y\"\nfixmedins_type = \"1\"\nhosp_lv = 1\n";
+        let e = InstitutionList::parse("t.toml", bad).unwrap_err().to_string();
+        assert!(e.contains("institution[0].hosp_lv") && e.contains("institution[1].fixmedins_type"), "{e}");
+        assert_eq!(service_location("H42130200746").unwrap().to_string(), "421300");
+    }
+}
