@@ -168,16 +168,33 @@ pub fn identity_of_cert(der: &[u8]) -> Result<Identity, String> {
 /// What a request wants to do, with the regions it touches.
 #[derive(Debug, Clone, Copy)]
 pub enum Action<'a> {
-    SettleClaim { mdtrt: &'a str },
-    ReverseClaim { mdtrt: &'a str },
-    ReadSettlement { insured: &'a str, mdtrt: &'a str },
-    WriteMember { insured: &'a str },
-    ReadMember { insured: &'a str },
+    SettleClaim {
+        mdtrt: &'a str,
+    },
+    ReverseClaim {
+        mdtrt: &'a str,
+    },
+    ReadSettlement {
+        insured: &'a str,
+        mdtrt: &'a str,
+    },
+    WriteMember {
+        insured: &'a str,
+    },
+    ReadMember {
+        insured: &'a str,
+    },
     /// A service location reading a member who has filed for it: the regions of the member's filings in
     /// force today.
-    ReadFiledMember { filed: &'a [Admdvs] },
-    WriteInstitution { mdtrt: &'a str },
-    Reconcile { mdtrt: &'a str },
+    ReadFiledMember {
+        filed: &'a [Admdvs],
+    },
+    WriteInstitution {
+        mdtrt: &'a str,
+    },
+    Reconcile {
+        mdtrt: &'a str,
+    },
     ReadCatalogue,
     NettingWrite,
     NettingRead,
@@ -421,8 +438,19 @@ mod tests {
 
     #[test]
     fn forwarded_identities_are_parsed_strictly() {
-        assert_eq!(parse_forwarded("mdtrt:421300:HIS_1").map(|(r, a, p)| (r, a.to_string(), p.to_string())), Ok((Role::Mdtrt, "421300".into(), "HIS_1".into())));
-        for bad in ["gateway:000000:x", "clearing:000000:x", "mdtrt:42130:x", "mdtrt:421300:", "mdtrt:421300:a b", "platform:420000", "root:000000:x"] {
+        assert_eq!(
+            parse_forwarded("mdtrt:421300:HIS_1").map(|(r, a, p)| (r, a.to_string(), p.to_string())),
+            Ok((Role::Mdtrt, "421300".into(), "HIS_1".into()))
+        );
+        for bad in [
+            "gateway:000000:x",
+            "clearing:000000:x",
+            "mdtrt:42130:x",
+            "mdtrt:421300:",
+            "mdtrt:421300:a b",
+            "platform:420000",
+            "root:000000:x",
+        ] {
             assert!(parse_forwarded(bad).is_err(), "{bad}");
         }
     }

@@ -157,7 +157,14 @@ pub fn request_span(req: &http::Request<()>) -> tracing::Span {
         rpc.method = %method,
         trace_id = tracing::field::Empty,
     );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(req.headers())));
+    continue_trace(&span, req.headers());
+    span
+}
+
+/// Makes `span` a child of the W3C trace context in `headers` (`traceparent`, `tracestate`) when the
+/// caller sent one, and records its trace id in the span's `trace_id` field (declared empty).
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
     let _ = span.set_parent(parent.clone());
     let mut trace_id = span.context().span().span_context().trace_id();
     if trace_id == opentelemetry::trace::TraceId::INVALID {
@@ -167,7 +174,6 @@ pub fn request_span(req: &http::Request<()>) -> tracing::Span {
     if trace_id != opentelemetry::trace::TraceId::INVALID {
         span.record("trace_id", tracing::field::display(trace_id));
     }
-    span
 }
 
 /// Injects the current span's trace context into an outgoing call. Returns false when there is no

@@ -3,8 +3,8 @@
 //! → price with the service location's catalogue → load the member → apply the insured region's policy
 //! → plan → commit atomically; a version conflict reloads and recomputes, a bounded number of times.
 
-use crate::institutions::InstitutionList;
 use crate::ids::{SetlIds, idempotency_key, shard_of, shard_of_setl_id};
+use crate::institutions::InstitutionList;
 use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN, STORE_OUTAGE_PATIENCE};
 use crate::metrics::{self, M};
 use crate::plan;
@@ -83,12 +83,13 @@ impl<S: Store> Clearinghouse<S> {
         match found {
             None => Err(ServiceError::field(
                 "fixmedins_code",
-                format!("{code} is on no institution list of its service location: send hosp_lv, or have the region's platform upsert the institution"),
+                format!(
+                    "{code} is on no institution list of its service location: send hosp_lv, or have the region's platform upsert the institution"
+                ),
             )),
-            Some(i) if i.hosp_lv == 0 => Err(ServiceError::field(
-                "hosp_lv",
-                format!("{code} is a retail pharmacy, which has no level of its own: send hosp_lv"),
-            )),
+            Some(i) if i.hosp_lv == 0 => {
+                Err(ServiceError::field("hosp_lv", format!("{code} is a retail pharmacy, which has no level of its own: send hosp_lv")))
+            }
             Some(i) => Ok(Some(pb::Claim { hosp_lv: i.hosp_lv, ..claim.clone() })),
         }
     }
