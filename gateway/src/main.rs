@@ -54,7 +54,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the national interface.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the x-tif headers for a call (for a shell or a first test): paasid, timestamp, nonce, signature.
     Sign {
         #[arg(long)]
@@ -185,8 +185,38 @@ async fn call_service(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
     respond(&answer, &received)
 }
 
+/// Reads the body, at most `MAX_BODY_BYTES`; `None` when it is larger. A larger body is still read
+/// (and dropped) up to twice the limit, so the refusal reaches the caller instead of a connection reset
+/// while it is still sending; beyond that the connection is closed.
+async fn read_body(body: Body) -> Option<Bytes> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return None };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > 2 * MAX_BODY_BYTES {
+                return None;
+            }
+            if seen <= MAX_BODY_BYTES {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    (seen <= MAX_BODY_BYTES).then(|| Bytes::from(buf))
+}
+
 /// Everything between the HTTP request and the national answer; returns the infno for the metrics.
 async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::Span) -> (Answer, String) {
+    let too_large = || Answer::refused(StatusCode::PAYLOAD_TOO_LARGE, format!("body: larger than {MAX_BODY_BYTES} bytes"));
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > 2 * MAX_BODY_BYTES) {
+        return (too_large(), String::new());
+    }
+    // The body is read before any answer (see read_body); authentication is checked on the headers.
+    let bytes = read_body(body).await;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") {
         return (
@@ -194,16 +224,6 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
             String::new(),
         );
     }
-    let too_large = || Answer::refused(StatusCode::PAYLOAD_TOO_LARGE, format!("body: larger than {MAX_BODY_BYTES} bytes"));
-    if headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES)
-    {
-        return (too_large(), String::new());
-    }
-    // Authentication before reading the body: an unauthenticated caller costs a header check.
     let now = chrono::Utc::now().timestamp();
     let paas = match gw.auth.authenticate(headers, now).await {
         Ok(p) => p,
@@ -214,9 +234,8 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
         }
     };
     span.record("paasid", paas.paasid.as_str());
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return (too_large(), String::new()),
+    let Some(bytes) = bytes else {
+        return (too_large(), String::new());
     };
     let json: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&bytes) {
         Ok(serde_json::Value::Object(m)) => m,
@@ -452,7 +471,7 @@ fn sign(paasid: &str, token_file: &Path) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(a) => serve(a).await,
+        Command::Serve(a) => serve(*a).await,
         Command::Sign { paasid, token_file } => sign(&paasid, &token_file),
     }
 }

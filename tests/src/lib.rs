@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod gateway;
 pub mod otlp;
 pub mod pki;
 
@@ -22,7 +23,7 @@ pub use proto::v1::clearing_client::ClearingClient;
 pub use proto::v1::registry_client::RegistryClient;
 
 /// How long a test waits for a process to come up before failing.
-const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// How long `eventually` waits for what a test expects, unless the test says otherwise.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -347,7 +348,7 @@ pub fn clearing_cli(args: &[&str]) -> (bool, String, String) {
 /// Every person number the builders made, for the log check: no service log may contain one.
 static PERSON_NUMBERS: std::sync::Mutex<std::collections::BTreeSet<String>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
 
-fn remember_person(psn_no: &str) {
+pub fn remember_person(psn_no: &str) {
     if psn_no.len() >= 3 {
         PERSON_NUMBERS.lock().unwrap().insert(psn_no.to_string());
     }
@@ -364,7 +365,7 @@ pub fn person_numbers_in(log: &str) -> Vec<String> {
 }
 
 /// Personal data must not reach logs (issue 7): every service a test starts is checked when dropped.
-fn assert_no_person_numbers(what: &str, log: &str) {
+pub(crate) fn assert_no_person_numbers(what: &str, log: &str) {
     if std::thread::panicking() {
         return;
     }

@@ -418,6 +418,7 @@ async fn health_reflection_and_catalogue() {
                 date: "2024-06-01".into(),
                 page_size: 7,
                 page_token: token.clone(),
+                page_num: 0,
             })
             .await
             .unwrap()
@@ -438,6 +439,7 @@ async fn health_reflection_and_catalogue() {
             date: "2024-06-01".into(),
             page_size: 10_000,
             page_token: String::new(),
+            page_num: 0,
         })
         .await
         .unwrap_err();

@@ -105,6 +105,7 @@ async fn claims(local: &Clearing) -> Vec<pb::Claim> {
                 date: date.into(),
                 page_size: 500,
                 page_token: String::new(),
+                page_num: 0,
             })
             .await
             .unwrap()
@@ -179,7 +180,13 @@ async fn remote_adapters_settle_byte_identically_to_the_in_process_engine() {
     for a in ["421300", "360100", "150500"] {
         let q = pb::GetPolicyRequest { admdvs: a.into(), date: "2024-06-01".into() };
         assert_eq!(rc.get_policy(q.clone()).await.unwrap().into_inner(), lc.get_policy(q).await.unwrap().into_inner(), "{a}");
-        let q = pb::ListCatalogueItemsRequest { admdvs: a.into(), date: "2024-06-01".into(), page_size: 7, page_token: "7".into() };
+        let q = pb::ListCatalogueItemsRequest {
+            admdvs: a.into(),
+            date: "2024-06-01".into(),
+            page_size: 7,
+            page_token: "7".into(),
+            ..Default::default()
+        };
         assert_eq!(rc.list_catalogue_items(q.clone()).await.unwrap().into_inner(), lc.list_catalogue_items(q).await.unwrap().into_inner());
     }
     // ListRegions says where each region is served.

@@ -1,0 +1,528 @@
+//! The national gateway end to end: `national-gateway` in front of `clearing` (embedded store, Redis,
+//! mutual TLS), driven by a HIS-like client that signs its calls itself (tests/src/gateway.rs) and, over
+//! HTTPS, by the README's Python script.
+
+use proto::v1 as pb;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use tests::gateway::*;
+use tests::pki::{Pki, tls_channel};
+use tests::*;
+use tonic::Code;
+
+/// The amounts of a settlement that must agree between the gateway and gRPC.
+const AMOUNTS: &[&str] = &[
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    "hifp_pay",
+    "pool_prop_selfpay",
+    "fund_pay_sumamt",
+    "psn_part_amt",
+    "acct_pay",
+    "acct_mulaid_pay",
+    "psn_cash_pay",
+    "balc",
+];
+
+fn grpc_amounts(s: &pb::Settlement) -> BTreeMap<&'static str, String> {
+    let v = [
+        &s.medfee_sumamt,
+        &s.fulamt_ownpay_amt,
+        &s.overlmt_selfpay,
+        &s.preselfpay_amt,
+        &s.inscp_scp_amt,
+        &s.act_pay_dedc,
+        &s.hifp_pay,
+        &s.pool_prop_selfpay,
+        &s.fund_pay_sumamt,
+        &s.psn_part_amt,
+        &s.acct_pay,
+        &s.acct_mulaid_pay,
+        &s.psn_cash_pay,
+        &s.balc,
+    ];
+    AMOUNTS.iter().copied().zip(v.into_iter().cloned()).collect()
+}
+
+fn national_amounts(r: &Reply) -> BTreeMap<&'static str, String> {
+    AMOUNTS.iter().map(|k| (*k, r.setl(k))).collect()
+}
+
+/// The multi-line claim of examples/claim.json (mixed classes, a price cap, 丙类), for `psn_no`.
+fn example_claim(msgid: &str, psn_no: &str) -> pb::Claim {
+    let text = std::fs::read_to_string(repo_root().join("examples/claim.json")).unwrap();
+    let j: Value = serde_json::from_str(&text).unwrap();
+    let lines = j["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| pb::ClaimLine {
+            hilist_code: l["hilist_code"].as_str().unwrap().into(),
+            cnt: l["cnt"].as_str().unwrap().into(),
+            pric: l["pric"].as_str().unwrap().into(),
+            det_item_fee_sumamt: l["det_item_fee_sumamt"].as_str().unwrap().into(),
+        })
+        .collect();
+    remember_person(psn_no);
+    pb::Claim {
+        msgid: msgid.into(),
+        psn_no: psn_no.into(),
+        insuplc_admdvs: "421300".into(),
+        mdtrt_admdvs: "360100".into(),
+        fixmedins_code: "H36010200001".into(),
+        hosp_lv: 1,
+        med_type: "11".into(),
+        setl_time: "2024-03-10T09:30:00+08:00".into(),
+        acct_used_flag: true,
+        lines,
+        ..Default::default()
+    }
+}
+
+fn funded(mut m: pb::Member, balance: &str) -> pb::Member {
+    m.acct_balc = balance.into();
+    m
+}
+
+/// The claims of one member, in order: the example, then two single-line claims at the level-3
+/// institution of the sample list (H36010000001), the last with the account.
+fn visit_sequence(tag: &str, psn_no: &str) -> Vec<pb::Claim> {
+    let mut b = claim(&format!("{tag}-2"), "421300", psn_no, "360100", 3, "2024-03-12", 800);
+    b.fixmedins_code = "H36010000001".into();
+    let mut c = claim(&format!("{tag}-3"), "421300", psn_no, "360100", 3, "2024-03-15", 3000);
+    c.fixmedins_code = "H36010000001".into();
+    c.acct_used_flag = true;
+    vec![example_claim(&format!("{tag}-1"), psn_no), b, c]
+}
+
+fn here(mdtrt: &str, insured: &str, fixmedins: &str) -> Where {
+    Where { mdtrtarea_admvs: mdtrt.into(), insuplc_admdvs: insured.into(), fixmedins_code: fixmedins.into() }
+}
+
+async fn member_version(c: &Clearing, insured: &str, psn_no: &str) -> (u64, Vec<pb::Accumulator>) {
+    let m = c
+        .registry()
+        .await
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: insured.into(), psn_no: psn_no.into(), year: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    (m.version, m.accumulators)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_national_interface_in_front_of_the_embedded_store() {
+    let c = Clearing::start();
+    let dir = tempfile::tempdir().unwrap();
+    let paas = paas_file(
+        dir.path(),
+        &[
+            ("jiangxi_platform", "platform", "360000"),
+            ("hubei_platform", "platform", "420000"),
+            ("jiangsu_platform", "platform", "320000"),
+            ("nanchang_his", "mdtrt", "360100"),
+            ("national", "national", "000000"),
+        ],
+    );
+    let g = Gateway::start(&c.url(), &paas, &[]);
+    let jx = His::new(&g.url(), "jiangxi_platform");
+    let hubei = His::new(&g.url(), "hubei_platform");
+    let jiangsu = His::new(&g.url(), "jiangsu_platform");
+    let his = His::new(&g.url(), "nanchang_his");
+    registered(
+        &c,
+        &[
+            funded(member("421300", "SZGW1", "11", &["360000"]), "300.00"),
+            funded(member("421300", "SZGW2", "11", &["360000"]), "300.00"),
+            member("320100", "NJGW1", "11", &[]),
+        ],
+    )
+    .await;
+
+    // 2207 through the gateway and SettleClaim over gRPC give the same amounts for the same claims
+    // (two members with the same facts, one claim sequence each: deductible, ratio and account).
+    let mut ours: Vec<(String, Reply)> = Vec::new();
+    for (via_gw, via_grpc) in visit_sequence("GW", "SZGW1").into_iter().zip(visit_sequence("RPC", "SZGW2")) {
+        let w = Where::of(&via_gw);
+        // 2206 first: the same numbers, nothing written.
+        let before = member_version(&c, "421300", "SZGW1").await;
+        let pre = jx.call("2206", &format!("{}-pre", via_gw.msgid), &w, national_input(&via_gw, false)).await.ok();
+        assert_eq!(member_version(&c, "421300", "SZGW1").await, before, "2206 wrote something");
+        let done = jx.call("2207", &via_gw.msgid, &w, national_input(&via_gw, false)).await.ok();
+        let direct = c.clearing().await.settle_claim(via_grpc).await.unwrap().into_inner();
+        assert_eq!(national_amounts(&done), grpc_amounts(&direct), "gateway vs gRPC for {}", via_gw.msgid);
+        assert_eq!(national_amounts(&pre), national_amounts(&done), "2206 vs 2207 for {}", via_gw.msgid);
+        assert_eq!(done.setl("hosp_lv"), direct.hosp_lv.to_string(), "the level came from the institution list");
+        assert_eq!(done.output()["detlcutinfo"].as_array().unwrap().len(), via_gw.lines.len());
+        assert_eq!(done.output()["detlcutinfo"][0]["feedetl_sn"], "0001");
+        assert_eq!(done.output()["setldetail"][0]["fund_payamt"].as_str().unwrap(), direct.hifp_pay);
+        ours.push((via_gw.msgid.clone(), done));
+    }
+
+    // A resend of a msgid with the same content is the same answer; with other content it is refused.
+    let first = visit_sequence("GW", "SZGW1").remove(0);
+    let again = jx.call("2207", &first.msgid, &Where::of(&first), national_input(&first, false)).await.ok();
+    assert_eq!(again.output(), ours[0].1.output());
+    let mut other = first.clone();
+    other.lines.truncate(2);
+    let reused = jx.call("2207", &first.msgid, &Where::of(&other), national_input(&other, false)).await;
+    assert_eq!((reused.status, reused.infcode(), reused.err_msg()), (200, -1, "msgid: already used with other content"));
+
+    // 1101: the insured side reads its member; a service location reads a member filed for it and no
+    // other (the unfiled one is answered exactly like one that does not exist).
+    let nc = here("360100", "421300", "H36010000001");
+    let m = jx.call("1101", "q1", &nc, json!({ "data": { "psn_no": "SZGW1" } })).await.ok();
+    assert_eq!(m.output()["baseinfo"]["psn_no"], "SZGW1");
+    assert_eq!(m.output()["insuinfo"][0]["psn_type"], "11");
+    assert_eq!(m.output()["cuminfo"][0]["visits"], 3);
+    hubei.call("1101", "q2", &here("421300", "421300", "H42130000001"), json!({ "data": { "psn_no": "SZGW1" } })).await.ok();
+    let hidden = jx.call("1101", "q3", &here("360100", "320100", "H36010000001"), json!({ "data": { "psn_no": "NJGW1" } })).await;
+    let missing = jx.call("1101", "q4", &here("360100", "320100", "H36010000001"), json!({ "data": { "psn_no": "NJGW9" } })).await;
+    assert_eq!((hidden.status, hidden.infcode()), (200, -1));
+    assert_eq!(hidden.err_msg(), missing.err_msg(), "an unfiled member looks like a missing one");
+    assert!(hidden.err_msg().starts_with("input.data.psn_no"), "{}", hidden.err_msg());
+
+    // A platform of one province cannot settle for another's institutions.
+    let foreign = visit_sequence("HB", "SZGW1").remove(1);
+    let refused = hubei.call("2207", "HB-1", &Where::of(&foreign), national_input(&foreign, false)).await;
+    assert_eq!((refused.status, refused.infcode()), (403, -1), "{:?}", refused.body);
+    assert!(refused.err_msg().starts_with("mdtrtarea_admvs"), "{}", refused.err_msg());
+
+    // An institution on no list needs hosp_lv, or an upsert by its region's platform.
+    let mut unlisted = visit_sequence("UL", "SZGW1").remove(1);
+    unlisted.fixmedins_code = "H36010299999".into();
+    let r = his.call("2206", "UL-1", &Where::of(&unlisted), national_input(&unlisted, false)).await;
+    assert!(r.infcode() == -1 && r.err_msg().starts_with("fixmedins_code: H36010299999 is on no institution list"), "{:?}", r.body);
+    his.call("2206", "UL-2", &Where::of(&unlisted), national_input(&unlisted, true)).await.ok();
+    let inst = pb::Institution {
+        fixmedins_code: "H36010299999".into(),
+        fixmedins_name: "新医院".into(),
+        fixmedins_type: "1".into(),
+        hosp_lv: 2,
+        ..Default::default()
+    };
+    c.catalogue().await.upsert_institution(inst).await.unwrap();
+    let listed = his.call("2206", "UL-3", &Where::of(&unlisted), national_input(&unlisted, false)).await.ok();
+    assert_eq!(listed.setl("hosp_lv"), "2");
+
+    // Field errors name the national path; nothing is written.
+    let before = member_version(&c, "421300", "SZGW1").await;
+    let mut bad = national_input(&visit_sequence("BAD", "SZGW1")[0], false);
+    bad["feedetail"][2]["cnt"] = json!("-1");
+    let r = jx.call("2207", "BAD-1", &nc, bad).await;
+    assert!(r.infcode() == -1 && r.err_msg().contains("input.feedetail[2].cnt"), "{:?}", r.body);
+    let mut bad = national_input(&visit_sequence("BAD", "SZGW1")[0], false);
+    bad["data"]["medfee_sumamt"] = json!("1.00");
+    let r = jx.call("2207", "BAD-2", &nc, bad).await;
+    assert!(
+        r.err_msg().contains("input.data.medfee_sumamt: 1.00 is not the sum of input.feedetail[].det_item_fee_sumamt (1127.60)"),
+        "{:?}",
+        r.body
+    );
+    let r = jx.call("9999", "BAD-3", &nc, json!({})).await;
+    assert_eq!(r.err_msg(), "infno: 9999 is not served here; this gateway serves 1101, 1312, 2206, 2207, 2208, 3201, 3202, 9001, 9002");
+    let mut env = envelope("2207", "BAD-4", &nc, national_input(&visit_sequence("BAD", "SZGW1")[0], false));
+    env.as_object_mut().unwrap().remove("opter_name");
+    let signed = |h: &His| x_tif(&h.paasid, &h.token, chrono::Utc::now().timestamp(), &nonce());
+    let r = jx.post(&signed(&jx), "application/json", serde_json::to_vec(&env).unwrap()).await;
+    assert_eq!((r.status, r.infcode(), r.err_msg()), (200, -1, "opter_name: required"));
+    let r = jx.post(&signed(&jx), "application/json", b"{\"infno\": ".to_vec()).await;
+    assert!(r.status == 400 && r.err_msg().starts_with("body: not JSON"), "{:?}", r.body);
+    let r = jx.post(&signed(&jx), "text/plain", b"{}".to_vec()).await;
+    assert_eq!((r.status, r.infcode()), (415, -1));
+    let r = jx.post(&signed(&jx), "application/json", vec![b' '; 5 * 1024 * 1024]).await;
+    assert_eq!((r.status, r.infcode()), (413, -1));
+    assert_eq!(member_version(&c, "421300", "SZGW1").await, before, "a refused call wrote something");
+
+    // Authentication like the national gateway: each failure is 401 with nothing forwarded.
+    let probe = visit_sequence("AUTH", "SZGW1").remove(1);
+    let body = serde_json::to_vec(&envelope("2207", "AUTH-1", &Where::of(&probe), national_input(&probe, false))).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let token = token_of("jiangxi_platform");
+    let replayed = nonce();
+    jx.post(
+        &x_tif("jiangxi_platform", &token, now, &replayed),
+        "application/json",
+        serde_json::to_vec(&envelope("9001", "S1", &nc, json!({}))).unwrap(),
+    )
+    .await
+    .ok();
+    for (headers, why) in [
+        (x_tif("nobody", &token, now, &nonce()), "unknown paasid"),
+        (x_tif("jiangxi_platform", "not-the-token-000000", now, &nonce()), "x-tif-signature does not match"),
+        (x_tif("jiangxi_platform", &token, now - 301, &nonce()), "x-tif-timestamp outside the accepted window"),
+        (x_tif("jiangxi_platform", &token, now, &replayed), "x-tif-nonce already used"),
+        (x_tif("jiangxi_platform", &token, now, &nonce())[..3].to_vec(), "missing or malformed header x-tif-signature"),
+    ] {
+        let r = jx.post(&headers, "application/json", body.clone()).await;
+        assert_eq!((r.status, r.infcode(), r.err_msg()), (401, -1, why));
+    }
+    assert_eq!(member_version(&c, "421300", "SZGW1").await, before, "an unauthenticated call wrote something");
+    let log = g.log();
+    assert!(log.contains("authentication refused") && log.contains("reason=x-tif-nonce already used"), "{log}");
+    assert!(!log.contains(&token) && !log.contains("not-the-token"), "a token reached the log");
+
+    // 1312: pages of the service location's catalogue.
+    let p1 = his.call("1312", "C1", &nc, json!({ "data": { "query_date": "2024-03-10", "page_num": 1, "page_size": 5 } })).await.ok();
+    let p2 = his.call("1312", "C2", &nc, json!({ "data": { "query_date": "2024-03-10", "page_num": "2", "page_size": "5" } })).await.ok();
+    let codes = |r: &Reply| {
+        r.output()["data"].as_array().unwrap().iter().map(|i| i["hilist_code"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!((codes(&p1).len(), codes(&p2).len()), (5, 5));
+    assert!(codes(&p1).iter().all(|c| !codes(&p2).contains(c)), "pages overlap");
+    assert_eq!(p1.output()["last_page"], false);
+
+    // 2208 cancels a settlement (negated amounts); a second cancellation is refused.
+    let (msgid, last) = ours.last().unwrap();
+    let setl_id = last.setl("setl_id");
+    let rev = jx.call("2208", &format!("{msgid}-R"), &nc, json!({ "data": { "setl_id": setl_id, "psn_no": "SZGW1" } })).await.ok();
+    assert_eq!(rev.setl("refd_setl_flag"), "1");
+    assert_eq!(fen(&rev.setl("hifp_pay")), -fen(&last.setl("hifp_pay")));
+    let twice = jx.call("2208", &format!("{msgid}-R2"), &nc, json!({ "data": { "setl_id": setl_id } })).await;
+    assert_eq!(twice.infcode(), -1);
+    // The insured side sees the settlement but may not cancel it; a region that may not even see it
+    // learns nothing about it.
+    let insured_side = hubei.call("2208", "HB-R", &here("421300", "", "H42130000001"), json!({ "data": { "setl_id": setl_id } })).await;
+    assert_eq!((insured_side.status, insured_side.infcode()), (403, -1));
+    let hidden = jiangsu.call("2208", "JS-R", &here("320100", "", "H32010000001"), json!({ "data": { "setl_id": setl_id } })).await;
+    assert_eq!((hidden.infcode(), hidden.err_msg()), (-1, format!("input.data.setl_id: settlement {setl_id} not found").as_str()));
+
+    // 3201/3202 for Nanchang's window of today: the totals of everything settled there.
+    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive().to_string();
+    let mut settled: Vec<Reply> = ours.iter().map(|(_, r)| r.clone()).collect();
+    for (i, msgid) in ["RPC-1", "RPC-2", "RPC-3"].iter().enumerate() {
+        let _ = i;
+        let s = c
+            .clearing()
+            .await
+            .settle_claim(visit_sequence("RPC", "SZGW2").into_iter().find(|x| x.msgid == *msgid).unwrap())
+            .await
+            .unwrap()
+            .into_inner();
+        settled.push(Reply { status: 200, body: json!({ "output": { "setlinfo": { "setl_id": s.setl_id, "medfee_sumamt": s.medfee_sumamt, "fund_pay_sumamt": s.fund_pay_sumamt, "acct_pay": s.acct_pay } } }) });
+    }
+    settled.push(rev);
+    let sum = |f: &str| settled.iter().map(|r| fen(&r.setl(f))).sum::<i64>();
+    let yuan = |f: i64| format!("{}{}.{:02}", if f < 0 { "-" } else { "" }, f.abs() / 100, f.abs() % 100);
+    let totals = json!({ "data": { "stmt_begndate": today, "stmt_enddate": today, "medfee_sumamt": yuan(sum("medfee_sumamt")),
+        "fund_pay_sumamt": yuan(sum("fund_pay_sumamt")), "acct_pay": yuan(sum("acct_pay")), "fixmedins_setl_cnt": 5 } });
+    let r = his.call("3201", "R1", &nc, totals.clone()).await.ok();
+    assert_eq!(r.output()["stmtinfo"]["stmt_rslt"], "0", "{:?}", r.body);
+    let mut off = totals;
+    off["data"]["fund_pay_sumamt"] = json!("0.01");
+    assert_eq!(his.call("3201", "R2", &nc, off).await.ok().output()["stmtinfo"]["stmt_rslt"], "1");
+    let detail: Vec<Value> = settled
+        .iter()
+        .map(|r| json!({ "setl_id": r.setl("setl_id"), "medfee_sumamt": r.setl("medfee_sumamt"), "fund_pay_sumamt": r.setl("fund_pay_sumamt"), "acct_pay": r.setl("acct_pay") }))
+        .collect();
+    let r = his.call("3202", "R3", &nc, json!({ "data": { "stmt_begndate": today }, "detail": detail })).await.ok();
+    assert_eq!((r.output()["stmtinfo"]["stmt_rslt"].as_str(), r.output()["compared"].as_i64()), (Some("0"), Some(7)), "{:?}", r.body);
+    let r = his.call("3202", "R4", &nc, json!({ "data": { "stmt_begndate": today }, "detail": detail[1..] })).await.ok();
+    assert_eq!(r.output()["differences"][0]["kind"], "missing_there");
+    // Hubei may not reconcile Nanchang's window.
+    assert_eq!(hubei.call("3201", "R5", &nc, json!({ "data": { "stmt_begndate": today, "medfee_sumamt": "0", "fund_pay_sumamt": "0", "acct_pay": "0", "fixmedins_setl_cnt": 0 } })).await.status, 403);
+
+    // 9001/9002.
+    let s = his.call("9001", "S2", &nc, json!({ "signIn": { "opter_no": "001", "mac": "", "ip": "" } })).await.ok();
+    assert_eq!(s.output()["signinoutb"]["sign_no"].as_str().unwrap().len(), 32);
+    his.call("9002", "S3", &nc, json!({ "signOut": { "sign_no": s.output()["signinoutb"]["sign_no"] } })).await.ok();
+
+    // The caller's trace context continues into clearing (one trace).
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut h = signed(&jx);
+    h.push(("traceparent".into(), format!("00-{trace}-00f067aa0ba902b7-01")));
+    let traced = visit_sequence("TRACE", "SZGW1").remove(1);
+    jx.post(&h, "application/json", serde_json::to_vec(&envelope("2207", "TRACE-1", &nc, national_input(&traced, false))).unwrap())
+        .await
+        .ok();
+    eventually("clearing logs the caller's trace id", PATIENCE, || async { c.log().contains(trace).then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_redis_share_nonces_and_a_killed_gateway_loses_nothing() {
+    let r = Redis::start();
+    let c = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    let dir = tempfile::tempdir().unwrap();
+    let paas = paas_file(dir.path(), &[("jiangxi_platform", "platform", "360000")]);
+    let mut a = Gateway::start(&c.url(), &paas, &["--redis-url", &r.url()]);
+    let b = Gateway::start(&c.url(), &paas, &["--redis-url", &r.url()]);
+    let members: Vec<String> = (0..8).map(|i| format!("SZRK{i}")).collect();
+    registered(&c, &members.iter().map(|p| funded(member("421300", p, "11", &["360000"]), "500.00")).collect::<Vec<_>>()).await;
+    registered(&c, &[member("421300", "SZRKX", "11", &["360000"])]).await;
+
+    // A nonce used at one replica is refused at the other.
+    let ha = His::new(&a.url(), "jiangxi_platform");
+    let hb = His::new(&b.url(), "jiangxi_platform");
+    let nc = here("360100", "421300", "H36010000001");
+    let body = serde_json::to_vec(&envelope("9001", "N1", &nc, json!({}))).unwrap();
+    let h = x_tif("jiangxi_platform", &token_of("jiangxi_platform"), chrono::Utc::now().timestamp(), &nonce());
+    ha.post(&h, "application/json", body.clone()).await.ok();
+    let replay = hb.post(&h, "application/json", body).await;
+    assert_eq!((replay.status, replay.err_msg()), (401, "x-tif-nonce already used"));
+
+    // 2207 on Redis equals SettleClaim for the same claim.
+    let via_gw = visit_sequence("RK", "SZRK0").remove(0);
+    let mut via_grpc = via_gw.clone();
+    via_grpc.msgid = "RK-grpc".into();
+    via_grpc.psn_no = "SZRKX".into();
+    let done = ha.call("2207", &via_gw.msgid, &Where::of(&via_gw), national_input(&via_gw, false)).await.ok();
+    let mut twin = c.registry().await;
+    twin.upsert_member(funded(member("421300", "SZRKX", "11", &["360000"]), "500.00")).await.unwrap();
+    let direct = c.clearing().await.settle_claim(via_grpc).await.unwrap().into_inner();
+    assert_eq!(national_amounts(&done), grpc_amounts(&direct));
+
+    // A load of signed 2207 calls at gateway A, killed with SIGKILL in the middle; every claim is then
+    // resent with its msgid (through B and the restarted A): the same answers, nothing settled twice.
+    let claims: Vec<pb::Claim> = (0..160)
+        .map(|i| {
+            let mut k =
+                claim(&format!("LOAD-{i}"), "421300", &members[i % members.len()], "360100", 3, "2024-04-01", 50 + (i as u32 % 7) * 30);
+            k.fixmedins_code = "H36010000001".into();
+            k
+        })
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let load = {
+        let claims = claims.clone();
+        let ha = ha.clone();
+        tokio::spawn(async move {
+            let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+            let mut tasks = Vec::new();
+            for k in claims {
+                let (ha, tx, sem) = (ha.clone(), tx.clone(), sem.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _p = sem.acquire().await.unwrap();
+                    let body = serde_json::to_vec(&envelope("2207", &k.msgid, &Where::of(&k), national_input(&k, false))).unwrap();
+                    let h = x_tif(&ha.paasid, &ha.token, chrono::Utc::now().timestamp(), &nonce());
+                    let r = tokio::time::timeout(std::time::Duration::from_secs(20), ha.post_try(&h, body)).await;
+                    if let Ok(Some(r)) = r {
+                        let _ = tx.send((k.msgid.clone(), r));
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+    };
+    let mut before_kill: BTreeMap<String, Reply> = BTreeMap::new();
+    while before_kill.len() < 40 {
+        let (m, r) = rx.recv().await.expect("answers before the kill");
+        before_kill.insert(m, r);
+    }
+    a.crash();
+    load.await.unwrap();
+    while let Ok((m, r)) = rx.try_recv() {
+        before_kill.insert(m, r);
+    }
+    a.restart();
+    let ha = His::new(&a.url(), "jiangxi_platform");
+    for (i, k) in claims.iter().enumerate() {
+        let via = if i % 2 == 0 { &ha } else { &hb };
+        let r = via.call("2207", &k.msgid, &Where::of(k), national_input(k, false)).await.ok();
+        if let Some(first) = before_kill.get(&k.msgid).filter(|r| r.status == 200) {
+            assert_eq!(first.output(), r.output(), "{}: a resend answered differently", k.msgid);
+        }
+    }
+    // Each member's year-to-date visits count every claim exactly once.
+    for p in &members {
+        let (_, acc) = member_version(&c, "421300", p).await;
+        let visits: u32 = acc.iter().filter(|a| a.year == 2024).map(|a| a.visits).sum();
+        let expected = claims.iter().filter(|k| &k.psn_no == p).count() as u32 + u32::from(p == "SZRK0");
+        assert_eq!(visits, expected, "{p}: settled twice or lost");
+    }
+    assert!(before_kill.len() >= 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_with_mutual_tls_to_clearing_the_forwarded_identity_has_no_hole() {
+    let pki = Pki::new("clearinghouse");
+    let c = Clearing::start_with(&pki.server_args(&pki.server("clearing")).iter().map(String::as_str).collect::<Vec<_>>());
+    let gw_cert = pki.client("national-gateway", Some("gateway:000000"), false);
+    let platform = pki.client("hubei-platform", Some("platform:420000"), false);
+    let jiangxi = pki.client("jiangxi-platform", Some("platform:360000"), false);
+    let dir = tempfile::tempdir().unwrap();
+    let paas = paas_file(dir.path(), &[("jiangxi_platform", "platform", "360000")]);
+    let server = pki.server("gateway");
+    let g = Gateway::start(
+        &format!("https://localhost:{}", c.addr.port()),
+        &paas,
+        &[
+            "--tls-cert",
+            server.cert.to_str().unwrap(),
+            "--tls-key",
+            server.key.to_str().unwrap(),
+            "--clearing-tls-ca",
+            pki.ca().to_str().unwrap(),
+            "--clearing-tls-cert",
+            gw_cert.cert.to_str().unwrap(),
+            "--clearing-tls-key",
+            gw_cert.key.to_str().unwrap(),
+        ],
+    );
+    // Members registered by their insured region's platform.
+    let hubei = tls_channel(c.addr, &pki.ca(), Some(&platform)).await.unwrap();
+    RegistryClient::new(hubei.clone()).upsert_member(funded(member("421300", "SZTLS1", "11", &["360000"]), "300.00")).await.unwrap();
+
+    // The README's Python client over HTTPS (trusting the test CA).
+    std::fs::write(dir.path().join("token"), token_of("jiangxi_platform")).unwrap();
+    let py = |k: &pb::Claim| {
+        let input = dir.path().join(format!("{}.json", k.msgid));
+        std::fs::write(&input, serde_json::to_vec(&national_input(k, false)).unwrap()).unwrap();
+        let out = std::process::Command::new("python3")
+            .arg(repo_root().join("scripts/his_call.py"))
+            .args(["--url", &format!("https://localhost:{}", g.addr.port()), "--paasid", "jiangxi_platform"])
+            .args(["--token-file", dir.path().join("token").to_str().unwrap(), "--infno", "2207", "--input", input.to_str().unwrap()])
+            .args(["--msgid", &k.msgid, "--mdtrtarea", &k.mdtrt_admdvs, "--insuplc", &k.insuplc_admdvs, "--fixmedins", &k.fixmedins_code])
+            .args(["--cafile", pki.ca().to_str().unwrap()])
+            .output()
+            .expect("python3 (scripts/test.sh installs it)");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        v
+    };
+    let answer = py(&example_claim("TLS-1", "SZTLS1"));
+    assert_eq!(answer["infcode"], 0, "{answer}");
+    // Refused as the forwarded caller (Jiangxi at a Hubei institution), and audited with both identities.
+    let mut elsewhere = claim("TLS-X", "421300", "SZTLS1", "421300", 3, "2024-03-10", 100);
+    elsewhere.insuplc_admdvs = "360100".into();
+    let refused = py(&elsewhere);
+    assert_eq!(refused["infcode"], -1, "{refused}");
+    eventually("clearing audits the forwarded caller and the gateway", PATIENCE, || async {
+        c.log().lines().any(|l| l.contains("permission denied") && l.contains("jiangxi_platform via national-gateway")).then_some(())
+    })
+    .await;
+    let setl_id = answer["output"]["setlinfo"]["setl_id"].as_str().unwrap().to_string();
+    // Clearing audited the request as the forwarded caller, via the gateway.
+    let s = ClearingClient::new(tls_channel(c.addr, &pki.ca(), Some(&jiangxi)).await.unwrap())
+        .get_settlement(pb::GetSettlementRequest { setl_id: setl_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.hifp_pay, answer["output"]["setlinfo"]["hifp_pay"].as_str().unwrap());
+
+    // The gateway's own certificate may not settle (it only forwards).
+    let as_gateway = tls_channel(c.addr, &pki.ca(), Some(&gw_cert)).await.unwrap();
+    let mut k = example_claim("TLS-2", "SZTLS1");
+    let r = ClearingClient::new(as_gateway.clone()).settle_claim(k.clone()).await;
+    assert_eq!(r.unwrap_err().code(), Code::PermissionDenied);
+    // Forwarded identity from any other certificate is refused and audited, even naming a role the
+    // certificate itself has.
+    let mut req = tonic::Request::new(k.clone());
+    req.metadata_mut().insert("x-clearing-forwarded", "platform:360000:someone".parse().unwrap());
+    let r = ClearingClient::new(hubei.clone()).settle_claim(req).await;
+    assert_eq!(r.unwrap_err().code(), Code::PermissionDenied);
+    eventually("the refusal is audited", PATIENCE, || async { c.log().contains("forwarded identity refused").then_some(()) }).await;
+    // The gateway certificate cannot forward itself more rights than a platform has.
+    let mut req = tonic::Request::new(k.clone());
+    req.metadata_mut().insert("x-clearing-forwarded", "national:000000:someone".parse().unwrap());
+    assert_eq!(ClearingClient::new(as_gateway.clone()).settle_claim(req).await.unwrap_err().code(), Code::PermissionDenied);
+    // A forwarded platform settles exactly what it may settle directly.
+    k.msgid = "TLS-3".into();
+    let mut req = tonic::Request::new(k);
+    req.metadata_mut().insert("x-clearing-forwarded", "platform:360000:jiangxi_platform".parse().unwrap());
+    ClearingClient::new(as_gateway).settle_claim(req).await.expect("forwarded platform of the service location");
+}
