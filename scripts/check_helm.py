@@ -85,13 +85,19 @@ lint("default values", {})
 for k in ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob", "StatefulSet", "ConfigMap"]:
     if k not in default_kinds:
         failures.append(f"default values render no {k}")
+# clearing and the national gateway, each with its Service, PDB and HPA.
+for k in ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"]:
+    if default_kinds.count(k) != 2:
+        failures.append(f"default values: expected 2 {k} (clearing, gateway), got {default_kinds.count(k)}")
 prod = load(CI / "production.yaml")
 prod_kinds = render_and_validate("production.yaml", prod)
 lint("production.yaml", prod)
 if "StatefulSet" in prod_kinds:
     failures.append("production.yaml uses external Redis but a StatefulSet was rendered")
-if prod_kinds.count("Deployment") != 3:
-    failures.append(f"production.yaml: expected 3 Deployments (clearing + 2 adapters), got {prod_kinds.count('Deployment')}")
+if prod_kinds.count("Deployment") != 4:
+    failures.append(f"production.yaml: expected 4 Deployments (clearing, gateway, 2 adapters), got {prod_kinds.count('Deployment')}")
+if "Ingress" not in prod_kinds:
+    failures.append("production.yaml enables the gateway's Ingress but none was rendered")
 for bad in sorted((CI / "bad").glob("*.yaml")):
     rejected(bad)
 

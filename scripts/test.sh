@@ -23,6 +23,20 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   fi
 fi
 
+# The gateway's tests run the README's HIS client (scripts/his_call.py, standard-library Python 3).
+if ! command -v python3 >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "test.sh: installing python3 with apt"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 >/dev/null
+  else
+    echo "test.sh: python3 is needed; install it (Debian: apt-get install python3)" >&2
+    exit 1
+  fi
+fi
+
 # The end-to-end tests (tests/) start the real binaries; build them first so they are current.
 cargo build --workspace --bins
 cargo test --workspace "$@"

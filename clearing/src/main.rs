@@ -104,6 +104,10 @@ enum Command {
         regions: usize,
         #[arg(long)]
         out: PathBuf,
+        /// Also write a paas file for `national-gateway serve --paas` with the load generator's callers
+        /// (one platform per province; benchmark tokens).
+        #[arg(long)]
+        paas_out: Option<PathBuf>,
     },
     /// Netting at national scale on a throwaway Redis: fill a window, time close → report and reconciliation.
     BenchNetting(clearing_tools::bench::NettingBenchArgs),
@@ -254,11 +258,15 @@ async fn main() {
             Err(e) => Err(e),
         },
         Command::BenchEcho { listen } => clearing_tools::echo::serve(listen).await,
-        Command::BenchRules { regions, out } => (|| {
+        Command::BenchRules { regions, out, paas_out } => (|| {
             std::fs::create_dir_all(&out)?;
             let files = clearing_tools::bench::synthetic_rule_files(regions);
             for (name, text) in &files {
                 std::fs::write(out.join(name), text)?;
+            }
+            if let Some(p) = paas_out {
+                let rules = load_rules(Some(&out))?;
+                std::fs::write(&p, clearing_tools::national::bench_paas_file(&rules))?;
             }
             println!("{} files, {regions} regions, in {}", files.len(), out.display());
             anyhow::Ok(())

@@ -65,6 +65,7 @@ pub fn signature(timestamp: &str, token: &[u8], nonce: &str) -> String {
 pub enum Nonces {
     Memory(Mutex<MemoryNonces>),
     Redis(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 #[derive(Default)]
@@ -98,20 +99,18 @@ impl Nonces {
                 m.order.push_back((now + ttl, key));
                 Ok(true)
             }
-            Nonces::Redis(c) => {
-                let mut c = c.clone();
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(format!("gw:nonce:{key}"))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(ttl.as_secs().max(1))
-                    .query_async(&mut c)
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "nonce store unavailable");
-                        Refusal::NonceStoreUnavailable
-                    })?;
+            Nonces::Redis(_) | Nonces::Cluster(_) => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(format!("gw:nonce:{key}")).arg(1).arg("NX").arg("EX").arg(ttl.as_secs().max(1));
+                let set: Result<Option<String>, redis::RedisError> = match self {
+                    Nonces::Redis(c) => cmd.query_async(&mut c.clone()).await,
+                    Nonces::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+                    Nonces::Memory(_) => unreachable!("matched above"),
+                };
+                let set = set.map_err(|e| {
+                    tracing::warn!(error = %e, "nonce store unavailable");
+                    Refusal::NonceStoreUnavailable
+                })?;
                 Ok(set.is_some())
             }
         }

@@ -96,9 +96,10 @@ struct ServeArgs {
     clearing_tls_cert: Option<PathBuf>,
     #[arg(long, env = "GATEWAY_CLEARING_TLS_KEY")]
     clearing_tls_key: Option<PathBuf>,
-    /// Redis shared by the replicas for used nonces (redis://host:port); in memory when absent.
-    #[arg(long, env = "GATEWAY_REDIS_URL")]
-    redis_url: Option<String>,
+    /// Redis shared by the replicas for used nonces (redis://host:port; several, comma-separated, are the
+    /// seed nodes of a Redis Cluster); in memory when absent.
+    #[arg(long = "redis-url", env = "GATEWAY_REDIS_URL", value_delimiter = ',')]
+    redis_url: Vec<String>,
     /// Accepted distance of x-tif-timestamp from this server's clock, seconds.
     #[arg(long, env = "GATEWAY_TIMESTAMP_WINDOW", default_value_t = 300)]
     timestamp_window_secs: u64,
@@ -362,14 +363,25 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(callers = paas.len(), "paas table loaded");
     let tls = server_tls(&a)?;
-    let nonces = match &a.redis_url {
-        None => Nonces::memory(),
-        Some(url) => {
+    let nonces = match a.redis_url.as_slice() {
+        [] => {
+            tracing::warn!("nonces are kept in this process: run one replica, or give --redis-url");
+            Nonces::memory()
+        }
+        [url] => {
             let client = redis::Client::open(url.as_str()).context("--redis-url")?;
             let cfg = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)));
             Nonces::Redis(redis::aio::ConnectionManager::new_with_config(client, cfg).await.context("--redis-url: cannot connect")?)
+        }
+        seeds => {
+            let client = redis::cluster::ClusterClient::builder(seeds.to_vec())
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(2))
+                .build()
+                .context("--redis-url")?;
+            Nonces::Cluster(client.get_async_connection().await.context("--redis-url: cannot connect to the cluster")?)
         }
     };
     let gw = Arc::new(Gateway {

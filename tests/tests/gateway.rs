@@ -526,3 +526,42 @@ async fn over_https_with_mutual_tls_to_clearing_the_forwarded_identity_has_no_ho
     req.metadata_mut().insert("x-clearing-forwarded", "platform:360000:jiangxi_platform".parse().unwrap());
     ClearingClient::new(as_gateway).settle_claim(req).await.expect("forwarded platform of the service location");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_national_interface_steps() {
+    // README, "The national interface": the first member, a gateway with the development callers, and
+    // the same visit settled by the Python client as a HIS would; the numbers of "Your first claim".
+    let c = Clearing::start();
+    let root = repo_root();
+    remember_person("421300000000000001");
+    let (ok, _, err) =
+        clearing_cli(&["member", "upsert", "--file", root.join("examples/member.json").to_str().unwrap(), "--addr", &c.addr.to_string()]);
+    assert!(ok, "{err}");
+    let g = Gateway::start(&c.url(), &root.join("examples/national/paas.toml"), &[]);
+    let out = std::process::Command::new("python3")
+        .current_dir(&root)
+        .args(["scripts/his_call.py", "--url", &g.url(), "--paasid", "jiangxi_platform"])
+        .args(["--token-file", "examples/national/jiangxi.token", "--infno", "2207", "--input", "examples/national/2207.json"])
+        .args(["--mdtrtarea", "360100", "--insuplc", "421300", "--fixmedins", "H36010200001"])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let a: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (k, v) in [("hifp_pay", "223.10"), ("acct_pay", "300.00"), ("psn_cash_pay", "604.50"), ("medfee_sumamt", "1127.60")] {
+        assert_eq!(a["output"]["setlinfo"][k], v, "{k}");
+    }
+    // `national-gateway sign` prints headers that authenticate.
+    let sign = std::process::Command::new(bin("national-gateway"))
+        .args(["sign", "--paasid", "jiangxi_platform", "--token-file", root.join("examples/national/jiangxi.token").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let headers: Vec<(String, String)> = String::from_utf8(sign.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    assert_eq!(headers.len(), 4);
+    let w = here("360100", "421300", "H36010200001");
+    let his = His::with_token(&g.url(), "jiangxi_platform", "unused");
+    his.post(&headers, "application/json", serde_json::to_vec(&envelope("9001", "S1", &w, json!({}))).unwrap()).await.ok();
+}

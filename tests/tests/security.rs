@@ -146,7 +146,16 @@ async fn the_authorization_matrix_over_tls() {
     denied(nanchang.registry().upsert_member(member("421300", "SECSZ8", "11", &[])).await, "nanchang upserts a Suizhou member");
     let q = |ins: &str, psn: &str| pb::GetMemberRequest { insuplc_admdvs: ins.into(), psn_no: psn.into(), year: 2024 };
     ok(nanchang.registry().get_member(q("360100", "SECNC1")).await, "nanchang reads its member");
-    denied(hubei.registry().get_member(q("360100", "SECNC1")).await, "hubei reads a Nanchang member");
+    // A service-location platform reads a member of another region only when the member filed for it
+    // (1101 at the treating institution); any other member looks exactly like one that does not exist.
+    let hidden = hubei.registry().get_member(q("360100", "SECNC1")).await.unwrap_err();
+    let missing = hubei.registry().get_member(q("360100", "SECNC9")).await.unwrap_err();
+    assert_eq!((hidden.code(), hidden.message()), (Code::NotFound, missing.message()), "hubei reads an unfiled Nanchang member");
+    let jiangxi = Who::new(&c, &pki, &pki.client("jiangxi-platform", Some("platform:360000"), false)).await;
+    ok(jiangxi.registry().get_member(q("421300", "SECSZ1")).await, "jiangxi reads a Suizhou member filed for Jiangxi");
+    assert_eq!(jiangsu.registry().get_member(q("421300", "SECSZ1")).await.unwrap_err().code(), Code::NotFound, "jiangsu: not filed there");
+    // The filing rule is for service locations only: an insured-side platform of another region is refused.
+    denied(nanchang.registry().get_member(q("421300", "SECSZ1")).await, "nanchang's insured role reads a Suizhou member");
     denied(national.registry().get_member(q("360100", "SECNC1")).await, "national reads a member");
     denied(operator.registry().get_member(q("360100", "SECNC1")).await, "operator reads a member");
     // Nothing was written by the refused upserts.

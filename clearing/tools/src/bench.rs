@@ -51,12 +51,51 @@ pub struct BenchArgs {
     /// A name for the result line (`RESULT name=…`) that scripts read.
     #[arg(long, default_value = "bench")]
     pub name: String,
+    /// The national gateway (http://host:port) for `--mode gateway`; it must know the bench callers
+    /// (`clearing bench-rules --paas-out FILE` writes them).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// The members are already registered (an earlier run with the same --run-id and --members): skip
+    /// the upserts, so CPU measured around the run is the claims' alone.
+    #[arg(long)]
+    pub skip_register: bool,
+    /// Added to every msgid, so several runs over the same members (one --run-id) settle new claims.
+    #[arg(long, default_value = "")]
+    pub msg_tag: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchMode {
     Unary,
     Stream,
+    /// Signed 2207/2208 calls through `national-gateway` (`--gateway`); members still over gRPC.
+    Gateway,
+}
+
+/// Where the unary and gateway modes send a claim.
+enum Target {
+    Grpc(ClearingClient<tonic::transport::Channel>),
+    National(crate::national::NationalClient),
+}
+
+impl Target {
+    /// Settles a claim: its setl_id, or the refusal's code.
+    async fn settle(&mut self, claim: &pb::Claim) -> Result<String, String> {
+        match self {
+            Target::Grpc(c) => c.settle_claim(claim.clone()).await.map(|s| s.into_inner().setl_id).map_err(|s| format!("{:?}", s.code())),
+            Target::National(n) => n.settle(claim).await,
+        }
+    }
+    async fn reverse(&mut self, setl_id: &str, msgid: &str, mdtrt: &str) -> Result<(), String> {
+        match self {
+            Target::Grpc(c) => c
+                .reverse_claim(pb::ReverseClaimRequest { setl_id: setl_id.into(), msgid: msgid.into(), reason: "bench".into() })
+                .await
+                .map(|_| ())
+                .map_err(|s| format!("{:?}", s.code())),
+            Target::National(n) => n.reverse(setl_id, msgid, mdtrt).await,
+        }
+    }
 }
 
 /// Provinces for synthetic regions: none of them has provincial floors (Jiangsu, Shanxi) or a seed city.
@@ -140,6 +179,8 @@ pub struct Workload {
     /// Per service location: catalogue codes with a plausible unit price (fen).
     items: BTreeMap<String, Vec<(String, i64)>>,
     pub run_id: String,
+    /// Part of every msgid after the run id (`--msg-tag`).
+    pub msg_tag: String,
 }
 
 impl Workload {
@@ -159,7 +200,12 @@ impl Workload {
                 .collect();
             items.insert(adm.to_string(), v);
         }
-        Workload { regions: rules.regions.keys().map(|a| a.to_string()).collect(), items, run_id: run_id.to_string() }
+        Workload {
+            regions: rules.regions.keys().map(|a| a.to_string()).collect(),
+            items,
+            run_id: run_id.to_string(),
+            msg_tag: String::new(),
+        }
     }
 
     pub fn member(&self, i: usize) -> pb::Member {
@@ -206,7 +252,7 @@ impl Workload {
             .collect();
         let pharmacy = rng.below(10) == 0;
         pb::Claim {
-            msgid: format!("B{}{n:012}", self.run_id),
+            msgid: format!("B{}{}{n:012}", self.run_id, self.msg_tag),
             psn_no: format!("B{}{i:08}", self.run_id),
             insuplc_admdvs: insured.clone(),
             mdtrt_admdvs: mdtrt.clone(),
@@ -233,14 +279,16 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
     let run_id = if args.run_id.is_empty() { format!("{:x}", chrono::Utc::now().timestamp() % 0xfffff) } else { args.run_id.clone() };
-    let w = Arc::new(Workload::new(&rules, &run_id));
+    let mut w = Workload::new(&rules, &run_id);
+    w.msg_tag = args.msg_tag.clone();
+    let w = Arc::new(w);
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(connect(&args.addr).await?);
     }
     let setup = Instant::now();
     let mut reg = RegistryClient::new(channels[0].clone());
-    for i in 0..args.members {
+    for i in (0..args.members).filter(|_| !args.skip_register) {
         reg.upsert_member(w.member(i)).await.map_err(|s| anyhow::anyhow!("upsert: {}", crate::client::describe_status(&s)))?;
     }
     eprintln!("bench: {} members registered in {:.1?}", args.members, setup.elapsed());
@@ -256,8 +304,16 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
             tasks.push(tokio::spawn(stream_client(ClearingClient::new(ch), w, c, per_client, members, resend, window)));
             continue;
         }
+        let national = match (&args.mode, &args.gateway) {
+            (BenchMode::Gateway, Some(url)) => Some(crate::national::NationalClient::new(url)),
+            (BenchMode::Gateway, None) => anyhow::bail!("--mode gateway needs --gateway http://host:port"),
+            _ => None,
+        };
         tasks.push(tokio::spawn(async move {
-            let mut client = ClearingClient::new(ch);
+            let mut target = match national {
+                Some(n) => Target::National(n),
+                None => Target::Grpc(ClearingClient::new(ch)),
+            };
             let mut rng = Rng::new(0x5EED ^ (c as u64) << 20);
             let mut lat = Vec::with_capacity(per_client * 2);
             let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -265,34 +321,28 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
             for k in 0..per_client {
                 let claim = w.claim(&mut rng, (c * per_client + k) as u64, members);
                 let t = Instant::now();
-                let r = client.settle_claim(claim.clone()).await;
+                let r = target.settle(&claim).await;
                 lat.push(t.elapsed().as_micros() as u64);
                 ops += 1;
                 match r {
-                    Err(s) => *errors.entry(format!("{:?}", s.code())).or_default() += 1,
-                    Ok(s) => {
+                    Err(code) => *errors.entry(code).or_default() += 1,
+                    Ok(setl_id) => {
                         if rng.below(100) < resend {
                             let t = Instant::now();
-                            let again = client.settle_claim(claim).await;
+                            let again = target.settle(&claim).await;
                             lat.push(t.elapsed().as_micros() as u64);
                             ops += 1;
-                            if again.map(|a| a.get_ref().setl_id != s.get_ref().setl_id).unwrap_or(true) {
+                            if again.map(|a| a != setl_id).unwrap_or(true) {
                                 *errors.entry("resend-differs".into()).or_default() += 1;
                             }
                         }
                         if rng.below(100) < reverse {
                             let t = Instant::now();
-                            let r = client
-                                .reverse_claim(pb::ReverseClaimRequest {
-                                    setl_id: s.get_ref().setl_id.clone(),
-                                    msgid: format!("{}R", s.get_ref().msgid),
-                                    reason: "bench".into(),
-                                })
-                                .await;
+                            let r = target.reverse(&setl_id, &format!("{}R", claim.msgid), &claim.mdtrt_admdvs).await;
                             lat.push(t.elapsed().as_micros() as u64);
                             ops += 1;
-                            if let Err(s) = r {
-                                *errors.entry(format!("reverse {:?}", s.code())).or_default() += 1;
+                            if let Err(code) = r {
+                                *errors.entry(format!("reverse {code}")).or_default() += 1;
                             }
                         }
                     }

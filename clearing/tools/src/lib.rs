@@ -7,4 +7,5 @@
 pub mod bench;
 pub mod client;
 pub mod echo;
+pub mod national;
 pub mod netcli;
