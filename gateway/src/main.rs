@@ -159,7 +159,6 @@ async fn call_service(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
     let started = Instant::now();
     let span = tracing::info_span!(
         "callService",
-        otel.name = tracing::field::Empty,
         otel.kind = "server",
         infno = tracing::field::Empty,
         paasid = tracing::field::Empty,
@@ -251,7 +250,6 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
         }
     };
     span.record("infno", env.infno.as_str());
-    span.record("otel.name", format!("callService {}", infno_label(&env.infno)));
     let sem = {
         let mut m = gw.in_flight.lock().expect("in-flight lock");
         m.entry(paas.paasid.clone()).or_insert_with(|| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_PAASID))).clone()

@@ -40,20 +40,27 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Gateway {
     /// Starts the gateway in front of `clearing` (a URL) with the callers of `paas`; plain HTTP on
     /// loopback unless `extra` has `--tls-cert`.
     pub fn start(clearing: &str, paas: &Path, extra: &[&str]) -> Gateway {
+        Gateway::start_with_env(clearing, paas, extra, &[])
+    }
+
+    /// With environment variables (e.g. `OTEL_*`).
+    pub fn start_with_env(clearing: &str, paas: &Path, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let mut args: Vec<String> = vec!["--clearing".into(), clearing.into(), "--paas".into(), paas.display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
         if !extra.contains(&"--tls-cert") {
             args.push("--plaintext".into());
         }
-        let (child, addr) = spawn(dir.path(), &args, "127.0.0.1:0".parse().unwrap());
-        Gateway { child: Some(child), addr, dir, args }
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, addr) = spawn(dir.path(), &args, &env, "127.0.0.1:0".parse().unwrap());
+        Gateway { child: Some(child), addr, dir, args, env }
     }
 
     pub fn url(&self) -> String {
@@ -74,7 +81,7 @@ impl Gateway {
     /// Starts again on the same port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "crash first");
-        let (child, addr) = spawn(self.dir.path(), &self.args, self.addr);
+        let (child, addr) = spawn(self.dir.path(), &self.args, &self.env, self.addr);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -90,7 +97,7 @@ impl Drop for Gateway {
     }
 }
 
-fn spawn(dir: &Path, args: &[String], listen: SocketAddr) -> (Child, SocketAddr) {
+fn spawn(dir: &Path, args: &[String], env: &[(String, String)], listen: SocketAddr) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("gateway.log")).unwrap();
     let started = poll_until(STARTUP_PATIENCE, || {
         let mut child = Command::new(bin("national-gateway"))
@@ -99,6 +106,7 @@ fn spawn(dir: &Path, args: &[String], listen: SocketAddr) -> (Child, SocketAddr)
             .arg(listen.to_string())
             .args(args)
             .env("RUST_LOG", "info,national_gateway=debug,clearing_edge=debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log.try_clone().unwrap())
             .spawn()

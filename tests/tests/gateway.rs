@@ -116,7 +116,17 @@ async fn member_version(c: &Clearing, insured: &str, psn_no: &str) -> (u64, Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_national_interface_in_front_of_the_embedded_store() {
-    let c = Clearing::start();
+    every_transaction(Clearing::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_national_interface_in_front_of_redis() {
+    let r = Redis::start();
+    every_transaction(Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()])).await;
+}
+
+/// Every transaction through the gateway in front of `c`, with the refusals and authentication failures.
+async fn every_transaction(c: Clearing) {
     let dir = tempfile::tempdir().unwrap();
     let paas = paas_file(
         dir.path(),
@@ -564,4 +574,64 @@ async fn readme_national_interface_steps() {
     let w = here("360100", "421300", "H36010200001");
     let his = His::with_token(&g.url(), "jiangxi_platform", "unused");
     his.post(&headers, "application/json", serde_json::to_vec(&envelope("9001", "S1", &w, json!({}))).unwrap()).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_from_the_his_through_the_gateway_into_clearing() {
+    use tests::otlp::{Otlp, sum_value};
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const CALLER_SPAN: &str = "b7ad6b7169203331";
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let otlp = Otlp::start().await;
+    let env = |name: &str| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint()),
+            ("OTEL_SERVICE_NAME".to_string(), name.to_string()),
+            ("OTEL_TRACES_SAMPLER".to_string(), "parentbased_always_on".to_string()),
+            ("OTEL_BSP_SCHEDULE_DELAY".to_string(), "100".to_string()),
+            ("OTEL_METRIC_EXPORT_INTERVAL".to_string(), "300".to_string()),
+        ]
+    };
+    let borrow = |v: &Vec<(String, String)>| v.iter().map(|(k, x)| (k.clone(), x.clone())).collect::<Vec<_>>();
+    let (ec, eg) = (borrow(&env("clearing-test")), borrow(&env("gateway-test")));
+    let c = Clearing::start_with_env(&[], &ec.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    let paas = paas_file(dir.path(), &[("jiangxi_platform", "platform", "360000")]);
+    let g = Gateway::start_with_env(&c.url(), &paas, &[], &eg.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
+    registered(&c, &[funded(member("421300", "SZOT1", "11", &["360000"]), "100.00")]).await;
+    let k = visit_sequence("OT", "SZOT1").remove(1);
+    let jx = His::new(&g.url(), "jiangxi_platform");
+    let mut h = x_tif("jiangxi_platform", &jx.token, chrono::Utc::now().timestamp(), &nonce());
+    h.push(("traceparent".into(), format!("00-{TRACE}-{CALLER_SPAN}-01")));
+    jx.post(&h, "application/json", serde_json::to_vec(&envelope("2207", "OT-1", &Where::of(&k), national_input(&k, false))).unwrap())
+        .await
+        .ok();
+
+    // The gateway's span is the caller's child; clearing's server span is the gateway's child.
+    let spans = eventually("spans of the gateway and clearing", PATIENCE, || {
+        std::future::ready({
+            let s: Vec<_> = otlp.spans().into_iter().filter(|(_, s)| hex(&s.trace_id) == TRACE).collect();
+            let services: std::collections::BTreeSet<&str> = s.iter().map(|(svc, _)| svc.as_str()).collect();
+            (services.contains("gateway-test") && s.iter().any(|(_, x)| x.name == "clearinghouse.v1.Clearing/SettleClaim")).then_some(s)
+        })
+    })
+    .await;
+    let gw = spans
+        .iter()
+        .find(|(svc, s)| svc == "gateway-test" && s.name == "callService" && tests::otlp::attr(&s.attributes, "infno") == "2207")
+        .map(|(_, s)| s.clone())
+        .unwrap_or_else(|| panic!("no gateway span: {:?}", spans.iter().map(|(a, s)| (a, &s.name)).collect::<Vec<_>>()));
+    assert_eq!(hex(&gw.parent_span_id), CALLER_SPAN);
+    let server =
+        spans.iter().find(|(svc, s)| svc == "clearing-test" && s.name == "clearinghouse.v1.Clearing/SettleClaim").unwrap().1.clone();
+    assert_eq!(hex(&server.parent_span_id), hex(&gw.span_id), "clearing continues the gateway's span");
+    // Metrics per infno and infcode.
+    eventually("gateway.requests{2207, 0}", PATIENCE, || {
+        std::future::ready(
+            otlp.latest_metric("gateway-test", "gateway.requests")
+                .and_then(|m| sum_value(&m, &[("infno", "2207"), ("infcode", "0")]))
+                .filter(|n| *n >= 1),
+        )
+    })
+    .await;
 }
