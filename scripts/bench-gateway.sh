@@ -34,14 +34,14 @@ ch_addr=$(addr_of clearing)
 RUST_LOG=warn $gw serve --plaintext --listen 127.0.0.1:0 --clearing "http://$ch_addr" --paas "$dir/paas.toml" > "$dir/gateway.out" 2> "$dir/gateway.log" & gw_pid=$!
 gw_addr=$(addr_of gateway)
 
-common=(--addr "$ch_addr" --clients "$clients" --claims "$claims" --members "$members" --rules "$dir/rules" --run-id g)
+common=(--addr "$ch_addr" --clients "$clients" --members "$members" --rules "$dir/rules" --run-id g)
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); store: $store; $claims claims per run, $clients clients, $members members, 400 regions"
 # Members once (not measured).
 $bin bench "${common[@]}" --claims 200 --msg-tag w --name warmup >/dev/null 2>&1
 for r in $(seq 1 "$rounds"); do
   for mode in unary gateway; do
     c0=$(ticks $ch_pid); g0=$(ticks $gw_pid)
-    line=$($bin bench "${common[@]}" --skip-register --mode "$mode" --gateway "http://$gw_addr" --msg-tag "$mode$r" --name "$mode" 2>/dev/null | grep '^RESULT')
+    line=$($bin bench "${common[@]}" --claims "$claims" --skip-register --mode "$mode" --gateway "http://$gw_addr" --msg-tag "$mode$r" --name "$mode" 2>/dev/null | grep '^RESULT')
     c1=$(ticks $ch_pid); g1=$(ticks $gw_pid)
     echo "$line clearing_ticks=$((c1 - c0)) gateway_ticks=$((g1 - g0))" | tee -a "$dir/results.txt" >/dev/null
     echo "  round $r $mode: $(echo "$line" | sed 's/.*throughput=\([0-9]*\).*p99_us=\([0-9]*\).*errors=\([0-9]*\).*/\1 req\/s, p99 \2 µs, errors \3/')"

@@ -171,8 +171,9 @@ pub fn text(v: Option<&Value>) -> Option<String> {
 }
 
 impl Envelope {
-    /// Reads the envelope; every missing, mistyped or overlong field is named.
-    pub fn parse(body: &Map<String, Value>) -> Result<Envelope, Answer> {
+    /// Reads the envelope (taking `input` out of the body); every missing, mistyped or overlong field
+    /// is named.
+    pub fn parse(body: &mut Map<String, Value>) -> Result<Envelope, Answer> {
         let mut v: Vec<(String, String)> = Vec::new();
         let mut get = |name: &str, max: usize, required: bool| -> String {
             match body.get(name) {
@@ -208,8 +209,8 @@ impl Envelope {
         }
         let mut optional: Vec<String> = OPTIONAL.iter().map(|(n, max)| get(n, *max, false)).collect();
         let insuplc_admdvs = std::mem::take(&mut optional[0]);
-        let input = match body.get("input") {
-            Some(Value::Object(m)) => m.clone(),
+        let input = match body.remove("input") {
+            Some(Value::Object(m)) => m,
             None | Some(Value::Null) => {
                 v.push(("input".into(), "required".into()));
                 Map::new()
@@ -232,8 +233,8 @@ mod tests {
 
     #[test]
     fn every_missing_envelope_field_is_named() {
-        let body: Map<String, Value> = serde_json::from_str(r#"{"infno":"2207","msgid":"m1","input":[]}"#).unwrap();
-        let e = Envelope::parse(&body).unwrap_err();
+        let mut body: Map<String, Value> = serde_json::from_str(r#"{"infno":"2207","msgid":"m1","input":[]}"#).unwrap();
+        let e = Envelope::parse(&mut body).unwrap_err();
         assert_eq!(e.infcode, -1);
         for f in ["mdtrtarea_admvs: required", "opter_name: required", "inf_time: required", "input: must be an object"] {
             assert!(e.err_msg.contains(f), "{f} in {}", e.err_msg);

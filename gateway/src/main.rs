@@ -237,12 +237,12 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
     let Some(bytes) = bytes else {
         return (too_large(), String::new());
     };
-    let json: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&bytes) {
+    let mut json: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&bytes) {
         Ok(serde_json::Value::Object(m)) => m,
         Ok(_) => return (Answer::refused(StatusCode::BAD_REQUEST, "body: must be a JSON object (the national envelope)"), String::new()),
         Err(e) => return (Answer::refused(StatusCode::BAD_REQUEST, format!("body: not JSON: {e}")), String::new()),
     };
-    let env = match Envelope::parse(&json) {
+    let env = match Envelope::parse(&mut json) {
         Ok(e) => e,
         Err(a) => {
             let infno = envelope::text(json.get("infno")).unwrap_or_default();

@@ -82,7 +82,7 @@ impl NationalClient {
     pub async fn call(&self, infno: &str, msgid: &str, mdtrt: &str, insured: &str, fixmedins: &str, input: Value) -> Result<Value, String> {
         let paasid = bench_paasid(mdtrt);
         let ts = chrono::Utc::now().timestamp().to_string();
-        let nonce = format!("b{}x{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed));
+        let nonce = format!("b{:08}x{:012}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed));
         let sig = hex::encode(Sha256::digest(format!("{ts}{}{nonce}{ts}", bench_token(&paasid)).as_bytes()));
         let body = json!({
             "infno": infno, "msgid": msgid, "mdtrtarea_admvs": mdtrt, "insuplc_admdvs": insured, "recer_sys_code": "BENCH",
