@@ -195,6 +195,20 @@ async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_a
     let institutions = clearing_service::institutions::InstitutionList::load(cfg.institutions.as_deref())?;
     tracing::info!(institutions = institutions.len(), source = %cfg.institutions.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "institution list loaded");
     let core = Clearinghouse::with_institutions(store, router, institutions);
+    core.set_visit_ttl(cfg.visit_ttl);
+    // Registered visits that never settle are swept (settled ones stay).
+    let sweeper = core.clone();
+    let every = cfg.visit_sweep;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match sweeper.sweep_expired_visits().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(swept = n, "expired visits swept"),
+                Err(e) => tracing::warn!(error = %e, "visit sweep failed; will retry"),
+            }
+        }
+    });
     spawn_reloader(args.clone(), core.clone());
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;

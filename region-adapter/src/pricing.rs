@@ -40,6 +40,8 @@ pub struct PricedLine {
     pub preselfpay_fen: i64,
     /// 符合政策范围金额 `inscp_scp_amt`.
     pub inscp_fen: i64,
+    /// The item's unit price cap (`pric_uplmt_amt`) on the date, when it has one.
+    pub price_cap: Option<rust_decimal::Decimal>,
 }
 
 /// Claim-level totals of the pricing split.
@@ -138,6 +140,7 @@ impl Catalogue {
             overlmt_selfpay_fen: overlmt,
             preselfpay_fen: preselfpay,
             inscp_fen: allowed - preselfpay,
+            price_cap: item.price_cap,
         }
     }
 }

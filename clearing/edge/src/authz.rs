@@ -14,6 +14,7 @@
 //! | UpsertMember, GetMember | – | `insuplc_admdvs` in region | as insured | – | – | – |
 //! | GetMember of a member filed for the caller's region (1101 at the treating institution) | a filing in force today overlaps region | – | as mdtrt | – | – | – |
 //! | UpsertInstitution | institution's region in region | – | as mdtrt | – | – | – |
+//! | RegisterVisit, UploadFeeDetails, CancelFeeDetails, CancelVisit, SettleVisit, PreviewVisit, GetVisit | visit's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
 //! | ListRegions, GetPolicy, ListCatalogueItems, GetInstitution | yes | yes | yes | yes | yes | yes |
 //! | ReconcileTotals, ReconcileDetail | `mdtrt_admdvs` in region | – | as mdtrt | all | – | – |
 //! | CloseWindow, AcknowledgeSettlement, SetAdvance | – | – | – | yes | – | – |
@@ -192,6 +193,10 @@ pub enum Action<'a> {
     WriteInstitution {
         mdtrt: &'a str,
     },
+    /// Register, change, settle or read a visit of a service location.
+    Visit {
+        mdtrt: &'a str,
+    },
     Reconcile {
         mdtrt: &'a str,
     },
@@ -223,7 +228,7 @@ pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
         },
         Action::WriteMember { insured } | Action::ReadMember { insured } => matches!(id.role, Insured | Platform) && covers(r, insured),
         Action::ReadFiledMember { filed } => matches!(id.role, Mdtrt | Platform) && filed.iter().any(|f| overlaps(r, *f)),
-        Action::WriteInstitution { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
+        Action::WriteInstitution { mdtrt } | Action::Visit { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
         Action::Reconcile { mdtrt } => id.role == National || (matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt)),
         Action::ReadCatalogue => true,
         Action::NettingWrite => id.role == National,
@@ -280,6 +285,7 @@ fn action_name(a: &Action<'_>) -> &'static str {
         Action::ReadMember { .. } => "read_member",
         Action::ReadFiledMember { .. } => "read_filed_member",
         Action::WriteInstitution { .. } => "write_institution",
+        Action::Visit { .. } => "visit",
         Action::Reconcile { .. } => "reconcile",
         Action::ReadCatalogue => "read_catalogue",
         Action::NettingWrite => "netting_write",
@@ -295,6 +301,7 @@ fn field_of(a: &Action<'_>) -> &'static str {
         Action::WriteMember { .. } | Action::ReadMember { .. } => "insuplc_admdvs",
         Action::ReadFiledMember { .. } => "psn_no",
         Action::WriteInstitution { .. } => "fixmedins_code",
+        Action::Visit { .. } => "mdtrt_admdvs",
         Action::Reconcile { .. } => "mdtrt_admdvs",
         _ => "",
     }

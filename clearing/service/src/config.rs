@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// List of designated institutions (TOML, the format of the bundled sample) replacing the bundled one.
     #[arg(long, env = "CLEARING_INSTITUTIONS")]
     pub institutions: Option<PathBuf>,
+    /// How long a registered visit may stay open without being settled, seconds [default: 259200, 72 h].
+    #[arg(long, env = "CLEARING_VISIT_TTL_SECS")]
+    pub visit_ttl_secs: Option<u64>,
+    /// How often expired visits are swept, seconds [default: 60].
+    #[arg(long, env = "CLEARING_VISIT_SWEEP_SECS")]
+    pub visit_sweep_secs: Option<u64>,
     /// TOML config file (settings below flags and environment).
     #[arg(long, env = "CLEARING_CONFIG")]
     pub config: Option<PathBuf>,
@@ -85,6 +91,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     rules: Option<PathBuf>,
     institutions: Option<PathBuf>,
+    visit_ttl_secs: Option<u64>,
+    visit_sweep_secs: Option<u64>,
     log_format: Option<LogFormat>,
     store: Option<StoreKind>,
     redis_url: Option<OneOrMany>,
@@ -109,6 +117,8 @@ pub struct Config {
     pub rules: Option<PathBuf>,
     /// `None` = the bundled sample list of institutions.
     pub institutions: Option<PathBuf>,
+    pub visit_ttl: std::time::Duration,
+    pub visit_sweep: std::time::Duration,
     pub log_format: LogFormat,
     pub store: StoreKind,
     pub redis_urls: Vec<String>,
@@ -153,6 +163,10 @@ impl Config {
             data_dir: args.data_dir.clone().or(file.data_dir.map(rel)).unwrap_or_else(|| PathBuf::from("data")),
             rules: args.rules.clone().or(file.rules.map(rel)),
             institutions: args.institutions.clone().or(file.institutions.map(rel)),
+            visit_ttl: std::time::Duration::from_secs(
+                args.visit_ttl_secs.or(file.visit_ttl_secs).unwrap_or(crate::limits::DEFAULT_VISIT_TTL.as_secs()).max(1),
+            ),
+            visit_sweep: std::time::Duration::from_secs(args.visit_sweep_secs.or(file.visit_sweep_secs).unwrap_or(60).max(1)),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             store: args.store.or(file.store).unwrap_or_default(),
             redis_urls: if args.redis_url.is_empty() {

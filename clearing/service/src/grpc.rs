@@ -129,6 +129,44 @@ impl<S: Store> Clearing for Api<S> {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
+    async fn register_visit(&self, req: Request<pb::RegisterVisitRequest>) -> Reply<pb::Visit> {
+        let _slot = self.enter(&req, "RegisterVisit", Action::Visit { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        reply(self.core.register_visit(req.get_ref()).await)
+    }
+    async fn upload_fee_details(&self, req: Request<pb::UploadFeeDetailsRequest>) -> Reply<pb::UploadFeeDetailsResponse> {
+        let (caller, _slot) = self.enter(&req, "UploadFeeDetails", Action::ReadCatalogue)?;
+        let ctx = CallCtx::of(&req);
+        let authorize = visit_authorizer(&caller, "UploadFeeDetails");
+        reply(self.core.upload_fee_details(&ctx, req.get_ref(), &authorize).await)
+    }
+    async fn cancel_fee_details(&self, req: Request<pb::CancelFeeDetailsRequest>) -> Reply<pb::Visit> {
+        let (caller, _slot) = self.enter(&req, "CancelFeeDetails", Action::ReadCatalogue)?;
+        let authorize = visit_authorizer(&caller, "CancelFeeDetails");
+        reply(self.core.cancel_fee_details(req.get_ref(), &authorize).await)
+    }
+    async fn cancel_visit(&self, req: Request<pb::CancelVisitRequest>) -> Reply<pb::Visit> {
+        let (caller, _slot) = self.enter(&req, "CancelVisit", Action::ReadCatalogue)?;
+        let authorize = visit_authorizer(&caller, "CancelVisit");
+        reply(self.core.cancel_visit(req.get_ref(), &authorize).await)
+    }
+    async fn settle_visit(&self, req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
+        let (caller, _slot) = self.enter(&req, "SettleVisit", Action::ReadCatalogue)?;
+        let ctx = CallCtx::of(&req);
+        let authorize = visit_authorizer(&caller, "SettleVisit");
+        reply(self.core.settle_visit(&ctx, req.get_ref(), true, &authorize).await)
+    }
+    async fn preview_visit(&self, req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
+        let (caller, _slot) = self.enter(&req, "PreviewVisit", Action::ReadCatalogue)?;
+        let ctx = CallCtx::of(&req);
+        let authorize = visit_authorizer(&caller, "PreviewVisit");
+        reply(self.core.settle_visit(&ctx, req.get_ref(), false, &authorize).await)
+    }
+    async fn get_visit(&self, req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
+        let (caller, _slot) = self.enter(&req, "GetVisit", Action::ReadCatalogue)?;
+        let authorize = visit_authorizer(&caller, "GetVisit");
+        reply(self.core.get_visit(req.get_ref(), &authorize).await)
+    }
+
     async fn get_settlement(&self, req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "GetSettlement", Action::ReadCatalogue)?;
         let setl_id = &req.get_ref().setl_id;
@@ -146,6 +184,12 @@ impl<S: Store> Clearing for Api<S> {
         });
         reply(r)
     }
+}
+
+/// Only the visit's service location may touch it; a refusal is audited (and answered as not found by
+/// the visit code, so that the answer does not tell whether the visit exists).
+fn visit_authorizer<'a>(caller: &'a Caller, rpc: &'a str) -> impl Fn(&str) -> Result<(), ServiceError> + Sync + 'a {
+    move |mdtrt: &str| authz::require(caller, rpc, Action::Visit { mdtrt })
 }
 
 #[tonic::async_trait]

@@ -19,5 +19,6 @@ pub mod router;
 pub mod server;
 pub mod settle;
 pub mod store;
+pub mod visits;
 pub mod windows;
 pub mod wire;

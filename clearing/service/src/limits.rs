@@ -19,3 +19,12 @@ pub const MAX_FUTURE_SECS: i64 = 24 * 3600;
 pub const MAX_INSTITUTIONS: usize = 1_000_000;
 /// Institution names.
 pub const MAX_INSTITUTION_NAME_LEN: usize = 200;
+/// Fee details of one visit: what one settlement may carry.
+pub const MAX_LINES_PER_VISIT: usize = region_adapter::limits::MAX_LINES_PER_CLAIM;
+/// Visits of one member open at once (registered, not settled or cancelled): a patient sees a few
+/// doctors a day, not dozens; more means a HIS registering in a loop.
+pub const MAX_OPEN_VISITS_PER_MEMBER: usize = 10;
+/// An outpatient visit settles the same day; one left open this long is swept (configurable).
+pub const DEFAULT_VISIT_TTL: std::time::Duration = std::time::Duration::from_secs(72 * 3600);
+/// `feedetl_sn`, `chrg_bchno`, `ipt_otp_no` lengths (national: 30).
+pub const MAX_VISIT_ID_LEN: usize = 30;

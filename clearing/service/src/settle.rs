@@ -31,6 +31,8 @@ pub struct Clearinghouse<S: Store> {
     /// The designated institutions `clearing` started with (upserted ones are in the store).
     pub institutions: InstitutionList,
     ids: SetlIds,
+    /// How long a registered visit may stay open, seconds (`--visit-ttl-secs`).
+    visit_ttl_secs: std::sync::atomic::AtomicU64,
 }
 
 fn content_hash(bytes: &[u8]) -> [u8; 32] {
@@ -68,13 +70,22 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     pub fn with_institutions(store: S, router: Router, institutions: InstitutionList) -> Arc<Self> {
-        Arc::new(Clearinghouse { store, router, institutions, ids: SetlIds::new() })
+        let visit_ttl_secs = std::sync::atomic::AtomicU64::new(crate::limits::DEFAULT_VISIT_TTL.as_secs());
+        Arc::new(Clearinghouse { store, router, institutions, ids: SetlIds::new(), visit_ttl_secs })
+    }
+
+    pub fn set_visit_ttl(&self, ttl: Duration) {
+        self.visit_ttl_secs.store(ttl.as_secs().max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn visit_ttl(&self) -> Duration {
+        Duration::from_secs(self.visit_ttl_secs.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// A claim without `hosp_lv` (a HIS does not send its own level) with the level of its institution
     /// from the institution lists; `None` when the claim has a level or its code is malformed (the
     /// claim's validation says so).
-    async fn with_listed_level(&self, claim: &pb::Claim) -> Result<Option<pb::Claim>, ServiceError> {
+    pub(crate) async fn with_listed_level(&self, claim: &pb::Claim) -> Result<Option<pb::Claim>, ServiceError> {
         if claim.hosp_lv != 0 || region_adapter::codes::parse_fixmedins_code(&claim.fixmedins_code).is_none() {
             return Ok(None);
         }

@@ -98,6 +98,28 @@ impl Clearing for Echo {
     async fn get_settlement(&self, _req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
         Ok(Response::new(settlement_for(&pb::Claim::default())))
     }
+    // The visit flow is not part of the unary ceiling.
+    async fn register_visit(&self, _req: Request<pb::RegisterVisitRequest>) -> Reply<pb::Visit> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn upload_fee_details(&self, _req: Request<pb::UploadFeeDetailsRequest>) -> Reply<pb::UploadFeeDetailsResponse> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn cancel_fee_details(&self, _req: Request<pb::CancelFeeDetailsRequest>) -> Reply<pb::Visit> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn cancel_visit(&self, _req: Request<pb::CancelVisitRequest>) -> Reply<pb::Visit> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn settle_visit(&self, _req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn preview_visit(&self, _req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn get_visit(&self, _req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
 
     type SettleClaimStreamStream = clearing_service::grpc::ResultStream;
 

@@ -47,6 +47,7 @@ fn line_pb(p: &PricedLine, name: &str) -> pb::PricedLine {
         preselfpay_fen: p.preselfpay_fen,
         inscp_fen: p.inscp_fen,
         hilist_name: name.to_string(),
+        pric_uplmt_amt: p.price_cap.map(|c| c.to_string()).unwrap_or_default(),
     }
 }
 
@@ -238,6 +239,15 @@ fn parse_priced(lines: &[pb::PricedLine], totals: Option<&pb::PriceTotals>) -> R
         if l.selfpay_prop_bp > region_adapter::money::RATIO_ONE_BP {
             return Err(format!("lines[{i}].selfpay_prop_bp: above 100%"));
         }
+        let price_cap = match l.pric_uplmt_amt.as_str() {
+            "" => None,
+            c => Some(
+                c.parse::<rust_decimal::Decimal>()
+                    .ok()
+                    .filter(|d| !d.is_sign_negative() && d.scale() <= region_adapter::limits::MAX_PRICE_SCALE)
+                    .ok_or_else(|| format!("lines[{i}].pric_uplmt_amt: not a price"))?,
+            ),
+        };
         let p = PricedLine {
             class,
             selfpay_prop_bp: l.selfpay_prop_bp,
@@ -246,6 +256,7 @@ fn parse_priced(lines: &[pb::PricedLine], totals: Option<&pb::PriceTotals>) -> R
             overlmt_selfpay_fen: l.overlmt_selfpay_fen,
             preselfpay_fen: l.preselfpay_fen,
             inscp_fen: l.inscp_fen,
+            price_cap,
         };
         out.totals.add(&p);
         out.lines.push(p);

@@ -52,6 +52,20 @@ enum MetaOp {
     Close(NaiveDate),
     PutOnce(String, String),
     MapSet(String, String, String, bool),
+    /// Compare-and-set of a shard's versioned records; answers "1" when written, "0" when not.
+    PutRecords(u16, Vec<RecordWrite>),
+}
+
+/// A versioned record's row in the meta table: `rec|<shard>|<name>` → `<version>\0<data>`.
+fn record_row(shard: u16, name: &str) -> String {
+    format!("rec|{shard:03}|{name}")
+}
+
+fn parse_record(bytes: &[u8]) -> Result<Record, StoreError> {
+    let split = bytes.iter().position(|b| *b == 0).ok_or_else(|| corrupt("record without a version"))?;
+    let version = std::str::from_utf8(&bytes[..split]).ok().and_then(|v| v.parse().ok()).ok_or_else(|| corrupt("record version"))?;
+    let data = String::from_utf8(bytes[split + 1..].to_vec()).map_err(corrupt)?;
+    Ok(Record { version, data })
 }
 
 /// The embedded store. Cheap to clone.
@@ -236,6 +250,40 @@ impl Store for EmbeddedStore {
         self.submit(Job::Meta(MetaOp::MapSet(key.into(), field.into(), value.into(), only_new), tx), rx).await
     }
 
+    async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        keys.iter()
+            .map(|k| match t.get(record_row(shard, k).as_str()).map_err(unavailable)? {
+                None => Ok(None),
+                Some(v) => parse_record(v.value()).map(Some),
+            })
+            .collect()
+    }
+
+    async fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::PutRecords(shard, writes), tx), rx).await.map(|r| r == "1")
+    }
+
+    async fn record_keys(&self, shard: u16, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        let from = record_row(shard, prefix);
+        let to = format!("rec|{shard:03}}}");
+        let head = record_row(shard, "").len();
+        let mut out = Vec::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (k, _) = row.map_err(unavailable)?;
+            let name = &k.value()[head..];
+            if !name.starts_with(prefix) {
+                break;
+            }
+            out.push(name.to_string());
+        }
+        Ok(out)
+    }
+
     async fn map_get_field(&self, key: &str, field: &str) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let t = txn.open_table(META).map_err(unavailable)?;
@@ -324,6 +372,12 @@ impl Tables<'_> {
             TableId::Meta => &mut self.meta,
         };
         t.insert(key, value).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn remove_meta(&mut self, key: &str) -> Result<(), StoreError> {
+        self.faults.before_write(key)?;
+        self.meta.remove(key).map_err(unavailable)?;
         Ok(())
     }
 
@@ -553,6 +607,31 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
             }
             t.put(TableId::Meta, &k, value.as_bytes())?;
             Ok(value.clone())
+        }
+        MetaOp::PutRecords(shard, writes) => {
+            for w in writes {
+                let row = record_row(*shard, &w.key);
+                let current = match t.meta.get(row.as_str()).map_err(unavailable)? {
+                    None => 0,
+                    Some(v) => parse_record(v.value())?.version,
+                };
+                if current != w.expected {
+                    return Ok("0".into());
+                }
+            }
+            for w in writes {
+                let row = record_row(*shard, &w.key);
+                match &w.data {
+                    None => t.remove_meta(&row)?,
+                    Some(d) => {
+                        let mut bytes = (w.expected + 1).to_string().into_bytes();
+                        bytes.push(0);
+                        bytes.extend_from_slice(d.as_bytes());
+                        t.put(TableId::Meta, &row, &bytes)?;
+                    }
+                }
+            }
+            Ok("1".into())
         }
     }
 }

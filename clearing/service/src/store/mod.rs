@@ -327,6 +327,22 @@ impl JournalEntry {
     }
 }
 
+/// A versioned record of one shard (a visit and its member's list of open visits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub version: u64,
+    pub data: String,
+}
+
+/// One write of `put_records`: applied only if the record's version is still `expected` (0 = the
+/// record must not exist); `data` None deletes it. A written record gets version `expected + 1`.
+#[derive(Debug, Clone)]
+pub struct RecordWrite {
+    pub key: String,
+    pub expected: u64,
+    pub data: Option<String>,
+}
+
 /// The narrow interface every store implements.
 pub trait Store: Send + Sync + 'static {
     fn load_member(&self, key: &MemberKey) -> impl Future<Output = Result<Option<MemberRecord>, StoreError>> + Send;
@@ -370,6 +386,14 @@ pub trait Store: Send + Sync + 'static {
     fn map_get(&self, key: &str) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
     /// One field of the map `key`.
     fn map_get_field(&self, key: &str, field: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Versioned records of `shard` (visits): several read at once.
+    fn get_records(&self, shard: u16, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Record>>, StoreError>> + Send;
+    /// Writes several records of `shard` at once, all or nothing, each only if its version is as
+    /// expected. `Ok(false)`: a version differed and nothing was written (reload and try again).
+    fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The names of `shard`'s records that start with `prefix` (the expiry sweep).
+    fn record_keys(&self, shard: u16, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
 
 /// Hex into a buffer sized once (`hex::encode` builds its string a char at a time: ~3% of a

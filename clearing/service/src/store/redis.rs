@@ -102,6 +102,7 @@ struct Scripts {
     fold_apply: Script,
     fold_done: Script,
     journal_sum: Script,
+    records: Script,
 }
 
 fn tag(shard: u16) -> String {
@@ -166,6 +167,15 @@ fn fold_seq_key(shard: u16, date: NaiveDate) -> String {
 
 fn journal_key(shard: u16, date: NaiveDate) -> String {
     format!("{}:j:{date}", tag(shard))
+}
+
+/// A versioned record of a shard (visits), and the shard's index of record names.
+fn record_key(shard: u16, name: &str) -> String {
+    format!("{}:r:{name}", tag(shard))
+}
+
+fn records_index_key(shard: u16) -> String {
+    format!("{}:rk", tag(shard))
 }
 
 fn hold_key(shard: u16, hold_id: &str) -> String {
@@ -316,6 +326,7 @@ impl RedisStore {
             fold_apply: Script::new(include_str!("fold_apply.lua")),
             fold_done: Script::new(include_str!("fold_done.lua")),
             journal_sum: Script::new(include_str!("journal_sum.lua")),
+            records: Script::new(include_str!("records.lua")),
         });
         let store = RedisStore { conn, cluster, scripts, open_days: Arc::default() };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
@@ -1028,6 +1039,42 @@ impl Store for RedisStore {
         }
         let v: Option<String> = ::redis::cmd("HGET").arg(&k).arg(field).query_async(&mut c).await.map_err(err)?;
         v.ok_or_else(|| StoreError::Corrupt(format!("{key}.{field} vanished")))
+    }
+
+    async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
+        let mut pipe = ::redis::pipe();
+        for k in keys {
+            pipe.cmd("HMGET").arg(record_key(shard, k)).arg("v").arg("d");
+        }
+        let rows: Vec<(Option<String>, Option<String>)> = self.query_pipe(&pipe).await?;
+        rows.into_iter()
+            .map(|(v, d)| match (v, d) {
+                (Some(v), Some(data)) => {
+                    let version = v.parse().map_err(|_| StoreError::Corrupt(format!("record version {v:?}")))?;
+                    Ok(Some(Record { version, data }))
+                }
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    async fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.records.prepare_invoke();
+        for w in &writes {
+            inv.key(record_key(shard, &w.key));
+        }
+        inv.key(records_index_key(shard));
+        for w in &writes {
+            inv.arg(w.expected.to_string()).arg(if w.data.is_some() { "s" } else { "d" }).arg(&w.key).arg(w.data.as_deref().unwrap_or(""));
+        }
+        let mut c = self.conn.clone();
+        let applied: i64 = inv.invoke_async(&mut c).await.map_err(err)?;
+        Ok(applied == 1)
+    }
+
+    async fn record_keys(&self, shard: u16, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let all: Vec<String> = self.query(::redis::cmd("SMEMBERS").arg(records_index_key(shard))).await?;
+        Ok(all.into_iter().filter(|k| k.starts_with(prefix)).collect())
     }
 
     async fn map_get_field(&self, key: &str, field: &str) -> Result<Option<String>, StoreError> {
