@@ -244,6 +244,25 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     assert_eq!(totals.by_mdtrt["360100"], *t);
     // The journal, summed entry by entry, says the same (netting's completeness check reads both).
     assert_eq!(s.journal_sums(day).await.unwrap(), *t);
+
+    // Versioned records of a shard (visits): compare-and-set of several at once, all or nothing.
+    let shard = shard_of("421300", &format!("{tag}VISIT"));
+    let (v, l) = (format!("visit:{tag}1"), format!("visits-of:{tag}"));
+    let w = |key: &str, expected: u64, data: Option<&str>| RecordWrite { key: key.into(), expected, data: data.map(str::to_string) };
+    assert!(s.put_records(shard, vec![w(&v, 0, Some("a")), w(&l, 0, Some("[1]"))]).await.unwrap());
+    let got = s.get_records(shard, &[v.clone(), l.clone(), "visit:none".into()]).await.unwrap();
+    assert_eq!(got, vec![Some(Record { version: 1, data: "a".into() }), Some(Record { version: 1, data: "[1]".into() }), None]);
+    // A stale version anywhere writes nothing.
+    assert!(!s.put_records(shard, vec![w(&v, 1, Some("b")), w(&l, 0, Some("[2]"))]).await.unwrap());
+    assert!(!s.put_records(shard, vec![w(&v, 0, Some("b"))]).await.unwrap(), "create over an existing record");
+    assert_eq!(s.get_records(shard, std::slice::from_ref(&v)).await.unwrap()[0].as_ref().unwrap().data, "a");
+    assert!(s.put_records(shard, vec![w(&v, 1, Some("b")), w(&l, 1, Some("[2]"))]).await.unwrap());
+    assert_eq!(s.record_keys(shard, "visit:").await.unwrap(), vec![v.clone()]);
+    // Delete: gone, and out of the shard's index.
+    assert!(s.put_records(shard, vec![w(&v, 2, None)]).await.unwrap());
+    assert_eq!(s.get_records(shard, std::slice::from_ref(&v)).await.unwrap(), vec![None]);
+    assert!(s.record_keys(shard, "visit:").await.unwrap().is_empty());
+    assert_eq!(s.record_keys(shard, "visits-of:").await.unwrap(), vec![l]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,406 @@
+//! The hospital's flow (issue 17): register a visit, upload fee details, cancel some, settle by
+//! `mdtrt_id` — over gRPC and through the national gateway (2201/2204/2205/2202 → 2206/2207), on the
+//! embedded store and on Redis with two replicas, across a restart, and the expiry sweep.
+
+use proto::v1 as pb;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use tests::gateway::*;
+use tests::*;
+use tonic::Code;
+
+fn funded(mut m: pb::Member, balance: &str) -> pb::Member {
+    m.acct_balc = balance.into();
+    m
+}
+
+/// The claims of one member: the multi-line example of the README and two single-line claims.
+fn claims(tag: &str, psn_no: &str) -> Vec<pb::Claim> {
+    let text = std::fs::read_to_string(repo_root().join("examples/claim.json")).unwrap();
+    let j: Value = serde_json::from_str(&text).unwrap();
+    let mut first = claim(&format!("{tag}-1"), "421300", psn_no, "360100", 1, "2024-03-10", 1);
+    first.fixmedins_code = "H36010200001".into();
+    first.acct_used_flag = true;
+    first.lines = j["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| pb::ClaimLine {
+            hilist_code: l["hilist_code"].as_str().unwrap().into(),
+            cnt: l["cnt"].as_str().unwrap().into(),
+            pric: l["pric"].as_str().unwrap().into(),
+            det_item_fee_sumamt: l["det_item_fee_sumamt"].as_str().unwrap().into(),
+        })
+        .collect();
+    let mut b = claim(&format!("{tag}-2"), "421300", psn_no, "360100", 3, "2024-03-12", 800);
+    b.fixmedins_code = "H36010000001".into();
+    let mut c = claim(&format!("{tag}-3"), "421300", psn_no, "360100", 3, "2024-03-15", 3000);
+    c.fixmedins_code = "H36010000001".into();
+    c.acct_used_flag = true;
+    vec![first, b, c]
+}
+
+fn amounts(s: &pb::Settlement) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("medfee_sumamt", s.medfee_sumamt.clone()),
+        ("fulamt_ownpay_amt", s.fulamt_ownpay_amt.clone()),
+        ("overlmt_selfpay", s.overlmt_selfpay.clone()),
+        ("preselfpay_amt", s.preselfpay_amt.clone()),
+        ("inscp_scp_amt", s.inscp_scp_amt.clone()),
+        ("act_pay_dedc", s.act_pay_dedc.clone()),
+        ("hifp_pay", s.hifp_pay.clone()),
+        ("fund_pay_sumamt", s.fund_pay_sumamt.clone()),
+        ("acct_pay", s.acct_pay.clone()),
+        ("psn_cash_pay", s.psn_cash_pay.clone()),
+        ("balc", s.balc.clone()),
+    ])
+}
+
+fn national_amounts(r: &Reply) -> BTreeMap<&'static str, String> {
+    [
+        "medfee_sumamt",
+        "fulamt_ownpay_amt",
+        "overlmt_selfpay",
+        "preselfpay_amt",
+        "inscp_scp_amt",
+        "act_pay_dedc",
+        "hifp_pay",
+        "fund_pay_sumamt",
+        "acct_pay",
+        "psn_cash_pay",
+        "balc",
+    ]
+    .into_iter()
+    .map(|k| (k, r.setl(k)))
+    .collect()
+}
+
+fn details(k: &pb::Claim, batch: &str) -> Vec<pb::FeeDetail> {
+    k.lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| pb::FeeDetail {
+            feedetl_sn: format!("{:04}", i + 1),
+            chrg_bchno: batch.into(),
+            hilist_code: l.hilist_code.clone(),
+            cnt: l.cnt.clone(),
+            pric: l.pric.clone(),
+            det_item_fee_sumamt: l.det_item_fee_sumamt.clone(),
+            fee_ocur_time: k.setl_time.clone(),
+        })
+        .collect()
+}
+
+fn registration(k: &pb::Claim, msgid: &str) -> pb::RegisterVisitRequest {
+    pb::RegisterVisitRequest {
+        msgid: msgid.into(),
+        psn_no: k.psn_no.clone(),
+        insuplc_admdvs: k.insuplc_admdvs.clone(),
+        mdtrt_admdvs: k.mdtrt_admdvs.clone(),
+        fixmedins_code: k.fixmedins_code.clone(),
+        med_type: k.med_type.clone(),
+        begntime: k.setl_time.clone(),
+        ipt_otp_no: "MZ0001".into(),
+        ..Default::default()
+    }
+}
+
+fn settle_req(k: &pb::Claim, mdtrt_id: &str) -> pb::SettleVisitRequest {
+    let total: i64 = k.lines.iter().map(|l| fen(&l.det_item_fee_sumamt)).sum();
+    pb::SettleVisitRequest {
+        mdtrt_id: mdtrt_id.into(),
+        msgid: k.msgid.clone(),
+        medfee_sumamt: format!("{}.{:02}", total / 100, total % 100),
+        acct_used_flag: k.acct_used_flag,
+        ..Default::default()
+    }
+}
+
+/// A request as a given caller (the forwarded identity clearing honours on a plain-text listener).
+fn as_caller<T>(msg: T, who: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert("x-clearing-forwarded", who.parse().unwrap());
+    r
+}
+
+const JIANGXI: &str = "platform:360000:jiangxi_platform";
+const HUBEI: &str = "platform:420000:hubei_platform";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_settles_exactly_what_settle_claim_settles_over_grpc_and_through_the_gateway() {
+    let c = Clearing::start();
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(&c.url(), &paas_file(dir.path(), &[("jiangxi_platform", "platform", "360000")]), &[]);
+    let jx = His::new(&g.url(), "jiangxi_platform");
+    registered(&c, &["SZV1", "SZV2", "SZV3"].iter().map(|p| funded(member("421300", p, "11", &["360000"]), "300.00")).collect::<Vec<_>>())
+        .await;
+    let mut cl = c.clearing().await;
+    for ((direct, over_grpc), national) in claims("D", "SZV1").into_iter().zip(claims("G", "SZV2")).zip(claims("N", "SZV3")) {
+        let want = amounts(&cl.settle_claim(direct).await.unwrap().into_inner());
+
+        // Over gRPC: register, upload in two parts (the first resent), preview, settle.
+        let v = cl
+            .register_visit(as_caller(registration(&over_grpc, &format!("{}-reg", over_grpc.msgid)), JIANGXI))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((v.status.as_str(), v.hosp_lv), ("open", over_grpc.hosp_lv), "the level comes from the institution list");
+        let all = details(&over_grpc, "B1");
+        let (head, tail) = all.split_at(all.len() / 2 + 1);
+        for part in [head, head, tail].into_iter().filter(|p| !p.is_empty()) {
+            let up = pb::UploadFeeDetailsRequest { mdtrt_id: v.mdtrt_id.clone(), details: part.to_vec() };
+            let r = cl.upload_fee_details(as_caller(up, JIANGXI)).await.unwrap().into_inner();
+            assert_eq!(r.results.len(), part.len());
+        }
+        let req = settle_req(&over_grpc, &v.mdtrt_id);
+        let pre = cl.preview_visit(as_caller(req.clone(), JIANGXI)).await.unwrap().into_inner();
+        let done = cl.settle_visit(as_caller(req.clone(), JIANGXI)).await.unwrap().into_inner();
+        assert_eq!(amounts(&done), want, "SettleVisit vs SettleClaim for {}", over_grpc.msgid);
+        assert_eq!(amounts(&pre), want);
+        // A resend of the settlement is the same answer.
+        assert_eq!(cl.settle_visit(as_caller(req, JIANGXI)).await.unwrap().into_inner(), done);
+        let after = cl.get_visit(as_caller(pb::GetVisitRequest { mdtrt_id: v.mdtrt_id.clone() }, JIANGXI)).await.unwrap().into_inner();
+        assert_eq!((after.status.as_str(), after.setl_id.as_str()), ("settled", done.setl_id.as_str()));
+
+        // Through the gateway: 2201, 2204, 2206, 2207 with mdtrt_id.
+        let w = Where::of(&national);
+        let t = chrono::DateTime::parse_from_rfc3339(&national.setl_time).unwrap().format("%Y-%m-%d %H:%M:%S").to_string();
+        let reg = jx
+            .call(
+                "2201",
+                &format!("{}-reg", national.msgid),
+                &w,
+                json!({ "data": { "psn_no": national.psn_no, "insutype": "310", "begntime": t, "med_type": "11", "ipt_otp_no": "MZ1" } }),
+            )
+            .await
+            .ok();
+        let mdtrt_id = reg.output()["data"]["mdtrt_id"].as_str().unwrap().to_string();
+        let input = national_input(&national, false);
+        let mut feedetail = input["feedetail"].as_array().unwrap().clone();
+        for d in &mut feedetail {
+            d["mdtrt_id"] = json!(mdtrt_id);
+            d["chrg_bchno"] = json!("B1");
+        }
+        let up = jx.call("2204", &format!("{}-up", national.msgid), &w, json!({ "feedetail": feedetail })).await.ok();
+        let result = up.output()["result"].as_array().unwrap();
+        assert_eq!(result.len(), national.lines.len());
+        // Each line's verdict at once: class, self-pay share, cap and the four-way split.
+        let split = cl.preview_claim(national.clone()).await.unwrap().into_inner().lines;
+        assert_eq!(split.len(), result.len());
+        for (r, l) in result.iter().zip(&split) {
+            for (ours, theirs) in [
+                ("inscp_scp_amt", &l.inscp_scp_amt),
+                ("overlmt_amt", &l.overlmt_selfpay),
+                ("preselfpay_amt", &l.preselfpay_amt),
+                ("fulamt_ownpay_amt", &l.fulamt_ownpay_amt),
+                ("chrgitm_lv", &l.chrgitm_lv),
+                ("selfpay_prop", &l.selfpay_prop),
+            ] {
+                assert_eq!(r[ours].as_str(), Some(theirs.as_str()), "{ours} of {}", l.hilist_code);
+            }
+        }
+        // The catalogue's price cap comes with each verdict where the item has one.
+        assert!(result.iter().any(|r| !r["pric_uplmt_amt"].as_str().unwrap_or("").is_empty()) || national.lines.len() == 1);
+        let settle_input = json!({ "data": { "mdtrt_id": mdtrt_id, "medfee_sumamt": input["data"]["medfee_sumamt"], "acct_used_flag": input["data"]["acct_used_flag"], "chrg_bchno": "B1" } });
+        let pre = jx.call("2206", &format!("{}-pre", national.msgid), &w, settle_input.clone()).await.ok();
+        let done = jx.call("2207", &national.msgid, &w, settle_input).await.ok();
+        assert_eq!(national_amounts(&done), want, "2207 by mdtrt_id vs SettleClaim for {}", national.msgid);
+        assert_eq!(national_amounts(&pre), want);
+        assert_eq!(done.setl("mdtrt_id"), mdtrt_id);
+        assert_eq!(done.output()["detlcutinfo"][0]["feedetl_sn"], "0001");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_a_his_relies_on_are_kept_and_a_refusal_changes_nothing() {
+    let c = Clearing::start();
+    registered(&c, &[funded(member("421300", "SZR1", "11", &["360000"]), "300.00")]).await;
+    let mut cl = c.clearing().await;
+    let k = claims("R", "SZR1").remove(0);
+    let v = cl.register_visit(as_caller(registration(&k, "R-reg"), JIANGXI)).await.unwrap().into_inner();
+    let id = v.mdtrt_id.clone();
+    let get = |cl: &mut ClearingClient<tonic::transport::Channel>| {
+        let mut cl = cl.clone();
+        let id = id.clone();
+        async move { cl.get_visit(as_caller(pb::GetVisitRequest { mdtrt_id: id }, JIANGXI)).await.unwrap().into_inner() }
+    };
+    // Registration is idempotent on msgid; other content under the same msgid is refused.
+    assert_eq!(cl.register_visit(as_caller(registration(&k, "R-reg"), JIANGXI)).await.unwrap().into_inner().mdtrt_id, id);
+    let mut other = registration(&k, "R-reg");
+    other.ipt_otp_no = "MZ9".into();
+    assert_eq!(cl.register_visit(as_caller(other, JIANGXI)).await.unwrap_err().code(), Code::AlreadyExists);
+    // Only the service location's platform touches a visit: another region cannot register there, and
+    // cannot see one (answered like a visit that does not exist).
+    assert_eq!(cl.register_visit(as_caller(registration(&k, "R-hb"), HUBEI)).await.unwrap_err().code(), Code::PermissionDenied);
+    let up = |d: Vec<pb::FeeDetail>| pb::UploadFeeDetailsRequest { mdtrt_id: id.clone(), details: d };
+    let foreign = cl.upload_fee_details(as_caller(up(details(&k, "B1")), HUBEI)).await.unwrap_err();
+    let missing = cl.get_visit(as_caller(pb::GetVisitRequest { mdtrt_id: format!("{}ff", &id[..22]) }, JIANGXI)).await.unwrap_err();
+    assert_eq!((foreign.code(), bad_fields(&foreign)), (Code::NotFound, bad_fields(&missing)));
+    assert!(get(&mut cl).await.details.is_empty(), "a refused upload wrote something");
+
+    // feedetl_sn: the same content again is accepted, other content refused (the whole upload).
+    cl.upload_fee_details(as_caller(up(details(&k, "B1")[..3].to_vec()), JIANGXI)).await.unwrap();
+    let before = get(&mut cl).await;
+    let mut changed = details(&k, "B1")[1..5].to_vec();
+    changed[1].cnt = "2".into();
+    let twice = 2 * fen(&changed[1].pric);
+    changed[1].det_item_fee_sumamt = format!("{}.{:02}", twice / 100, twice % 100);
+    let e = cl.upload_fee_details(as_caller(up(changed), JIANGXI)).await.unwrap_err();
+    assert_eq!((e.code(), bad_fields(&e)), (Code::InvalidArgument, vec!["details[1].feedetl_sn".to_string()]));
+    assert_eq!(get(&mut cl).await, before, "a refused upload changed the visit");
+    // A bad line is named by its place in the upload.
+    let mut bad = details(&k, "B1")[3..5].to_vec();
+    bad[1].cnt = "-1".into();
+    let e = cl.upload_fee_details(as_caller(up(bad), JIANGXI)).await.unwrap_err();
+    assert!(bad_fields(&e).iter().any(|f| f.starts_with("details[1].")), "{e:?}");
+    assert_eq!(get(&mut cl).await, before);
+    // 2205: a batch leaves the visit; then the whole claim is uploaded as batch B2.
+    cl.upload_fee_details(as_caller(up(details(&k, "B1")), JIANGXI)).await.unwrap();
+    let cancel = pb::CancelFeeDetailsRequest { mdtrt_id: id.clone(), chrg_bchno: "B1".into(), feedetl_sn: vec![] };
+    assert!(cl.cancel_fee_details(as_caller(cancel, JIANGXI)).await.unwrap().into_inner().details.is_empty());
+    cl.upload_fee_details(as_caller(up(details(&k, "B2")), JIANGXI)).await.unwrap();
+
+    // The total sent with the settlement must be the uploaded details' sum, naming both numbers.
+    let mut req = settle_req(&k, &id);
+    let right = req.medfee_sumamt.clone();
+    req.medfee_sumamt = "1.00".into();
+    let e = cl.settle_visit(as_caller(req.clone(), JIANGXI)).await.unwrap_err();
+    assert_eq!(bad_fields(&e), vec!["medfee_sumamt".to_string()]);
+    assert!(e.message().contains("1.00") && e.message().contains(&right), "{}", e.message());
+    req.medfee_sumamt = right;
+    let s = cl.settle_visit(as_caller(req, JIANGXI)).await.unwrap().into_inner();
+    let (version, _) = member_state(&c, "SZR1").await;
+
+    // A settled visit: its details cannot change, it cannot be cancelled (reverse instead).
+    let settled = get(&mut cl).await;
+    for e in [
+        cl.upload_fee_details(as_caller(up(details(&k, "B3")), JIANGXI)).await.unwrap_err(),
+        cl.cancel_visit(as_caller(pb::CancelVisitRequest { mdtrt_id: id.clone() }, JIANGXI)).await.unwrap_err(),
+        cl.cancel_fee_details(as_caller(
+            pb::CancelFeeDetailsRequest { mdtrt_id: id.clone(), chrg_bchno: "B2".into(), feedetl_sn: vec![] },
+            JIANGXI,
+        ))
+        .await
+        .unwrap_err(),
+    ] {
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    }
+    assert!(
+        cl.cancel_visit(as_caller(pb::CancelVisitRequest { mdtrt_id: id.clone() }, JIANGXI))
+            .await
+            .unwrap_err()
+            .message()
+            .contains("reverse the settlement")
+    );
+    assert_eq!(get(&mut cl).await, settled);
+    assert_eq!(settled.setl_id, s.setl_id);
+    // Another settlement msgid on a settled visit is refused, nothing settled twice.
+    let mut again = settle_req(&k, &id);
+    again.msgid = "R-other".into();
+    assert_eq!(cl.settle_visit(as_caller(again, JIANGXI)).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(member_state(&c, "SZR1").await.0, version);
+
+    // A cancelled visit accepts nothing.
+    let k2 = claims("R2", "SZR1").remove(1);
+    let v2 = cl.register_visit(as_caller(registration(&k2, "R2-reg"), JIANGXI)).await.unwrap().into_inner();
+    cl.cancel_visit(as_caller(pb::CancelVisitRequest { mdtrt_id: v2.mdtrt_id.clone() }, JIANGXI)).await.unwrap();
+    let e = cl
+        .upload_fee_details(as_caller(pb::UploadFeeDetailsRequest { mdtrt_id: v2.mdtrt_id.clone(), details: details(&k2, "B1") }, JIANGXI))
+        .await
+        .unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().contains("cancelled"), "{e:?}");
+    assert_eq!(cl.settle_visit(as_caller(settle_req(&k2, &v2.mdtrt_id), JIANGXI)).await.unwrap_err().code(), Code::FailedPrecondition);
+
+    // Open visits per member are bounded.
+    let mut opened = 0;
+    let refused = loop {
+        match cl.register_visit(as_caller(registration(&k2, &format!("R-many-{opened}")), JIANGXI)).await {
+            Ok(_) => opened += 1,
+            Err(e) => break e,
+        }
+        assert!(opened <= 10, "no bound on open visits");
+    };
+    assert_eq!((opened, refused.code()), (10, Code::FailedPrecondition), "{refused:?}");
+}
+
+async fn member_state(c: &Clearing, psn: &str) -> (u64, Vec<pb::Accumulator>) {
+    let m = c
+        .registry()
+        .await
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: psn.into(), year: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    (m.version, m.accumulators)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_redis_finish_each_others_visits_and_a_restart_loses_nothing() {
+    let r = Redis::start();
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    let mut b = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    registered(
+        &a,
+        &[funded(member("421300", "SZRR1", "11", &["360000"]), "300.00"), funded(member("421300", "SZRR2", "11", &["360000"]), "300.00")],
+    )
+    .await;
+    let (mut ca, mut cb) = (a.clearing().await, b.clearing().await);
+    for (k, twin) in claims("RR", "SZRR1").into_iter().zip(claims("RT", "SZRR2")) {
+        let want = amounts(&ca.settle_claim(twin).await.unwrap().into_inner());
+        // A registers and uploads half; B uploads the rest; B restarts; A previews, B settles.
+        let v = ca.register_visit(as_caller(registration(&k, &format!("{}-reg", k.msgid)), JIANGXI)).await.unwrap().into_inner();
+        let all = details(&k, "B1");
+        let (head, tail) = all.split_at(all.len() / 2);
+        if !head.is_empty() {
+            ca.upload_fee_details(as_caller(pb::UploadFeeDetailsRequest { mdtrt_id: v.mdtrt_id.clone(), details: head.to_vec() }, JIANGXI))
+                .await
+                .unwrap();
+        }
+        cb.upload_fee_details(as_caller(pb::UploadFeeDetailsRequest { mdtrt_id: v.mdtrt_id.clone(), details: tail.to_vec() }, JIANGXI))
+            .await
+            .unwrap();
+        b.crash();
+        b.restart();
+        cb = b.clearing().await;
+        let req = settle_req(&k, &v.mdtrt_id);
+        assert_eq!(amounts(&ca.preview_visit(as_caller(req.clone(), JIANGXI)).await.unwrap().into_inner()), want);
+        let s = cb.settle_visit(as_caller(req, JIANGXI)).await.unwrap().into_inner();
+        assert_eq!(amounts(&s), want, "{}", k.msgid);
+        let seen = ca.get_visit(as_caller(pb::GetVisitRequest { mdtrt_id: v.mdtrt_id.clone() }, JIANGXI)).await.unwrap().into_inner();
+        assert_eq!((seen.status.as_str(), seen.details.len()), ("settled", k.lines.len()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_survives_a_restart_of_the_embedded_store_and_expired_ones_are_swept() {
+    let mut c = Clearing::start_with(&["--visit-ttl-secs", "3", "--visit-sweep-secs", "1"]);
+    registered(&c, &[funded(member("421300", "SZE1", "11", &["360000"]), "300.00")]).await;
+    let mut cl = c.clearing().await;
+    let ks = claims("E", "SZE1");
+    let (settled, left) = (&ks[1], &ks[2]);
+    let v_settled = cl.register_visit(as_caller(registration(settled, "E-1"), JIANGXI)).await.unwrap().into_inner();
+    let v_left = cl.register_visit(as_caller(registration(left, "E-2"), JIANGXI)).await.unwrap().into_inner();
+    for (v, k) in [(&v_settled, settled), (&v_left, left)] {
+        cl.upload_fee_details(as_caller(pb::UploadFeeDetailsRequest { mdtrt_id: v.mdtrt_id.clone(), details: details(k, "B1") }, JIANGXI))
+            .await
+            .unwrap();
+    }
+    // A restart in the middle of a visit: it is all still there, and settles.
+    c.crash();
+    c.restart();
+    let mut cl = c.clearing().await;
+    let s = cl.settle_visit(as_caller(settle_req(settled, &v_settled.mdtrt_id), JIANGXI)).await.unwrap().into_inner();
+    assert!(fen(&s.medfee_sumamt) > 0);
+    // The unsettled visit expires and is swept; the settled one stays.
+    let get = |id: String| {
+        let mut cl = cl.clone();
+        async move { cl.get_visit(as_caller(pb::GetVisitRequest { mdtrt_id: id }, JIANGXI)).await }
+    };
+    eventually("the expired visit is swept", PATIENCE, || async {
+        matches!(get(v_left.mdtrt_id.clone()).await, Err(e) if e.code() == Code::NotFound).then_some(())
+    })
+    .await;
+    let kept = get(v_settled.mdtrt_id.clone()).await.unwrap().into_inner();
+    assert_eq!((kept.status.as_str(), kept.setl_id.as_str()), ("settled", s.setl_id.as_str()));
+    assert!(c.log().contains("expired visits swept"));
+}
