@@ -311,6 +311,27 @@ async fn the_rules_a_his_relies_on_are_kept_and_a_refusal_changes_nothing() {
     assert!(e.code() == Code::FailedPrecondition && e.message().contains("cancelled"), "{e:?}");
     assert_eq!(cl.settle_visit(as_caller(settle_req(&k2, &v2.mdtrt_id), JIANGXI)).await.unwrap_err().code(), Code::FailedPrecondition);
 
+    // 1101 at the treating institution: a member filed nowhere is readable by a service location only
+    // while it has an open visit there.
+    registered(&c, &[member("421300", "SZR9", "11", &[])]).await;
+    let read = |who: &'static str| {
+        let c_url = c.url();
+        async move {
+            let ch = tonic::transport::Channel::from_shared(c_url).unwrap().connect().await.unwrap();
+            let q = pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "SZR9".into(), year: 0 };
+            RegistryClient::new(ch).get_member(as_caller(q, who)).await.map(|_| ()).map_err(|e| e.code())
+        }
+    };
+    assert_eq!(read(JIANGXI).await, Err(Code::NotFound));
+    let mut k9 = claims("R9", "SZR9").remove(1);
+    k9.psn_no = "SZR9".into();
+    let v9 = cl.register_visit(as_caller(registration(&k9, "R9-reg"), JIANGXI)).await.unwrap().into_inner();
+    assert_eq!(read(JIANGXI).await, Ok(()));
+    assert_eq!(read("platform:320000:jiangsu_platform").await, Err(Code::NotFound), "the visit is in Nanchang, not in Jiangsu");
+    assert_eq!(read(HUBEI).await, Ok(()), "the insured side reads its member");
+    cl.cancel_visit(as_caller(pb::CancelVisitRequest { mdtrt_id: v9.mdtrt_id }, JIANGXI)).await.unwrap();
+    assert_eq!(read(JIANGXI).await, Err(Code::NotFound));
+
     // Open visits per member are bounded.
     let mut opened = 0;
     let refused = loop {

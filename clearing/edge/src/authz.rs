@@ -12,7 +12,7 @@
 //! | ReverseClaim | original's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
 //! | GetSettlement | either side in region | either side in region | either side in region | all | – | – |
 //! | UpsertMember, GetMember | – | `insuplc_admdvs` in region | as insured | – | – | – |
-//! | GetMember of a member filed for the caller's region (1101 at the treating institution) | a filing in force today overlaps region | – | as mdtrt | – | – | – |
+//! | GetMember of a member filed for the caller's region or with an open visit there (1101 at the treating institution) | a filing in force today, or an open visit, overlaps region | – | as mdtrt | – | – | – |
 //! | UpsertInstitution | institution's region in region | – | as mdtrt | – | – | – |
 //! | RegisterVisit, UploadFeeDetails, CancelFeeDetails, CancelVisit, SettleVisit, PreviewVisit, GetVisit | visit's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
 //! | ListRegions, GetPolicy, ListCatalogueItems, GetInstitution | yes | yes | yes | yes | yes | yes |
@@ -186,7 +186,7 @@ pub enum Action<'a> {
         insured: &'a str,
     },
     /// A service location reading a member who has filed for it: the regions of the member's filings in
-    /// force today.
+    /// force today and of its open visits.
     ReadFiledMember {
         filed: &'a [Admdvs],
     },

@@ -211,8 +211,8 @@ impl<S: Store> Registry for Api<S> {
         let q = req.get_ref();
         let insured = Action::ReadMember { insured: &q.insuplc_admdvs };
         // The insured region's platform reads its members. A service location's platform (the treating
-        // institution's 1101) reads only a member who has filed for its region; any other member is
-        // answered exactly like one that does not exist.
+        // institution's 1101) reads only a member who has filed for its region or has an open visit
+        // there; any other member is answered exactly like one that does not exist.
         let as_service_location = match &caller {
             Caller::Verified(id) if !authz::allowed(id, &insured) && matches!(id.role, authz::Role::Mdtrt | authz::Role::Platform) => true,
             _ => {
@@ -231,12 +231,16 @@ impl<S: Store> Registry for Api<S> {
             let rec = self.core.store.load_member(&MemberKey::new(&q.insuplc_admdvs, &q.psn_no)).await?;
             if as_service_location {
                 let today = crate::calendar::today();
-                let filed: Vec<Admdvs> = rec
+                let mut filed: Vec<Admdvs> = rec
                     .iter()
                     .flat_map(|m| &m.filings)
                     .filter(|f| f.begndate <= today && f.enddate.is_none_or(|e| today <= e))
                     .filter_map(|f| Admdvs::parse(&f.mdtrt_admdvs))
                     .collect();
+                // An open visit at the service location counts like a filing for it.
+                if rec.is_some() {
+                    filed.extend(self.core.open_visit_regions(&q.insuplc_admdvs, &q.psn_no).await?);
+                }
                 authz::require_or_hide(&caller, "GetMember", Action::ReadFiledMember { filed: &filed }, not_found)?;
             }
             let rec = rec.ok_or_else(not_found)?;

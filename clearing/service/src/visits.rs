@@ -193,6 +193,9 @@ impl VisitRecord {
 struct OpenVisit {
     mdtrt_id: String,
     expires_ms: i64,
+    /// The visit's service location (1101: a service location may read a member with an open visit there).
+    #[serde(default)]
+    mdtrt_admdvs: String,
 }
 
 fn visit_key(mdtrt_id: &str) -> String {
@@ -289,6 +292,16 @@ impl<S: Store> Clearinghouse<S> {
         Ok(RecordWrite { key, expected: version, data: Some(serde_json::to_string(&open).map_err(corrupt)?) })
     }
 
+    /// The service locations where the member has an open (unexpired) visit.
+    pub async fn open_visit_regions(&self, insured: &str, psn_no: &str) -> Result<Vec<region_adapter::Admdvs>, ServiceError> {
+        let key = member_visits_key(insured, psn_no);
+        let recs = self.store.get_records(shard_of(insured, psn_no), std::slice::from_ref(&key)).await?;
+        let Some(Some(rec)) = recs.into_iter().next() else { return Ok(Vec::new()) };
+        let open: Vec<OpenVisit> = serde_json::from_str(&rec.data).map_err(corrupt)?;
+        let now = now_ms();
+        Ok(open.iter().filter(|o| o.expires_ms > now).filter_map(|o| region_adapter::Admdvs::parse(&o.mdtrt_admdvs)).collect())
+    }
+
     /// 2201. Validated exactly like a claim of the same fields; idempotent on (service location, msgid).
     pub async fn register_visit(&self, req: &pb::RegisterVisitRequest) -> Result<pb::Visit, ServiceError> {
         let mut v = Violations::default();
@@ -378,7 +391,7 @@ impl<S: Store> Clearinghouse<S> {
                 lines: Vec::new(),
                 expires_ms,
             };
-            open.push(OpenVisit { mdtrt_id: mdtrt_id.clone(), expires_ms });
+            open.push(OpenVisit { mdtrt_id: mdtrt_id.clone(), expires_ms, mdtrt_admdvs: req.mdtrt_admdvs.clone() });
             let writes = vec![
                 RecordWrite { key: visit_key(&mdtrt_id), expected: 0, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) },
                 RecordWrite { key: list_key.clone(), expected: list_version, data: Some(serde_json::to_string(&open).map_err(corrupt)?) },
