@@ -74,6 +74,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
         addr: String,
     },
+    /// Credit one month of personal-account money to every member of an insured region (idempotent per
+    /// member and month: run it again after an interruption).
+    Credit {
+        /// The insured region, e.g. 421300.
+        #[arg(long)]
+        region: String,
+        /// YYYYMM.
+        #[arg(long)]
+        month: String,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
     /// Print the monthly statement (netted windows of a month summed per region).
     Statement {
         /// YYYYMM.
@@ -267,6 +279,7 @@ async fn main() {
         Command::BenchNetting(a) => clearing_tools::bench::run_netting(a).await,
         Command::Net { date, out, addr } => clearing_tools::netcli::net(&addr, &date, &out).await,
         Command::Statement { month, addr } => clearing_tools::netcli::statement(&addr, &month).await,
+        Command::Credit { region, month, addr } => clearing_tools::netcli::credit(&addr, &region, &month).await,
         Command::Bench(a) => match load_rules(a.rules.as_deref()) {
             Ok(r) => clearing_tools::bench::run(a, r).await,
             Err(e) => Err(e),

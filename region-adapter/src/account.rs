@@ -2,7 +2,7 @@
 //! region's policy that operators query, with dated transitions such as Jiangsu's 2022/2023/2024 steps.
 
 use crate::model::{MemberClass, PolicyVersion, Provenance, RetiredCredit};
-use crate::money::apply_ratio;
+use crate::money::{apply_ratio, fmt_ratio, fmt_yuan};
 use chrono::NaiveDate;
 
 /// What a credit may be computed from, fen a month.
@@ -12,7 +12,85 @@ pub struct CreditBasis {
     pub own_pension_fen: i64,
     /// The member's own monthly credit in the previous year (for "keep last year's amount").
     pub previous_year_credit_fen: i64,
+    /// Years under 统账结合 and insured years in all (0 = not on record).
+    pub combined_years: u32,
+    pub insured_years: u32,
 }
+
+/// What one member is credited for one month, or why nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberCredit {
+    /// `rule`: the rule and its source without the member's own numbers (for a run's summary).
+    Credit { fen: i64, explanation: String, rule: String },
+    Nothing { reason: String },
+}
+
+/// The monthly credit of one member on `date` (the month's first day), by the region's rule in force,
+/// with its explanation citing the sources; `Nothing` with the reason when the rule gives none or a
+/// fact it needs is not on record.
+pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: bool, date: NaiveDate, basis: CreditBasis) -> MemberCredit {
+    let a = &policy.account;
+    let nothing = |reason: String| MemberCredit::Nothing { reason };
+    if pooling_only && !a.pooling_only_has_account.value {
+        return nothing(format!("pooling-only (单建统筹): no personal account ({})", a.pooling_only_has_account.provenance));
+    }
+    let Some((fen, source)) = monthly_credit_fen(policy, class, date, basis) else {
+        return nothing(format!("no retired credit rule in force on {date}"));
+    };
+    let (step, rule) = match class {
+        MemberClass::InService => {
+            if basis.contribution_base_fen <= 0 {
+                return nothing("in service without a contribution base on record".into());
+            }
+            let share = fmt_ratio(a.in_service_share_bp.value);
+            (format!("in service: {share} × contribution base {}", fmt_yuan(basis.contribution_base_fen)), format!("in service: {share} × the contribution base"))
+        }
+        MemberClass::Retired => match a.retired.iter().rev().find(|s| s.from <= date).map(|s| s.rule.value.clone()) {
+            Some(RetiredCredit::FixedMonthly(f)) => ("retired: a fixed monthly amount".to_string(), format!("retired: {} a month", fmt_yuan(f))),
+            Some(RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen }) => {
+                let r = format!("retired: {} × average pension {}", fmt_ratio(share_bp), fmt_yuan(average_pension_monthly_fen));
+                (r.clone(), r)
+            }
+            Some(RetiredCredit::ShareOfOwnPension { share_bp }) => {
+                if basis.own_pension_fen <= 0 {
+                    return nothing("retired without an own pension on record".into());
+                }
+                (format!("retired: {} × own pension {}", fmt_ratio(share_bp), fmt_yuan(basis.own_pension_fen)), format!("retired: {} × the own pension", fmt_ratio(share_bp)))
+            }
+            Some(RetiredCredit::KeepPreviousYear) => {
+                if basis.previous_year_credit_fen <= 0 {
+                    return nothing("retired: the rule keeps last year's monthly credit, and none was made last year".into());
+                }
+                ("retired: last year's monthly credit, kept".to_string(), "retired: last year's monthly credit, kept".to_string())
+            }
+            None => return nothing(format!("no retired credit rule in force on {date}")),
+        },
+    };
+    let mut rule = format!("{rule} ({source})");
+    let mut explanation = format!("{step} = {} ({source})", fmt_yuan(fen));
+    let mut fen = fen;
+    if class == MemberClass::Retired
+        && let Some(p) = &a.mixed_years_pro_rata
+        && p.value
+        && basis.insured_years > 0
+        && basis.combined_years < basis.insured_years
+    {
+        // Half away from zero to the fen (credits are positive).
+        let (num, den) = (fen as i128 * basis.combined_years as i128, basis.insured_years as i128);
+        let pro = ((2 * num + den) / (2 * den)) as i64;
+        explanation += &format!(
+            "; × {}/{} years under 统账结合 = {} ({})",
+            basis.combined_years,
+            basis.insured_years,
+            fmt_yuan(pro),
+            p.provenance
+        );
+        fen = pro;
+        rule += &format!("; pro rata to the years under 统账结合 ({})", p.provenance);
+    }
+    MemberCredit::Credit { fen, explanation, rule }
+}
+
 
 /// The monthly credit for a member of `class` on `date`, and the rule it comes from. `None` when no
 /// retired step has started yet on `date`.

@@ -228,6 +228,7 @@ struct RawAccount {
     in_service_share: RawParam<String>,
     family_mutual_aid: RawParam<bool>,
     pooling_only_has_account: RawParam<bool>,
+    mixed_years_pro_rata: Option<RawParam<bool>>,
     retired: Vec<RawRetiredStep>,
 }
 
@@ -647,6 +648,8 @@ impl Cx {
         let in_service_share_bp = self.ratio(f, &format!("{key}.in_service_share"), &a.in_service_share);
         let family_mutual_aid = self.param(f, &format!("{key}.family_mutual_aid"), &a.family_mutual_aid, |b| Ok(*b));
         let pooling_only_has_account = self.param(f, &format!("{key}.pooling_only_has_account"), &a.pooling_only_has_account, |b| Ok(*b));
+        let mixed_years_pro_rata =
+            a.mixed_years_pro_rata.as_ref().map(|p| self.param(f, &format!("{key}.mixed_years_pro_rata"), p, |b| Ok(*b)));
         let mut retired = Vec::new();
         for (i, s) in a.retired.iter().enumerate() {
             let k = format!("{key}.retired[{i}]");
@@ -706,6 +709,10 @@ impl Cx {
             retired,
             family_mutual_aid: family_mutual_aid?,
             pooling_only_has_account: pooling_only_has_account?,
+            mixed_years_pro_rata: match mixed_years_pro_rata {
+                None => None,
+                Some(p) => Some(p?),
+            },
         })
     }
 

@@ -135,6 +135,9 @@ pub struct AccountTerms {
     pub family_mutual_aid: Param<bool>,
     /// Pooling-only members (单建统筹) have no account (Suizhou art. 14(四)).
     pub pooling_only_has_account: Param<bool>,
+    /// A retiree who alternated between 统账结合 and 单建统筹 gets the retired credit pro rata to the
+    /// 统账结合 years (Suizhou art. 14(三)); absent = no such rule in the region's seed.
+    pub mixed_years_pro_rata: Option<Param<bool>>,
 }
 
 /// Seed-given bounds on a chronic-disease list (Nanchang §4(二)2), checked at load.

@@ -15,6 +15,7 @@
 //! | GetMember of a member filed for the caller's region or with an open visit there (1101 at the treating institution) | a filing in force today, or an open visit, overlaps region | – | as mdtrt | – | – | – |
 //! | UpsertInstitution | institution's region in region | – | as mdtrt | – | – | – |
 //! | RegisterVisit, UploadFeeDetails, CancelFeeDetails, CancelVisit, SettleVisit, PreviewVisit, GetVisit | visit's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
+//! | CreditAccounts | – | `insuplc_admdvs` in region | as insured | all | – | – |
 //! | ListRegions, GetPolicy, ListCatalogueItems, GetInstitution | yes | yes | yes | yes | yes | yes |
 //! | ReconcileTotals, ReconcileDetail | `mdtrt_admdvs` in region | – | as mdtrt | all | – | – |
 //! | CloseWindow, AcknowledgeSettlement, SetAdvance | – | – | – | yes | – | – |
@@ -197,6 +198,10 @@ pub enum Action<'a> {
     Visit {
         mdtrt: &'a str,
     },
+    /// Run the monthly account credits of an insured region.
+    CreditAccounts {
+        insured: &'a str,
+    },
     Reconcile {
         mdtrt: &'a str,
     },
@@ -229,6 +234,7 @@ pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
         Action::WriteMember { insured } | Action::ReadMember { insured } => matches!(id.role, Insured | Platform) && covers(r, insured),
         Action::ReadFiledMember { filed } => matches!(id.role, Mdtrt | Platform) && filed.iter().any(|f| overlaps(r, *f)),
         Action::WriteInstitution { mdtrt } | Action::Visit { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
+        Action::CreditAccounts { insured } => id.role == National || (matches!(id.role, Insured | Platform) && covers(r, insured)),
         Action::Reconcile { mdtrt } => id.role == National || (matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt)),
         Action::ReadCatalogue => true,
         Action::NettingWrite => id.role == National,
@@ -286,6 +292,7 @@ fn action_name(a: &Action<'_>) -> &'static str {
         Action::ReadFiledMember { .. } => "read_filed_member",
         Action::WriteInstitution { .. } => "write_institution",
         Action::Visit { .. } => "visit",
+        Action::CreditAccounts { .. } => "credit_accounts",
         Action::Reconcile { .. } => "reconcile",
         Action::ReadCatalogue => "read_catalogue",
         Action::NettingWrite => "netting_write",
@@ -302,6 +309,7 @@ fn field_of(a: &Action<'_>) -> &'static str {
         Action::ReadFiledMember { .. } => "psn_no",
         Action::WriteInstitution { .. } => "fixmedins_code",
         Action::Visit { .. } => "mdtrt_admdvs",
+        Action::CreditAccounts { .. } => "insuplc_admdvs",
         Action::Reconcile { .. } => "mdtrt_admdvs",
         _ => "",
     }

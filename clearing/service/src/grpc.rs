@@ -205,6 +205,11 @@ impl<S: Store> Registry for Api<S> {
         reply(r.await)
     }
 
+    async fn credit_accounts(&self, req: Request<pb::CreditAccountsRequest>) -> Reply<pb::CreditAccountsResponse> {
+        let _slot = self.enter(&req, "CreditAccounts", Action::CreditAccounts { insured: &req.get_ref().insuplc_admdvs })?;
+        reply(self.core.credit_accounts(req.get_ref()).await)
+    }
+
     async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Reply<pb::Member> {
         let caller = self.gate.caller(&req, "GetMember").map_err(Status::from)?;
         let _slot = self.gate.admit(&caller).map_err(Status::from)?;

@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod config;
+pub mod credits;
 pub mod grpc;
 pub mod ids;
 pub mod institutions;

@@ -348,6 +348,8 @@ mod tests {
                 .map(|b| BeneficiaryRecord { psn_no: b.to_string(), relation: "child".into() })
                 .collect(),
             accumulators: vec![],
+            credit_facts: Default::default(),
+            credits: Default::default(),
             version: 7,
         }
     }

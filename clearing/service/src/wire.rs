@@ -2,7 +2,7 @@
 //! field path, nothing written) and the formatting of money and dates on the way out.
 
 use crate::limits::*;
-use crate::store::{BeneficiaryRecord, FilingRecord, MemberKey, MemberRecord, MemberUpsert};
+use crate::store::{BeneficiaryRecord, CreditFacts, FilingRecord, MemberKey, MemberRecord, MemberUpsert};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use clearing_edge::fields::*;
 use clearing_edge::limits::*;
@@ -218,7 +218,26 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
         }
         beneficiaries.push(BeneficiaryRecord { psn_no: b.psn_no.clone(), relation: b.relation.clone() });
     }
+    let mut yuan = |field: &str, s: &str| -> i64 {
+        if s.is_empty() {
+            return 0;
+        }
+        parse_money(&mut v, field, s, MAX_BALANCE_FEN).unwrap_or(0)
+    };
+    let credit_facts = CreditFacts {
+        contribution_base_fen: yuan("contribution_base", &m.contribution_base),
+        own_pension_fen: yuan("own_pension", &m.own_pension),
+        combined_years: m.combined_years,
+        insured_years: m.insured_years,
+    };
+    if m.combined_years > m.insured_years {
+        v.add("combined_years", "more than insured_years");
+    }
+    if m.insured_years > 100 {
+        v.add("insured_years", "at most 100");
+    }
     v.into_result(MemberUpsert {
+        credit_facts,
         key: MemberKey::new(&m.insuplc_admdvs, &m.psn_no),
         psn_type: m.psn_type.clone(),
         retire_date,
@@ -267,5 +286,10 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
             .collect(),
         version: r.version,
         acct_credit: String::new(),
+        contribution_base: if r.credit_facts.contribution_base_fen == 0 { String::new() } else { fmt_yuan(r.credit_facts.contribution_base_fen) },
+        own_pension: if r.credit_facts.own_pension_fen == 0 { String::new() } else { fmt_yuan(r.credit_facts.own_pension_fen) },
+        combined_years: r.credit_facts.combined_years,
+        insured_years: r.credit_facts.insured_years,
+        credits: r.credits.iter().map(|(m, f)| pb::AccountCredit { month: m.clone(), amount: fmt_yuan(*f) }).collect(),
     }
 }

@@ -186,3 +186,48 @@ pub fn svg(r: &pb::NettingReport, names: &BTreeMap<String, String>) -> String {
     out.push_str("</svg>\n");
     out
 }
+
+/// `clearing credit`: one month's account credits for a region, page by page, a progress line per page
+/// on stderr and the summary (members, credited, total, skipped with reasons, the rules applied) on
+/// stdout. Safe to run again: every member-month is credited at most once.
+pub async fn credit(addr: &str, region: &str, month: &str) -> anyhow::Result<()> {
+    let mut r = proto::v1::registry_client::RegistryClient::new(connect(addr).await?);
+    let (mut members, mut credited, mut already, mut total_fen) = (0i64, 0i64, 0i64, 0i64);
+    let mut skipped: BTreeMap<String, i64> = BTreeMap::new();
+    let mut rules: std::collections::BTreeSet<String> = Default::default();
+    let mut token = String::new();
+    let started = std::time::Instant::now();
+    loop {
+        let req = pb::CreditAccountsRequest { insuplc_admdvs: region.into(), month: month.into(), page_token: token.clone(), page_size: 0 };
+        let page = r.credit_accounts(req).await.map_err(status)?.into_inner();
+        members += page.members;
+        credited += page.credited;
+        already += page.already_credited;
+        total_fen += clearing_edge::fields::signed_fen(&page.total).unwrap_or(0);
+        for s in page.skipped {
+            *skipped.entry(s.reason).or_default() += s.count;
+        }
+        rules.extend(page.explanation);
+        eprintln!(
+            "credit {region} {month}: {members} members, {credited} credited ({}), {already} credited before, {} skipped, {:.1?}",
+            region_adapter::money::fmt_yuan(total_fen),
+            skipped.values().sum::<i64>(),
+            started.elapsed()
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    println!("region {region}, month {month}");
+    println!("members: {members}");
+    println!("credited: {credited}, total {}", region_adapter::money::fmt_yuan(total_fen));
+    println!("credited before (left as they were): {already}");
+    for (reason, n) in &skipped {
+        println!("skipped {n}: {reason}");
+    }
+    for rule in &rules {
+        println!("rule: {rule}");
+    }
+    Ok(())
+}

@@ -77,6 +77,9 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
     params.push(param("account.in_service_share", &a.in_service_share_bp, fmt_ratio(a.in_service_share_bp.value)));
     params.push(param("account.family_mutual_aid", &a.family_mutual_aid, a.family_mutual_aid.value.to_string()));
     params.push(param("account.pooling_only_has_account", &a.pooling_only_has_account, a.pooling_only_has_account.value.to_string()));
+    if let Some(m) = &a.mixed_years_pro_rata {
+        params.push(param("account.mixed_years_pro_rata", m, m.value.to_string()));
+    }
     for s in &a.retired {
         params.push(param(format!("account.retired.from.{}", s.from), &s.rule, format!("{:?}", s.rule.value)));
     }

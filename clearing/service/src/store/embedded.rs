@@ -52,8 +52,20 @@ enum MetaOp {
     Close(NaiveDate),
     PutOnce(String, String),
     MapSet(String, String, String, bool),
+    /// A month's account credit of a member: "-1" missing, "0:<fen>" credited before, "1:<balance>" now.
+    Credit(MemberKey, String, i64),
     /// Compare-and-set of a shard's versioned records; answers "1" when written, "0" when not.
     PutRecords(u16, Vec<RecordWrite>),
+}
+
+fn parse_credit(r: &str) -> Result<CreditOutcome, StoreError> {
+    let bad = || corrupt(format!("credit answer {r:?}"));
+    match r.split_once(':') {
+        None if r == "-1" => Ok(CreditOutcome::Missing),
+        Some(("0", f)) => Ok(CreditOutcome::AlreadyCredited { fen: f.parse().map_err(|_| bad())? }),
+        Some(("1", b)) => Ok(CreditOutcome::Credited { balance_fen: b.parse().map_err(|_| bad())? }),
+        _ => Err(bad()),
+    }
 }
 
 /// A versioned record's row in the meta table: `rec|<shard>|<name>` → `<version>\0<data>`.
@@ -248,6 +260,33 @@ impl Store for EmbeddedStore {
     async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.submit(Job::Meta(MetaOp::MapSet(key.into(), field.into(), value.into(), only_new), tx), rx).await
+    }
+
+    async fn credit_month(&self, key: &MemberKey, month: &str, fen: i64) -> Result<CreditOutcome, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let r = self.submit(Job::Meta(MetaOp::Credit(key.clone(), month.into(), fen), tx), rx).await?;
+        parse_credit(&r)
+    }
+
+    async fn members_of(&self, insured: &str, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(MEMBERS).map_err(unavailable)?;
+        let prefix = format!("{insured}:");
+        let from = format!("{prefix}{after}");
+        let to = format!("{insured};");
+        let mut out = Vec::with_capacity(limit);
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (k, _) = row.map_err(unavailable)?;
+            let psn = &k.value()[prefix.len()..];
+            if psn == after {
+                continue;
+            }
+            out.push(psn.to_string());
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
@@ -551,9 +590,9 @@ pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
 
 /// Applies an upsert to an existing record (or none); shared by every store.
 pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecord {
-    let (accumulators, version, balance) = match existing {
-        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen),
-        None => (Vec::new(), 1, 0),
+    let (accumulators, version, balance, credits) = match existing {
+        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen, r.credits),
+        None => (Vec::new(), 1, 0, BTreeMap::new()),
     };
     MemberRecord {
         key: u.key.clone(),
@@ -565,6 +604,8 @@ pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecor
         mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
         accumulators,
         version,
+        credit_facts: u.credit_facts,
+        credits,
     }
 }
 
@@ -607,6 +648,18 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
             }
             t.put(TableId::Meta, &k, value.as_bytes())?;
             Ok(value.clone())
+        }
+        MetaOp::Credit(key, month, fen) => {
+            let k = key.storage_key();
+            let Some(mut rec) = get_json::<MemberRecord>(&t.members, &k)? else { return Ok("-1".into()) };
+            if let Some(before) = rec.credits.get(month) {
+                return Ok(format!("0:{before}"));
+            }
+            rec.credits.insert(month.clone(), *fen);
+            rec.acct_balc_fen += fen;
+            rec.version += 1;
+            t.put_json(TableId::Members, &k, &rec)?;
+            Ok(format!("1:{}", rec.acct_balc_fen))
         }
         MetaOp::PutRecords(shard, writes) => {
             for w in writes {

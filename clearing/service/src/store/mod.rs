@@ -60,6 +60,18 @@ pub struct AccumulatorRecord {
     pub visits: i64,
 }
 
+/// What a monthly account credit is computed from (registry facts; zero = not on record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CreditFacts {
+    /// Monthly contribution base (缴费基数), fen: the in-service credit is a share of it.
+    pub contribution_base_fen: i64,
+    /// The member's own monthly pension, fen (a retiree rule that is a share of it).
+    pub own_pension_fen: i64,
+    /// Years under 统账结合 and insured years in all (Suizhou art. 14(三) pro-rates the retiree credit).
+    pub combined_years: u32,
+    pub insured_years: u32,
+}
+
 /// The registry facts of a member plus the state settlements change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -73,6 +85,11 @@ pub struct MemberRecord {
     pub accumulators: Vec<AccumulatorRecord>,
     /// Incremented by every change; a commit names the version it computed from.
     pub version: u64,
+    #[serde(default)]
+    pub credit_facts: CreditFacts,
+    /// Monthly account credits made, YYYYMM → fen (each month at most once).
+    #[serde(default)]
+    pub credits: BTreeMap<String, i64>,
 }
 
 impl MemberRecord {
@@ -94,6 +111,18 @@ pub struct MemberUpsert {
     pub set_balance_fen: Option<i64>,
     /// Add to the balance after any replacement.
     pub credit_fen: i64,
+    pub credit_facts: CreditFacts,
+}
+
+/// What `credit_month` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditOutcome {
+    /// Credited now; the balance after.
+    Credited { balance_fen: i64 },
+    /// This month was credited before (that amount); nothing changed.
+    AlreadyCredited { fen: i64 },
+    /// No such member.
+    Missing,
 }
 
 /// Change of one accumulator.
@@ -386,6 +415,12 @@ pub trait Store: Send + Sync + 'static {
     fn map_get(&self, key: &str) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
     /// One field of the map `key`.
     fn map_get_field(&self, key: &str, field: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Adds one month's account credit to a member, at most once per member-month (atomic with the
+    /// record of the month).
+    fn credit_month(&self, key: &MemberKey, month: &str, fen: i64) -> impl Future<Output = Result<CreditOutcome, StoreError>> + Send;
+    /// A page of the person numbers of `insured`'s members, in order, after `after` ("" = from the start).
+    fn members_of(&self, insured: &str, after: &str, limit: usize) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Versioned records of `shard` (visits): several read at once.
     fn get_records(&self, shard: u16, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Record>>, StoreError>> + Send;

@@ -103,6 +103,7 @@ struct Scripts {
     fold_done: Script,
     journal_sum: Script,
     records: Script,
+    credit: Script,
 }
 
 fn tag(shard: u16) -> String {
@@ -169,6 +170,12 @@ fn journal_key(shard: u16, date: NaiveDate) -> String {
     format!("{}:j:{date}", tag(shard))
 }
 
+/// A region's members, by person number (a sorted set read by lexical range, for the monthly credit
+/// run); its own hash tag per region, so 400 regions spread over a cluster.
+fn region_members_key(insured: &str) -> String {
+    format!("{{reg:{insured}}}:members")
+}
+
 /// A versioned record of a shard (visits), and the shard's index of record names.
 fn record_key(shard: u16, name: &str) -> String {
     format!("{}:r:{name}", tag(shard))
@@ -221,6 +228,8 @@ struct Facts {
     pooling_only: bool,
     filings: Vec<FilingRecord>,
     mulaid_beneficiaries: Vec<BeneficiaryRecord>,
+    #[serde(default)]
+    credit_facts: CreditFacts,
 }
 
 /// A hold as stored on the payer's shard.
@@ -241,7 +250,12 @@ fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Resul
         s.map_or(Ok(0), |v| v.parse::<i64>().map_err(|e| StoreError::Corrupt(format!("{v:?}: {e}"))))
     };
     let mut accs: BTreeMap<(i32, String), AccumulatorRecord> = BTreeMap::new();
+    let mut credits = BTreeMap::new();
     for (k, v) in &fields {
+        if let Some(month) = k.strip_prefix("c:") {
+            credits.insert(month.to_string(), int(Some(v))?);
+            continue;
+        }
         let Some(rest) = k.strip_prefix("a:") else { continue };
         let (yb, kind) = rest.rsplit_once(':').ok_or_else(|| StoreError::Corrupt(format!("field {k}")))?;
         let (year, benefit) = yb.split_once(':').ok_or_else(|| StoreError::Corrupt(format!("field {k}")))?;
@@ -271,6 +285,8 @@ fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Resul
         mulaid_beneficiaries: facts.mulaid_beneficiaries,
         accumulators: accs.into_values().collect(),
         version: int(fields.get("v"))? as u64,
+        credit_facts: facts.credit_facts,
+        credits,
     }))
 }
 
@@ -327,6 +343,7 @@ impl RedisStore {
             fold_done: Script::new(include_str!("fold_done.lua")),
             journal_sum: Script::new(include_str!("journal_sum.lua")),
             records: Script::new(include_str!("records.lua")),
+            credit: Script::new(include_str!("credit.lua")),
         });
         let store = RedisStore { conn, cluster, scripts, open_days: Arc::default() };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
@@ -774,7 +791,17 @@ impl Store for RedisStore {
             pooling_only: u.pooling_only,
             filings: u.filings.clone(),
             mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
+            credit_facts: u.credit_facts,
         };
+        // The region's member index first (idempotent): a member is never missing from its region's
+        // listing, at worst listed a moment before it exists (the credit run skips it then).
+        let _: i64 = ::redis::cmd("ZADD")
+            .arg(region_members_key(&u.key.insuplc_admdvs))
+            .arg(0)
+            .arg(&u.key.psn_no)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(err)?;
         let facts = serde_json::to_string(&facts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut c = self.conn.clone();
         // Re-running an upsert is harmless except for a credit; the script applies it atomically once per call.
@@ -1039,6 +1066,21 @@ impl Store for RedisStore {
         }
         let v: Option<String> = ::redis::cmd("HGET").arg(&k).arg(field).query_async(&mut c).await.map_err(err)?;
         v.ok_or_else(|| StoreError::Corrupt(format!("{key}.{field} vanished")))
+    }
+
+    async fn credit_month(&self, key: &MemberKey, month: &str, fen: i64) -> Result<CreditOutcome, StoreError> {
+        let mut c = self.conn.clone();
+        let (code, n): (i64, i64) = self.scripts.credit.key(member_key(key)).arg(month).arg(fen).invoke_async(&mut c).await.map_err(err)?;
+        Ok(match code {
+            -1 => CreditOutcome::Missing,
+            0 => CreditOutcome::AlreadyCredited { fen: n },
+            _ => CreditOutcome::Credited { balance_fen: n },
+        })
+    }
+
+    async fn members_of(&self, insured: &str, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let from = if after.is_empty() { "-".to_string() } else { format!("({after}") };
+        self.query(::redis::cmd("ZRANGEBYLEX").arg(region_members_key(insured)).arg(from).arg("+").arg("LIMIT").arg(0).arg(limit)).await
     }
 
     async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
