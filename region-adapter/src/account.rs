@@ -3,7 +3,7 @@
 
 use crate::model::{MemberClass, PolicyVersion, Provenance, RetiredCredit};
 use crate::money::{apply_ratio, fmt_ratio, fmt_yuan};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 /// What a credit may be computed from, fen a month.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,8 +21,14 @@ pub struct CreditBasis {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberCredit {
     /// `rule`: the rule and its source without the member's own numbers (for a run's summary).
-    Credit { fen: i64, explanation: String, rule: String },
-    Nothing { reason: String },
+    Credit {
+        fen: i64,
+        explanation: String,
+        rule: String,
+    },
+    Nothing {
+        reason: String,
+    },
 }
 
 /// The monthly credit of one member on `date` (the month's first day), by the region's rule in force,
@@ -43,10 +49,15 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
                 return nothing("in service without a contribution base on record".into());
             }
             let share = fmt_ratio(a.in_service_share_bp.value);
-            (format!("in service: {share} × contribution base {}", fmt_yuan(basis.contribution_base_fen)), format!("in service: {share} × the contribution base"))
+            (
+                format!("in service: {share} × contribution base {}", fmt_yuan(basis.contribution_base_fen)),
+                format!("in service: {share} × the contribution base"),
+            )
         }
         MemberClass::Retired => match a.retired.iter().rev().find(|s| s.from <= date).map(|s| s.rule.value.clone()) {
-            Some(RetiredCredit::FixedMonthly(f)) => ("retired: a fixed monthly amount".to_string(), format!("retired: {} a month", fmt_yuan(f))),
+            Some(RetiredCredit::FixedMonthly(f)) => {
+                ("retired: a fixed monthly amount".to_string(), format!("retired: {} a month", fmt_yuan(f)))
+            }
             Some(RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen }) => {
                 let r = format!("retired: {} × average pension {}", fmt_ratio(share_bp), fmt_yuan(average_pension_monthly_fen));
                 (r.clone(), r)
@@ -55,11 +66,14 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
                 if basis.own_pension_fen <= 0 {
                     return nothing("retired without an own pension on record".into());
                 }
-                (format!("retired: {} × own pension {}", fmt_ratio(share_bp), fmt_yuan(basis.own_pension_fen)), format!("retired: {} × the own pension", fmt_ratio(share_bp)))
+                (
+                    format!("retired: {} × own pension {}", fmt_ratio(share_bp), fmt_yuan(basis.own_pension_fen)),
+                    format!("retired: {} × the own pension", fmt_ratio(share_bp)),
+                )
             }
             Some(RetiredCredit::KeepPreviousYear) => {
-                if basis.previous_year_credit_fen <= 0 {
-                    return nothing("retired: the rule keeps last year's monthly credit, and none was made last year".into());
+                if fen <= 0 {
+                    return nothing("retired: the rule keeps last year's monthly credit, and there was none".into());
                 }
                 ("retired: last year's monthly credit, kept".to_string(), "retired: last year's monthly credit, kept".to_string())
             }
@@ -78,19 +92,13 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
         // Half away from zero to the fen (credits are positive).
         let (num, den) = (fen as i128 * basis.combined_years as i128, basis.insured_years as i128);
         let pro = ((2 * num + den) / (2 * den)) as i64;
-        explanation += &format!(
-            "; × {}/{} years under 统账结合 = {} ({})",
-            basis.combined_years,
-            basis.insured_years,
-            fmt_yuan(pro),
-            p.provenance
-        );
+        explanation +=
+            &format!("; × {}/{} years under 统账结合 = {} ({})", basis.combined_years, basis.insured_years, fmt_yuan(pro), p.provenance);
         fen = pro;
         rule += &format!("; pro rata to the years under 统账结合 ({})", p.provenance);
     }
     MemberCredit::Credit { fen, explanation, rule }
 }
-
 
 /// The monthly credit for a member of `class` on `date`, and the rule it comes from. `None` when no
 /// retired step has started yet on `date`.
@@ -108,7 +116,17 @@ pub fn monthly_credit_fen(policy: &PolicyVersion, class: MemberClass, date: Naiv
                     apply_ratio(average_pension_monthly_fen, share_bp)
                 }
                 RetiredCredit::ShareOfOwnPension { share_bp } => apply_ratio(basis.own_pension_fen, share_bp),
-                RetiredCredit::KeepPreviousYear => basis.previous_year_credit_fen,
+                // Last year's own monthly credit; when none was recorded here, what last year's step
+                // gives this member (Jiangsu 2023 keeps the amount of 2022's method).
+                RetiredCredit::KeepPreviousYear if basis.previous_year_credit_fen > 0 => basis.previous_year_credit_fen,
+                RetiredCredit::KeepPreviousYear => {
+                    let year_before = date.with_year(date.year() - 1)?;
+                    let before = a.retired.iter().rev().find(|s| s.from <= year_before)?;
+                    if matches!(before.rule.value, RetiredCredit::KeepPreviousYear) {
+                        return None;
+                    }
+                    monthly_credit_fen(policy, class, year_before, basis)?.0
+                }
             };
             Some((fen, &step.rule.provenance))
         }

@@ -327,7 +327,13 @@ fn explanation_names_rule_and_source() {
 #[test]
 fn account_credits_follow_each_regions_rule_and_jiangsus_transition() {
     use region_adapter::account::{CreditBasis, monthly_credit_fen};
-    let basis = CreditBasis { contribution_base_fen: y("6000.00"), own_pension_fen: y("4000.00"), previous_year_credit_fen: y("150.00") };
+    let basis = CreditBasis {
+        contribution_base_fen: y("6000.00"),
+        own_pension_fen: y("4000.00"),
+        previous_year_credit_fen: y("150.00"),
+        combined_years: 0,
+        insured_years: 0,
+    };
     let credit = |adm: &str, class: MemberClass, d: &str| {
         let pack = rules().region(adm_of(adm)).unwrap();
         let p = pack.policy_on(date(d)).unwrap();
@@ -344,6 +350,11 @@ fn account_credits_follow_each_regions_rule_and_jiangsus_transition() {
     // Jiangsu (000 §三 Q5): 2023 keeps the member's 2022 amount; from 2024, 2.5% of the average pension.
     assert_eq!(credit("320100", MemberClass::Retired, "2023-06-01"), Some(y("150.00")));
     assert_eq!(credit("320100", MemberClass::Retired, "2024-01-01"), Some(y("90.00"))); // 3600 × 2.5%
+    // With no 2022 credit recorded, 2023 keeps what 2022's method gives: the assumed 4% of the own
+    // pension 4000.00 = 160.00.
+    let p = rules().region(adm_of("320100")).unwrap().policy_on(date("2023-06-01")).unwrap();
+    let fresh = CreditBasis { previous_year_credit_fen: 0, ..basis };
+    assert_eq!(monthly_credit_fen(p, MemberClass::Retired, date("2023-06-01"), fresh).map(|(f, _)| f), Some(y("160.00")));
 }
 
 fn adm_of(s: &str) -> Admdvs {

@@ -22,6 +22,7 @@ fn upsert(k: &MemberKey, balance_fen: i64) -> MemberUpsert {
         mulaid_beneficiaries: vec![],
         set_balance_fen: Some(balance_fen),
         credit_fen: 0,
+        credit_facts: Default::default(),
     }
 }
 

@@ -35,7 +35,10 @@ impl<S: Store> Clearinghouse<S> {
         if insured.is_none() {
             v.add("insuplc_admdvs", "must be a 6-digit division code");
         } else if pack.is_none() {
-            v.add("insuplc_admdvs", "no rule pack of this region is loaded here (credits run where the region's rules are served in process)");
+            v.add(
+                "insuplc_admdvs",
+                "no rule pack of this region is loaded here (credits run where the region's rules are served in process)",
+            );
         }
         let first = month_start(&req.month);
         let this_month = crate::calendar::today().with_day(1).expect("day 1");

@@ -286,7 +286,11 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
             .collect(),
         version: r.version,
         acct_credit: String::new(),
-        contribution_base: if r.credit_facts.contribution_base_fen == 0 { String::new() } else { fmt_yuan(r.credit_facts.contribution_base_fen) },
+        contribution_base: if r.credit_facts.contribution_base_fen == 0 {
+            String::new()
+        } else {
+            fmt_yuan(r.credit_facts.contribution_base_fen)
+        },
         own_pension: if r.credit_facts.own_pension_fen == 0 { String::new() } else { fmt_yuan(r.credit_facts.own_pension_fen) },
         combined_years: r.credit_facts.combined_years,
         insured_years: r.credit_facts.insured_years,

@@ -708,6 +708,7 @@ mod tests {
             mulaid_beneficiaries: vec![],
             set_balance_fen: Some(30_000),
             credit_fen: 0,
+            credit_facts: Default::default(),
         };
         s.upsert_member(u).await.unwrap();
         s

@@ -1,0 +1,162 @@
+//! Monthly personal-account credits (issue 18 item 1), run as an operator runs them: `clearing credit
+//! --region R --month YYYYMM` against the real service. The amounts are worked out from the seeds in
+//! the comments; credits are at most once per member-month, also under concurrent runs, on both stores.
+
+use proto::v1 as pb;
+use tests::*;
+use tonic::Code;
+
+fn with_facts(mut m: pb::Member, base: &str, pension: &str, combined: u32, insured: u32) -> pb::Member {
+    m.contribution_base = base.into();
+    m.own_pension = pension.into();
+    m.combined_years = combined;
+    m.insured_years = insured;
+    m.acct_balc = "0.00".into();
+    m
+}
+
+fn retired(mut m: pb::Member) -> pb::Member {
+    m.psn_type = "12".into();
+    m.retire_date = "2015-06-01".into();
+    m
+}
+
+fn credit(c: &Clearing, region: &str, month: &str) -> String {
+    let (ok, out, err) = clearing_cli(&["credit", "--region", region, "--month", month, "--addr", &c.addr.to_string()]);
+    assert!(ok, "clearing credit {region} {month}: {err}");
+    assert!(err.contains(&format!("credit {region} {month}:")), "a progress line: {err}");
+    out
+}
+
+async fn credited(c: &Clearing, insured: &str, psn: &str) -> (String, Vec<(String, String)>) {
+    let m = c
+        .registry()
+        .await
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: insured.into(), psn_no: psn.into(), year: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    (m.acct_balc, m.credits.into_iter().map(|c| (c.month, c.amount)).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_regions_rule_credits_what_its_seed_says() {
+    let c = Clearing::start();
+    registered(
+        &c,
+        &[
+            // 003 art. 14(一): in service, 2% of the monthly contribution base: 6,000.00 × 2% = 120.00.
+            with_facts(member("421300", "CRSZ1", "11", &[]), "6000.00", "", 0, 0),
+            // 003 art. 14(二): retired, a fixed 70.00 a month.
+            retired(with_facts(member("421300", "CRSZ2", "12", &[]), "", "", 0, 0)),
+            // 003 art. 14(三): retired after 10 of 25 years under 统账结合: 70.00 × 10/25 = 28.00.
+            retired(with_facts(member("421300", "CRSZ3", "12", &[]), "", "", 10, 25)),
+            // 003 art. 14(四): pooling only (单建统筹): no personal account, nothing.
+            {
+                let mut m = with_facts(member("421300", "CRSZ4", "11", &[]), "6000.00", "", 0, 0);
+                m.pooling_only = true;
+                m
+            },
+            // In service with no contribution base on record: nothing, and said why.
+            with_facts(member("421300", "CRSZ5", "11", &[]), "", "", 0, 0),
+            // 002 §4(三)1: Nanchang retired, 2.5% of the (assumed) average pension 2,900.00 = 72.50.
+            retired(with_facts(member("360100", "CRNC1", "12", &[]), "", "", 0, 0)),
+            // 004 Q6: Tongliao retired, 2% of the (assumed) average pension 3,000.00 = 60.00.
+            retired(with_facts(member("150500", "CRTL1", "12", &[]), "", "", 0, 0)),
+            // 001 §二(三): Taiyuan retired, 2% of the (assumed) average pension 3,300.00 = 66.00.
+            retired(with_facts(member("140100", "CRTY1", "12", &[]), "", "", 0, 0)),
+            // Jiangsu's steps (000 §二(三), §三 Q5): 2022 the old method (assumed 4% of the own pension:
+            // 3,000.00 × 4% = 120.00); 2023 keeps the 2022 monthly amount (120.00); from 2024 2.5% of the
+            // (assumed) average pension 3,600.00 = 90.00.
+            retired(with_facts(member("320100", "CRNJ1", "12", &[]), "", "3000.00", 0, 0)),
+        ],
+    )
+    .await;
+
+    let out = credit(&c, "421300", "202403");
+    assert!(out.contains("members: 5") && out.contains("credited: 3, total 218.00"), "{out}");
+    assert!(out.contains("skipped 1: pooling-only (单建统筹): no personal account (art. 14(四) [003_a9d74b92acd07a75.txt])"), "{out}");
+    assert!(out.contains("skipped 1: in service without a contribution base on record"), "{out}");
+    assert!(out.contains("rule: in service: 0.02 × the contribution base (art. 14(一) [003_a9d74b92acd07a75.txt])"), "{out}");
+    assert!(out.contains("pro rata to the years under 统账结合 (art. 14(三) [003_a9d74b92acd07a75.txt])"), "{out}");
+    for (psn, amount) in [("CRSZ1", "120.00"), ("CRSZ2", "70.00"), ("CRSZ3", "28.00")] {
+        assert_eq!(credited(&c, "421300", psn).await, (amount.to_string(), vec![("202403".to_string(), amount.to_string())]), "{psn}");
+    }
+    assert_eq!(credited(&c, "421300", "CRSZ4").await, ("0.00".to_string(), vec![]));
+    for (region, psn, amount) in [("360100", "CRNC1", "72.50"), ("150500", "CRTL1", "60.00"), ("140100", "CRTY1", "66.00")] {
+        credit(&c, region, "202403");
+        assert_eq!(credited(&c, region, psn).await.0, amount, "{region}");
+    }
+    // Jiangsu's transition, month by month (Nanjing's pack is in force from 2023: January 2023 keeps what
+    // 2022's method gives the member, 120.00).
+    for month in ["202301", "202401"] {
+        credit(&c, "320100", month);
+    }
+    let (balance, months) = credited(&c, "320100", "CRNJ1").await;
+    assert_eq!(months, [("202301", "120.00"), ("202401", "90.00")].map(|(m, a)| (m.to_string(), a.to_string())));
+    assert_eq!(balance, "210.00");
+
+    // A second run of a month changes nothing.
+    let again = credit(&c, "421300", "202403");
+    assert!(again.contains("credited: 0, total 0.00") && again.contains("credited before (left as they were): 3"), "{again}");
+    assert_eq!(credited(&c, "421300", "CRSZ1").await.0, "120.00");
+
+    // Only the national role and the region's insured platform run credits; a month ahead is refused.
+    let mut r = c.registry().await;
+    let mut req =
+        tonic::Request::new(pb::CreditAccountsRequest { insuplc_admdvs: "360100".into(), month: "202404".into(), ..Default::default() });
+    req.metadata_mut().insert("x-clearing-forwarded", "platform:420000:hubei_platform".parse().unwrap());
+    assert_eq!(r.credit_accounts(req).await.unwrap_err().code(), Code::PermissionDenied);
+    let e = r
+        .credit_accounts(pb::CreditAccountsRequest { insuplc_admdvs: "421300".into(), month: "209901".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&e), vec!["month".to_string()]);
+}
+
+/// Two runs of one month at once (and a third after them) credit every member exactly once.
+async fn concurrent_runs_credit_once(a: &Clearing, b: &Clearing, tag: &str) {
+    let n = 1_200;
+    let members: Vec<pb::Member> = (0..n)
+        .map(|i| {
+            let m = member("421300", &format!("{tag}{i:05}"), "11", &[]);
+            if i % 3 == 0 { retired(with_facts(m, "", "", 0, 0)) } else { with_facts(m, &format!("{}.00", 3000 + (i % 7) * 500), "", 0, 0) }
+        })
+        .collect();
+    registered(a, &members).await;
+    let (addr_a, addr_b) = (a.addr.to_string(), b.addr.to_string());
+    let runs = [addr_a.clone(), addr_b]
+        .map(|addr| std::thread::spawn(move || clearing_cli(&["credit", "--region", "421300", "--month", "202405", "--addr", &addr])));
+    for r in runs {
+        let (ok, _, err) = r.join().unwrap();
+        assert!(ok, "{err}");
+    }
+    let (ok, out, _) = clearing_cli(&["credit", "--region", "421300", "--month", "202405", "--addr", &addr_a]);
+    assert!(ok && out.contains("credited: 0,"), "{out}");
+    let mut reg = a.registry().await;
+    for (i, m) in members.iter().enumerate() {
+        let got = reg
+            .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: m.psn_no.clone(), year: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        // In service: 2% of the base; retired: 70.00 (003 art. 14).
+        let want = if i % 3 == 0 { 7_000 } else { (3000 + (i as i64 % 7) * 500) * 2 };
+        assert_eq!(fen(&got.acct_balc), want, "{}: credited twice or not at all", m.psn_no);
+        assert_eq!(got.credits.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_on_the_embedded_store_credit_each_member_month_once() {
+    let c = Clearing::start();
+    concurrent_runs_credit_once(&c, &c, "CCE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_on_two_redis_replicas_credit_each_member_month_once() {
+    let r = Redis::start();
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    let b = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    concurrent_runs_credit_once(&a, &b, "CCR").await;
+}
