@@ -246,6 +246,26 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     // The journal, summed entry by entry, says the same (netting's completeness check reads both).
     assert_eq!(s.journal_sums(day).await.unwrap(), *t);
 
+    // Monthly account credits: at most once per member-month; a region's members listed in pages.
+    let region = "140100";
+    let ks: Vec<MemberKey> = (0..5).map(|i| MemberKey::new(region, &format!("{tag}CR{i}"))).collect();
+    for k in &ks {
+        s.upsert_member(upsert(k, 1_000)).await.unwrap();
+    }
+    assert_eq!(s.credit_month(&ks[0], "202405", 7_000).await.unwrap(), CreditOutcome::Credited { balance_fen: 8_000 });
+    assert_eq!(s.credit_month(&ks[0], "202405", 9_999).await.unwrap(), CreditOutcome::AlreadyCredited { fen: 7_000 });
+    assert_eq!(s.credit_month(&MemberKey::new(region, "NOBODY"), "202405", 1).await.unwrap(), CreditOutcome::Missing);
+    let m = s.load_member(&ks[0]).await.unwrap().unwrap();
+    assert_eq!((m.acct_balc_fen, m.credits.get("202405").copied()), (8_000, Some(7_000)));
+    // An upsert keeps the credits made.
+    s.upsert_member(upsert(&ks[0], 500)).await.unwrap();
+    assert_eq!(s.load_member(&ks[0]).await.unwrap().unwrap().credits.len(), 1);
+    let mine = |v: Vec<String>| v.into_iter().filter(|p| p.starts_with(&format!("{tag}CR"))).collect::<Vec<_>>();
+    let first = s.members_of(region, "", 3).await.unwrap();
+    let rest = s.members_of(region, first.last().unwrap(), 100).await.unwrap();
+    let all = mine([first, rest].concat());
+    assert_eq!(all, ks.iter().map(|k| k.psn_no.clone()).collect::<Vec<_>>());
+
     // Versioned records of a shard (visits): compare-and-set of several at once, all or nothing.
     let shard = shard_of("421300", &format!("{tag}VISIT"));
     let (v, l) = (format!("visit:{tag}1"), format!("visits-of:{tag}"));
