@@ -40,6 +40,13 @@ pub enum Step {
         cut_bp: RatioBp,
         source: Provenance,
     },
+    /// A pharmacy fill (外配处方) and the level its ratio is taken at.
+    PharmacyLevel {
+        region: Arc<str>,
+        level: Level,
+        prescribing: bool,
+        source: Provenance,
+    },
     BelowMinLevel {
         region: Arc<str>,
         level: Level,
@@ -108,6 +115,12 @@ impl Step {
                 format!("no filing covers {mdtrt}: a visit outside the region is not paid by the fund ({region} {source})")
             }
             Step::UnfiledCut { region, cut_bp, source } => format!("no filing: ratio cut by {} ({region} {source})", fmt_percent(*cut_bp)),
+            Step::PharmacyLevel { region, level, prescribing: true, source } => {
+                format!("pharmacy fill: paid at the prescribing institution's {level} ({region} {source})")
+            }
+            Step::PharmacyLevel { region, level, prescribing: false, source } => {
+                format!("pharmacy fill: paid at {level}, the region's rule for pharmacies ({region} {source})")
+            }
             Step::BelowMinLevel { region, level, min, source } => {
                 format!("{level} is below the minimum {min} for this visit: not paid by the fund ({region} {source})")
             }

@@ -192,6 +192,7 @@ struct RawPolicy {
     retiree: Option<RawRetiree>,
     cross_region: Option<RawCrossRegion>,
     account: Option<RawAccount>,
+    pharmacy: Option<RawPharmacy>,
     #[serde(default)]
     chronic: Vec<RawChronic>,
     chronic_bounds: Option<RawChronicBounds>,
@@ -220,6 +221,13 @@ struct RawCrossRegion {
     min_level: RawParam<u32>,
     min_level_scope: RawParam<String>,
     unfiled_ratio_cut: RawParam<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPharmacy {
+    use_prescribing_level: RawParam<bool>,
+    level: Option<RawParam<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -449,7 +457,12 @@ impl Cx {
         for (i, p) in raw.policy.iter().enumerate() {
             let key = format!("policy[{i}]");
             let version = if let Some(base) = &p.same_as {
-                if p.in_service.is_some() || p.retired.is_some() || p.cross_region.is_some() || p.account.is_some() || !p.chronic.is_empty()
+                if p.in_service.is_some()
+                    || p.retired.is_some()
+                    || p.cross_region.is_some()
+                    || p.account.is_some()
+                    || p.pharmacy.is_some()
+                    || !p.chronic.is_empty()
                 {
                     self.err(f, &key, "`same_as` copies all terms; give only id, dates and validity");
                     continue;
@@ -552,6 +565,13 @@ impl Cx {
         let retired_from_next_month = self.param(f, &format!("{key}.retiree.from_next_month"), &retiree.from_next_month, |b| Ok(*b));
         let cross_region = self.cross_region(f, &format!("{key}.cross_region"), cr);
         let account = self.account(f, &format!("{key}.account"), acct);
+        let pharmacy = match &p.pharmacy {
+            Some(ph) => self.pharmacy(f, &format!("{key}.pharmacy"), ph),
+            None => {
+                missing(self, "pharmacy");
+                None
+            }
+        };
         let mut chronic = Vec::new();
         for (i, d) in p.chronic.iter().enumerate() {
             let k = format!("{key}.chronic[{i}]");
@@ -617,6 +637,7 @@ impl Cx {
             retired_from_next_month: retired_from_next_month?,
             cross_region: cross_region?,
             account: account?,
+            pharmacy: pharmacy?,
             chronic,
             chronic_bounds,
             average_wage_2021_fen,
@@ -642,6 +663,19 @@ impl Cx {
             min_level_scope: min_level_scope?,
             unfiled_ratio_cut_bp: unfiled_ratio_cut_bp?,
         })
+    }
+
+    fn pharmacy(&mut self, f: &str, key: &str, p: &RawPharmacy) -> Option<PharmacyTerms> {
+        let use_prescribing_level = self.param(f, &format!("{key}.use_prescribing_level"), &p.use_prescribing_level, |b| Ok(*b))?;
+        let level = match &p.level {
+            Some(l) => Some(self.param(f, &format!("{key}.level"), l, |n| Level::new(*n).ok_or_else(|| "must be 1, 2 or 3".to_string()))?),
+            None => None,
+        };
+        if !use_prescribing_level.value && level.is_none() {
+            self.err(f, &format!("{key}.level"), "needed when a fill does not take the prescribing level");
+            return None;
+        }
+        Some(PharmacyTerms { use_prescribing_level, level })
     }
 
     fn account(&mut self, f: &str, key: &str, a: &RawAccount) -> Option<AccountTerms> {

@@ -124,6 +124,15 @@ pub struct RetiredCreditStep {
     pub rule: Param<RetiredCredit>,
 }
 
+/// A retail pharmacy filling an outside prescription (外配处方, med_type 41) has no level of its own.
+#[derive(Debug, Clone)]
+pub struct PharmacyTerms {
+    /// The fill is paid at the prescribing institution's level (Suizhou art. 11; Jiangsu 000 §二(一)).
+    pub use_prescribing_level: Param<bool>,
+    /// Otherwise, the level whose ratio a fill gets (required when `use_prescribing_level` is false).
+    pub level: Option<Param<Level>>,
+}
+
 /// Personal-account rules (个人账户).
 #[derive(Debug, Clone)]
 pub struct AccountTerms {
@@ -166,6 +175,7 @@ pub struct PolicyVersion {
     pub retired_from_next_month: Param<bool>,
     pub cross_region: CrossRegionTerms,
     pub account: AccountTerms,
+    pub pharmacy: PharmacyTerms,
     pub chronic: Vec<ChronicDisease>,
     pub chronic_bounds: Option<ChronicBounds>,
     /// The city's 2021 average wage (城镇单位就业人员年平均工资), fen a year, where a provincial

@@ -231,12 +231,27 @@ impl RegionPack {
     ) -> Result<Settled, EngineError> {
         let policy = self.policy_on(visit.date).ok_or(EngineError::NoPolicyOnDate { admdvs: self.admdvs, date: visit.date })?;
         let benefit = Benefit::of(visit)?;
+        let mut steps = Vec::with_capacity(8);
         let level = match visit.med_type {
-            // Suizhou art. 11; Jiangsu 000 §二(一)三是: a pharmacy fill takes the prescriber's level.
-            MedType::Pharmacy => visit.prescribing_lv.ok_or(EngineError::MissingPrescribingLevel)?,
+            // A retail pharmacy has no level: the region's rule says which level a fill is paid at
+            // (the prescriber's in Suizhou art. 11 and Jiangsu 000 §二(一)三是).
+            MedType::Pharmacy => {
+                let ph = &policy.pharmacy;
+                let (level, source) = match (&ph.level, ph.use_prescribing_level.value) {
+                    (_, true) => (visit.prescribing_lv.ok_or(EngineError::MissingPrescribingLevel)?, &ph.use_prescribing_level.provenance),
+                    (Some(l), false) => (l.value, &l.provenance),
+                    (None, false) => return Err(EngineError::Invariant("a pharmacy rule without a level (checked at load)")),
+                };
+                steps.push(Step::PharmacyLevel {
+                    region: self.name.clone(),
+                    level,
+                    prescribing: ph.use_prescribing_level.value,
+                    source: source.clone(),
+                });
+                level
+            }
             _ => visit.hosp_lv,
         };
-        let mut steps = Vec::with_capacity(8);
         let (class, retired_from) = member_class(policy, member, visit.date);
         steps.push(Step::MemberClass {
             region: self.name.clone(),

@@ -250,3 +250,35 @@ fn unknown_keys_and_missing_catalogue_are_refused() {
     let files: Vec<(String, String)> = FILES.iter().filter(|(n, _)| *n != SZ_CAT).map(|(n, t)| (n.to_string(), t.to_string())).collect();
     assert!(refused(files).iter().any(|e| e.file == SZ && e.reason.contains("no catalogue")));
 }
+
+#[test]
+fn a_pharmacy_rule_names_its_level_and_where_it_comes_from() {
+    // Suizhou art. 11: fills take the prescriber's level, sourced; another rule must say which level.
+    let from = r#"use_prescribing_level = { value = true, source = "003_a9d74b92acd07a75.txt art. 11" }"#;
+    assert_refused(SZ, from, r#"use_prescribing_level = { value = false, assumption = "test" }"#, "pharmacy.level", "needed when");
+    assert_refused(
+        SZ,
+        "[policy.pharmacy]\n",
+        "[policy.pharmacy]\nlevel = { value = 4, assumption = \"test\" }\n",
+        "pharmacy.level",
+        "1, 2 or 3",
+    );
+    assert_refused(SZ, from, "", "line", "missing field `use_prescribing_level`");
+    let rules = RuleSet::load_texts(&with_edit(
+        SZ,
+        from,
+        r#"use_prescribing_level = { value = false, assumption = "test" }
+level = { value = 1, assumption = "test: fills at the grassroots ratio" }"#,
+    ))
+    .expect("a fixed pharmacy level loads");
+    let p =
+        rules.region(Admdvs::parse("421300").unwrap()).unwrap().policy_on(chrono::NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()).unwrap();
+    assert!(!p.pharmacy.use_prescribing_level.value && p.pharmacy.level.as_ref().unwrap().value == Level::new(1).unwrap());
+    // The shipped packs: sourced where the seed says it (Suizhou, Nanjing), an assumption elsewhere.
+    let shipped = bundled::rules().unwrap();
+    for (adm, sourced) in [("421300", true), ("320100", true), ("360100", false), ("150500", false), ("140100", false)] {
+        let pack = shipped.region(Admdvs::parse(adm).unwrap()).unwrap();
+        let rule = &pack.policies[0].pharmacy.use_prescribing_level;
+        assert_eq!(matches!(rule.provenance, Provenance::Source { .. }), sourced, "{adm}");
+    }
+}

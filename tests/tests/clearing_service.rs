@@ -108,8 +108,23 @@ async fn golden_cases_through_the_wire() {
     p.med_type = "41".into();
     p.fixmedins_code = "P36010200001".into();
     p.prescribing_hosp_lv = 2;
-    let s = cl.settle_claim(p).await.unwrap().into_inner();
+    let s = cl.settle_claim(p.clone()).await.unwrap().into_inner();
     assert_eq!((s.hifp_pay.as_str(), s.ratio_hosp_lv, s.hifp_ratio.as_str()), ("600.00", 2, "0.75"));
+    // A retail pharmacy has no level: hosp_lv is ignored for a fill (the settlement shows none), and
+    // the explanation cites the region's rule (003 art. 11).
+    assert_eq!(s.hosp_lv, 0);
+    assert!(
+        s.explanation.iter().any(|e| e.contains("pharmacy fill: paid at the prescribing institution's level 2") && e.contains("art. 11")),
+        "{:?}",
+        s.explanation
+    );
+    for (msgid, lv) in [("PH2", 0), ("PH3", 3)] {
+        let mut q = p.clone();
+        q.msgid = msgid.into();
+        q.hosp_lv = lv;
+        let pre = cl.preview_claim(q).await.unwrap().into_inner();
+        assert_eq!((pre.ratio_hosp_lv, pre.hifp_ratio.as_str(), pre.hosp_lv), (2, "0.75", 0), "hosp_lv {lv} sent");
+    }
     // Retiree terms from the month after retirement (003 art. 12).
     let mut r = member("421300", "SZ4", "12", &["360000"]);
     r.retire_date = "2023-05-20".into();

@@ -241,7 +241,8 @@ pub fn settlement_pb(
         explanation,
         fixmedins_code: vc.fixmedins_code.clone(),
         med_type: vc.med_type.code().into(),
-        hosp_lv: vc.hosp_lv.get() as u32,
+        // A pharmacy has no level of its own.
+        hosp_lv: if vc.med_type == region_adapter::MedType::Pharmacy { 0 } else { vc.hosp_lv.get() as u32 },
         ratio_hosp_lv: s.level.get() as u32,
         hifp_ratio: fmt_ratio(s.ratio_bp),
         benefit: s.benefit.key(),

@@ -86,7 +86,8 @@ impl<S: Store> Clearinghouse<S> {
     /// from the institution lists; `None` when the claim has a level or its code is malformed (the
     /// claim's validation says so).
     pub(crate) async fn with_listed_level(&self, claim: &pb::Claim) -> Result<Option<pb::Claim>, ServiceError> {
-        if claim.hosp_lv != 0 || region_adapter::codes::parse_fixmedins_code(&claim.fixmedins_code).is_none() {
+        // A pharmacy fill (41) needs no level of its own.
+        if claim.hosp_lv != 0 || claim.med_type == "41" || region_adapter::codes::parse_fixmedins_code(&claim.fixmedins_code).is_none() {
             return Ok(None);
         }
         let code = &claim.fixmedins_code;

@@ -82,11 +82,14 @@ pub fn validate_claim(
             }
         }
     }
-    let hosp_lv = Level::new(c.hosp_lv);
+    let med_type = MedType::parse(&c.med_type);
+    // A retail pharmacy has no level: for a fill (41) hosp_lv is not required and is ignored; the
+    // region's rule decides the level (the prescriber's, where the seeds say so).
+    let pharmacy = med_type == Some(MedType::Pharmacy);
+    let hosp_lv = if pharmacy { Level::new(c.prescribing_hosp_lv).or(Level::new(1)) } else { Level::new(c.hosp_lv) };
     if hosp_lv.is_none() {
         v.add("hosp_lv", "must be 1, 2 or 3");
     }
-    let med_type = MedType::parse(&c.med_type);
     if med_type.is_none() {
         v.add("med_type", "must be 11 (general outpatient), 13 (emergency), 14 (chronic/special disease) or 41 (pharmacy)");
     }

@@ -73,6 +73,14 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
     params.push(param("cross_region.min_level", &cr.min_level, cr.min_level.value.get().to_string()));
     params.push(param("cross_region.min_level_scope", &cr.min_level_scope, format!("{:?}", cr.min_level_scope.value)));
     params.push(param("cross_region.unfiled_ratio_cut", &cr.unfiled_ratio_cut_bp, fmt_ratio(cr.unfiled_ratio_cut_bp.value)));
+    params.push(param(
+        "pharmacy.use_prescribing_level",
+        &p.pharmacy.use_prescribing_level,
+        p.pharmacy.use_prescribing_level.value.to_string(),
+    ));
+    if let Some(l) = &p.pharmacy.level {
+        params.push(param("pharmacy.level", l, l.value.get().to_string()));
+    }
     let a = &p.account;
     params.push(param("account.in_service_share", &a.in_service_share_bp, fmt_ratio(a.in_service_share_bp.value)));
     params.push(param("account.family_mutual_aid", &a.family_mutual_aid, a.family_mutual_aid.value.to_string()));
