@@ -61,6 +61,12 @@ ITEMS = [
     ("C31020000000000409870000002", "弹性护膝(非治疗用)", "301", "03", None, None),
 ]
 
+# Spending no personal account may pay (Suizhou art. 16, Jiangsu 000, Shanxi 001): code → kind.
+ACCOUNT_EXCLUDED = {
+    "004600000010000": "wellness",
+}
+ITEMS.append(("004600000010000", "中医养生保健调理(非治疗)", "201", "03", None, None))
+
 # (admdvs, file stem, name, cap factor): caps differ by region, as real catalogues do.
 REGIONS = [
     ("421300", "421300-suizhou", "随州市", "1.00"),
@@ -93,6 +99,8 @@ def item(code, name, lt, cls, prop, cap, begin, end=None):
     out.append(f'begndate = "{begin}"')
     if end:
         out.append(f'enddate = "{end}"')
+    if code in ACCOUNT_EXCLUDED:
+        out.append(f'account_excluded = "{ACCOUNT_EXCLUDED[code]}"')
     return "\n".join(out) + "\n"
 
 

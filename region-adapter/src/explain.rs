@@ -40,6 +40,13 @@ pub enum Step {
         cut_bp: RatioBp,
         source: Provenance,
     },
+    /// Lines (0-based) the account does not pay: public health, fitness, wellness.
+    AccountExcluded {
+        region: Arc<str>,
+        lines: Vec<usize>,
+        amount_fen: i64,
+        source: Provenance,
+    },
     /// A pharmacy fill (外配处方) and the level its ratio is taken at.
     PharmacyLevel {
         region: Arc<str>,
@@ -115,6 +122,11 @@ impl Step {
                 format!("no filing covers {mdtrt}: a visit outside the region is not paid by the fund ({region} {source})")
             }
             Step::UnfiledCut { region, cut_bp, source } => format!("no filing: ratio cut by {} ({region} {source})", fmt_percent(*cut_bp)),
+            Step::AccountExcluded { region, lines, amount_fen, source } => format!(
+                "the account pays nothing for {} (public health, fitness or wellness spending, {}): cash pays ({region} {source})",
+                lines.iter().map(|i| format!("lines[{i}]")).collect::<Vec<_>>().join(", "),
+                fmt_yuan(*amount_fen)
+            ),
             Step::PharmacyLevel { region, level, prescribing: true, source } => {
                 format!("pharmacy fill: paid at the prescribing institution's {level} ({region} {source})")
             }

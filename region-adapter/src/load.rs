@@ -236,6 +236,7 @@ struct RawAccount {
     in_service_share: RawParam<String>,
     family_mutual_aid: RawParam<bool>,
     pooling_only_has_account: RawParam<bool>,
+    excludes_non_medical: RawParam<bool>,
     mixed_years_pro_rata: Option<RawParam<bool>>,
     retired: Vec<RawRetiredStep>,
 }
@@ -300,6 +301,8 @@ struct RawItem {
     pric_uplmt_amt: Option<String>,
     begndate: String,
     enddate: Option<String>,
+    /// "public_health", "fitness" or "wellness": no personal account pays for it.
+    account_excluded: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -682,6 +685,7 @@ impl Cx {
         let in_service_share_bp = self.ratio(f, &format!("{key}.in_service_share"), &a.in_service_share);
         let family_mutual_aid = self.param(f, &format!("{key}.family_mutual_aid"), &a.family_mutual_aid, |b| Ok(*b));
         let pooling_only_has_account = self.param(f, &format!("{key}.pooling_only_has_account"), &a.pooling_only_has_account, |b| Ok(*b));
+        let excludes_non_medical = self.param(f, &format!("{key}.excludes_non_medical"), &a.excludes_non_medical, |b| Ok(*b));
         let mixed_years_pro_rata =
             a.mixed_years_pro_rata.as_ref().map(|p| self.param(f, &format!("{key}.mixed_years_pro_rata"), p, |b| Ok(*b)));
         let mut retired = Vec::new();
@@ -743,6 +747,7 @@ impl Cx {
             retired,
             family_mutual_aid: family_mutual_aid?,
             pooling_only_has_account: pooling_only_has_account?,
+            excludes_non_medical: excludes_non_medical?,
             mixed_years_pro_rata: match mixed_years_pro_rata {
                 None => None,
                 Some(p) => Some(p?),
@@ -824,7 +829,18 @@ impl Cx {
                 Some(None) => continue,
                 None => None,
             };
+            let account_excluded = match it.account_excluded.as_deref() {
+                None => None,
+                Some(x) => match ExcludedUse::parse(x) {
+                    Some(e) => Some(e),
+                    None => {
+                        self.err(f, &format!("{k}.account_excluded"), "must be public_health, fitness or wellness");
+                        continue;
+                    }
+                },
+            };
             let item = CatalogueItem {
+                account_excluded,
                 code: it.hilist_code.as_str().into(),
                 name: it.hilist_name.as_str().into(),
                 list_type: it.list_type.as_str().into(),

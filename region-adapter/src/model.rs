@@ -144,6 +144,9 @@ pub struct AccountTerms {
     pub family_mutual_aid: Param<bool>,
     /// Pooling-only members (单建统筹) have no account (Suizhou art. 14(四)).
     pub pooling_only_has_account: Param<bool>,
+    /// The account pays nothing for public health, fitness or wellness spending (catalogue items so
+    /// marked).
+    pub excludes_non_medical: Param<bool>,
     /// A retiree who alternated between 统账结合 and 单建统筹 gets the retired credit pro rata to the
     /// 统账结合 years (Suizhou art. 14(三)); absent = no such rule in the region's seed.
     pub mixed_years_pro_rata: Option<Param<bool>>,
@@ -233,6 +236,37 @@ pub struct CatalogueItem {
     pub price_cap: Option<rust_decimal::Decimal>,
     pub begin: NaiveDate,
     pub end: Option<NaiveDate>,
+    /// Spending no personal account may pay (public health, fitness, wellness), `None` otherwise.
+    pub account_excluded: Option<ExcludedUse>,
+}
+
+/// What a personal account may never pay for (Suizhou art. 16; Jiangsu 000 §二(四); Shanxi 001 §二(四)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExcludedUse {
+    /// 公共卫生费用.
+    PublicHealth,
+    /// 体育健身.
+    Fitness,
+    /// 养生保健消费.
+    Wellness,
+}
+
+impl ExcludedUse {
+    pub fn parse(s: &str) -> Option<ExcludedUse> {
+        Some(match s {
+            "public_health" => ExcludedUse::PublicHealth,
+            "fitness" => ExcludedUse::Fitness,
+            "wellness" => ExcludedUse::Wellness,
+            _ => return None,
+        })
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            ExcludedUse::PublicHealth => "public_health",
+            ExcludedUse::Fitness => "fitness",
+            ExcludedUse::Wellness => "wellness",
+        }
+    }
 }
 
 impl CatalogueItem {

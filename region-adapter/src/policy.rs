@@ -269,7 +269,7 @@ impl RegionPack {
         };
         let t = &priced.totals;
         let psn_part = t.medfee_fen - fund.hifp_fen;
-        let acct = self.account_pay(policy, member, account, visit, psn_part, &mut steps)?;
+        let acct = self.account_pay(policy, member, account, visit, psn_part, priced, &mut steps)?;
         let amounts = Amounts {
             medfee_sumamt: t.medfee_fen,
             fulamt_ownpay_amt: t.fulamt_ownpay_fen,
@@ -443,10 +443,29 @@ impl RegionPack {
         account: Option<AccountSource>,
         visit: &Visit<'_>,
         psn_part: i64,
+        priced: &Priced,
         steps: &mut Vec<Step>,
     ) -> Result<AccountPay, EngineError> {
         let region = &self.name;
         let acct = &policy.account;
+        // The account never pays public health, fitness or wellness spending: the lines the catalogue
+        // marks so leave the part it may pay, whole (whatever the fund paid is counted as the patient's
+        // other costs, so the account cannot reach these lines through it).
+        let excluded_fen: i64 = if acct.excludes_non_medical.value && visit.acct_used {
+            priced.lines.iter().filter(|l| l.account_excluded).map(|l| l.amount_fen).sum()
+        } else {
+            0
+        };
+        if excluded_fen > 0 {
+            let lines: Vec<usize> = priced.lines.iter().enumerate().filter(|(_, l)| l.account_excluded).map(|(i, _)| i).collect();
+            steps.push(Step::AccountExcluded {
+                region: region.clone(),
+                lines,
+                amount_fen: excluded_fen,
+                source: acct.excludes_non_medical.provenance.clone(),
+            });
+        }
+        let payable = (psn_part - excluded_fen).max(0);
         let (payer_balance, family) = match account {
             Some(AccountSource::Family { balance_fen }) => {
                 if !acct.family_mutual_aid.value {
@@ -462,7 +481,7 @@ impl RegionPack {
             None => (None, false),
         };
         let acct_pay = match payer_balance {
-            Some(b) if visit.acct_used => psn_part.min(b.max(0)),
+            Some(b) if visit.acct_used => payable.min(b.max(0)),
             _ => 0,
         };
         if visit.acct_used
@@ -471,7 +490,7 @@ impl RegionPack {
             steps.push(Step::Account {
                 region: region.clone(),
                 family,
-                part_fen: psn_part,
+                part_fen: payable,
                 balance_fen,
                 paid_fen: acct_pay,
                 source: acct.family_mutual_aid.provenance.clone(),

@@ -42,6 +42,8 @@ pub struct PricedLine {
     pub inscp_fen: i64,
     /// The item's unit price cap (`pric_uplmt_amt`) on the date, when it has one.
     pub price_cap: Option<rust_decimal::Decimal>,
+    /// The catalogue marks the item as spending no personal account may pay.
+    pub account_excluded: bool,
 }
 
 /// Claim-level totals of the pricing split.
@@ -121,8 +123,15 @@ impl Catalogue {
         let Some(item) = self.lookup(l.code, date) else {
             return PricedLine { amount_fen: amount, fulamt_ownpay_fen: amount, ..Default::default() };
         };
+        let account_excluded = item.account_excluded.is_some();
         if item.class == ItemClass::C {
-            return PricedLine { class: Some(ItemClass::C), amount_fen: amount, fulamt_ownpay_fen: amount, ..Default::default() };
+            return PricedLine {
+                class: Some(ItemClass::C),
+                amount_fen: amount,
+                fulamt_ownpay_fen: amount,
+                account_excluded,
+                ..Default::default()
+            };
         }
         // Over the unit-price cap: (price − cap) × qty is the patient's (超限价自费), never more than the line.
         let overlmt = match item.price_cap {
@@ -141,6 +150,7 @@ impl Catalogue {
             preselfpay_fen: preselfpay,
             inscp_fen: allowed - preselfpay,
             price_cap: item.price_cap,
+            account_excluded,
         }
     }
 }

@@ -518,3 +518,47 @@ async fn a_stream_of_claims_settles_each_as_the_unary_call_would() {
         .into_inner();
     assert_eq!(m.accumulators[0].visits, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_never_pays_public_health_fitness_or_wellness() {
+    // Suizhou art. 16: 个人账户不得用于公共卫生费用、体育健身或养生保健消费. A Suizhou member (account
+    // 300.00) treated in Nanchang: 100.00 in scope (all within the deductible, fund 0) and a
+    // 50.00 wellness item the catalogue marks (丙类, all self-paid). The patient's part is 150.00; the
+    // account may pay 150.00 − 50.00 = 100.00, cash 50.00.
+    let c = Clearing::start();
+    let mut m = member("421300", "SZWELL1", "11", &["360000"]);
+    m.acct_balc = "300.00".into();
+    registered(&c, &[m]).await;
+    let mut k = claim("WELL1", "421300", "SZWELL1", "360100", 1, "2024-03-10", 100);
+    k.acct_used_flag = true;
+    k.lines.push(pb::ClaimLine {
+        hilist_code: "004600000010000".into(),
+        cnt: "1".into(),
+        pric: "50.00".into(),
+        det_item_fee_sumamt: "50.00".into(),
+    });
+    let s = c.clearing().await.settle_claim(k).await.unwrap().into_inner();
+    assert_eq!((s.medfee_sumamt.as_str(), s.hifp_pay.as_str(), s.psn_part_amt.as_str()), ("150.00", "0.00", "150.00"));
+    assert_eq!((s.acct_pay.as_str(), s.psn_cash_pay.as_str(), s.balc.as_str()), ("100.00", "50.00", "200.00"));
+    assert_eq!(s.lines.iter().map(|l| l.acct_excluded).collect::<Vec<_>>(), vec![false, true]);
+    assert!(
+        s.explanation.iter().any(|e| e.contains("the account pays nothing for lines[1]") && e.contains("art. 16")),
+        "{:?}",
+        s.explanation
+    );
+    // The catalogue says so too.
+    let items = c
+        .catalogue()
+        .await
+        .list_catalogue_items(pb::ListCatalogueItemsRequest {
+            admdvs: "360100".into(),
+            date: "2024-03-10".into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert_eq!(items.iter().find(|i| i.hilist_code == "004600000010000").unwrap().account_excluded, "wellness");
+}

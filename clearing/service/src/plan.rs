@@ -236,6 +236,7 @@ pub fn settlement_pb(
                 preselfpay_amt: fmt_yuan(p.preselfpay_fen),
                 inscp_scp_amt: fmt_yuan(p.inscp_fen),
                 hilist_name: name.clone(),
+                acct_excluded: p.account_excluded,
             })
             .collect(),
         explanation,

@@ -54,6 +54,7 @@ pub fn settlement_for(c: &pb::Claim) -> pb::Settlement {
                 preselfpay_amt: "1.20".into(),
                 inscp_scp_amt: l.det_item_fee_sumamt.clone(),
                 hilist_name: "苯磺酸氨氯地平片".into(),
+                acct_excluded: false,
             })
             .collect(),
         explanation: vec![

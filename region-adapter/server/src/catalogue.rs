@@ -85,6 +85,7 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
     params.push(param("account.in_service_share", &a.in_service_share_bp, fmt_ratio(a.in_service_share_bp.value)));
     params.push(param("account.family_mutual_aid", &a.family_mutual_aid, a.family_mutual_aid.value.to_string()));
     params.push(param("account.pooling_only_has_account", &a.pooling_only_has_account, a.pooling_only_has_account.value.to_string()));
+    params.push(param("account.excludes_non_medical", &a.excludes_non_medical, a.excludes_non_medical.value.to_string()));
     if let Some(m) = &a.mixed_years_pro_rata {
         params.push(param("account.mixed_years_pro_rata", m, m.value.to_string()));
     }
@@ -170,6 +171,7 @@ pub fn list_catalogue_items(rules: &RuleSet, q: &pb::ListCatalogueItemsRequest) 
                 list_type: it.list_type.to_string(),
                 begndate: it.begin.to_string(),
                 enddate: it.end.map(|d| d.to_string()).unwrap_or_default(),
+                account_excluded: it.account_excluded.map(|e| e.code().to_string()).unwrap_or_default(),
             });
         }
         pos += 1;

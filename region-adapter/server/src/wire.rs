@@ -48,6 +48,7 @@ fn line_pb(p: &PricedLine, name: &str) -> pb::PricedLine {
         inscp_fen: p.inscp_fen,
         hilist_name: name.to_string(),
         pric_uplmt_amt: p.price_cap.map(|c| c.to_string()).unwrap_or_default(),
+        account_excluded: p.account_excluded,
     }
 }
 
@@ -257,6 +258,7 @@ fn parse_priced(lines: &[pb::PricedLine], totals: Option<&pb::PriceTotals>) -> R
             preselfpay_fen: l.preselfpay_fen,
             inscp_fen: l.inscp_fen,
             price_cap,
+            account_excluded: l.account_excluded,
         };
         out.totals.add(&p);
         out.lines.push(p);
