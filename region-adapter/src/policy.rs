@@ -269,7 +269,8 @@ impl RegionPack {
         };
         let t = &priced.totals;
         let psn_part = t.medfee_fen - fund.hifp_fen;
-        let acct = self.account_pay(policy, member, account, visit, psn_part, priced, &mut steps)?;
+        let payable = psn_part - self.account_excluded(policy, priced, visit, &mut steps);
+        let acct = self.account_pay(policy, member, account, visit, payable.max(0), &mut steps)?;
         let amounts = Amounts {
             medfee_sumamt: t.medfee_fen,
             fulamt_ownpay_amt: t.fulamt_ownpay_fen,
@@ -436,6 +437,27 @@ impl RegionPack {
 
     /// The account pays the member's part up to its balance when the visit uses it: the member's own
     /// account, or a family member's (家庭共济) where the region allows it; none for pooling-only members.
+    /// The account never pays public health, fitness or wellness spending: the lines the catalogue marks
+    /// so leave the part it may pay, whole (whatever the fund paid is counted as the patient's other
+    /// costs, so the account cannot reach these lines through it). Returns the amount kept off it.
+    fn account_excluded(&self, policy: &PolicyVersion, priced: &Priced, visit: &Visit<'_>, steps: &mut Vec<Step>) -> i64 {
+        let acct = &policy.account;
+        if !acct.excludes_non_medical.value || !visit.acct_used {
+            return 0;
+        }
+        let excluded_fen: i64 = priced.lines.iter().filter(|l| l.account_excluded).map(|l| l.amount_fen).sum();
+        if excluded_fen > 0 {
+            let lines: Vec<usize> = priced.lines.iter().enumerate().filter(|(_, l)| l.account_excluded).map(|(i, _)| i).collect();
+            steps.push(Step::AccountExcluded {
+                region: self.name.clone(),
+                lines,
+                amount_fen: excluded_fen,
+                source: acct.excludes_non_medical.provenance.clone(),
+            });
+        }
+        excluded_fen
+    }
+
     fn account_pay(
         &self,
         policy: &PolicyVersion,
@@ -443,29 +465,11 @@ impl RegionPack {
         account: Option<AccountSource>,
         visit: &Visit<'_>,
         psn_part: i64,
-        priced: &Priced,
         steps: &mut Vec<Step>,
     ) -> Result<AccountPay, EngineError> {
         let region = &self.name;
         let acct = &policy.account;
-        // The account never pays public health, fitness or wellness spending: the lines the catalogue
-        // marks so leave the part it may pay, whole (whatever the fund paid is counted as the patient's
-        // other costs, so the account cannot reach these lines through it).
-        let excluded_fen: i64 = if acct.excludes_non_medical.value && visit.acct_used {
-            priced.lines.iter().filter(|l| l.account_excluded).map(|l| l.amount_fen).sum()
-        } else {
-            0
-        };
-        if excluded_fen > 0 {
-            let lines: Vec<usize> = priced.lines.iter().enumerate().filter(|(_, l)| l.account_excluded).map(|(i, _)| i).collect();
-            steps.push(Step::AccountExcluded {
-                region: region.clone(),
-                lines,
-                amount_fen: excluded_fen,
-                source: acct.excludes_non_medical.provenance.clone(),
-            });
-        }
-        let payable = (psn_part - excluded_fen).max(0);
+        let payable = psn_part;
         let (payer_balance, family) = match account {
             Some(AccountSource::Family { balance_fen }) => {
                 if !acct.family_mutual_aid.value {
