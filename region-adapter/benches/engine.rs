@@ -28,7 +28,7 @@ fn bench(c: &mut Criterion) {
     ];
     let date = NaiveDate::from_ymd_opt(2023, 6, 1).unwrap();
     let filings = [Filing { mdtrt_admdvs: Admdvs::parse("420000").unwrap(), begin: date, end: None }];
-    let member = MemberFacts { psn_type: PsnType::Retired, retire_date: None, pooling_only: false, filings: &filings };
+    let member = MemberFacts { psn_type: PsnType::Retired, retire_date: None, pooling_only: false, filings: &filings, in_arrears: false };
     let state = YearState { deductible_used_fen: 12_000, fund_paid_fen: 30_000, visits: 3 };
     let visit = Visit {
         date,

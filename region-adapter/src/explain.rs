@@ -40,6 +40,11 @@ pub enum Step {
         cut_bp: RatioBp,
         source: Provenance,
     },
+    /// Contributions unpaid for the visit date: no fund pay.
+    InArrears {
+        region: Arc<str>,
+        source: Provenance,
+    },
     /// Lines (0-based) the account does not pay: public health, fitness, wellness.
     AccountExcluded {
         region: Arc<str>,
@@ -122,6 +127,9 @@ impl Step {
                 format!("no filing covers {mdtrt}: a visit outside the region is not paid by the fund ({region} {source})")
             }
             Step::UnfiledCut { region, cut_bp, source } => format!("no filing: ratio cut by {} ({region} {source})", fmt_percent(*cut_bp)),
+            Step::InArrears { region, source } => format!(
+                "contributions were not paid on time for the visit date: the fund pays nothing; the account and cash still pay ({region} {source})"
+            ),
             Step::AccountExcluded { region, lines, amount_fen, source } => format!(
                 "the account pays nothing for {} (public health, fitness or wellness spending, {}): cash pays ({region} {source})",
                 lines.iter().map(|i| format!("lines[{i}]")).collect::<Vec<_>>().join(", "),

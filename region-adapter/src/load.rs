@@ -193,6 +193,7 @@ struct RawPolicy {
     cross_region: Option<RawCrossRegion>,
     account: Option<RawAccount>,
     pharmacy: Option<RawPharmacy>,
+    contributions: Option<RawContributions>,
     #[serde(default)]
     chronic: Vec<RawChronic>,
     chronic_bounds: Option<RawChronicBounds>,
@@ -221,6 +222,12 @@ struct RawCrossRegion {
     min_level: RawParam<u32>,
     min_level_scope: RawParam<String>,
     unfiled_ratio_cut: RawParam<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContributions {
+    arrears_no_fund_pay: RawParam<bool>,
 }
 
 #[derive(Deserialize)]
@@ -465,6 +472,7 @@ impl Cx {
                     || p.cross_region.is_some()
                     || p.account.is_some()
                     || p.pharmacy.is_some()
+                    || p.contributions.is_some()
                     || !p.chronic.is_empty()
                 {
                     self.err(f, &key, "`same_as` copies all terms; give only id, dates and validity");
@@ -575,6 +583,15 @@ impl Cx {
                 None
             }
         };
+        let contributions = match &p.contributions {
+            Some(c) => self
+                .param(f, &format!("{key}.contributions.arrears_no_fund_pay"), &c.arrears_no_fund_pay, |b| Ok(*b))
+                .map(|arrears_no_fund_pay| ContributionTerms { arrears_no_fund_pay }),
+            None => {
+                missing(self, "contributions");
+                None
+            }
+        };
         let mut chronic = Vec::new();
         for (i, d) in p.chronic.iter().enumerate() {
             let k = format!("{key}.chronic[{i}]");
@@ -641,6 +658,7 @@ impl Cx {
             cross_region: cross_region?,
             account: account?,
             pharmacy: pharmacy?,
+            contributions: contributions?,
             chronic,
             chronic_bounds,
             average_wage_2021_fen,

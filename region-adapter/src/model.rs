@@ -124,6 +124,14 @@ pub struct RetiredCreditStep {
     pub rule: Param<RetiredCredit>,
 }
 
+/// Contributions (缴费).
+#[derive(Debug, Clone)]
+pub struct ContributionTerms {
+    /// Fees incurred while the member or employer had not paid contributions on time get no fund pay
+    /// (Suizhou art. 27(三)); the account and cash still pay.
+    pub arrears_no_fund_pay: Param<bool>,
+}
+
 /// A retail pharmacy filling an outside prescription (外配处方, med_type 41) has no level of its own.
 #[derive(Debug, Clone)]
 pub struct PharmacyTerms {
@@ -179,6 +187,7 @@ pub struct PolicyVersion {
     pub cross_region: CrossRegionTerms,
     pub account: AccountTerms,
     pub pharmacy: PharmacyTerms,
+    pub contributions: ContributionTerms,
     pub chronic: Vec<ChronicDisease>,
     pub chronic_bounds: Option<ChronicBounds>,
     /// The city's 2021 average wage (城镇单位就业人员年平均工资), fen a year, where a provincial

@@ -54,6 +54,8 @@ pub struct MemberFacts<'a> {
     /// 单建统筹: pooling only, no personal account.
     pub pooling_only: bool,
     pub filings: &'a [Filing],
+    /// Contributions were not paid on time for the visit date (a period of arrears on record).
+    pub in_arrears: bool,
 }
 
 /// Year-to-date accumulators of one benefit (natural year, nothing carried over — Suizhou art. 9).
@@ -355,6 +357,12 @@ impl RegionPack {
         steps: &mut Vec<Step>,
     ) -> Eligibility {
         let mut out = Eligibility { eligible: true, ratio_cut_bp: 0 };
+        let arrears = &policy.contributions.arrears_no_fund_pay;
+        if member.in_arrears && arrears.value {
+            steps.push(Step::InArrears { region: self.name.clone(), source: arrears.provenance.clone() });
+            out.eligible = false;
+            return out;
+        }
         if visit.mdtrt_admdvs == self.admdvs {
             return out;
         }

@@ -562,3 +562,36 @@ async fn the_account_never_pays_public_health_fitness_or_wellness() {
         .items;
     assert_eq!(items.iter().find(|i| i.hilist_code == "004600000010000").unwrap().account_excluded, "wellness");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_while_contributions_are_unpaid_gets_no_fund_pay() {
+    // Suizhou art. 27(三): 未按参保缴费相关规定按时缴费发生的门诊费用，基金不予支付. The account and cash
+    // still pay. A member with contributions unpaid 2024-03-01..2024-03-31, account 300.00: a 1000.00
+    // visit on 03-10 gets no fund pay, the account pays 300.00 and cash 700.00; the same visit on 04-10
+    // is paid as usual (deductible then ratio).
+    let c = Clearing::start();
+    let mut m = member("421300", "SZARR1", "11", &["360000"]);
+    m.acct_balc = "300.00".into();
+    m.arrears = vec![pb::Period { begndate: "2024-03-01".into(), enddate: "2024-03-31".into() }];
+    registered(&c, &[m]).await;
+    let mut cl = c.clearing().await;
+    let mut k = claim("ARR1", "421300", "SZARR1", "360100", 1, "2024-03-10", 1000);
+    k.acct_used_flag = true;
+    let s = cl.settle_claim(k).await.unwrap().into_inner();
+    assert_eq!((s.hifp_pay.as_str(), s.acct_pay.as_str(), s.psn_cash_pay.as_str()), ("0.00", "300.00", "700.00"));
+    assert!(
+        s.explanation.iter().any(|e| e.contains("contributions were not paid on time") && e.contains("art. 27(三)")),
+        "{:?}",
+        s.explanation
+    );
+    let later = cl.preview_claim(claim("ARR2", "421300", "SZARR1", "360100", 1, "2024-04-10", 1000)).await.unwrap().into_inner();
+    assert!(fen(&later.hifp_pay) > 0, "{later:?}");
+    let got = c
+        .registry()
+        .await
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "SZARR1".into(), year: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.arrears, vec![pb::Period { begndate: "2024-03-01".into(), enddate: "2024-03-31".into() }]);
+}

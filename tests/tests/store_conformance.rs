@@ -23,6 +23,7 @@ fn upsert(k: &MemberKey, balance_fen: i64) -> MemberUpsert {
         set_balance_fen: Some(balance_fen),
         credit_fen: 0,
         credit_facts: Default::default(),
+        arrears: vec![],
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::store::*;
 use crate::wire::ValidClaim;
+use chrono::{Datelike, NaiveDate};
 use clearing_edge::error::ServiceError;
 use proto::v1 as pb;
 use region_adapter::money::{fmt_ratio, fmt_yuan};
@@ -33,7 +34,13 @@ pub fn check_family_payer(vc: &ValidClaim, payer: &MemberRecord) -> Result<(), S
 
 /// The policy's view of the member: registry facts, the year's state of `benefit`, and the account
 /// that pays (the payer's when a family member pays).
-pub fn policy_member(member: &MemberRecord, payer: Option<&MemberRecord>, year: i32, benefit: &str) -> Result<PolicyMember, ServiceError> {
+pub fn policy_member(
+    member: &MemberRecord,
+    payer: Option<&MemberRecord>,
+    visit_date: NaiveDate,
+    benefit: &str,
+) -> Result<PolicyMember, ServiceError> {
+    let year = visit_date.year();
     let filings = member
         .filings
         .iter()
@@ -49,7 +56,13 @@ pub fn policy_member(member: &MemberRecord, payer: Option<&MemberRecord>, year: 
     };
     let psn_type = PsnType::parse(&member.psn_type).ok_or_else(|| ServiceError::Internal("stored psn_type unreadable".into()))?;
     Ok(PolicyMember {
-        member: OwnedFacts { psn_type, retire_date: member.retire_date, pooling_only: member.pooling_only, filings },
+        member: OwnedFacts {
+            psn_type,
+            retire_date: member.retire_date,
+            pooling_only: member.pooling_only,
+            filings,
+            in_arrears: member.arrears.iter().any(|p| p.contains(visit_date)),
+        },
         state,
         account,
     })
@@ -350,6 +363,7 @@ mod tests {
                 .map(|b| BeneficiaryRecord { psn_no: b.to_string(), relation: "child".into() })
                 .collect(),
             accumulators: vec![],
+            arrears: vec![],
             credit_facts: Default::default(),
             credits: Default::default(),
             version: 7,
@@ -385,7 +399,7 @@ mod tests {
         let rules = region_adapter::bundled::rules().unwrap();
         let priced = local_price(&rules, vc.mdtrt, vc.visit_date, &vc.line_inputs()).unwrap();
         let benefit = region_adapter::Benefit::of(&vc.visit()).unwrap().key();
-        let pm = policy_member(m, payer, 2024, &benefit).unwrap();
+        let pm = policy_member(m, payer, vc.visit_date, &benefit).unwrap();
         let call = PolicyCall {
             insured: vc.insured,
             priced: &priced.priced,

@@ -182,7 +182,7 @@ impl<S: Store> Clearinghouse<S> {
                 plan::check_family_payer(&vc, p)?;
             }
             // Compute: the insured region's policy (in process or a remote adapter).
-            let pm = plan::policy_member(&member, payer.as_ref(), year, &benefit)?;
+            let pm = plan::policy_member(&member, payer.as_ref(), vc.visit_date, &benefit)?;
             let policy = PolicyCall {
                 insured: vc.insured,
                 priced: &priced.priced,

@@ -2,7 +2,7 @@
 //! field path, nothing written) and the formatting of money and dates on the way out.
 
 use crate::limits::*;
-use crate::store::{BeneficiaryRecord, CreditFacts, FilingRecord, MemberKey, MemberRecord, MemberUpsert};
+use crate::store::{BeneficiaryRecord, CreditFacts, FilingRecord, MemberKey, MemberRecord, MemberUpsert, PeriodRecord};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use clearing_edge::fields::*;
 use clearing_edge::limits::*;
@@ -239,7 +239,24 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
     if m.insured_years > 100 {
         v.add("insured_years", "at most 100");
     }
+    if m.arrears.len() > MAX_FILINGS {
+        v.add("arrears", format!("at most {MAX_FILINGS} periods"));
+    }
+    let mut arrears = Vec::new();
+    for (i, p) in m.arrears.iter().take(MAX_FILINGS).enumerate() {
+        let begin = parse_date(&mut v, &format!("arrears[{i}].begndate"), &p.begndate);
+        let end = if p.enddate.is_empty() { None } else { parse_date(&mut v, &format!("arrears[{i}].enddate"), &p.enddate) };
+        if let (Some(b), Some(e)) = (begin, end)
+            && e < b
+        {
+            v.add(format!("arrears[{i}].enddate"), "is before begndate");
+        }
+        if let Some(b) = begin {
+            arrears.push(PeriodRecord { begndate: b, enddate: end });
+        }
+    }
     v.into_result(MemberUpsert {
+        arrears,
         credit_facts,
         key: MemberKey::new(&m.insuplc_admdvs, &m.psn_no),
         psn_type: m.psn_type.clone(),
@@ -298,5 +315,10 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
         combined_years: r.credit_facts.combined_years,
         insured_years: r.credit_facts.insured_years,
         credits: r.credits.iter().map(|(m, f)| pb::AccountCredit { month: m.clone(), amount: fmt_yuan(*f) }).collect(),
+        arrears: r
+            .arrears
+            .iter()
+            .map(|p| pb::Period { begndate: p.begndate.to_string(), enddate: p.enddate.map(|d| d.to_string()).unwrap_or_default() })
+            .collect(),
     }
 }

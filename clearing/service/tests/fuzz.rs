@@ -35,7 +35,7 @@ fn settle_claim(c: &pb::Claim) {
     let Ok(priced) = local_price(&RULES, vc.mdtrt, vc.visit_date, &lines) else { return };
     assert_eq!(priced.priced.lines.len(), lines.len());
     let visit = vc.visit();
-    let facts = MemberFacts { psn_type: PsnType::Retired, retire_date: None, pooling_only: false, filings: &[] };
+    let facts = MemberFacts { psn_type: PsnType::Retired, retire_date: None, pooling_only: false, filings: &[], in_arrears: false };
     let state = YearState { deductible_used_fen: 10_000, fund_paid_fen: 50_000, visits: 3 };
     let call = PolicyCall {
         insured: vc.insured,

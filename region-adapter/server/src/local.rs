@@ -40,12 +40,20 @@ pub struct OwnedFacts {
     pub retire_date: Option<NaiveDate>,
     pub pooling_only: bool,
     pub filings: Vec<Filing>,
+    /// Contributions unpaid for the visit date.
+    pub in_arrears: bool,
 }
 
 impl OwnedFacts {
     /// The borrowed view the engine takes.
     pub fn facts(&self) -> MemberFacts<'_> {
-        MemberFacts { psn_type: self.psn_type, retire_date: self.retire_date, pooling_only: self.pooling_only, filings: &self.filings }
+        MemberFacts {
+            psn_type: self.psn_type,
+            retire_date: self.retire_date,
+            pooling_only: self.pooling_only,
+            filings: &self.filings,
+            in_arrears: self.in_arrears,
+        }
     }
 }
 

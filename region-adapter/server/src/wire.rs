@@ -97,6 +97,7 @@ pub fn policy_request(call: &PolicyCall<'_>) -> pb::ApplyPolicyRequest {
             psn_type: member.psn_type.code().into(),
             retire_date: member.retire_date.map(|d| d.to_string()).unwrap_or_default(),
             pooling_only: member.pooling_only,
+            in_arrears: member.in_arrears,
             filings: member
                 .filings
                 .iter()
@@ -401,7 +402,13 @@ pub fn parse_policy_request(q: &pb::ApplyPolicyRequest, known: &dyn Fn(Admdvs) -
     Ok(PolicyInputs {
         insured: insured.expect("checked"),
         priced: priced.expect("checked"),
-        member: OwnedFacts { psn_type: psn_type.expect("checked"), retire_date, pooling_only: m.pooling_only, filings },
+        member: OwnedFacts {
+            psn_type: psn_type.expect("checked"),
+            retire_date,
+            pooling_only: m.pooling_only,
+            filings,
+            in_arrears: m.in_arrears,
+        },
         state: YearState { deductible_used_fen: s.deductible_used_fen, fund_paid_fen: s.fund_paid_fen, visits: s.visits },
         account,
         date: date.expect("checked"),
@@ -500,7 +507,8 @@ mod tests {
             acct_used: true,
         };
         let filings = [Filing { mdtrt_admdvs: Admdvs::parse("360000").unwrap(), begin: date("2020-01-01"), end: None }];
-        let facts = MemberFacts { psn_type: PsnType::InService, retire_date: None, pooling_only: false, filings: &filings };
+        let facts =
+            MemberFacts { psn_type: PsnType::InService, retire_date: None, pooling_only: false, filings: &filings, in_arrears: false };
         let account = Some(AccountSource::Own { balance_fen: 10000 });
         let call = PolicyCall {
             insured: Admdvs::parse("421300").unwrap(),
@@ -530,7 +538,8 @@ mod tests {
         );
         // The policy request decodes to the same inputs.
         let filings = [Filing { mdtrt_admdvs: Admdvs::parse("360000").unwrap(), begin: date("2020-01-01"), end: None }];
-        let facts = MemberFacts { psn_type: PsnType::InService, retire_date: None, pooling_only: false, filings: &filings };
+        let facts =
+            MemberFacts { psn_type: PsnType::InService, retire_date: None, pooling_only: false, filings: &filings, in_arrears: false };
         let q = policy_request(&PolicyCall {
             insured: Admdvs::parse("421300").unwrap(),
             priced: &priced.priced,

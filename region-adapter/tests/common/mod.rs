@@ -60,7 +60,7 @@ impl<'a> Case<'a> {
             med_type: MedType::GeneralOutpatient,
             prescribing: None,
             dise_code: None,
-            member: MemberFacts { psn_type, retire_date: None, pooling_only: false, filings: &[] },
+            member: MemberFacts { psn_type, retire_date: None, pooling_only: false, filings: &[], in_arrears: false },
             state: YearState::default(),
             account: None,
             acct_used: false,

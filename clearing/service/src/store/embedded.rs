@@ -605,6 +605,7 @@ pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecor
         accumulators,
         version,
         credit_facts: u.credit_facts,
+        arrears: u.arrears.clone(),
         credits,
     }
 }
@@ -709,6 +710,7 @@ mod tests {
             set_balance_fen: Some(30_000),
             credit_fen: 0,
             credit_facts: Default::default(),
+            arrears: vec![],
         };
         s.upsert_member(u).await.unwrap();
         s

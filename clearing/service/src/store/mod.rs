@@ -43,6 +43,19 @@ pub struct FilingRecord {
     pub enddate: Option<NaiveDate>,
 }
 
+/// A period of dates, `end` inclusive (`None` = open).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodRecord {
+    pub begndate: NaiveDate,
+    pub enddate: Option<NaiveDate>,
+}
+
+impl PeriodRecord {
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.begndate <= d && self.enddate.is_none_or(|e| d <= e)
+    }
+}
+
 /// A family link as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BeneficiaryRecord {
@@ -87,6 +100,9 @@ pub struct MemberRecord {
     pub version: u64,
     #[serde(default)]
     pub credit_facts: CreditFacts,
+    /// Periods without paid contributions (Suizhou art. 27(三)): visits in them get no fund pay.
+    #[serde(default)]
+    pub arrears: Vec<PeriodRecord>,
     /// Monthly account credits made, YYYYMM → fen (each month at most once).
     #[serde(default)]
     pub credits: BTreeMap<String, i64>,
@@ -112,6 +128,7 @@ pub struct MemberUpsert {
     /// Add to the balance after any replacement.
     pub credit_fen: i64,
     pub credit_facts: CreditFacts,
+    pub arrears: Vec<PeriodRecord>,
 }
 
 /// What `credit_month` did.

@@ -230,6 +230,8 @@ struct Facts {
     mulaid_beneficiaries: Vec<BeneficiaryRecord>,
     #[serde(default)]
     credit_facts: CreditFacts,
+    #[serde(default)]
+    arrears: Vec<PeriodRecord>,
 }
 
 /// A hold as stored on the payer's shard.
@@ -286,6 +288,7 @@ fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Resul
         accumulators: accs.into_values().collect(),
         version: int(fields.get("v"))? as u64,
         credit_facts: facts.credit_facts,
+        arrears: facts.arrears,
         credits,
     }))
 }
@@ -792,6 +795,7 @@ impl Store for RedisStore {
             filings: u.filings.clone(),
             mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
             credit_facts: u.credit_facts,
+            arrears: u.arrears.clone(),
         };
         // The region's member index first (idempotent): a member is never missing from its region's
         // listing, at worst listed a moment before it exists (the credit run skips it then).
