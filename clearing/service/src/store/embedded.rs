@@ -372,7 +372,7 @@ fn writer(db: Arc<Database>, faults: Arc<Faults>, mut rx: mpsc::Receiver<Job>) {
         for (job, result) in batch.drain(..).zip(results) {
             match (job, result) {
                 (Job::Commit(_, _, reply), Answer::Commit(r)) => drop(reply.send(r)),
-                (Job::Upsert(_, reply), Answer::Upsert(r)) => drop(reply.send(r)),
+                (Job::Upsert(_, reply), Answer::Upsert(r)) => drop(reply.send(r.map(|b| *b))),
                 (Job::Meta(_, reply), Answer::Meta(r)) => drop(reply.send(r)),
                 _ => unreachable!("answers are produced in job order and kind"),
             }
@@ -382,7 +382,7 @@ fn writer(db: Arc<Database>, faults: Arc<Faults>, mut rx: mpsc::Receiver<Job>) {
 
 enum Answer {
     Commit(Result<CommitOutcome, StoreError>),
-    Upsert(Result<MemberRecord, StoreError>),
+    Upsert(Result<Box<MemberRecord>, StoreError>),
     Meta(Result<String, StoreError>),
 }
 
@@ -480,7 +480,7 @@ fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Re
         for job in batch {
             let answer = match job {
                 Job::Commit(c, today, _) => Answer::Commit(Ok(apply_commit(&mut t, c, *today)?)),
-                Job::Upsert(u, _) => Answer::Upsert(Ok(apply_upsert(&mut t, u)?)),
+                Job::Upsert(u, _) => Answer::Upsert(Ok(Box::new(apply_upsert(&mut t, u)?))),
                 Job::Meta(op, _) => Answer::Meta(Ok(apply_meta(&mut t, op)?)),
             };
             answers.push(answer);
