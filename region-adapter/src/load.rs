@@ -218,7 +218,6 @@ struct RawRetiree {
 #[serde(deny_unknown_fields)]
 struct RawCrossRegion {
     filing_required: RawParam<bool>,
-    networked_only: RawParam<bool>,
     min_level: RawParam<u32>,
     min_level_scope: RawParam<String>,
     unfiled_ratio_cut: RawParam<String>,
@@ -330,6 +329,7 @@ struct RawProvinceHead {
     cap_share_of_wage: Option<RawParam<String>>,
     cap_share_tolerance: Option<RawParam<String>>,
     retired_not_below_in_service: Option<RawParam<bool>>,
+    higher_at_grassroots: Option<RawParam<bool>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,7 +667,6 @@ impl Cx {
 
     fn cross_region(&mut self, f: &str, key: &str, cr: &RawCrossRegion) -> Option<CrossRegionTerms> {
         let filing_required = self.param(f, &format!("{key}.filing_required"), &cr.filing_required, |b| Ok(*b));
-        let networked_only = self.param(f, &format!("{key}.networked_only"), &cr.networked_only, |b| Ok(*b));
         let min_level = self.param(f, &format!("{key}.min_level"), &cr.min_level, |n| {
             Level::new(*n).ok_or_else(|| format!("unknown level {n}; levels are 1, 2, 3"))
         });
@@ -679,7 +678,6 @@ impl Cx {
         let unfiled_ratio_cut_bp = self.ratio(f, &format!("{key}.unfiled_ratio_cut"), &cr.unfiled_ratio_cut);
         Some(CrossRegionTerms {
             filing_required: filing_required?,
-            networked_only: networked_only?,
             min_level: min_level?,
             min_level_scope: min_level_scope?,
             unfiled_ratio_cut_bp: unfiled_ratio_cut_bp?,
@@ -909,6 +907,10 @@ impl Cx {
                 .retired_not_below_in_service
                 .as_ref()
                 .and_then(|r| self.param(f, "province.retired_not_below_in_service", r, |b| Ok(*b))),
+            higher_at_grassroots: p
+                .higher_at_grassroots
+                .as_ref()
+                .and_then(|r| self.param(f, "province.higher_at_grassroots", r, |b| Ok(*b))),
             file: f.to_string(),
         })
     }
@@ -988,6 +990,21 @@ fn check_against_province(cx: &mut Cx, f: &str, pack: &RegionPack, rule: &Provin
                             crate::money::fmt_yuan(hi),
                             share.provenance
                         ),
+                    );
+                }
+            }
+        }
+        if let Some(p) = &rule.higher_at_grassroots
+            && p.value
+        {
+            // Level 1 is the grassroots: its ratio may not be below a higher level's.
+            for (who, t) in [("in_service", &v.in_service), ("retired", &v.retired)] {
+                let r = t.ratio_bp.value;
+                if r[0] < r[1] || r[1] < r[2] {
+                    cx.err(
+                        f,
+                        &format!("{key}.{who}.ratio"),
+                        format!("a lower level's ratio is below a higher level's, against {}'s rule ({})", rule.name, p.provenance),
                     );
                 }
             }

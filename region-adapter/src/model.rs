@@ -96,7 +96,7 @@ pub struct CrossRegionTerms {
     pub filing_required: Param<bool>,
     /// Only institutions networked for direct settlement (Suizhou art. 10, Tongliao Q5). Every claim
     /// that reaches the clearinghouse is a direct settlement, so a networked institution by construction.
-    pub networked_only: Param<bool>,
+
     /// Lowest institution level paid outside the region (1 = no restriction).
     pub min_level: Param<Level>,
     pub min_level_scope: Param<LevelScope>,
@@ -337,6 +337,8 @@ pub struct ProvincialRule {
     /// How far from `cap_share_of_wage_bp` a cap may be ("8%左右").
     pub cap_share_tolerance_bp: Option<Param<RatioBp>>,
     pub retired_not_below_in_service: Option<Param<bool>>,
+    /// Ratios higher at grassroots (lower-level) institutions (Shanxi 001 §二(一)).
+    pub higher_at_grassroots: Option<Param<bool>>,
     pub file: String,
 }
 

@@ -282,3 +282,36 @@ level = { value = 1, assumption = "test: fills at the grassroots ratio" }"#,
         assert_eq!(matches!(rule.provenance, Provenance::Source { .. }), sourced, "{adm}");
     }
 }
+
+#[test]
+fn provenance_says_what_the_seed_says() {
+    let rules = bundled::rules().unwrap();
+    let policy = |adm: &str| &rules.region(Admdvs::parse(adm).unwrap()).unwrap().policies[0];
+    let assumed = |p: &Provenance| matches!(p, Provenance::Assumption(_));
+    // Nanchang 002 §5(二) names neither a filing nor institution levels for visits outside the city.
+    let nc = &policy("360100").cross_region;
+    assert!(assumed(&nc.filing_required.provenance) && assumed(&nc.min_level.provenance) && assumed(&nc.min_level_scope.provenance));
+    // Tongliao Q5: level 2 or above for every visit elsewhere (异地), not only across provinces.
+    let tl = &policy("150500").cross_region;
+    assert_eq!(tl.min_level_scope.value, model::LevelScope::CrossRegion);
+    assert!(matches!(&tl.min_level_scope.provenance, Provenance::Source { place, .. } if &**place == "Q5"));
+    // Suizhou art. 10: that unfiled members get nothing elsewhere is our reading, and says so.
+    let sz = &policy("421300").cross_region;
+    assert!(matches!(&sz.filing_required.provenance, Provenance::Assumption(why) if why.contains("our reading")));
+    // `networked_only` is gone (nothing could read it: every claim here is a direct settlement).
+    assert_refused(
+        SZ,
+        "[policy.cross_region]\n",
+        "[policy.cross_region]\nnetworked_only = { value = true, assumption = \"x\" }\n",
+        "line",
+        "unknown field `networked_only`",
+    );
+    // Shanxi 001 §二(一): higher ratios at grassroots; a Taiyuan pack the other way round is refused.
+    assert_refused(
+        "140100-taiyuan.toml",
+        r#"ratio = { value = ["0.60", "0.55", "0.50"]"#,
+        r#"ratio = { value = ["0.50", "0.55", "0.60"]"#,
+        "in_service.ratio",
+        "a lower level's ratio is below a higher level's",
+    );
+}

@@ -69,7 +69,6 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
     params.push(param("retiree.from_next_month", &p.retired_from_next_month, p.retired_from_next_month.value.to_string()));
     let cr = &p.cross_region;
     params.push(param("cross_region.filing_required", &cr.filing_required, cr.filing_required.value.to_string()));
-    params.push(param("cross_region.networked_only", &cr.networked_only, cr.networked_only.value.to_string()));
     params.push(param("cross_region.min_level", &cr.min_level, cr.min_level.value.get().to_string()));
     params.push(param("cross_region.min_level_scope", &cr.min_level_scope, format!("{:?}", cr.min_level_scope.value)));
     params.push(param("cross_region.unfiled_ratio_cut", &cr.unfiled_ratio_cut_bp, fmt_ratio(cr.unfiled_ratio_cut_bp.value)));
