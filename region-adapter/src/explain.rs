@@ -28,6 +28,7 @@ pub enum Step {
     Filed {
         region: Arc<str>,
         filing: Admdvs,
+        group: Option<crate::policy::FilingGroup>,
         source: Provenance,
     },
     NotFiled {
@@ -122,7 +123,12 @@ impl Step {
                 Some(d) => format!("member class {} on the visit date (retiree terms from {d}) ({region} {source})", class.label()),
                 None => format!("member class {} ({region}, registered person type)", class.label()),
             },
-            Step::Filed { region, filing, source } => format!("filing for {filing} covers the service location ({region} {source})"),
+            Step::Filed { region, filing, group: None, source } => {
+                format!("filing for {filing} covers the service location ({region} {source})")
+            }
+            Step::Filed { region, filing, group: Some(g), source } => {
+                format!("filing for {filing} ({}) covers the service location ({region} {source})", g.label())
+            }
             Step::NotFiled { region, mdtrt, source } => {
                 format!("no filing covers {mdtrt}: a visit outside the region is not paid by the fund ({region} {source})")
             }

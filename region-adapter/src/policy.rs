@@ -44,6 +44,44 @@ pub struct Filing {
     pub begin: NaiveDate,
     /// Inclusive; `None` = open.
     pub end: Option<NaiveDate>,
+    /// Which group of those who may file the member belongs to, when recorded (Suizhou art. 10).
+    pub group: Option<FilingGroup>,
+}
+
+/// The groups who may file for treatment elsewhere (Suizhou art. 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilingGroup {
+    /// 异地安置退休人员.
+    RelocatedRetiree,
+    /// 异地长期居住人员.
+    LongTermResident,
+    /// 常驻异地工作人员.
+    PostedWorker,
+}
+
+impl FilingGroup {
+    pub fn parse(s: &str) -> Option<FilingGroup> {
+        Some(match s {
+            "relocated_retiree" => FilingGroup::RelocatedRetiree,
+            "long_term_resident" => FilingGroup::LongTermResident,
+            "posted_worker" => FilingGroup::PostedWorker,
+            _ => return None,
+        })
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            FilingGroup::RelocatedRetiree => "relocated_retiree",
+            FilingGroup::LongTermResident => "long_term_resident",
+            FilingGroup::PostedWorker => "posted_worker",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            FilingGroup::RelocatedRetiree => "异地安置退休人员",
+            FilingGroup::LongTermResident => "异地长期居住人员",
+            FilingGroup::PostedWorker => "常驻异地工作人员",
+        }
+    }
 }
 
 /// The member facts the policy needs (not the whole member record).
@@ -376,7 +414,12 @@ impl RegionPack {
         if let Some(f) = filing
             && cr.filing_required.value
         {
-            steps.push(Step::Filed { region: region.clone(), filing: f.mdtrt_admdvs, source: cr.filing_required.provenance.clone() });
+            steps.push(Step::Filed {
+                region: region.clone(),
+                filing: f.mdtrt_admdvs,
+                group: f.group,
+                source: cr.filing_required.provenance.clone(),
+            });
         }
         if !filed && cr.filing_required.value {
             out.eligible = false;

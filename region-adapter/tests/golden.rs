@@ -101,7 +101,7 @@ fn suizhou_unfiled_member_treated_elsewhere_gets_no_fund_pay() {
     // A filing for another province, or an expired one, does not help.
     let other = [filing("420000")];
     assert_eq!(suizhou_filed(&other, "2023-03-10", 1, PsnType::InService).settle(&in_scope(800)).unwrap().amounts.hifp_pay, 0);
-    let expired = [Filing { mdtrt_admdvs: adm("360100"), begin: date("2022-01-01"), end: Some(date("2022-12-31")) }];
+    let expired = [Filing { mdtrt_admdvs: adm("360100"), begin: date("2022-01-01"), end: Some(date("2022-12-31")), group: None }];
     assert_eq!(suizhou_filed(&expired, "2023-03-10", 1, PsnType::InService).settle(&in_scope(800)).unwrap().amounts.hifp_pay, 0);
     // A filing for the city itself works like one for its province.
     let city = [filing("360100")];

@@ -390,7 +390,12 @@ pub fn member(insured: &str, psn_no: &str, psn_type: &str, filings: &[&str]) -> 
         psn_type: psn_type.into(),
         filings: filings
             .iter()
-            .map(|f| pb::Filing { mdtrt_admdvs: f.to_string(), begndate: "2020-01-01".into(), enddate: String::new() })
+            .map(|f| pb::Filing {
+                mdtrt_admdvs: f.to_string(),
+                begndate: "2020-01-01".into(),
+                enddate: String::new(),
+                ..Default::default()
+            })
             .collect(),
         ..Default::default()
     }

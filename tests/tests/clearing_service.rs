@@ -595,3 +595,29 @@ async fn a_visit_while_contributions_are_unpaid_gets_no_fund_pay() {
         .into_inner();
     assert_eq!(got.arrears, vec![pb::Period { begndate: "2024-03-01".into(), enddate: "2024-03-31".into() }]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filing_records_which_group_of_art_10_the_member_files_as() {
+    // Suizhou art. 10: 异地安置退休人员、异地长期居住人员、常驻异地工作人员 may file (备案).
+    let c = Clearing::start();
+    let mut m = member("421300", "SZGRP1", "11", &["360000"]);
+    m.filings[0].group = "posted_worker".into();
+    registered(&c, &[m.clone()]).await;
+    let got = c
+        .registry()
+        .await
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "SZGRP1".into(), year: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.filings[0].group, "posted_worker");
+    let s = c.clearing().await.settle_claim(claim("GRP1", "421300", "SZGRP1", "360100", 1, "2024-03-10", 100)).await.unwrap().into_inner();
+    assert!(
+        s.explanation.iter().any(|e| e.contains("filing for 360000 (常驻异地工作人员) covers the service location")),
+        "{:?}",
+        s.explanation
+    );
+    m.filings[0].group = "tourist".into();
+    let e = c.registry().await.upsert_member(m).await.unwrap_err();
+    assert_eq!(bad_fields(&e), vec!["filings[0].group".to_string()]);
+}

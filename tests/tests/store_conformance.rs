@@ -80,7 +80,12 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     let mut u = upsert(&k, 0);
     u.set_balance_fen = None;
     u.credit_fen = 7_000;
-    u.filings = vec![FilingRecord { mdtrt_admdvs: "360000".into(), begndate: NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(), enddate: None }];
+    u.filings = vec![FilingRecord {
+        mdtrt_admdvs: "360000".into(),
+        begndate: NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(),
+        enddate: None,
+        group: None,
+    }];
     let m = s.upsert_member(u).await.unwrap();
     assert_eq!((m.version, m.acct_balc_fen, m.filings.len()), (2, 37_000, 1));
     assert_eq!(s.load_member(&k).await.unwrap().unwrap(), m);

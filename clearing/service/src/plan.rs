@@ -44,7 +44,14 @@ pub fn policy_member(
     let filings = member
         .filings
         .iter()
-        .filter_map(|f| Some(Filing { mdtrt_admdvs: Admdvs::parse(&f.mdtrt_admdvs)?, begin: f.begndate, end: f.enddate }))
+        .filter_map(|f| {
+            Some(Filing {
+                mdtrt_admdvs: Admdvs::parse(&f.mdtrt_admdvs)?,
+                begin: f.begndate,
+                end: f.enddate,
+                group: f.group.as_deref().and_then(region_adapter::FilingGroup::parse),
+            })
+        })
         .collect();
     let state = member
         .accumulator(year, benefit)
@@ -357,6 +364,7 @@ mod tests {
                 mdtrt_admdvs: "360000".into(),
                 begndate: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
                 enddate: None,
+                group: None,
             }],
             mulaid_beneficiaries: beneficiaries
                 .iter()

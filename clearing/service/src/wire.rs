@@ -203,8 +203,23 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
         {
             v.add(format!("filings[{i}].enddate"), "is before begndate");
         }
+        let group = match f.group.as_str() {
+            "" => None,
+            g => {
+                let parsed = region_adapter::FilingGroup::parse(g);
+                if parsed.is_none() {
+                    v.add(format!("filings[{i}].group"), "must be relocated_retiree (异地安置退休人员), long_term_resident (异地长期居住人员) or posted_worker (常驻异地工作人员)");
+                }
+                parsed
+            }
+        };
         if let (Some(a), Some(b)) = (adm, begin) {
-            filings.push(FilingRecord { mdtrt_admdvs: a.to_string(), begndate: b, enddate: end });
+            filings.push(FilingRecord {
+                mdtrt_admdvs: a.to_string(),
+                begndate: b,
+                enddate: end,
+                group: group.map(|g| g.code().to_string()),
+            });
         }
     }
     if m.mulaid_beneficiaries.len() > MAX_BENEFICIARIES {
@@ -285,6 +300,7 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
                 mdtrt_admdvs: f.mdtrt_admdvs.clone(),
                 begndate: f.begndate.to_string(),
                 enddate: f.enddate.map(|d| d.to_string()).unwrap_or_default(),
+                group: f.group.clone().unwrap_or_default(),
             })
             .collect(),
         mulaid_beneficiaries: r

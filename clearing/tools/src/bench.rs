@@ -223,7 +223,7 @@ impl Workload {
                 .map(|r| format!("{}0000", &r[..2]))
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
-                .map(|p| pb::Filing { mdtrt_admdvs: p, begndate: "2020-01-01".into(), enddate: String::new() })
+                .map(|p| pb::Filing { mdtrt_admdvs: p, begndate: "2020-01-01".into(), enddate: String::new(), ..Default::default() })
                 .collect(),
             ..Default::default()
         }

@@ -105,6 +105,7 @@ pub fn policy_request(call: &PolicyCall<'_>) -> pb::ApplyPolicyRequest {
                     mdtrt_admdvs: f.mdtrt_admdvs.to_string(),
                     begndate: f.begin.to_string(),
                     enddate: f.end.map(|d| d.to_string()).unwrap_or_default(),
+                    group: f.group.map(|g| g.code().to_string()).unwrap_or_default(),
                 })
                 .collect(),
         }),
@@ -358,8 +359,18 @@ pub fn parse_policy_request(q: &pb::ApplyPolicyRequest, known: &dyn Fn(Admdvs) -
         }
         let begin = wire::parse_date(&mut v, &format!("member.filings[{i}].begndate"), &f.begndate);
         let end = optional_date(&mut v, &format!("member.filings[{i}].enddate"), &f.enddate);
+        let group = match f.group.as_str() {
+            "" => None,
+            g => {
+                let parsed = region_adapter::FilingGroup::parse(g);
+                if parsed.is_none() {
+                    v.add(format!("member.filings[{i}].group"), "must be relocated_retiree, long_term_resident or posted_worker");
+                }
+                parsed
+            }
+        };
         if let (Some(a), Some(begin)) = (a, begin) {
-            filings.push(Filing { mdtrt_admdvs: a, begin, end });
+            filings.push(Filing { mdtrt_admdvs: a, begin, end, group });
         }
     }
     let s = q.state.unwrap_or_default();
@@ -506,7 +517,7 @@ mod tests {
             dise_code: None,
             acct_used: true,
         };
-        let filings = [Filing { mdtrt_admdvs: Admdvs::parse("360000").unwrap(), begin: date("2020-01-01"), end: None }];
+        let filings = [Filing { mdtrt_admdvs: Admdvs::parse("360000").unwrap(), begin: date("2020-01-01"), end: None, group: None }];
         let facts =
             MemberFacts { psn_type: PsnType::InService, retire_date: None, pooling_only: false, filings: &filings, in_arrears: false };
         let account = Some(AccountSource::Own { balance_fen: 10000 });
@@ -537,7 +548,7 @@ mod tests {
             (outcome.settled.level, outcome.settled.ratio_bp, outcome.settled.benefit)
         );
         // The policy request decodes to the same inputs.
-        let filings = [Filing { mdtrt_admdvs: Admdvs::parse("360000").unwrap(), begin: date("2020-01-01"), end: None }];
+        let filings = [Filing { mdtrt_admdvs: Admdvs::parse("360000").unwrap(), begin: date("2020-01-01"), end: None, group: None }];
         let facts =
             MemberFacts { psn_type: PsnType::InService, retire_date: None, pooling_only: false, filings: &filings, in_arrears: false };
         let q = policy_request(&PolicyCall {

@@ -93,5 +93,5 @@ pub fn y(s: &str) -> i64 {
 
 /// A filing for the whole of a province or a city, open-ended from 2020.
 pub fn filing(mdtrt: &str) -> Filing {
-    Filing { mdtrt_admdvs: adm(mdtrt), begin: date("2020-01-01"), end: None }
+    Filing { mdtrt_admdvs: adm(mdtrt), begin: date("2020-01-01"), end: None, group: None }
 }

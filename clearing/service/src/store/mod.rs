@@ -41,6 +41,9 @@ pub struct FilingRecord {
     pub mdtrt_admdvs: String,
     pub begndate: NaiveDate,
     pub enddate: Option<NaiveDate>,
+    /// The group of those who may file (Suizhou art. 10), when recorded.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// A period of dates, `end` inclusive (`None` = open).
