@@ -27,7 +27,7 @@ fn bench(c: &mut Criterion) {
         line("003201000010000", "1", "120.00"),
     ];
     let date = NaiveDate::from_ymd_opt(2023, 6, 1).unwrap();
-    let filings = [Filing { mdtrt_admdvs: Admdvs::parse("420000").unwrap(), begin: date, end: None }];
+    let filings = [Filing { mdtrt_admdvs: Admdvs::parse("420000").unwrap(), begin: date, end: None, group: None }];
     let member = MemberFacts { psn_type: PsnType::Retired, retire_date: None, pooling_only: false, filings: &filings, in_arrears: false };
     let state = YearState { deductible_used_fen: 12_000, fund_paid_fen: 30_000, visits: 3 };
     let visit = Visit {
