@@ -367,10 +367,25 @@ pub fn person_numbers_in(log: &str) -> Vec<String> {
 /// Personal data must not reach logs (issue 7): every service a test starts is checked when dropped.
 pub(crate) fn assert_no_person_numbers(what: &str, log: &str) {
     if std::thread::panicking() {
+        // A failing test: keep the process's log where CI leaves it, for whoever reads the failure.
+        keep_log_of_failure(what, log);
         return;
     }
     let found = person_numbers_in(log);
     assert!(found.is_empty(), "{what} logged person numbers {found:?}:\n{log}");
+}
+
+/// Writes the log of a process of a failed test under `target/test-failures/` (named by process and time)
+/// and says where on stderr.
+fn keep_log_of_failure(what: &str, log: &str) {
+    let dir = repo_root().join("target").join("test-failures");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let name = format!("{what}-{}-{}.log", std::process::id(), chrono::Utc::now().format("%H%M%S%.6f"));
+    if std::fs::write(dir.join(&name), log).is_ok() {
+        eprintln!("kept the log of {what} of this failed test: target/test-failures/{name}");
+    }
 }
 
 /// Registers members through the service's Registry, panicking with the person number on failure.
