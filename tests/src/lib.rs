@@ -441,6 +441,54 @@ pub fn claim(msgid: &str, insured: &str, psn_no: &str, mdtrt: &str, lv: u32, dat
     }
 }
 
+/// The multi-line claim of examples/claim.json (mixed classes, a price cap, 丙类), for `psn_no`.
+pub fn example_claim(msgid: &str, psn_no: &str) -> pb::Claim {
+    let text = std::fs::read_to_string(repo_root().join("examples/claim.json")).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let lines = j["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| pb::ClaimLine {
+            hilist_code: l["hilist_code"].as_str().unwrap().into(),
+            cnt: l["cnt"].as_str().unwrap().into(),
+            pric: l["pric"].as_str().unwrap().into(),
+            det_item_fee_sumamt: l["det_item_fee_sumamt"].as_str().unwrap().into(),
+        })
+        .collect();
+    remember_person(psn_no);
+    pb::Claim {
+        msgid: msgid.into(),
+        psn_no: psn_no.into(),
+        insuplc_admdvs: "421300".into(),
+        mdtrt_admdvs: "360100".into(),
+        fixmedins_code: "H36010200001".into(),
+        hosp_lv: 1,
+        med_type: "11".into(),
+        setl_time: "2024-03-10T09:30:00+08:00".into(),
+        acct_used_flag: true,
+        lines,
+        ..Default::default()
+    }
+}
+
+/// `m` with its account balance set.
+pub fn funded(mut m: pb::Member, balance: &str) -> pb::Member {
+    m.acct_balc = balance.into();
+    m
+}
+
+/// The golden visits of one member (a Suizhou member treated in Nanchang), in order: the example, then two single-line claims at the level-3
+/// institution of the sample list (H36010000001), the last with the account.
+pub fn golden_visits(tag: &str, psn_no: &str) -> Vec<pb::Claim> {
+    let mut b = claim(&format!("{tag}-2"), "421300", psn_no, "360100", 3, "2024-03-12", 800);
+    b.fixmedins_code = "H36010000001".into();
+    let mut c = claim(&format!("{tag}-3"), "421300", psn_no, "360100", 3, "2024-03-15", 3000);
+    c.fixmedins_code = "H36010000001".into();
+    c.acct_used_flag = true;
+    vec![example_claim(&format!("{tag}-1"), psn_no), b, c]
+}
+
 /// A wire amount in yuan ("-180.00") as fen.
 pub fn fen(s: &str) -> i64 {
     let neg = s.starts_with('-');

@@ -52,53 +52,6 @@ fn national_amounts(r: &Reply) -> BTreeMap<&'static str, String> {
     AMOUNTS.iter().map(|k| (*k, r.setl(k))).collect()
 }
 
-/// The multi-line claim of examples/claim.json (mixed classes, a price cap, 丙类), for `psn_no`.
-fn example_claim(msgid: &str, psn_no: &str) -> pb::Claim {
-    let text = std::fs::read_to_string(repo_root().join("examples/claim.json")).unwrap();
-    let j: Value = serde_json::from_str(&text).unwrap();
-    let lines = j["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| pb::ClaimLine {
-            hilist_code: l["hilist_code"].as_str().unwrap().into(),
-            cnt: l["cnt"].as_str().unwrap().into(),
-            pric: l["pric"].as_str().unwrap().into(),
-            det_item_fee_sumamt: l["det_item_fee_sumamt"].as_str().unwrap().into(),
-        })
-        .collect();
-    remember_person(psn_no);
-    pb::Claim {
-        msgid: msgid.into(),
-        psn_no: psn_no.into(),
-        insuplc_admdvs: "421300".into(),
-        mdtrt_admdvs: "360100".into(),
-        fixmedins_code: "H36010200001".into(),
-        hosp_lv: 1,
-        med_type: "11".into(),
-        setl_time: "2024-03-10T09:30:00+08:00".into(),
-        acct_used_flag: true,
-        lines,
-        ..Default::default()
-    }
-}
-
-fn funded(mut m: pb::Member, balance: &str) -> pb::Member {
-    m.acct_balc = balance.into();
-    m
-}
-
-/// The claims of one member, in order: the example, then two single-line claims at the level-3
-/// institution of the sample list (H36010000001), the last with the account.
-fn visit_sequence(tag: &str, psn_no: &str) -> Vec<pb::Claim> {
-    let mut b = claim(&format!("{tag}-2"), "421300", psn_no, "360100", 3, "2024-03-12", 800);
-    b.fixmedins_code = "H36010000001".into();
-    let mut c = claim(&format!("{tag}-3"), "421300", psn_no, "360100", 3, "2024-03-15", 3000);
-    c.fixmedins_code = "H36010000001".into();
-    c.acct_used_flag = true;
-    vec![example_claim(&format!("{tag}-1"), psn_no), b, c]
-}
-
 fn here(mdtrt: &str, insured: &str, fixmedins: &str) -> Where {
     Where { mdtrtarea_admvs: mdtrt.into(), insuplc_admdvs: insured.into(), fixmedins_code: fixmedins.into() }
 }
@@ -156,7 +109,7 @@ async fn every_transaction(c: Clearing) {
     // 2207 through the gateway and SettleClaim over gRPC give the same amounts for the same claims
     // (two members with the same facts, one claim sequence each: deductible, ratio and account).
     let mut ours: Vec<(String, Reply)> = Vec::new();
-    for (via_gw, via_grpc) in visit_sequence("GW", "SZGW1").into_iter().zip(visit_sequence("RPC", "SZGW2")) {
+    for (via_gw, via_grpc) in golden_visits("GW", "SZGW1").into_iter().zip(golden_visits("RPC", "SZGW2")) {
         let w = Where::of(&via_gw);
         // 2206 first: the same numbers, nothing written.
         let before = member_version(&c, "421300", "SZGW1").await;
@@ -174,7 +127,7 @@ async fn every_transaction(c: Clearing) {
     }
 
     // A resend of a msgid with the same content is the same answer; with other content it is refused.
-    let first = visit_sequence("GW", "SZGW1").remove(0);
+    let first = golden_visits("GW", "SZGW1").remove(0);
     let again = jx.call("2207", &first.msgid, &Where::of(&first), national_input(&first, false)).await.ok();
     assert_eq!(again.output(), ours[0].1.output());
     let mut other = first.clone();
@@ -197,13 +150,13 @@ async fn every_transaction(c: Clearing) {
     assert!(hidden.err_msg().starts_with("input.data.psn_no"), "{}", hidden.err_msg());
 
     // A platform of one province cannot settle for another's institutions.
-    let foreign = visit_sequence("HB", "SZGW1").remove(1);
+    let foreign = golden_visits("HB", "SZGW1").remove(1);
     let refused = hubei.call("2207", "HB-1", &Where::of(&foreign), national_input(&foreign, false)).await;
     assert_eq!((refused.status, refused.infcode()), (403, -1), "{:?}", refused.body);
     assert!(refused.err_msg().starts_with("mdtrtarea_admvs"), "{}", refused.err_msg());
 
     // An institution on no list needs hosp_lv, or an upsert by its region's platform.
-    let mut unlisted = visit_sequence("UL", "SZGW1").remove(1);
+    let mut unlisted = golden_visits("UL", "SZGW1").remove(1);
     unlisted.fixmedins_code = "H36010299999".into();
     let r = his.call("2206", "UL-1", &Where::of(&unlisted), national_input(&unlisted, false)).await;
     assert!(r.infcode() == -1 && r.err_msg().starts_with("fixmedins_code: H36010299999 is on no institution list"), "{:?}", r.body);
@@ -221,11 +174,11 @@ async fn every_transaction(c: Clearing) {
 
     // Field errors name the national path; nothing is written.
     let before = member_version(&c, "421300", "SZGW1").await;
-    let mut bad = national_input(&visit_sequence("BAD", "SZGW1")[0], false);
+    let mut bad = national_input(&golden_visits("BAD", "SZGW1")[0], false);
     bad["feedetail"][2]["cnt"] = json!("-1");
     let r = jx.call("2207", "BAD-1", &nc, bad).await;
     assert!(r.infcode() == -1 && r.err_msg().contains("input.feedetail[2].cnt"), "{:?}", r.body);
-    let mut bad = national_input(&visit_sequence("BAD", "SZGW1")[0], false);
+    let mut bad = national_input(&golden_visits("BAD", "SZGW1")[0], false);
     bad["data"]["medfee_sumamt"] = json!("1.00");
     let r = jx.call("2207", "BAD-2", &nc, bad).await;
     assert!(
@@ -238,7 +191,7 @@ async fn every_transaction(c: Clearing) {
         r.err_msg(),
         "infno: 9999 is not served here; this gateway serves 1101, 1312, 2201, 2202, 2204, 2205, 2206, 2207, 2208, 3201, 3202, 9001, 9002"
     );
-    let mut env = envelope("2207", "BAD-4", &nc, national_input(&visit_sequence("BAD", "SZGW1")[0], false));
+    let mut env = envelope("2207", "BAD-4", &nc, national_input(&golden_visits("BAD", "SZGW1")[0], false));
     env.as_object_mut().unwrap().remove("opter_name");
     let signed = |h: &His| x_tif(&h.paasid, &h.token, chrono::Utc::now().timestamp(), &nonce());
     let r = jx.post(&signed(&jx), "application/json", serde_json::to_vec(&env).unwrap()).await;
@@ -252,7 +205,7 @@ async fn every_transaction(c: Clearing) {
     assert_eq!(member_version(&c, "421300", "SZGW1").await, before, "a refused call wrote something");
 
     // Authentication like the national gateway: each failure is 401 with nothing forwarded.
-    let probe = visit_sequence("AUTH", "SZGW1").remove(1);
+    let probe = golden_visits("AUTH", "SZGW1").remove(1);
     let body = serde_json::to_vec(&envelope("2207", "AUTH-1", &Where::of(&probe), national_input(&probe, false))).unwrap();
     let now = chrono::Utc::now().timestamp();
     let token = token_of("jiangxi_platform");
@@ -307,12 +260,11 @@ async fn every_transaction(c: Clearing) {
     // 3201/3202 for Nanchang's window of today: the totals of everything settled there.
     let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive().to_string();
     let mut settled: Vec<Reply> = ours.iter().map(|(_, r)| r.clone()).collect();
-    for (i, msgid) in ["RPC-1", "RPC-2", "RPC-3"].iter().enumerate() {
-        let _ = i;
+    for msgid in ["RPC-1", "RPC-2", "RPC-3"] {
         let s = c
             .clearing()
             .await
-            .settle_claim(visit_sequence("RPC", "SZGW2").into_iter().find(|x| x.msgid == *msgid).unwrap())
+            .settle_claim(golden_visits("RPC", "SZGW2").into_iter().find(|x| x.msgid == *msgid).unwrap())
             .await
             .unwrap()
             .into_inner();
@@ -348,7 +300,7 @@ async fn every_transaction(c: Clearing) {
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut h = signed(&jx);
     h.push(("traceparent".into(), format!("00-{trace}-00f067aa0ba902b7-01")));
-    let traced = visit_sequence("TRACE", "SZGW1").remove(1);
+    let traced = golden_visits("TRACE", "SZGW1").remove(1);
     jx.post(&h, "application/json", serde_json::to_vec(&envelope("2207", "TRACE-1", &nc, national_input(&traced, false))).unwrap())
         .await
         .ok();
@@ -378,7 +330,7 @@ async fn replicas_on_redis_share_nonces_and_a_killed_gateway_loses_nothing() {
     assert_eq!((replay.status, replay.err_msg()), (401, "x-tif-nonce already used"));
 
     // 2207 on Redis equals SettleClaim for the same claim.
-    let via_gw = visit_sequence("RK", "SZRK0").remove(0);
+    let via_gw = golden_visits("RK", "SZRK0").remove(0);
     let mut via_grpc = via_gw.clone();
     via_grpc.msgid = "RK-grpc".into();
     via_grpc.psn_no = "SZRKX".into();
@@ -602,7 +554,7 @@ async fn one_trace_from_the_his_through_the_gateway_into_clearing() {
     let paas = paas_file(dir.path(), &[("jiangxi_platform", "platform", "360000")]);
     let g = Gateway::start_with_env(&c.url(), &paas, &[], &eg.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
     registered(&c, &[funded(member("421300", "SZOT1", "11", &["360000"]), "100.00")]).await;
-    let k = visit_sequence("OT", "SZOT1").remove(1);
+    let k = golden_visits("OT", "SZOT1").remove(1);
     let jx = His::new(&g.url(), "jiangxi_platform");
     let mut h = x_tif("jiangxi_platform", &jx.token, chrono::Utc::now().timestamp(), &nonce());
     h.push(("traceparent".into(), format!("00-{TRACE}-{CALLER_SPAN}-01")));

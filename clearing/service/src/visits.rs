@@ -161,8 +161,28 @@ impl VisitRecord {
     /// The claim this visit settles as: its registration, the settlement's own fields, its lines in
     /// upload order; the visit's start is the settlement time (its date prices and applies policy).
     fn claim(&self, req: &pb::SettleVisitRequest) -> pb::Claim {
+        let lines = self
+            .lines
+            .iter()
+            .map(|l| pb::ClaimLine {
+                hilist_code: l.hilist_code.clone(),
+                cnt: l.cnt.clone(),
+                pric: l.pric.clone(),
+                det_item_fee_sumamt: l.det_item_fee_sumamt.clone(),
+            })
+            .collect();
         pb::Claim {
             msgid: req.msgid.clone(),
+            acct_used_flag: req.acct_used_flag,
+            acct_payer_psn_no: req.acct_payer_psn_no.clone(),
+            ..self.claim_of(lines)
+        }
+    }
+
+    /// A claim of this visit's registration with `lines` (no msgid, no account): what uploads are
+    /// validated and priced as, and the base of the settlement's claim.
+    fn claim_of(&self, lines: Vec<pb::ClaimLine>) -> pb::Claim {
+        pb::Claim {
             psn_no: self.psn_no.clone(),
             insuplc_admdvs: self.insuplc_admdvs.clone(),
             mdtrt_admdvs: self.mdtrt_admdvs.clone(),
@@ -172,18 +192,8 @@ impl VisitRecord {
             dise_code: self.dise_code.clone(),
             prescribing_hosp_lv: self.prescribing_hosp_lv,
             setl_time: self.begntime.clone(),
-            acct_used_flag: req.acct_used_flag,
-            acct_payer_psn_no: req.acct_payer_psn_no.clone(),
-            lines: self
-                .lines
-                .iter()
-                .map(|l| pb::ClaimLine {
-                    hilist_code: l.hilist_code.clone(),
-                    cnt: l.cnt.clone(),
-                    pric: l.pric.clone(),
-                    det_item_fee_sumamt: l.det_item_fee_sumamt.clone(),
-                })
-                .collect(),
+            lines,
+            ..Default::default()
         }
     }
 }
@@ -470,28 +480,16 @@ impl<S: Store> Clearinghouse<S> {
                 v.add(format!("details[{i}].fee_ocur_time"), "must be an RFC 3339 time");
             }
         }
-        let probe = pb::Claim {
-            msgid: "visit-upload".into(),
-            psn_no: visit.psn_no.clone(),
-            insuplc_admdvs: visit.insuplc_admdvs.clone(),
-            mdtrt_admdvs: visit.mdtrt_admdvs.clone(),
-            fixmedins_code: visit.fixmedins_code.clone(),
-            hosp_lv: visit.hosp_lv,
-            med_type: visit.med_type.clone(),
-            dise_code: visit.dise_code.clone(),
-            prescribing_hosp_lv: visit.prescribing_hosp_lv,
-            setl_time: visit.begntime.clone(),
-            lines: details
-                .iter()
-                .map(|d| pb::ClaimLine {
-                    hilist_code: d.hilist_code.clone(),
-                    cnt: d.cnt.clone(),
-                    pric: d.pric.clone(),
-                    det_item_fee_sumamt: d.det_item_fee_sumamt.clone(),
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let lines = details
+            .iter()
+            .map(|d| pb::ClaimLine {
+                hilist_code: d.hilist_code.clone(),
+                cnt: d.cnt.clone(),
+                pric: d.pric.clone(),
+                det_item_fee_sumamt: d.det_item_fee_sumamt.clone(),
+            })
+            .collect();
+        let probe = pb::Claim { msgid: "visit-upload".into(), ..visit.claim_of(lines) };
         let routing = self.router.current();
         let now: DateTime<FixedOffset> = Utc::now().with_timezone(&crate::calendar::shanghai());
         // The registration was checked; what can fail here are the lines (lines[i] → details[i]).
