@@ -62,6 +62,19 @@ ITEMS = [
 ]
 
 # Spending no personal account may pay (Suizhou art. 16, Jiangsu 000, Shanxi 001): code → kind.
+# What supervision counts apart (Nanchang 002 §4(五) watches the share of examinations, 检查费用占比):
+# imaging, ECG, ultrasound and endoscopy are examinations; blood and liver tests are laboratory tests (化验).
+CATEGORY = {
+    "002501000010000": "lab",
+    "002503020010000": "lab",
+    "002102010010000": "examination",
+    "002103030010000": "examination",
+    "002103040010000": "examination",
+    "003101000010000": "examination",
+    "002101030010000": "examination",
+    "003111010010000": "examination",
+}
+
 ACCOUNT_EXCLUDED = {
     "004600000010000": "wellness",
 }
@@ -101,6 +114,8 @@ def item(code, name, lt, cls, prop, cap, begin, end=None):
         out.append(f'enddate = "{end}"')
     if code in ACCOUNT_EXCLUDED:
         out.append(f'account_excluded = "{ACCOUNT_EXCLUDED[code]}"')
+    if code in CATEGORY:
+        out.append(f'category = "{CATEGORY[code]}"')
     return "\n".join(out) + "\n"
 
 

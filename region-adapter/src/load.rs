@@ -167,6 +167,26 @@ struct RawRegionFile {
     region: RawRegion,
     #[serde(default)]
     policy: Vec<RawPolicy>,
+    supervision: Option<RawSupervision>,
+}
+
+/// `[supervision]`: thresholds of the claim flags and of the institutions' early-warning list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupervision {
+    same_day_regions: RawParam<u32>,
+    frequent_visits: RawParam<u32>,
+    frequent_visits_days: RawParam<u32>,
+    high_cost_per_visit: RawParam<String>,
+    selfpay_share: RawParam<String>,
+    pharmacy_cashout: RawParam<String>,
+    price_over_cap_factor: RawParam<String>,
+    max_line_quantity: RawParam<String>,
+    warn_cost_per_visit: RawParam<String>,
+    warn_growth: RawParam<String>,
+    warn_selfpay_share: RawParam<String>,
+    warn_exam_share: RawParam<String>,
+    warn_min_claims: RawParam<u32>,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +329,8 @@ struct RawItem {
     enddate: Option<String>,
     /// "public_health", "fitness" or "wellness": no personal account pays for it.
     account_excluded: Option<String>,
+    /// "examination" or "lab" (supervision's examination share).
+    category: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -534,10 +556,15 @@ impl Cx {
                 _ => {}
             }
         }
+        let supervision = match &raw.supervision {
+            Some(sv) => self.supervision(f, sv),
+            None => Some(SupervisionTerms::defaults()),
+        };
         if self.errors.len() > before {
             return None;
         }
         Some(RegionPack {
+            supervision: supervision?,
             admdvs,
             name: raw.region.name.as_str().into(),
             name_en: raw.region.name_en.clone(),
@@ -681,6 +708,51 @@ impl Cx {
             min_level: min_level?,
             min_level_scope: min_level_scope?,
             unfiled_ratio_cut_bp: unfiled_ratio_cut_bp?,
+        })
+    }
+
+    fn supervision(&mut self, f: &str, s: &RawSupervision) -> Option<SupervisionTerms> {
+        let k = |name: &str| format!("supervision.{name}");
+        let at_least = |min: u32| move |v: &u32| if *v >= min { Ok(*v) } else { Err(format!("must be at least {min}")) };
+        let positive_amount = |v: &String| match amount_fen(v)? {
+            0 => Err("must be more than 0".to_string()),
+            fen => Ok(fen),
+        };
+        let above = |min: Decimal| {
+            move |v: &String| match Decimal::from_str_exact(v) {
+                Ok(d) if d > min && d.scale() <= 4 => Ok(d),
+                _ => Err(format!("{v:?} must be a decimal above {min} with at most 4 decimals")),
+            }
+        };
+        let same_day_regions = self.param(f, &k("same_day_regions"), &s.same_day_regions, at_least(2));
+        let frequent_visits = self.param(f, &k("frequent_visits"), &s.frequent_visits, at_least(2));
+        let frequent_visits_days = self.param(f, &k("frequent_visits_days"), &s.frequent_visits_days, |v| {
+            if (1..=31).contains(v) { Ok(*v) } else { Err("must be 1 to 31 days".into()) }
+        });
+        let high_cost_per_visit_fen = self.param(f, &k("high_cost_per_visit"), &s.high_cost_per_visit, positive_amount);
+        let selfpay_share_bp = self.ratio(f, &k("selfpay_share"), &s.selfpay_share);
+        let pharmacy_cashout_fen = self.param(f, &k("pharmacy_cashout"), &s.pharmacy_cashout, positive_amount);
+        let price_over_cap_factor = self.param(f, &k("price_over_cap_factor"), &s.price_over_cap_factor, above(Decimal::ONE));
+        let max_line_quantity = self.param(f, &k("max_line_quantity"), &s.max_line_quantity, above(Decimal::ZERO));
+        let warn_cost_per_visit_fen = self.param(f, &k("warn_cost_per_visit"), &s.warn_cost_per_visit, positive_amount);
+        let warn_growth_bp = self.ratio(f, &k("warn_growth"), &s.warn_growth);
+        let warn_selfpay_share_bp = self.ratio(f, &k("warn_selfpay_share"), &s.warn_selfpay_share);
+        let warn_exam_share_bp = self.ratio(f, &k("warn_exam_share"), &s.warn_exam_share);
+        let warn_min_claims = self.param(f, &k("warn_min_claims"), &s.warn_min_claims, at_least(1));
+        Some(SupervisionTerms {
+            same_day_regions: same_day_regions?,
+            frequent_visits: frequent_visits?,
+            frequent_visits_days: frequent_visits_days?,
+            high_cost_per_visit_fen: high_cost_per_visit_fen?,
+            selfpay_share_bp: selfpay_share_bp?,
+            pharmacy_cashout_fen: pharmacy_cashout_fen?,
+            price_over_cap_factor: price_over_cap_factor?,
+            max_line_quantity: max_line_quantity?,
+            warn_cost_per_visit_fen: warn_cost_per_visit_fen?,
+            warn_growth_bp: warn_growth_bp?,
+            warn_selfpay_share_bp: warn_selfpay_share_bp?,
+            warn_exam_share_bp: warn_exam_share_bp?,
+            warn_min_claims: warn_min_claims?,
         })
     }
 
@@ -855,8 +927,19 @@ impl Cx {
                     }
                 },
             };
+            let category = match it.category.as_deref() {
+                None => None,
+                Some(x) => match ItemCategory::parse(x) {
+                    Some(c) => Some(c),
+                    None => {
+                        self.err(f, &format!("{k}.category"), "must be examination or lab");
+                        continue;
+                    }
+                },
+            };
             let item = CatalogueItem {
                 account_excluded,
+                category,
                 code: it.hilist_code.as_str().into(),
                 name: it.hilist_name.as_str().into(),
                 list_type: it.list_type.as_str().into(),

@@ -247,6 +247,33 @@ pub struct CatalogueItem {
     pub end: Option<NaiveDate>,
     /// Spending no personal account may pay (public health, fitness, wellness), `None` otherwise.
     pub account_excluded: Option<ExcludedUse>,
+    /// Examination or laboratory test, for the supervision indicators; `None` for anything else.
+    pub category: Option<ItemCategory>,
+}
+
+/// What supervision counts separately (Nanchang 002 §4(五): the share of examinations, 检查费用占比).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemCategory {
+    /// 检查: imaging, ECG, ultrasound, endoscopy.
+    Examination,
+    /// 化验: laboratory tests (counted apart; the seeds name 化验 and 检查 as two things, 004 Q2).
+    Lab,
+}
+
+impl ItemCategory {
+    pub fn parse(s: &str) -> Option<ItemCategory> {
+        Some(match s {
+            "examination" => ItemCategory::Examination,
+            "lab" => ItemCategory::Lab,
+            _ => return None,
+        })
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            ItemCategory::Examination => "examination",
+            ItemCategory::Lab => "lab",
+        }
+    }
 }
 
 /// What a personal account may never pay for (Suizhou art. 16; Jiangsu 000 §二(四); Shanxi 001 §二(四)).
@@ -316,6 +343,64 @@ pub struct RegionPack {
     pub catalogue: Catalogue,
     /// The files this pack was read from, for operators.
     pub files: Vec<String>,
+    /// Supervision thresholds (the pack's `[supervision]`, or this build's defaults when it has none).
+    pub supervision: SupervisionTerms,
+}
+
+/// Thresholds of supervision. Claim flags use the insured region's (its fund pays, its supervisor
+/// reviews); the early-warning list of institutions uses the service location's (its institutions).
+/// A flag or a warning is information for review, never a refusal.
+#[derive(Debug, Clone)]
+pub struct SupervisionTerms {
+    /// Distinct service regions on one day that flag a member (`multi_region_day`).
+    pub same_day_regions: Param<u32>,
+    /// Visits within `frequent_visits_days` days (this one included) that flag a member (`frequent_visits`).
+    pub frequent_visits: Param<u32>,
+    pub frequent_visits_days: Param<u32>,
+    /// A claim's medical cost above this is flagged (`high_cost`), fen.
+    pub high_cost_per_visit_fen: Param<i64>,
+    /// Self-paid share (全自费 + 超限价自费 over the total) above this is flagged (`high_selfpay`).
+    pub selfpay_share_bp: Param<RatioBp>,
+    /// A pharmacy claim (41) the account pays whole (no cash) at or above this is flagged (`pharmacy_cashout`), fen.
+    pub pharmacy_cashout_fen: Param<i64>,
+    /// A line's unit price above the catalogue cap times this is flagged (`price_over_cap`).
+    pub price_over_cap_factor: Param<rust_decimal::Decimal>,
+    /// A line's quantity above this is flagged (`implausible_quantity`).
+    pub max_line_quantity: Param<rust_decimal::Decimal>,
+    /// Early warning of an institution: cost per visit above this, fen.
+    pub warn_cost_per_visit_fen: Param<i64>,
+    /// … cost per visit grown on the previous month by more than this share.
+    pub warn_growth_bp: Param<RatioBp>,
+    /// … self-paid share above this.
+    pub warn_selfpay_share_bp: Param<RatioBp>,
+    /// … examinations' share of the cost above this.
+    pub warn_exam_share_bp: Param<RatioBp>,
+    /// Institutions with fewer claims in the month are not judged (too few to mean anything).
+    pub warn_min_claims: Param<u32>,
+}
+
+impl SupervisionTerms {
+    /// This build's thresholds for a region whose pack has no `[supervision]` (and for regions served by
+    /// a remote adapter). No seed gives a number for any of them: each is an assumption, said here.
+    pub fn defaults() -> SupervisionTerms {
+        let a = |why: &str| Provenance::Assumption(format!("default of this build (no [supervision] in the pack): {why}").into());
+        let p = |v, why: &str| Param { value: v, provenance: a(why) };
+        SupervisionTerms {
+            same_day_regions: p(2, "one member settling in two service regions on one day is rare enough to review"),
+            frequent_visits: p(8, "more than a visit a day for a week"),
+            frequent_visits_days: p(7, "a week"),
+            high_cost_per_visit_fen: Param { value: 200_000, provenance: a("2,000 yuan, several times a typical outpatient visit") },
+            selfpay_share_bp: Param { value: 5_000, provenance: a("half the claim outside the catalogue or over its caps") },
+            pharmacy_cashout_fen: Param { value: 50_000, provenance: a("500 yuan from the account for a whole pharmacy bill") },
+            price_over_cap_factor: Param { value: rust_decimal::Decimal::TWO, provenance: a("twice the catalogue's price cap") },
+            max_line_quantity: Param { value: rust_decimal::Decimal::from(300), provenance: a("300 units on one line, about three months of a daily tablet") },
+            warn_cost_per_visit_fen: Param { value: 100_000, provenance: a("1,000 yuan per visit on average") },
+            warn_growth_bp: Param { value: 3_000, provenance: a("30% more per visit than the month before") },
+            warn_selfpay_share_bp: Param { value: 3_000, provenance: a("30% of the cost self-paid") },
+            warn_exam_share_bp: Param { value: 4_000, provenance: a("40% of the cost on examinations") },
+            warn_min_claims: Param { value: 5, provenance: a("fewer claims than this say little about an institution") },
+        }
+    }
 }
 
 impl RegionPack {

@@ -44,6 +44,8 @@ pub struct PricedLine {
     pub price_cap: Option<rust_decimal::Decimal>,
     /// The catalogue marks the item as spending no personal account may pay.
     pub account_excluded: bool,
+    /// Examination or laboratory test (supervision's indicators).
+    pub category: Option<crate::model::ItemCategory>,
 }
 
 /// Claim-level totals of the pricing split.
@@ -124,12 +126,14 @@ impl Catalogue {
             return PricedLine { amount_fen: amount, fulamt_ownpay_fen: amount, ..Default::default() };
         };
         let account_excluded = item.account_excluded.is_some();
+        let category = item.category;
         if item.class == ItemClass::C {
             return PricedLine {
                 class: Some(ItemClass::C),
                 amount_fen: amount,
                 fulamt_ownpay_fen: amount,
                 account_excluded,
+                category,
                 ..Default::default()
             };
         }
@@ -151,6 +155,7 @@ impl Catalogue {
             inscp_fen: allowed - preselfpay,
             price_cap: item.price_cap,
             account_excluded,
+            category,
         }
     }
 }

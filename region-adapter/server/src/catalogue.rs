@@ -171,6 +171,7 @@ pub fn list_catalogue_items(rules: &RuleSet, q: &pb::ListCatalogueItemsRequest) 
                 begndate: it.begin.to_string(),
                 enddate: it.end.map(|d| d.to_string()).unwrap_or_default(),
                 account_excluded: it.account_excluded.map(|e| e.code().to_string()).unwrap_or_default(),
+                category: it.category.map(|c| c.code().to_string()).unwrap_or_default(),
             });
         }
         pos += 1;
