@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearinghouse/v1/catalogue.proto",
         "clearinghouse/v1/netting.proto",
         "clearinghouse/v1/adapter.proto",
+        "clearinghouse/v1/supervision.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

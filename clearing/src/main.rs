@@ -173,6 +173,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     if let Err(e) = folder.fold_window(open).await {
                         tracing::warn!(error = %e, "folding window totals failed; will retry");
                     }
+                    // This month's supervision indicators likewise (other months are folded when read).
+                    let month = clearing_service::supervision::month_of(today);
+                    if let Err(e) = folder.fold_indicators(&month).await {
+                        tracing::warn!(error = %e, "folding supervision indicators failed; will retry");
+                    }
                 }
             });
             if store.is_cluster() {
@@ -208,6 +213,7 @@ async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_a
     tracing::info!(institutions = institutions.len(), source = %cfg.institutions.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "institution list loaded");
     let core = Clearinghouse::with_institutions(store, router, institutions);
     core.set_visit_ttl(cfg.visit_ttl);
+    core.set_supervision(cfg.supervision);
     // Registered visits that never settle are swept (settled ones stay).
     let sweeper = core.clone();
     let every = cfg.visit_sweep;

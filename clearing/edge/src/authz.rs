@@ -20,6 +20,7 @@
 //! | ReconcileTotals, ReconcileDetail | `mdtrt_admdvs` in region | – | as mdtrt | all | – | – |
 //! | CloseWindow, AcknowledgeSettlement, SetAdvance | – | – | – | yes | – | – |
 //! | ListWindows, GetWindow, GetNettingReport, GetAdvancePositions, GetMonthlyStatement | – | – | – | yes | yes | – |
+//! | Supervision ListFlaggedSettlements, GetIndicators | own institutions and pairs, their flagged claims without person numbers of members insured elsewhere | own members' pairs and flagged claims | both | all | all, no person numbers | – | – |
 //! | RegionAdapter PriceLines, ApplyPolicy | – | – | – | – | – | yes |
 //! | RegionAdapter ListRegions, GetPolicy, ListCatalogueItems | yes | yes | yes | yes | yes | yes |
 //!
@@ -206,6 +207,8 @@ pub enum Action<'a> {
         mdtrt: &'a str,
     },
     ReadCatalogue,
+    /// Read supervision's flags and indicators (what is seen is narrowed by `supervision_view`).
+    Supervise,
     NettingWrite,
     NettingRead,
     AdapterCompute,
@@ -237,6 +240,7 @@ pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
         Action::CreditAccounts { insured } => id.role == National || (matches!(id.role, Insured | Platform) && covers(r, insured)),
         Action::Reconcile { mdtrt } => id.role == National || (matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt)),
         Action::ReadCatalogue => true,
+        Action::Supervise => matches!(id.role, National | Operator | Mdtrt | Insured | Platform),
         Action::NettingWrite => id.role == National,
         Action::NettingRead => matches!(id.role, National | Operator),
         Action::AdapterCompute => id.role == Clearing,
@@ -295,6 +299,7 @@ fn action_name(a: &Action<'_>) -> &'static str {
         Action::CreditAccounts { .. } => "credit_accounts",
         Action::Reconcile { .. } => "reconcile",
         Action::ReadCatalogue => "read_catalogue",
+        Action::Supervise => "supervise",
         Action::NettingWrite => "netting_write",
         Action::NettingRead => "netting_read",
         Action::AdapterCompute => "adapter_compute",
@@ -312,6 +317,55 @@ fn field_of(a: &Action<'_>) -> &'static str {
         Action::CreditAccounts { .. } => "insuplc_admdvs",
         Action::Reconcile { .. } => "mdtrt_admdvs",
         _ => "",
+    }
+}
+
+/// What of supervision a caller sees (the Supervision row of the matrix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupervisionView {
+    /// Everything (national, operator, no identity on loopback).
+    pub all: bool,
+    /// Person numbers are shown at all (not to operators).
+    pub persons: bool,
+    /// Claims of members insured here (their person numbers shown).
+    pub insured: Option<Admdvs>,
+    /// Institutions here and claims treated here (person numbers only of members insured in `insured`).
+    pub mdtrt: Option<Admdvs>,
+}
+
+impl SupervisionView {
+    pub fn of(caller: &Caller) -> SupervisionView {
+        let none = SupervisionView { all: false, persons: true, insured: None, mdtrt: None };
+        match caller {
+            Caller::Unauthenticated => SupervisionView { all: true, ..none },
+            Caller::Verified(id) => match id.role {
+                Role::National => SupervisionView { all: true, ..none },
+                Role::Operator => SupervisionView { all: true, persons: false, ..none },
+                Role::Insured => SupervisionView { insured: Some(id.region), ..none },
+                Role::Mdtrt => SupervisionView { mdtrt: Some(id.region), ..none },
+                Role::Platform => SupervisionView { insured: Some(id.region), mdtrt: Some(id.region), ..none },
+                Role::Clearing | Role::Gateway => none,
+            },
+        }
+    }
+
+    fn covers(r: Option<Admdvs>, code: &str) -> bool {
+        r.is_some_and(|r| covers(r, code))
+    }
+
+    /// A claim (or a region pair's sums) of a member insured in `insured`, treated in `mdtrt`.
+    pub fn sees_claim(&self, insured: &str, mdtrt: &str) -> bool {
+        self.all || Self::covers(self.insured, insured) || Self::covers(self.mdtrt, mdtrt)
+    }
+
+    /// An institution of service location `mdtrt`.
+    pub fn sees_institution(&self, mdtrt: &str) -> bool {
+        self.all || Self::covers(self.mdtrt, mdtrt)
+    }
+
+    /// The person number of a member insured in `insured`.
+    pub fn sees_person(&self, insured: &str) -> bool {
+        self.persons && (self.all || Self::covers(self.insured, insured))
     }
 }
 

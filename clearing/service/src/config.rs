@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// How often expired visits are swept, seconds [default: 60].
     #[arg(long, env = "CLEARING_VISIT_SWEEP_SECS")]
     pub visit_sweep_secs: Option<u64>,
+    /// Supervision's flags on settlements and monthly indicators: on or off [default: on].
+    #[arg(long, env = "CLEARING_SUPERVISION", value_parser = ["on", "off"])]
+    pub supervision: Option<String>,
     /// TOML config file (settings below flags and environment).
     #[arg(long, env = "CLEARING_CONFIG")]
     pub config: Option<PathBuf>,
@@ -93,6 +96,7 @@ struct FileConfig {
     institutions: Option<PathBuf>,
     visit_ttl_secs: Option<u64>,
     visit_sweep_secs: Option<u64>,
+    supervision: Option<bool>,
     log_format: Option<LogFormat>,
     store: Option<StoreKind>,
     redis_url: Option<OneOrMany>,
@@ -119,6 +123,8 @@ pub struct Config {
     pub institutions: Option<PathBuf>,
     pub visit_ttl: std::time::Duration,
     pub visit_sweep: std::time::Duration,
+    /// Flags and indicators are kept.
+    pub supervision: bool,
     pub log_format: LogFormat,
     pub store: StoreKind,
     pub redis_urls: Vec<String>,
@@ -167,6 +173,7 @@ impl Config {
                 args.visit_ttl_secs.or(file.visit_ttl_secs).unwrap_or(crate::limits::DEFAULT_VISIT_TTL.as_secs()).max(1),
             ),
             visit_sweep: std::time::Duration::from_secs(args.visit_sweep_secs.or(file.visit_sweep_secs).unwrap_or(60).max(1)),
+            supervision: args.supervision.as_deref().map(|s| s == "on").or(file.supervision).unwrap_or(true),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             store: args.store.or(file.store).unwrap_or_default(),
             redis_urls: if args.redis_url.is_empty() {

@@ -349,3 +349,18 @@ impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
         reply(self.core.monthly_statement(&req.get_ref().setlym).await)
     }
 }
+
+#[tonic::async_trait]
+impl<S: Store> proto::v1::supervision_server::Supervision for Api<S> {
+    async fn list_flagged_settlements(&self, req: Request<pb::ListFlaggedSettlementsRequest>) -> Reply<pb::ListFlaggedSettlementsResponse> {
+        let (caller, _slot) = self.enter(&req, "ListFlaggedSettlements", Action::Supervise)?;
+        let view = authz::SupervisionView::of(&caller);
+        reply(self.core.list_flagged(req.get_ref(), &view).await)
+    }
+
+    async fn get_indicators(&self, req: Request<pb::GetIndicatorsRequest>) -> Reply<pb::Indicators> {
+        let (caller, _slot) = self.enter(&req, "GetIndicators", Action::Supervise)?;
+        let view = authz::SupervisionView::of(&caller);
+        reply(self.core.get_indicators(req.get_ref(), &view).await)
+    }
+}

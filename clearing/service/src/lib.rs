@@ -20,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod settle;
 pub mod store;
+pub mod supervision;
 pub mod visits;
 pub mod windows;
 pub mod wire;

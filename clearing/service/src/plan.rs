@@ -99,12 +99,17 @@ pub struct SettlementInputs<'a> {
     /// The benefit's accumulator key and year.
     pub benefit: &'a str,
     pub year: i32,
+    /// Supervision's flags (`supervision::flags`); `None` when supervision is off.
+    pub flags: Option<&'a [pb::SupervisionFlag]>,
 }
 
 /// A settlement: the answer, the member's accumulators, the paying account, the window's totals.
 pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
-    let answer = settlement_pb(i.claim, i.priced, i.outcome, i.setl_id, &i.clr_date.to_string(), true);
+    let mut answer = settlement_pb(i.claim, i.priced, i.outcome, i.setl_id, &i.clr_date.to_string(), true);
     let a = &i.outcome.settled.amounts;
+    if let Some(flags) = i.flags {
+        answer.flags = flags.to_vec();
+    }
     let d = &i.outcome.settled.delta;
     let mut members = vec![MemberChange {
         key: i.member.key.clone(),
@@ -117,6 +122,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
             visits: d.visits as i64,
         }),
         balance_delta_fen: if i.payer.is_none() { -d.account_debit_fen } else { 0 },
+        recent: i.flags.map(|_| crate::supervision::remember(&i.member.recent, i.claim.visit_date, &i.claim.mdtrt.to_string())),
     }];
     if let Some(p) = i.payer {
         members.push(MemberChange {
@@ -124,6 +130,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
             expected_version: Some(p.version),
             accumulator: None,
             balance_delta_fen: -d.account_debit_fen,
+            recent: None,
         });
     }
     let settlement = SettlementRecord {
@@ -137,6 +144,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
         totals: PairDelta { count: 1, medfee_fen: a.medfee_sumamt, fund_fen: a.fund_pay_sumamt, acct_fen: a.acct_pay },
         orig_setl_id: None,
         reversed_by: None,
+        supervision: i.flags.map(|f| crate::supervision::delta_of(i.claim, &i.priced.priced, a, f, i.setl_id)),
     };
     Planned { commit: Commit { shard: i.shard, settlement, members, reverses: None }, answer }
 }
@@ -189,6 +197,7 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
             visits: -1,
         }),
         balance_delta_fen: if own_account { amounts.acct_pay } else { 0 },
+        recent: None,
     }];
     if !own_account {
         members.push(MemberChange {
@@ -196,6 +205,7 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
             expected_version: Some(i.payer.version),
             accumulator: None,
             balance_delta_fen: amounts.acct_pay,
+            recent: None,
         });
     }
     let settlement = SettlementRecord {
@@ -214,6 +224,8 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
         },
         orig_setl_id: Some(orig.setl_id.clone()),
         reversed_by: None,
+        // A reversal takes back what its original added to the indicators, in the original's month.
+        supervision: orig.supervision.as_ref().map(|d| crate::supervision::reversal_delta(&orig.setl_id, d)),
     };
     Ok(Planned { commit: Commit { shard: i.shard, settlement, members, reverses: Some(orig.setl_id.clone()) }, answer })
 }
@@ -341,6 +353,7 @@ fn reversal_pb(
         recorded: true,
         reversed_by_setl_id: String::new(),
         refd_reason: req.reason.clone(),
+        flags: Vec::new(),
         ..o.clone()
     };
     set_settlement_amounts(&mut answer, &negated);
@@ -429,6 +442,7 @@ mod tests {
             content_hash: [1; 32],
             benefit: &benefit,
             year: 2024,
+            flags: Some(&[]),
         })
     }
 

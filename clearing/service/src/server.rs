@@ -13,6 +13,7 @@ use proto::v1::catalogue_server::CatalogueServer;
 use proto::v1::clearing_server::ClearingServer;
 use proto::v1::netting_server::NettingServer;
 use proto::v1::registry_server::RegistryServer;
+use proto::v1::supervision_server::SupervisionServer;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -30,6 +31,7 @@ pub async fn serve<S: Store>(
     health.set_serving::<RegistryServer<Api<S>>>().await;
     health.set_serving::<CatalogueServer<Api<S>>>().await;
     health.set_serving::<NettingServer<Api<S>>>().await;
+    health.set_serving::<SupervisionServer<Api<S>>>().await;
     let (reflection_v1, reflection_v1alpha) = reflection()?;
     builder(security.tls)?
         .add_service(health_service)
@@ -38,6 +40,8 @@ pub async fn serve<S: Store>(
         .add_service(ClearingServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(RegistryServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(CatalogueServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        // A month's indicators of every institution of the country is a large answer.
+        .add_service(SupervisionServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(256 * 1024 * 1024))
         // Reconciliation batches are larger than claims: 16 MiB per streamed message.
         .add_service(NettingServer::new(api).max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)

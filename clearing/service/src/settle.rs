@@ -33,6 +33,8 @@ pub struct Clearinghouse<S: Store> {
     ids: SetlIds,
     /// How long a registered visit may stay open, seconds (`--visit-ttl-secs`).
     visit_ttl_secs: std::sync::atomic::AtomicU64,
+    /// Supervision's flags and indicators are kept (`--supervision`, on by default).
+    supervise: std::sync::atomic::AtomicBool,
 }
 
 fn content_hash(bytes: &[u8]) -> [u8; 32] {
@@ -71,7 +73,17 @@ impl<S: Store> Clearinghouse<S> {
 
     pub fn with_institutions(store: S, router: Router, institutions: InstitutionList) -> Arc<Self> {
         let visit_ttl_secs = std::sync::atomic::AtomicU64::new(crate::limits::DEFAULT_VISIT_TTL.as_secs());
-        Arc::new(Clearinghouse { store, router, institutions, ids: SetlIds::new(), visit_ttl_secs })
+        let supervise = std::sync::atomic::AtomicBool::new(true);
+        Arc::new(Clearinghouse { store, router, institutions, ids: SetlIds::new(), visit_ttl_secs, supervise })
+    }
+
+    /// Turns supervision's flags and indicators on or off (`--supervision`).
+    pub fn set_supervision(&self, on: bool) {
+        self.supervise.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn supervision_on(&self) -> bool {
+        self.supervise.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn set_visit_ttl(&self, ttl: Duration) {
@@ -196,8 +208,15 @@ impl<S: Store> Clearinghouse<S> {
                 .apply_policy(ctx, &routing, &policy)
                 .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
                 .await?;
+            // Supervision's flags, from the insured region's thresholds and the member's recent visits.
+            let flags = self.supervision_on().then(|| {
+                let terms = crate::supervision::terms_of(&routing.rules, vc.insured);
+                crate::supervision::flags(terms, &vc, &priced.priced, &outcome.settled.amounts, &member.recent)
+            });
             if !record {
-                return Ok(plan::settlement_pb(&vc, &priced, &outcome, "", "", false));
+                let mut preview = plan::settlement_pb(&vc, &priced, &outcome, "", "", false);
+                preview.flags = flags.unwrap_or_default();
+                return Ok(preview);
             }
             // Plan (pure) and commit.
             let today = crate::calendar::today();
@@ -215,6 +234,7 @@ impl<S: Store> Clearinghouse<S> {
                 content_hash: hash,
                 benefit: &benefit,
                 year,
+                flags: flags.as_deref(),
             });
             if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
                 return Ok(answer);

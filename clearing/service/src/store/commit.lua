@@ -4,13 +4,16 @@
 --
 -- KEYS: 1 idempotency key, 2 new settlement, 3 shard's closed-window set, 4 window totals hash,
 --       5 window journal list, 6 original settlement (reversal) or the new settlement again,
---       7.. member hashes
+--       7.. member hashes (m of them), then the shard's pending supervision indicators of the visit's
+--       month and the shard's flagged list of that month
 -- ARGV: 1 content hash (hex), 2 setl_id, 3 settlement record (JSON), 4 clr_date,
 --       5 closed days between today and clr_date (comma-separated, may be empty),
 --       6 totals field prefix "<insured>|<mdtrt>", 7 count, 8 medfee, 9 fund, 10 acct,
 --       11 "1" when reversing KEYS[6], 12 number of members m, 13 journal entry,
---       then per member 6 values: expected version ("" = any), accumulator prefix ("" = none),
---       deductible delta, fund delta, visits delta, balance delta
+--       then per member 7 values: expected version ("" = any), accumulator prefix ("" = none),
+--       deductible delta, fund delta, visits delta, balance delta, recent visits ("" = unchanged);
+--       then supervision: k, k (indicator field, delta) pairs, flagged entry ("" = none), setl_id
+--       whose flagged entry is removed ("" = none)
 local idem = redis.call('GET', KEYS[1])
 if idem == 'FENCED' then return {'FENCED'} end
 if idem then
@@ -30,7 +33,7 @@ end
 local m = tonumber(ARGV[12])
 for i = 0, m - 1 do
   local k = KEYS[7 + i]
-  local a = 14 + i * 6
+  local a = 14 + i * 7
   if redis.call('EXISTS', k) == 0 then return {'CONFLICT'} end
   if ARGV[a] ~= '' and redis.call('HGET', k, 'v') ~= ARGV[a] then return {'CONFLICT'} end
   local delta = tonumber(ARGV[a + 5])
@@ -38,7 +41,7 @@ for i = 0, m - 1 do
 end
 for i = 0, m - 1 do
   local k = KEYS[7 + i]
-  local a = 14 + i * 6
+  local a = 14 + i * 7
   redis.call('HINCRBY', k, 'v', 1)
   if ARGV[a + 1] ~= '' then
     redis.call('HINCRBY', k, ARGV[a + 1] .. ':d', ARGV[a + 2])
@@ -46,6 +49,7 @@ for i = 0, m - 1 do
     redis.call('HINCRBY', k, ARGV[a + 1] .. ':n', ARGV[a + 4])
   end
   if ARGV[a + 5] ~= '0' then redis.call('HINCRBY', k, 'b', ARGV[a + 5]) end
+  if ARGV[a + 6] ~= '' then redis.call('HSET', k, 'h', ARGV[a + 6]) end
 end
 if ARGV[11] == '1' then redis.call('HSET', KEYS[6], 'rev', ARGV[2]) end
 redis.call('HSET', KEYS[2], 'rec', ARGV[3])
@@ -56,4 +60,12 @@ redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|f', ARGV[9])
 redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|a', ARGV[10])
 redis.call('HINCRBY', KEYS[4], ARGV[6] .. '|e', 1)
 redis.call('RPUSH', KEYS[5], ARGV[13])
+local sv = 14 + m * 7
+local nf = tonumber(ARGV[sv])
+for j = 0, nf - 1 do
+  redis.call('HINCRBY', KEYS[7 + m], ARGV[sv + 1 + j * 2], ARGV[sv + 2 + j * 2])
+end
+local flagged, unflag = ARGV[sv + 1 + nf * 2], ARGV[sv + 2 + nf * 2]
+if flagged ~= '' then redis.call('HSET', KEYS[8 + m], ARGV[2], flagged) end
+if unflag ~= '' then redis.call('HDEL', KEYS[8 + m], unflag) end
 return {'COMMITTED'}

@@ -56,6 +56,49 @@ enum MetaOp {
     Credit(MemberKey, String, i64),
     /// Compare-and-set of a shard's versioned records; answers "1" when written, "0" when not.
     PutRecords(u16, Vec<RecordWrite>),
+    /// Adds to a month's supervision indicators (a bulk load).
+    AddIndicators(String, Vec<(String, i64)>),
+}
+
+/// A month's indicators of one entity: `sv|<month>|<entity>` → `{"<measure>": sum, …}` (JSON). One row
+/// per entity keeps a commit to two reads and two writes.
+fn indicator_row(month: &str, entity: &str) -> String {
+    format!("sv|{month}|{entity}")
+}
+
+/// A flagged settlement's row in the month's flagged list: `fl|<month>|<setl_id>` → entry (JSON).
+fn flagged_row(month: &str, setl_id: &str) -> String {
+    format!("fl|{month}|{setl_id}")
+}
+
+/// Adds `<entity>|<measure>` amounts to the month's entity rows.
+fn add_indicators(t: &mut Tables<'_>, month: &str, fields: &[(String, i64)]) -> Result<(), StoreError> {
+    let mut by_entity: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
+    for (f, v) in fields {
+        let (entity, measure) = f.rsplit_once('|').ok_or_else(|| corrupt(format!("indicator field {f:?}")))?;
+        by_entity.entry(entity).or_default().push((measure, *v));
+    }
+    for (entity, adds) in by_entity {
+        let row = indicator_row(month, entity);
+        let mut sums: BTreeMap<String, i64> = get_json(&t.meta, &row)?.unwrap_or_default();
+        for (m, v) in adds {
+            *sums.entry(m.to_string()).or_default() += v;
+        }
+        t.put_json(TableId::Meta, &row, &sums)?;
+    }
+    Ok(())
+}
+
+fn apply_supervision(t: &mut Tables<'_>, s: &SettlementRecord) -> Result<(), StoreError> {
+    let Some(sv) = &s.supervision else { return Ok(()) };
+    add_indicators(t, &sv.month, &sv.fields)?;
+    if let Some(entry) = &sv.flagged {
+        t.put(TableId::Meta, &flagged_row(&sv.month, &s.setl_id), entry.as_bytes())?;
+    }
+    if let Some(orig) = &sv.unflag {
+        t.remove_meta(&flagged_row(&sv.month, orig))?;
+    }
+    Ok(())
 }
 
 fn parse_credit(r: &str) -> Result<CreditOutcome, StoreError> {
@@ -323,6 +366,46 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
+    async fn indicators(&self, month: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        let (from, to) = (indicator_row(month, ""), format!("sv|{month}}}"));
+        let mut out = BTreeMap::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (k, v) = row.map_err(unavailable)?;
+            let entity = &k.value()[from.len()..];
+            let sums: BTreeMap<String, i64> = serde_json::from_slice(v.value()).map_err(corrupt)?;
+            out.extend(sums.into_iter().filter(|(_, v)| *v != 0).map(|(m, v)| (format!("{entity}|{m}"), v)));
+        }
+        Ok(out)
+    }
+
+    async fn flagged(&self, month: &str, after: &str, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        // Cursor `<shard>/<setl_id>` as on Redis; settlement ids start with their shard, so one order.
+        let after = after.split_once('/').map_or(after, |(_, id)| id);
+        let head = flagged_row(month, "");
+        let (from, to) = (format!("{head}{after}\0"), format!("fl|{month}}}"));
+        let from = if after.is_empty() { head.clone() } else { from };
+        let mut out = Vec::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row.map_err(unavailable)?;
+            let id = k.value()[head.len()..].to_string();
+            let cursor = format!("{}/{id}", id.get(..2).unwrap_or("00"));
+            out.push((cursor, id, String::from_utf8(v.value().to_vec()).map_err(corrupt)?));
+        }
+        Ok(out)
+    }
+
+    async fn add_indicators(&self, _shard: u16, month: &str, fields: &[(String, i64)]) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::AddIndicators(month.to_string(), fields.to_vec()), tx), rx).await.map(|_| ())
+    }
+
     async fn map_get_field(&self, key: &str, field: &str) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let t = txn.open_table(META).map_err(unavailable)?;
@@ -558,6 +641,7 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
     totals.add(&s.totals);
     t.put_json(TableId::Totals, &tkey, &totals)?;
     t.put(TableId::Journal, &format!("{}|{}", s.clr_date, s.setl_id), JournalEntry::of(s).encode().as_bytes())?;
+    apply_supervision(t, s)?;
     Ok(CommitOutcome::Committed)
 }
 
@@ -570,6 +654,9 @@ fn idempotency_key(s: &SettlementRecord) -> String {
 pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
     rec.version += 1;
     rec.acct_balc_fen += m.balance_delta_fen;
+    if let Some(r) = &m.recent {
+        rec.recent = r.clone();
+    }
     if let Some(d) = &m.accumulator {
         match rec.accumulators.iter_mut().find(|a| a.year == d.year && a.benefit == d.benefit) {
             Some(a) => {
@@ -590,9 +677,9 @@ pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
 
 /// Applies an upsert to an existing record (or none); shared by every store.
 pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecord {
-    let (accumulators, version, balance, credits) = match existing {
-        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen, r.credits),
-        None => (Vec::new(), 1, 0, BTreeMap::new()),
+    let (accumulators, version, balance, credits, recent) = match existing {
+        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen, r.credits, r.recent),
+        None => (Vec::new(), 1, 0, BTreeMap::new(), Vec::new()),
     };
     MemberRecord {
         key: u.key.clone(),
@@ -607,6 +694,7 @@ pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecor
         credit_facts: u.credit_facts,
         arrears: u.arrears.clone(),
         credits,
+        recent,
     }
 }
 
@@ -661,6 +749,10 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
             rec.version += 1;
             t.put_json(TableId::Members, &k, &rec)?;
             Ok(format!("1:{}", rec.acct_balc_fen))
+        }
+        MetaOp::AddIndicators(month, fields) => {
+            add_indicators(t, month, fields)?;
+            Ok(String::new())
         }
         MetaOp::PutRecords(shard, writes) => {
             for w in writes {

@@ -109,6 +109,51 @@ pub struct MemberRecord {
     /// Monthly account credits made, YYYYMM → fen (each month at most once).
     #[serde(default)]
     pub credits: BTreeMap<String, i64>,
+    /// The member's recent settlements (date, service location), for supervision's flags; kept like
+    /// the accumulators, bounded (see `supervision::remember`).
+    #[serde(default)]
+    pub recent: Vec<RecentVisit>,
+}
+
+/// One recent settlement of a member: its visit date and service location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentVisit {
+    pub date: NaiveDate,
+    pub mdtrt_admdvs: String,
+}
+
+impl RecentVisit {
+    /// `YYYY-MM-DD:admdvs,…`, the stored form on Redis (one hash field).
+    pub fn encode_all(v: &[RecentVisit]) -> String {
+        v.iter().map(|r| format!("{}:{}", r.date, r.mdtrt_admdvs)).collect::<Vec<_>>().join(",")
+    }
+    pub fn decode_all(s: &str) -> Result<Vec<RecentVisit>, StoreError> {
+        s.split(',')
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let bad = || StoreError::Corrupt(format!("recent visit {e:?}"));
+                let (d, a) = e.split_once(':').ok_or_else(bad)?;
+                Ok(RecentVisit { date: d.parse().map_err(|_| bad())?, mdtrt_admdvs: a.to_string() })
+            })
+            .collect()
+    }
+}
+
+/// What one settlement adds to supervision's monthly indicators and flagged list (a reversal: the
+/// original's numbers negated, and its flagged entry removed). Stored with the settlement so that a
+/// reversal subtracts exactly what was added.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SupervisionDelta {
+    /// YYYYMM of the visit: the month whose indicators it counts in.
+    pub month: String,
+    /// `<entity>|<measure>` → amount (see `supervision`); added on commit.
+    pub fields: Vec<(String, i64)>,
+    /// A flagged settlement's entry in the month's flagged list (JSON), keyed by its setl_id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<String>,
+    /// On a reversal: the original whose flagged entry is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unflag: Option<String>,
 }
 
 impl MemberRecord {
@@ -165,6 +210,8 @@ pub struct MemberChange {
     pub accumulator: Option<AccumulatorDelta>,
     /// Added to the account balance (negative = a debit). A debit never takes it below zero.
     pub balance_delta_fen: i64,
+    /// Replaces the member's recent settlements (only with `expected_version`, so never stale).
+    pub recent: Option<Vec<RecentVisit>>,
 }
 
 /// The amounts a settlement adds to its window's totals for (insured, service location).
@@ -195,6 +242,9 @@ pub struct SettlementRecord {
     pub orig_setl_id: Option<String>,
     /// Set when this settlement has been reversed.
     pub reversed_by: Option<String>,
+    /// What it added to supervision (absent when supervision is off, and on settlements made before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervision: Option<SupervisionDelta>,
 }
 
 /// An idempotency record: which settlement a msgid produced, from which content.
@@ -449,6 +499,16 @@ pub trait Store: Send + Sync + 'static {
     fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// The names of `shard`'s records that start with `prefix` (the expiry sweep).
     fn record_keys(&self, shard: u16, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// A month's supervision indicators, summed over every settlement committed so far: `<entity>|<measure>`
+    /// → amount, zeros left out. Reads aggregates kept at commit, never settlements.
+    fn indicators(&self, month: &str) -> impl Future<Output = Result<BTreeMap<String, i64>, StoreError>> + Send;
+    /// A page of the month's flagged list: (cursor, setl_id, entry) after `after` ("" = from the start),
+    /// in cursor order; pass the last cursor to get the next page.
+    fn flagged(&self, month: &str, after: &str, limit: usize) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
+    /// Adds indicator amounts of `month` directly (bulk loads: a migration, the read benchmark), as if
+    /// settlements of `shard` had been committed.
+    fn add_indicators(&self, shard: u16, month: &str, fields: &[(String, i64)]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Hex into a buffer sized once (`hex::encode` builds its string a char at a time: ~3% of a

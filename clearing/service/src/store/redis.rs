@@ -185,6 +185,35 @@ fn records_index_key(shard: u16) -> String {
     format!("{}:rk", tag(shard))
 }
 
+/// A shard's supervision indicators of a month not yet folded into the month-wide sums (`commit.lua`
+/// adds to it), the shard's fold in flight and its fold sequence.
+fn sv_pending_key(shard: u16, month: &str) -> String {
+    format!("{}:sv:{month}", tag(shard))
+}
+
+fn sv_fold_key(shard: u16, month: &str) -> String {
+    format!("{}:svf:{month}", tag(shard))
+}
+
+fn sv_seq_key(shard: u16, month: &str) -> String {
+    format!("{}:svseq:{month}", tag(shard))
+}
+
+/// The month-wide indicator sums (buckets, like the window totals) and the last fold applied per shard:
+/// one hash tag per month.
+fn sv_bucket_key(month: &str, bucket: usize) -> String {
+    format!("{{sv:{month}}}:{bucket}")
+}
+
+fn sv_applied_key(month: &str) -> String {
+    format!("{{sv:{month}}}:applied")
+}
+
+/// A shard's flagged settlements of a month: setl_id → entry.
+fn flagged_key(shard: u16, month: &str) -> String {
+    format!("{}:fl:{month}", tag(shard))
+}
+
 fn hold_key(shard: u16, hold_id: &str) -> String {
     format!("{}:h:{hold_id}", tag(shard))
 }
@@ -290,6 +319,7 @@ fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Resul
         credit_facts: facts.credit_facts,
         arrears: facts.arrears,
         credits,
+        recent: fields.get("h").map(|h| RecentVisit::decode_all(h)).transpose()?.unwrap_or_default(),
     }))
 }
 
@@ -432,38 +462,69 @@ impl RedisStore {
     }
 
     async fn fold_shard(&self, date: NaiveDate, shard: u16) -> Result<(), StoreError> {
-        let applied = meta_key(&format!("wa:{date}"));
+        let keys = FoldKeys {
+            pending: totals_key(shard, date),
+            fold: fold_key(shard, date),
+            seq: fold_seq_key(shard, date),
+            applied: meta_key(&format!("wa:{date}")),
+            buckets: (0..TOTALS_BUCKETS).map(|b| totals_bucket_key(date, b)).collect(),
+        };
+        self.fold_with(shard, &keys, compact).await.map_err(|e| match e {
+            StoreError::Corrupt(m) => StoreError::Corrupt(format!("{m} (window {date})")),
+            e => e,
+        })
+    }
+
+    /// Folds a shard's pending sums into the sums they add to, exactly once and in order per shard
+    /// (`fold.lua`, `fold_apply.lua`, `fold_done.lua`); `shape` turns the shard's fields into the
+    /// fields added.
+    async fn fold_with(
+        &self,
+        shard: u16,
+        k: &FoldKeys,
+        shape: fn(&[(String, String)]) -> Result<Vec<(String, i64)>, StoreError>,
+    ) -> Result<(), StoreError> {
         // At most two rounds: finish a fold left in flight, then fold what is pending.
         for _ in 0..2 {
             let mut c = self.conn.clone();
-            let _: String = self
-                .scripts
-                .fold
-                .key(totals_key(shard, date))
-                .key(fold_key(shard, date))
-                .key(fold_seq_key(shard, date))
-                .invoke_async(&mut c)
-                .await
-                .map_err(err)?;
-            let k = fold_key(shard, date);
-            let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
+            let _: String =
+                self.scripts.fold.key(&k.pending).key(&k.fold).key(&k.seq).invoke_async(&mut c).await.map_err(err)?;
+            let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(&k.fold)).await?;
             let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
             let mut inv = self.scripts.fold_apply.prepare_invoke();
-            inv.key(&applied);
-            for b in 0..TOTALS_BUCKETS {
-                inv.key(totals_bucket_key(date, b));
+            inv.key(&k.applied);
+            for b in &k.buckets {
+                inv.key(b);
             }
             inv.arg(shard).arg(&seq);
-            for (f, v) in compact(&fields)? {
+            for (f, v) in shape(&fields)? {
                 inv.arg(bucket_of(&f) + 1).arg(f).arg(v);
             }
             let r: String = inv.invoke_async(&mut c).await.map_err(err)?;
             if r == "GAP" {
-                return Err(StoreError::Corrupt(format!("fold of shard {shard} for {date} out of order (seq {seq})")));
+                return Err(StoreError::Corrupt(format!("fold of shard {shard} out of order (seq {seq})")));
             }
-            let _: i64 = self.scripts.fold_done.key(fold_key(shard, date)).arg(&seq).invoke_async(&mut c).await.map_err(err)?;
+            let _: i64 = self.scripts.fold_done.key(&k.fold).arg(&seq).invoke_async(&mut c).await.map_err(err)?;
         }
         Ok(())
+    }
+
+    /// Folds every shard's pending supervision indicators of `month` into the month-wide sums. Run in
+    /// the background for the current month, and before a month is read.
+    pub async fn fold_indicators(&self, month: &str) -> Result<(), StoreError> {
+        let month = month.to_string();
+        self.each_shard(FOLD_CONCURRENCY, move |store, shard| {
+            let keys = FoldKeys {
+                pending: sv_pending_key(shard, &month),
+                fold: sv_fold_key(shard, &month),
+                seq: sv_seq_key(shard, &month),
+                applied: sv_applied_key(&month),
+                buckets: (0..TOTALS_BUCKETS).map(|b| sv_bucket_key(&month, b)).collect(),
+            };
+            async move { store.fold_with(shard, &keys, as_added).await }
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Resolves holds older than `STALE_HOLD_MS` on every shard: finalized when their settlement
@@ -575,6 +636,25 @@ fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError
         *out.entry(format!("t|{kind}")).or_default() += v;
     }
     Ok(out.into_iter().filter(|(_, v)| *v != 0).collect())
+}
+
+/// The keys of one fold (see `fold_with`).
+struct FoldKeys {
+    pending: String,
+    fold: String,
+    seq: String,
+    applied: String,
+    buckets: Vec<String>,
+}
+
+/// A shard's fields added as they are (the supervision indicators).
+fn as_added(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError> {
+    fields
+        .iter()
+        .filter(|(f, _)| f != "_seq")
+        .map(|(f, v)| v.parse::<i64>().map(|v| (f.clone(), v)).map_err(|_| StoreError::Corrupt(format!("indicator field {f}"))))
+        .filter(|r| !matches!(r, Ok((_, 0))))
+        .collect()
 }
 
 fn date_list(skipped: &[NaiveDate]) -> String {
@@ -713,7 +793,18 @@ impl RedisStore {
                 None => inv.arg("").arg(0).arg(0).arg(0),
             };
             inv.arg(m.balance_delta_fen);
+            inv.arg(m.recent.as_deref().map(RecentVisit::encode_all).unwrap_or_default());
         }
+        // Supervision: the shard's pending indicators and flagged list of the visit's month.
+        let none = SupervisionDelta::default();
+        let sv = s.supervision.as_ref().unwrap_or(&none);
+        let month = if sv.month.is_empty() { "-" } else { sv.month.as_str() };
+        inv.key(sv_pending_key(c.shard, month)).key(flagged_key(c.shard, month));
+        inv.arg(sv.fields.len());
+        for (f, v) in &sv.fields {
+            inv.arg(f).arg(v);
+        }
+        inv.arg(sv.flagged.as_deref().unwrap_or("")).arg(sv.unflag.as_deref().unwrap_or(""));
         Ok(inv)
     }
 }
@@ -1085,6 +1176,57 @@ impl Store for RedisStore {
     async fn members_of(&self, insured: &str, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let from = if after.is_empty() { "-".to_string() } else { format!("({after}") };
         self.query(::redis::cmd("ZRANGEBYLEX").arg(region_members_key(insured)).arg(from).arg("+").arg("LIMIT").arg(0).arg(limit)).await
+    }
+
+    async fn indicators(&self, month: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.fold_indicators(month).await?;
+        let mut set = tokio::task::JoinSet::new();
+        for b in 0..TOTALS_BUCKETS {
+            let store = self.clone();
+            let k = sv_bucket_key(month, b);
+            set.spawn(async move { store.query::<Vec<(String, i64)>>(::redis::cmd("HGETALL").arg(&k)).await });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(r) = set.join_next().await {
+            let fields = r.map_err(|e| StoreError::Unavailable(format!("indicators task: {e}")))??;
+            out.extend(fields.into_iter().filter(|(_, v)| *v != 0));
+        }
+        Ok(out)
+    }
+
+    async fn flagged(&self, month: &str, after: &str, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {
+        // Cursor `<shard, 2 hex>/<setl_id>`: shards in order, each shard's entries by settlement id.
+        let (from_shard, after_id) = match after.split_once('/') {
+            Some((s, id)) => (u16::from_str_radix(s, 16).map_err(|_| StoreError::Corrupt(format!("cursor {after:?}")))?, id),
+            None => (0, ""),
+        };
+        let mut out = Vec::new();
+        for shard in from_shard..SHARDS {
+            let mut entries: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(flagged_key(shard, month))).await?;
+            entries.sort_unstable();
+            for (id, entry) in entries {
+                if shard == from_shard && id.as_str() <= after_id {
+                    continue;
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push((format!("{shard:02x}/{id}"), id, entry));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_indicators(&self, shard: u16, month: &str, fields: &[(String, i64)]) -> Result<(), StoreError> {
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        let k = sv_pending_key(shard, month);
+        for (f, v) in fields {
+            pipe.cmd("HINCRBY").arg(&k).arg(f).arg(v).ignore();
+        }
+        let mut c = self.conn.clone();
+        let _: () = pipe.query_async(&mut c).await.map_err(err)?;
+        Ok(())
     }
 
     async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
