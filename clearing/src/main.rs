@@ -86,6 +86,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
         addr: String,
     },
+    /// Write a month's supervision report (JSON, CSV and an HTML page): indicators per institution and
+    /// region pair, the early-warning list, flag counts and flagged settlements (no person numbers).
+    Supervision {
+        /// YYYYMM (the month of the visits).
+        #[arg(long)]
+        month: String,
+        /// Where the report files go.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
     /// Print the monthly statement (netted windows of a month summed per region).
     Statement {
         /// YYYYMM.
@@ -286,6 +298,7 @@ async fn main() {
         Command::Net { date, out, addr } => clearing_tools::netcli::net(&addr, &date, &out).await,
         Command::Statement { month, addr } => clearing_tools::netcli::statement(&addr, &month).await,
         Command::Credit { region, month, addr } => clearing_tools::netcli::credit(&addr, &region, &month).await,
+        Command::Supervision { month, out, addr } => clearing_tools::supervise::supervision(&addr, &month, &out).await,
         Command::Bench(a) => match load_rules(a.rules.as_deref()) {
             Ok(r) => clearing_tools::bench::run(a, r).await,
             Err(e) => Err(e),

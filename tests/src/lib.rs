@@ -21,6 +21,7 @@ use tonic::transport::Channel;
 pub use proto::v1::catalogue_client::CatalogueClient;
 pub use proto::v1::clearing_client::ClearingClient;
 pub use proto::v1::registry_client::RegistryClient;
+pub use proto::v1::supervision_client::SupervisionClient;
 
 /// How long a test waits for a process to come up before failing.
 pub(crate) const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
@@ -144,6 +145,9 @@ impl Clearing {
     }
     pub async fn catalogue(&self) -> CatalogueClient<Channel> {
         CatalogueClient::new(self.channel().await)
+    }
+    pub async fn supervision(&self) -> SupervisionClient<Channel> {
+        SupervisionClient::new(self.channel().await)
     }
 
     /// Stops the service with SIGTERM (graceful) and waits for it to exit; returns its exit status.

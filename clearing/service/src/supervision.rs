@@ -68,7 +68,9 @@ fn bp(b: u32) -> Decimal {
 
 /// `0.1234`: a share to 4 places, half away from zero.
 pub fn fmt_share(d: Decimal) -> String {
-    d.round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointAwayFromZero).to_string()
+    let mut r = d.round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(4);
+    r.to_string()
 }
 
 /// The flags of one settlement. `recent` is the member's recent settlements before this one.
@@ -418,6 +420,8 @@ mod tests {
         assert_eq!(previous_month("202301").as_deref(), Some("202212"));
         assert!(!valid_month("202313") && !valid_month("2023-1") && valid_month("202402"));
         assert_eq!(fmt_share(Decimal::from(1) / Decimal::from(3)), "0.3333");
+        assert_eq!(fmt_share(Decimal::from(2)), "2.0000");
+        assert_eq!(fmt_share(Decimal::new(5, 5)), "0.0001", "0.00005 rounds half away from zero");
         let s = Sums { n: 3, medfee: 100, ..Default::default() };
         assert_eq!(s.cost_per_visit_fen(), Some(33));
         let s = Sums { n: 2, medfee: 101, ..Default::default() };

@@ -9,3 +9,4 @@ pub mod client;
 pub mod echo;
 pub mod national;
 pub mod netcli;
+pub mod supervise;
