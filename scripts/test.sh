@@ -37,6 +37,20 @@ if ! command -v python3 >/dev/null 2>&1; then
   fi
 fi
 
+# The supervision report's test renders the HTML page in headless Chromium (Debian's `chromium`).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "test.sh: installing chromium with apt"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: chromium is needed for the report test; install it (Debian: apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+
 # The end-to-end tests (tests/) start the real binaries; build them first so they are current.
 cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -393,7 +393,10 @@ impl SupervisionTerms {
             selfpay_share_bp: Param { value: 5_000, provenance: a("half the claim outside the catalogue or over its caps") },
             pharmacy_cashout_fen: Param { value: 50_000, provenance: a("500 yuan from the account for a whole pharmacy bill") },
             price_over_cap_factor: Param { value: rust_decimal::Decimal::TWO, provenance: a("twice the catalogue's price cap") },
-            max_line_quantity: Param { value: rust_decimal::Decimal::from(300), provenance: a("300 units on one line, about three months of a daily tablet") },
+            max_line_quantity: Param {
+                value: rust_decimal::Decimal::from(300),
+                provenance: a("300 units on one line, about three months of a daily tablet"),
+            },
             warn_cost_per_visit_fen: Param { value: 100_000, provenance: a("1,000 yuan per visit on average") },
             warn_growth_bp: Param { value: 3_000, provenance: a("30% more per visit than the month before") },
             warn_selfpay_share_bp: Param { value: 3_000, provenance: a("30% of the cost self-paid") },

@@ -31,6 +31,9 @@ impl Who {
     fn catalogue(&self) -> CatalogueClient<Channel> {
         CatalogueClient::new(self.ch.clone())
     }
+    fn supervision(&self) -> SupervisionClient<Channel> {
+        SupervisionClient::new(self.ch.clone())
+    }
 }
 
 fn denied<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, what: &str) {
@@ -201,6 +204,47 @@ async fn the_authorization_matrix_over_tls() {
     assert_eq!(e.code(), Code::NotFound, "a province that may not see the original learns nothing of it: {e:?}");
     let r = ok(suizhou.clearing().reverse_claim(rev("REV1")).await, "service side reverses");
     assert!(r.refd_setl_flag);
+
+    // Supervision: everyone sees only their part; person numbers only of their own members.
+    let mut big = claim("SEC6", "360100", "SECNC1", "421300", 2, "2024-03-05", 2500);
+    big.fixmedins_code = "H42130000001".into();
+    let flagged = ok(suizhou.clearing().settle_claim(big).await, "a claim over the cost threshold");
+    assert_eq!(flagged.flags.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>(), ["high_cost"]);
+    let list = |who: &Who| {
+        let mut c = who.supervision();
+        async move {
+            c.list_flagged_settlements(pb::ListFlaggedSettlementsRequest { month: "202403".into(), ..Default::default() })
+                .await
+                .map(|r| r.into_inner().settlements.into_iter().map(|f| (f.setl_id, f.psn_no)).collect::<Vec<_>>())
+        }
+    };
+    let id = flagged.setl_id.clone();
+    for (who, name, expected) in [
+        (&national, "national", vec![(id.clone(), "SECNC1".to_string())]),
+        (&nanchang, "the insured side", vec![(id.clone(), "SECNC1".to_string())]),
+        (&hubei, "the service location's province", vec![(id.clone(), String::new())]),
+        (&suizhou, "the service location", vec![(id.clone(), String::new())]),
+        (&operator, "operator", vec![(id.clone(), String::new())]),
+        (&jiangsu, "an uninvolved province", vec![]),
+    ] {
+        assert_eq!(list(who).await.unwrap_or_else(|e| panic!("{name}: {e}")), expected, "{name}");
+    }
+    let indicators = |who: &Who| {
+        let mut c = who.supervision();
+        async move {
+            let i = c.get_indicators(pb::GetIndicatorsRequest { month: "202403".into(), ..Default::default() }).await.unwrap().into_inner();
+            (i.institutions.into_iter().map(|x| x.fixmedins_code).collect::<Vec<_>>(), i.pairs.len())
+        }
+    };
+    assert_eq!(indicators(&suizhou).await, (vec!["H42130000001".to_string()], 1), "the service location: its institution and pair");
+    assert_eq!(indicators(&nanchang).await, (vec![], 1), "the insured side: its pair, no institutions elsewhere");
+    assert_eq!(indicators(&jiangsu).await, (vec![], 0), "an uninvolved province: nothing");
+    assert_eq!(indicators(&national).await, (vec!["H42130000001".to_string()], 1));
+    let clearing_role = Who::new(&c, &pki, &me).await;
+    denied(
+        clearing_role.supervision().get_indicators(pb::GetIndicatorsRequest { month: "202403".into(), ..Default::default() }).await,
+        "clearing",
+    );
 
     // Netting, windows and advances: the national role; reads also for operators.
     let today = s.clr_date.clone();

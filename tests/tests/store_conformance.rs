@@ -39,6 +39,7 @@ fn record(setl_id: &str, msgid: &str, hash: u8, clr_date: NaiveDate, fund: i64, 
         totals: PairDelta { count: 1, medfee_fen: 100_000, fund_fen: fund, acct_fen: acct },
         orig_setl_id: None,
         reversed_by: None,
+        supervision: None,
     }
 }
 
@@ -54,6 +55,7 @@ fn change(k: &MemberKey, version: Option<u64>, fund: i64, balance: i64) -> Membe
             visits: 1,
         }),
         balance_delta_fen: balance,
+        recent: None,
     }
 }
 
@@ -187,7 +189,7 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         settlement: record(&sid(ps, 9), &format!("{tag}F1"), 10, day, 5_000, 6_000),
         members: vec![
             change(&patient, Some(1), 5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: Some(1), accumulator: None, balance_delta_fen: -6_000 },
+            MemberChange { key: payer.clone(), expected_version: Some(1), accumulator: None, balance_delta_fen: -6_000, recent: None },
         ],
         reverses: None,
     };
@@ -200,7 +202,7 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         settlement: record(&sid(ps, 10), &format!("{tag}F2"), 11, day, 5_000, 6_000),
         members: vec![
             change(&patient, Some(2), 5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: Some(2), accumulator: None, balance_delta_fen: -6_000 },
+            MemberChange { key: payer.clone(), expected_version: Some(2), accumulator: None, balance_delta_fen: -6_000, recent: None },
         ],
         reverses: None,
     };
@@ -213,7 +215,7 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         settlement: record(&sid(ps, 11), &format!("{tag}F3"), 12, day, 5_000, 1_000),
         members: vec![
             change(&patient, Some(1), 5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000 },
+            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000, recent: None },
         ],
         reverses: None,
     };
@@ -231,7 +233,7 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         },
         members: vec![
             change(&patient, None, -5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000 },
+            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000, recent: None },
         ],
         reverses: Some(sid(ps, 999)),
     };
@@ -290,6 +292,50 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     assert_eq!(s.get_records(shard, std::slice::from_ref(&v)).await.unwrap(), vec![None]);
     assert!(s.record_keys(shard, "visit:").await.unwrap().is_empty());
     assert_eq!(s.record_keys(shard, "visits-of:").await.unwrap(), vec![l]);
+
+    // Supervision: a commit adds its indicators and flagged entry and replaces the member's recent
+    // visits, atomically with the settlement; a replay adds nothing; a reversal subtracts and unflags.
+    let k = MemberKey::new("421300", &format!("{tag}SV"));
+    let shard = shard_of("421300", &k.psn_no);
+    let m = s.upsert_member(upsert(&k, 0)).await.unwrap();
+    let day = s.open_window(shard, today()).await.unwrap();
+    let fields: Vec<(String, i64)> =
+        vec![("i|360100|H36010000001|n".into(), 1), ("i|360100|H36010000001|m".into(), 100_000), ("p|421300|360100|k:high_cost".into(), 1)];
+    let mut r1 = record(&sid(shard, 900), &format!("{tag}SV1"), 9, day, 1_000, 0);
+    r1.supervision =
+        Some(SupervisionDelta { month: "202301".into(), fields: fields.clone(), flagged: Some("{\"e\":1}".into()), unflag: None });
+    let visit = RecentVisit { date: NaiveDate::from_ymd_opt(2023, 1, 9).unwrap(), mdtrt_admdvs: "360100".into() };
+    let mut ch = change(&k, Some(m.version), 1_000, 0);
+    ch.recent = Some(vec![visit.clone()]);
+    let c1 = Commit { shard, settlement: r1.clone(), members: vec![ch], reverses: None };
+    assert_eq!(s.commit(c1.clone(), today()).await.unwrap(), CommitOutcome::Committed);
+    let expected: std::collections::BTreeMap<String, i64> = fields.iter().cloned().collect();
+    assert_eq!(s.indicators("202301").await.unwrap(), expected);
+    let listed = s.flagged("202301", "", 10).await.unwrap();
+    assert_eq!(listed.iter().map(|(_, id, e)| (id.as_str(), e.as_str())).collect::<Vec<_>>(), [(r1.setl_id.as_str(), "{\"e\":1}")]);
+    assert!(s.flagged("202301", &listed[0].0, 10).await.unwrap().is_empty(), "nothing after the last cursor");
+    let m = s.load_member(&k).await.unwrap().unwrap();
+    assert_eq!(m.recent, vec![visit.clone()]);
+    assert!(matches!(s.commit(c1, today()).await.unwrap(), CommitOutcome::Replayed(_)));
+    assert_eq!(s.indicators("202301").await.unwrap(), expected, "a replay adds nothing");
+    let mut rev = record(&sid(shard, 901), &format!("{tag}SV2"), 10, day, -1_000, 0);
+    rev.orig_setl_id = Some(r1.setl_id.clone());
+    rev.supervision = Some(SupervisionDelta {
+        month: "202301".into(),
+        fields: fields.iter().map(|(f, v)| (f.clone(), -v)).collect(),
+        flagged: None,
+        unflag: Some(r1.setl_id.clone()),
+    });
+    let undo = MemberChange { key: k.clone(), expected_version: None, accumulator: None, balance_delta_fen: 0, recent: None };
+    let c2 = Commit { shard, settlement: rev, members: vec![undo], reverses: Some(r1.setl_id.clone()) };
+    assert_eq!(s.commit(c2, today()).await.unwrap(), CommitOutcome::Committed);
+    assert!(s.indicators("202301").await.unwrap().is_empty(), "a reversal subtracts everything it added");
+    assert!(s.flagged("202301", "", 10).await.unwrap().is_empty(), "a reversed settlement leaves the flagged list");
+    assert_eq!(s.load_member(&k).await.unwrap().unwrap().recent, vec![visit], "a reversal leaves the visit history");
+    // A bulk load adds like commits do.
+    s.add_indicators(shard, "202302", &[("i|360100|H36010000001|n".into(), 5)]).await.unwrap();
+    s.add_indicators(shard + 1, "202302", &[("i|360100|H36010000001|n".into(), 2)]).await.unwrap();
+    assert_eq!(s.indicators("202302").await.unwrap().into_iter().collect::<Vec<_>>(), [("i|360100|H36010000001|n".to_string(), 7)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

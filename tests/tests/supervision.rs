@@ -34,7 +34,12 @@ const PHARMACY: &str = "P42130000015";
 /// A line of a whole quantity at a price of two decimals.
 fn line(code: &str, cnt: &str, pric: &str) -> pb::ClaimLine {
     let total = cnt.parse::<i64>().unwrap() * fen(pric);
-    pb::ClaimLine { hilist_code: code.into(), cnt: cnt.into(), pric: pric.into(), det_item_fee_sumamt: format!("{}.{:02}", total / 100, total % 100) }
+    pb::ClaimLine {
+        hilist_code: code.into(),
+        cnt: cnt.into(),
+        pric: pric.into(),
+        det_item_fee_sumamt: format!("{}.{:02}", total / 100, total % 100),
+    }
 }
 
 fn at(mut c: pb::Claim, fixmedins: &str, lines: Vec<pb::ClaimLine>) -> pb::Claim {
@@ -178,7 +183,13 @@ fn measured(m: &Option<pb::Measures>) -> [i64; 8] {
 }
 
 async fn read_back(c: &Clearing, month: &str) -> BTreeMap<(String, String), [i64; 8]> {
-    let i = c.supervision().await.get_indicators(pb::GetIndicatorsRequest { month: month.into(), ..Default::default() }).await.unwrap().into_inner();
+    let i = c
+        .supervision()
+        .await
+        .get_indicators(pb::GetIndicatorsRequest { month: month.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let mut out = BTreeMap::new();
     for x in &i.institutions {
         out.insert((month.to_string(), format!("i|{}", x.fixmedins_code)), measured(&x.month));
@@ -242,7 +253,11 @@ async fn flags_indicators_and_reversal(c: &Clearing, tag: &str) -> Scenario {
     for (k, fix) in [(0, ODD), (1, CLEAN)] {
         let orig = sc.settled.iter().filter(|s| s.fixmedins_code == fix && s.setl_time.starts_with("2023-03")).nth(k).unwrap().clone();
         let r = cl
-            .reverse_claim(pb::ReverseClaimRequest { setl_id: orig.setl_id.clone(), msgid: format!("{tag}-rev-{k}"), reason: "test".into() })
+            .reverse_claim(pb::ReverseClaimRequest {
+                setl_id: orig.setl_id.clone(),
+                msgid: format!("{tag}-rev-{k}"),
+                reason: "test".into(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -267,12 +282,17 @@ async fn planted_outliers_are_found_and_the_report_shows_them_in_a_browser() {
     let c = Clearing::start();
     flags_indicators_and_reversal(&c, "SE").await;
     // Bad input names the field.
-    let e = c.supervision().await.get_indicators(pb::GetIndicatorsRequest { month: "2023-3".into(), ..Default::default() }).await.unwrap_err();
+    let e =
+        c.supervision().await.get_indicators(pb::GetIndicatorsRequest { month: "2023-3".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!((e.code(), bad_fields(&e)), (tonic::Code::InvalidArgument, vec!["month".to_string()]));
     let e = c
         .supervision()
         .await
-        .list_flagged_settlements(pb::ListFlaggedSettlementsRequest { month: "202303".into(), page_token: "zz".into(), ..Default::default() })
+        .list_flagged_settlements(pb::ListFlaggedSettlementsRequest {
+            month: "202303".into(),
+            page_token: "zz".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&e), vec!["page_token".to_string()]);
@@ -284,7 +304,9 @@ async fn planted_outliers_are_found_and_the_report_shows_them_in_a_browser() {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("2 early warnings"), "{stdout}");
     let html = out.path().join("supervision-202303.html");
-    for f in ["supervision-202303.json", "supervision-202303-institutions.csv", "supervision-202303-pairs.csv", "supervision-202303-flagged.csv"] {
+    for f in
+        ["supervision-202303.json", "supervision-202303-institutions.csv", "supervision-202303-pairs.csv", "supervision-202303-flagged.csv"]
+    {
         let text = std::fs::read_to_string(out.path().join(f)).unwrap();
         assert!(person_numbers_in(&text).is_empty(), "{f} holds person numbers");
     }
@@ -292,7 +314,10 @@ async fn planted_outliers_are_found_and_the_report_shows_them_in_a_browser() {
     assert!(csv.lines().any(|l| l.starts_with(&format!("202303,{EXAMS},{SUIZHOU},5,")) && l.ends_with(",exam_share")), "{csv}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(person_numbers_in(&page).is_empty(), "the page holds person numbers");
-    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"), "the page must need nothing at view time");
+    assert!(
+        !page.contains("<script") && !page.contains("http://") && !page.contains("https://"),
+        "the page must need nothing at view time"
+    );
 
     // Rendered by a real browser: the DOM it builds shows the planted outliers.
     let dom = chromium(&["--dump-dom", &format!("file://{}", html.display())]);

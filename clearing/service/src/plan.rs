@@ -387,6 +387,7 @@ mod tests {
             arrears: vec![],
             credit_facts: Default::default(),
             credits: Default::default(),
+            recent: vec![],
             version: 7,
         }
     }

@@ -41,7 +41,9 @@ pub async fn serve<S: Store>(
         .add_service(RegistryServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(CatalogueServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         // A month's indicators of every institution of the country is a large answer.
-        .add_service(SupervisionServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(256 * 1024 * 1024))
+        .add_service(
+            SupervisionServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(256 * 1024 * 1024),
+        )
         // Reconciliation batches are larger than claims: 16 MiB per streamed message.
         .add_service(NettingServer::new(api).max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)

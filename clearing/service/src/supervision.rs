@@ -91,13 +91,13 @@ pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts
     let days = t.frequent_visits_days.value as i64;
     let in_window = 1 + recent.iter().filter(|r| r.date <= vc.visit_date && (vc.visit_date - r.date).num_days() < days).count();
     if in_window as u32 >= t.frequent_visits.value {
-        flag("frequent_visits", format!("{in_window} visits in {days} days up to {} (threshold {})", vc.visit_date, t.frequent_visits.value));
+        flag(
+            "frequent_visits",
+            format!("{in_window} visits in {days} days up to {} (threshold {})", vc.visit_date, t.frequent_visits.value),
+        );
     }
     if a.medfee_sumamt > t.high_cost_per_visit_fen.value {
-        flag(
-            "high_cost",
-            format!("medical cost {} above {}", fmt_yuan(a.medfee_sumamt), fmt_yuan(t.high_cost_per_visit_fen.value)),
-        );
+        flag("high_cost", format!("medical cost {} above {}", fmt_yuan(a.medfee_sumamt), fmt_yuan(t.high_cost_per_visit_fen.value)));
     }
     let selfpaid = a.fulamt_ownpay_amt + a.overlmt_selfpay;
     if a.medfee_sumamt > 0 && share(selfpaid, a.medfee_sumamt) > bp(t.selfpay_share_bp.value) {
@@ -187,7 +187,8 @@ pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[pb::Supe
         measures.push(("x".into(), 1));
         measures.extend(flags.iter().map(|f| (format!("k:{}", f.kind), 1)));
     }
-    let fields = entities.iter().flat_map(|e| measures.iter().filter(|(_, v)| *v != 0).map(move |(m, v)| (format!("{e}|{m}"), *v))).collect();
+    let fields =
+        entities.iter().flat_map(|e| measures.iter().filter(|(_, v)| *v != 0).map(move |(m, v)| (format!("{e}|{m}"), *v))).collect();
     let flagged = (!flags.is_empty()).then(|| {
         let e = FlaggedEntry {
             setl_id: setl_id.into(),
@@ -388,47 +389,6 @@ pub fn thresholds_pb(mdtrt: &str, t: &SupervisionTerms) -> pb::WarningThresholds
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn recent_visits_stay_bounded_and_sorted() {
-        let mut r = Vec::new();
-        for day in 1..=28 {
-            r = remember(&r, d(&format!("2023-03-{day:02}")), "360100");
-        }
-        r = remember(&r, d("2023-05-01"), "421300");
-        // Everything more than 31 days before the latest visit is gone.
-        assert_eq!(r, vec![RecentVisit { date: d("2023-05-01"), mdtrt_admdvs: "421300".into() }]);
-        assert_eq!(remember(&r, d("2023-04-10"), "360100").len(), 2, "an earlier visit within 31 days is kept");
-        let mut many = Vec::new();
-        for i in 0..100 {
-            many = remember(&many, d("2023-06-01"), &format!("{}", 360100 + i));
-        }
-        assert_eq!(many.len(), MAX_RECENT);
-        let text = RecentVisit::encode_all(&many);
-        assert_eq!(RecentVisit::decode_all(&text).unwrap(), many);
-    }
-
-    #[test]
-    fn months_and_shares() {
-        assert_eq!(previous_month("202301").as_deref(), Some("202212"));
-        assert!(!valid_month("202313") && !valid_month("2023-1") && valid_month("202402"));
-        assert_eq!(fmt_share(Decimal::from(1) / Decimal::from(3)), "0.3333");
-        assert_eq!(fmt_share(Decimal::from(2)), "2.0000");
-        assert_eq!(fmt_share(Decimal::new(5, 5)), "0.0001", "0.00005 rounds half away from zero");
-        let s = Sums { n: 3, medfee: 100, ..Default::default() };
-        assert_eq!(s.cost_per_visit_fen(), Some(33));
-        let s = Sums { n: 2, medfee: 101, ..Default::default() };
-        assert_eq!(s.cost_per_visit_fen(), Some(51), "50.5 fen rounds half away from zero");
-    }
-}
-
 /// Flagged entries a list request scans at most per page it answers (filters may skip many).
 const MAX_SCAN_PAGES: usize = 20;
 
@@ -539,7 +499,8 @@ impl<S: crate::store::Store> crate::settle::Clearinghouse<S> {
         v.into_result(())?;
         let size = if q.page_size == 0 { 100 } else { q.page_size as usize };
         let covers = |filter: &str, code: &str| {
-            filter.is_empty() || region_adapter::Admdvs::parse(filter).zip(region_adapter::Admdvs::parse(code)).is_some_and(|(f, c)| f.covers(c))
+            filter.is_empty()
+                || region_adapter::Admdvs::parse(filter).zip(region_adapter::Admdvs::parse(code)).is_some_and(|(f, c)| f.covers(c))
         };
         let mut out = pb::ListFlaggedSettlementsResponse::default();
         let mut cursor = q.page_token.clone();
@@ -584,5 +545,46 @@ impl<S: crate::store::Store> crate::settle::Clearinghouse<S> {
         }
         out.next_page_token = cursor;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn recent_visits_stay_bounded_and_sorted() {
+        let mut r = Vec::new();
+        for day in 1..=28 {
+            r = remember(&r, d(&format!("2023-03-{day:02}")), "360100");
+        }
+        r = remember(&r, d("2023-05-01"), "421300");
+        // Everything more than 31 days before the latest visit is gone.
+        assert_eq!(r, vec![RecentVisit { date: d("2023-05-01"), mdtrt_admdvs: "421300".into() }]);
+        assert_eq!(remember(&r, d("2023-04-10"), "360100").len(), 2, "an earlier visit within 31 days is kept");
+        let mut many = Vec::new();
+        for i in 0..100 {
+            many = remember(&many, d("2023-06-01"), &format!("{}", 360100 + i));
+        }
+        assert_eq!(many.len(), MAX_RECENT);
+        let text = RecentVisit::encode_all(&many);
+        assert_eq!(RecentVisit::decode_all(&text).unwrap(), many);
+    }
+
+    #[test]
+    fn months_and_shares() {
+        assert_eq!(previous_month("202301").as_deref(), Some("202212"));
+        assert!(!valid_month("202313") && !valid_month("2023-1") && valid_month("202402"));
+        assert_eq!(fmt_share(Decimal::from(1) / Decimal::from(3)), "0.3333");
+        assert_eq!(fmt_share(Decimal::from(2)), "2.0000");
+        assert_eq!(fmt_share(Decimal::new(5, 5)), "0.0001", "0.00005 rounds half away from zero");
+        let s = Sums { n: 3, medfee: 100, ..Default::default() };
+        assert_eq!(s.cost_per_visit_fen(), Some(33));
+        let s = Sums { n: 2, medfee: 101, ..Default::default() };
+        assert_eq!(s.cost_per_visit_fen(), Some(51), "50.5 fen rounds half away from zero");
     }
 }

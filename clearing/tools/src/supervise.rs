@@ -32,7 +32,8 @@ pub async fn supervision(addr: &str, month: &str, out: &Path) -> anyhow::Result<
     let mut flagged = Vec::new();
     let mut token = String::new();
     loop {
-        let req = pb::ListFlaggedSettlementsRequest { month: month.into(), page_size: 500, page_token: token.clone(), ..Default::default() };
+        let req =
+            pb::ListFlaggedSettlementsRequest { month: month.into(), page_size: 500, page_token: token.clone(), ..Default::default() };
         let page = c.list_flagged_settlements(req).await.map_err(status)?.into_inner();
         flagged.extend(page.settlements.into_iter().map(|s| pb::FlaggedSettlement { psn_no: String::new(), ..s }));
         if page.next_page_token.is_empty() {
@@ -130,7 +131,9 @@ fn csv_field(s: &str) -> String {
 }
 
 pub fn flagged_csv(f: &[pb::FlaggedSettlement]) -> String {
-    let mut s = String::from("setl_id,setl_time,insuplc_admdvs,mdtrt_admdvs,fixmedins_code,med_type,medfee_sumamt,fund_pay_sumamt,acct_pay,kinds,details\n");
+    let mut s = String::from(
+        "setl_id,setl_time,insuplc_admdvs,mdtrt_admdvs,fixmedins_code,med_type,medfee_sumamt,fund_pay_sumamt,acct_pay,kinds,details\n",
+    );
     for x in f {
         let kinds: Vec<&str> = x.flags.iter().map(|f| f.kind.as_str()).collect();
         let details: Vec<&str> = x.flags.iter().map(|f| f.detail.as_str()).collect();
@@ -275,11 +278,22 @@ pub fn html(r: &Report) -> String {
         .map(|w| {
             (
                 format!(r#"class="warn" data-code="{}" data-indicator="{}""#, esc(&w.fixmedins_code), esc(&w.indicator)),
-                vec![w.fixmedins_code.clone(), w.mdtrt_admdvs.clone(), w.indicator.clone(), w.value.clone(), w.threshold.clone(), w.provenance.clone()],
+                vec![
+                    w.fixmedins_code.clone(),
+                    w.mdtrt_admdvs.clone(),
+                    w.indicator.clone(),
+                    w.value.clone(),
+                    w.threshold.clone(),
+                    w.provenance.clone(),
+                ],
             )
         })
         .collect();
-    s.push_str(&table("early-warnings", &["institution", "service location", "indicator", "value", "threshold", "threshold's provenance"], &rows));
+    s.push_str(&table(
+        "early-warnings",
+        &["institution", "service location", "indicator", "value", "threshold", "threshold's provenance"],
+        &rows,
+    ));
     // Charts.
     let mut by_cost: Vec<&pb::InstitutionIndicators> = i.institutions.iter().filter(|x| !m(&x.month).cost_per_visit.is_empty()).collect();
     by_cost.sort_by(|a, b| num(&m(&b.month).cost_per_visit).total_cmp(&num(&m(&a.month).cost_per_visit)));
@@ -319,7 +333,8 @@ pub fn html(r: &Report) -> String {
     s.push_str(&bar_chart("chart-growth", &format!("Growth on {} (0.30 = 30% more), highest 30", i.previous_month), &bars));
     // Rankings per indicator.
     type Get = fn(&pb::InstitutionIndicators) -> String;
-    let indicators: [(&str, &str, Get, fn(&pb::WarningThresholds) -> String); 4] = [
+    type Thr = fn(&pb::WarningThresholds) -> String;
+    let indicators: [(&str, &str, Get, Thr); 4] = [
         ("cost_per_visit", "Cost per visit", |x| m(&x.month).cost_per_visit, |t| t.cost_per_visit.clone()),
         ("cost_per_visit_growth", "Growth of cost per visit", |x| x.cost_per_visit_growth.clone(), |t| t.cost_per_visit_growth.clone()),
         ("selfpay_share", "Self-paid share (全自费 + 超限价自费)", |x| m(&x.month).selfpay_share, |t| t.selfpay_share.clone()),
@@ -384,7 +399,11 @@ pub fn html(r: &Report) -> String {
         })
         .collect();
     s.push_str("<h3>Flagged settlements</h3>");
-    s.push_str(&table("flagged", &["settlement", "institution", "insured region", "medical cost", "account", "flags", "what was seen"], &rows));
+    s.push_str(&table(
+        "flagged",
+        &["settlement", "institution", "insured region", "medical cost", "account", "flags", "what was seen"],
+        &rows,
+    ));
     s.push_str("</body></html>\n");
     s
 }

@@ -264,7 +264,9 @@ fn parse_priced(lines: &[pb::PricedLine], totals: Option<&pb::PriceTotals>) -> R
             account_excluded: l.account_excluded,
             category: match l.category.as_str() {
                 "" => None,
-                c => Some(region_adapter::model::ItemCategory::parse(c).ok_or_else(|| format!("lines[{i}].category: not examination or lab"))?),
+                c => Some(
+                    region_adapter::model::ItemCategory::parse(c).ok_or_else(|| format!("lines[{i}].category: not examination or lab"))?,
+                ),
             },
         };
         out.totals.add(&p);

@@ -824,6 +824,12 @@ mod tests {
                 totals: PairDelta { count: 1, medfee_fen: 50_000, fund_fen: 20_000, acct_fen: 10_000 },
                 orig_setl_id: None,
                 reversed_by: None,
+                supervision: Some(SupervisionDelta {
+                    month: "202601".into(),
+                    fields: vec![("i|360100|H36010000001|n".into(), 1), ("p|421300|360100|m".into(), 50_000)],
+                    flagged: Some("{}".into()),
+                    unflag: None,
+                }),
             },
             members: vec![MemberChange {
                 key: key(),
@@ -836,14 +842,42 @@ mod tests {
                     visits: 1,
                 }),
                 balance_delta_fen: -10_000,
+                recent: Some(vec![RecentVisit { date: today, mdtrt_admdvs: "360100".into() }]),
             }],
             reverses: None,
         }
     }
 
+    type Snapshot = (MemberRecord, WindowTotals, Vec<JournalEntry>, BTreeMap<String, i64>, Vec<(String, String, String)>);
+
     /// Everything a commit could have touched, for before/after comparison.
-    async fn snapshot(s: &EmbeddedStore, day: NaiveDate) -> (MemberRecord, WindowTotals, Vec<JournalEntry>) {
-        (s.load_member(&key()).await.unwrap().unwrap(), s.window_totals(day).await.unwrap(), s.window_journal(day).await.unwrap())
+    async fn snapshot(s: &EmbeddedStore, day: NaiveDate) -> Snapshot {
+        (
+            s.load_member(&key()).await.unwrap().unwrap(),
+            s.window_totals(day).await.unwrap(),
+            s.window_journal(day).await.unwrap(),
+            s.indicators("202601").await.unwrap(),
+            s.flagged("202601", "", 10).await.unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_last_write_fails_leaves_no_indicator_nor_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_member(dir.path()).await;
+        let today = crate::calendar::today();
+        let before = snapshot(&s, today).await;
+        let c = commit(1, today);
+        // The flagged entry is the commit's last write.
+        s.fail_writes_of(Some(&flagged_row("202601", &c.settlement.setl_id)));
+        assert!(matches!(s.commit(c.clone(), today).await, Err(StoreError::Unavailable(_))));
+        assert_eq!(snapshot(&s, today).await, before, "no member, recent visit, total, journal, indicator or flag changed");
+        s.fail_writes_of(None);
+        assert_eq!(s.commit(c, today).await.unwrap(), CommitOutcome::Committed);
+        let after = snapshot(&s, today).await;
+        assert_eq!(after.3.get("i|360100|H36010000001|n"), Some(&1));
+        assert_eq!(after.4.len(), 1);
+        assert_eq!(after.0.recent.len(), 1);
     }
 
     #[tokio::test]

@@ -505,7 +505,12 @@ pub trait Store: Send + Sync + 'static {
     fn indicators(&self, month: &str) -> impl Future<Output = Result<BTreeMap<String, i64>, StoreError>> + Send;
     /// A page of the month's flagged list: (cursor, setl_id, entry) after `after` ("" = from the start),
     /// in cursor order; pass the last cursor to get the next page.
-    fn flagged(&self, month: &str, after: &str, limit: usize) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
+    fn flagged(
+        &self,
+        month: &str,
+        after: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
     /// Adds indicator amounts of `month` directly (bulk loads: a migration, the read benchmark), as if
     /// settlements of `shard` had been committed.
     fn add_indicators(&self, shard: u16, month: &str, fields: &[(String, i64)]) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -478,17 +478,11 @@ impl RedisStore {
     /// Folds a shard's pending sums into the sums they add to, exactly once and in order per shard
     /// (`fold.lua`, `fold_apply.lua`, `fold_done.lua`); `shape` turns the shard's fields into the
     /// fields added.
-    async fn fold_with(
-        &self,
-        shard: u16,
-        k: &FoldKeys,
-        shape: fn(&[(String, String)]) -> Result<Vec<(String, i64)>, StoreError>,
-    ) -> Result<(), StoreError> {
+    async fn fold_with(&self, shard: u16, k: &FoldKeys, shape: Shape) -> Result<(), StoreError> {
         // At most two rounds: finish a fold left in flight, then fold what is pending.
         for _ in 0..2 {
             let mut c = self.conn.clone();
-            let _: String =
-                self.scripts.fold.key(&k.pending).key(&k.fold).key(&k.seq).invoke_async(&mut c).await.map_err(err)?;
+            let _: String = self.scripts.fold.key(&k.pending).key(&k.fold).key(&k.seq).invoke_async(&mut c).await.map_err(err)?;
             let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(&k.fold)).await?;
             let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
             let mut inv = self.scripts.fold_apply.prepare_invoke();
@@ -637,6 +631,9 @@ fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError
     }
     Ok(out.into_iter().filter(|(_, v)| *v != 0).collect())
 }
+
+/// How a fold turns a shard's fields into the fields it adds.
+type Shape = fn(&[(String, String)]) -> Result<Vec<(String, i64)>, StoreError>;
 
 /// The keys of one fold (see `fold_with`).
 struct FoldKeys {
