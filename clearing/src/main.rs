@@ -135,6 +135,8 @@ enum Command {
     },
     /// Netting at national scale on a throwaway Redis: fill a window, time close → report and reconciliation.
     BenchNetting(clearing_tools::bench::NettingBenchArgs),
+    /// Supervision at national scale: load a month's indicator aggregates into a store, or time reading them.
+    BenchIndicators(clearing_tools::supervise::IndicatorBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -295,6 +297,7 @@ async fn main() {
         }
         Command::Health { addr, service } => clearing_tools::client::health(&addr, &service).await,
         Command::BenchNetting(a) => clearing_tools::bench::run_netting(a).await,
+        Command::BenchIndicators(a) => clearing_tools::supervise::bench_indicators(a).await,
         Command::Net { date, out, addr } => clearing_tools::netcli::net(&addr, &date, &out).await,
         Command::Statement { month, addr } => clearing_tools::netcli::statement(&addr, &month).await,
         Command::Credit { region, month, addr } => clearing_tools::netcli::credit(&addr, &region, &month).await,

@@ -407,3 +407,131 @@ pub fn html(r: &Report) -> String {
     s.push_str("</body></html>\n");
     s
 }
+
+/// `clearing bench-indicators`: loads the supervision aggregates that `settlements` settlements of a month
+/// (and of the month before, for growth) leave over `institutions` institutions and `pairs` region pairs
+/// of 400 synthetic regions, straight into a store, as commits spread over the shards would; or, with
+/// `--time-read`, times `GetIndicators` of the whole month on a running service.
+#[derive(clap::Args, Debug)]
+pub struct IndicatorBenchArgs {
+    /// YYYYMM (use a month no real settlement has, e.g. 209912).
+    #[arg(long)]
+    pub month: String,
+    #[arg(long, default_value_t = 20_000)]
+    pub institutions: usize,
+    #[arg(long, default_value_t = 24_000)]
+    pub pairs: usize,
+    #[arg(long, default_value_t = 10_000_000)]
+    pub settlements: i64,
+    /// Time a read of the month through `addr` instead of loading.
+    #[arg(long)]
+    pub time_read: bool,
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub addr: String,
+    /// Load into Redis (the URL of `clearing serve --store redis`) …
+    #[arg(long, default_value = "embedded")]
+    pub store: String,
+    #[arg(long)]
+    pub redis_url: Vec<String>,
+    /// … or into the embedded store's directory (while no `clearing serve` has it open).
+    #[arg(long, default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+}
+
+pub async fn bench_indicators(a: IndicatorBenchArgs) -> anyhow::Result<()> {
+    if a.time_read {
+        let mut c = SupervisionClient::new(connect(&a.addr).await?).max_decoding_message_size(512 * 1024 * 1024);
+        let t = std::time::Instant::now();
+        let r = c.get_indicators(pb::GetIndicatorsRequest { month: a.month.clone(), ..Default::default() }).await.map_err(status)?;
+        let elapsed = t.elapsed();
+        let i = r.into_inner();
+        println!(
+            "  GetIndicators {}: {} institutions, {} region pairs, {} early warnings, in {:.3} s",
+            a.month,
+            i.institutions.len(),
+            i.pairs.len(),
+            i.early_warnings.len(),
+            elapsed.as_secs_f64()
+        );
+        return Ok(());
+    }
+    let prev = clearing_service::supervision::previous_month(&a.month).ok_or_else(|| anyhow::anyhow!("--month must be YYYYMM"))?;
+    let t = std::time::Instant::now();
+    let fields = match a.store.as_str() {
+        "redis" => {
+            let s = clearing_service::store::redis::RedisStore::connect(&clearing_service::store::redis::RedisOptions {
+                urls: a.redis_url.clone(),
+                allow_volatile: true,
+            })
+            .await?;
+            let n = load(&s, &a, &prev).await?;
+            // Fold what the load left pending, as the service's folder does every 2 s.
+            s.fold_indicators(&a.month).await?;
+            s.fold_indicators(&prev).await?;
+            n
+        }
+        _ => load(&clearing_service::store::embedded::EmbeddedStore::open(&a.data_dir)?, &a, &prev).await?,
+    };
+    println!(
+        "  loaded {fields} indicator fields ({} institutions, {} pairs, {} settlements a month, months {prev} and {}) in {:.1} s",
+        a.institutions,
+        a.pairs,
+        a.settlements,
+        a.month,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Writes both months' aggregates; returns how many fields were written.
+async fn load<S: clearing_service::store::Store>(s: &S, a: &IndicatorBenchArgs, prev: &str) -> anyhow::Result<usize> {
+    let regions: Vec<String> = crate::bench::synthetic_rule_files(400)
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".toml") && !n.ends_with(".catalogue.toml") && n.as_bytes()[..6].iter().all(u8::is_ascii_digit))
+        .map(|(n, _)| n[..6].to_string())
+        .filter(|c| !c.ends_with("0000"))
+        .collect();
+    let mut rng = crate::bench::Rng::new(19);
+    let mut written = 0;
+    for (month, scale) in [(prev, 95), (a.month.as_str(), 100)] {
+        let mut by_shard: BTreeMap<u16, Vec<(String, i64)>> = BTreeMap::new();
+        let mut entity = |rng: &mut crate::bench::Rng, name: String, n: i64| {
+            let per_visit = 10_000 + rng.below(40_000) as i64; // 100–500 yuan
+            let m = n * per_visit * scale / 100;
+            let pct = |rng: &mut crate::bench::Rng, max: u64| m * rng.below(max) as i64 / 100;
+            let flagged = n / 50;
+            let f = [
+                ("n", n),
+                ("m", m),
+                ("s", pct(rng, 30)),
+                ("e", pct(rng, 45)),
+                ("a", pct(rng, 20)),
+                ("f", pct(rng, 60)),
+                ("x", flagged),
+                ("k:high_cost", flagged / 2),
+                ("k:multi_region_day", flagged - flagged / 2),
+            ];
+            let shard = rng.below(clearing_service::ids::SHARDS as u64) as u16;
+            by_shard.entry(shard).or_default().extend(f.into_iter().filter(|(_, v)| *v != 0).map(|(k, v)| (format!("{name}|{k}"), v)));
+        };
+        let per = |count: usize| (a.settlements / count.max(1) as i64).max(1);
+        for i in 0..a.institutions {
+            let mdtrt = &regions[i % regions.len()];
+            let n = per(a.institutions) / 2 + rng.below(per(a.institutions) as u64) as i64;
+            entity(&mut rng, format!("i|{mdtrt}|H{mdtrt}{:05}", i / regions.len()), n);
+        }
+        for i in 0..a.pairs {
+            let insured = &regions[i % regions.len()];
+            let mdtrt = &regions[(i / regions.len() + 1 + i) % regions.len()];
+            let n = per(a.pairs) / 2 + rng.below(per(a.pairs) as u64) as i64;
+            entity(&mut rng, format!("p|{insured}|{mdtrt}"), n);
+        }
+        for (shard, fields) in by_shard {
+            for chunk in fields.chunks(5_000) {
+                s.add_indicators(shard, month, chunk).await?;
+                written += chunk.len();
+            }
+        }
+    }
+    Ok(written)
+}
