@@ -95,8 +95,9 @@ for i in 1 2 3; do
   $bin bench-indicators --month "$month" --time-read --addr "$read_addr"
 done
 start=$(date +%s.%N)
-$bin supervision --month "$month" --out "$dir/report" --addr "$read_addr" | head -1
+$bin supervision --month "$month" --out "$dir/report" --addr "$read_addr" > "$dir/report.txt"
 end=$(date +%s.%N)
+head -1 "$dir/report.txt"
 python3 -c "import sys; print(f'  report command (read + JSON + CSV + HTML): {float(sys.argv[2]) - float(sys.argv[1]):.2f} s (target < 2 s for the read)')" "$start" "$end"
 ls -la "$dir/report" | awk 'NR > 1 {print "   ", $5, $9}'
 kill $read_pid; wait $read_pid 2>/dev/null || true

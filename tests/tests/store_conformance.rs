@@ -299,11 +299,36 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     let shard = shard_of("421300", &k.psn_no);
     let m = s.upsert_member(upsert(&k, 0)).await.unwrap();
     let day = s.open_window(shard, today()).await.unwrap();
-    let fields: Vec<(String, i64)> =
-        vec![("i|360100|H36010000001|n".into(), 1), ("i|360100|H36010000001|m".into(), 100_000), ("p|421300|360100|k:high_cost".into(), 1)];
+    let delta = SupervisionDelta {
+        month: "202301".into(),
+        institution: "360100|H36010000001".into(),
+        pair: "421300|360100".into(),
+        sums: [1, 100_000, 0, 30_000, 0, 1_000, 1],
+        kinds: vec!["high_cost".into()],
+        flagged: Some("{\"e\":1}".into()),
+        unflag: None,
+    };
+    let fields: Vec<(String, i64)> = [
+        ("i|360100|H36010000001|n", 1),
+        ("i|360100|H36010000001|m", 100_000),
+        ("i|360100|H36010000001|e", 30_000),
+        ("i|360100|H36010000001|f", 1_000),
+        ("i|360100|H36010000001|x", 1),
+        ("i|360100|H36010000001|k:high_cost", 1),
+        ("p|421300|360100|n", 1),
+        ("p|421300|360100|m", 100_000),
+        ("p|421300|360100|e", 30_000),
+        ("p|421300|360100|f", 1_000),
+        ("p|421300|360100|x", 1),
+        ("p|421300|360100|k:high_cost", 1),
+    ]
+    .into_iter()
+    .map(|(f, v)| (f.to_string(), v))
+    .collect();
+    let as_map = |v: Vec<(String, i64)>| v.into_iter().collect::<std::collections::BTreeMap<_, _>>();
+    assert_eq!(as_map(delta.fields()), as_map(fields.clone()), "a delta's fields");
     let mut r1 = record(&sid(shard, 900), &format!("{tag}SV1"), 9, day, 1_000, 0);
-    r1.supervision =
-        Some(SupervisionDelta { month: "202301".into(), fields: fields.clone(), flagged: Some("{\"e\":1}".into()), unflag: None });
+    r1.supervision = Some(delta.clone());
     let visit = RecentVisit { date: NaiveDate::from_ymd_opt(2023, 1, 9).unwrap(), mdtrt_admdvs: "360100".into() };
     let mut ch = change(&k, Some(m.version), 1_000, 0);
     ch.recent = Some(vec![visit.clone()]);
@@ -320,12 +345,7 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     assert_eq!(s.indicators("202301").await.unwrap(), expected, "a replay adds nothing");
     let mut rev = record(&sid(shard, 901), &format!("{tag}SV2"), 10, day, -1_000, 0);
     rev.orig_setl_id = Some(r1.setl_id.clone());
-    rev.supervision = Some(SupervisionDelta {
-        month: "202301".into(),
-        fields: fields.iter().map(|(f, v)| (f.clone(), -v)).collect(),
-        flagged: None,
-        unflag: Some(r1.setl_id.clone()),
-    });
+    rev.supervision = Some(SupervisionDelta { sums: delta.sums.map(|v| -v), flagged: None, unflag: Some(r1.setl_id.clone()), ..delta });
     let undo = MemberChange { key: k.clone(), expected_version: None, accumulator: None, balance_delta_fen: 0, recent: None };
     let c2 = Commit { shard, settlement: rev, members: vec![undo], reverses: Some(r1.setl_id.clone()) };
     assert_eq!(s.commit(c2, today()).await.unwrap(), CommitOutcome::Committed);

@@ -173,28 +173,13 @@ pub fn month_of(d: NaiveDate) -> String {
 /// What a settlement adds to supervision.
 pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[pb::SupervisionFlag], setl_id: &str) -> SupervisionDelta {
     let exam: i64 = priced.lines.iter().filter(|l| l.category == Some(ItemCategory::Examination)).map(|l| l.amount_fen).sum();
-    let (insured, mdtrt) = (vc.insured.to_string(), vc.mdtrt.to_string());
-    let entities = [format!("i|{mdtrt}|{}", vc.fixmedins_code), format!("p|{insured}|{mdtrt}")];
-    let mut measures: Vec<(String, i64)> = vec![
-        ("n".into(), 1),
-        ("m".into(), a.medfee_sumamt),
-        ("s".into(), a.fulamt_ownpay_amt + a.overlmt_selfpay),
-        ("e".into(), exam),
-        ("a".into(), a.acct_pay),
-        ("f".into(), a.fund_pay_sumamt),
-    ];
-    if !flags.is_empty() {
-        measures.push(("x".into(), 1));
-        measures.extend(flags.iter().map(|f| (format!("k:{}", f.kind), 1)));
-    }
-    let fields =
-        entities.iter().flat_map(|e| measures.iter().filter(|(_, v)| *v != 0).map(move |(m, v)| (format!("{e}|{m}"), *v))).collect();
+    let mdtrt = vc.mdtrt.to_string();
     let flagged = (!flags.is_empty()).then(|| {
         let e = FlaggedEntry {
             setl_id: setl_id.into(),
             setl_time: vc.setl_time.to_rfc3339(),
             psn_no: vc.psn_no.clone(),
-            insuplc_admdvs: insured.clone(),
+            insuplc_admdvs: vc.insured.to_string(),
             mdtrt_admdvs: mdtrt.clone(),
             fixmedins_code: vc.fixmedins_code.clone(),
             med_type: vc.med_type.code().into(),
@@ -205,17 +190,28 @@ pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[pb::Supe
         };
         serde_json::to_string(&e).expect("a flagged entry serializes")
     });
-    SupervisionDelta { month: month_of(vc.visit_date), fields, flagged, unflag: None }
+    SupervisionDelta {
+        month: month_of(vc.visit_date),
+        institution: format!("{mdtrt}|{}", vc.fixmedins_code),
+        pair: format!("{}|{mdtrt}", vc.insured),
+        sums: [
+            1,
+            a.medfee_sumamt,
+            a.fulamt_ownpay_amt + a.overlmt_selfpay,
+            exam,
+            a.acct_pay,
+            a.fund_pay_sumamt,
+            i64::from(!flags.is_empty()),
+        ],
+        kinds: flags.iter().map(|f| f.kind.clone()).collect(),
+        flagged,
+        unflag: None,
+    }
 }
 
 /// What a reversal of `orig` (with its stored delta) adds: every number negated, its flagged entry removed.
 pub fn reversal_delta(orig_setl_id: &str, d: &SupervisionDelta) -> SupervisionDelta {
-    SupervisionDelta {
-        month: d.month.clone(),
-        fields: d.fields.iter().map(|(f, v)| (f.clone(), -v)).collect(),
-        flagged: None,
-        unflag: d.flagged.as_ref().map(|_| orig_setl_id.to_string()),
-    }
+    SupervisionDelta { sums: d.sums.map(|v| -v), flagged: None, unflag: d.flagged.as_ref().map(|_| orig_setl_id.to_string()), ..d.clone() }
 }
 
 /// The sums of one entity in one month.

@@ -91,7 +91,14 @@ fn add_indicators(t: &mut Tables<'_>, month: &str, fields: &[(String, i64)]) -> 
 
 fn apply_supervision(t: &mut Tables<'_>, s: &SettlementRecord) -> Result<(), StoreError> {
     let Some(sv) = &s.supervision else { return Ok(()) };
-    add_indicators(t, &sv.month, &sv.fields)?;
+    for (kind, entity) in [("i", &sv.institution), ("p", &sv.pair)] {
+        let row = indicator_row(&sv.month, &format!("{kind}|{entity}"));
+        let mut sums: BTreeMap<String, i64> = get_json(&t.meta, &row)?.unwrap_or_default();
+        for (_, _, m, v) in sv.adds().filter(|(k, ..)| *k == kind) {
+            *sums.entry(m.into_owned()).or_default() += v;
+        }
+        t.put_json(TableId::Meta, &row, &sums)?;
+    }
     if let Some(entry) = &sv.flagged {
         t.put(TableId::Meta, &flagged_row(&sv.month, &s.setl_id), entry.as_bytes())?;
     }
@@ -826,7 +833,10 @@ mod tests {
                 reversed_by: None,
                 supervision: Some(SupervisionDelta {
                     month: "202601".into(),
-                    fields: vec![("i|360100|H36010000001|n".into(), 1), ("p|421300|360100|m".into(), 50_000)],
+                    institution: "360100|H36010000001".into(),
+                    pair: "421300|360100".into(),
+                    sums: [1, 50_000, 0, 0, 10_000, 20_000, 1],
+                    kinds: vec!["high_cost".into()],
                     flagged: Some("{}".into()),
                     unflag: None,
                 }),

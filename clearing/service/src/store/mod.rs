@@ -110,8 +110,8 @@ pub struct MemberRecord {
     #[serde(default)]
     pub credits: BTreeMap<String, i64>,
     /// The member's recent settlements (date, service location), for supervision's flags; kept like
-    /// the accumulators, bounded (see `supervision::remember`).
-    #[serde(default)]
+    /// the accumulators, bounded (see `supervision::remember`). Stored as one compact string.
+    #[serde(default, with = "recent_compact")]
     pub recent: Vec<RecentVisit>,
 }
 
@@ -139,21 +139,60 @@ impl RecentVisit {
     }
 }
 
+/// `recent` as `YYYY-MM-DD:admdvs,…` in stored JSON (a few bytes per visit instead of an object).
+mod recent_compact {
+    use super::RecentVisit;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[RecentVisit], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&RecentVisit::encode_all(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RecentVisit>, D::Error> {
+        RecentVisit::decode_all(<&str>::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The measures of the indicators, in `SupervisionDelta::sums` order: claims, medical cost, self-paid
+/// (全自费 + 超限价自费), examinations, account, fund, flagged claims (fen for amounts).
+pub const MEASURES: [&str; 7] = ["n", "m", "s", "e", "a", "f", "x"];
+
 /// What one settlement adds to supervision's monthly indicators and flagged list (a reversal: the
 /// original's numbers negated, and its flagged entry removed). Stored with the settlement so that a
-/// reversal subtracts exactly what was added.
+/// reversal subtracts exactly what was added; compact, since every settlement carries one.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SupervisionDelta {
     /// YYYYMM of the visit: the month whose indicators it counts in.
     pub month: String,
-    /// `<entity>|<measure>` → amount (see `supervision`); added on commit.
-    pub fields: Vec<(String, i64)>,
+    /// The institution, `<mdtrt>|<fixmedins_code>`, and the region pair, `<insured>|<mdtrt>`.
+    pub institution: String,
+    pub pair: String,
+    /// Added to both, in `MEASURES` order.
+    pub sums: [i64; 7],
+    /// Flag kinds, each counting `sums[0]` (1, or −1 on a reversal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
     /// A flagged settlement's entry in the month's flagged list (JSON), keyed by its setl_id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flagged: Option<String>,
     /// On a reversal: the original whose flagged entry is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unflag: Option<String>,
+}
+
+impl SupervisionDelta {
+    /// The `(entity, measure, amount)` it adds, zeros left out: entities `i|<institution>`, `p|<pair>`.
+    pub fn adds(&self) -> impl Iterator<Item = (&'static str, &str, std::borrow::Cow<'static, str>, i64)> + '_ {
+        let measures = MEASURES.iter().zip(self.sums).filter(|(_, v)| *v != 0).map(|(m, v)| (std::borrow::Cow::Borrowed(*m), v));
+        let kinds = self.kinds.iter().map(|k| (std::borrow::Cow::Owned(format!("k:{k}")), self.sums[0]));
+        let all: Vec<(std::borrow::Cow<'static, str>, i64)> = measures.chain(kinds).collect();
+        [("i", self.institution.as_str()), ("p", self.pair.as_str())]
+            .into_iter()
+            .flat_map(move |(kind, entity)| all.clone().into_iter().map(move |(m, v)| (kind, entity, m, v)))
+    }
+
+    /// The same as `<entity>|<measure>` fields (the Redis commit script's arguments, bulk loads).
+    pub fn fields(&self) -> Vec<(String, i64)> {
+        self.adds().map(|(k, e, m, v)| (format!("{k}|{e}|{m}"), v)).collect()
+    }
 }
 
 impl MemberRecord {

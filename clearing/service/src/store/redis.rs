@@ -797,8 +797,9 @@ impl RedisStore {
         let sv = s.supervision.as_ref().unwrap_or(&none);
         let month = if sv.month.is_empty() { "-" } else { sv.month.as_str() };
         inv.key(sv_pending_key(c.shard, month)).key(flagged_key(c.shard, month));
-        inv.arg(sv.fields.len());
-        for (f, v) in &sv.fields {
+        let fields = sv.fields();
+        inv.arg(fields.len());
+        for (f, v) in &fields {
             inv.arg(f).arg(v);
         }
         inv.arg(sv.flagged.as_deref().unwrap_or("")).arg(sv.unflag.as_deref().unwrap_or(""));
