@@ -170,6 +170,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         StoreKind::Embedded => {
             let store = EmbeddedStore::open(&cfg.data_dir)?;
             tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
+            // Supervision's deltas are logged by each commit and added up here in bulk.
+            let folder = store.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    if let Err(e) = folder.fold_indicators().await {
+                        tracing::warn!(error = %e, "folding supervision indicators failed; will retry");
+                    }
+                }
+            });
             run(&args, &cfg, store, rules).await
         }
         StoreKind::Redis => {

@@ -38,6 +38,12 @@ const JOURNAL: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("jou
 const WINDOWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("windows");
 /// Shared metadata: `<key>` → value, and `<key>|<field>` → value for maps.
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+/// Supervision deltas of commits not yet folded into the month's entity rows (`sv|…` in META), by an
+/// increasing sequence: a commit appends one row at the end of the tree (a page it shares with its
+/// neighbours) instead of updating two rows anywhere in it; `fold_indicators` adds them up in bulk.
+const SV_LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("supervision_log");
+/// Log rows folded per transaction at most (a fold that finds more leaves the rest for the next one).
+const MAX_FOLD: usize = 200_000;
 
 type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
 
@@ -58,12 +64,41 @@ enum MetaOp {
     PutRecords(u16, Vec<RecordWrite>),
     /// Adds to a month's supervision indicators (a bulk load).
     AddIndicators(String, Vec<(String, i64)>),
+    /// Folds the supervision log into the months' entity rows; answers how many deltas were folded.
+    FoldIndicators,
 }
 
 /// A month's indicators of one entity: `sv|<month>|<entity>` → `{"<measure>": sum, …}` (JSON). One row
 /// per entity keeps a commit to two reads and two writes.
 fn indicator_row(month: &str, entity: &str) -> String {
     format!("sv|{month}|{entity}")
+}
+
+/// Adds the logged supervision deltas (oldest first, at most `MAX_FOLD`) to their months' entity rows
+/// and removes them from the log, in the caller's transaction; returns how many were folded.
+fn fold_log(t: &mut Tables<'_>) -> Result<usize, StoreError> {
+    let mut sums: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let (mut last, mut n) = (None, 0);
+    for row in t.sv_log.iter().map_err(unavailable)?.take(MAX_FOLD) {
+        let (k, v) = row.map_err(unavailable)?;
+        let d: SupervisionDelta = serde_json::from_slice(v.value()).map_err(corrupt)?;
+        for (kind, entity, m, v) in d.adds() {
+            *sums.entry(indicator_row(&d.month, &format!("{kind}|{entity}"))).or_default().entry(m.into_owned()).or_default() += v;
+        }
+        last = Some(k.value());
+        n += 1;
+    }
+    for (row, adds) in sums {
+        let mut have: BTreeMap<String, i64> = get_json(&t.meta, &row)?.unwrap_or_default();
+        for (m, v) in adds {
+            *have.entry(m).or_default() += v;
+        }
+        t.put_json(TableId::Meta, &row, &have)?;
+    }
+    if let Some(last) = last {
+        t.sv_log.retain_in(..=last, |_, _| false).map_err(unavailable)?;
+    }
+    Ok(n)
 }
 
 /// A flagged settlement's row in the month's flagged list: `fl|<month>|<setl_id>` → entry (JSON).
@@ -91,14 +126,10 @@ fn add_indicators(t: &mut Tables<'_>, month: &str, fields: &[(String, i64)]) -> 
 
 fn apply_supervision(t: &mut Tables<'_>, s: &SettlementRecord) -> Result<(), StoreError> {
     let Some(sv) = &s.supervision else { return Ok(()) };
-    for (kind, entity) in [("i", &sv.institution), ("p", &sv.pair)] {
-        let row = indicator_row(&sv.month, &format!("{kind}|{entity}"));
-        let mut sums: BTreeMap<String, i64> = get_json(&t.meta, &row)?.unwrap_or_default();
-        for (_, _, m, v) in sv.adds().filter(|(k, ..)| *k == kind) {
-            *sums.entry(m.into_owned()).or_default() += v;
-        }
-        t.put_json(TableId::Meta, &row, &sums)?;
-    }
+    let seq = t.sv_log.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value() + 1);
+    let logged = serde_json::to_vec(&SupervisionDelta { flagged: None, unflag: None, ..sv.clone() }).map_err(corrupt)?;
+    t.faults.before_write(&format!("svlog|{}", s.setl_id))?;
+    t.sv_log.insert(seq, logged.as_slice()).map_err(unavailable)?;
     if let Some(entry) = &sv.flagged {
         t.put(TableId::Meta, &flagged_row(&sv.month, &s.setl_id), entry.as_bytes())?;
     }
@@ -176,6 +207,7 @@ impl EmbeddedStore {
             for t in [MEMBERS, SETTLEMENTS, IDEMPOTENCY, WINDOW_TOTALS, JOURNAL, WINDOWS, META] {
                 txn.open_table(t).map_err(unavailable)?;
             }
+            txn.open_table(SV_LOG).map_err(unavailable)?;
             txn.commit().map_err(unavailable)?;
         }
         let db = Arc::new(db);
@@ -184,6 +216,14 @@ impl EmbeddedStore {
         let wfaults = faults.clone();
         std::thread::Builder::new().name("embedded-writer".into()).spawn(move || writer(wdb, wfaults, rx)).map_err(unavailable)?;
         Ok(EmbeddedStore { db, writer: tx, faults })
+    }
+
+    /// Folds the supervision log into the months' indicator rows (run in the background, and before a
+    /// month is read); returns how many commits' deltas were folded.
+    pub async fn fold_indicators(&self) -> Result<usize, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let n = self.submit(Job::Meta(MetaOp::FoldIndicators, tx), rx).await?;
+        n.parse().map_err(corrupt)
     }
 
     /// Makes every write of a row under `key` fail (tests only); `None` clears the fault.
@@ -374,6 +414,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn indicators(&self, month: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        // Everything committed before this read is folded first.
+        while self.fold_indicators().await? >= MAX_FOLD {}
         let txn = self.db.begin_read().map_err(unavailable)?;
         let t = txn.open_table(META).map_err(unavailable)?;
         let (from, to) = (indicator_row(month, ""), format!("sv|{month}}}"));
@@ -484,6 +526,7 @@ struct Tables<'t> {
     journal: Table<'t, &'static str, &'static [u8]>,
     windows: Table<'t, &'static str, &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
+    sv_log: Table<'t, u64, &'static [u8]>,
     faults: &'t Faults,
 }
 
@@ -564,6 +607,7 @@ fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Re
             journal: txn.open_table(JOURNAL).map_err(unavailable)?,
             windows: txn.open_table(WINDOWS).map_err(unavailable)?,
             meta: txn.open_table(META).map_err(unavailable)?,
+            sv_log: txn.open_table(SV_LOG).map_err(unavailable)?,
             faults,
         };
         let mut answers = Vec::with_capacity(batch.len());
@@ -761,6 +805,7 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
             add_indicators(t, month, fields)?;
             Ok(String::new())
         }
+        MetaOp::FoldIndicators => fold_log(t).map(|n| n.to_string()),
         MetaOp::PutRecords(shard, writes) => {
             for w in writes {
                 let row = record_row(*shard, &w.key);
