@@ -17,6 +17,9 @@ store=${STORE:-embedded}
 institutions=${INSTITUTIONS:-20000}
 pairs=${PAIRS:-24000}
 settlements=${SETTLEMENTS:-10000000}
+# Visits spread over 60 days: with 2,000 members a day's claims would put nearly every member in several
+# service regions a day (a flag each time); VISIT_DAYS=1 measures that worst case.
+visit_days=${VISIT_DAYS:-60}
 cargo build --release -q -p clearing --bins
 bin=target/release/clearing
 dir=$(mktemp -d)
@@ -37,7 +40,7 @@ store_args() { # name
   if [ "$store" = redis ]; then echo --store redis --redis-url "redis://127.0.0.1:$port"; else echo --data-dir "$dir/data-$1"; fi
 }
 
-echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); store: $store; $claims claims per run, $clients clients, $members members, 400 regions"
+echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); store: $store; $claims claims per run, $clients clients, $members members, 400 regions, visits over $visit_days days"
 echo "== 1. flags and indicators at settle time (on vs off, alternated)"
 for s in off on; do
   # shellcheck disable=SC2046
@@ -54,7 +57,7 @@ for r in $(seq 1 "$rounds"); do
     pid=$(cat "$dir/$s.pid")
     c0=$(ticks "$pid"); r0=0; [ -n "$redis_pid" ] && r0=$(ticks "$redis_pid")
     line=$($bin bench --addr "$(cat "$dir/$s.addr")" --clients "$clients" --members "$members" --rules "$dir/rules" --run-id "w$s" \
-      --claims "$claims" --skip-register --mode unary --msg-tag "$s$r" --name "$s" 2>/dev/null | grep '^RESULT')
+      --claims "$claims" --skip-register --mode unary --msg-tag "$s$r" --name "$s" --visit-days "$visit_days" 2>/dev/null | grep '^RESULT')
     c1=$(ticks "$pid"); r1=0; [ -n "$redis_pid" ] && r1=$(ticks "$redis_pid")
     echo "$line clearing_ticks=$((c1 - c0)) redis_ticks=$((r1 - r0))" >> "$dir/results.txt"
     echo "  round $r supervision $s: $(echo "$line" | sed 's/.*throughput=\([0-9]*\).*p99_us=\([0-9]*\).*errors=\([0-9]*\).*/\1 req\/s, p99 \2 µs, errors \3/')"

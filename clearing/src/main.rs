@@ -170,11 +170,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         StoreKind::Embedded => {
             let store = EmbeddedStore::open(&cfg.data_dir)?;
             tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
-            // Supervision's deltas are logged by each commit and added up here in bulk.
+            // Supervision's deltas are logged by each commit and added up here in bulk: once 5,000 are
+            // waiting or 30 s have passed (a read of a month folds what is waiting first).
             let folder = store.clone();
             tokio::spawn(async move {
+                let mut last = std::time::Instant::now();
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    let waiting = folder.pending_indicators().unwrap_or(u64::MAX);
+                    if waiting == 0 || (waiting < 5_000 && last.elapsed() < std::time::Duration::from_secs(30)) {
+                        continue;
+                    }
+                    last = std::time::Instant::now();
                     if let Err(e) = folder.fold_indicators().await {
                         tracing::warn!(error = %e, "folding supervision indicators failed; will retry");
                     }

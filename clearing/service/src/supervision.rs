@@ -82,10 +82,19 @@ pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts
     let mut regions: BTreeSet<&str> = recent.iter().filter(|r| r.date == vc.visit_date).map(|r| r.mdtrt_admdvs.as_str()).collect();
     regions.insert(&mdtrt);
     if regions.len() as u32 >= t.same_day_regions.value {
-        let list: Vec<&str> = regions.into_iter().collect();
+        // The regions named, at most `MAX_NAMED`; the count says how many.
+        const MAX_NAMED: usize = 8;
+        let list: Vec<&str> = regions.iter().take(MAX_NAMED).copied().collect();
+        let more = if regions.len() > MAX_NAMED { ", …" } else { "" };
         flag(
             "multi_region_day",
-            format!("{} service regions on {}: {} (threshold {})", list.len(), vc.visit_date, list.join(", "), t.same_day_regions.value),
+            format!(
+                "{} service regions on {}: {}{more} (threshold {})",
+                regions.len(),
+                vc.visit_date,
+                list.join(", "),
+                t.same_day_regions.value
+            ),
         );
     }
     let days = t.frequent_visits_days.value as i64;

@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// Added to every msgid, so several runs over the same members (one --run-id) settle new claims.
     #[arg(long, default_value = "")]
     pub msg_tag: String,
+    /// Spread visit dates over this many days up to today (1: every visit today, as a day of real-time
+    /// settlement sees them). With few members and many claims, one day makes nearly every claim a
+    /// supervision flag (a member in several service regions a day): `bench-supervision.sh` spreads them.
+    #[arg(long, default_value_t = 1)]
+    pub visit_days: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -181,6 +186,8 @@ pub struct Workload {
     pub run_id: String,
     /// Part of every msgid after the run id (`--msg-tag`).
     pub msg_tag: String,
+    /// `--visit-days`.
+    pub visit_days: u64,
 }
 
 impl Workload {
@@ -205,6 +212,7 @@ impl Workload {
             items,
             run_id: run_id.to_string(),
             msg_tag: String::new(),
+            visit_days: 1,
         }
     }
 
@@ -260,7 +268,10 @@ impl Workload {
             hosp_lv: 2 + rng.below(2) as u32,
             med_type: if pharmacy { "41".into() } else { "11".into() },
             prescribing_hosp_lv: if pharmacy { 2 + rng.below(2) as u32 } else { 0 },
-            setl_time: chrono::Utc::now().with_timezone(&clearing_service::calendar::shanghai()).to_rfc3339(),
+            // Days back from the claim's number, so the random sequence is the same for every --visit-days.
+            setl_time: (chrono::Utc::now() - chrono::Duration::days((n.wrapping_mul(7919) % self.visit_days.max(1)) as i64))
+                .with_timezone(&clearing_service::calendar::shanghai())
+                .to_rfc3339(),
             acct_used_flag: rng.below(2) == 0,
             lines,
             ..Default::default()
@@ -281,6 +292,7 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
     let run_id = if args.run_id.is_empty() { format!("{:x}", chrono::Utc::now().timestamp() % 0xfffff) } else { args.run_id.clone() };
     let mut w = Workload::new(&rules, &run_id);
     w.msg_tag = args.msg_tag.clone();
+    w.visit_days = args.visit_days;
     let w = Arc::new(w);
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {

@@ -42,8 +42,11 @@ const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta")
 /// increasing sequence: a commit appends one row at the end of the tree (a page it shares with its
 /// neighbours) instead of updating two rows anywhere in it; `fold_indicators` adds them up in bulk.
 const SV_LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("supervision_log");
-/// Log rows folded per transaction at most (a fold that finds more leaves the rest for the next one).
-const MAX_FOLD: usize = 200_000;
+/// A month's indicators of one entity: `<month>|<entity>` → its sums (`encode_sums`).
+const SV_ROWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("supervision_indicators");
+/// Log rows folded per transaction at most, so that a fold holds the writer for tens of milliseconds
+/// (a fold that finds more leaves the rest for the next one).
+const MAX_FOLD: usize = 2_000;
 
 type Reply = oneshot::Sender<Result<CommitOutcome, StoreError>>;
 
@@ -68,10 +71,49 @@ enum MetaOp {
     FoldIndicators,
 }
 
-/// A month's indicators of one entity: `sv|<month>|<entity>` → `{"<measure>": sum, …}` (JSON). One row
-/// per entity keeps a commit to two reads and two writes.
+/// The row of one entity's sums in a month.
 fn indicator_row(month: &str, entity: &str) -> String {
-    format!("sv|{month}|{entity}")
+    format!("{month}|{entity}")
+}
+
+/// An entity's sums as stored: per measure its name's length (one byte), its name, the sum (i64 LE).
+fn encode_sums(sums: &BTreeMap<String, i64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sums.len() * 12);
+    for (m, v) in sums {
+        out.push(m.len().min(255) as u8);
+        out.extend_from_slice(&m.as_bytes()[..m.len().min(255)]);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn decode_sums(mut b: &[u8]) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut out = BTreeMap::new();
+    while let Some((&len, rest)) = b.split_first() {
+        let len = len as usize;
+        if rest.len() < len + 8 {
+            return Err(corrupt("indicator row truncated"));
+        }
+        let name = std::str::from_utf8(&rest[..len]).map_err(corrupt)?.to_string();
+        let v = i64::from_le_bytes(rest[len..len + 8].try_into().expect("8 bytes"));
+        out.insert(name, v);
+        b = &rest[len + 8..];
+    }
+    Ok(out)
+}
+
+/// Adds measures to one entity's row.
+fn add_to_row<'m>(t: &mut Tables<'_>, row: &str, adds: impl IntoIterator<Item = (&'m str, i64)>) -> Result<(), StoreError> {
+    let mut sums = match t.sv_rows.get(row).map_err(unavailable)? {
+        Some(v) => decode_sums(v.value())?,
+        None => BTreeMap::new(),
+    };
+    for (m, v) in adds {
+        *sums.entry(m.to_string()).or_default() += v;
+    }
+    t.faults.before_write(row)?;
+    t.sv_rows.insert(row, encode_sums(&sums).as_slice()).map_err(unavailable)?;
+    Ok(())
 }
 
 /// Adds the logged supervision deltas (oldest first, at most `MAX_FOLD`) to their months' entity rows
@@ -88,12 +130,8 @@ fn fold_log(t: &mut Tables<'_>) -> Result<usize, StoreError> {
         last = Some(k.value());
         n += 1;
     }
-    for (row, adds) in sums {
-        let mut have: BTreeMap<String, i64> = get_json(&t.meta, &row)?.unwrap_or_default();
-        for (m, v) in adds {
-            *have.entry(m).or_default() += v;
-        }
-        t.put_json(TableId::Meta, &row, &have)?;
+    for (row, adds) in &sums {
+        add_to_row(t, row, adds.iter().map(|(m, v)| (m.as_str(), *v)))?;
     }
     if let Some(last) = last {
         t.sv_log.retain_in(..=last, |_, _| false).map_err(unavailable)?;
@@ -114,12 +152,7 @@ fn add_indicators(t: &mut Tables<'_>, month: &str, fields: &[(String, i64)]) -> 
         by_entity.entry(entity).or_default().push((measure, *v));
     }
     for (entity, adds) in by_entity {
-        let row = indicator_row(month, entity);
-        let mut sums: BTreeMap<String, i64> = get_json(&t.meta, &row)?.unwrap_or_default();
-        for (m, v) in adds {
-            *sums.entry(m.to_string()).or_default() += v;
-        }
-        t.put_json(TableId::Meta, &row, &sums)?;
+        add_to_row(t, &indicator_row(month, entity), adds)?;
     }
     Ok(())
 }
@@ -208,6 +241,7 @@ impl EmbeddedStore {
                 txn.open_table(t).map_err(unavailable)?;
             }
             txn.open_table(SV_LOG).map_err(unavailable)?;
+            txn.open_table(SV_ROWS).map_err(unavailable)?;
             txn.commit().map_err(unavailable)?;
         }
         let db = Arc::new(db);
@@ -221,9 +255,34 @@ impl EmbeddedStore {
     /// Folds the supervision log into the months' indicator rows (run in the background, and before a
     /// month is read); returns how many commits' deltas were folded.
     pub async fn fold_indicators(&self) -> Result<usize, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let n = self.submit(Job::Meta(MetaOp::FoldIndicators, tx), rx).await?;
-        n.parse().map_err(corrupt)
+        let started = std::time::Instant::now();
+        // In chunks of `MAX_FOLD`, each its own transaction, so commits go on between them.
+        let mut n = 0;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            let folded: usize = self.submit(Job::Meta(MetaOp::FoldIndicators, tx), rx).await?.parse().map_err(corrupt)?;
+            n += folded;
+            if folded < MAX_FOLD {
+                break;
+            }
+        }
+        if n > 0 {
+            tracing::debug!(deltas = n, ms = started.elapsed().as_millis() as u64, "folded supervision deltas");
+        }
+        Ok(n)
+    }
+
+    /// How many commits' supervision deltas wait in the log (the background folder folds in bulk:
+    /// many deltas per page of indicator rows, not two random pages per commit).
+    pub fn pending_indicators(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(SV_LOG).map_err(unavailable)?;
+        let first = t.first().map_err(unavailable)?.map(|(k, _)| k.value());
+        let last = t.last().map_err(unavailable)?.map(|(k, _)| k.value());
+        Ok(match (first, last) {
+            (Some(f), Some(l)) => l - f + 1,
+            _ => 0,
+        })
     }
 
     /// Makes every write of a row under `key` fail (tests only); `None` clears the fault.
@@ -415,15 +474,15 @@ impl Store for EmbeddedStore {
 
     async fn indicators(&self, month: &str) -> Result<BTreeMap<String, i64>, StoreError> {
         // Everything committed before this read is folded first.
-        while self.fold_indicators().await? >= MAX_FOLD {}
+        self.fold_indicators().await?;
         let txn = self.db.begin_read().map_err(unavailable)?;
-        let t = txn.open_table(META).map_err(unavailable)?;
-        let (from, to) = (indicator_row(month, ""), format!("sv|{month}}}"));
+        let t = txn.open_table(SV_ROWS).map_err(unavailable)?;
+        let (from, to) = (indicator_row(month, ""), format!("{month}}}"));
         let mut out = BTreeMap::new();
         for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
             let (k, v) = row.map_err(unavailable)?;
             let entity = &k.value()[from.len()..];
-            let sums: BTreeMap<String, i64> = serde_json::from_slice(v.value()).map_err(corrupt)?;
+            let sums = decode_sums(v.value())?;
             out.extend(sums.into_iter().filter(|(_, v)| *v != 0).map(|(m, v)| (format!("{entity}|{m}"), v)));
         }
         Ok(out)
@@ -527,6 +586,7 @@ struct Tables<'t> {
     windows: Table<'t, &'static str, &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
     sv_log: Table<'t, u64, &'static [u8]>,
+    sv_rows: Table<'t, &'static str, &'static [u8]>,
     faults: &'t Faults,
 }
 
@@ -608,6 +668,7 @@ fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Re
             windows: txn.open_table(WINDOWS).map_err(unavailable)?,
             meta: txn.open_table(META).map_err(unavailable)?,
             sv_log: txn.open_table(SV_LOG).map_err(unavailable)?,
+            sv_rows: txn.open_table(SV_ROWS).map_err(unavailable)?,
             faults,
         };
         let mut answers = Vec::with_capacity(batch.len());
