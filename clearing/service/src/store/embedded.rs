@@ -116,6 +116,44 @@ fn add_to_row<'m>(t: &mut Tables<'_>, row: &str, adds: impl IntoIterator<Item = 
     Ok(())
 }
 
+/// A delta as the log keeps it: month, institution, pair, the sums and the kinds, separated by 0x1f.
+fn encode_logged(d: &SupervisionDelta) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(96);
+    let _ = write!(s, "{}\x1f{}\x1f{}\x1f", d.month, d.institution, d.pair);
+    for (i, v) in d.sums.iter().enumerate() {
+        let _ = write!(s, "{}{v}", if i > 0 { "," } else { "" });
+    }
+    s.push('\x1f');
+    s.push_str(&d.kinds.join(","));
+    s
+}
+
+fn decode_logged(b: &[u8]) -> Result<SupervisionDelta, StoreError> {
+    let bad = || corrupt("supervision log row");
+    let s = std::str::from_utf8(b).map_err(|_| bad())?;
+    let mut p = s.split('\x1f');
+    let (Some(month), Some(institution), Some(pair), Some(sums), Some(kinds), None) =
+        (p.next(), p.next(), p.next(), p.next(), p.next(), p.next())
+    else {
+        return Err(bad());
+    };
+    let mut out = [0i64; 7];
+    let mut it = sums.split(',');
+    for v in out.iter_mut() {
+        *v = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+    }
+    Ok(SupervisionDelta {
+        month: month.into(),
+        institution: institution.into(),
+        pair: pair.into(),
+        sums: out,
+        kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect(),
+        flagged: None,
+        unflag: None,
+    })
+}
+
 /// Adds the logged supervision deltas (oldest first, at most `MAX_FOLD`) to their months' entity rows
 /// and removes them from the log, in the caller's transaction; returns how many were folded.
 fn fold_log(t: &mut Tables<'_>) -> Result<usize, StoreError> {
@@ -123,7 +161,7 @@ fn fold_log(t: &mut Tables<'_>) -> Result<usize, StoreError> {
     let (mut last, mut n) = (None, 0);
     for row in t.sv_log.iter().map_err(unavailable)?.take(MAX_FOLD) {
         let (k, v) = row.map_err(unavailable)?;
-        let d: SupervisionDelta = serde_json::from_slice(v.value()).map_err(corrupt)?;
+        let d = decode_logged(v.value())?;
         for (kind, entity, m, v) in d.adds() {
             *sums.entry(indicator_row(&d.month, &format!("{kind}|{entity}"))).or_default().entry(m.into_owned()).or_default() += v;
         }
@@ -159,10 +197,13 @@ fn add_indicators(t: &mut Tables<'_>, month: &str, fields: &[(String, i64)]) -> 
 
 fn apply_supervision(t: &mut Tables<'_>, s: &SettlementRecord) -> Result<(), StoreError> {
     let Some(sv) = &s.supervision else { return Ok(()) };
-    let seq = t.sv_log.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value() + 1);
-    let logged = serde_json::to_vec(&SupervisionDelta { flagged: None, unflag: None, ..sv.clone() }).map_err(corrupt)?;
+    let seq = match t.next_log_seq {
+        Some(n) => n,
+        None => t.sv_log.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value() + 1),
+    };
     t.faults.before_write(&format!("svlog|{}", s.setl_id))?;
-    t.sv_log.insert(seq, logged.as_slice()).map_err(unavailable)?;
+    t.sv_log.insert(seq, encode_logged(sv).as_bytes()).map_err(unavailable)?;
+    t.next_log_seq = Some(seq + 1);
     if let Some(entry) = &sv.flagged {
         t.put(TableId::Meta, &flagged_row(&sv.month, &s.setl_id), entry.as_bytes())?;
     }
@@ -587,6 +628,8 @@ struct Tables<'t> {
     meta: Table<'t, &'static str, &'static [u8]>,
     sv_log: Table<'t, u64, &'static [u8]>,
     sv_rows: Table<'t, &'static str, &'static [u8]>,
+    /// The supervision log's next key in this transaction (looked up once, then counted).
+    next_log_seq: Option<u64>,
     faults: &'t Faults,
 }
 
@@ -669,6 +712,7 @@ fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Re
             meta: txn.open_table(META).map_err(unavailable)?,
             sv_log: txn.open_table(SV_LOG).map_err(unavailable)?,
             sv_rows: txn.open_table(SV_ROWS).map_err(unavailable)?,
+            next_log_seq: None,
             faults,
         };
         let mut answers = Vec::with_capacity(batch.len());
@@ -975,6 +1019,26 @@ mod tests {
             s.indicators("202601").await.unwrap(),
             s.flagged("202601", "", 10).await.unwrap(),
         )
+    }
+
+    #[test]
+    fn logged_deltas_and_stored_sums_read_back_as_written() {
+        let d = SupervisionDelta {
+            month: "202303".into(),
+            institution: "360100|H36010000001".into(),
+            pair: "421300|360100".into(),
+            sums: [-1, -50_000, 0, 7, -10_000, -20_000, -1],
+            kinds: vec!["high_cost".into(), "multi_region_day".into()],
+            flagged: None,
+            unflag: None,
+        };
+        assert_eq!(decode_logged(encode_logged(&d).as_bytes()).unwrap(), d);
+        let clean = SupervisionDelta { kinds: vec![], ..d };
+        assert_eq!(decode_logged(encode_logged(&clean).as_bytes()).unwrap(), clean);
+        assert!(decode_logged(b"202303\x1fx").is_err());
+        let sums: BTreeMap<String, i64> = [("n".to_string(), 3), ("k:high_cost".to_string(), -1), ("m".to_string(), i64::MAX)].into();
+        assert_eq!(decode_sums(&encode_sums(&sums)).unwrap(), sums);
+        assert!(decode_sums(&encode_sums(&sums)[..5]).is_err());
     }
 
     #[tokio::test]
