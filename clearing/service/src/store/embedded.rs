@@ -38,12 +38,16 @@ const JOURNAL: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("jou
 const WINDOWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("windows");
 /// Shared metadata: `<key>` → value, and `<key>|<field>` → value for maps.
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
-/// Supervision deltas of commits not yet folded into the month's entity rows (`sv|…` in META), by an
-/// increasing sequence: a commit appends one row at the end of the tree (a page it shares with its
-/// neighbours) instead of updating two rows anywhere in it; `fold_indicators` adds them up in bulk.
+/// Supervision deltas of commits not yet folded into the months' segments, by an increasing sequence:
+/// a commit appends one row at the end of the tree (a page it shares with its neighbours) instead of
+/// updating two rows anywhere in it; `fold_indicators` adds them up in bulk.
 const SV_LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("supervision_log");
-/// A month's indicators of one entity: `<month>|<entity>` → its sums (`encode_sums`).
-const SV_ROWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("supervision_indicators");
+/// A month's indicators as a few segments, `<month>|<seq, 16 hex>` → `<entity>|<measure>` sums
+/// (`encode_sums`): each fold appends one segment per month it saw (one sequential write, however many
+/// institutions), and once a month has more than `MAX_SEGMENTS` they are merged into one. A month is
+/// read by adding up its segments.
+const SV_SEGMENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("supervision_segments");
+const MAX_SEGMENTS: usize = 16;
 /// Log rows folded per transaction at most, so that a fold holds the writer for tens of milliseconds
 /// (a fold that finds more leaves the rest for the next one).
 const MAX_FOLD: usize = 2_000;
@@ -71,48 +75,74 @@ enum MetaOp {
     FoldIndicators,
 }
 
-/// The row of one entity's sums in a month.
-fn indicator_row(month: &str, entity: &str) -> String {
-    format!("{month}|{entity}")
-}
-
-/// An entity's sums as stored: per measure its name's length (one byte), its name, the sum (i64 LE).
+/// Sums as stored: per field its name's length (two bytes LE), its name, the sum (i64 LE).
 fn encode_sums(sums: &BTreeMap<String, i64>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(sums.len() * 12);
-    for (m, v) in sums {
-        out.push(m.len().min(255) as u8);
-        out.extend_from_slice(&m.as_bytes()[..m.len().min(255)]);
+    let mut out = Vec::with_capacity(sums.len() * 40);
+    for (m, v) in sums.iter().filter(|(_, v)| **v != 0) {
+        let name = &m.as_bytes()[..m.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(&v.to_le_bytes());
     }
     out
 }
 
-fn decode_sums(mut b: &[u8]) -> Result<BTreeMap<String, i64>, StoreError> {
-    let mut out = BTreeMap::new();
-    while let Some((&len, rest)) = b.split_first() {
-        let len = len as usize;
+/// Adds stored sums into `into`.
+fn add_decoded(mut b: &[u8], into: &mut BTreeMap<String, i64>) -> Result<(), StoreError> {
+    while !b.is_empty() {
+        let truncated = || corrupt("indicator segment truncated");
+        let len = u16::from_le_bytes(b.get(..2).ok_or_else(truncated)?.try_into().expect("2 bytes")) as usize;
+        let rest = &b[2..];
         if rest.len() < len + 8 {
-            return Err(corrupt("indicator row truncated"));
+            return Err(truncated());
         }
-        let name = std::str::from_utf8(&rest[..len]).map_err(corrupt)?.to_string();
+        let name = std::str::from_utf8(&rest[..len]).map_err(corrupt)?;
         let v = i64::from_le_bytes(rest[len..len + 8].try_into().expect("8 bytes"));
-        out.insert(name, v);
+        match into.get_mut(name) {
+            Some(have) => *have += v,
+            None => {
+                into.insert(name.to_string(), v);
+            }
+        }
         b = &rest[len + 8..];
     }
+    Ok(())
+}
+
+#[cfg(test)]
+fn decode_sums(b: &[u8]) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut out = BTreeMap::new();
+    add_decoded(b, &mut out)?;
     Ok(out)
 }
 
-/// Adds measures to one entity's row.
-fn add_to_row<'m>(t: &mut Tables<'_>, row: &str, adds: impl IntoIterator<Item = (&'m str, i64)>) -> Result<(), StoreError> {
-    let mut sums = match t.sv_rows.get(row).map_err(unavailable)? {
-        Some(v) => decode_sums(v.value())?,
-        None => BTreeMap::new(),
-    };
-    for (m, v) in adds {
-        *sums.entry(m.to_string()).or_default() += v;
+/// Appends `sums` as a new segment of `month`, merging the month's segments into one when there are
+/// more than `MAX_SEGMENTS`.
+fn add_segment(t: &mut Tables<'_>, month: &str, sums: &BTreeMap<String, i64>) -> Result<(), StoreError> {
+    let (from, to) = (format!("{month}|"), format!("{month}}}"));
+    let mut keys = Vec::new();
+    for row in t.sv_segments.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+        keys.push(row.map_err(unavailable)?.0.value().to_string());
     }
-    t.faults.before_write(row)?;
-    t.sv_rows.insert(row, encode_sums(&sums).as_slice()).map_err(unavailable)?;
+    let seq_of = |k: &str| u64::from_str_radix(&k[from.len()..], 16).map_err(|_| corrupt(format!("indicator segment {k:?}")));
+    let next = match keys.last() {
+        Some(k) => seq_of(k)? + 1,
+        None => 0,
+    };
+    if keys.len() < MAX_SEGMENTS {
+        let key = format!("{from}{next:016x}");
+        t.faults.before_write(&key)?;
+        t.sv_segments.insert(key.as_str(), encode_sums(sums).as_slice()).map_err(unavailable)?;
+        return Ok(());
+    }
+    let mut merged = sums.clone();
+    for k in &keys {
+        let v = t.sv_segments.remove(k.as_str()).map_err(unavailable)?.ok_or_else(|| corrupt("indicator segment vanished"))?;
+        add_decoded(v.value(), &mut merged)?;
+    }
+    let key = format!("{from}{next:016x}");
+    t.faults.before_write(&key)?;
+    t.sv_segments.insert(key.as_str(), encode_sums(&merged).as_slice()).map_err(unavailable)?;
     Ok(())
 }
 
@@ -154,22 +184,23 @@ fn decode_logged(b: &[u8]) -> Result<SupervisionDelta, StoreError> {
     })
 }
 
-/// Adds the logged supervision deltas (oldest first, at most `MAX_FOLD`) to their months' entity rows
-/// and removes them from the log, in the caller's transaction; returns how many were folded.
+/// Adds the logged supervision deltas (oldest first, at most `MAX_FOLD`) to their months as one
+/// segment each and removes them from the log, in the caller's transaction; returns how many were folded.
 fn fold_log(t: &mut Tables<'_>) -> Result<usize, StoreError> {
-    let mut sums: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut months: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     let (mut last, mut n) = (None, 0);
     for row in t.sv_log.iter().map_err(unavailable)?.take(MAX_FOLD) {
         let (k, v) = row.map_err(unavailable)?;
         let d = decode_logged(v.value())?;
+        let sums = months.entry(d.month.clone()).or_default();
         for (kind, entity, m, v) in d.adds() {
-            *sums.entry(indicator_row(&d.month, &format!("{kind}|{entity}"))).or_default().entry(m.into_owned()).or_default() += v;
+            *sums.entry(format!("{kind}|{entity}|{m}")).or_default() += v;
         }
         last = Some(k.value());
         n += 1;
     }
-    for (row, adds) in &sums {
-        add_to_row(t, row, adds.iter().map(|(m, v)| (m.as_str(), *v)))?;
+    for (month, sums) in &months {
+        add_segment(t, month, sums)?;
     }
     if let Some(last) = last {
         t.sv_log.retain_in(..=last, |_, _| false).map_err(unavailable)?;
@@ -182,17 +213,13 @@ fn flagged_row(month: &str, setl_id: &str) -> String {
     format!("fl|{month}|{setl_id}")
 }
 
-/// Adds `<entity>|<measure>` amounts to the month's entity rows.
+/// Adds `<entity>|<measure>` amounts to the month (a segment of their own).
 fn add_indicators(t: &mut Tables<'_>, month: &str, fields: &[(String, i64)]) -> Result<(), StoreError> {
-    let mut by_entity: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
+    let mut sums: BTreeMap<String, i64> = BTreeMap::new();
     for (f, v) in fields {
-        let (entity, measure) = f.rsplit_once('|').ok_or_else(|| corrupt(format!("indicator field {f:?}")))?;
-        by_entity.entry(entity).or_default().push((measure, *v));
+        *sums.entry(f.clone()).or_default() += v;
     }
-    for (entity, adds) in by_entity {
-        add_to_row(t, &indicator_row(month, entity), adds)?;
-    }
-    Ok(())
+    add_segment(t, month, &sums)
 }
 
 fn apply_supervision(t: &mut Tables<'_>, s: &SettlementRecord) -> Result<(), StoreError> {
@@ -282,7 +309,7 @@ impl EmbeddedStore {
                 txn.open_table(t).map_err(unavailable)?;
             }
             txn.open_table(SV_LOG).map_err(unavailable)?;
-            txn.open_table(SV_ROWS).map_err(unavailable)?;
+            txn.open_table(SV_SEGMENTS).map_err(unavailable)?;
             txn.commit().map_err(unavailable)?;
         }
         let db = Arc::new(db);
@@ -517,15 +544,13 @@ impl Store for EmbeddedStore {
         // Everything committed before this read is folded first.
         self.fold_indicators().await?;
         let txn = self.db.begin_read().map_err(unavailable)?;
-        let t = txn.open_table(SV_ROWS).map_err(unavailable)?;
-        let (from, to) = (indicator_row(month, ""), format!("{month}}}"));
+        let t = txn.open_table(SV_SEGMENTS).map_err(unavailable)?;
+        let (from, to) = (format!("{month}|"), format!("{month}}}"));
         let mut out = BTreeMap::new();
         for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-            let (k, v) = row.map_err(unavailable)?;
-            let entity = &k.value()[from.len()..];
-            let sums = decode_sums(v.value())?;
-            out.extend(sums.into_iter().filter(|(_, v)| *v != 0).map(|(m, v)| (format!("{entity}|{m}"), v)));
+            add_decoded(row.map_err(unavailable)?.1.value(), &mut out)?;
         }
+        out.retain(|_, v| *v != 0);
         Ok(out)
     }
 
@@ -627,7 +652,7 @@ struct Tables<'t> {
     windows: Table<'t, &'static str, &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
     sv_log: Table<'t, u64, &'static [u8]>,
-    sv_rows: Table<'t, &'static str, &'static [u8]>,
+    sv_segments: Table<'t, &'static str, &'static [u8]>,
     /// The supervision log's next key in this transaction (looked up once, then counted).
     next_log_seq: Option<u64>,
     faults: &'t Faults,
@@ -711,7 +736,7 @@ fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Re
             windows: txn.open_table(WINDOWS).map_err(unavailable)?,
             meta: txn.open_table(META).map_err(unavailable)?,
             sv_log: txn.open_table(SV_LOG).map_err(unavailable)?,
-            sv_rows: txn.open_table(SV_ROWS).map_err(unavailable)?,
+            sv_segments: txn.open_table(SV_SEGMENTS).map_err(unavailable)?,
             next_log_seq: None,
             faults,
         };
@@ -1039,6 +1064,23 @@ mod tests {
         let sums: BTreeMap<String, i64> = [("n".to_string(), 3), ("k:high_cost".to_string(), -1), ("m".to_string(), i64::MAX)].into();
         assert_eq!(decode_sums(&encode_sums(&sums)).unwrap(), sums);
         assert!(decode_sums(&encode_sums(&sums)[..5]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_month_stays_a_few_segments_and_sums_every_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).unwrap();
+        for i in 0..40 {
+            let fields = vec![("i|360100|H36010000001|n".to_string(), 1), (format!("i|360100|H360100{i:05}|m"), 100)];
+            s.add_indicators(0, "202303", &fields).await.unwrap();
+        }
+        let got = s.indicators("202303").await.unwrap();
+        assert_eq!(got.get("i|360100|H36010000001|n"), Some(&40));
+        assert_eq!(got.len(), 41);
+        let txn = s.db.begin_read().unwrap();
+        let segments = txn.open_table(SV_SEGMENTS).unwrap().iter().unwrap().count();
+        assert!(segments <= MAX_SEGMENTS, "{segments} segments");
+        assert!(s.indicators("202304").await.unwrap().is_empty());
     }
 
     #[tokio::test]
