@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 claims=${1:-10000}
 clients=${2:-32}
-members=${MEMBERS:-2000}
+# 20,000 members: about one visit per member a month over the runs, as members visit; with 2,000 the
+# recent-visit lists and the flags grow with an activity no member has (MEMBERS=2000 shows that case).
+members=${MEMBERS:-20000}
 rounds=${ROUNDS:-2}
 store=${STORE:-embedded}
 institutions=${INSTITUTIONS:-20000}

@@ -315,3 +315,62 @@ fn provenance_says_what_the_seed_says() {
         "a lower level's ratio is below a higher level's",
     );
 }
+
+#[test]
+fn supervision_thresholds_are_checked_and_say_where_they_come_from() {
+    assert_refused(
+        SZ,
+        r#"selfpay_share = { value = "0.50""#,
+        r#"selfpay_share = { value = "1.50""#,
+        "supervision.selfpay_share",
+        "outside 0–1",
+    );
+    assert_refused(
+        SZ,
+        r#"price_over_cap_factor = { value = "2""#,
+        r#"price_over_cap_factor = { value = "1""#,
+        "supervision.price_over_cap_factor",
+        "above 1",
+    );
+    assert_refused(
+        SZ,
+        "frequent_visits_days = { value = 7,",
+        "frequent_visits_days = { value = 40,",
+        "supervision.frequent_visits_days",
+        "1 to 31",
+    );
+    assert_refused(SZ, "same_day_regions = { value = 2,", "same_day_regions = { value = 1,", "supervision.same_day_regions", "at least 2");
+    assert_refused(
+        SZ,
+        r#"high_cost_per_visit = { value = "2000.00""#,
+        r#"high_cost_per_visit = { value = "0.00""#,
+        "supervision.high_cost_per_visit",
+        "more than 0",
+    );
+    assert_refused(
+        SZ,
+        r#"warn_min_claims = { value = 5, assumption = "fewer claims in a month say little about an institution" }"#,
+        "warn_min_claims = { value = 5 }",
+        "supervision.warn_min_claims",
+        "`source`",
+    );
+    assert_refused(SZ_CAT, r#"category = "examination""#, r#"category = "imaging""#, "category", "examination or lab");
+    // Every shipped threshold is an assumption (no seed gives a number), and says why.
+    let rules = bundled::rules().unwrap();
+    for (adm, pack) in &rules.regions {
+        let s = &pack.supervision;
+        for p in [&s.high_cost_per_visit_fen.provenance, &s.pharmacy_cashout_fen.provenance, &s.warn_cost_per_visit_fen.provenance] {
+            assert!(matches!(p, Provenance::Assumption(a) if a.len() > 10), "{adm}: {p:?}");
+        }
+    }
+    // A pack without [supervision] gets the defaults, each an assumption that says it is one.
+    let without = with_edit(SZ, "[supervision]\n", "[unused_by_test]\n");
+    let cut: Vec<(String, String)> = without
+        .into_iter()
+        .map(|(n, t)| if n == SZ { (n, t[..t.find("[unused_by_test]").unwrap()].to_string()) } else { (n, t) })
+        .collect();
+    let rules = RuleSet::load_texts(&cut).unwrap();
+    let d = &rules.region(Admdvs::parse("421300").unwrap()).unwrap().supervision;
+    assert_eq!(d.same_day_regions.value, 2);
+    assert!(matches!(&d.warn_growth_bp.provenance, Provenance::Assumption(a) if a.contains("default of this build")));
+}

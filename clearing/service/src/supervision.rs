@@ -297,24 +297,38 @@ pub struct Month {
 }
 
 impl Month {
-    pub fn parse(fields: &BTreeMap<String, i64>) -> Result<Month, String> {
-        let mut out = Month::default();
+    /// Groups stored fields (which may repeat) by entity.
+    pub fn parse(fields: &[(String, i64)]) -> Result<Month, String> {
+        // Added up by entity first (one hash lookup per field, no allocation for a known entity),
+        // then split into institutions and pairs once per entity.
+        let mut by_entity: std::collections::HashMap<&str, Sums> = std::collections::HashMap::with_capacity(fields.len() / 6 + 1);
         for (f, v) in fields {
             let bad = || format!("indicator field {f:?}");
-            let mut p = f.splitn(4, '|');
-            let (Some(kind), Some(a), Some(b), Some(measure)) = (p.next(), p.next(), p.next(), p.next()) else { return Err(bad()) };
+            let (entity, measure) = f.rsplit_once('|').ok_or_else(bad)?;
+            let sums = match by_entity.get_mut(entity) {
+                Some(s) => s,
+                None => by_entity.entry(entity).or_default(),
+            };
+            if !sums.add(measure, *v) {
+                return Err(bad());
+            }
+        }
+        let mut out = Month::default();
+        for (entity, sums) in by_entity {
+            // An entity whose settlements were all reversed sums to nothing: leave it out.
+            if sums.n == 0 && sums.medfee == 0 {
+                continue;
+            }
+            let bad = || format!("indicator entity {entity:?}");
+            let mut p = entity.splitn(3, '|');
+            let (Some(kind), Some(a), Some(b)) = (p.next(), p.next(), p.next()) else { return Err(bad()) };
             let map = match kind {
                 "i" => &mut out.institutions,
                 "p" => &mut out.pairs,
                 _ => return Err(bad()),
             };
-            if !map.entry((a.to_string(), b.to_string())).or_default().add(measure, *v) {
-                return Err(bad());
-            }
+            map.insert((a.to_string(), b.to_string()), sums);
         }
-        // An entity whose settlements were all reversed sums to nothing: leave it out.
-        out.institutions.retain(|_, s| *s != Sums::default() && (s.n != 0 || s.medfee != 0));
-        out.pairs.retain(|_, s| *s != Sums::default() && (s.n != 0 || s.medfee != 0));
         Ok(out)
     }
 }
@@ -423,8 +437,10 @@ impl<S: crate::store::Store> crate::settle::Clearinghouse<S> {
         }
         v.into_result(())?;
         let prev_month = previous_month(&q.month).unwrap_or_default();
-        let now = Month::parse(&self.store.indicators(&q.month).await?).map_err(clearing_edge::error::ServiceError::Internal)?;
-        let prev = Month::parse(&self.store.indicators(&prev_month).await?).map_err(clearing_edge::error::ServiceError::Internal)?;
+        // Both months at once.
+        let (now, prev) = tokio::join!(self.store.indicators(&q.month), self.store.indicators(&prev_month));
+        let now = Month::parse(&now?).map_err(clearing_edge::error::ServiceError::Internal)?;
+        let prev = Month::parse(&prev?).map_err(clearing_edge::error::ServiceError::Internal)?;
         let in_region = |code: &str| region.is_none_or(|r| region_adapter::Admdvs::parse(code).is_some_and(|c| r.covers(c)));
         let rules = self.router.snapshot();
         let mut out = pb::Indicators { month: q.month.clone(), previous_month: prev_month, ..Default::default() };

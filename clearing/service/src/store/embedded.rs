@@ -109,6 +109,22 @@ fn add_decoded(mut b: &[u8], into: &mut BTreeMap<String, i64>) -> Result<(), Sto
     Ok(())
 }
 
+/// Stored sums as fields, appended to `out` (a month's segments may repeat a field).
+fn read_fields(mut b: &[u8], out: &mut Vec<(String, i64)>) -> Result<(), StoreError> {
+    while !b.is_empty() {
+        let truncated = || corrupt("indicator segment truncated");
+        let len = u16::from_le_bytes(b.get(..2).ok_or_else(truncated)?.try_into().expect("2 bytes")) as usize;
+        let rest = &b[2..];
+        if rest.len() < len + 8 {
+            return Err(truncated());
+        }
+        let name = std::str::from_utf8(&rest[..len]).map_err(corrupt)?;
+        out.push((name.to_string(), i64::from_le_bytes(rest[len..len + 8].try_into().expect("8 bytes"))));
+        b = &rest[len + 8..];
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 fn decode_sums(b: &[u8]) -> Result<BTreeMap<String, i64>, StoreError> {
     let mut out = BTreeMap::new();
@@ -540,18 +556,23 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn indicators(&self, month: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+    async fn indicators(&self, month: &str) -> Result<Vec<(String, i64)>, StoreError> {
         // Everything committed before this read is folded first.
         self.fold_indicators().await?;
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let t = txn.open_table(SV_SEGMENTS).map_err(unavailable)?;
-        let (from, to) = (format!("{month}|"), format!("{month}}}"));
-        let mut out = BTreeMap::new();
-        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-            add_decoded(row.map_err(unavailable)?.1.value(), &mut out)?;
-        }
-        out.retain(|_, v| *v != 0);
-        Ok(out)
+        let (db, month) = (self.db.clone(), month.to_string());
+        // A read of a few megabytes: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(SV_SEGMENTS).map_err(unavailable)?;
+            let (from, to) = (format!("{month}|"), format!("{month}}}"));
+            let mut out = Vec::new();
+            for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                read_fields(row.map_err(unavailable)?.1.value(), &mut out)?;
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| unavailable(format!("indicator read: {e}")))?
     }
 
     async fn flagged(&self, month: &str, after: &str, limit: usize) -> Result<Vec<(String, String, String)>, StoreError> {
@@ -1041,7 +1062,7 @@ mod tests {
             s.load_member(&key()).await.unwrap().unwrap(),
             s.window_totals(day).await.unwrap(),
             s.window_journal(day).await.unwrap(),
-            s.indicators("202601").await.unwrap(),
+            added(s.indicators("202601").await.unwrap()),
             s.flagged("202601", "", 10).await.unwrap(),
         )
     }
@@ -1074,7 +1095,7 @@ mod tests {
             let fields = vec![("i|360100|H36010000001|n".to_string(), 1), (format!("i|360100|H360100{i:05}|m"), 100)];
             s.add_indicators(0, "202303", &fields).await.unwrap();
         }
-        let got = s.indicators("202303").await.unwrap();
+        let got = added(s.indicators("202303").await.unwrap());
         assert_eq!(got.get("i|360100|H36010000001|n"), Some(&40));
         assert_eq!(got.len(), 41);
         let txn = s.db.begin_read().unwrap();

@@ -539,9 +539,10 @@ pub trait Store: Send + Sync + 'static {
     /// The names of `shard`'s records that start with `prefix` (the expiry sweep).
     fn record_keys(&self, shard: u16, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// A month's supervision indicators, summed over every settlement committed so far: `<entity>|<measure>`
-    /// → amount, zeros left out. Reads aggregates kept at commit, never settlements.
-    fn indicators(&self, month: &str) -> impl Future<Output = Result<BTreeMap<String, i64>, StoreError>> + Send;
+    /// A month's supervision indicators over every settlement committed so far, as `<entity>|<measure>`
+    /// amounts that may repeat a field (add them up: `added`). Reads aggregates kept at commit, never
+    /// settlements.
+    fn indicators(&self, month: &str) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
     /// A page of the month's flagged list: (cursor, setl_id, entry) after `after` ("" = from the start),
     /// in cursor order; pass the last cursor to get the next page.
     fn flagged(
@@ -553,6 +554,16 @@ pub trait Store: Send + Sync + 'static {
     /// Adds indicator amounts of `month` directly (bulk loads: a migration, the read benchmark), as if
     /// settlements of `shard` had been committed.
     fn add_indicators(&self, shard: u16, month: &str, fields: &[(String, i64)]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Indicator fields added up, zeros left out.
+pub fn added(fields: Vec<(String, i64)>) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    for (f, v) in fields {
+        *out.entry(f).or_default() += v;
+    }
+    out.retain(|_, v| *v != 0);
+    out
 }
 
 /// Hex into a buffer sized once (`hex::encode` builds its string a char at a time: ~3% of a

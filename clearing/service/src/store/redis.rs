@@ -1176,7 +1176,7 @@ impl Store for RedisStore {
         self.query(::redis::cmd("ZRANGEBYLEX").arg(region_members_key(insured)).arg(from).arg("+").arg("LIMIT").arg(0).arg(limit)).await
     }
 
-    async fn indicators(&self, month: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+    async fn indicators(&self, month: &str) -> Result<Vec<(String, i64)>, StoreError> {
         self.fold_indicators(month).await?;
         let mut set = tokio::task::JoinSet::new();
         for b in 0..TOTALS_BUCKETS {
@@ -1184,10 +1184,9 @@ impl Store for RedisStore {
             let k = sv_bucket_key(month, b);
             set.spawn(async move { store.query::<Vec<(String, i64)>>(::redis::cmd("HGETALL").arg(&k)).await });
         }
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         while let Some(r) = set.join_next().await {
-            let fields = r.map_err(|e| StoreError::Unavailable(format!("indicators task: {e}")))??;
-            out.extend(fields.into_iter().filter(|(_, v)| *v != 0));
+            out.extend(r.map_err(|e| StoreError::Unavailable(format!("indicators task: {e}")))??);
         }
         Ok(out)
     }
