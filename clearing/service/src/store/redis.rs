@@ -90,7 +90,14 @@ pub struct RedisStore {
     /// windows (it answers WINDOW for a closed day, which drops the entry), so this only saves the
     /// SMEMBERS round trip of every settlement.
     open_days: Arc<std::sync::Mutex<HashMap<u16, (NaiveDate, NaiveDate)>>>,
+    /// Months of supervision indicators read before, with the folds they contained (the month's
+    /// applied-sequence hash): a month no fold has changed since (a past month, mostly) is not read
+    /// again. A few months at most.
+    indicator_cache: Arc<std::sync::Mutex<HashMap<String, CachedMonth>>>,
 }
+
+/// A month's indicator fields and the folds (shard, sequence) they contain.
+type CachedMonth = (Vec<(String, String)>, Arc<Vec<(String, i64)>>);
 
 struct Scripts {
     commit: Script,
@@ -378,7 +385,7 @@ impl RedisStore {
             records: Script::new(include_str!("records.lua")),
             credit: Script::new(include_str!("credit.lua")),
         });
-        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default() };
+        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default(), indicator_cache: Arc::default() };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
         // node that lacks it (NOSCRIPT) without running anything twice.
         if !cluster {
@@ -1178,6 +1185,15 @@ impl Store for RedisStore {
 
     async fn indicators(&self, month: &str) -> Result<Vec<(String, i64)>, StoreError> {
         self.fold_indicators(month).await?;
+        // Which folds the month holds, read before its sums: sums read after it are at least that new,
+        // so a cached month is served only while no fold has changed it.
+        let mut folds: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(sv_applied_key(month))).await?;
+        folds.sort_unstable();
+        if let Some((seen, sums)) = self.indicator_cache.lock().expect("indicator cache").get(month)
+            && *seen == folds
+        {
+            return Ok(sums.as_ref().clone());
+        }
         let mut set = tokio::task::JoinSet::new();
         for b in 0..TOTALS_BUCKETS {
             let store = self.clone();
@@ -1188,6 +1204,11 @@ impl Store for RedisStore {
         while let Some(r) = set.join_next().await {
             out.extend(r.map_err(|e| StoreError::Unavailable(format!("indicators task: {e}")))??);
         }
+        let mut cache = self.indicator_cache.lock().expect("indicator cache");
+        if cache.len() >= 4 {
+            cache.clear();
+        }
+        cache.insert(month.to_string(), (folds, Arc::new(out.clone())));
         Ok(out)
     }
 
