@@ -107,6 +107,7 @@ struct Scripts {
     fence: Script,
     fold: Script,
     fold_apply: Script,
+    fold_apply_packed: Script,
     fold_done: Script,
     journal_sum: Script,
     records: Script,
@@ -209,7 +210,7 @@ fn sv_seq_key(shard: u16, month: &str) -> String {
 /// The month-wide indicator sums (buckets, like the window totals) and the last fold applied per shard:
 /// one hash tag per month.
 fn sv_bucket_key(month: &str, bucket: usize) -> String {
-    format!("{{sv:{month}}}:{bucket}")
+    format!("{{sv:{month}}}:e{bucket}")
 }
 
 fn sv_applied_key(month: &str) -> String {
@@ -380,6 +381,7 @@ impl RedisStore {
             fence: Script::new(include_str!("fence.lua")),
             fold: Script::new(include_str!("fold.lua")),
             fold_apply: Script::new(include_str!("fold_apply.lua")),
+            fold_apply_packed: Script::new(include_str!("fold_apply_packed.lua")),
             fold_done: Script::new(include_str!("fold_done.lua")),
             journal_sum: Script::new(include_str!("journal_sum.lua")),
             records: Script::new(include_str!("records.lua")),
@@ -476,23 +478,25 @@ impl RedisStore {
             applied: meta_key(&format!("wa:{date}")),
             buckets: (0..TOTALS_BUCKETS).map(|b| totals_bucket_key(date, b)).collect(),
         };
-        self.fold_with(shard, &keys, compact).await.map_err(|e| match e {
-            StoreError::Corrupt(m) => StoreError::Corrupt(format!("{m} (window {date})")),
-            e => e,
-        })
+        self.fold_with(shard, &keys, |f| Ok(compact(f)?.into_iter().map(|(k, v)| (k, v.to_string())).collect()), &self.scripts.fold_apply)
+            .await
+            .map_err(|e| match e {
+                StoreError::Corrupt(m) => StoreError::Corrupt(format!("{m} (window {date})")),
+                e => e,
+            })
     }
 
     /// Folds a shard's pending sums into the sums they add to, exactly once and in order per shard
     /// (`fold.lua`, `fold_apply.lua`, `fold_done.lua`); `shape` turns the shard's fields into the
     /// fields added.
-    async fn fold_with(&self, shard: u16, k: &FoldKeys, shape: Shape) -> Result<(), StoreError> {
+    async fn fold_with(&self, shard: u16, k: &FoldKeys, shape: Shape, apply: &Script) -> Result<(), StoreError> {
         // At most two rounds: finish a fold left in flight, then fold what is pending.
         for _ in 0..2 {
             let mut c = self.conn.clone();
             let _: String = self.scripts.fold.key(&k.pending).key(&k.fold).key(&k.seq).invoke_async(&mut c).await.map_err(err)?;
             let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(&k.fold)).await?;
             let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
-            let mut inv = self.scripts.fold_apply.prepare_invoke();
+            let mut inv = apply.prepare_invoke();
             inv.key(&k.applied);
             for b in &k.buckets {
                 inv.key(b);
@@ -522,7 +526,7 @@ impl RedisStore {
                 applied: sv_applied_key(&month),
                 buckets: (0..TOTALS_BUCKETS).map(|b| sv_bucket_key(&month, b)).collect(),
             };
-            async move { store.fold_with(shard, &keys, as_added).await }
+            async move { store.fold_with(shard, &keys, as_packed, &store.scripts.fold_apply_packed).await }
         })
         .await
         .map(|_| ())
@@ -640,7 +644,7 @@ fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError
 }
 
 /// How a fold turns a shard's fields into the fields it adds.
-type Shape = fn(&[(String, String)]) -> Result<Vec<(String, i64)>, StoreError>;
+type Shape = fn(&[(String, String)]) -> Result<Vec<(String, String)>, StoreError>;
 
 /// The keys of one fold (see `fold_with`).
 struct FoldKeys {
@@ -651,14 +655,35 @@ struct FoldKeys {
     buckets: Vec<String>,
 }
 
-/// A shard's fields added as they are (the supervision indicators).
-fn as_added(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError> {
-    fields
-        .iter()
-        .filter(|(f, _)| f != "_seq")
-        .map(|(f, v)| v.parse::<i64>().map(|v| (f.clone(), v)).map_err(|_| StoreError::Corrupt(format!("indicator field {f}"))))
-        .filter(|r| !matches!(r, Ok((_, 0))))
-        .collect()
+/// A shard's `<entity>|<measure>` fields as one `measure=value,…` per entity (`fold_apply_packed.lua`).
+fn as_packed(fields: &[(String, String)]) -> Result<Vec<(String, String)>, StoreError> {
+    let mut by_entity: BTreeMap<&str, String> = BTreeMap::new();
+    for (f, v) in fields.iter().filter(|(f, _)| f != "_seq") {
+        let bad = || StoreError::Corrupt(format!("indicator field {f}"));
+        let (entity, measure) = f.rsplit_once('|').ok_or_else(bad)?;
+        let v: i64 = v.parse().map_err(|_| bad())?;
+        if v == 0 || measure.contains([',', '=']) {
+            continue;
+        }
+        let packed = by_entity.entry(entity).or_default();
+        if !packed.is_empty() {
+            packed.push(',');
+        }
+        packed.push_str(measure);
+        packed.push('=');
+        packed.push_str(&v.to_string());
+    }
+    Ok(by_entity.into_iter().map(|(e, p)| (e.to_string(), p)).collect())
+}
+
+/// A month-wide entity's sums (`measure=value,…`) as `<entity>|<measure>` fields, appended to `out`.
+fn unpack(entity: &str, packed: &str, out: &mut Vec<(String, i64)>) -> Result<(), StoreError> {
+    for part in packed.split(',').filter(|p| !p.is_empty()) {
+        let (m, v) = part.split_once('=').ok_or_else(|| StoreError::Corrupt(format!("indicator {entity}: {part:?}")))?;
+        let v: i64 = v.parse().map_err(|_| StoreError::Corrupt(format!("indicator {entity}: {part:?}")))?;
+        out.push((format!("{entity}|{m}"), v));
+    }
+    Ok(())
 }
 
 fn date_list(skipped: &[NaiveDate]) -> String {
@@ -1198,7 +1223,14 @@ impl Store for RedisStore {
         for b in 0..TOTALS_BUCKETS {
             let store = self.clone();
             let k = sv_bucket_key(month, b);
-            set.spawn(async move { store.query::<Vec<(String, i64)>>(::redis::cmd("HGETALL").arg(&k)).await });
+            set.spawn(async move {
+                let entities: Vec<(String, String)> = store.query(::redis::cmd("HGETALL").arg(&k)).await?;
+                let mut out = Vec::with_capacity(entities.len() * 8);
+                for (entity, packed) in &entities {
+                    unpack(entity, packed, &mut out)?;
+                }
+                Ok::<_, StoreError>(out)
+            });
         }
         let mut out = Vec::new();
         while let Some(r) = set.join_next().await {
