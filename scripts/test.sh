@@ -9,46 +9,34 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
-# The Redis tests start their own redis-server processes (and a 3-node cluster) on free loopback ports.
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+# Installs Debian packages with apt (what: the reason, for the message), or says what is needed and stops.
+apt_install() {
+  local what=$1; shift
   if command -v apt-get >/dev/null 2>&1; then
-    sudo=""
+    local sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    echo "test.sh: installing redis-server and redis-tools with apt"
+    echo "test.sh: installing $* with apt ($what)"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
   else
-    echo "test.sh: redis-server and redis-cli are needed; install them (Debian: apt-get install redis-server redis-tools)" >&2
+    echo "test.sh: $* needed ($what); install them (Debian: apt-get install $*)" >&2
     exit 1
   fi
+}
+
+# The Redis tests start their own redis-server processes (and a 3-node cluster) on free loopback ports.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  apt_install "the Redis tests" redis-server redis-tools
 fi
 
 # The gateway's tests run the README's HIS client (scripts/his_call.py, standard-library Python 3).
 if ! command -v python3 >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    echo "test.sh: installing python3 with apt"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 >/dev/null
-  else
-    echo "test.sh: python3 is needed; install it (Debian: apt-get install python3)" >&2
-    exit 1
-  fi
+  apt_install "the README's HIS client" python3
 fi
 
 # The supervision report's test renders the HTML page in headless Chromium (Debian's `chromium`).
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    echo "test.sh: installing chromium with apt"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
-  else
-    echo "test.sh: chromium is needed for the report test; install it (Debian: apt-get install chromium)" >&2
-    exit 1
-  fi
+  apt_install "the report's browser test" chromium
 fi
 
 # The end-to-end tests (tests/) start the real binaries; build them first so they are current.

@@ -38,11 +38,16 @@ const MAX_RECENT: usize = 64;
 
 /// The thresholds of region `a`: its pack's, or the defaults for a region without a pack here.
 pub fn terms_of(rules: &RuleSet, a: region_adapter::Admdvs) -> &SupervisionTerms {
-    static DEFAULTS: OnceLock<SupervisionTerms> = OnceLock::new();
     match rules.region(a) {
         Some(p) => &p.supervision,
-        None => DEFAULTS.get_or_init(SupervisionTerms::defaults),
+        None => default_terms(),
     }
+}
+
+/// This build's thresholds (`SupervisionTerms::defaults`), made once.
+fn default_terms() -> &'static SupervisionTerms {
+    static DEFAULTS: OnceLock<SupervisionTerms> = OnceLock::new();
+    DEFAULTS.get_or_init(SupervisionTerms::defaults)
 }
 
 /// The member's recent settlements with this visit added, bounded (see `RECENT_DAYS`, `MAX_RECENT`).
@@ -450,13 +455,10 @@ impl<S: crate::store::Store> crate::settle::Clearinghouse<S> {
                 continue;
             }
             let before = prev.institutions.get(&(mdtrt.clone(), code.clone()));
-            let terms = region_adapter::Admdvs::parse(mdtrt).map_or_else(
-                || {
-                    static DEFAULTS: OnceLock<SupervisionTerms> = OnceLock::new();
-                    DEFAULTS.get_or_init(SupervisionTerms::defaults)
-                },
-                |a| terms_of(&rules, a),
-            );
+            let terms = match region_adapter::Admdvs::parse(mdtrt) {
+                Some(a) => terms_of(&rules, a),
+                None => default_terms(),
+            };
             out.early_warnings.extend(warnings(code, mdtrt, sums, before, terms));
             if seen_regions.insert(mdtrt.clone()) {
                 out.thresholds.push(thresholds_pb(mdtrt, terms));

@@ -87,8 +87,8 @@ fn encode_sums(sums: &BTreeMap<String, i64>) -> Vec<u8> {
     out
 }
 
-/// Adds stored sums into `into`.
-fn add_decoded(mut b: &[u8], into: &mut BTreeMap<String, i64>) -> Result<(), StoreError> {
+/// Calls `f` with each (name, sum) of stored sums (`encode_sums`).
+fn each_sum(mut b: &[u8], mut f: impl FnMut(&str, i64)) -> Result<(), StoreError> {
     while !b.is_empty() {
         let truncated = || corrupt("indicator segment truncated");
         let len = u16::from_le_bytes(b.get(..2).ok_or_else(truncated)?.try_into().expect("2 bytes")) as usize;
@@ -96,33 +96,25 @@ fn add_decoded(mut b: &[u8], into: &mut BTreeMap<String, i64>) -> Result<(), Sto
         if rest.len() < len + 8 {
             return Err(truncated());
         }
-        let name = std::str::from_utf8(&rest[..len]).map_err(corrupt)?;
-        let v = i64::from_le_bytes(rest[len..len + 8].try_into().expect("8 bytes"));
-        match into.get_mut(name) {
-            Some(have) => *have += v,
-            None => {
-                into.insert(name.to_string(), v);
-            }
-        }
+        f(std::str::from_utf8(&rest[..len]).map_err(corrupt)?, i64::from_le_bytes(rest[len..len + 8].try_into().expect("8 bytes")));
         b = &rest[len + 8..];
     }
     Ok(())
 }
 
-/// Stored sums as fields, appended to `out` (a month's segments may repeat a field).
-fn read_fields(mut b: &[u8], out: &mut Vec<(String, i64)>) -> Result<(), StoreError> {
-    while !b.is_empty() {
-        let truncated = || corrupt("indicator segment truncated");
-        let len = u16::from_le_bytes(b.get(..2).ok_or_else(truncated)?.try_into().expect("2 bytes")) as usize;
-        let rest = &b[2..];
-        if rest.len() < len + 8 {
-            return Err(truncated());
+/// Adds stored sums into `into`.
+fn add_decoded(b: &[u8], into: &mut BTreeMap<String, i64>) -> Result<(), StoreError> {
+    each_sum(b, |name, v| match into.get_mut(name) {
+        Some(have) => *have += v,
+        None => {
+            into.insert(name.to_string(), v);
         }
-        let name = std::str::from_utf8(&rest[..len]).map_err(corrupt)?;
-        out.push((name.to_string(), i64::from_le_bytes(rest[len..len + 8].try_into().expect("8 bytes"))));
-        b = &rest[len + 8..];
-    }
-    Ok(())
+    })
+}
+
+/// Stored sums as fields, appended to `out` (a month's segments may repeat a field).
+fn read_fields(b: &[u8], out: &mut Vec<(String, i64)>) -> Result<(), StoreError> {
+    each_sum(b, |name, v| out.push((name.to_string(), v)))
 }
 
 #[cfg(test)]
