@@ -1,84 +1,107 @@
 #!/usr/bin/env bash
 # The benchmark of BENCHMARKS.md: our figures next to this machine's ceilings, in one run.
 #   ceilings: `clearing bench-echo` (a minimal tonic server answering settlement-sized messages: the
-#             gRPC ceiling under the same client) and `redis-benchmark` running the commit script
-#             (commit.lua by EVALSHA with a settlement's keys and arguments: the Redis ceiling);
+#             gRPC ceiling under the same client) and `scripts/commit-ceiling.sh` (redis-benchmark running
+#             our commit.lua by EVALSHA with a settlement's keys and arguments: the Redis ceiling);
 #   ours:     `clearing serve` on the embedded store and on Redis (AOF, appendfsync always), 400
 #             regions (5 seed + 395 synthetic), unary and stream modes.
-# Prints a table with each figure as a ratio of its ceiling. Usage: scripts/bench.sh [claims] [clients]
+# CPU per request of every process (the server, Redis) comes from /proc/<pid>/stat before and after each
+# measured run; the members are registered by a warm-up run first, so the figures are the claims' alone.
+# Prints the throughput table, then issue 20's four ratios against their targets.
+# Usage: scripts/bench.sh [claims] [clients]   (MEMBERS=5000; CLEARING_BIN=path to measure another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 claims=${1:-40000}
 clients=${2:-32}
 members=${MEMBERS:-5000}
 cargo build --release -q -p clearing -p region-adapter-server --bins
-bin=target/release/clearing
+bin=${CLEARING_BIN:-target/release/clearing}
 dir=$(mktemp -d)
 trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 $bin bench-rules --regions 400 --out "$dir/rules" >/dev/null
 
 addr_of() { until grep -q listening "$dir/$1.out" 2>/dev/null; do sleep 0.1; done; sed -n 's/.* listening on //p' "$dir/$1.out"; }
-run() { # name mode addr [extra…]
-  local name=$1 mode=$2 addr=$3; shift 3
-  $bin bench --addr "$addr" --clients "$clients" --claims "$claims" --members "$members" --rules "$dir/rules" \
-    --mode "$mode" --name "$name" --run-id "${name:0:1}${mode:0:1}" "$@" 2>/dev/null | tee -a "$dir/results.txt" | grep -E "throughput|latency|errors"
+ticks() { if [ -n "$1" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
+warm() { # addr run-id: registers the members (and warms the caches) outside the measured runs
+  $bin bench --addr "$1" --clients "$clients" --claims 200 --members "$members" --rules "$dir/rules" --run-id "$2" --msg-tag warm --name warmup >/dev/null 2>&1
+}
+run() { # name mode addr run-id server-pid [redis-pid]
+  local name=$1 mode=$2 addr=$3 id=$4 spid=$5 rpid=${6:-} s0 r0 line
+  s0=$(ticks "$spid"); r0=$(ticks "$rpid")
+  line=$($bin bench --addr "$addr" --clients "$clients" --claims "$claims" --members "$members" --rules "$dir/rules" \
+    --mode "$mode" --name "$name" --run-id "$id" --msg-tag "$mode" --skip-register 2>/dev/null | grep '^RESULT')
+  echo "$line server_ticks=$(($(ticks "$spid") - s0)) redis_ticks=$(($(ticks "$rpid") - r0))" | tee -a "$dir/results.txt" \
+    | sed 's/.*mode=\([A-Za-z]*\).*throughput=\([0-9]*\).*p99_us=\([0-9]*\).*errors=\([0-9]*\).*/  \1: \2 req\/s, p99 \3 µs, errors \4/'
 }
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p')"
 echo "== gRPC ceiling: bench-echo"
 $bin bench-echo --listen 127.0.0.1:0 > "$dir/echo.out" 2>&1 & echo_pid=$!
 echo_addr=$(addr_of echo)
-run echo unary "$echo_addr"
-run echo stream "$echo_addr"
+warm "$echo_addr" e
+run echo unary "$echo_addr" e $echo_pid
+run echo stream "$echo_addr" e $echo_pid
 kill $echo_pid; wait $echo_pid 2>/dev/null || true
 
 echo "== clearing, embedded store"
-$bin serve --plaintext --listen 127.0.0.1:0 --data-dir "$dir/data" --rules "$dir/rules" > "$dir/embedded.out" 2> "$dir/embedded.log" & emb_pid=$!
+RUST_LOG=warn $bin serve --plaintext --listen 127.0.0.1:0 --data-dir "$dir/data" --rules "$dir/rules" > "$dir/embedded.out" 2> "$dir/embedded.log" & emb_pid=$!
 emb_addr=$(addr_of embedded)
-run embedded unary "$emb_addr"
-run embedded stream "$emb_addr"
+warm "$emb_addr" m
+run embedded unary "$emb_addr" m $emb_pid
+run embedded stream "$emb_addr" m $emb_pid
 kill $emb_pid; wait $emb_pid 2>/dev/null || true
 
 echo "== clearing, Redis (AOF, appendfsync always)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis.log"
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-$bin serve --plaintext --store redis --redis-url "redis://127.0.0.1:$port" --listen 127.0.0.1:0 --rules "$dir/rules" > "$dir/redis.out" 2> "$dir/redis-serve.log" & red_pid=$!
+redis_pid=$(redis-cli -p "$port" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
+RUST_LOG=warn $bin serve --plaintext --store redis --redis-url "redis://127.0.0.1:$port" --listen 127.0.0.1:0 --rules "$dir/rules" > "$dir/redis.out" 2> "$dir/redis-serve.log" & red_pid=$!
 red_addr=$(addr_of redis)
-run redis unary "$red_addr"
-run redis stream "$red_addr"
+warm "$red_addr" r
+run redis unary "$red_addr" r $red_pid "$redis_pid"
+run redis stream "$red_addr" r $red_pid "$redis_pid"
 kill $red_pid; wait $red_pid 2>/dev/null || true
+# The average stored record of the run, so the ceiling stores as much.
+rec_bytes=$(redis-cli -p "$port" --scan --pattern '*:s:*' --count 1000 | head -200 \
+  | while read -r k; do redis-cli -p "$port" hstrlen "$k" rec; done | awk '{s += $1; n++} END {print (n ? int(s / n) : 1200)}')
 
-echo "== Redis ceiling: redis-benchmark, commit.lua by EVALSHA with a settlement's keys and arguments (supervision's indicators and recent visits included)"
-sha=$(redis-cli -p "$port" script load "$(cat clearing/service/src/store/commit.lua)")
-redis-cli -p "$port" hset '{ch:07}:m:421300:BENCH' f '{}' v 1 b 100000000 >/dev/null
-rec=$(printf '{"setl_id":"x","msgid":"x","clr_date":"2026-01-01","insuplc_admdvs":"421300","mdtrt_admdvs":"360100","message":"%0900d","content_hash":"%064d","totals":{"count":1,"medfee_fen":1,"fund_fen":1,"acct_fen":1},"orig_setl_id":null,"reversed_by":null}' 0 0)
-ceiling=$(redis-benchmark -p "$port" -c 50 -n 200000 -r 100000000000 -q \
-  EVALSHA "$sha" 9 '{ch:07}:i:__rand_int__' '{ch:07}:s:__rand_int__' '{ch:07}:closed' '{ch:07}:w:2026-01-01' '{ch:07}:j:2026-01-01' '{ch:07}:s:__rand_int__' '{ch:07}:m:421300:BENCH' '{ch:07}:sv:202601' '{ch:07}:fl:202601' \
-  "$(printf '%064d' 0)" __rand_int__ "$rec" 2026-01-01 '' '421300|360100' 1 112760 22310 30000 0 1 "__rand_int__|421300|360100|1|112760|22310|30000" '' a:2024:general 50000 22310 1 -30000 '2026-01-05:360100,2026-01-09:360100' \
-  10 'i|360100|H36010000001|n' 1 'i|360100|H36010000001|m' 112760 'i|360100|H36010000001|s' 4000 'i|360100|H36010000001|a' 30000 'i|360100|H36010000001|f' 22310 \
-  'p|421300|360100|n' 1 'p|421300|360100|m' 112760 'p|421300|360100|s' 4000 'p|421300|360100|a' 30000 'p|421300|360100|f' 22310 '' '' 2>&1 \
-  | tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
-echo "  commit.lua: ${ceiling} scripts/s"
+echo "== Redis ceiling: commit.lua by EVALSHA with a settlement's keys and arguments (scripts/commit-ceiling.sh)"
+scripts/commit-ceiling.sh "$port" "$rec_bytes" | tee "$dir/ceiling.txt"
 
 echo
 echo "== summary (${claims} claims + resends/reversals, ${clients} clients, ${members} members, 400 regions)"
-python3 - "$dir/results.txt" "$ceiling" <<'PY'
-import re, sys
+python3 - "$dir/results.txt" "$dir/ceiling.txt" "$(getconf CLK_TCK)" <<'PY'
+import sys
+hz = int(sys.argv[3])
 rows = {}
 for line in open(sys.argv[1]):
-    if line.startswith("RESULT"):
-        kv = dict(p.split("=", 1) for p in line.split()[1:])
-        rows[(kv["name"], kv["mode"].lower())] = kv
-redis_ceiling = float(sys.argv[2] or 0)
-print(f"{'target':<10} {'mode':<7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p999 ms':>8} {'errors':>6}  vs ceiling")
+    kv = dict(p.split("=", 1) for p in line.split()[1:])
+    rows[(kv["name"], kv["mode"].lower())] = kv
+ceil = dict(p.split("=", 1) for p in open(sys.argv[2]).read().split()[1:])
+redis_script_us = float(ceil["redis_us_per_script"])
+us = lambda kv, k: int(kv[k]) * 1e6 / hz / int(kv["ops"])
+tp = lambda n, m: float(rows[(n, m)]["throughput"])
+print(f"{'target':<10} {'mode':<7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p999 ms':>8} {'errors':>6} {'server µs/req':>14} {'redis µs/req':>13}")
 for (name, mode), kv in rows.items():
-    t = float(kv["throughput"])
-    ratios = []
-    if name != "echo" and ("echo", mode) in rows:
-        ratios.append(f"{t / float(rows[('echo', mode)]['throughput']):.0%} of gRPC echo ({mode})")
-    if name == "redis" and redis_ceiling:
-        ratios.append(f"{t / redis_ceiling:.0%} of the commit-script ceiling ({redis_ceiling:.0f}/s)")
     ms = lambda k: int(kv[k]) / 1000
-    print(f"{name:<10} {mode:<7} {t:>8.0f} {ms('p50_us'):>7.1f} {ms('p99_us'):>7.1f} {ms('p999_us'):>8.1f} {kv['errors']:>6}  {'; '.join(ratios)}")
+    r = f"{us(kv, 'redis_ticks'):>13.0f}" if name == "redis" else f"{'':>13}"
+    print(f"{name:<10} {mode:<7} {float(kv['throughput']):>8.0f} {ms('p50_us'):>7.1f} {ms('p99_us'):>7.1f} {ms('p999_us'):>8.1f} {kv['errors']:>6} {us(kv, 'server_ticks'):>14.0f} {r}")
+print(f"{'commit.lua':<10} {'':<7} {float(ceil['scripts_per_s']):>8.0f} {'':>7} {'':>7} {'':>8} {'':>6} {'':>14} {redis_script_us:>13.1f}   (record {ceil['rec_bytes']} B)")
+print()
+met = lambda ok: "met" if ok else "NOT MET"
+echo_us = us(rows[("echo", "unary")], "server_ticks")
+for store in ("redis", "embedded"):
+    r = us(rows[(store, "unary")], "server_ticks") / echo_us
+    print(f"1. service CPU per settlement / echo CPU per request ({store}, unary): {r:.2f}×   target ≤ 3×: {met(r <= 3)}")
+r = us(rows[("redis", "unary")], "redis_ticks") / redis_script_us
+print(f"2. Redis CPU per settlement / per bare commit-script run (unary): {r:.2f}×   target ≤ 2×: {met(r <= 2)}")
+u = tp("redis", "unary") / tp("echo", "unary")
+p99 = int(rows[("redis", "unary")]["p99_us"]) / 1000
+s = tp("redis", "stream") / tp("echo", "stream")
+print(f"3. Redis unary throughput / echo unary: {u:.0%} with p99 {p99:.1f} ms   target ≥ 35 % and ≤ 10 ms: {met(u >= 0.35 and p99 <= 10)}")
+print(f"   Redis stream throughput / echo stream: {s:.0%}   target ≥ 50 %: {met(s >= 0.5)}")
+for mode in ("unary", "stream"):
+    e = tp("embedded", mode) / tp("redis", mode)
+    print(f"4. embedded / Redis throughput ({mode}): {e:.2f}×   target ≥ 1 (no slower): {met(e >= 1)}")
 PY

@@ -12,6 +12,11 @@ use region_adapter_server::rules::load_rules;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// mimalloc rather than glibc's malloc: with glibc, malloc, free and their consolidation were about a
+/// third of a settlement's CPU in the service (issue 20; BENCHMARKS.md, "Issue 20").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "clearing",
@@ -26,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Settle a claim from a JSON file (proto field names) and print the settlement.
     Settle {
         #[arg(long)]
@@ -190,15 +195,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             run(&args, &cfg, store, rules).await
         }
         StoreKind::Redis => {
-            let store =
-                RedisStore::connect(&RedisOptions { urls: cfg.redis_urls.clone(), allow_volatile: cfg.redis_allow_volatile }).await?;
+            let store = RedisStore::connect(&RedisOptions { urls: cfg.redis_urls.clone(), allow_volatile: cfg.redis_allow_volatile })
+                .await?
+                .with_member_cache(cfg.member_cache);
             tracing::info!(cluster = store.is_cluster(), "redis store connected");
             // Window totals are folded from the shards into window-wide totals during the day, so the
             // nightly netting reads about one entry per region pair.
             let folder = store.clone();
+            let every = cfg.fold_interval;
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    tokio::time::sleep(every).await;
                     let today = clearing_service::calendar::today();
                     let open = folder.open_window_now(today).await.unwrap_or(today);
                     if let Err(e) = folder.fold_window(open).await {
@@ -303,7 +310,7 @@ fn spawn_reloader<S: Store>(args: ServeArgs, core: std::sync::Arc<Clearinghouse<
 async fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Serve(a) => serve(a).await,
+        Command::Serve(a) => serve(*a).await,
         Command::Settle { file, addr } => clearing_tools::client::settle(&addr, &file, false).await,
         Command::Preview { file, addr } => clearing_tools::client::settle(&addr, &file, true).await,
         Command::Reverse { setl_id, msgid, reason, addr } => clearing_tools::client::reverse(&addr, setl_id, msgid, reason).await,

@@ -262,3 +262,79 @@ async fn kill_9_of_redis_and_of_a_replica_loses_nothing_acknowledged() {
         assert_eq!(s.encode_to_vec(), got[0].encode_to_vec());
     }
 }
+
+/// The member cache (issue 20) under replicas that change a member behind each other's back: every
+/// answer equals the answer of one embedded-store instance given the same calls in the same order.
+/// Replica A settles from its cache; B settles, re-registers the member as retired, funds its account,
+/// removes a family link; each time A's next settlement finds its cached member stale (the commit's
+/// version check), reads it again and computes again. A resend whose computation now fails (the family
+/// link is gone) still gets its stored answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_member_cache_costs_a_retry_never_a_wrong_answer() {
+    let r = Redis::start();
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    let b = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    let single = Clearing::start();
+    let (mut a_cl, mut b_cl, mut one) = (a.clearing().await, b.clearing().await, single.clearing().await);
+    let (mut a_reg, mut b_reg, mut one_reg) = (a.registry().await, b.registry().await, single.registry().await);
+    let patient = member("421300", "MC1", "11", &["360000"]);
+    let mut payer = funded(member("421300", "MCP", "11", &["360000"]), "500.00");
+    payer.mulaid_beneficiaries = vec![pb::MulaidBeneficiary { psn_no: "MC1".into(), relation: "spouse".into() }];
+    for m in [&patient, &payer] {
+        a_reg.upsert_member(m.clone()).await.unwrap();
+        one_reg.upsert_member(m.clone()).await.unwrap();
+    }
+    let mut fam = claim("MC-5", "421300", "MC1", "360100", 2, "2024-02-01", 700);
+    fam.acct_used_flag = true;
+    fam.acct_payer_psn_no = "MCP".into();
+    let mut own = claim("MC-7", "421300", "MC1", "360100", 2, "2024-03-01", 400);
+    own.acct_used_flag = true;
+    let mut unlinked = payer.clone();
+    unlinked.mulaid_beneficiaries.clear();
+    enum Step {
+        Settle(bool, pb::Claim),
+        Upsert(pb::Member),
+    }
+    let steps = vec![
+        Step::Settle(true, claim("MC-1", "421300", "MC1", "360100", 3, "2023-03-10", 800)),
+        Step::Settle(false, claim("MC-2", "421300", "MC1", "360100", 1, "2023-05-01", 2000)),
+        Step::Settle(true, claim("MC-3", "421300", "MC1", "360100", 1, "2023-06-01", 2000)),
+        Step::Upsert(member("421300", "MC1", "12", &["360000"])),
+        Step::Settle(true, claim("MC-4", "421300", "MC1", "360100", 1, "2024-01-03", 2000)),
+        Step::Settle(true, fam.clone()),
+        Step::Upsert(unlinked),
+        Step::Settle(true, fam),
+        Step::Upsert(funded(member("421300", "MC1", "12", &["360000"]), "300.00")),
+        Step::Settle(true, own),
+    ];
+    for (n, step) in steps.into_iter().enumerate() {
+        match step {
+            Step::Upsert(m) => {
+                b_reg.upsert_member(m.clone()).await.unwrap();
+                one_reg.upsert_member(m).await.unwrap();
+            }
+            Step::Settle(on_a, c) => {
+                let replica = if on_a { &mut a_cl } else { &mut b_cl };
+                let got = replica.settle_claim(c.clone()).await.unwrap_or_else(|e| panic!("step {n}: {e}")).into_inner();
+                let want = one.settle_claim(c.clone()).await.unwrap_or_else(|e| panic!("step {n}, one instance: {e}")).into_inner();
+                let strip = |s: pb::Settlement| pb::Settlement { setl_id: String::new(), clr_date: String::new(), ..s };
+                assert_eq!(strip(got), strip(want), "step {n}: {}", c.msgid);
+            }
+        }
+    }
+    // A's cache was stale three times (after B's settlement and B's two upserts of the patient): each
+    // cost a retry, none a wrong answer.
+    let conflicts = a.log().matches("commit conflict; recomputing").count();
+    assert!(conflicts >= 3, "A settled from its cache only {conflicts} times when stale: the test proved nothing");
+    let m = a_reg
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "MC1".into(), year: 2024 })
+        .await
+        .unwrap()
+        .into_inner();
+    let o = one_reg
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "MC1".into(), year: 2024 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((m.acct_balc, m.accumulators), (o.acct_balc, o.accumulators));
+}

@@ -61,6 +61,15 @@ pub struct ServeArgs {
     /// Start even when Redis does not fsync every write (appendfsync always). Logged loudly.
     #[arg(long, env = "CLEARING_REDIS_ALLOW_VOLATILE")]
     pub redis_allow_volatile: bool,
+    /// Members the Redis store keeps in memory so a settlement starts without a read (the commit
+    /// checks each one's version; 0 turns the cache off) [default: 100000, about 50 MB at most].
+    #[arg(long, env = "CLEARING_MEMBER_CACHE")]
+    pub member_cache: Option<usize>,
+    /// How often the Redis store folds the shards' pending window totals and supervision indicators
+    /// into the window-wide and month-wide sums, seconds (reads fold first, so this only bounds how
+    /// much a read has left to fold) [default: 2].
+    #[arg(long, env = "CLEARING_FOLD_INTERVAL_SECS")]
+    pub fold_interval_secs: Option<u64>,
     /// A route of the routing table, ADMDVS=local or ADMDVS=http://host:port (a region such as 421300
     /// or a province such as 420000; the longest match wins; unmatched regions are local). Repeat the
     /// flag or separate with commas; given here, it replaces the config file's `[routes]`.
@@ -101,6 +110,8 @@ struct FileConfig {
     store: Option<StoreKind>,
     redis_url: Option<OneOrMany>,
     redis_allow_volatile: Option<bool>,
+    member_cache: Option<usize>,
+    fold_interval_secs: Option<u64>,
     /// `"420000" = "http://hubei-adapter:50061"`, `"421300" = "local"`.
     routes: Option<std::collections::BTreeMap<String, String>>,
     tls_cert: Option<PathBuf>,
@@ -129,6 +140,10 @@ pub struct Config {
     pub store: StoreKind,
     pub redis_urls: Vec<String>,
     pub redis_allow_volatile: bool,
+    /// Members the Redis store caches (0 = none).
+    pub member_cache: usize,
+    /// Between background folds (Redis).
+    pub fold_interval: std::time::Duration,
     /// The routing table (empty = every region local). Reloaded from the config file on SIGHUP.
     pub routes: Vec<RouteSpec>,
     pub tls_cert: Option<PathBuf>,
@@ -186,6 +201,8 @@ impl Config {
                 args.redis_url.clone()
             },
             redis_allow_volatile: args.redis_allow_volatile || file.redis_allow_volatile.unwrap_or(false),
+            member_cache: args.member_cache.or(file.member_cache).unwrap_or(crate::store::redis::DEFAULT_MEMBER_CACHE),
+            fold_interval: std::time::Duration::from_secs(args.fold_interval_secs.or(file.fold_interval_secs).unwrap_or(2).max(1)),
             tls_cert: args.tls.tls_cert.clone().or(file.tls_cert.map(rel)),
             tls_key: args.tls.tls_key.clone().or(file.tls_key.map(rel)),
             tls_client_ca: args.tls.tls_client_ca.clone().or(file.tls_client_ca.map(rel)),

@@ -154,93 +154,112 @@ impl<S: Store> Clearinghouse<S> {
                 .instrument(tracing::debug_span!("store.load_member"))
                 .await?
         } else {
-            (self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?, None)
+            (self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new), None)
         };
         if let Some(idem) = stored {
             let done = self.stored_answer(idem, &idem_key, &hash).await?;
             count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
             return Ok(done);
         }
-        let lines = vc.line_inputs();
-        let priced = self
-            .router
-            .price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines)
-            .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
-            .await?;
-        let visit = vc.visit();
-        let benefit = Benefit::of(&visit)?.key();
-        let year = vc.visit_date.year();
-        let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &vc.msgid, until: ctx.store_patience() };
-        for attempt in 0..MAX_COMMIT_ATTEMPTS {
-            if attempt > 0 {
-                M.commit_retries.add(1, &[]);
-            }
-            // Read: the member (already read on the first attempt) and the family payer.
-            let member = match attempt {
-                0 => first_member.take(),
-                _ => self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?,
-            }
-            .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
-            let payer = match &vc.acct_payer {
-                None => None,
-                Some(p) => Some(
-                    self.store
-                        .load_member(&MemberKey::new(&vc.insured.to_string(), p))
-                        .await?
-                        .ok_or_else(|| ServiceError::NotFound { what: "account payer".into(), field: "acct_payer_psn_no".into() })?,
-                ),
-            };
-            if let Some(p) = &payer {
-                plan::check_family_payer(&vc, p)?;
-            }
-            // Compute: the insured region's policy (in process or a remote adapter).
-            let pm = plan::policy_member(&member, payer.as_ref(), vc.visit_date, &benefit)?;
-            let policy = PolicyCall {
-                insured: vc.insured,
-                priced: &priced.priced,
-                member: pm.member.facts(),
-                state: pm.state,
-                account: Some(pm.account),
-                visit,
-            };
-            let outcome = self
+        let computed = async {
+            let lines = vc.line_inputs();
+            let priced = self
                 .router
-                .apply_policy(ctx, &routing, &policy)
-                .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
+                .price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines)
+                .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
                 .await?;
-            // Supervision's flags, from the insured region's thresholds and the member's recent visits.
-            let flags = self.supervision_on().then(|| {
-                let terms = crate::supervision::terms_of(&routing.rules, vc.insured);
-                crate::supervision::flags(terms, &vc, &priced.priced, &outcome.settled.amounts, &member.recent)
-            });
-            if !record {
-                let mut preview = plan::settlement_pb(&vc, &priced, &outcome, "", "", false);
-                preview.flags = flags.unwrap_or_default();
-                return Ok(preview);
+            let visit = vc.visit();
+            let benefit = Benefit::of(&visit)?.key();
+            let year = vc.visit_date.year();
+            let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &vc.msgid, until: ctx.store_patience() };
+            for attempt in 0..MAX_COMMIT_ATTEMPTS {
+                if attempt > 0 {
+                    M.commit_retries.add(1, &[]);
+                }
+                // Read: the member (already read on the first attempt) and the family payer.
+                let member = match attempt {
+                    0 => first_member.take(),
+                    _ => {
+                        self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new)
+                    }
+                }
+                .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+                let payer = match &vc.acct_payer {
+                    None => None,
+                    Some(p) => Some(
+                        self.store
+                            .load_member(&MemberKey::new(&vc.insured.to_string(), p))
+                            .await?
+                            .ok_or_else(|| ServiceError::NotFound { what: "account payer".into(), field: "acct_payer_psn_no".into() })?,
+                    ),
+                };
+                if let Some(p) = &payer {
+                    plan::check_family_payer(&vc, p)?;
+                }
+                // Compute: the insured region's policy (in process or a remote adapter).
+                let pm = plan::policy_member(&member, payer.as_ref(), vc.visit_date, &benefit)?;
+                let policy = PolicyCall {
+                    insured: vc.insured,
+                    priced: &priced.priced,
+                    member: pm.member.facts(),
+                    state: pm.state,
+                    account: Some(pm.account),
+                    visit,
+                };
+                let outcome = self
+                    .router
+                    .apply_policy(ctx, &routing, &policy)
+                    .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
+                    .await?;
+                // Supervision's flags, from the insured region's thresholds and the member's recent visits.
+                let flags = self.supervision_on().then(|| {
+                    let terms = crate::supervision::terms_of(&routing.rules, vc.insured);
+                    crate::supervision::flags(terms, &vc, &priced.priced, &outcome.settled.amounts, &member.recent)
+                });
+                if !record {
+                    let mut preview = plan::settlement_pb(&vc, &priced, &outcome, "", "", false);
+                    preview.flags = flags.unwrap_or_default();
+                    return Ok(preview);
+                }
+                // Plan (pure) and commit.
+                let today = crate::calendar::today();
+                let clr_date = self.store.open_window(shard, today).await?;
+                let setl_id = self.ids.next(shard, now_ms());
+                let planned = plan::plan_settlement(&plan::SettlementInputs {
+                    claim: &vc,
+                    priced: &priced,
+                    outcome: &outcome,
+                    member: &member,
+                    payer: payer.as_ref(),
+                    shard,
+                    setl_id: &setl_id,
+                    clr_date,
+                    content_hash: hash,
+                    benefit: &benefit,
+                    year,
+                    flags: flags.as_deref(),
+                });
+                if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
+                    return Ok(answer);
+                }
             }
-            // Plan (pure) and commit.
-            let today = crate::calendar::today();
-            let clr_date = self.store.open_window(shard, today).await?;
-            let setl_id = self.ids.next(shard, now_ms());
-            let planned = plan::plan_settlement(&plan::SettlementInputs {
-                claim: &vc,
-                priced: &priced,
-                outcome: &outcome,
-                member: &member,
-                payer: payer.as_ref(),
-                shard,
-                setl_id: &setl_id,
-                clr_date,
-                content_hash: hash,
-                benefit: &benefit,
-                year,
-                flags: flags.as_deref(),
-            });
-            if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
-                return Ok(answer);
-            }
+            Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
         }
-        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
+        .await;
+        match computed {
+            // The member may have come from a cache, without the msgid's stored answer (see
+            // `Store::load_member_and_idempotency`): a resend is answered as it was, never refused.
+            Err(e) if record && !matches!(e, ServiceError::Unavailable(_) | ServiceError::IdempotencyMismatch(_)) => {
+                match self.replay(shard, &idem_key, &hash).await {
+                    Ok(Some(done)) => {
+                        count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
+                        Ok(done)
+                    }
+                    _ => Err(e),
+                }
+            }
+            r => r,
+        }
     }
 
     /// The stored answer for an idempotency key: the settlement when the content matches,

@@ -154,44 +154,6 @@ fn add_segment(t: &mut Tables<'_>, month: &str, sums: &BTreeMap<String, i64>) ->
     Ok(())
 }
 
-/// A delta as the log keeps it: month, institution, pair, the sums and the kinds, separated by 0x1f.
-fn encode_logged(d: &SupervisionDelta) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(96);
-    let _ = write!(s, "{}\x1f{}\x1f{}\x1f", d.month, d.institution, d.pair);
-    for (i, v) in d.sums.iter().enumerate() {
-        let _ = write!(s, "{}{v}", if i > 0 { "," } else { "" });
-    }
-    s.push('\x1f');
-    s.push_str(&d.kinds.join(","));
-    s
-}
-
-fn decode_logged(b: &[u8]) -> Result<SupervisionDelta, StoreError> {
-    let bad = || corrupt("supervision log row");
-    let s = std::str::from_utf8(b).map_err(|_| bad())?;
-    let mut p = s.split('\x1f');
-    let (Some(month), Some(institution), Some(pair), Some(sums), Some(kinds), None) =
-        (p.next(), p.next(), p.next(), p.next(), p.next(), p.next())
-    else {
-        return Err(bad());
-    };
-    let mut out = [0i64; 7];
-    let mut it = sums.split(',');
-    for v in out.iter_mut() {
-        *v = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
-    }
-    Ok(SupervisionDelta {
-        month: month.into(),
-        institution: institution.into(),
-        pair: pair.into(),
-        sums: out,
-        kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect(),
-        flagged: None,
-        unflag: None,
-    })
-}
-
 /// Adds the logged supervision deltas (oldest first, at most `MAX_FOLD`) to their months as one
 /// segment each and removes them from the log, in the caller's transaction; returns how many were folded.
 fn fold_log(t: &mut Tables<'_>) -> Result<usize, StoreError> {
@@ -199,7 +161,7 @@ fn fold_log(t: &mut Tables<'_>) -> Result<usize, StoreError> {
     let (mut last, mut n) = (None, 0);
     for row in t.sv_log.iter().map_err(unavailable)?.take(MAX_FOLD) {
         let (k, v) = row.map_err(unavailable)?;
-        let d = decode_logged(v.value())?;
+        let d = SupervisionDelta::decode_logged(v.value())?;
         let sums = months.entry(d.month.clone()).or_default();
         for (kind, entity, m, v) in d.adds() {
             *sums.entry(format!("{kind}|{entity}|{m}")).or_default() += v;
@@ -237,7 +199,7 @@ fn apply_supervision(t: &mut Tables<'_>, s: &SettlementRecord) -> Result<(), Sto
         None => t.sv_log.last().map_err(unavailable)?.map_or(0, |(k, _)| k.value() + 1),
     };
     t.faults.before_write(&format!("svlog|{}", s.setl_id))?;
-    t.sv_log.insert(seq, encode_logged(sv).as_bytes()).map_err(unavailable)?;
+    t.sv_log.insert(seq, sv.encode_logged().as_bytes()).map_err(unavailable)?;
     t.next_log_seq = Some(seq + 1);
     if let Some(entry) = &sv.flagged {
         t.put(TableId::Meta, &flagged_row(&sv.month, &s.setl_id), entry.as_bytes())?;
@@ -405,7 +367,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
-        self.read(SETTLEMENTS, setl_id, |b| serde_json::from_slice(b).map_err(corrupt))
+        self.read(SETTLEMENTS, setl_id, SettlementRecord::from_stored)
     }
 
     async fn open_window(&self, _shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
@@ -776,6 +738,14 @@ fn get_json<T: serde::de::DeserializeOwned>(t: &Table<'_, &'static str, &'static
     }
 }
 
+/// A stored settlement of either form (see `record`).
+fn get_settlement(t: &Table<'_, &'static str, &'static [u8]>, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
+    match t.get(setl_id).map_err(unavailable)? {
+        Some(v) => SettlementRecord::from_stored(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
 fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
     let s = &c.settlement;
     let idem_key = idempotency_key(s);
@@ -784,7 +754,7 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
         if idem.content_hash != s.content_hash {
             return Ok(CommitOutcome::IdempotencyMismatch);
         }
-        let stored = get_json::<SettlementRecord>(&t.settlements, &idem.setl_id)?
+        let stored = get_settlement(&t.settlements, &idem.setl_id)?
             .ok_or_else(|| corrupt(format!("idempotency key {idem_key} names missing {}", idem.setl_id)))?;
         return Ok(CommitOutcome::Replayed(Box::new(stored)));
     }
@@ -796,7 +766,7 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
     }
     let mut original = None;
     if let Some(orig_id) = &c.reverses {
-        let Some(orig) = get_json::<SettlementRecord>(&t.settlements, orig_id)? else {
+        let Some(orig) = get_settlement(&t.settlements, orig_id)? else {
             return Ok(CommitOutcome::OriginalMissing);
         };
         if orig.reversed_by.is_some() {
@@ -825,9 +795,9 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
     }
     if let Some(mut orig) = original {
         orig.reversed_by = Some(s.setl_id.clone());
-        t.put_json(TableId::Settlements, &orig.setl_id.clone(), &orig)?;
+        t.put(TableId::Settlements, &orig.setl_id, &orig.to_stored())?;
     }
-    t.put_json(TableId::Settlements, &s.setl_id, s)?;
+    t.put(TableId::Settlements, &s.setl_id, &s.to_stored())?;
     t.put_json(TableId::Idempotency, &idem_key, &IdempotencyRecord { content_hash: s.content_hash, setl_id: s.setl_id.clone() })?;
     // One database, so no shard dimension: netting reads one entry per region pair.
     let tkey = format!("{}|{}|{}", s.clr_date, s.insuplc_admdvs, s.mdtrt_admdvs);
@@ -842,31 +812,6 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
 /// The idempotency key of a settlement: the msgid within its sender's scope (see `ids`).
 fn idempotency_key(s: &SettlementRecord) -> String {
     crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid)
-}
-
-/// Applies one member change; shared by every store so the arithmetic is written once.
-pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
-    rec.version += 1;
-    rec.acct_balc_fen += m.balance_delta_fen;
-    if let Some(r) = &m.recent {
-        rec.recent = r.clone();
-    }
-    if let Some(d) = &m.accumulator {
-        match rec.accumulators.iter_mut().find(|a| a.year == d.year && a.benefit == d.benefit) {
-            Some(a) => {
-                a.deductible_used_fen += d.deductible_used_fen;
-                a.fund_paid_fen += d.fund_paid_fen;
-                a.visits += d.visits;
-            }
-            None => rec.accumulators.push(AccumulatorRecord {
-                year: d.year,
-                benefit: d.benefit.clone(),
-                deductible_used_fen: d.deductible_used_fen,
-                fund_paid_fen: d.fund_paid_fen,
-                visits: d.visits,
-            }),
-        }
-    }
 }
 
 /// Applies an upsert to an existing record (or none); shared by every store.
@@ -1070,10 +1015,10 @@ mod tests {
             flagged: None,
             unflag: None,
         };
-        assert_eq!(decode_logged(encode_logged(&d).as_bytes()).unwrap(), d);
+        assert_eq!(SupervisionDelta::decode_logged(d.encode_logged().as_bytes()).unwrap(), d);
         let clean = SupervisionDelta { kinds: vec![], ..d };
-        assert_eq!(decode_logged(encode_logged(&clean).as_bytes()).unwrap(), clean);
-        assert!(decode_logged(b"202303\x1fx").is_err());
+        assert_eq!(SupervisionDelta::decode_logged(clean.encode_logged().as_bytes()).unwrap(), clean);
+        assert!(SupervisionDelta::decode_logged(b"202303\x1fx").is_err());
         let sums: BTreeMap<String, i64> = [("n".to_string(), 3), ("k:high_cost".to_string(), -1), ("m".to_string(), i64::MAX)].into();
         assert_eq!(decode_sums(&encode_sums(&sums)).unwrap(), sums);
         assert!(decode_sums(&encode_sums(&sums)[..5]).is_err());

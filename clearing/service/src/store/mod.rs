@@ -11,6 +11,7 @@
 //! (insured region, psn_no), and the settlement id carries it (see `ids`).
 
 pub mod embedded;
+mod record;
 pub mod redis;
 
 use chrono::NaiveDate;
@@ -189,9 +190,73 @@ impl SupervisionDelta {
             .flat_map(move |(kind, entity)| all.clone().into_iter().map(move |(m, v)| (kind, entity, m, v)))
     }
 
+    /// The delta as a log keeps it (the embedded store's log table, the Redis shards' logs): month,
+    /// institution, pair, the sums and the kinds, separated by 0x1f.
+    pub fn encode_logged(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(96);
+        let _ = write!(s, "{}\x1f{}\x1f{}\x1f", self.month, self.institution, self.pair);
+        for (i, v) in self.sums.iter().enumerate() {
+            let _ = write!(s, "{}{v}", if i > 0 { "," } else { "" });
+        }
+        s.push('\x1f');
+        s.push_str(&self.kinds.join(","));
+        s
+    }
+
+    pub fn decode_logged(b: &[u8]) -> Result<SupervisionDelta, StoreError> {
+        let bad = || StoreError::Corrupt("supervision log row".into());
+        let s = std::str::from_utf8(b).map_err(|_| bad())?;
+        let mut p = s.split('\x1f');
+        let (Some(month), Some(institution), Some(pair), Some(sums), Some(kinds), None) =
+            (p.next(), p.next(), p.next(), p.next(), p.next(), p.next())
+        else {
+            return Err(bad());
+        };
+        let mut out = [0i64; 7];
+        let mut it = sums.split(',');
+        for v in out.iter_mut() {
+            *v = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+        }
+        Ok(SupervisionDelta {
+            month: month.into(),
+            institution: institution.into(),
+            pair: pair.into(),
+            sums: out,
+            kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect(),
+            flagged: None,
+            unflag: None,
+        })
+    }
+
     /// The same as `<entity>|<measure>` fields (the Redis commit script's arguments, bulk loads).
     pub fn fields(&self) -> Vec<(String, i64)> {
         self.adds().map(|(k, e, m, v)| (format!("{k}|{e}|{m}"), v)).collect()
+    }
+}
+
+/// Applies one member change; shared by every store so the arithmetic is written once.
+pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
+    rec.version += 1;
+    rec.acct_balc_fen += m.balance_delta_fen;
+    if let Some(r) = &m.recent {
+        rec.recent = r.clone();
+    }
+    if let Some(d) = &m.accumulator {
+        match rec.accumulators.iter_mut().find(|a| a.year == d.year && a.benefit == d.benefit) {
+            Some(a) => {
+                a.deductible_used_fen += d.deductible_used_fen;
+                a.fund_paid_fen += d.fund_paid_fen;
+                a.visits += d.visits;
+            }
+            None => rec.accumulators.push(AccumulatorRecord {
+                year: d.year,
+                benefit: d.benefit.clone(),
+                deductible_used_fen: d.deductible_used_fen,
+                fund_paid_fen: d.fund_paid_fen,
+                visits: d.visits,
+            }),
+        }
     }
 }
 
@@ -487,14 +552,18 @@ pub trait Store: Send + Sync + 'static {
     fn upsert_member(&self, upsert: MemberUpsert) -> impl Future<Output = Result<MemberRecord, StoreError>> + Send;
     fn lookup_idempotency(&self, shard: u16, msgid: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
     /// Both reads a settlement starts with, in one round trip where the store can (the member and the
-    /// idempotency key live in the same shard).
+    /// idempotency key live in the same shard). A store may answer from a cache instead (Redis: the
+    /// member as this replica last knew it, and no idempotency record): the commit checks both, the
+    /// member's version and the msgid, so a stale answer costs a retry with `load_member`, never a
+    /// wrong settlement; and a caller whose computation fails after such an answer asks
+    /// `lookup_idempotency` before refusing, so a resend is still answered as it was.
     fn load_member_and_idempotency(
         &self,
         key: &MemberKey,
         shard: u16,
         msgid: &str,
-    ) -> impl Future<Output = Result<(Option<MemberRecord>, Option<IdempotencyRecord>), StoreError>> + Send {
-        async move { Ok((self.load_member(key).await?, self.lookup_idempotency(shard, msgid).await?)) }
+    ) -> impl Future<Output = Result<(Option<std::sync::Arc<MemberRecord>>, Option<IdempotencyRecord>), StoreError>> + Send {
+        async move { Ok((self.load_member(key).await?.map(std::sync::Arc::new), self.lookup_idempotency(shard, msgid).await?)) }
     }
     fn get_settlement(&self, setl_id: &str) -> impl Future<Output = Result<Option<SettlementRecord>, StoreError>> + Send;
     /// The clearing day a commit to `shard` made now lands in: today (Asia/Shanghai) or, once

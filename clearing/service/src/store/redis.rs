@@ -4,9 +4,12 @@
 //! Layout: every key of a shard carries the hash tag `{ch:XX}` (XX = shard in hex), so a commit is one
 //! Lua script (`commit.lua`, loaded once and run by SHA) on one slot. Per shard:
 //! `m:<admdvs>:<psn_no>` member hash (`f` registry facts JSON, `v` version, `b` balance in fen,
-//! `a:<year>:<benefit>:{d,f,n}` accumulators), `s:<setl_id>` settlement hash (`rec`, `rev`),
-//! `i:<idempotency key>`, `w:<clr_date>` window totals hash, `j:<clr_date>` journal list, `closed` set
-//! of closed windows, `h:<setl_id>` + `holds` for cross-shard family pay.
+//! `a:<year>:<benefit>:{d,f,n}` accumulators, `h` recent visits), `s:<setl_id>` settlement hash
+//! (`rec` the stored record, see `record.rs`; `rev`), `i:<idempotency key>`, `mi:<idempotency key>` the
+//! msgid's shard, `j:<clr_date>` journal list, `wl:<clr_date>` the journal entries not folded into the
+//! window totals yet (`w:<clr_date>`, a hash of sums, from builds before), `svl:<month>` supervision
+//! deltas not folded yet, `fl:<month>` flagged settlements, `closed` set of closed windows,
+//! `h:<setl_id>` + `holds` for cross-shard family pay.
 //!
 //! Money is integer fen changed only by HINCRBY. At connect the store checks that every master keeps
 //! what it acknowledges (AOF on, fsync always) and refuses otherwise, unless overridden loudly.
@@ -94,6 +97,62 @@ pub struct RedisStore {
     /// applied-sequence hash): a month no fold has changed since (a past month, mostly) is not read
     /// again. A few months at most.
     indicator_cache: Arc<std::sync::Mutex<HashMap<String, CachedMonth>>>,
+    /// Members as this replica last read or committed them (issue 20): a settlement starts from one
+    /// without a round trip. Never trusted: the commit script checks the version, and every writer of a
+    /// member hash bumps it, so a stale entry (another replica committed) costs one retry.
+    members: Arc<MemberCache>,
+}
+
+/// Members by key, bounded: two generations of at most `cap / 2` entries each; a lookup that finds an
+/// entry in the older one moves it to the newer, and when the newer is full the older is dropped. So the
+/// members settling now stay, and memory stays under `cap` entries (about 0.5 KB each).
+pub struct MemberCache {
+    cap: usize,
+    gens: std::sync::Mutex<[HashMap<String, Arc<MemberRecord>>; 2]>,
+}
+
+/// Members kept by default (`--member-cache`): about 50 MB at the most.
+pub const DEFAULT_MEMBER_CACHE: usize = 100_000;
+
+impl MemberCache {
+    fn new(cap: usize) -> MemberCache {
+        MemberCache { cap, gens: std::sync::Mutex::new([HashMap::new(), HashMap::new()]) }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<MemberRecord>> {
+        if self.cap == 0 {
+            return None;
+        }
+        let mut g = self.gens.lock().expect("member cache");
+        if let Some(m) = g[0].get(key) {
+            return Some(m.clone());
+        }
+        let m = g[1].remove(key)?;
+        Self::put_in(&mut g, self.cap, key.to_string(), m.clone());
+        Some(m)
+    }
+
+    fn put(&self, key: String, m: Arc<MemberRecord>) {
+        if self.cap > 0 {
+            Self::put_in(&mut self.gens.lock().expect("member cache"), self.cap, key, m);
+        }
+    }
+
+    fn put_in(g: &mut [HashMap<String, Arc<MemberRecord>>; 2], cap: usize, key: String, m: Arc<MemberRecord>) {
+        if g[0].len() >= cap.div_ceil(2) && !g[0].contains_key(&key) {
+            g[1] = std::mem::take(&mut g[0]);
+        }
+        g[1].remove(&key);
+        g[0].insert(key, m);
+    }
+
+    fn forget(&self, key: &str) {
+        if self.cap > 0 {
+            let mut g = self.gens.lock().expect("member cache");
+            g[0].remove(key);
+            g[1].remove(key);
+        }
+    }
 }
 
 /// A month's indicator fields and the folds (shard, sequence) they contain.
@@ -166,6 +225,21 @@ fn totals_key(shard: u16, date: NaiveDate) -> String {
     format!("{}:w:{date}", tag(shard))
 }
 
+/// A shard's journal entries of a window not folded into the window totals yet (`commit.lua` appends
+/// each settlement's entry here and to the journal); the hash above is what builds before this one
+/// wrote, still folded.
+fn window_log_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:wl:{date}", tag(shard))
+}
+
+fn window_log_fold_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:wlf:{date}", tag(shard))
+}
+
+fn window_log_seq_key(shard: u16, date: NaiveDate) -> String {
+    format!("{}:wlseq:{date}", tag(shard))
+}
+
 fn fold_key(shard: u16, date: NaiveDate) -> String {
     format!("{}:wf:{date}", tag(shard))
 }
@@ -197,6 +271,22 @@ fn records_index_key(shard: u16) -> String {
 /// adds to it), the shard's fold in flight and its fold sequence.
 fn sv_pending_key(shard: u16, month: &str) -> String {
     format!("{}:sv:{month}", tag(shard))
+}
+
+/// A shard's supervision deltas of a month not yet folded, one `SupervisionDelta::encode_logged` per
+/// settlement (`commit.lua` appends: one RPUSH instead of ten HINCRBYs into a small hash, which Redis
+/// searches linearly), its fold in flight and its fold sequence. The pending hash above is what builds
+/// before this one wrote; it is still folded.
+fn sv_log_key(shard: u16, month: &str) -> String {
+    format!("{}:svl:{month}", tag(shard))
+}
+
+fn sv_log_fold_key(shard: u16, month: &str) -> String {
+    format!("{}:svlf:{month}", tag(shard))
+}
+
+fn sv_log_seq_key(shard: u16, month: &str) -> String {
+    format!("{}:svlseq:{month}", tag(shard))
 }
 
 fn sv_fold_key(shard: u16, month: &str) -> String {
@@ -387,7 +477,8 @@ impl RedisStore {
             records: Script::new(include_str!("records.lua")),
             credit: Script::new(include_str!("credit.lua")),
         });
-        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default(), indicator_cache: Arc::default() };
+        let members = Arc::new(MemberCache::new(DEFAULT_MEMBER_CACHE));
+        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default(), indicator_cache: Arc::default(), members };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
         // node that lacks it (NOSCRIPT) without running anything twice.
         if !cluster {
@@ -401,6 +492,44 @@ impl RedisStore {
 
     pub fn is_cluster(&self) -> bool {
         self.cluster
+    }
+
+    /// Keeps at most `cap` members in the member cache (`--member-cache`; 0 turns it off).
+    pub fn with_member_cache(mut self, cap: usize) -> RedisStore {
+        self.members = Arc::new(MemberCache::new(cap));
+        self
+    }
+
+    /// Forgets the members of a commit that did not commit (or may not have): their next settlement
+    /// reads them again.
+    fn forget_members(&self, c: &Commit) {
+        for m in &c.members {
+            self.members.forget(&member_key(&m.key));
+        }
+    }
+
+    /// After COMMITTED: a member whose version the script checked held exactly the state the change was
+    /// computed from (every writer bumps the version), so the cached entry of that version with the
+    /// change applied, by the arithmetic every store shares, is what Redis holds now. A change without
+    /// a version check (a reversal), or a payer in another shard (the hold saga bumps it twice), is not
+    /// known that way: forgotten.
+    fn remember_committed(&self, c: &Commit, local: &[&MemberChange]) {
+        for m in &c.members {
+            let k = member_key(&m.key);
+            let checked = local.iter().any(|l| std::ptr::eq(*l, m)) && m.expected_version.is_some();
+            match self.members.get(&k) {
+                Some(mut rec) if checked && m.expected_version == Some(rec.version) => {
+                    let rec_mut = Arc::make_mut(&mut rec);
+                    apply_member_change(rec_mut, m);
+                    // As a read orders them (see `member_from_fields`).
+                    rec_mut.accumulators.sort_by(|a, b| (a.year, &a.benefit).cmp(&(b.year, &b.benefit)));
+                    self.members.put(k, rec);
+                }
+                // Already newer (a read after this commit put it there).
+                Some(rec) if m.expected_version.is_some_and(|v| rec.version > v) => {}
+                _ => self.members.forget(&k),
+            }
+        }
     }
 
     /// An idempotent command, retried with bounded backoff when the connection fails. Commits never
@@ -471,19 +600,31 @@ impl RedisStore {
     }
 
     async fn fold_shard(&self, date: NaiveDate, shard: u16) -> Result<(), StoreError> {
-        let keys = FoldKeys {
+        let buckets: Vec<String> = (0..TOTALS_BUCKETS).map(|b| totals_bucket_key(date, b)).collect();
+        let applied = meta_key(&format!("wa:{date}"));
+        let log = FoldKeys {
+            pending: window_log_key(shard, date),
+            fold: window_log_fold_key(shard, date),
+            seq: window_log_seq_key(shard, date),
+            applied: applied.clone(),
+            buckets: buckets.clone(),
+            log: Some(journal_fields),
+        };
+        let sums = FoldKeys {
             pending: totals_key(shard, date),
             fold: fold_key(shard, date),
             seq: fold_seq_key(shard, date),
-            applied: meta_key(&format!("wa:{date}")),
-            buckets: (0..TOTALS_BUCKETS).map(|b| totals_bucket_key(date, b)).collect(),
+            applied,
+            buckets,
+            log: None,
         };
-        self.fold_with(shard, &keys, |f| Ok(compact(f)?.into_iter().map(|(k, v)| (k, v.to_string())).collect()), &self.scripts.fold_apply)
-            .await
-            .map_err(|e| match e {
-                StoreError::Corrupt(m) => StoreError::Corrupt(format!("{m} (window {date})")),
-                e => e,
-            })
+        let shape: Shape = |f| Ok(compact(f)?.into_iter().map(|(k, v)| (k, v.to_string())).collect());
+        let named = |e| match e {
+            StoreError::Corrupt(m) => StoreError::Corrupt(format!("{m} (window {date})")),
+            e => e,
+        };
+        self.fold_with(shard, &log, shape, &self.scripts.fold_apply).await.map_err(named)?;
+        self.fold_with(shard, &sums, shape, &self.scripts.fold_apply).await.map_err(named)
     }
 
     /// Folds a shard's pending sums into the sums they add to, exactly once and in order per shard
@@ -493,15 +634,23 @@ impl RedisStore {
         // At most two rounds: finish a fold left in flight, then fold what is pending.
         for _ in 0..2 {
             let mut c = self.conn.clone();
-            let _: String = self.scripts.fold.key(&k.pending).key(&k.fold).key(&k.seq).invoke_async(&mut c).await.map_err(err)?;
-            let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(&k.fold)).await?;
-            let Some(seq) = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone()) else { break };
+            let state: String = self.scripts.fold.key(&k.pending).key(&k.fold).key(&k.seq).invoke_async(&mut c).await.map_err(err)?;
+            // Nothing pending and nothing in flight: one script per shard is the whole cost of a pass.
+            if state == "EMPTY" {
+                break;
+            }
+            let (seq, fields) = match k.log {
+                Some(row_fields) => self.read_log_fold(&k.fold, row_fields).await?,
+                None => self.read_sums_fold(&k.fold).await?,
+            };
+            let Some(seq) = seq else { break };
             let mut inv = apply.prepare_invoke();
             inv.key(&k.applied);
             for b in &k.buckets {
                 inv.key(b);
             }
-            inv.arg(shard).arg(&seq);
+            // The applied-sequence field: a log's folds are numbered apart from the sums' folds.
+            inv.arg(if k.log.is_some() { format!("{shard}l") } else { shard.to_string() }).arg(&seq);
             for (f, v) in shape(&fields)? {
                 inv.arg(bucket_of(&f) + 1).arg(f).arg(v);
             }
@@ -514,19 +663,55 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Folds every shard's pending supervision indicators of `month` into the month-wide sums. Run in
-    /// the background for the current month, and before a month is read.
+    /// An in-flight fold of sums (a hash): its sequence (the `_seq` field) and its fields.
+    async fn read_sums_fold(&self, fold: &str) -> Result<(Option<String>, Vec<(String, String)>), StoreError> {
+        let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(fold)).await?;
+        let seq = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone());
+        Ok((seq, fields.into_iter().filter(|(f, _)| f != "_seq").collect()))
+    }
+
+    /// An in-flight fold of a log (a list): its sequence (the first element, `#<seq>`) and the sums of
+    /// the fields its rows add.
+    async fn read_log_fold(&self, fold: &str, row_fields: RowFields) -> Result<(Option<String>, Vec<(String, String)>), StoreError> {
+        let rows: Vec<Vec<u8>> = self.query(::redis::cmd("LRANGE").arg(fold).arg(0).arg(-1)).await?;
+        let Some(seq) = rows.first().and_then(|r| r.strip_prefix(b"#")) else { return Ok((None, Vec::new())) };
+        let seq = String::from_utf8(seq.to_vec()).map_err(|_| StoreError::Corrupt(format!("fold {fold} sequence")))?;
+        let mut sums: HashMap<String, i64> = HashMap::new();
+        for row in &rows[1..] {
+            for (f, v) in row_fields(row)? {
+                *sums.entry(f).or_default() += v;
+            }
+        }
+        Ok((Some(seq), sums.into_iter().map(|(f, v)| (f, v.to_string())).collect()))
+    }
+
+    /// Folds every shard's supervision indicators of `month` not folded yet (its log, and the pending
+    /// sums of builds before the log) into the month-wide sums. Run in the background for the current
+    /// month, and before a month is read.
     pub async fn fold_indicators(&self, month: &str) -> Result<(), StoreError> {
         let month = month.to_string();
         self.each_shard(FOLD_CONCURRENCY, move |store, shard| {
-            let keys = FoldKeys {
+            let buckets: Vec<String> = (0..TOTALS_BUCKETS).map(|b| sv_bucket_key(&month, b)).collect();
+            let log = FoldKeys {
+                pending: sv_log_key(shard, &month),
+                fold: sv_log_fold_key(shard, &month),
+                seq: sv_log_seq_key(shard, &month),
+                applied: sv_applied_key(&month),
+                buckets: buckets.clone(),
+                log: Some(supervision_fields),
+            };
+            let sums = FoldKeys {
                 pending: sv_pending_key(shard, &month),
                 fold: sv_fold_key(shard, &month),
                 seq: sv_seq_key(shard, &month),
                 applied: sv_applied_key(&month),
-                buckets: (0..TOTALS_BUCKETS).map(|b| sv_bucket_key(&month, b)).collect(),
+                buckets,
+                log: None,
             };
-            async move { store.fold_with(shard, &keys, as_packed, &store.scripts.fold_apply_packed).await }
+            async move {
+                store.fold_with(shard, &log, as_packed, &store.scripts.fold_apply_packed).await?;
+                store.fold_with(shard, &sums, as_packed, &store.scripts.fold_apply_packed).await
+            }
         })
         .await
         .map(|_| ())
@@ -646,6 +831,25 @@ fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError
 /// How a fold turns a shard's fields into the fields it adds.
 type Shape = fn(&[(String, String)]) -> Result<Vec<(String, String)>, StoreError>;
 
+/// The `<key>|<measure>` fields one row of a log adds.
+type RowFields = fn(&[u8]) -> Result<Vec<(String, i64)>, StoreError>;
+
+/// A journal entry as the window-totals fields of its pair (`compact` shapes them).
+fn journal_fields(row: &[u8]) -> Result<Vec<(String, i64)>, StoreError> {
+    let e = JournalEntry::decode(std::str::from_utf8(row).map_err(|_| StoreError::Corrupt("journal entry".into()))?)?;
+    let p = format!("{}|{}", e.insuplc_admdvs, e.mdtrt_admdvs);
+    let t = e.totals;
+    Ok([("n", t.count), ("m", t.medfee_fen), ("f", t.fund_fen), ("a", t.acct_fen), ("e", 1)]
+        .into_iter()
+        .map(|(k, v)| (format!("{p}|{k}"), v))
+        .collect())
+}
+
+/// A logged supervision delta as its indicator fields.
+fn supervision_fields(row: &[u8]) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(SupervisionDelta::decode_logged(row)?.fields())
+}
+
 /// The keys of one fold (see `fold_with`).
 struct FoldKeys {
     pending: String,
@@ -653,6 +857,8 @@ struct FoldKeys {
     seq: String,
     applied: String,
     buckets: Vec<String>,
+    /// The pending key is a log (a list), not a hash of sums: the fields one row adds.
+    log: Option<RowFields>,
 }
 
 /// A shard's `<entity>|<measure>` fields as one `measure=value,…` per entity (`fold_apply_packed.lua`).
@@ -792,28 +998,31 @@ impl RedisStore {
             skipped.push(d);
             d = d.succ_opt().unwrap_or(d);
         }
-        let record = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let record = s.to_stored();
         let orig = c.reverses.as_deref().and_then(settlement_key).unwrap_or_else(|| settlement_key(&s.setl_id).unwrap_or_default());
         let mut inv = self.scripts.commit.prepare_invoke();
         inv.key(idem_key(c.shard, idem))
             .key(settlement_key(&s.setl_id).ok_or_else(|| StoreError::Corrupt(format!("bad setl_id {}", s.setl_id)))?)
             .key(closed_key(c.shard))
-            .key(totals_key(c.shard, s.clr_date))
+            .key(window_log_key(c.shard, s.clr_date))
             .key(journal_key(c.shard, s.clr_date))
-            .key(orig)
-            .arg(hex::encode(s.content_hash))
+            .key(orig);
+        // On one Redis the msgid is claimed inside the script (one round trip); a cluster keeps its
+        // index in another slot, claimed before the script (`claim_msgid`).
+        if self.cluster {
+            inv.key(idem_key(c.shard, idem));
+        } else {
+            inv.key(msgid_index_key(idem));
+        }
+        inv.arg(hex::encode(s.content_hash))
             .arg(&s.setl_id)
             .arg(record)
             .arg(s.clr_date.to_string())
             .arg(date_list(&skipped))
-            .arg(format!("{}|{}", s.insuplc_admdvs, s.mdtrt_admdvs))
-            .arg(s.totals.count)
-            .arg(s.totals.medfee_fen)
-            .arg(s.totals.fund_fen)
-            .arg(s.totals.acct_fen)
             .arg(if c.reverses.is_some() { "1" } else { "0" })
             .arg(local.len())
-            .arg(JournalEntry::of(s).encode());
+            .arg(JournalEntry::of(s).encode())
+            .arg(if self.cluster { String::new() } else { c.shard.to_string() });
         for m in local {
             inv.key(member_key(&m.key));
             inv.arg(m.expected_version.map(|v| v.to_string()).unwrap_or_default());
@@ -828,12 +1037,8 @@ impl RedisStore {
         let none = SupervisionDelta::default();
         let sv = s.supervision.as_ref().unwrap_or(&none);
         let month = if sv.month.is_empty() { "-" } else { sv.month.as_str() };
-        inv.key(sv_pending_key(c.shard, month)).key(flagged_key(c.shard, month));
-        let fields = sv.fields();
-        inv.arg(fields.len());
-        for (f, v) in &fields {
-            inv.arg(f).arg(v);
-        }
+        inv.key(sv_log_key(c.shard, month)).key(flagged_key(c.shard, month));
+        inv.arg(if sv.month.is_empty() { String::new() } else { sv.encode_logged() });
         inv.arg(sv.flagged.as_deref().unwrap_or("")).arg(sv.unflag.as_deref().unwrap_or(""));
         Ok(inv)
     }
@@ -905,7 +1110,12 @@ impl Store for RedisStore {
     async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
         let k = member_key(key);
         let fields: HashMap<String, String> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
-        member_from_fields(key, fields)
+        let m = member_from_fields(key, fields)?;
+        match &m {
+            Some(m) => self.members.put(k, Arc::new(m.clone())),
+            None => self.members.forget(&k),
+        }
+        Ok(m)
     }
 
     async fn upsert_member(&self, u: MemberUpsert) -> Result<MemberRecord, StoreError> {
@@ -940,7 +1150,9 @@ impl Store for RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
-        member_from_fields(&u.key, fields)?.ok_or_else(|| StoreError::Corrupt("upserted member missing".into()))
+        let m = member_from_fields(&u.key, fields)?.ok_or_else(|| StoreError::Corrupt("upserted member missing".into()))?;
+        self.members.put(member_key(&u.key), Arc::new(m.clone()));
+        Ok(m)
     }
 
     async fn lookup_idempotency(&self, shard: u16, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -951,10 +1163,10 @@ impl Store for RedisStore {
 
     async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
         let Some(k) = settlement_key(setl_id) else { return Ok(None) };
-        let fields: HashMap<String, String> = self.query(::redis::cmd("HGETALL").arg(&k)).await?;
-        let Some(rec) = fields.get("rec") else { return Ok(None) };
-        let mut rec: SettlementRecord = serde_json::from_str(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        rec.reversed_by = fields.get("rev").cloned();
+        let (rec, rev): (Option<Vec<u8>>, Option<String>) = self.query(::redis::cmd("HMGET").arg(&k).arg("rec").arg("rev")).await?;
+        let Some(rec) = rec else { return Ok(None) };
+        let mut rec = SettlementRecord::from_stored(&rec)?;
+        rec.reversed_by = rev;
         Ok(Some(rec))
     }
 
@@ -963,12 +1175,21 @@ impl Store for RedisStore {
         key: &MemberKey,
         shard: u16,
         msgid: &str,
-    ) -> Result<(Option<MemberRecord>, Option<IdempotencyRecord>), StoreError> {
+    ) -> Result<(Option<Arc<MemberRecord>>, Option<IdempotencyRecord>), StoreError> {
+        // From the member cache when it has the member: the commit checks the version and the msgid.
+        let k = member_key(key);
+        if let Some(m) = self.members.get(&k) {
+            return Ok((Some(m), None));
+        }
         // One pipeline: both keys carry the shard's hash tag, so this works on a cluster too.
         let mut pipe = ::redis::pipe();
-        pipe.cmd("HGETALL").arg(member_key(key)).cmd("GET").arg(idem_key(shard, msgid));
+        pipe.cmd("HGETALL").arg(&k).cmd("GET").arg(idem_key(shard, msgid));
         let (fields, idem): (HashMap<String, String>, Option<String>) = self.query_pipe(&pipe).await?;
-        Ok((member_from_fields(key, fields)?, parse_idempotency(idem)?))
+        let m = member_from_fields(key, fields)?.map(Arc::new);
+        if let Some(m) = &m {
+            self.members.put(k, m.clone());
+        }
+        Ok((m, parse_idempotency(idem)?))
     }
 
     async fn open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
@@ -989,7 +1210,7 @@ impl Store for RedisStore {
         let (local, remote): (Vec<&MemberChange>, Vec<&MemberChange>) =
             c.members.iter().partition(|m| !self.cluster || member_shard(&m.key) == c.shard);
         let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid);
-        if !self.claim_msgid(&idem, c.shard).await? {
+        if self.cluster && !self.claim_msgid(&idem, c.shard).await? {
             return Ok(CommitOutcome::IdempotencyMismatch);
         }
         let mut holds = Holds::new(self, &s.setl_id);
@@ -1002,9 +1223,19 @@ impl Store for RedisStore {
         // From here an error leaves the outcome unknown: the holds are resolved by fencing (see
         // `Holds`), and the caller resolves the commit by re-reading the idempotency key.
         holds.fate = HoldFate::Unknown;
-        let reply: Vec<String> = inv.invoke_async(&mut conn).await.map_err(err)?;
+        let reply: Vec<String> = match inv.invoke_async(&mut conn).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.forget_members(&c);
+                return Err(err(e));
+            }
+        };
         // Only COMMITTED wrote anything: every other answer releases the holds.
         let answer = reply.first().map(String::as_str);
+        match answer {
+            Some("COMMITTED") => self.remember_committed(&c, &local),
+            _ => self.forget_members(&c),
+        }
         holds.resolve(if answer == Some("COMMITTED") { "finalize" } else { "release" }).await?;
         Ok(match answer {
             Some("COMMITTED") => CommitOutcome::Committed,
@@ -1322,5 +1553,54 @@ impl Store for RedisStore {
     async fn map_get(&self, key: &str) -> Result<BTreeMap<String, String>, StoreError> {
         let k = meta_key(key);
         self.query(::redis::cmd("HGETALL").arg(&k)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(psn: &str, version: u64) -> Arc<MemberRecord> {
+        Arc::new(MemberRecord {
+            key: MemberKey::new("421300", psn),
+            psn_type: "11".into(),
+            retire_date: None,
+            pooling_only: false,
+            acct_balc_fen: 0,
+            filings: Vec::new(),
+            mulaid_beneficiaries: Vec::new(),
+            accumulators: Vec::new(),
+            version,
+            credit_facts: CreditFacts::default(),
+            arrears: Vec::new(),
+            credits: BTreeMap::new(),
+            recent: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_member_cache_stays_bounded_and_keeps_the_members_in_use() {
+        let c = MemberCache::new(4);
+        for i in 0..4 {
+            c.put(format!("m{i}"), member(&format!("m{i}"), 1));
+        }
+        // m0 is used again: moved to the newer generation, so it outlives m1.
+        assert_eq!(c.get("m0").map(|m| m.version), Some(1));
+        for i in 4..7 {
+            c.put(format!("m{i}"), member(&format!("m{i}"), 1));
+        }
+        let held: Vec<String> = (0..7).map(|i| format!("m{i}")).filter(|k| c.get(k).is_some()).collect();
+        assert!(held.len() <= 4, "{held:?}");
+        assert!(held.contains(&"m0".to_string()) && held.contains(&"m6".to_string()), "{held:?}");
+        assert!(c.get("m1").is_none());
+        // A newer version replaces; forgetting removes from both generations.
+        c.put("m6".into(), member("m6", 2));
+        assert_eq!(c.get("m6").map(|m| m.version), Some(2));
+        c.forget("m6");
+        assert!(c.get("m6").is_none());
+        // Off: nothing is kept.
+        let off = MemberCache::new(0);
+        off.put("m".into(), member("m", 1));
+        assert!(off.get("m").is_none());
     }
 }
