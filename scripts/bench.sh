@@ -63,8 +63,9 @@ run redis unary "$red_addr" r $red_pid "$redis_pid"
 run redis stream "$red_addr" r $red_pid "$redis_pid"
 kill $red_pid; wait $red_pid 2>/dev/null || true
 # The average stored record of the run, so the ceiling stores as much.
-rec_bytes=$(redis-cli -p "$port" --scan --pattern '*:s:*' --count 1000 | head -200 \
-  | while read -r k; do redis-cli -p "$port" hstrlen "$k" rec; done | awk '{s += $1; n++} END {print (n ? int(s / n) : 1200)}')
+redis-cli -p "$port" --scan --pattern '*:s:*' > "$dir/settlement-keys.txt"
+rec_bytes=$(sed -n 1,200p "$dir/settlement-keys.txt" | while read -r k; do redis-cli -p "$port" hstrlen "$k" rec; done \
+  | awk '{s += $1; n++} END {print (n ? int(s / n) : 1200)}')
 
 echo "== Redis ceiling: commit.lua by EVALSHA with a settlement's keys and arguments (scripts/commit-ceiling.sh)"
 scripts/commit-ceiling.sh "$port" "$rec_bytes" | tee "$dir/ceiling.txt"

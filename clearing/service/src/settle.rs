@@ -239,6 +239,9 @@ impl<S: Store> Clearinghouse<S> {
                     year,
                     flags: flags.as_deref(),
                 });
+                // The member as read is no longer needed: a store that caches it updates its entry in
+                // place rather than copying it.
+                drop((member, payer));
                 if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
                     return Ok(answer);
                 }

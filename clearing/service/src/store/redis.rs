@@ -146,6 +146,26 @@ impl MemberCache {
         g[0].insert(key, m);
     }
 
+    /// Changes the entry of `key` in place, if there is one and `f` says so (`f` answers whether to keep
+    /// it). Copy-on-write: a settlement still holding the entry keeps what it read.
+    fn update(&self, key: &str, f: impl FnOnce(&mut Arc<MemberRecord>) -> bool) {
+        if self.cap == 0 {
+            return;
+        }
+        let mut g = self.gens.lock().expect("member cache");
+        let keep = match g[0].get_mut(key) {
+            Some(m) => f(m),
+            None => match g[1].get_mut(key) {
+                Some(m) => f(m),
+                None => return,
+            },
+        };
+        if !keep {
+            g[0].remove(key);
+            g[1].remove(key);
+        }
+    }
+
     fn forget(&self, key: &str) {
         if self.cap > 0 {
             let mut g = self.gens.lock().expect("member cache");
@@ -517,18 +537,18 @@ impl RedisStore {
         for m in &c.members {
             let k = member_key(&m.key);
             let checked = local.iter().any(|l| std::ptr::eq(*l, m)) && m.expected_version.is_some();
-            match self.members.get(&k) {
-                Some(mut rec) if checked && m.expected_version == Some(rec.version) => {
-                    let rec_mut = Arc::make_mut(&mut rec);
-                    apply_member_change(rec_mut, m);
+            self.members.update(&k, |rec| match m.expected_version {
+                Some(v) if checked && rec.version == v => {
+                    let rec = Arc::make_mut(rec);
+                    apply_member_change(rec, m);
                     // As a read orders them (see `member_from_fields`).
-                    rec_mut.accumulators.sort_by(|a, b| (a.year, &a.benefit).cmp(&(b.year, &b.benefit)));
-                    self.members.put(k, rec);
+                    rec.accumulators.sort_by(|a, b| (a.year, &a.benefit).cmp(&(b.year, &b.benefit)));
+                    true
                 }
                 // Already newer (a read after this commit put it there).
-                Some(rec) if m.expected_version.is_some_and(|v| rec.version > v) => {}
-                _ => self.members.forget(&k),
-            }
+                Some(v) => rec.version > v,
+                None => false,
+            });
         }
     }
 
