@@ -496,3 +496,37 @@ async fn redis_errors_are_classified_by_whether_a_retry_can_help() {
     let e = s.load_member(&k).await.unwrap_err();
     assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
 }
+
+/// Issue 20's migration: settlement records written before the binary record (JSON with the message
+/// hex-encoded) are read as they were, next to new ones, and a reversal of such an original works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_reads_records_written_before_the_binary_record() {
+    let r = Redis::start();
+    let s = RedisStore::connect(&RedisOptions { urls: vec![r.url()], allow_volatile: false }).await.unwrap();
+    let k = MemberKey::new("421300", "MIGR1");
+    s.upsert_member(upsert(&k, 10_000)).await.unwrap();
+    let shard = shard_of("421300", "MIGR1");
+    let ids = clearing_service::ids::SetlIds::new();
+    let (old_id, new_id) = (ids.next(shard, 1), ids.next(shard, 2));
+    // One written the old way (as a build before issue 20 stored it) ...
+    let old = record(&old_id, "MIGR-1", 1, today(), 10_000, 0);
+    let json = serde_json::to_string(&old).unwrap();
+    assert!(json.starts_with('{') && json.contains("\"message\":\"01020301\""), "{json}");
+    r.cli(&["HSET", &format!("{{ch:{shard:02x}}}:s:{old_id}"), "rec", &json]);
+    // ... and one committed now.
+    let new = record(&new_id, "MIGR-2", 2, today(), 20_000, 0);
+    let c = Commit { shard, settlement: new.clone(), members: vec![change(&k, Some(1), 20_000, 0)], reverses: None };
+    assert_eq!(s.commit(c, today()).await.unwrap(), CommitOutcome::Committed);
+    let stored = r.cli(&["HSTRLEN", &format!("{{ch:{shard:02x}}}:s:{new_id}"), "rec"]);
+    assert!(stored.trim().parse::<usize>().unwrap() < serde_json::to_string(&new).unwrap().len(), "binary is smaller");
+    assert_eq!(s.get_settlement(&old_id).await.unwrap(), Some(old.clone()));
+    assert_eq!(s.get_settlement(&new_id).await.unwrap(), Some(new));
+    // The old original is reversed by a new reversal, and reads back marked.
+    let rev_id = ids.next(shard, 3);
+    let mut reversal = record(&rev_id, "MIGR-R", 3, today(), -10_000, 0);
+    reversal.totals.count = -1;
+    reversal.orig_setl_id = Some(old_id.clone());
+    let c = Commit { shard, settlement: reversal, members: vec![], reverses: Some(old_id.clone()) };
+    assert_eq!(s.commit(c, today()).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(s.get_settlement(&old_id).await.unwrap().unwrap().reversed_by, Some(rev_id));
+}
