@@ -31,6 +31,11 @@ use tokio::sync::Semaphore;
 use tokio_rustls::rustls;
 use tracing::Instrument;
 
+/// mimalloc rather than glibc's malloc: the JSON value trees of every request and answer made malloc/free
+/// about a quarter of the gateway's CPU (BENCHMARKS.md, issue 16 and issue 20).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The national interface's one path.
 pub const CALL_SERVICE: &str = "/fsi/api/rsfComIfsService/callService";
 /// Request bodies: a claim of 100 fee details is about 40 KiB; 3202 detail lists are the largest.
