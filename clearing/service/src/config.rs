@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CLEARING_REDIS_ALLOW_VOLATILE")]
     pub redis_allow_volatile: bool,
     /// Members the Redis store keeps in memory so a settlement starts without a read (the commit
-    /// checks each one's version; 0 turns the cache off) [default: 100000, about 50 MB at most].
+    /// checks each one's version; 0 turns the cache off) [default: 100000].
     #[arg(long, env = "CLEARING_MEMBER_CACHE")]
     pub member_cache: Option<usize>,
     /// How often the Redis store folds the shards' pending window totals and supervision indicators

@@ -105,13 +105,14 @@ pub struct RedisStore {
 
 /// Members by key, bounded: two generations of at most `cap / 2` entries each; a lookup that finds an
 /// entry in the older one moves it to the newer, and when the newer is full the older is dropped. So the
-/// members settling now stay, and memory stays under `cap` entries (about 0.5 KB each).
+/// members settling now stay, and memory stays under `cap` entries (each the size of the member's record,
+/// mostly its registry facts).
 pub struct MemberCache {
     cap: usize,
     gens: std::sync::Mutex<[HashMap<String, Arc<MemberRecord>>; 2]>,
 }
 
-/// Members kept by default (`--member-cache`): about 50 MB at the most.
+/// Members kept by default (`--member-cache`).
 pub const DEFAULT_MEMBER_CACHE: usize = 100_000;
 
 impl MemberCache {
@@ -167,11 +168,7 @@ impl MemberCache {
     }
 
     fn forget(&self, key: &str) {
-        if self.cap > 0 {
-            let mut g = self.gens.lock().expect("member cache");
-            g[0].remove(key);
-            g[1].remove(key);
-        }
+        self.update(key, |_| false);
     }
 }
 
@@ -536,7 +533,7 @@ impl RedisStore {
     fn remember_committed(&self, c: &Commit, local: &[&MemberChange]) {
         for m in &c.members {
             let k = member_key(&m.key);
-            let checked = local.iter().any(|l| std::ptr::eq(*l, m)) && m.expected_version.is_some();
+            let checked = local.iter().any(|l| std::ptr::eq(*l, m));
             self.members.update(&k, |rec| match m.expected_version {
                 Some(v) if checked && rec.version == v => {
                     let rec = Arc::make_mut(rec);
@@ -638,13 +635,12 @@ impl RedisStore {
             buckets,
             log: None,
         };
-        let shape: Shape = |f| Ok(compact(f)?.into_iter().map(|(k, v)| (k, v.to_string())).collect());
         let named = |e| match e {
             StoreError::Corrupt(m) => StoreError::Corrupt(format!("{m} (window {date})")),
             e => e,
         };
-        self.fold_with(shard, &log, shape, &self.scripts.fold_apply).await.map_err(named)?;
-        self.fold_with(shard, &sums, shape, &self.scripts.fold_apply).await.map_err(named)
+        self.fold_with(shard, &log, compact, &self.scripts.fold_apply).await.map_err(named)?;
+        self.fold_with(shard, &sums, compact, &self.scripts.fold_apply).await.map_err(named)
     }
 
     /// Folds a shard's pending sums into the sums they add to, exactly once and in order per shard
@@ -683,16 +679,25 @@ impl RedisStore {
         Ok(())
     }
 
-    /// An in-flight fold of sums (a hash): its sequence (the `_seq` field) and its fields.
-    async fn read_sums_fold(&self, fold: &str) -> Result<(Option<String>, Vec<(String, String)>), StoreError> {
-        let fields: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(fold)).await?;
-        let seq = fields.iter().find(|(f, _)| f == "_seq").map(|(_, v)| v.clone());
-        Ok((seq, fields.into_iter().filter(|(f, _)| f != "_seq").collect()))
+    /// An in-flight fold of sums (a hash): its sequence (the `_seq` field) and its other fields.
+    async fn read_sums_fold(&self, fold: &str) -> Result<(Option<String>, Vec<(String, i64)>), StoreError> {
+        let raw: Vec<(String, String)> = self.query(::redis::cmd("HGETALL").arg(fold)).await?;
+        let mut seq = None;
+        let mut fields = Vec::with_capacity(raw.len());
+        for (f, v) in raw {
+            if f == "_seq" {
+                seq = Some(v);
+            } else {
+                let n = v.parse::<i64>().map_err(|_| StoreError::Corrupt(format!("fold {fold}: field {f} = {v:?}")))?;
+                fields.push((f, n));
+            }
+        }
+        Ok((seq, fields))
     }
 
     /// An in-flight fold of a log (a list): its sequence (the first element, `#<seq>`) and the sums of
     /// the fields its rows add.
-    async fn read_log_fold(&self, fold: &str, row_fields: RowFields) -> Result<(Option<String>, Vec<(String, String)>), StoreError> {
+    async fn read_log_fold(&self, fold: &str, row_fields: RowFields) -> Result<(Option<String>, Vec<(String, i64)>), StoreError> {
         let rows: Vec<Vec<u8>> = self.query(::redis::cmd("LRANGE").arg(fold).arg(0).arg(-1)).await?;
         let Some(seq) = rows.first().and_then(|r| r.strip_prefix(b"#")) else { return Ok((None, Vec::new())) };
         let seq = String::from_utf8(seq.to_vec()).map_err(|_| StoreError::Corrupt(format!("fold {fold} sequence")))?;
@@ -702,7 +707,7 @@ impl RedisStore {
                 *sums.entry(f).or_default() += v;
             }
         }
-        Ok((Some(seq), sums.into_iter().map(|(f, v)| (f, v.to_string())).collect()))
+        Ok((Some(seq), sums.into_iter().collect()))
     }
 
     /// Folds every shard's supervision indicators of `month` not folded yet (its log, and the pending
@@ -829,11 +834,11 @@ async fn check_durability(nodes: &[String], allow_volatile: bool) -> Result<(), 
 /// layout: per pair only `p:<insured>|<mdtrt>|n` (count) and `|o` (owed = fund + account); per
 /// service location `d:<mdtrt>|{n,e,m,f,a}`; for the window `t|{n,e,m,f,a}`. Netting then reads two
 /// fields per region pair.
-fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError> {
+fn compact(fields: &[(String, i64)]) -> Result<Vec<(String, String)>, StoreError> {
     let mut out: HashMap<String, i64> = HashMap::new();
-    for (f, v) in fields.iter().filter(|(f, _)| f != "_seq") {
+    for (f, v) in fields {
+        let (f, v) = (f.as_str(), *v);
         let bad = || StoreError::Corrupt(format!("totals field {f}"));
-        let v: i64 = v.parse().map_err(|_| bad())?;
         let (pair, kind) = f.rsplit_once('|').ok_or_else(bad)?;
         let (_, mdt) = pair.split_once('|').ok_or_else(bad)?;
         match kind {
@@ -845,11 +850,11 @@ fn compact(fields: &[(String, String)]) -> Result<Vec<(String, i64)>, StoreError
         *out.entry(format!("d:{mdt}|{kind}")).or_default() += v;
         *out.entry(format!("t|{kind}")).or_default() += v;
     }
-    Ok(out.into_iter().filter(|(_, v)| *v != 0).collect())
+    Ok(out.into_iter().filter(|(_, v)| *v != 0).map(|(k, v)| (k, v.to_string())).collect())
 }
 
-/// How a fold turns a shard's fields into the fields it adds.
-type Shape = fn(&[(String, String)]) -> Result<Vec<(String, String)>, StoreError>;
+/// How a fold turns a shard's summed fields into the (field, value) arguments of its apply script.
+type Shape = fn(&[(String, i64)]) -> Result<Vec<(String, String)>, StoreError>;
 
 /// The `<key>|<measure>` fields one row of a log adds.
 type RowFields = fn(&[u8]) -> Result<Vec<(String, i64)>, StoreError>;
@@ -882,12 +887,11 @@ struct FoldKeys {
 }
 
 /// A shard's `<entity>|<measure>` fields as one `measure=value,…` per entity (`fold_apply_packed.lua`).
-fn as_packed(fields: &[(String, String)]) -> Result<Vec<(String, String)>, StoreError> {
+fn as_packed(fields: &[(String, i64)]) -> Result<Vec<(String, String)>, StoreError> {
     let mut by_entity: BTreeMap<&str, String> = BTreeMap::new();
-    for (f, v) in fields.iter().filter(|(f, _)| f != "_seq") {
-        let bad = || StoreError::Corrupt(format!("indicator field {f}"));
-        let (entity, measure) = f.rsplit_once('|').ok_or_else(bad)?;
-        let v: i64 = v.parse().map_err(|_| bad())?;
+    for (f, v) in fields {
+        let v = *v;
+        let (entity, measure) = f.rsplit_once('|').ok_or_else(|| StoreError::Corrupt(format!("indicator field {f}")))?;
         if v == 0 || measure.contains([',', '=']) {
             continue;
         }
