@@ -7,6 +7,7 @@
 # Usage: A_BIN=… B_BIN=… A_ARGS=… B_ARGS=… STORE=redis scripts/bench-ab.sh [claims per run] [clients]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 claims=${1:-10000}
 clients=${2:-32}
 members=${MEMBERS:-5000}
@@ -18,8 +19,6 @@ client=$b_bin
 dir=$(mktemp -d)
 trap 'for p in $(cat "$dir"/*.port 2>/dev/null); do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 $client bench-rules --regions 400 --out "$dir/rules" >/dev/null
-addr_of() { until grep -q listening "$dir/$1.out" 2>/dev/null; do sleep 0.1; done; sed -n 's/.* listening on //p' "$dir/$1.out"; }
-ticks() { if [ -n "$1" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 
 echo "== machine: $(nproc) cores; store: $store; $claims claims per run, $clients clients, $members members, 400 regions, $rounds rounds"
 echo "== A: $a_bin ${A_ARGS:-}"
@@ -29,12 +28,10 @@ for side in A B; do
   store_args=(--data-dir "$dir/data-$side")
   echo "" > "$dir/$side.rpid"
   if [ "$store" = redis ]; then
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    echo "$port" > "$dir/$side.port"
     mkdir -p "$dir/redis-$side"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/redis-$side" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis-$side.log"
-    until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-    redis-cli -p "$port" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' > "$dir/$side.rpid"
+    port=$(start_redis "$dir/redis-$side")
+    echo "$port" > "$dir/$side.port"
+    redis_pid "$port" > "$dir/$side.rpid"
     store_args=(--store redis --redis-url "redis://127.0.0.1:$port")
   fi
   # shellcheck disable=SC2086
@@ -42,17 +39,16 @@ for side in A B; do
   echo $! > "$dir/$side.pid"
 done
 for side in A B; do
-  addr_of $side > "$dir/$side.addr"
+  listening_addr "$dir/$side.out" > "$dir/$side.addr"
   $client bench --addr "$(cat "$dir/$side.addr")" --clients "$clients" --claims 200 --members "$members" --rules "$dir/rules" --run-id w --msg-tag warm --name warmup >/dev/null 2>&1
 done
 for r in $(seq 1 "$rounds"); do
   for side in A B; do
-    spid=$(cat "$dir/$side.pid"); rpid=$(cat "$dir/$side.rpid")
-    s0=$(ticks "$spid"); r0=$(ticks "$rpid")
-    line=$($client bench --addr "$(cat "$dir/$side.addr")" --clients "$clients" --members "$members" --rules "$dir/rules" --run-id w \
-      --claims "$claims" --skip-register --mode unary --msg-tag "r$r" --name "$side" 2>/dev/null | grep '^RESULT')
-    echo "$line server_ticks=$(($(ticks "$spid") - s0)) redis_ticks=$(($(ticks "$rpid") - r0))" >> "$dir/results.txt"
-    echo "  round $r $side: $(echo "$line" | sed 's/.*throughput=\([0-9]*\).*p99_us=\([0-9]*\).*errors=\([0-9]*\).*/\1 req\/s, p99 \2 µs, errors \3/')"
+    line=$(measured server="$(cat "$dir/$side.pid")" redis="$(cat "$dir/$side.rpid")" -- $client bench --addr "$(cat "$dir/$side.addr")" \
+      --clients "$clients" --members "$members" --rules "$dir/rules" --run-id w --claims "$claims" --skip-register --mode unary \
+      --msg-tag "r$r" --name "$side")
+    echo "$line" >> "$dir/results.txt"
+    echo "  round $r $side: $(brief "$line")"
   done
 done
 python3 - "$dir/results.txt" "$(getconf CLK_TCK)" <<'PY'

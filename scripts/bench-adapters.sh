@@ -7,16 +7,14 @@
 # Usage: scripts/bench-adapters.sh [clients] [claims]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 clients=${1:-32}
 claims=${2:-20000}
 cargo build --release -q -p clearing -p region-adapter-server --bins
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 
-addr_of() { # name → the address the process printed
-  until grep -q listening "$dir/$1.out" 2>/dev/null; do sleep 0.1; done
-  sed -n 's/.* listening on //p' "$dir/$1.out"
-}
+addr_of() { listening_addr "$dir/$1.out"; } # name → the address the process printed
 
 target/release/clearing serve --plaintext --listen 127.0.0.1:0 --data-dir "$dir/local" > "$dir/local.out" 2> "$dir/local.log" &
 local_pid=$!

@@ -7,6 +7,7 @@
 #   each run. Usage: scripts/bench-gateway.sh [claims per run] [clients]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 claims=${1:-10000}
 clients=${2:-32}
 members=${MEMBERS:-2000}
@@ -19,14 +20,11 @@ dir=$(mktemp -d)
 trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 $bin bench-rules --regions 400 --out "$dir/rules" --paas-out "$dir/paas.toml" >/dev/null
 
-addr_of() { until grep -q listening "$dir/$1.out" 2>/dev/null; do sleep 0.1; done; sed -n 's/.* listening on //p' "$dir/$1.out"; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+addr_of() { listening_addr "$dir/$1.out"; }
 
 store_args=(--data-dir "$dir/data")
 if [ "$store" = redis ]; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis.log"
-  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+  port=$(start_redis "$dir")
   store_args=(--store redis --redis-url "redis://127.0.0.1:$port")
 fi
 RUST_LOG=warn $bin serve --plaintext --listen 127.0.0.1:0 --rules "$dir/rules" "${store_args[@]}" > "$dir/clearing.out" 2> "$dir/clearing.log" & ch_pid=$!
@@ -40,11 +38,10 @@ echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); store
 $bin bench "${common[@]}" --claims 200 --msg-tag w --name warmup >/dev/null 2>&1
 for r in $(seq 1 "$rounds"); do
   for mode in unary gateway; do
-    c0=$(ticks $ch_pid); g0=$(ticks $gw_pid)
-    line=$($bin bench "${common[@]}" --claims "$claims" --skip-register --mode "$mode" --gateway "http://$gw_addr" --msg-tag "$mode$r" --name "$mode" 2>/dev/null | grep '^RESULT')
-    c1=$(ticks $ch_pid); g1=$(ticks $gw_pid)
-    echo "$line clearing_ticks=$((c1 - c0)) gateway_ticks=$((g1 - g0))" | tee -a "$dir/results.txt" >/dev/null
-    echo "  round $r $mode: $(echo "$line" | sed 's/.*throughput=\([0-9]*\).*p99_us=\([0-9]*\).*errors=\([0-9]*\).*/\1 req\/s, p99 \2 µs, errors \3/')"
+    line=$(measured clearing=$ch_pid gateway=$gw_pid -- $bin bench "${common[@]}" --claims "$claims" --skip-register --mode "$mode" \
+      --gateway "http://$gw_addr" --msg-tag "$mode$r" --name "$mode")
+    echo "$line" >> "$dir/results.txt"
+    echo "  round $r $mode: $(brief "$line")"
   done
 done
 

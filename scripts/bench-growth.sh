@@ -9,37 +9,33 @@
 # Usage: scripts/bench-growth.sh [claims per run]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 claims=${1:-8000}
 cargo build --release -q -p clearing --bins
 bin=${CLEARING_BIN:-target/release/clearing}
 dir=$(mktemp -d)
 trap 'for p in $(cat "$dir"/*.port 2>/dev/null); do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 target/release/clearing bench-rules --regions 400 --out "$dir/rules" >/dev/null
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 mem() { redis-cli -p "$1" info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
 
 echo "== machine: $(nproc) cores; $bin; $claims claims per run, 400 regions, Redis AOF always"
 measure() { # name clients members
-  local name=$1 clients=$2 members=$3 port rpid spid addr m0 m1 m2 s0 r0 line
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  echo "$port" > "$dir/$name.port"
+  local name=$1 clients=$2 members=$3 port spid addr m0 m1 m2 line
   mkdir -p "$dir/$name"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/$name" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/$name.log"
-  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-  rpid=$(redis-cli -p "$port" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
+  port=$(start_redis "$dir/$name")
+  echo "$port" > "$dir/$name.port"
   RUST_LOG=warn $bin serve --plaintext --listen 127.0.0.1:0 --rules "$dir/rules" --store redis --redis-url "redis://127.0.0.1:$port" > "$dir/$name.out" 2> "$dir/$name.err" &
   spid=$!
-  until grep -q listening "$dir/$name.out" 2>/dev/null; do sleep 0.1; done
-  addr=$(sed -n 's/.* listening on //p' "$dir/$name.out")
+  addr=$(listening_addr "$dir/$name.out")
   m0=$(mem "$port")
   # Registering only (no claims beyond a handful), then the warm-up claims.
   $bin bench --addr "$addr" --clients 32 --claims 1 --members "$members" --rules "$dir/rules" --run-id g --msg-tag reg >/dev/null 2>&1
   m1=$(mem "$port")
   $bin bench --addr "$addr" --clients "$clients" --claims 200 --members "$members" --rules "$dir/rules" --run-id g --msg-tag warm --skip-register >/dev/null 2>&1
-  s0=$(ticks "$spid"); r0=$(ticks "$rpid"); m1b=$(mem "$port")
-  line=$($bin bench --addr "$addr" --clients "$clients" --claims "$claims" --members "$members" --rules "$dir/rules" --run-id g \
-    --skip-register --msg-tag m --name "$name" 2>/dev/null | grep '^RESULT')
-  echo "$line clients=$clients members=$members server_ticks=$(($(ticks "$spid") - s0)) redis_ticks=$(($(ticks "$rpid") - r0)) mem_members=$((m1 - m0)) mem_run=$(($(mem "$port") - m1b))" >> "$dir/results.txt"
+  m2=$(mem "$port")
+  line=$(measured server="$spid" redis="$(redis_pid "$port")" -- $bin bench --addr "$addr" --clients "$clients" --claims "$claims" \
+    --members "$members" --rules "$dir/rules" --run-id g --skip-register --msg-tag m --name "$name")
+  echo "$line clients=$clients members=$members mem_members=$((m1 - m0)) mem_run=$(($(mem "$port") - m2))" >> "$dir/results.txt"
   kill $spid; wait $spid 2>/dev/null || true
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   echo "  $name done"

@@ -8,17 +8,15 @@
 # Usage: scripts/bench-redis.sh [clients] [claims]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 clients=${1:-64}
 claims=${2:-40000}
 cargo build --release -q -p clearing -p region-adapter-server
 dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis.log"
-trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+port=$(start_redis "$dir")
 target/release/clearing serve --plaintext --store redis --redis-url "redis://127.0.0.1:$port" --listen 127.0.0.1:0 > "$dir/serve.out" 2> "$dir/serve.log" &
-until grep -q listening "$dir/serve.out" 2>/dev/null; do sleep 0.1; done
-addr=$(sed -n 's/clearing listening on //p' "$dir/serve.out")
+addr=$(listening_addr "$dir/serve.out")
 echo "== clearing bench (store: redis, AOF always) =="
 target/release/clearing bench --addr "$addr" --clients "$clients" --claims "$claims" --members 5000 --connections 8 | tee "$dir/bench.txt"
 

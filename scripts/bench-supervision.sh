@@ -9,6 +9,7 @@
 # Usage: scripts/bench-supervision.sh [claims per run] [clients]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 claims=${1:-10000}
 clients=${2:-32}
 # 20,000 members: about one visit per member a month over the runs, as members visit; with 2,000 the
@@ -28,15 +29,12 @@ dir=$(mktemp -d)
 trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 $bin bench-rules --regions 400 --out "$dir/rules" >/dev/null
 
-addr_of() { until grep -q listening "$dir/$1.out" 2>/dev/null; do sleep 0.1; done; sed -n 's/.* listening on //p' "$dir/$1.out"; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+addr_of() { listening_addr "$dir/$1.out"; }
 
 redis_pid=""
 if [ "$store" = redis ]; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis.log"
-  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-  redis_pid=$(redis-cli -p "$port" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
+  port=$(start_redis "$dir")
+  redis_pid=$(redis_pid "$port")
 fi
 store_args() { # name
   if [ "$store" = redis ]; then echo --store redis --redis-url "redis://127.0.0.1:$port"; else echo --data-dir "$dir/data-$1"; fi
@@ -56,13 +54,11 @@ for s in off on; do
 done
 for r in $(seq 1 "$rounds"); do
   for s in off on; do
-    pid=$(cat "$dir/$s.pid")
-    c0=$(ticks "$pid"); r0=0; [ -n "$redis_pid" ] && r0=$(ticks "$redis_pid")
-    line=$($bin bench --addr "$(cat "$dir/$s.addr")" --clients "$clients" --members "$members" --rules "$dir/rules" --run-id "w$s" \
-      --claims "$claims" --skip-register --mode unary --msg-tag "$s$r" --name "$s" --visit-days "$visit_days" 2>/dev/null | grep '^RESULT')
-    c1=$(ticks "$pid"); r1=0; [ -n "$redis_pid" ] && r1=$(ticks "$redis_pid")
-    echo "$line clearing_ticks=$((c1 - c0)) redis_ticks=$((r1 - r0))" >> "$dir/results.txt"
-    echo "  round $r supervision $s: $(echo "$line" | sed 's/.*throughput=\([0-9]*\).*p99_us=\([0-9]*\).*errors=\([0-9]*\).*/\1 req\/s, p99 \2 µs, errors \3/')"
+    line=$(measured clearing="$(cat "$dir/$s.pid")" redis="$redis_pid" -- $bin bench --addr "$(cat "$dir/$s.addr")" --clients "$clients" \
+      --members "$members" --rules "$dir/rules" --run-id "w$s" --claims "$claims" --skip-register --mode unary --msg-tag "$s$r" \
+      --name "$s" --visit-days "$visit_days")
+    echo "$line" >> "$dir/results.txt"
+    echo "  round $r supervision $s: $(brief "$line")"
   done
 done
 for s in off on; do kill "$(cat "$dir/$s.pid")"; wait "$(cat "$dir/$s.pid")" 2>/dev/null || true; done

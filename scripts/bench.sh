@@ -11,6 +11,7 @@
 # Usage: scripts/bench.sh [claims] [clients]   (MEMBERS=5000; CLEARING_BIN=path to measure another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 claims=${1:-40000}
 clients=${2:-32}
 members=${MEMBERS:-5000}
@@ -20,18 +21,16 @@ dir=$(mktemp -d)
 trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 $bin bench-rules --regions 400 --out "$dir/rules" >/dev/null
 
-addr_of() { until grep -q listening "$dir/$1.out" 2>/dev/null; do sleep 0.1; done; sed -n 's/.* listening on //p' "$dir/$1.out"; }
-ticks() { if [ -n "$1" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
+addr_of() { listening_addr "$dir/$1.out"; }
 warm() { # addr run-id: registers the members (and warms the caches) outside the measured runs
   $bin bench --addr "$1" --clients "$clients" --claims 200 --members "$members" --rules "$dir/rules" --run-id "$2" --msg-tag warm --name warmup >/dev/null 2>&1
 }
 run() { # name mode addr run-id server-pid [redis-pid]
-  local name=$1 mode=$2 addr=$3 id=$4 spid=$5 rpid=${6:-} s0 r0 line
-  s0=$(ticks "$spid"); r0=$(ticks "$rpid")
-  line=$($bin bench --addr "$addr" --clients "$clients" --claims "$claims" --members "$members" --rules "$dir/rules" \
-    --mode "$mode" --name "$name" --run-id "$id" --msg-tag "$mode" --skip-register 2>/dev/null | grep '^RESULT')
-  echo "$line server_ticks=$(($(ticks "$spid") - s0)) redis_ticks=$(($(ticks "$rpid") - r0))" | tee -a "$dir/results.txt" \
-    | sed 's/.*mode=\([A-Za-z]*\).*throughput=\([0-9]*\).*p99_us=\([0-9]*\).*errors=\([0-9]*\).*/  \1: \2 req\/s, p99 \3 µs, errors \4/'
+  local name=$1 mode=$2 addr=$3 id=$4 line
+  line=$(measured server="$5" redis="${6:-}" -- $bin bench --addr "$addr" --clients "$clients" --claims "$claims" --members "$members" \
+    --rules "$dir/rules" --mode "$mode" --name "$name" --run-id "$id" --msg-tag "$mode" --skip-register)
+  echo "$line" >> "$dir/results.txt"
+  echo "  $mode: $(brief "$line")"
 }
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p')"
@@ -52,10 +51,8 @@ run embedded stream "$emb_addr" m $emb_pid
 kill $emb_pid; wait $emb_pid 2>/dev/null || true
 
 echo "== clearing, Redis (AOF, appendfsync always)"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$dir/redis.log"
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-redis_pid=$(redis-cli -p "$port" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
+port=$(start_redis "$dir")
+redis_pid=$(redis_pid "$port")
 RUST_LOG=warn $bin serve --plaintext --store redis --redis-url "redis://127.0.0.1:$port" --listen 127.0.0.1:0 --rules "$dir/rules" > "$dir/redis.out" 2> "$dir/redis-serve.log" & red_pid=$!
 red_addr=$(addr_of redis)
 warm "$red_addr" r

@@ -7,11 +7,11 @@
 # from /proc/<pid>/stat around the run. Usage: scripts/commit-ceiling.sh PORT [REC_BYTES] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 port=$1
 rec_bytes=${2:-1200}
 runs=${3:-200000}
-pid=$(redis-cli -p "$port" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+pid=$(redis_pid "$port")
 sha=$(redis-cli -p "$port" script load "$(cat clearing/service/src/store/commit.lua)")
 redis-cli -p "$port" hset '{ch:07}:m:421300:BENCH' f '{}' v 1 b 100000000 >/dev/null
 rec=$(head -c "$rec_bytes" /dev/zero | tr '\0' x)
