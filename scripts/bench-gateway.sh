@@ -16,8 +16,7 @@ store=${STORE:-embedded}
 cargo build --release -q -p clearing -p national-gateway --bins
 bin=target/release/clearing
 gw=target/release/national-gateway
-dir=$(mktemp -d)
-trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
+bench_dir
 $bin bench-rules --regions 400 --out "$dir/rules" --paas-out "$dir/paas.toml" >/dev/null
 
 addr_of() { listening_addr "$dir/$1.out"; }

@@ -4,6 +4,13 @@
 # CPU ticks (user + system) a process has used so far; 0 for no process.
 ticks() { if [ -n "${1:-}" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 
+# bench_dir: a temporary directory in $dir, removed when the script exits, together with the script's jobs
+# and the Redis on $port, if it started one.
+bench_dir() {
+  dir=$(mktemp -d)
+  trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_redis DIR: a redis-server keeping every acknowledged write (AOF, appendfsync always) in DIR, on a

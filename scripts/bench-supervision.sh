@@ -25,8 +25,7 @@ settlements=${SETTLEMENTS:-10000000}
 visit_days=${VISIT_DAYS:-60}
 cargo build --release -q -p clearing --bins
 bin=target/release/clearing
-dir=$(mktemp -d)
-trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
+bench_dir
 $bin bench-rules --regions 400 --out "$dir/rules" >/dev/null
 
 addr_of() { listening_addr "$dir/$1.out"; }

@@ -17,8 +17,7 @@ clients=${2:-32}
 members=${MEMBERS:-5000}
 cargo build --release -q -p clearing -p region-adapter-server --bins
 bin=${CLEARING_BIN:-target/release/clearing}
-dir=$(mktemp -d)
-trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
+bench_dir
 $bin bench-rules --regions 400 --out "$dir/rules" >/dev/null
 
 addr_of() { listening_addr "$dir/$1.out"; }

@@ -13,8 +13,7 @@ runs=${1:-50000}
 rounds=${ROUNDS:-2}
 cargo build --release -q -p clearing --bins
 bin=${CLEARING_BIN:-target/release/clearing}
-dir=$(mktemp -d)
-trap 'redis-cli -p "${port:-0}" shutdown nosave >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
+bench_dir
 $bin bench-rules --regions 400 --out "$dir/rules" >/dev/null
 port=$(start_redis "$dir")
 $bin bench-echo --listen 127.0.0.1:0 > "$dir/echo.out" 2>&1 & echo_pid=$!
