@@ -4,7 +4,8 @@
 # window totals and journal, supervision's logged delta) and a stored record of REC_BYTES bytes (the
 # average size of the records of the run measured before it, so the ceiling stores what we store).
 # Prints `CEILING scripts_per_s=… redis_us_per_script=… rec_bytes=…`: Redis's own CPU per script run,
-# from /proc/<pid>/stat around the run. CEILING_CLIENTS sets redis-benchmark's connections (default 50).
+# from /proc/<pid>/stat around the run. CEILING_CLIENTS sets redis-benchmark's connections (default 50),
+# CEILING_PIPELINE the scripts each connection sends per round trip (default 1).
 # Usage: scripts/commit-ceiling.sh PORT [REC_BYTES] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +14,13 @@ port=$1
 rec_bytes=${2:-1200}
 runs=${3:-200000}
 clients=${CEILING_CLIENTS:-50}
+pipeline=${CEILING_PIPELINE:-1}
 pid=$(redis_pid "$port")
 sha=$(redis-cli -p "$port" script load "$(cat clearing/service/src/store/commit.lua)")
 redis-cli -p "$port" hset '{ch:07}:m:421300:BENCH' f '{}' v 1 b 100000000 >/dev/null
 rec=$(head -c "$rec_bytes" /dev/zero | tr '\0' x)
 t0=$(ticks "$pid")
-rps=$(redis-benchmark -p "$port" -c "$clients" -n "$runs" -r 100000000000 -q \
+rps=$(redis-benchmark -p "$port" -c "$clients" -P "$pipeline" -n "$runs" -r 100000000000 -q \
   EVALSHA "$sha" 10 '{ch:07}:i:__rand_int__' '{ch:07}:s:__rand_int__' '{ch:07}:closed' '{ch:07}:wl:2026-01-01' '{ch:07}:j:2026-01-01' '{ch:07}:s:__rand_int__' '{ch:07}:mi:__rand_int__' '{ch:07}:m:421300:BENCH' '{ch:07}:svl:202601' '{ch:07}:fl:202601' \
   "$(printf '%064d' 0)" __rand_int__ "$rec" 2026-01-01 '' 0 1 "__rand_int__|421300|360100|1|112760|22310|30000" 7 \
   '' a:2024:general 50000 22310 1 -30000 '2026-01-05:360100,2026-01-09:360100' \
