@@ -9,7 +9,7 @@ use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN, STORE_OUTAGE_PATIENCE};
 use crate::metrics::{self, M};
 use crate::plan;
 use crate::remote::CallCtx;
-use crate::router::{PolicyCall, Router};
+use crate::router::{PolicyCall, Router, Routing};
 use crate::store::*;
 use crate::wire;
 use chrono::{Datelike, Utc};
@@ -148,111 +148,31 @@ impl<S: Store> Clearinghouse<S> {
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
         // The member and the msgid's stored answer in one round trip; a resend is answered from the store
         // before anything is computed.
-        let (mut first_member, stored) = if record {
+        let (first_member, first_read) = if record {
             self.store
                 .load_member_and_idempotency(&vc.member_key(), shard, &idem_key)
                 .instrument(tracing::debug_span!("store.load_member"))
                 .await?
         } else {
-            (self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new), None)
+            (
+                self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new),
+                MsgidRead::Unread,
+            )
         };
-        if let Some(idem) = stored {
+        if let MsgidRead::Stored(idem) = first_read {
             let done = self.stored_answer(idem, &idem_key, &hash).await?;
             count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
             return Ok(done);
         }
-        let computed = async {
-            let lines = vc.line_inputs();
-            let priced = self
-                .router
-                .price(ctx, &routing, vc.mdtrt, vc.visit_date, &lines)
-                .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
-                .await?;
-            let visit = vc.visit();
-            let benefit = Benefit::of(&visit)?.key();
-            let year = vc.visit_date.year();
-            let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &vc.msgid, until: ctx.store_patience() };
-            for attempt in 0..MAX_COMMIT_ATTEMPTS {
-                if attempt > 0 {
-                    M.commit_retries.add(1, &[]);
-                }
-                // Read: the member (already read on the first attempt) and the family payer.
-                let member = match attempt {
-                    0 => first_member.take(),
-                    _ => {
-                        self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new)
-                    }
-                }
-                .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
-                let payer = match &vc.acct_payer {
-                    None => None,
-                    Some(p) => Some(
-                        self.store
-                            .load_member(&MemberKey::new(&vc.insured.to_string(), p))
-                            .await?
-                            .ok_or_else(|| ServiceError::NotFound { what: "account payer".into(), field: "acct_payer_psn_no".into() })?,
-                    ),
-                };
-                if let Some(p) = &payer {
-                    plan::check_family_payer(&vc, p)?;
-                }
-                // Compute: the insured region's policy (in process or a remote adapter).
-                let pm = plan::policy_member(&member, payer.as_ref(), vc.visit_date, &benefit)?;
-                let policy = PolicyCall {
-                    insured: vc.insured,
-                    priced: &priced.priced,
-                    member: pm.member.facts(),
-                    state: pm.state,
-                    account: Some(pm.account),
-                    visit,
-                };
-                let outcome = self
-                    .router
-                    .apply_policy(ctx, &routing, &policy)
-                    .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
-                    .await?;
-                // Supervision's flags, from the insured region's thresholds and the member's recent visits.
-                let flags = self.supervision_on().then(|| {
-                    let terms = crate::supervision::terms_of(&routing.rules, vc.insured);
-                    crate::supervision::flags(terms, &vc, &priced.priced, &outcome.settled.amounts, &member.recent)
-                });
-                if !record {
-                    let mut preview = plan::settlement_pb(&vc, &priced, &outcome, "", "", false);
-                    preview.flags = flags.unwrap_or_default();
-                    return Ok(preview);
-                }
-                // Plan (pure) and commit.
-                let today = crate::calendar::today();
-                let clr_date = self.store.open_window(shard, today).await?;
-                let setl_id = self.ids.next(shard, now_ms());
-                let planned = plan::plan_settlement(&plan::SettlementInputs {
-                    claim: &vc,
-                    priced: &priced,
-                    outcome: &outcome,
-                    member: &member,
-                    payer: payer.as_ref(),
-                    shard,
-                    setl_id: &setl_id,
-                    clr_date,
-                    content_hash: hash,
-                    benefit: &benefit,
-                    year,
-                    flags: flags.as_deref(),
-                });
-                // The member as read is no longer needed: a store that caches it updates its entry in
-                // place rather than copying it.
-                drop((member, payer));
-                if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
-                    return Ok(answer);
-                }
-            }
-            Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
-        }
-        .await;
-        match computed {
-            // The member may have come from a cache, without the msgid's stored answer (see
-            // `Store::load_member_and_idempotency`): a resend is answered as it was, never refused.
-            Err(e) if record && !matches!(e, ServiceError::Unavailable(_) | ServiceError::IdempotencyMismatch(_)) => {
+        let idem = record.then_some((idem_key.as_str(), &hash));
+        match self.compute_and_commit(ctx, &routing, &vc, first_member, shard, idem).await {
+            // The member came from a cache, without the msgid's stored answer: a resend is answered as it
+            // was, never refused.
+            Err(e)
+                if record
+                    && first_read == MsgidRead::Unread
+                    && !matches!(e, ServiceError::Unavailable(_) | ServiceError::IdempotencyMismatch(_)) =>
+            {
                 match self.replay(shard, &idem_key, &hash).await {
                     Ok(Some(done)) => {
                         count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
@@ -263,6 +183,103 @@ impl<S: Store> Clearinghouse<S> {
             }
             r => r,
         }
+    }
+
+    /// Prices the claim, applies the insured region's policy and commits the settlement, computing again
+    /// from a fresh read of the member while a commit finds it changed. `idem` (the idempotency key and
+    /// the claim's content hash) is `None` for a preview, which is answered without a commit.
+    async fn compute_and_commit(
+        &self,
+        ctx: &CallCtx,
+        routing: &Routing,
+        vc: &wire::ValidClaim,
+        mut first_member: Option<Arc<MemberRecord>>,
+        shard: u16,
+        idem: Option<(&str, &[u8; 32])>,
+    ) -> Result<pb::Settlement, ServiceError> {
+        let lines = vc.line_inputs();
+        let priced = self
+            .router
+            .price(ctx, routing, vc.mdtrt, vc.visit_date, &lines)
+            .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
+            .await?;
+        let visit = vc.visit();
+        let benefit = Benefit::of(&visit)?.key();
+        let year = vc.visit_date.year();
+        let key = idem.map(|(idem_key, hash)| IdemCtx { idem_key, hash, msgid: &vc.msgid, until: ctx.store_patience() });
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                M.commit_retries.add(1, &[]);
+            }
+            // Read: the member (already read on the first attempt) and the family payer.
+            let member = match attempt {
+                0 => first_member.take(),
+                _ => self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new),
+            }
+            .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+            let payer = match &vc.acct_payer {
+                None => None,
+                Some(p) => Some(
+                    self.store
+                        .load_member(&MemberKey::new(&vc.insured.to_string(), p))
+                        .await?
+                        .ok_or_else(|| ServiceError::NotFound { what: "account payer".into(), field: "acct_payer_psn_no".into() })?,
+                ),
+            };
+            if let Some(p) = &payer {
+                plan::check_family_payer(vc, p)?;
+            }
+            // Compute: the insured region's policy (in process or a remote adapter).
+            let pm = plan::policy_member(&member, payer.as_ref(), vc.visit_date, &benefit)?;
+            let policy = PolicyCall {
+                insured: vc.insured,
+                priced: &priced.priced,
+                member: pm.member.facts(),
+                state: pm.state,
+                account: Some(pm.account),
+                visit,
+            };
+            let outcome = self
+                .router
+                .apply_policy(ctx, routing, &policy)
+                .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
+                .await?;
+            // Supervision's flags, from the insured region's thresholds and the member's recent visits.
+            let flags = self.supervision_on().then(|| {
+                let terms = crate::supervision::terms_of(&routing.rules, vc.insured);
+                crate::supervision::flags(terms, vc, &priced.priced, &outcome.settled.amounts, &member.recent)
+            });
+            let Some(key) = &key else {
+                let mut preview = plan::settlement_pb(vc, &priced, &outcome, "", "", false);
+                preview.flags = flags.unwrap_or_default();
+                return Ok(preview);
+            };
+            // Plan (pure) and commit.
+            let today = crate::calendar::today();
+            let clr_date = self.store.open_window(shard, today).await?;
+            let setl_id = self.ids.next(shard, now_ms());
+            let planned = plan::plan_settlement(&plan::SettlementInputs {
+                claim: vc,
+                priced: &priced,
+                outcome: &outcome,
+                member: &member,
+                payer: payer.as_ref(),
+                shard,
+                setl_id: &setl_id,
+                clr_date,
+                content_hash: *key.hash,
+                benefit: &benefit,
+                year,
+                flags: flags.as_deref(),
+            });
+            // The member as read is no longer needed: a store that caches it updates its entry in place
+            // rather than copying it.
+            drop((member, payer));
+            if let Some(answer) = self.commit_attempt(planned, today, key, attempt).await? {
+                return Ok(answer);
+            }
+        }
+        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
     }
 
     /// The stored answer for an idempotency key: the settlement when the content matches,

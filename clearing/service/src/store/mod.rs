@@ -260,6 +260,13 @@ pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
     }
 }
 
+impl MsgidRead {
+    /// What a read of the idempotency key found.
+    pub fn of(read: Option<IdempotencyRecord>) -> MsgidRead {
+        read.map_or(MsgidRead::New, MsgidRead::Stored)
+    }
+}
+
 impl MemberRecord {
     pub fn accumulator(&self, year: i32, benefit: &str) -> Option<&AccumulatorRecord> {
         self.accumulators.iter().find(|a| a.year == year && a.benefit == benefit)
@@ -357,6 +364,18 @@ pub struct IdempotencyRecord {
     #[serde(with = "hex_hash")]
     pub content_hash: [u8; 32],
     pub setl_id: String,
+}
+
+/// What a settlement's first read found under its msgid (`Store::load_member_and_idempotency`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MsgidRead {
+    /// The msgid was settled before: its record.
+    Stored(IdempotencyRecord),
+    /// Read, and new.
+    New,
+    /// Not read: the member came from a cache. The commit checks the msgid; a caller whose computation
+    /// fails asks `lookup_idempotency` before refusing, so a resend is still answered as it was.
+    Unread,
 }
 
 /// One atomic commit.
@@ -553,17 +572,19 @@ pub trait Store: Send + Sync + 'static {
     fn lookup_idempotency(&self, shard: u16, msgid: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
     /// Both reads a settlement starts with, in one round trip where the store can (the member and the
     /// idempotency key live in the same shard). A store may answer from a cache instead (Redis: the
-    /// member as this replica last knew it, and no idempotency record): the commit checks both, the
+    /// member as this replica last knew it, and `MsgidRead::Unread`): the commit checks both, the
     /// member's version and the msgid, so a stale answer costs a retry with `load_member`, never a
-    /// wrong settlement; and a caller whose computation fails after such an answer asks
-    /// `lookup_idempotency` before refusing, so a resend is still answered as it was.
+    /// wrong settlement.
     fn load_member_and_idempotency(
         &self,
         key: &MemberKey,
         shard: u16,
         msgid: &str,
-    ) -> impl Future<Output = Result<(Option<std::sync::Arc<MemberRecord>>, Option<IdempotencyRecord>), StoreError>> + Send {
-        async move { Ok((self.load_member(key).await?.map(std::sync::Arc::new), self.lookup_idempotency(shard, msgid).await?)) }
+    ) -> impl Future<Output = Result<(Option<std::sync::Arc<MemberRecord>>, MsgidRead), StoreError>> + Send {
+        async move {
+            let member = self.load_member(key).await?.map(std::sync::Arc::new);
+            Ok((member, MsgidRead::of(self.lookup_idempotency(shard, msgid).await?)))
+        }
     }
     fn get_settlement(&self, setl_id: &str) -> impl Future<Output = Result<Option<SettlementRecord>, StoreError>> + Send;
     /// The clearing day a commit to `shard` made now lands in: today (Asia/Shanghai) or, once

@@ -1199,11 +1199,11 @@ impl Store for RedisStore {
         key: &MemberKey,
         shard: u16,
         msgid: &str,
-    ) -> Result<(Option<Arc<MemberRecord>>, Option<IdempotencyRecord>), StoreError> {
+    ) -> Result<(Option<Arc<MemberRecord>>, MsgidRead), StoreError> {
         // From the member cache when it has the member: the commit checks the version and the msgid.
         let k = member_key(key);
         if let Some(m) = self.members.get(&k) {
-            return Ok((Some(m), None));
+            return Ok((Some(m), MsgidRead::Unread));
         }
         // One pipeline: both keys carry the shard's hash tag, so this works on a cluster too.
         let mut pipe = ::redis::pipe();
@@ -1213,7 +1213,7 @@ impl Store for RedisStore {
         if let Some(m) = &m {
             self.members.put(k, m.clone());
         }
-        Ok((m, parse_idempotency(idem)?))
+        Ok((m, MsgidRead::of(parse_idempotency(idem)?)))
     }
 
     async fn open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
