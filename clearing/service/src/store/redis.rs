@@ -238,31 +238,27 @@ fn closed_key(shard: u16) -> String {
     format!("{}:closed", tag(shard))
 }
 
-fn totals_key(shard: u16, date: NaiveDate) -> String {
-    format!("{}:w:{date}", tag(shard))
-}
-
+/// What a shard keeps of a period (a window's date, a month) until it is folded, as keys
+/// `<tag>:<name>:<period>`; each one's fold in flight and fold sequence are named after it (`FoldKeys::of`).
+/// A shard's window totals not folded yet, as the builds before the window log kept them (a hash).
+const WINDOW_SUMS: &str = "w";
 /// A shard's journal entries of a window not folded into the window totals yet (`commit.lua` appends
-/// each settlement's entry here and to the journal); the hash above is what builds before this one
-/// wrote, still folded.
+/// each settlement's entry here and to the journal).
+const WINDOW_LOG: &str = "wl";
+/// A shard's supervision indicators of a month not folded yet, as the builds before the supervision log
+/// kept them (a hash).
+const SV_SUMS: &str = "sv";
+/// A shard's supervision deltas of a month not folded yet, one `SupervisionDelta::encode_logged` per
+/// settlement (`commit.lua` appends: one RPUSH instead of ten HINCRBYs into a small hash, which Redis
+/// searches linearly).
+const SV_LOG: &str = "svl";
+
+fn period_key(shard: u16, name: &str, period: &str) -> String {
+    format!("{}:{name}:{period}", tag(shard))
+}
+
 fn window_log_key(shard: u16, date: NaiveDate) -> String {
-    format!("{}:wl:{date}", tag(shard))
-}
-
-fn window_log_fold_key(shard: u16, date: NaiveDate) -> String {
-    format!("{}:wlf:{date}", tag(shard))
-}
-
-fn window_log_seq_key(shard: u16, date: NaiveDate) -> String {
-    format!("{}:wlseq:{date}", tag(shard))
-}
-
-fn fold_key(shard: u16, date: NaiveDate) -> String {
-    format!("{}:wf:{date}", tag(shard))
-}
-
-fn fold_seq_key(shard: u16, date: NaiveDate) -> String {
-    format!("{}:wseq:{date}", tag(shard))
+    period_key(shard, WINDOW_LOG, &date.to_string())
 }
 
 fn journal_key(shard: u16, date: NaiveDate) -> String {
@@ -284,34 +280,12 @@ fn records_index_key(shard: u16) -> String {
     format!("{}:rk", tag(shard))
 }
 
-/// A shard's supervision indicators of a month not yet folded into the month-wide sums (`commit.lua`
-/// adds to it), the shard's fold in flight and its fold sequence.
 fn sv_pending_key(shard: u16, month: &str) -> String {
-    format!("{}:sv:{month}", tag(shard))
+    period_key(shard, SV_SUMS, month)
 }
 
-/// A shard's supervision deltas of a month not yet folded, one `SupervisionDelta::encode_logged` per
-/// settlement (`commit.lua` appends: one RPUSH instead of ten HINCRBYs into a small hash, which Redis
-/// searches linearly), its fold in flight and its fold sequence. The pending hash above is what builds
-/// before this one wrote; it is still folded.
 fn sv_log_key(shard: u16, month: &str) -> String {
-    format!("{}:svl:{month}", tag(shard))
-}
-
-fn sv_log_fold_key(shard: u16, month: &str) -> String {
-    format!("{}:svlf:{month}", tag(shard))
-}
-
-fn sv_log_seq_key(shard: u16, month: &str) -> String {
-    format!("{}:svlseq:{month}", tag(shard))
-}
-
-fn sv_fold_key(shard: u16, month: &str) -> String {
-    format!("{}:svf:{month}", tag(shard))
-}
-
-fn sv_seq_key(shard: u16, month: &str) -> String {
-    format!("{}:svseq:{month}", tag(shard))
+    period_key(shard, SV_LOG, month)
 }
 
 /// The month-wide indicator sums (buckets, like the window totals) and the last fold applied per shard:
@@ -619,22 +593,9 @@ impl RedisStore {
     async fn fold_shard(&self, date: NaiveDate, shard: u16) -> Result<(), StoreError> {
         let buckets: Vec<String> = (0..TOTALS_BUCKETS).map(|b| totals_bucket_key(date, b)).collect();
         let applied = meta_key(&format!("wa:{date}"));
-        let log = FoldKeys {
-            pending: window_log_key(shard, date),
-            fold: window_log_fold_key(shard, date),
-            seq: window_log_seq_key(shard, date),
-            applied: applied.clone(),
-            buckets: buckets.clone(),
-            log: Some(journal_fields),
-        };
-        let sums = FoldKeys {
-            pending: totals_key(shard, date),
-            fold: fold_key(shard, date),
-            seq: fold_seq_key(shard, date),
-            applied,
-            buckets,
-            log: None,
-        };
+        let day = date.to_string();
+        let log = FoldKeys::of(shard, WINDOW_LOG, &day, applied.clone(), buckets.clone(), Some(journal_fields));
+        let sums = FoldKeys::of(shard, WINDOW_SUMS, &day, applied, buckets, None);
         let named = |e| match e {
             StoreError::Corrupt(m) => StoreError::Corrupt(format!("{m} (window {date})")),
             e => e,
@@ -717,22 +678,8 @@ impl RedisStore {
         let month = month.to_string();
         self.each_shard(FOLD_CONCURRENCY, move |store, shard| {
             let buckets: Vec<String> = (0..TOTALS_BUCKETS).map(|b| sv_bucket_key(&month, b)).collect();
-            let log = FoldKeys {
-                pending: sv_log_key(shard, &month),
-                fold: sv_log_fold_key(shard, &month),
-                seq: sv_log_seq_key(shard, &month),
-                applied: sv_applied_key(&month),
-                buckets: buckets.clone(),
-                log: Some(supervision_fields),
-            };
-            let sums = FoldKeys {
-                pending: sv_pending_key(shard, &month),
-                fold: sv_fold_key(shard, &month),
-                seq: sv_seq_key(shard, &month),
-                applied: sv_applied_key(&month),
-                buckets,
-                log: None,
-            };
+            let log = FoldKeys::of(shard, SV_LOG, &month, sv_applied_key(&month), buckets.clone(), Some(supervision_fields));
+            let sums = FoldKeys::of(shard, SV_SUMS, &month, sv_applied_key(&month), buckets, None);
             async move {
                 store.fold_with(shard, &log, as_packed, &store.scripts.fold_apply_packed).await?;
                 store.fold_with(shard, &sums, as_packed, &store.scripts.fold_apply_packed).await
@@ -884,6 +831,22 @@ struct FoldKeys {
     buckets: Vec<String>,
     /// The pending key is a log (a list), not a hash of sums: the fields one row adds.
     log: Option<RowFields>,
+}
+
+impl FoldKeys {
+    /// The fold of shard's pending `name` of `period` into the sums `buckets`, recorded in `applied`:
+    /// the pending key `<tag>:<name>:<period>`, its fold in flight `<name>f` and its fold sequence
+    /// `<name>seq`.
+    fn of(shard: u16, name: &str, period: &str, applied: String, buckets: Vec<String>, log: Option<RowFields>) -> FoldKeys {
+        FoldKeys {
+            pending: period_key(shard, name, period),
+            fold: period_key(shard, &format!("{name}f"), period),
+            seq: period_key(shard, &format!("{name}seq"), period),
+            applied,
+            buckets,
+            log,
+        }
+    }
 }
 
 /// A shard's `<entity>|<measure>` fields as one `measure=value,…` per entity (`fold_apply_packed.lua`).
@@ -1583,6 +1546,23 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys are data: a fold must find what earlier builds (the pending hashes) and this one (the
+    /// logs) wrote, under the names they wrote it.
+    #[test]
+    fn fold_keys_keep_the_names_stored_data_has() {
+        let names = |k: FoldKeys| (k.pending, k.fold, k.seq);
+        let day = "2026-01-01";
+        let keys = |name| names(FoldKeys::of(7, name, day, String::new(), Vec::new(), None));
+        assert_eq!(keys(WINDOW_SUMS), ("{ch:07}:w:2026-01-01".into(), "{ch:07}:wf:2026-01-01".into(), "{ch:07}:wseq:2026-01-01".into()));
+        assert_eq!(keys(WINDOW_LOG), ("{ch:07}:wl:2026-01-01".into(), "{ch:07}:wlf:2026-01-01".into(), "{ch:07}:wlseq:2026-01-01".into()));
+        let keys = |name| names(FoldKeys::of(255, name, "202601", String::new(), Vec::new(), None));
+        assert_eq!(keys(SV_SUMS), ("{ch:ff}:sv:202601".into(), "{ch:ff}:svf:202601".into(), "{ch:ff}:svseq:202601".into()));
+        assert_eq!(keys(SV_LOG), ("{ch:ff}:svl:202601".into(), "{ch:ff}:svlf:202601".into(), "{ch:ff}:svlseq:202601".into()));
+        let date = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        assert_eq!(window_log_key(7, date), "{ch:07}:wl:2026-01-01");
+        assert_eq!(sv_pending_key(255, "202601"), "{ch:ff}:sv:202601");
+    }
 
     fn member(psn: &str, version: u64) -> Arc<MemberRecord> {
         Arc::new(MemberRecord {
