@@ -18,7 +18,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_redis() {
   local port
   port=$(free_port)
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$1" --appendonly yes --appendfsync always --save '' --daemonize yes --logfile "$1/redis.log"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$1" --appendonly yes --appendfsync always --aof-load-truncated no --save '' --daemonize yes --logfile "$1/redis.log"
   until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
   echo "$port"
 }

@@ -25,7 +25,7 @@ apt_install() {
 }
 
 # The Redis tests start their own redis-server processes (and a 3-node cluster) on free loopback ports.
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 || ! command -v redis-check-aof >/dev/null 2>&1; then
   apt_install "the Redis tests" redis-server redis-tools
 fi
 

@@ -199,6 +199,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .await?
                 .with_member_cache(cfg.member_cache);
             tracing::info!(cluster = store.is_cluster(), "redis store connected");
+            // Every node's durability again, every few seconds: a node that restarts or joins with an
+            // unsafe configuration (appendfsync, aof-load-truncated) stops writes until it is fixed.
+            let checker = store.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(clearing_service::limits::DURABILITY_RECHECK).await;
+                    if let Err(e) = checker.recheck_durability().await {
+                        tracing::debug!(error = %e, "durability recheck: redis did not answer; will retry");
+                    }
+                }
+            });
             // Window totals are folded from the shards into window-wide totals during the day, so the
             // nightly netting reads about one entry per region pair.
             let folder = store.clone();

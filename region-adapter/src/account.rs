@@ -89,6 +89,11 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
         && basis.insured_years > 0
         && basis.combined_years < basis.insured_years
     {
+        // Years under 统账结合 not on record (0): a pro-rated 0 recorded now would block this month for
+        // good; skipped, the member is credited once the fact arrives (issue 27).
+        if basis.combined_years == 0 {
+            return nothing(format!("retired: years under 统账结合 not on record, needed to pro-rate ({})", p.provenance));
+        }
         // Half away from zero to the fen (credits are positive).
         let (num, den) = (fen as i128 * basis.combined_years as i128, basis.insured_years as i128);
         let pro = ((2 * num + den) / (2 * den)) as i64;

@@ -514,12 +514,14 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-fn redis_server_bin() -> &'static str {
-    assert!(
-        Command::new("redis-server").arg("--version").output().is_ok(),
-        "redis-server not found: install redis-server and redis-tools (scripts/test.sh does it with apt)"
-    );
-    "redis-server"
+/// redis-server and redis-check-aof (the start script's repair) are installed, or a panic that says how.
+fn require_redis_server() {
+    for tool in ["redis-server", "redis-check-aof"] {
+        assert!(
+            Command::new(tool).arg("--version").output().is_ok(),
+            "{tool} not found: install redis-server and redis-tools (scripts/test.sh does it with apt)"
+        );
+    }
 }
 
 /// A `redis-server` of the test's own, on a free loopback port, in a temporary directory, with AOF
@@ -553,17 +555,24 @@ impl Redis {
     /// arguments: `false`). A server still loading its AOF answers `LOADING`: that is waited for as long
     /// as `patience` allows, so a large AOF after a long soak is replayed, not killed half-way.
     fn launch(&mut self, patience: Duration) -> bool {
-        let mut cmd = Command::new(redis_server_bin());
-        cmd.arg("--port")
+        require_redis_server();
+        // Through the chart's start script, as production runs it: a crash that cut the AOF inside a
+        // write is repaired (and said so in redis-start.log) before Redis loads it.
+        let start_log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("redis-start.log")).expect("log");
+        let mut cmd = Command::new("sh");
+        cmd.arg(repo_root().join("helm/clearinghouse/files/redis-start.sh"))
+            .arg(self.dir.path())
+            .arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
             .arg("127.0.0.1")
-            .arg("--dir")
-            .arg(self.dir.path())
             .arg("--appendonly")
             .arg("yes")
             .arg("--appendfsync")
             .arg("always")
+            // A cut AOF is refused rather than loaded up to the cut (issue 27); the start script repairs it.
+            .arg("--aof-load-truncated")
+            .arg("no")
             .arg("--save")
             .arg("")
             .arg("--protected-mode")
@@ -571,8 +580,8 @@ impl Redis {
             .arg("--logfile")
             .arg(self.dir.path().join("redis.log"))
             .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(start_log.try_clone().expect("log"))
+            .stderr(start_log);
         let mut child = cmd.spawn().expect("spawn redis-server");
         let port = self.port.to_string();
         let answered = poll_until(patience, || {
@@ -620,9 +629,33 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// What Redis logged, after what its start script said (repairs of a cut AOF).
+    pub fn log(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        format!("== redis-start.log\n{}== redis.log\n{}", read("redis-start.log"), read("redis.log"))
+    }
+
+    /// The append-only file Redis is writing now (the last incremental file of the manifest).
+    pub fn incr_aof(&self) -> PathBuf {
+        let dir = self.dir.path().join("appendonlydir");
+        let manifest = std::fs::read_to_string(dir.join("appendonly.aof.manifest")).expect("AOF manifest");
+        let name = manifest
+            .lines()
+            .filter(|l| l.ends_with("type i"))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .next_back()
+            .expect("an incremental AOF in the manifest");
+        dir.join(name)
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         self.crash();
+        if std::thread::panicking() {
+            keep_log_of_failure(&format!("redis-{}", self.port), &self.log());
+        }
     }
 }
 

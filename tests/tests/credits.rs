@@ -160,3 +160,21 @@ async fn concurrent_runs_on_two_redis_replicas_credit_each_member_month_once() {
     let b = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
     concurrent_runs_credit_once(&a, &b, "CCR").await;
 }
+
+/// A member skipped for a missing fact stays creditable (issue 27): a Suizhou retiree whose years under
+/// 统账结合 are not on record (0 of 25) is skipped with that reason, not credited a pro-rated 0 that would
+/// close the month for good; once the insured platform records 10 years, the same month credits
+/// 70.00 × 10/25 = 28.00 (003 art. 14(二), 14(三)).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_skipped_for_a_missing_fact_is_credited_once_it_arrives() {
+    let c = Clearing::start();
+    registered(&c, &[retired(with_facts(member("421300", "CRSZ6", "12", &[]), "", "", 0, 25))]).await;
+    let out = credit(&c, "421300", "202403");
+    assert!(out.contains("credited: 0, total 0.00"), "{out}");
+    assert!(out.contains("skipped 1: retired: years under 统账结合 not on record, needed to pro-rate (art. 14(三)"), "{out}");
+    assert_eq!(credited(&c, "421300", "CRSZ6").await, ("0.00".to_string(), vec![]));
+    registered(&c, &[retired(with_facts(member("421300", "CRSZ6", "12", &[]), "", "", 10, 25))]).await;
+    let out = credit(&c, "421300", "202403");
+    assert!(out.contains("credited: 1, total 28.00"), "{out}");
+    assert_eq!(credited(&c, "421300", "CRSZ6").await, ("28.00".to_string(), vec![("202403".to_string(), "28.00".to_string())]));
+}

@@ -243,19 +243,24 @@ async fn settlement_racing_close(store: &str) {
         let ch = c.channel().await;
         let answers = answers.clone();
         tasks.push(tokio::spawn(async move {
-            let mut cl = ClearingClient::new(ch);
+            let cl = ClearingClient::new(ch);
             for k in 0..40usize {
                 let ins = REGIONS[(t + k) % 5];
                 let mdtrt = REGIONS[(t + k + 1 + k % 3) % 5];
                 let cm = claim(&format!("RC{t}-{k}"), ins, &format!("N{ins}{}", k % 3), mdtrt, 2, "2024-06-01", 100 + (t * 7 + k) as u32);
                 // ABORTED (a member contended too long) is retried with the same msgid, as the API says.
-                let s = loop {
-                    match cl.settle_claim(cm.clone()).await {
-                        Ok(s) => break s.into_inner(),
-                        Err(e) if e.code() == Code::Aborted => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
-                        Err(e) => panic!("{e:?}"),
+                // Bounded by the harness's patience: a member contended for good fails the test.
+                let s = eventually(&format!("{} settled past ABORTED", cm.msgid), PATIENCE, || {
+                    let (mut cl, cm) = (cl.clone(), cm.clone());
+                    async move {
+                        match cl.settle_claim(cm).await {
+                            Ok(s) => Some(s.into_inner()),
+                            Err(e) if e.code() == Code::Aborted => None,
+                            Err(e) => panic!("{e:?}"),
+                        }
                     }
-                };
+                })
+                .await;
                 answers.lock().unwrap().push(s);
             }
         }));

@@ -338,3 +338,141 @@ async fn a_stale_member_cache_costs_a_retry_never_a_wrong_answer() {
         .into_inner();
     assert_eq!((m.acct_balc, m.accumulators), (o.acct_balc, o.accumulators));
 }
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Settles `claim`, waiting out a Redis that is still coming back (UNAVAILABLE) within the patience.
+async fn settle_when_up(cl: &ClearingClient<tonic::transport::Channel>, claim: &pb::Claim) -> pb::Settlement {
+    eventually(&format!("{} settled", claim.msgid), PATIENCE, || {
+        let (mut cl, claim) = (cl.clone(), claim.clone());
+        async move {
+            match cl.settle_claim(claim).await {
+                Ok(s) => Some(s.into_inner()),
+                Err(e) if e.code() == Code::Unavailable => None,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Issue 27: a crash that cuts Redis's append-only file inside a commit's `MULTI … EXEC` brings none of
+/// it back. Claim X is settled through a replica; Redis is killed and its AOF cut a few bytes into X's
+/// settlement record, after X's HINCRBYs of the member's accumulators; the restart repairs the file
+/// (the start script cuts back to before X's MULTI, and says so); the resent X is computed and
+/// committed again as X′; a second crash and restart replays exactly X′. Under Redis's default
+/// (`aof-load-truncated yes`, no repair) the second restart replayed X's half as well: two visits and
+/// twice the fund pay for one answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_that_cuts_the_aof_inside_a_commit_brings_none_of_it_back() {
+    let mut redis = Redis::start();
+    let url = redis.url();
+    // No background fold: X's commit is the last write in the file.
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &url, "--fold-interval-secs", "3600"]);
+    registered(&a, &[member("421300", "AOF1", "11", &["360000"])]).await;
+    let x = claim("AOF-X", "421300", "AOF1", "360100", 2, "2024-03-15", 800);
+    let cl = a.clearing().await;
+    let first = settle_when_up(&cl, &x).await;
+    assert!(fen(&first.hifp_pay) > 0, "the fund pays part of X: {first:?}");
+
+    redis.crash();
+    let aof = redis.incr_aof();
+    let bytes = std::fs::read(&aof).unwrap();
+    // X's record is `HSET <tag>:s:<setl_id> rec <record>`, after the member's HINCRBYs in the same MULTI.
+    let needle = format!(":s:{}\r\n$3\r\nrec\r\n$", first.setl_id);
+    let at = find(&bytes, needle.as_bytes()).expect("X's record in the AOF");
+    let length_line = at + needle.len();
+    let value = length_line + find(&bytes[length_line..], b"\r\n").expect("the record's length") + 2;
+    let multi = rfind(&bytes[..at], b"MULTI").expect("X's MULTI");
+    assert!(find(&bytes[multi..at], b"HINCRBY").is_some(), "X's accumulators come before its record in the AOF");
+    std::fs::write(&aof, &bytes[..value + 4]).unwrap();
+    redis.restart();
+    assert!(redis.log().contains("cutting it back to its last complete transaction"), "the restart repaired the AOF:\n{}", redis.log());
+
+    // X is gone with all its parts; the resend computes and commits X′, with the same amounts.
+    let again = settle_when_up(&cl, &x).await;
+    assert_ne!(again.setl_id, first.setl_id, "X′ is a new settlement");
+    assert_eq!((&again.hifp_pay, &again.act_pay_dedc, &again.psn_cash_pay), (&first.hifp_pay, &first.act_pay_dedc, &first.psn_cash_pay));
+
+    redis.crash();
+    redis.restart();
+    // Read through a replica started now (no member cached): the member holds X′ and nothing of X.
+    let fresh = Clearing::start_with(&["--store", "redis", "--redis-url", &url, "--fold-interval-secs", "3600"]);
+    let m = fresh
+        .registry()
+        .await
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: "AOF1".into(), year: 2024 })
+        .await
+        .unwrap()
+        .into_inner();
+    let acc: Vec<(i64, i64, i64)> =
+        m.accumulators.iter().filter(|a| a.year == 2024).map(|a| (fen(&a.deductible_used), fen(&a.fund_paid), a.visits as i64)).collect();
+    assert_eq!(acc, vec![(fen(&again.act_pay_dedc), fen(&again.hifp_pay), 1)], "accumulators = X′ alone");
+    let mut fcl = fresh.clearing().await;
+    let code = fcl.get_settlement(pb::GetSettlementRequest { setl_id: first.setl_id.clone() }).await.unwrap_err().code();
+    assert_eq!(code, Code::NotFound, "X's record did not come back");
+    let stored = fcl.get_settlement(pb::GetSettlementRequest { setl_id: again.setl_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(stored, again);
+    use clearing_service::store::Store;
+    let t = store_of(&url).await.window_totals(clearing_service::calendar::today()).await.unwrap().all;
+    assert_eq!((t.count, t.fund_fen), (1, fen(&again.fund_pay_sumamt)), "the window holds X′ alone");
+}
+
+/// Issue 27: `clearing serve` refuses a Redis that would load a cut AOF (`aof-load-truncated yes`),
+/// saying why and what to set; a node that turns unsafe while the service runs (a restart with another
+/// configuration) stops writes, with the reason, until it is safe again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_would_load_a_cut_aof_is_refused() {
+    let unsafe_redis = Redis::start_with(&["--aof-load-truncated", "yes"]);
+    let out = std::process::Command::new(bin("clearing"))
+        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--store", "redis", "--redis-url", &unsafe_redis.url()])
+        .output()
+        .expect("run clearing serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve started on an unsafe Redis: {err}");
+    assert!(err.contains("aof-load-truncated=yes") && err.contains("need aof-load-truncated=no"), "{err}");
+    assert!(err.contains("redis-check-aof --fix"), "the message says how Redis is to be restarted: {err}");
+
+    let redis = Redis::start();
+    let a = Clearing::start_with(&["--store", "redis", "--redis-url", &redis.url()]);
+    registered(&a, &[member("421300", "AOF2", "11", &["360000"])]).await;
+    let cl = a.clearing().await;
+    settle_when_up(&cl, &claim("AOF-1", "421300", "AOF2", "360100", 2, "2024-03-15", 300)).await;
+    assert!(redis.cli(&["config", "set", "aof-load-truncated", "yes"]).contains("OK"));
+    // A new msgid each try: a resend of an answered one is read, not written.
+    let tries = std::sync::atomic::AtomicUsize::new(0);
+    let refused = eventually("writes refused on the unsafe node", PATIENCE, || {
+        let mut cl = cl.clone();
+        let msgid = format!("AOF-2-{}", tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        async move {
+            match cl.settle_claim(claim(&msgid, "421300", "AOF2", "360100", 2, "2024-03-16", 300)).await {
+                Err(e) if e.code() == Code::Unavailable => Some(e),
+                Err(e) => panic!("{e:?}"),
+                Ok(_) => None,
+            }
+        }
+    })
+    .await;
+    assert!(a.log().contains("aof-load-truncated=yes"), "the log says why");
+    assert!(!refused.message().contains("127.0.0.1"), "no endpoint in the answer: {}", refused.message());
+    assert!(redis.cli(&["config", "set", "aof-load-truncated", "no"]).contains("OK"));
+    settle_when_up(&cl, &claim("AOF-3", "421300", "AOF2", "360100", 2, "2024-03-17", 300)).await;
+
+    // Every node of a cluster is checked: one unsafe node refuses the start.
+    let cluster = RedisCluster::start();
+    assert!(cluster.nodes[2].cli(&["config", "set", "aof-load-truncated", "yes"]).contains("OK"));
+    let e = clearing_service::store::redis::RedisStore::connect(&clearing_service::store::redis::RedisOptions {
+        urls: vec![cluster.urls()],
+        allow_volatile: false,
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{}", cluster.nodes[2].port)) && e.to_string().contains("aof-load-truncated"), "{e}");
+}

@@ -400,3 +400,63 @@ async fn a_visit_survives_a_restart_of_the_embedded_store_and_expired_ones_are_s
     assert_eq!((kept.status.as_str(), kept.setl_id.as_str()), ("settled", s.setl_id.as_str()));
     assert!(c.log().contains("expired visits swept"));
 }
+
+/// Issue 27: a visit left `settling` (a crash between the settlement's commit and the visit's own update,
+/// and the HIS never resent) is resolved by the sweep: settled from the stored answer when its msgid
+/// committed, reopened when it did not, so it settles again. The crash's state is written into the
+/// stopped service's embedded store, the sweep's staleness already passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep() {
+    use clearing_service::store::{RecordWrite, Store, embedded::EmbeddedStore};
+    let mut c = Clearing::start_with(&["--visit-sweep-secs", "1"]);
+    registered(&c, &[funded(member("421300", "SZST1", "11", &["360000"]), "300.00")]).await;
+    let mut cl = c.clearing().await;
+    let ks = golden_visits("ST", "SZST1");
+    let (done, undone) = (&ks[1], &ks[2]);
+    let v_done = cl.register_visit(as_caller(registration(done, "ST-1"), JIANGXI)).await.unwrap().into_inner();
+    let v_undone = cl.register_visit(as_caller(registration(undone, "ST-2"), JIANGXI)).await.unwrap().into_inner();
+    for (v, k) in [(&v_done, done), (&v_undone, undone)] {
+        cl.upload_fee_details(as_caller(pb::UploadFeeDetailsRequest { mdtrt_id: v.mdtrt_id.clone(), details: details(k, "B1") }, JIANGXI))
+            .await
+            .unwrap();
+    }
+    let s = cl.settle_visit(as_caller(settle_req(done, &v_done.mdtrt_id), JIANGXI)).await.unwrap().into_inner();
+    c.stop();
+    {
+        // `done` committed but its visit still settling; `undone` frozen under a msgid that never committed.
+        let store = EmbeddedStore::open(&c.data_dir()).unwrap();
+        for (id, msgid) in [(&v_done.mdtrt_id, done.msgid.as_str()), (&v_undone.mdtrt_id, "ST-NEVER")] {
+            let shard = u16::from_str_radix(&id[..2], 16).unwrap();
+            let key = format!("visit:{id}");
+            let rec = store.get_records(shard, std::slice::from_ref(&key)).await.unwrap().remove(0).expect("the visit");
+            let mut v: serde_json::Value = serde_json::from_str(&rec.data).unwrap();
+            v["status"] = json!("settling");
+            v["setl_id"] = json!("");
+            v["setl_msgid"] = json!(msgid);
+            v["settling_since_ms"] = json!(0);
+            let write = RecordWrite { key, expected: rec.version, data: Some(v.to_string()) };
+            assert!(store.put_records(shard, vec![write]).await.unwrap());
+        }
+    }
+    c.restart();
+    let cl = c.clearing().await;
+    let status = |id: String| {
+        let mut cl = cl.clone();
+        async move {
+            let v = cl.get_visit(as_caller(pb::GetVisitRequest { mdtrt_id: id }, JIANGXI)).await.unwrap().into_inner();
+            (v.status, v.setl_id)
+        }
+    };
+    eventually("the sweep resolves both visits", PATIENCE, || async {
+        let (a, b) = (status(v_done.mdtrt_id.clone()).await, status(v_undone.mdtrt_id.clone()).await);
+        (a.0 != "settling" && b.0 != "settling").then_some(())
+    })
+    .await;
+    assert_eq!(status(v_done.mdtrt_id.clone()).await, ("settled".to_string(), s.setl_id.clone()), "finished from its stored answer");
+    assert_eq!(status(v_undone.mdtrt_id.clone()).await, ("open".to_string(), String::new()), "reopened");
+    assert_eq!(c.log().matches("a visit left settling was resolved").count(), 2, "{}", c.log());
+    // The reopened visit settles, once.
+    let mut cl = c.clearing().await;
+    let s2 = cl.settle_visit(as_caller(settle_req(undone, &v_undone.mdtrt_id), JIANGXI)).await.unwrap().into_inner();
+    assert_eq!(status(v_undone.mdtrt_id.clone()).await, ("settled".to_string(), s2.setl_id));
+}

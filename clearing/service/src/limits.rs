@@ -28,3 +28,11 @@ pub const MAX_OPEN_VISITS_PER_MEMBER: usize = 10;
 pub const DEFAULT_VISIT_TTL: std::time::Duration = std::time::Duration::from_secs(72 * 3600);
 /// `feedetl_sn`, `chrg_bchno`, `ipt_otp_no` lengths (national: 30).
 pub const MAX_VISIT_ID_LEN: usize = 30;
+/// How often `clearing serve` checks every Redis node's durability settings again after start: a node
+/// restarted or added with an unsafe configuration takes writes for at most this long.
+pub const DURABILITY_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+/// A visit left `settling` this long (a crash between the commit and the visit's update, and the HIS
+/// never resent) is resolved by the sweep: settled from the stored answer when its msgid committed,
+/// reopened when it did not. Far beyond any settlement call: a call without a deadline ends after 120 s,
+/// a store outage is waited out for `STORE_OUTAGE_PATIENCE`.
+pub const STALE_SETTLING: std::time::Duration = std::time::Duration::from_secs(15 * 60);

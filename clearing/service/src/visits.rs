@@ -13,8 +13,9 @@
 //! of that msgid finishes it) → `settled`; or `open` → `cancelled`. Open and cancelled visits past their
 //! expiry are swept; settled and settling ones never are.
 
+use crate::ids::idempotency_key;
 use crate::ids::{shard_of, shard_of_setl_id};
-use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_LINES_PER_VISIT, MAX_OPEN_VISITS_PER_MEMBER, MAX_VISIT_ID_LEN};
+use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_LINES_PER_VISIT, MAX_OPEN_VISITS_PER_MEMBER, MAX_VISIT_ID_LEN, STALE_SETTLING};
 use crate::remote::CallCtx;
 use crate::settle::Clearinghouse;
 use crate::store::{MemberKey, Record, RecordWrite, Store};
@@ -123,6 +124,10 @@ pub struct VisitRecord {
     pub setl_msgid: String,
     pub lines: Vec<Line>,
     pub expires_ms: i64,
+    /// When the visit entered `settling` (ms since the epoch; 0 in records written before it was kept):
+    /// the sweep resolves a visit left settling for `STALE_SETTLING`.
+    #[serde(default)]
+    pub settling_since_ms: i64,
 }
 
 impl VisitRecord {
@@ -132,6 +137,11 @@ impl VisitRecord {
 
     fn expired(&self, now_ms: i64) -> bool {
         matches!(self.status, Status::Open | Status::Cancelled) && now_ms >= self.expires_ms
+    }
+
+    /// Left `settling` long enough that no settlement call can still be working on it.
+    fn stuck_settling(&self, now_ms: i64) -> bool {
+        self.status == Status::Settling && now_ms - self.settling_since_ms >= STALE_SETTLING.as_millis() as i64
     }
 
     pub fn to_pb(&self) -> pb::Visit {
@@ -277,6 +287,8 @@ impl<S: Store> Clearinghouse<S> {
             let mut writes = vec![RecordWrite { key: visit_key(mdtrt_id), expected: version, data: Some(data) }];
             if was_open && visit.status != Status::Open {
                 writes.push(self.without_open_visit(shard, &visit).await?);
+            } else if !was_open && visit.status == Status::Open {
+                writes.push(self.with_open_visit(shard, &visit).await?);
             }
             if self.store.put_records(shard, writes).await? {
                 return Ok((visit, out));
@@ -287,6 +299,30 @@ impl<S: Store> Clearinghouse<S> {
 
     /// The member's open list without `visit` (to be written with the visit's change).
     async fn without_open_visit(&self, shard: u16, visit: &VisitRecord) -> Result<RecordWrite, ServiceError> {
+        self.change_open_list(shard, visit, |open| open.retain(|o| o.mdtrt_id != visit.mdtrt_id)).await
+    }
+
+    /// The member's open list with `visit` again (a visit reopened after a settlement that did not happen).
+    async fn with_open_visit(&self, shard: u16, visit: &VisitRecord) -> Result<RecordWrite, ServiceError> {
+        self.change_open_list(shard, visit, |open| {
+            if !open.iter().any(|o| o.mdtrt_id == visit.mdtrt_id) {
+                open.push(OpenVisit {
+                    mdtrt_id: visit.mdtrt_id.clone(),
+                    expires_ms: visit.expires_ms,
+                    mdtrt_admdvs: visit.mdtrt_admdvs.clone(),
+                });
+            }
+        })
+        .await
+    }
+
+    /// The member's open list changed by `change`, as a write expecting the version read.
+    async fn change_open_list(
+        &self,
+        shard: u16,
+        visit: &VisitRecord,
+        change: impl FnOnce(&mut Vec<OpenVisit>),
+    ) -> Result<RecordWrite, ServiceError> {
         let key = member_visits_key(&visit.insuplc_admdvs, &visit.psn_no);
         let [rec]: [Option<Record>; 1] = self
             .store
@@ -298,7 +334,7 @@ impl<S: Store> Clearinghouse<S> {
             None => (0, Vec::new()),
             Some(r) => (r.version, serde_json::from_str(&r.data).map_err(corrupt)?),
         };
-        open.retain(|o| o.mdtrt_id != visit.mdtrt_id);
+        change(&mut open);
         Ok(RecordWrite { key, expected: version, data: Some(serde_json::to_string(&open).map_err(corrupt)?) })
     }
 
@@ -400,6 +436,7 @@ impl<S: Store> Clearinghouse<S> {
                 setl_msgid: String::new(),
                 lines: Vec::new(),
                 expires_ms,
+                settling_since_ms: 0,
             };
             open.push(OpenVisit { mdtrt_id: mdtrt_id.clone(), expires_ms, mdtrt_admdvs: req.mdtrt_admdvs.clone() });
             let writes = vec![
@@ -631,6 +668,7 @@ impl<S: Store> Clearinghouse<S> {
                 }
                 v.status = Status::Settling;
                 v.setl_msgid = req.msgid.clone();
+                v.settling_since_ms = now_ms();
                 Ok(())
             })
             .await?;
@@ -671,8 +709,9 @@ impl<S: Store> Clearinghouse<S> {
         }
     }
 
-    /// Deletes open and cancelled visits past their expiry (settled and settling ones stay), with their
-    /// entries in the members' open lists. Returns how many were swept.
+    /// Deletes open and cancelled visits past their expiry (settled ones stay), with their entries in the
+    /// members' open lists, and resolves visits stuck `settling` (`resolve_stuck_settling`). Returns how
+    /// many were swept or resolved.
     pub async fn sweep_expired_visits(&self) -> Result<usize, ServiceError> {
         let mut swept = 0;
         for shard in 0..crate::ids::SHARDS {
@@ -684,6 +723,12 @@ impl<S: Store> Clearinghouse<S> {
             for (key, rec) in keys.iter().zip(recs) {
                 let Some(rec) = rec else { continue };
                 let visit: VisitRecord = serde_json::from_str(&rec.data).map_err(corrupt)?;
+                if visit.stuck_settling(now_ms()) {
+                    if self.resolve_stuck_settling(shard, key, rec.version, visit).await? {
+                        swept += 1;
+                    }
+                    continue;
+                }
                 if !visit.expired(now_ms()) {
                     continue;
                 }
@@ -698,6 +743,38 @@ impl<S: Store> Clearinghouse<S> {
             }
         }
         Ok(swept)
+    }
+
+    /// A visit left `settling` (a crash between the settlement's commit and the visit's update, and the
+    /// HIS never resent the msgid): settled with the stored settlement when the msgid committed, reopened
+    /// (back in the member's open list, details unchanged) when it did not. Logged either way; `false`
+    /// when someone changed the visit meanwhile (the next sweep looks again).
+    async fn resolve_stuck_settling(&self, shard: u16, key: &str, version: u64, mut visit: VisitRecord) -> Result<bool, ServiceError> {
+        let idem = idempotency_key(&visit.mdtrt_admdvs, &visit.setl_msgid);
+        let committed = self.store.lookup_idempotency(shard_of(&visit.insuplc_admdvs, &visit.psn_no), &idem).await?;
+        let mut writes = Vec::with_capacity(2);
+        let action = match committed {
+            Some(stored) => {
+                visit.status = Status::Settled;
+                visit.setl_id = stored.setl_id;
+                "settled from its stored settlement"
+            }
+            None => {
+                visit.status = Status::Open;
+                visit.setl_msgid.clear();
+                writes.push(self.with_open_visit(shard, &visit).await?);
+                "reopened: its settlement never committed"
+            }
+        };
+        writes.insert(
+            0,
+            RecordWrite { key: key.to_string(), expected: version, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) },
+        );
+        let done = self.store.put_records(shard, writes).await?;
+        if done {
+            tracing::warn!(mdtrt_id = %visit.mdtrt_id, action, "a visit left settling was resolved");
+        }
+        Ok(done)
     }
 }
 

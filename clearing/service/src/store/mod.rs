@@ -419,6 +419,10 @@ pub enum StoreError {
     /// failover). The commit's outcome may be unknown; a retry with the same msgid is safe.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused a write before doing any of it (a Redis node configured unsafely): nothing was
+    /// written, so the outcome is known; UNAVAILABLE to the caller, who retries later with the same msgid.
+    #[error("store refuses writes: {0}")]
+    Refused(String),
     /// The store is out of memory (Redis OOM): retrying soon does not help until an operator acts.
     #[error("store out of memory: {0}")]
     Exhausted(String),
@@ -436,7 +440,7 @@ pub enum StoreError {
 impl From<StoreError> for clearing_edge::error::ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => clearing_edge::error::ServiceError::Unavailable(m),
+            StoreError::Unavailable(m) | StoreError::Refused(m) => clearing_edge::error::ServiceError::Unavailable(m),
             StoreError::Exhausted(_) => {
                 clearing_edge::error::ServiceError::ResourceExhausted("the store is out of memory; retry later with the same msgid".into())
             }

@@ -101,6 +101,16 @@ pub struct RedisStore {
     /// without a round trip. Never trusted: the commit script checks the version, and every writer of a
     /// member hash bumps it, so a stale entry (another replica committed) costs one retry.
     members: Arc<MemberCache>,
+    /// The durability check of every node, again after start (`recheck_durability`), and the writes it
+    /// refuses meanwhile.
+    durability: Arc<Durability>,
+}
+
+/// What `recheck_durability` needs: where to find the nodes, and whether an unsafe one only warns.
+struct Durability {
+    seeds: Vec<String>,
+    allow_volatile: bool,
+    gate: DurabilityGate,
 }
 
 /// Members by key, bounded: two generations of at most `cap / 2` entries each; a lookup that finds an
@@ -417,27 +427,8 @@ impl RedisStore {
     pub async fn connect(opts: &RedisOptions) -> Result<RedisStore, StoreError> {
         let urls: Vec<String> =
             opts.urls.iter().flat_map(|u| u.split(',')).map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
-        let first = urls.first().ok_or_else(|| StoreError::Unavailable("no --redis-url given".into()))?;
-        let probe = ::redis::Client::open(first.as_str()).map_err(err)?;
-        let mut pc = probe
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot reach redis at {first}: {e}")))?;
-        let info: String = ::redis::cmd("INFO").arg("cluster").query_async(&mut pc).await.map_err(err)?;
-        let cluster = info.lines().any(|l| l.trim() == "cluster_enabled:1");
-        let masters = if cluster {
-            let nodes: String = ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut pc).await.map_err(err)?;
-            let scheme = if first.starts_with("rediss://") { "rediss" } else { "redis" };
-            nodes
-                .lines()
-                .filter(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains("master") && !f.contains("fail")))
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .map(|a| format!("{scheme}://{}", a.split('@').next().unwrap_or(a)))
-                .collect()
-        } else {
-            vec![first.clone()]
-        };
-        check_durability(&masters, opts.allow_volatile).await?;
+        let (cluster, nodes) = discover_nodes(&urls).await?;
+        check_durability(&nodes, opts.allow_volatile).await?;
         let conn = if cluster {
             let client = ::redis::cluster::ClusterClient::builder(urls.clone())
                 .response_timeout(RESPONSE_TIMEOUT)
@@ -452,7 +443,8 @@ impl RedisStore {
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_number_of_retries(3)
                 .set_max_delay(Duration::from_millis(500));
-            Conn::Single(probe.get_connection_manager_with_config(cfg).await.map_err(err)?)
+            let client = ::redis::Client::open(nodes[0].as_str()).map_err(err)?;
+            Conn::Single(client.get_connection_manager_with_config(cfg).await.map_err(err)?)
         };
         let scripts = Arc::new(Scripts {
             commit: Script::new(include_str!("commit.lua")),
@@ -469,7 +461,8 @@ impl RedisStore {
             credit: Script::new(include_str!("credit.lua")),
         });
         let members = Arc::new(MemberCache::new(DEFAULT_MEMBER_CACHE));
-        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default(), indicator_cache: Arc::default(), members };
+        let durability = Arc::new(Durability { seeds: urls, allow_volatile: opts.allow_volatile, gate: DurabilityGate::default() });
+        let store = RedisStore { conn, cluster, scripts, open_days: Arc::default(), indicator_cache: Arc::default(), members, durability };
         // Load every script once so commits run by SHA; on a cluster, Script falls back to loading on a
         // node that lacks it (NOSCRIPT) without running anything twice.
         if !cluster {
@@ -483,6 +476,44 @@ impl RedisStore {
 
     pub fn is_cluster(&self) -> bool {
         self.cluster
+    }
+
+    /// Checks every node's durability again (run every few seconds by `clearing serve`): a node that came
+    /// back from a restart, or joined the cluster, with an unsafe configuration stops writes (UNAVAILABLE,
+    /// logged with what to set) until it is fixed; with `--redis-allow-volatile` it is only logged. A node
+    /// that does not answer keeps its previous verdict. Returns the unsafe nodes found now.
+    pub async fn recheck_durability(&self) -> Result<usize, StoreError> {
+        let d = &self.durability;
+        let (_, nodes) = discover_nodes(&d.seeds).await?;
+        let mut found = BTreeMap::new();
+        let mut answered = Vec::new();
+        for url in nodes {
+            match durability_problem(&url).await {
+                Ok(Some(why)) => {
+                    found.insert(url.clone(), why);
+                    answered.push(url);
+                }
+                Ok(None) => answered.push(url),
+                Err(e) => tracing::debug!(node = %url, error = %e, "durability check: node did not answer"),
+            }
+        }
+        if d.allow_volatile {
+            for why in found.values() {
+                tracing::error!("!!! {why} (allowed by --redis-allow-volatile) !!!");
+            }
+            return Ok(found.len());
+        }
+        let mut gate = d.gate.unsafe_nodes.lock().expect("durability gate");
+        for url in &answered {
+            match (found.get(url), gate.contains_key(url)) {
+                (Some(why), false) => tracing::error!("{why}: writes refused until it is fixed"),
+                (None, true) => tracing::info!(node = %url, "redis node configured safely again: writes resume"),
+                _ => {}
+            }
+        }
+        gate.retain(|url, _| !answered.contains(url));
+        gate.extend(found);
+        Ok(gate.len())
     }
 
     /// Keeps at most `cap` members in the member cache (`--member-cache`; 0 turns it off).
@@ -751,30 +782,113 @@ impl RedisStore {
     }
 }
 
+/// What a node's configuration lacks for money, or `None` when it keeps every acknowledged write and can
+/// never bring back half of a commit after a crash:
+/// - `appendonly yes` + `appendfsync always`: an answer goes out only after the write is on disk;
+/// - `aof-load-truncated no`: a crash during the AOF `write()` of a script's `MULTI … EXEC` can leave the
+///   file ending inside it; with `yes` Redis loads it up to the last whole command, inside the MULTI, and
+///   the next restart replays half of an unacknowledged commit (a visit, fund pay, a balance debit that
+///   no answer carried). With `no` Redis refuses the cut file, and its start script repairs it with
+///   `redis-check-aof --fix`, which cuts back to before the MULTI (helm/clearinghouse/files/redis-start.sh).
+async fn durability_problem(url: &str) -> Result<Option<String>, StoreError> {
+    let client = ::redis::Client::open(url).map_err(err)?;
+    let mut c = client.get_multiplexed_async_connection().await.map_err(|e| StoreError::Unavailable(format!("cannot reach {url}: {e}")))?;
+    let mut pipe = ::redis::pipe();
+    for p in ["appendonly", "appendfsync", "aof-load-truncated"] {
+        pipe.cmd("CONFIG").arg("GET").arg(p);
+    }
+    let got: Vec<Vec<String>> = pipe.query_async(&mut c).await.map_err(err)?;
+    let value = |i: usize| got.get(i).and_then(|v| v.get(1)).cloned().unwrap_or_default();
+    let (aof, fsync, truncated) = (value(0), value(1), value(2));
+    let mut problems = Vec::new();
+    if aof != "yes" || fsync != "always" {
+        problems.push(format!(
+            "does not keep every acknowledged write (appendonly={aof}, appendfsync={fsync}; need appendonly=yes, appendfsync=always)"
+        ));
+    }
+    if truncated != "no" {
+        problems.push(format!(
+            "would load an append-only file that a crash cut inside a transaction up to the cut, bringing back half of an \
+             unacknowledged commit (aof-load-truncated={truncated}; need aof-load-truncated=no, with a start script that repairs a \
+             cut file by `redis-check-aof --fix` before Redis starts, as helm/clearinghouse/files/redis-start.sh does)"
+        ));
+    }
+    Ok((!problems.is_empty()).then(|| format!("redis at {url} {}", problems.join(", and "))))
+}
+
+/// Checks every node at start: an unsafe one refuses the start (or, with `allow_volatile`, is logged
+/// loudly).
 async fn check_durability(nodes: &[String], allow_volatile: bool) -> Result<(), StoreError> {
     for url in nodes {
-        let client = ::redis::Client::open(url.as_str()).map_err(err)?;
-        let mut c =
-            client.get_multiplexed_async_connection().await.map_err(|e| StoreError::Unavailable(format!("cannot reach {url}: {e}")))?;
-        let aof: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut c).await.map_err(err)?;
-        let fsync: Vec<String> = ::redis::cmd("CONFIG").arg("GET").arg("appendfsync").query_async(&mut c).await.map_err(err)?;
-        let (aof, fsync) = (aof.get(1).cloned().unwrap_or_default(), fsync.get(1).cloned().unwrap_or_default());
-        if aof != "yes" || fsync != "always" {
-            let msg = format!(
-                "redis at {url} does not keep every acknowledged write (appendonly={aof}, appendfsync={fsync}; need appendonly=yes, appendfsync=always)"
+        let Some(msg) = durability_problem(url).await? else { continue };
+        if allow_volatile {
+            tracing::error!(
+                "!!! {msg}: starting anyway because --redis-allow-volatile was given; a Redis crash can lose acknowledged settlements \
+                 or bring back half of one !!!"
             );
-            if allow_volatile {
-                tracing::error!(
-                    "!!! {msg}: starting anyway because --redis-allow-volatile was given; a Redis crash can lose acknowledged settlements !!!"
-                );
-            } else {
-                return Err(StoreError::Unavailable(format!(
-                    "{msg}. Refusing to start; configure AOF, or pass --redis-allow-volatile for a throwaway setup"
-                )));
-            }
+        } else {
+            return Err(StoreError::Unavailable(format!(
+                "{msg}. Refusing to start; configure Redis so, or pass --redis-allow-volatile for a throwaway setup"
+            )));
         }
     }
     Ok(())
+}
+
+/// The nodes to check: the one Redis, or every node of the cluster that is not failing (masters and
+/// replicas: a replica becomes a master at a failover), as `redis://host:port`. Asks the seeds in turn.
+async fn discover_nodes(seeds: &[String]) -> Result<(bool, Vec<String>), StoreError> {
+    let mut last = StoreError::Unavailable("no --redis-url given".into());
+    for seed in seeds {
+        match nodes_seen_by(seed).await {
+            Ok(found) => return Ok(found),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+async fn nodes_seen_by(seed: &str) -> Result<(bool, Vec<String>), StoreError> {
+    let probe = ::redis::Client::open(seed).map_err(err)?;
+    let mut pc = probe
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot reach redis at {seed}: {e}")))?;
+    let info: String = ::redis::cmd("INFO").arg("cluster").query_async(&mut pc).await.map_err(err)?;
+    if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+        return Ok((false, vec![seed.to_string()]));
+    }
+    let nodes: String = ::redis::cmd("CLUSTER").arg("NODES").query_async(&mut pc).await.map_err(err)?;
+    let scheme = if seed.starts_with("rediss://") { "rediss" } else { "redis" };
+    let found = nodes
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2).is_some_and(|f| !f.contains("fail") && !f.contains("noaddr") && !f.contains("handshake")))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|a| format!("{scheme}://{}", a.split(['@', ',']).next().unwrap_or(a)))
+        .collect();
+    Ok((true, found))
+}
+
+/// The nodes found unsafe since the last check, with why. While any is, the store refuses writes
+/// (UNAVAILABLE, the reason logged): a node restarted or added with an unsafe configuration must not take
+/// commits.
+#[derive(Default)]
+struct DurabilityGate {
+    unsafe_nodes: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl DurabilityGate {
+    fn check(&self) -> Result<(), StoreError> {
+        let nodes = self.unsafe_nodes.lock().expect("durability gate");
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        // The node and its settings are in the service log (logged when found), not in the answer.
+        Err(StoreError::Refused(format!(
+            "writes are refused while {} Redis node(s) are configured unsafely (see the service log)",
+            nodes.len()
+        )))
+    }
 }
 
 /// A shard fold (`<insured>|<mdtrt>|<kind>` fields written by commits) in the compact window-wide
@@ -1106,6 +1220,7 @@ impl Store for RedisStore {
     }
 
     async fn upsert_member(&self, u: MemberUpsert) -> Result<MemberRecord, StoreError> {
+        self.durability.gate.check()?;
         let facts = Facts {
             psn_type: u.psn_type.clone(),
             retire_date: u.retire_date,
@@ -1191,6 +1306,7 @@ impl Store for RedisStore {
     }
 
     async fn commit(&self, c: Commit, today: NaiveDate) -> Result<CommitOutcome, StoreError> {
+        self.durability.gate.check()?;
         let s = &c.settlement;
         // Members in another shard can be in the same script on a single Redis; on a cluster they go
         // through the hold saga.
@@ -1307,6 +1423,7 @@ impl Store for RedisStore {
     }
 
     async fn close_window(&self, clr_date: NaiveDate) -> Result<(), StoreError> {
+        self.durability.gate.check()?;
         let date = clr_date.to_string();
         // Every shard's marker first; only then is the window listed as closed. A commit on a shard
         // is serialized with that shard's marker by Redis itself.
@@ -1388,6 +1505,7 @@ impl Store for RedisStore {
     }
 
     async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.durability.gate.check()?;
         let k = meta_key(key);
         let mut c = self.conn.clone();
         let old: Option<String> = ::redis::cmd("SET").arg(&k).arg(value).arg("NX").arg("GET").query_async(&mut c).await.map_err(err)?;
@@ -1400,6 +1518,7 @@ impl Store for RedisStore {
     }
 
     async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
+        self.durability.gate.check()?;
         let k = meta_key(key);
         let mut c = self.conn.clone();
         if only_new {
@@ -1412,6 +1531,7 @@ impl Store for RedisStore {
     }
 
     async fn credit_month(&self, key: &MemberKey, month: &str, fen: i64) -> Result<CreditOutcome, StoreError> {
+        self.durability.gate.check()?;
         let mut c = self.conn.clone();
         let (code, n): (i64, i64) = self.scripts.credit.key(member_key(key)).arg(month).arg(fen).invoke_async(&mut c).await.map_err(err)?;
         Ok(match code {
@@ -1486,6 +1606,7 @@ impl Store for RedisStore {
     }
 
     async fn add_indicators(&self, shard: u16, month: &str, fields: &[(String, i64)]) -> Result<(), StoreError> {
+        self.durability.gate.check()?;
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         let k = sv_pending_key(shard, month);
@@ -1515,6 +1636,7 @@ impl Store for RedisStore {
     }
 
     async fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> Result<bool, StoreError> {
+        self.durability.gate.check()?;
         let mut inv = self.scripts.records.prepare_invoke();
         for w in &writes {
             inv.key(record_key(shard, &w.key));
