@@ -40,6 +40,7 @@ def render_and_validate(name, values):
     parsed = tomllib.loads(config["data"]["clearing.toml"])
     if parsed.get("version") != 1 or parsed.get("store") != "redis" or not parsed.get("redis_url"):
         failures.append(f"[{name}] clearing.toml: {parsed}")
+    check_bundled_redis(name, manifests)
     with tempfile.TemporaryDirectory() as d:
         files = []
         kinds = []
@@ -61,6 +62,26 @@ def render_and_validate(name, values):
             failures.append(f"kubernetes-validate [{name}]:\n{r.stdout}{r.stderr}")
         print(f"render [{name}]: {len(files)} manifests ({', '.join(sorted(set(kinds)))}); kubernetes-validate --strict: {'ok' if r.returncode == 0 else 'FAILED'}")
         return kinds
+
+
+def check_bundled_redis(name, manifests):
+    """The bundled Redis runs the start script the tests run (files/redis-start.sh, byte for byte), with
+    the settings clearing requires (issue 27)."""
+    text = manifests.get("clearinghouse/templates/redis.yaml", "")
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    if not docs:
+        return
+    script = (CHART / "files" / "redis-start.sh").read_text()
+    shipped = [d["data"]["redis-start.sh"] for d in docs if d["kind"] == "ConfigMap"]
+    if shipped != [script.rstrip("\n")]:
+        failures.append(f"[{name}] the Redis ConfigMap does not carry files/redis-start.sh as it is")
+    sts = [d for d in docs if d["kind"] == "StatefulSet"][0]
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    argv = c["command"] + c["args"]
+    for need in (["/opt/redis-start/redis-start.sh", "/data"], ["--appendfsync", "always"], ["--aof-load-truncated", "no"]):
+        if not any(argv[i : i + len(need)] == need for i in range(len(argv))):
+            failures.append(f"[{name}] the Redis container does not run {' '.join(need)}: {argv}")
+    print(f"redis [{name}]: starts through files/redis-start.sh with appendfsync always, aof-load-truncated no")
 
 
 def rejected(path):
