@@ -248,13 +248,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_adapter_server::rules::RuleSet) -> anyhow::Result<()> {
     let router = Router::with_routes(rules, &cfg.routes, cfg.adapter_tls()?).map_err(anyhow::Error::msg)?;
-    let security = clearing_edge::tls::listener_security(
-        cfg.tls_cert.as_deref(),
-        cfg.tls_key.as_deref(),
-        cfg.tls_client_ca.as_deref(),
-        cfg.plaintext,
-        cfg.listen,
-    )?;
+    let security = clearing_edge::tls::listener_security(&cfg.listener_tls(), cfg.listen)?;
     for r in &cfg.routes {
         tracing::info!(admdvs = %r.admdvs, target = %r.target, "route");
     }

@@ -7,9 +7,10 @@
 //! every replica (`SET gw:nonce:<paasid>:<nonce> 1 NX EX <2 × window>`); otherwise they are kept in this
 //! process (one replica, or replicas behind a load balancer with sticky sessions).
 
-use crate::paas::{Paas, PaasTable};
+use crate::paas::{Paas, SharedTable};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -119,20 +120,21 @@ impl Nonces {
 
 /// The x-tif check.
 pub struct Authenticator {
-    pub paas: PaasTable,
+    /// The callers in force (reloaded while running).
+    pub paas: SharedTable,
     pub window: Duration,
     pub nonces: Nonces,
 }
 
 impl Authenticator {
     /// The caller of a request with these headers, or why not.
-    pub async fn authenticate(&self, headers: &axum::http::HeaderMap, now_unix: i64) -> Result<&Paas, (Refusal, Option<String>)> {
+    pub async fn authenticate(&self, headers: &axum::http::HeaderMap, now_unix: i64) -> Result<Arc<Paas>, (Refusal, Option<String>)> {
         let get = |h: &'static str| headers.get(h).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
         let paasid = get(H_PAASID).ok_or((Refusal::MissingHeader(H_PAASID), None))?;
         // An unknown paasid is audited, but not echoed in full: it may be garbage of any length.
         let shown: String = paasid.chars().take(64).collect();
         let fail = |r: Refusal| (r, Some(shown.clone()));
-        let paas = self.paas.get(paasid).ok_or_else(|| fail(Refusal::UnknownPaasid))?;
+        let paas = self.paas.read().expect("paas lock").get(paasid).cloned().ok_or_else(|| fail(Refusal::UnknownPaasid))?;
         let ts_text = get(H_TIMESTAMP).ok_or_else(|| fail(Refusal::MissingHeader(H_TIMESTAMP)))?;
         let ts: i64 = ts_text.parse().map_err(|_| fail(Refusal::MissingHeader(H_TIMESTAMP)))?;
         let nonce = get(H_NONCE)
@@ -142,10 +144,12 @@ impl Authenticator {
         if now_unix.abs_diff(ts) > self.window.as_secs() {
             return Err(fail(Refusal::StaleTimestamp));
         }
-        let want = signature(ts_text, &paas.token, nonce);
-        // Constant time over the whole value; case-insensitive hex as some callers send upper case.
+        // Constant time over the whole value and every token in force (the token and, during a rotation,
+        // its successor); case-insensitive hex as some callers send upper case.
         let sent = sent.to_ascii_lowercase();
-        if !bool::from(want.as_bytes().ct_eq(sent.as_bytes())) {
+        let matched =
+            paas.tokens.iter().fold(subtle::Choice::from(0), |m, t| m | signature(ts_text, t, nonce).as_bytes().ct_eq(sent.as_bytes()));
+        if !bool::from(matched) {
             return Err(fail(Refusal::BadSignature));
         }
         // Any timestamp still accepted is at most 2 × window away from any other: remember that long.
@@ -161,9 +165,9 @@ mod tests {
     use super::*;
     use axum::http::HeaderMap;
 
-    fn table() -> PaasTable {
+    fn table() -> SharedTable {
         let t = "[[paas]]\npaasid = \"his_1\"\ntoken = \"0123456789abcdef0123\"\nrole = \"mdtrt\"\nadmdvs = \"421300\"\n";
-        PaasTable::parse("t", t, std::path::Path::new(".")).unwrap()
+        Arc::new(std::sync::RwLock::new(Arc::new(crate::paas::PaasTable::parse("t", t, std::path::Path::new(".")).unwrap())))
     }
 
     fn headers(paasid: &str, ts: i64, nonce: &str, sig: &str) -> HeaderMap {

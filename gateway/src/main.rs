@@ -93,6 +93,10 @@ struct ServeArgs {
     /// CA of client certificates (PEM); when given, every HTTPS client must present one.
     #[arg(long, env = "GATEWAY_TLS_CLIENT_CA")]
     tls_client_ca: Option<PathBuf>,
+    /// CRLs of the client CA (PEM or DER): a revoked client certificate fails its handshake. Re-read when
+    /// the file changes, or on SIGHUP.
+    #[arg(long, env = "GATEWAY_TLS_CRL")]
+    tls_crl: Option<PathBuf>,
     /// CA of clearing's server certificate (for an https:// --clearing).
     #[arg(long, env = "GATEWAY_CLEARING_TLS_CA")]
     clearing_tls_ca: Option<PathBuf>,
@@ -101,6 +105,10 @@ struct ServeArgs {
     clearing_tls_cert: Option<PathBuf>,
     #[arg(long, env = "GATEWAY_CLEARING_TLS_KEY")]
     clearing_tls_key: Option<PathBuf>,
+    /// CRLs of clearing's CA: a clearing whose certificate is revoked is not called. Re-read when the
+    /// file changes, or on SIGHUP.
+    #[arg(long, env = "GATEWAY_CLEARING_TLS_CRL")]
+    clearing_tls_crl: Option<PathBuf>,
     /// Redis shared by the replicas for used nonces (redis://host:port; several, comma-separated, are the
     /// seed nodes of a Redis Cluster); in memory when absent.
     #[arg(long = "redis-url", env = "GATEWAY_REDIS_URL", value_delimiter = ',')]
@@ -266,7 +274,7 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
         );
         return (a, env.infno);
     };
-    let call = tx::Call { paas, env: &env, headers, deadline: gw.deadline };
+    let call = tx::Call { paas: &paas, env: &env, headers, deadline: gw.deadline };
     let answer = match tokio::time::timeout(gw.deadline, tx::dispatch(&gw.clients, &call)).await {
         Ok(a) => a,
         Err(_) => Answer::refused(StatusCode::GATEWAY_TIMEOUT, "no answer in time, retry with the same msgid"),
@@ -299,15 +307,9 @@ fn server_tls(a: &ServeArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
             let builder = match &a.tls_client_ca {
+                None if a.tls_crl.is_some() => anyhow::bail!("--tls-crl needs --tls-client-ca (the CRLs are of the client CA)"),
                 None => builder.with_no_client_auth(),
-                Some(ca) => {
-                    let mut roots = rustls::RootCertStore::empty();
-                    for c in CertificateDer::pem_slice_iter(&read(ca, "tls_client_ca")?) {
-                        roots.add(c.context("tls_client_ca: not PEM")?)?;
-                    }
-                    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
-                    builder.with_client_cert_verifier(verifier)
-                }
+                Some(ca) => builder.with_client_cert_verifier(clearing_edge::tls::reloading_client_verifier(ca, a.tls_crl.as_deref())?),
             };
             let mut cfg = builder.with_single_cert(certs, key).context("tls_cert/tls_key")?;
             cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -332,18 +334,12 @@ fn server_tls(a: &ServeArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>
 
 /// The channel to clearing: lazy (the gateway starts, and answers 503, while clearing is away).
 fn clearing_channel(a: &ServeArgs) -> anyhow::Result<tonic::transport::Channel> {
-    let mut ep = tonic::transport::Endpoint::from_shared(a.clearing.clone())
-        .with_context(|| format!("--clearing {:?} is not a URL", a.clearing))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
     match (&a.clearing_tls_ca, &a.clearing_tls_cert, &a.clearing_tls_key) {
         (Some(ca), Some(c), Some(k)) => {
             if !a.clearing.starts_with("https://") {
                 anyhow::bail!("--clearing-tls-* given but --clearing is not https://");
             }
-            ep = ep.tls_config(clearing_edge::tls::client_tls(ca, c, k)?)?;
+            clearing_edge::tls::ClientTls::new(ca, c, k, a.clearing_tls_crl.as_deref())?.channel(&a.clearing, Duration::from_secs(5))
         }
         (None, None, None) => {
             if a.clearing.starts_with("https://") {
@@ -351,20 +347,26 @@ fn clearing_channel(a: &ServeArgs) -> anyhow::Result<tonic::transport::Channel> 
                     "an https:// --clearing needs --clearing-tls-ca, --clearing-tls-cert and --clearing-tls-key (the gateway's certificate, role gateway)"
                 );
             }
+            if a.clearing_tls_crl.is_some() {
+                anyhow::bail!("--clearing-tls-crl needs --clearing-tls-ca, --clearing-tls-cert and --clearing-tls-key");
+            }
             tracing::warn!(clearing = %a.clearing, "calling clearing in plain text: it authorizes the forwarded caller, but nothing proves this is the gateway");
+            Ok(tonic::transport::Endpoint::from_shared(a.clearing.clone())
+                .with_context(|| format!("--clearing {:?} is not a URL", a.clearing))?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+                .connect_lazy())
         }
         _ => anyhow::bail!("give all of --clearing-tls-ca, --clearing-tls-cert and --clearing-tls-key"),
     }
-    Ok(ep.connect_lazy())
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let _telemetry = clearing_edge::telemetry::init("national-gateway", a.log_format)?;
-    let paas = paas::PaasTable::load(&a.paas)?;
-    if paas.is_empty() {
-        anyhow::bail!("paas file {}: no [[paas]] callers", a.paas.display());
-    }
-    tracing::info!(callers = paas.len(), "paas table loaded");
+    let paas = paas::load_and_watch(&a.paas)?;
+    tracing::info!(callers = paas.read().expect("paas lock").len(), "paas table loaded; watching it for changes");
     let tls = server_tls(&a)?;
     let nonces = match a.redis_url.as_slice() {
         [] => {
@@ -408,14 +410,18 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts connections until `shutdown`, then lets the open ones finish their requests.
+/// Accepts connections until `shutdown`, then lets the open ones finish their requests (at most 10 s).
+/// A connection lives at most `MAX_CONNECTION_AGE` (then it is closed gracefully after its request in
+/// progress), so a client certificate revoked meanwhile meets the CRL at its next handshake.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Each connection task holds a sender; all dropped = all connections closed.
+    let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
@@ -431,20 +437,13 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
+        let (builder, tls, stop, open) = (builder.clone(), tls.clone(), stop_rx.clone(), open_tx.clone());
         tokio::spawn(async move {
+            let _open = open;
             let served = match tls {
-                None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
-                    watcher.watch(conn).await
-                }
+                None => serve_connection(&builder, TokioIo::new(tcp), service, stop).await,
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                        watcher.watch(conn).await
-                    }
+                    Ok(Ok(stream)) => serve_connection(&builder, TokioIo::new(stream), service, stop).await,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         return;
@@ -461,9 +460,41 @@ async fn accept_loop(
         });
     }
     drop(listener);
+    let _ = stop_tx.send(true);
+    drop(open_tx);
     tokio::select! {
-        _ = graceful.shutdown() => {},
+        _ = open_rx.recv() => {},
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; stopping"),
+    }
+}
+
+/// One connection, closed gracefully when it reaches its maximum age or the gateway stops.
+async fn serve_connection<IO>(
+    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    io: TokioIo<IO>,
+    service: hyper_util::service::TowerToHyperService<axum::Router>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let age = tokio::time::sleep(clearing_edge::limits::MAX_CONNECTION_AGE);
+    tokio::pin!(age);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = &mut age, if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
 }
 

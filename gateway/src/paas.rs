@@ -6,15 +6,25 @@
 //! [[paas]]
 //! paasid = "hubei_platform"
 //! token_file = "/run/secrets/hubei_platform.token"   # or: token = "…"
+//! next_token_file = "/run/secrets/hubei_platform.next" # optional successor (or: next_token = "…")
 //! role = "platform"                                   # mdtrt | insured | platform | national | operator
 //! admdvs = "420000"
 //! ```
+//!
+//! Credentials can be withdrawn without a restart (issue 33): the file (and every token file it names)
+//! is read again every `CREDENTIAL_RELOAD_POLL` and on SIGHUP (`watch`). A paasid removed from it is
+//! refused from then on; a token with a successor accepts both, so a HIS rotates without downtime
+//! (add `next_token`, let the HIS switch, then make it the `token` and drop the old one). A file that
+//! fails validation is refused whole and the table in force stays, with one error line naming the
+//! problem. Every reload that changes something writes an audit line (paasids added, removed, rotated;
+//! never a token).
 
 use clearing_edge::authz::{Role, valid_paasid};
 use region_adapter::Admdvs;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 /// Tokens shorter than this are refused at load: a signature is only as strong as its secret.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -33,14 +43,19 @@ struct Entry {
     paasid: String,
     token: Option<String>,
     token_file: Option<String>,
+    /// The successor of `token` during a rotation: both are accepted.
+    next_token: Option<String>,
+    next_token_file: Option<String>,
     role: String,
     admdvs: String,
 }
 
 /// One known caller.
+#[derive(PartialEq, Eq)]
 pub struct Paas {
     pub paasid: String,
-    pub token: Vec<u8>,
+    /// The tokens a signature may be made with: the token, and its successor during a rotation.
+    pub tokens: Vec<Vec<u8>>,
     pub role: Role,
     pub admdvs: Admdvs,
 }
@@ -52,22 +67,45 @@ impl std::fmt::Debug for Paas {
 }
 
 /// The table, by paasid.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct PaasTable {
-    by_id: HashMap<String, Paas>,
+    by_id: HashMap<String, Arc<Paas>>,
 }
 
+/// The table in force, swapped whole by a reload.
+pub type SharedTable = Arc<RwLock<Arc<PaasTable>>>;
+
 impl PaasTable {
-    pub fn get(&self, paasid: &str) -> Option<&Paas> {
+    pub fn get(&self, paasid: &str) -> Option<&Arc<Paas>> {
         self.by_id.get(paasid)
+    }
+
+    /// Callers with a successor token (a rotation in progress).
+    pub fn rotating(&self) -> usize {
+        self.by_id.values().filter(|p| p.tokens.len() > 1).count()
+    }
+
+    /// What changed from `self` to `new`: paasids added, removed, rotated (tokens changed) and changed
+    /// (role or region), each sorted. Never a token.
+    pub fn changes<'a>(&'a self, new: &'a PaasTable) -> [Vec<&'a str>; 4] {
+        let mut out: [Vec<&'a str>; 4] = Default::default();
+        for (id, p) in &new.by_id {
+            match self.by_id.get(id) {
+                None => out[0].push(id),
+                Some(old) if old.tokens != p.tokens => out[2].push(id),
+                Some(old) if (old.role, old.admdvs) != (p.role, p.admdvs) => out[3].push(id),
+                Some(_) => {}
+            }
+        }
+        out[1] = self.by_id.keys().filter(|id| !new.by_id.contains_key(*id)).map(String::as_str).collect();
+        for v in &mut out {
+            v.sort_unstable();
+        }
+        out
     }
 
     pub fn len(&self) -> usize {
         self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
     }
 
     /// Reads and validates the file; every problem is reported with the entry's position and field
@@ -87,27 +125,37 @@ impl PaasTable {
             if !valid_paasid(&e.paasid) {
                 problems.push(at("paasid", "1–64 characters [A-Za-z0-9_.-]".into()));
             }
-            let token = match (&e.token, &e.token_file) {
-                (Some(t), None) => Some(t.trim().as_bytes().to_vec()),
-                (None, Some(f)) => {
-                    let p = base.join(f);
-                    match std::fs::read_to_string(&p) {
-                        Ok(t) => Some(t.trim().as_bytes().to_vec()),
-                        Err(err) => {
-                            problems.push(at("token_file", format!("{}: {err}", p.display())));
-                            None
+            let mut read_token = |inline: &Option<String>, file: &Option<String>, field: &str, required: bool| -> Option<Vec<u8>> {
+                let t = match (inline, file) {
+                    (Some(t), None) => t.trim().as_bytes().to_vec(),
+                    (None, Some(f)) => {
+                        let p = base.join(f);
+                        match std::fs::read_to_string(&p) {
+                            Ok(t) => t.trim().as_bytes().to_vec(),
+                            Err(err) => {
+                                problems.push(at(&format!("{field}_file"), format!("{}: {err}", p.display())));
+                                return None;
+                            }
                         }
                     }
+                    (None, None) if !required => return None,
+                    _ => {
+                        problems.push(at(field, format!("give exactly one of {field} and {field}_file")));
+                        return None;
+                    }
+                };
+                if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&t.len()) {
+                    problems.push(at(field, format!("must be {MIN_TOKEN_LEN}–{MAX_TOKEN_LEN} bytes")));
+                    return None;
                 }
-                _ => {
-                    problems.push(at("token", "give exactly one of token and token_file".into()));
-                    None
-                }
+                Some(t)
             };
-            if let Some(t) = &token
-                && !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&t.len())
+            let token = read_token(&e.token, &e.token_file, "token", true);
+            let next = read_token(&e.next_token, &e.next_token_file, "next_token", false);
+            if let (Some(t), Some(n)) = (&token, &next)
+                && t == n
             {
-                problems.push(at("token", format!("must be {MIN_TOKEN_LEN}–{MAX_TOKEN_LEN} bytes")));
+                problems.push(at("next_token", "is the same as token: a successor must differ".into()));
             }
             let role = Role::parse(&e.role).filter(|r| !matches!(r, Role::Gateway | Role::Clearing));
             if role.is_none() {
@@ -121,14 +169,62 @@ impl PaasTable {
                 problems.push(at("paasid", format!("{} is listed twice", e.paasid)));
             }
             if let (Some(token), Some(role), Some(admdvs)) = (token, role, admdvs) {
-                by_id.insert(e.paasid.clone(), Paas { paasid: e.paasid, token, role, admdvs });
+                let tokens = std::iter::once(token).chain(next).collect();
+                by_id.insert(e.paasid.clone(), Arc::new(Paas { paasid: e.paasid, tokens, role, admdvs }));
             }
+        }
+        if by_id.is_empty() && problems.is_empty() {
+            problems.push(format!("{name}: no [[paas]] callers"));
         }
         if !problems.is_empty() {
             anyhow::bail!("paas file refused:\n  {}", problems.join("\n  "));
         }
         Ok(PaasTable { by_id })
     }
+}
+
+/// Loads the table and watches the file from now on (see the module doc).
+pub fn load_and_watch(path: &Path) -> anyhow::Result<SharedTable> {
+    let table = PaasTable::load(path)?;
+    note_in_force(&table);
+    let shared: SharedTable = Arc::new(RwLock::new(Arc::new(table)));
+    let (watched, path) = (shared.clone(), path.to_path_buf());
+    let mut last_error: Option<String> = None;
+    clearing_edge::reload::every_tick_or_hangup(clearing_edge::limits::CREDENTIAL_RELOAD_POLL, move || match PaasTable::load(&path) {
+        Ok(new) => {
+            last_error = None;
+            let old = watched.read().expect("paas lock").clone();
+            if *old == new {
+                return;
+            }
+            let [added, removed, rotated, changed] = old.changes(&new);
+            tracing::info!(
+                target: "audit",
+                file = %path.display(),
+                callers = new.len(),
+                ?added,
+                ?removed,
+                ?rotated,
+                ?changed,
+                "paas file reloaded"
+            );
+            note_in_force(&new);
+            *watched.write().expect("paas lock") = Arc::new(new);
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if last_error.as_deref() != Some(msg.as_str()) {
+                tracing::error!(error = %msg, "paas file refused; the callers in force stay");
+                last_error = Some(msg);
+            }
+        }
+    });
+    Ok(shared)
+}
+
+fn note_in_force(t: &PaasTable) {
+    clearing_edge::rpc_metrics::credentials_in_force("paas", t.len());
+    clearing_edge::rpc_metrics::credentials_in_force("paas_successor_tokens", t.rotating());
 }
 
 #[cfg(test)]
@@ -140,6 +236,7 @@ mod tests {
         let good = "[[paas]]\npaasid = \"his_1\"\ntoken = \"0123456789abcdef0123\"\nrole = \"mdtrt\"\nadmdvs = \"421300\"\n";
         let t = PaasTable::parse("p.toml", good, Path::new(".")).unwrap();
         assert_eq!(t.get("his_1").unwrap().role, Role::Mdtrt);
+        assert_eq!(t.get("his_1").unwrap().tokens.len(), 1);
         assert!(!format!("{:?}", t).contains("0123456789abcdef"));
         let bad = "[[paas]]\npaasid = \"a b\"\ntoken = \"short-secret\"\nrole = \"gateway\"\nadmdvs = \"4213\"\n\
                    [[paas]]\npaasid = \"x\"\nrole = \"mdtrt\"\nadmdvs = \"421300\"\n";
@@ -148,5 +245,12 @@ mod tests {
             assert!(e.contains(want), "{want} missing in {e}");
         }
         assert!(!e.contains("short-secret"), "{e}");
+        // A successor token: both in force; the same token twice is refused.
+        let rotating = format!("{good}next_token = \"fedcba9876543210fedc\"\n");
+        let t2 = PaasTable::parse("p.toml", &rotating, Path::new(".")).unwrap();
+        assert_eq!(t2.get("his_1").unwrap().tokens.len(), 2);
+        assert_eq!(t.changes(&t2), [vec![], vec![], vec!["his_1"], vec![]]);
+        let same = format!("{good}next_token = \"0123456789abcdef0123\"\n");
+        assert!(PaasTable::parse("p.toml", &same, Path::new(".")).unwrap_err().to_string().contains("paas[0].next_token"));
     }
 }

@@ -144,6 +144,17 @@ impl Caller {
     }
 }
 
+/// A certificate's subject common name and serial (for audit lines), or `?` when unreadable.
+pub fn subject_of_cert(der: &[u8]) -> String {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => {
+            let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or("");
+            format!("{cn} (serial {})", cert.raw_serial_as_string())
+        }
+        Err(_) => "?".into(),
+    }
+}
+
 /// Reads the role and region from a DER client certificate (already verified against the client CA
 /// by the TLS layer).
 pub fn identity_of_cert(der: &[u8]) -> Result<Identity, String> {

@@ -8,6 +8,7 @@ pub mod authz;
 pub mod error;
 pub mod fields;
 pub mod limits;
+pub mod reload;
 pub mod rpc_metrics;
 pub mod server;
 pub mod telemetry;

@@ -24,3 +24,14 @@ pub const MAX_DISE_CODE_LEN: usize = 20;
 pub const MAX_FILINGS: usize = 50;
 /// Account balances and credits, fen: 1,000,000 yuan is far above any personal account.
 pub const MAX_BALANCE_FEN: i64 = 100_000_000;
+/// How often a credential file in force (a CRL, the gateway's paas file) is read again to see whether it
+/// changed (SIGHUP reads it at once): a revoked certificate or a removed token stops working within this
+/// long.
+pub const CREDENTIAL_RELOAD_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A connection lives at most this long, then the server asks the client to reconnect (HTTP/2 GOAWAY),
+/// so a certificate revoked while its connection is open is checked again at the next handshake.
+pub const MAX_CONNECTION_AGE: std::time::Duration = std::time::Duration::from_secs(120);
+/// Requests still running on a connection past its age get this long to finish.
+pub const MAX_CONNECTION_AGE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// TLS connections whose handshake is in progress at once on one listener; more wait for a slot.
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;

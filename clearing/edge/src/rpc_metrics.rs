@@ -72,3 +72,15 @@ where
         })
     }
 }
+
+/// `credentials.in_force` {kind}: how many credentials of a kind are in force now (`paas` callers of the
+/// gateway, `paas_successor_tokens`, serials revoked by a CRL), set at start and at every reload.
+pub fn credentials_in_force(kind: &str, n: usize) {
+    static GAUGE: LazyLock<opentelemetry::metrics::Gauge<u64>> = LazyLock::new(|| {
+        opentelemetry::global::meter("clearinghouse")
+            .u64_gauge("credentials.in_force")
+            .with_description("Credentials in force by kind: gateway callers, successor tokens, revoked certificate serials")
+            .build()
+    });
+    GAUGE.record(n as u64, &[KeyValue::new("kind", kind.to_string())]);
+}

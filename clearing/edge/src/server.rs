@@ -4,7 +4,7 @@
 //! the shutdown signal. Each server takes its listener and its shutdown future as arguments, so tests
 //! start it on port 0 and stop it cleanly.
 
-use crate::limits::{MAX_CALL_DURATION, MAX_STREAMS_PER_CONNECTION};
+use crate::limits::{MAX_CALL_DURATION, MAX_CONNECTION_AGE, MAX_CONNECTION_AGE_GRACE, MAX_STREAMS_PER_CONNECTION};
 use crate::rpc_metrics::RpcMetricsLayer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -12,20 +12,38 @@ use tokio_stream::wrappers::TcpListenerStream;
 /// A server builder with our limits, spans and metrics.
 pub type Builder = tonic::transport::Server<tower::layer::util::Stack<RpcMetricsLayer, tower::layer::util::Identity>>;
 
-/// Limits every listener shares: a deadline for calls that bring none, bounded streams per
-/// connection, TLS when configured.
-pub fn builder(tls: Option<tonic::transport::ServerTlsConfig>) -> anyhow::Result<Builder> {
-    let mut b = tonic::transport::Server::builder()
+/// A builder's routes, ready to serve (`serve`).
+pub type Routes = tonic::transport::server::Router<tower::layer::util::Stack<RpcMetricsLayer, tower::layer::util::Identity>>;
+
+/// Limits every listener shares: a deadline for calls that bring none, bounded streams per connection,
+/// connections that live at most `MAX_CONNECTION_AGE` (so a revoked certificate meets the CRL again at
+/// the next handshake).
+pub fn builder() -> Builder {
+    tonic::transport::Server::builder()
         .trace_fn(crate::telemetry::request_span)
         .timeout(MAX_CALL_DURATION)
         .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION)
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION as u32))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)));
-    if let Some(t) = tls {
-        b = b.tls_config(t)?;
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+        .layer(RpcMetricsLayer)
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains requests in flight: over mutual
+/// TLS (our acceptor, with its reloading CRLs) when `tls` is given, plain text otherwise.
+pub async fn serve(
+    routes: Routes,
+    listener: TcpListener,
+    tls: Option<crate::tls::ServerTls>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    match tls {
+        Some(tls) => routes.serve_with_incoming_shutdown(crate::tls::tls_incoming(listener, tls), shutdown).await?,
+        None => routes.serve_with_incoming_shutdown(incoming(listener), shutdown).await?,
     }
-    Ok(b.layer(RpcMetricsLayer))
+    Ok(())
 }
 
 type Reflection<T> = tonic_reflection::server::v1::ServerReflectionServer<T>;

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     pub adapter_tls_cert: Option<PathBuf>,
     #[arg(long, env = "CLEARING_ADAPTER_TLS_KEY")]
     pub adapter_tls_key: Option<PathBuf>,
+    /// CRLs of the adapters' CA (PEM or DER): an adapter whose certificate is revoked is not called.
+    /// Re-read when the file changes, or on SIGHUP.
+    #[arg(long, env = "CLEARING_ADAPTER_TLS_CRL")]
+    pub adapter_tls_crl: Option<PathBuf>,
 }
 
 /// `redis_url = "redis://…"` or a list of seed nodes.
@@ -117,10 +121,12 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    tls_crl: Option<PathBuf>,
     plaintext: Option<bool>,
     adapter_tls_ca: Option<PathBuf>,
     adapter_tls_cert: Option<PathBuf>,
     adapter_tls_key: Option<PathBuf>,
+    adapter_tls_crl: Option<PathBuf>,
 }
 
 /// The settings in force.
@@ -149,17 +155,34 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
+    /// CRLs of the client CA, watched while the service runs.
+    pub tls_crl: Option<PathBuf>,
     pub plaintext: bool,
     pub adapter_tls_ca: Option<PathBuf>,
     pub adapter_tls_cert: Option<PathBuf>,
     pub adapter_tls_key: Option<PathBuf>,
+    pub adapter_tls_crl: Option<PathBuf>,
 }
 
 impl Config {
+    /// The listener's TLS settings as `clearing_edge::tls::listener_security` takes them.
+    pub fn listener_tls(&self) -> clearing_edge::tls::TlsArgs {
+        clearing_edge::tls::TlsArgs {
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            tls_crl: self.tls_crl.clone(),
+            plaintext: self.plaintext,
+        }
+    }
+
     /// Client TLS towards `https://` region adapters, when configured.
-    pub fn adapter_tls(&self) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+    pub fn adapter_tls(&self) -> anyhow::Result<Option<clearing_edge::tls::ClientTls>> {
         match (&self.adapter_tls_ca, &self.adapter_tls_cert, &self.adapter_tls_key) {
-            (Some(ca), Some(c), Some(k)) => Ok(Some(clearing_edge::tls::client_tls(ca, c, k)?)),
+            (Some(ca), Some(c), Some(k)) => Ok(Some(clearing_edge::tls::ClientTls::new(ca, c, k, self.adapter_tls_crl.as_deref())?)),
+            (None, None, None) if self.adapter_tls_crl.is_some() => {
+                anyhow::bail!("--adapter-tls-crl given without --adapter-tls-ca, --adapter-tls-cert and --adapter-tls-key")
+            }
             (None, None, None) => Ok(None),
             _ => anyhow::bail!("TLS towards region adapters needs all of --adapter-tls-ca, --adapter-tls-cert and --adapter-tls-key"),
         }
@@ -206,10 +229,12 @@ impl Config {
             tls_cert: args.tls.tls_cert.clone().or(file.tls_cert.map(rel)),
             tls_key: args.tls.tls_key.clone().or(file.tls_key.map(rel)),
             tls_client_ca: args.tls.tls_client_ca.clone().or(file.tls_client_ca.map(rel)),
+            tls_crl: args.tls.tls_crl.clone().or(file.tls_crl.map(rel)),
             plaintext: args.tls.plaintext || file.plaintext.unwrap_or(false),
             adapter_tls_ca: args.adapter_tls_ca.clone().or(file.adapter_tls_ca.map(rel)),
             adapter_tls_cert: args.adapter_tls_cert.clone().or(file.adapter_tls_cert.map(rel)),
             adapter_tls_key: args.adapter_tls_key.clone().or(file.adapter_tls_key.map(rel)),
+            adapter_tls_crl: args.adapter_tls_crl.clone().or(file.adapter_tls_crl.map(rel)),
             routes: if args.route.is_empty() {
                 file.routes.unwrap_or_default().into_iter().map(|(admdvs, target)| RouteSpec { admdvs, target }).collect()
             } else {

@@ -8,12 +8,13 @@
 //! claim (`INVALID_ARGUMENT` with field details) reaches the caller unchanged.
 
 use clearing_edge::error::ServiceError;
+use clearing_edge::tls::ClientTls;
 use opentelemetry::KeyValue;
 use proto::v1::region_adapter_client::RegionAdapterClient;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 use tracing::Instrument;
 
@@ -118,19 +119,21 @@ impl std::fmt::Debug for RemoteAdapter {
 impl RemoteAdapter {
     /// A client of `endpoint` (`http://host:port`); nothing is connected until the first call.
     /// `https://` endpoints need `tls` (our client certificate and the adapters' CA).
-    pub fn new(endpoint: &str, tls: Option<&ClientTlsConfig>) -> Result<RemoteAdapter, String> {
-        let mut ep = Endpoint::from_shared(endpoint.to_string()).map_err(|e| format!("{endpoint:?} is not an endpoint URL: {e}"))?;
-        if endpoint.starts_with("https://") {
+    pub fn new(endpoint: &str, tls: Option<&ClientTls>) -> Result<RemoteAdapter, String> {
+        let channel = if endpoint.starts_with("https://") {
             let tls = tls
                 .ok_or_else(|| format!("{endpoint}: an https:// route needs --adapter-tls-ca, --adapter-tls-cert and --adapter-tls-key"))?;
-            ep = ep.tls_config(tls.clone()).map_err(|e| format!("{endpoint}: {e}"))?;
-        }
-        let ep = ep
-            .connect_timeout(ADAPTER_CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true);
-        let client = RegionAdapterClient::new(ep.connect_lazy())
+            tls.channel(endpoint, ADAPTER_CONNECT_TIMEOUT).map_err(|e| format!("{endpoint}: {e:#}"))?
+        } else {
+            Endpoint::from_shared(endpoint.to_string())
+                .map_err(|e| format!("{endpoint:?} is not an endpoint URL: {e}"))?
+                .connect_timeout(ADAPTER_CONNECT_TIMEOUT)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+                .connect_lazy()
+        };
+        let client = RegionAdapterClient::new(channel)
             .max_decoding_message_size(clearing_edge::limits::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(clearing_edge::limits::MAX_MESSAGE_BYTES);
         Ok(RemoteAdapter { endpoint: endpoint.to_string(), client })

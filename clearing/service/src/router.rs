@@ -9,6 +9,7 @@ use crate::remote::{CallCtx, RemoteAdapter};
 use chrono::NaiveDate;
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self as wire, Violations};
+use clearing_edge::tls::ClientTls;
 use proto::v1 as pb;
 use region_adapter::{Admdvs, LineInput, RuleSet};
 use region_adapter_server::catalogue;
@@ -17,7 +18,6 @@ use region_adapter_server::wire as adapter;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tonic::transport::ClientTlsConfig;
 
 /// One line of the routing table as configured: `421300 = "local"`, `420000 = "http://hubei:50061"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +91,7 @@ impl Routing {
 
     /// Builds a table from its specs, reusing the clients (and connections) of `previous` for
     /// endpoints that stay.
-    fn build(
-        rules: Arc<RuleSet>,
-        specs: &[RouteSpec],
-        previous: Option<&Routing>,
-        tls: Option<&ClientTlsConfig>,
-    ) -> Result<Routing, String> {
+    fn build(rules: Arc<RuleSet>, specs: &[RouteSpec], previous: Option<&Routing>, tls: Option<&ClientTls>) -> Result<Routing, String> {
         let mut reuse: HashMap<String, RemoteAdapter> = HashMap::new();
         if let Some(p) = previous {
             for r in &p.routes {
@@ -164,7 +159,7 @@ async fn remote_regions(ctx: &CallCtx, routing: &Routing, a: &RemoteAdapter, rou
 pub struct Router {
     state: RwLock<Arc<Routing>>,
     /// Our client TLS towards `https://` adapters.
-    tls: Option<ClientTlsConfig>,
+    tls: Option<ClientTls>,
 }
 
 impl Router {
@@ -173,7 +168,7 @@ impl Router {
         Router { state: RwLock::new(Arc::new(Routing { rules: Arc::new(rules), routes: Vec::new() })), tls: None }
     }
 
-    pub fn with_routes(rules: RuleSet, specs: &[RouteSpec], tls: Option<ClientTlsConfig>) -> Result<Router, String> {
+    pub fn with_routes(rules: RuleSet, specs: &[RouteSpec], tls: Option<ClientTls>) -> Result<Router, String> {
         let routing = Routing::build(Arc::new(rules), specs, None, tls.as_ref())?;
         Ok(Router { state: RwLock::new(Arc::new(routing)), tls })
     }

@@ -7,7 +7,7 @@ use crate::settle::Clearinghouse;
 use crate::store::Store;
 use clearing_edge::authz::Gate;
 use clearing_edge::limits::MAX_MESSAGE_BYTES;
-use clearing_edge::server::{builder, incoming, reflection};
+use clearing_edge::server::{builder, reflection, serve as serve_routes};
 use clearing_edge::tls::ListenerSecurity;
 use proto::v1::catalogue_server::CatalogueServer;
 use proto::v1::clearing_server::ClearingServer;
@@ -33,7 +33,7 @@ pub async fn serve<S: Store>(
     health.set_serving::<NettingServer<Api<S>>>().await;
     health.set_serving::<SupervisionServer<Api<S>>>().await;
     let (reflection_v1, reflection_v1alpha) = reflection()?;
-    builder(security.tls)?
+    let routes = builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -45,8 +45,6 @@ pub async fn serve<S: Store>(
             SupervisionServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(256 * 1024 * 1024),
         )
         // Reconciliation batches are larger than claims: 16 MiB per streamed message.
-        .add_service(NettingServer::new(api).max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await?;
-    Ok(())
+        .add_service(NettingServer::new(api).max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024));
+    serve_routes(routes, listener, security.tls, shutdown).await
 }

@@ -6,7 +6,7 @@ use crate::local::{local_apply_policy, local_price};
 use crate::wire::{outcome_pb, parse_policy_request, parse_price_request, priced_pb};
 use clearing_edge::authz::{Action, AuthMode, Gate};
 use clearing_edge::limits::MAX_MESSAGE_BYTES;
-use clearing_edge::server::{builder, incoming, reflection};
+use clearing_edge::server::{builder, reflection, serve as serve_routes};
 use clearing_edge::tls::ListenerSecurity;
 use proto::v1 as pb;
 use proto::v1::region_adapter_server::{RegionAdapter, RegionAdapterServer};
@@ -110,12 +110,10 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RegionAdapterServer<AdapterApi>>().await;
     let (reflection_v1, reflection_v1alpha) = reflection()?;
-    builder(security.tls)?
+    let routes = builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(RegionAdapterServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await?;
-    Ok(())
+        .add_service(RegionAdapterServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES));
+    serve_routes(routes, listener, security.tls, shutdown).await
 }

@@ -41,14 +41,7 @@ struct ServeArgs {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let _telemetry = clearing_edge::telemetry::init("region-adapter", a.log_format)?;
-    let t = &a.tls;
-    let security = clearing_edge::tls::listener_security(
-        t.tls_cert.as_deref(),
-        t.tls_key.as_deref(),
-        t.tls_client_ca.as_deref(),
-        t.plaintext,
-        a.listen,
-    )?;
+    let security = clearing_edge::tls::listener_security(&a.tls, a.listen)?;
     let rules = load_rules(a.rules.as_deref())?;
     let codes: Vec<String> = rules.regions.keys().map(|k| k.to_string()).collect();
     tracing::info!(regions = %codes.join(","), "rule packs loaded");
