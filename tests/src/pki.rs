@@ -11,6 +11,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 pub struct Pem {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The certificate's serial number (what a CRL names).
+    pub serial: u64,
 }
 
 pub struct Pki {
@@ -42,12 +44,15 @@ impl Pki {
             p.not_after = rcgen::date_time_ymd(2021, 1, 1);
         }
         let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.ca).unwrap();
         let n = self.serial.get() + 1;
         self.serial.set(n);
+        let serial = 0x1000 + n as u64;
+        p.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let cert = p.signed_by(&key, &self.ca).unwrap();
         let pem = Pem {
             cert: self.dir.path().join(format!("{}-{n}.pem", self.name)),
             key: self.dir.path().join(format!("{}-{n}.key", self.name)),
+            serial,
         };
         std::fs::write(&pem.cert, cert.pem()).unwrap();
         std::fs::write(&pem.key, key.serialize_pem()).unwrap();
@@ -69,6 +74,28 @@ impl Pki {
         }
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(cn, p, expired)
+    }
+
+    /// A CRL of this CA revoking `revoked` (none: an empty CRL), numbered `number`; PEM, or DER when `der`.
+    pub fn crl(&self, number: u64, revoked: &[&Pem], der: bool) -> Vec<u8> {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: rcgen::SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|p| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(p.serial),
+                    revocation_time: rcgen::date_time_ymd(2024, 1, 2),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.ca).unwrap();
+        if der { crl.der().to_vec() } else { crl.pem().unwrap().into_bytes() }
     }
 
     /// `serve` arguments for a server certificate of this CA that requires clients of this CA.
