@@ -41,6 +41,7 @@ def render_and_validate(name, values):
     if parsed.get("version") != 1 or parsed.get("store") != "redis" or not parsed.get("redis_url"):
         failures.append(f"[{name}] clearing.toml: {parsed}")
     check_bundled_redis(name, manifests)
+    check_withdrawable_credentials(name, values, parsed, manifests)
     with tempfile.TemporaryDirectory() as d:
         files = []
         kinds = []
@@ -82,6 +83,28 @@ def check_bundled_redis(name, manifests):
         if not any(argv[i : i + len(need)] == need for i in range(len(argv))):
             failures.append(f"[{name}] the Redis container does not run {' '.join(need)}: {argv}")
     print(f"redis [{name}]: starts through files/redis-start.sh with appendfsync always, aof-load-truncated no")
+
+
+def check_withdrawable_credentials(name, values, config, manifests):
+    """Issue 33: with a CRL Secret, every TLS side is given its CRL file; Secrets are mounted as whole
+    directories (a subPath mount never sees a Secret update, so a revocation would need a rollout)."""
+    crl = (values.get("tls") or {}).get("crlSecretName")
+    docs = [d for t, text in manifests.items() if t.endswith(".yaml") for d in yaml.safe_load_all(text) if d]
+    for d in docs:
+        spec = (d.get("spec") or {}).get("template", {}).get("spec", {})
+        for c in spec.get("containers", []):
+            for m in c.get("volumeMounts", []):
+                if "subPath" in m:
+                    failures.append(f"[{name}] {d['metadata']['name']}: {m['name']} is mounted with subPath")
+    if not crl:
+        return
+    if config.get("tls_crl") != "/etc/clearing/crl/clients.crl":
+        failures.append(f"[{name}] clearing.toml has no tls_crl: {config}")
+    argv = [a for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"] for a in c.get("args", [])]
+    for flag in ("--tls-crl", "--clearing-tls-crl"):
+        if flag not in argv:
+            failures.append(f"[{name}] no container runs with {flag}")
+    print(f"credentials [{name}]: CRLs from Secret {crl} wired to clearing, adapters and gateway; no subPath mounts")
 
 
 def rejected(path):
