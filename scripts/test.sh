@@ -29,6 +29,11 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   apt_install "the Redis tests" redis-server redis-tools
 fi
 
+# The revocation tests make one CRL with `openssl ca -gencrl`, as an operator's PKI does.
+if ! command -v openssl >/dev/null 2>&1; then
+  apt_install "the revocation tests' CRL" openssl
+fi
+
 # The gateway's tests run the README's HIS client (scripts/his_call.py, standard-library Python 3).
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install "the README's HIS client" python3

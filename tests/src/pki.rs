@@ -27,9 +27,12 @@ impl Pki {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
-        let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let key_pem = key.serialize_pem();
+        let ca = CertifiedIssuer::self_signed(p, key).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("ca.key"), key_pem).unwrap();
         Pki { dir, name: name.into(), ca, serial: std::cell::Cell::new(0) }
     }
 
@@ -96,6 +99,39 @@ impl Pki {
         };
         let crl = params.signed_by(&self.ca).unwrap();
         if der { crl.der().to_vec() } else { crl.pem().unwrap().into_bytes() }
+    }
+
+    /// The same CRL as an operator makes it with the openssl CLI (`openssl ca -gencrl`, from a CA database
+    /// listing `revoked`), PEM: what a real PKI hands the servers.
+    pub fn openssl_crl(&self, revoked: &[&Pem]) -> Vec<u8> {
+        let d = self.dir.path().join(format!("openssl-{}", self.serial.get()));
+        std::fs::create_dir_all(&d).unwrap();
+        let index: String = revoked
+            .iter()
+            .map(|p| format!("R\t991231235959Z\t240102000000Z,keyCompromise\t{:X}\tunknown\t/CN=revoked\n", p.serial))
+            .collect();
+        std::fs::write(d.join("index.txt"), index).unwrap();
+        std::fs::write(d.join("crlnumber"), "1000\n").unwrap();
+        let conf = format!(
+            "[ca]\ndefault_ca = test\n[test]\ndatabase = {db}\ncrlnumber = {num}\ndefault_md = sha256\ndefault_crl_days = 30\n",
+            db = d.join("index.txt").display(),
+            num = d.join("crlnumber").display()
+        );
+        std::fs::write(d.join("ca.cnf"), conf).unwrap();
+        let out = d.join("crl.pem");
+        let r = std::process::Command::new("openssl")
+            .args(["ca", "-gencrl", "-batch", "-config"])
+            .arg(d.join("ca.cnf"))
+            .arg("-keyfile")
+            .arg(self.dir.path().join("ca.key"))
+            .arg("-cert")
+            .arg(self.ca())
+            .arg("-out")
+            .arg(&out)
+            .output()
+            .expect("openssl (scripts/test.sh installs it)");
+        assert!(r.status.success(), "openssl ca -gencrl: {}", String::from_utf8_lossy(&r.stderr));
+        std::fs::read(out).unwrap()
     }
 
     /// `serve` arguments for a server certificate of this CA that requires clients of this CA.

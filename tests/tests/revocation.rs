@@ -3,7 +3,8 @@
 //! adapter whose server certificate is revoked is no longer called by clearing; a paasid removed from
 //! the gateway's paas file is refused, a rotated token works with both tokens during the overlap and only
 //! the new one after; a broken file (CRL or paas) is refused whole and the one in force stays. Real
-//! processes, a PKI made here (rcgen: the CA signs the certificates and the CRLs), files changed on disk.
+//! processes, a PKI made here (rcgen signs the certificates and CRLs; `openssl ca -gencrl` makes one CRL
+//! as an operator would), files changed on disk.
 
 use proto::v1 as pb;
 use serde_json::json;
@@ -54,7 +55,8 @@ async fn a_certificate_revoked_while_the_service_runs_is_refused_at_its_next_han
 
     // Hubei's key is stolen: its certificate is revoked in the file the service watches.
     std::fs::write(&crl, pki.crl(2, &[&hubei], false)).unwrap();
-    eventually("the revoked certificate is refused", PATIENCE, || async { (!gets_through(c.addr, &pki, &hubei).await).then_some(()) }).await;
+    eventually("the revoked certificate is refused", PATIENCE, || async { (!gets_through(c.addr, &pki, &hubei).await).then_some(()) })
+        .await;
     assert!(gets_through(c.addr, &pki, &jiangxi).await, "another certificate keeps working");
     let still = CatalogueClient::new(jiangxi_open.clone()).list_regions(pb::ListRegionsRequest {}).await;
     assert!(still.is_ok(), "an open connection of another caller was not dropped: {still:?}");
@@ -78,6 +80,11 @@ async fn a_certificate_revoked_while_the_service_runs_is_refused_at_its_next_han
         (!gets_through(c.addr, &pki, &jiangxi).await).then_some(())
     })
     .await;
+
+    // A CRL made by openssl (`openssl ca -gencrl`) revoking Hubei alone: Jiangxi is reinstated.
+    std::fs::write(&crl, pki.openssl_crl(&[&hubei])).unwrap();
+    eventually("openssl's CRL is in force", PATIENCE, || async { gets_through(c.addr, &pki, &jiangxi).await.then_some(()) }).await;
+    assert!(!gets_through(c.addr, &pki, &hubei).await, "openssl's CRL revokes Hubei");
 }
 
 /// The adapter's listener checks its callers against a CRL, and clearing checks the adapter's server
