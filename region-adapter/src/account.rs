@@ -58,8 +58,13 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
             Some(RetiredCredit::FixedMonthly(f)) => {
                 ("retired: a fixed monthly amount".to_string(), format!("retired: {} a month", fmt_yuan(f)))
             }
-            Some(RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen }) => {
-                let r = format!("retired: {} × average pension {}", fmt_ratio(share_bp), fmt_yuan(average_pension_monthly_fen));
+            Some(RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen, average_pension }) => {
+                // A placeholder average is named as one wherever the credit is explained.
+                let of = match &average_pension {
+                    p @ Provenance::Placeholder(_) => format!(" ({p})"),
+                    _ => String::new(),
+                };
+                let r = format!("retired: {} × average pension {}{of}", fmt_ratio(share_bp), fmt_yuan(average_pension_monthly_fen));
                 (r.clone(), r)
             }
             Some(RetiredCredit::ShareOfOwnPension { share_bp }) => {
@@ -117,7 +122,7 @@ pub fn monthly_credit_fen(policy: &PolicyVersion, class: MemberClass, date: Naiv
             let step = a.retired.iter().rev().find(|s| s.from <= date)?;
             let fen = match step.rule.value {
                 RetiredCredit::FixedMonthly(f) => f,
-                RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen } => {
+                RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen, .. } => {
                     apply_ratio(average_pension_monthly_fen, share_bp)
                 }
                 RetiredCredit::ShareOfOwnPension { share_bp } => apply_ratio(basis.own_pension_fen, share_bp),

@@ -151,6 +151,8 @@ struct RawParam<T> {
     value: T,
     source: Option<String>,
     assumption: Option<String>,
+    /// A value the seed does not give, to be replaced by the region (see `Provenance::Placeholder`).
+    placeholder: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -360,6 +362,8 @@ struct RawProvinceHead {
 #[derive(Default)]
 struct Cx {
     errors: Vec<LoadError>,
+    /// Placeholders met while reading the current region file.
+    placeholders: Vec<Placeholder>,
 }
 
 impl Cx {
@@ -419,8 +423,26 @@ impl Cx {
         }
     }
 
-    fn param<T, U>(&mut self, file: &str, key: &str, raw: &RawParam<T>, conv: impl FnOnce(&T) -> Result<U, String>) -> Option<Param<U>> {
-        let provenance = self.provenance(file, key, &raw.source, &raw.assumption);
+    fn param<T: std::fmt::Debug, U>(
+        &mut self,
+        file: &str,
+        key: &str,
+        raw: &RawParam<T>,
+        conv: impl FnOnce(&T) -> Result<U, String>,
+    ) -> Option<Param<U>> {
+        let provenance = match (&raw.placeholder, &raw.source, &raw.assumption) {
+            (Some(why), None, None) if !why.trim().is_empty() => {
+                let reason: std::sync::Arc<str> = why.trim().into();
+                let value = format!("{:?}", raw.value).replace('"', "");
+                self.placeholders.push(Placeholder { key: key.to_string(), value, reason: reason.clone() });
+                Some(Provenance::Placeholder(reason))
+            }
+            (Some(_), _, _) => {
+                self.err(file, key, "a `placeholder` (with its reason) stands alone: no `source` or `assumption` beside it");
+                None
+            }
+            (None, source, assumption) => self.provenance(file, key, source, assumption),
+        };
         let value = match conv(&raw.value) {
             Ok(v) => Some(v),
             Err(reason) => {
@@ -484,6 +506,7 @@ impl Cx {
             self.err(f, "policy", "a region needs at least one policy version");
             return None;
         }
+        self.placeholders.clear();
         let before = self.errors.len();
         let mut versions: Vec<PolicyVersion> = Vec::new();
         for (i, p) in raw.policy.iter().enumerate() {
@@ -577,6 +600,7 @@ impl Cx {
                 order: Vec::new(),
             },
             files: vec![f.to_string()],
+            placeholders: std::mem::take(&mut self.placeholders),
         })
     }
 
@@ -806,7 +830,11 @@ impl Cx {
                 };
                 match (share, avg) {
                     (Some(share), Some(avg)) => Some(Param {
-                        value: RetiredCredit::ShareOfAveragePension { share_bp: share.value, average_pension_monthly_fen: avg.value },
+                        value: RetiredCredit::ShareOfAveragePension {
+                            share_bp: share.value,
+                            average_pension_monthly_fen: avg.value,
+                            average_pension: avg.provenance,
+                        },
                         provenance: share.provenance,
                     }),
                     _ => None,

@@ -16,11 +16,19 @@ pub enum Provenance {
     Source { file: Arc<str>, place: Arc<str> },
     /// A value the seeds do not give; the text says why this value was chosen.
     Assumption(Arc<str>),
+    /// A value the seed does not give and that the region must replace with its own figure (issue 31):
+    /// logged at start, listed in the README, and named "placeholder" wherever it is shown.
+    Placeholder(Arc<str>),
 }
 
 impl Provenance {
+    /// Not from a seed: an assumption or a placeholder.
     pub fn is_assumption(&self) -> bool {
-        matches!(self, Provenance::Assumption(_))
+        matches!(self, Provenance::Assumption(_) | Provenance::Placeholder(_))
+    }
+
+    pub fn is_placeholder(&self) -> bool {
+        matches!(self, Provenance::Placeholder(_))
     }
 }
 
@@ -29,6 +37,7 @@ impl fmt::Display for Provenance {
         match self {
             Provenance::Source { file, place } => write!(f, "{place} [{file}]"),
             Provenance::Assumption(why) => write!(f, "assumption: {why}"),
+            Provenance::Placeholder(why) => write!(f, "placeholder, to be replaced by the region's own figure: {why}"),
         }
     }
 }
@@ -110,7 +119,9 @@ pub enum RetiredCredit {
     /// A fixed amount a month, fen (Suizhou art. 14(二): 70 yuan).
     FixedMonthly(i64),
     /// A share of an average pension (the province's or city's, per year given in the pack).
-    ShareOfAveragePension { share_bp: RatioBp, average_pension_monthly_fen: i64 },
+    /// `average_pension` says where the average comes from (a placeholder in most packs: the seeds name
+    /// the base, not its amount).
+    ShareOfAveragePension { share_bp: RatioBp, average_pension_monthly_fen: i64, average_pension: Provenance },
     /// A share of the member's own pension (the rule before the reform).
     ShareOfOwnPension { share_bp: RatioBp },
     /// The member's own monthly credit of the previous year, kept (Jiangsu 2023: 维持2022年规模不变).
@@ -345,6 +356,19 @@ pub struct RegionPack {
     pub files: Vec<String>,
     /// Supervision thresholds (the pack's `[supervision]`, or this build's defaults when it has none).
     pub supervision: SupervisionTerms,
+    /// Parameters of this pack marked `placeholder`: values the seed does not give that the region must
+    /// replace (`clearing serve` logs each at start).
+    pub placeholders: Vec<Placeholder>,
+}
+
+/// One parameter marked `placeholder` in a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    /// Where it is in the pack file (`policy[0].in_service.deductible`).
+    pub key: String,
+    /// The value in force, as written in the pack.
+    pub value: String,
+    pub reason: Arc<str>,
 }
 
 /// Thresholds of supervision. Claim flags use the insured region's (its fund pays, its supervisor
@@ -440,5 +464,10 @@ pub struct RuleSet {
 impl RuleSet {
     pub fn region(&self, admdvs: Admdvs) -> Option<&RegionPack> {
         self.regions.get(&admdvs)
+    }
+
+    /// Every placeholder in force, by region.
+    pub fn placeholders(&self) -> impl Iterator<Item = (&RegionPack, &Placeholder)> {
+        self.regions.values().flat_map(|r| r.placeholders.iter().map(move |p| (r, p)))
     }
 }

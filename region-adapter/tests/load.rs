@@ -55,7 +55,7 @@ fn shipped_packs_load_and_cover_every_seed_region() {
 
 #[test]
 fn shipped_sources_name_existing_seed_files() {
-    // Every `source` names one of the five seed documents (shared/seeds), so a citation can be followed.
+    // Every `source` names one of the five seed documents (region-adapter/seeds), so a citation can be followed.
     let seeds = [
         "000_6c14e1c59d0c0e48.txt",
         "001_b9ef1092aa323989.txt",
@@ -373,4 +373,91 @@ fn supervision_thresholds_are_checked_and_say_where_they_come_from() {
     let d = &rules.region(Admdvs::parse("421300").unwrap()).unwrap().supervision;
     assert_eq!(d.same_day_regions.value, 2);
     assert!(matches!(&d.warn_growth_bp.provenance, Provenance::Assumption(a) if a.contains("default of this build")));
+}
+
+/// Issue 31: every `source` of every pack cites a place that occurs in the seed it names (the seeds are
+/// in `region-adapter/seeds/`): `art. 14(三)` → 第十四条 and (三); `§二(一)三是` → 二、, (一), 三是;
+/// `§4(三)1` → 四、, (三), 1、; `§三 Q5` → 5、 (Jiangsu's 政策十问); `Q8` → 问题8 (Tongliao's questions).
+#[test]
+fn every_source_cites_a_place_that_occurs_in_its_seed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let mut checked = 0;
+    for (name, text) in FILES {
+        for (i, _) in text.match_indices("source = \"") {
+            let cited = &text[i + 10..];
+            let cited = &cited[..cited.find('"').unwrap()];
+            let (file, place) = cited.split_once(' ').unwrap();
+            let seed = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
+            // Full-width brackets and spaces inside the seeds' lines are normalised away.
+            let seed: String = seed
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| match c {
+                    '（' => '(',
+                    '）' => ')',
+                    c => c,
+                })
+                .collect();
+            for marker in markers(file, place) {
+                assert!(seed.contains(&marker), "{name}: source {cited:?}: {marker:?} does not occur in {file}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} sources checked");
+}
+
+/// The texts a cited place must occur as in its seed.
+fn markers(file: &str, place: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = place.trim();
+    if let Some(a) = rest.strip_prefix("art. ") {
+        let n: String = a.chars().take_while(char::is_ascii_digit).collect();
+        out.push(format!("第{}条", chinese(n.parse().unwrap())));
+        rest = &a[n.len()..];
+    } else if let Some(q) = rest.strip_prefix('Q') {
+        assert!(file.starts_with("004"), "{file} {place}: questions are numbered Q only in 004");
+        out.push(format!("问题{}", q.trim()));
+        return out;
+    } else if let Some(s) = rest.strip_prefix('§') {
+        let section: String = s.chars().take_while(|c| !matches!(c, '(' | ' ')).collect();
+        let numeral = match section.parse::<u32>() {
+            Ok(n) => chinese(n),
+            Err(_) => section.clone(),
+        };
+        out.push(format!("{numeral}、"));
+        rest = &s[section.len()..];
+    } else {
+        panic!("{file}: unreadable place {place:?}");
+    }
+    if let Some(inner) = rest.strip_prefix('(') {
+        let (sub, after) = inner.split_once(')').expect("a closing bracket");
+        out.push(format!("({sub})"));
+        rest = after;
+    }
+    let rest = rest.trim();
+    if let Some(q) = rest.strip_prefix("Q") {
+        let (n, tail) = q.split_once(' ').unwrap_or((q, ""));
+        out.push(format!("{n}、"));
+        if !tail.is_empty() {
+            out.push(tail.to_string());
+        }
+    } else if let Some(d) = rest.chars().next().filter(char::is_ascii_digit) {
+        out.push(format!("{d}、"));
+    } else if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    out
+}
+
+/// 1–99 in Chinese numerals, as article numbers are written (第十四条, 第二十七条).
+fn chinese(n: u32) -> String {
+    const D: [&str; 10] = ["", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
+    match n {
+        1..=9 => D[n as usize].into(),
+        10 => "十".into(),
+        11..=19 => format!("十{}", D[(n % 10) as usize]),
+        20..=99 => format!("{}十{}", D[(n / 10) as usize], D[(n % 10) as usize]),
+        _ => panic!("article {n}"),
+    }
 }

@@ -418,7 +418,18 @@ async fn health_reflection_and_catalogue() {
     assert_eq!((ded.value.as_str(), ded.source.as_str(), ded.assumption.as_str()), ("400.00", "003_a9d74b92acd07a75.txt art. 8", ""));
     assert!(p.parameters.iter().all(|x| x.source.is_empty() != x.assumption.is_empty()), "each parameter has exactly one provenance");
     let t = cat.get_policy(pb::GetPolicyRequest { admdvs: "150500".into(), date: "2023-06-01".into() }).await.unwrap().into_inner();
-    assert!(!t.parameters.iter().find(|x| x.key == "in_service.deductible").unwrap().assumption.is_empty());
+    // Issue 31: Tongliao's deductible is not in its seed: a placeholder, and said to be the most generous value.
+    let tl = t.parameters.iter().find(|x| x.key == "in_service.deductible").unwrap();
+    assert!(tl.placeholder && tl.assumption.starts_with("placeholder") && tl.assumption.contains("most generous"), "{tl:?}");
+    let pension = t.parameters.iter().find(|x| x.key.ends_with(".average_pension_monthly")).unwrap();
+    assert!(pension.placeholder && pension.value == "3000.00", "{pension:?}");
+    assert!(!p.parameters.iter().any(|x| x.placeholder && x.key.contains("deductible")), "Suizhou's deductibles are sourced");
+    // `clearing serve` says at start which placeholders are in force.
+    let log = c.log();
+    assert!(
+        log.lines().any(|l| l.contains("placeholder in force") && l.contains("150500") && l.contains("in_service.deductible")),
+        "{log}"
+    );
     assert_eq!(
         cat.get_policy(pb::GetPolicyRequest { admdvs: "421300".into(), date: "2021-01-01".into() }).await.unwrap_err().code(),
         Code::InvalidArgument

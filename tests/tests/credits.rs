@@ -59,7 +59,8 @@ async fn each_regions_rule_credits_what_its_seed_says() {
             },
             // In service with no contribution base on record: nothing, and said why.
             with_facts(member("421300", "CRSZ5", "11", &[]), "", "", 0, 0),
-            // 002 §4(三)1: Nanchang retired, 2.5% of the (assumed) average pension 2,900.00 = 72.50.
+            // 002 §4(三)1: Nanchang retired, 2.5% of the average pension; 002 §五(一) projects 942 yuan a year
+            // per retiree, so the pension is 942 / 12 / 2.5% = 3,140.00 and the credit 78.50.
             retired(with_facts(member("360100", "CRNC1", "12", &[]), "", "", 0, 0)),
             // 004 Q6: Tongliao retired, 2% of the (assumed) average pension 3,000.00 = 60.00.
             retired(with_facts(member("150500", "CRTL1", "12", &[]), "", "", 0, 0)),
@@ -83,7 +84,7 @@ async fn each_regions_rule_credits_what_its_seed_says() {
         assert_eq!(credited(&c, "421300", psn).await, (amount.to_string(), vec![("202403".to_string(), amount.to_string())]), "{psn}");
     }
     assert_eq!(credited(&c, "421300", "CRSZ4").await, ("0.00".to_string(), vec![]));
-    for (region, psn, amount) in [("360100", "CRNC1", "72.50"), ("150500", "CRTL1", "60.00"), ("140100", "CRTY1", "66.00")] {
+    for (region, psn, amount) in [("360100", "CRNC1", "78.50"), ("150500", "CRTL1", "60.00"), ("140100", "CRTY1", "66.00")] {
         credit(&c, region, "202403");
         assert_eq!(credited(&c, region, psn).await.0, amount, "{region}");
     }

@@ -353,6 +353,7 @@ fn provenance_text(p: &Provenance) -> String {
     match p {
         Provenance::Source { file, place } => format!("source: {file} {place}"),
         Provenance::Assumption(a) => format!("assumption: {a}"),
+        Provenance::Placeholder(_) => p.to_string(),
     }
 }
 

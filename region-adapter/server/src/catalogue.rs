@@ -5,19 +5,20 @@ use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self as wire, Violations};
 use clearing_edge::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_NUM, MAX_PAGE_SIZE};
 use proto::v1 as pb;
-use region_adapter::model::{Param, Provenance};
+use region_adapter::model::{Param, Provenance, RetiredCredit};
 use region_adapter::money::{fmt_ratio, fmt_yuan};
 use region_adapter::{RegionPack, RuleSet};
 
 fn param<T>(key: impl Into<String>, p: &Param<T>, value: String) -> pb::PolicyParameter {
     let (source, assumption) = provenance(&p.provenance);
-    pb::PolicyParameter { key: key.into(), value, source, assumption }
+    pb::PolicyParameter { key: key.into(), value, source, assumption, placeholder: p.provenance.is_placeholder() }
 }
 
 fn provenance(p: &Provenance) -> (String, String) {
     match p {
         Provenance::Source { file, place } => (format!("{file} {place}"), String::new()),
         Provenance::Assumption(a) => (String::new(), a.to_string()),
+        Provenance::Placeholder(_) => (String::new(), p.to_string()),
     }
 }
 
@@ -89,7 +90,25 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
         params.push(param("account.mixed_years_pro_rata", m, m.value.to_string()));
     }
     for s in &a.retired {
-        params.push(param(format!("account.retired.from.{}", s.from), &s.rule, format!("{:?}", s.rule.value)));
+        let key = format!("account.retired.from.{}", s.from);
+        let value = match &s.rule.value {
+            RetiredCredit::FixedMonthly(f) => format!("fixed {} a month", fmt_yuan(*f)),
+            RetiredCredit::ShareOfAveragePension { share_bp, average_pension_monthly_fen, average_pension } => {
+                // The average pension has a provenance of its own (often a placeholder).
+                let (source, assumption) = provenance(average_pension);
+                params.push(pb::PolicyParameter {
+                    key: format!("{key}.average_pension_monthly"),
+                    value: fmt_yuan(*average_pension_monthly_fen),
+                    source,
+                    assumption,
+                    placeholder: average_pension.is_placeholder(),
+                });
+                format!("{} of the average pension", fmt_ratio(*share_bp))
+            }
+            RetiredCredit::ShareOfOwnPension { share_bp } => format!("{} of the own pension", fmt_ratio(*share_bp)),
+            RetiredCredit::KeepPreviousYear => "last year's monthly credit, kept".into(),
+        };
+        params.push(param(key, &s.rule, value));
     }
     if let Some(w) = &p.average_wage_2021_fen {
         params.push(param("average_wage_2021", w, fmt_yuan(w.value)));
@@ -111,6 +130,7 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
             value: format!("{} – {}", p.effective_from, p.effective_to.map(|d| d.to_string()).unwrap_or_else(|| "open".into())),
             source: vs,
             assumption: va,
+            placeholder: p.validity.is_placeholder(),
         }),
         parameters: params,
     })
