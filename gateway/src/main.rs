@@ -313,6 +313,7 @@ fn server_tls(a: &ServeArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>
             };
             let mut cfg = builder.with_single_cert(certs, key).context("tls_cert/tls_key")?;
             cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            clearing_edge::tls::no_resumption(&mut cfg);
             Ok(Some(Arc::new(cfg)))
         }
         (None, None) if a.plaintext => {
@@ -429,7 +430,9 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
+                    // Out of file descriptors, mostly: pause rather than spin.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -486,13 +489,20 @@ where
     loop {
         tokio::select! {
             r = conn.as_mut() => return r,
-            _ = &mut age, if !closing => {
+            _ = &mut age => {
+                if closing {
+                    return Ok(());
+                }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+                // Requests in flight get the grace period, then the connection goes (a client that
+                // trickles its body forever does not keep it).
+                age.as_mut().reset(tokio::time::Instant::now() + clearing_edge::limits::MAX_CONNECTION_AGE_GRACE);
             }
             _ = stop.changed(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+                age.as_mut().reset(tokio::time::Instant::now() + clearing_edge::limits::MAX_CONNECTION_AGE_GRACE);
             }
         }
     }

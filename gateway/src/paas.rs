@@ -117,7 +117,12 @@ impl PaasTable {
     }
 
     pub fn parse(name: &str, text: &str, base: &Path) -> anyhow::Result<PaasTable> {
-        let file: File = toml::from_str(text).map_err(|e| anyhow::anyhow!("paas file {name}: {e}"))?;
+        // The parser's message and position only: its full text quotes the offending line, which may
+        // hold a token.
+        let file: File = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            anyhow::anyhow!("paas file {name}{}: {}", line.map(|l| format!(", line {l}")).unwrap_or_default(), e.message())
+        })?;
         let mut problems = Vec::new();
         let mut by_id = HashMap::new();
         for (i, e) in file.paas.into_iter().enumerate() {
@@ -245,6 +250,13 @@ mod tests {
             assert!(e.contains(want), "{want} missing in {e}");
         }
         assert!(!e.contains("short-secret"), "{e}");
+        // A syntax error or a misspelt key on a token's line names the line, never the token.
+        for broken in
+            ["[[paas]]\npaasid = \"his_1\"\nnext-token = \"0123456789abcdef0123\"\n", "[[paas]]\ntoken = \"0123456789abcdef0123\n"]
+        {
+            let e = PaasTable::parse("p.toml", broken, Path::new(".")).unwrap_err().to_string();
+            assert!(!e.contains("0123456789abcdef") && e.contains("line"), "{e}");
+        }
         // A successor token: both in force; the same token twice is refused.
         let rotating = format!("{good}next_token = \"fedcba9876543210fedc\"\n");
         let t2 = PaasTable::parse("p.toml", &rotating, Path::new(".")).unwrap();

@@ -219,3 +219,45 @@ async fn a_removed_paasid_and_a_rotated_token_take_effect_without_a_restart() {
         assert!(!log.contains(secret), "a token reached the log");
     }
 }
+
+/// A revoked certificate cannot ride a resumed TLS session (a resumption carries the certificate of the
+/// first handshake without checking it again): our listeners resume nothing, so every connection of a
+/// client that keeps its session cache is a full handshake, checked against the CRLs in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_is_a_full_handshake_so_a_revocation_cannot_be_resumed_around() {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let pki = Pki::new("clearinghouse");
+    let dir = tempfile::tempdir().unwrap();
+    let crl = dir.path().join("clients.crl");
+    std::fs::write(&crl, pki.crl(1, &[], false)).unwrap();
+    let mut serve = pki.server_args(&pki.server("clearing"));
+    serve.extend(["--tls-crl".into(), path(&crl)]);
+    let c = Clearing::start_with(&args(&serve));
+    let me = pki.client("hubei-platform", Some("platform:420000"), false);
+    // One client configuration, with rustls's default session cache, for every connection.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(pki.ca()).unwrap()).unwrap();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&me.cert).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(&me.key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let tcp = tokio::net::TcpStream::connect(c.addr).await.unwrap();
+        let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        // Read the server's first frames (and any session ticket) before the next connection.
+        let mut buf = [0u8; 64];
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(300), tokio::io::AsyncReadExt::read(&mut tls, &mut buf)).await;
+        kinds.push(tls.get_ref().1.handshake_kind());
+    }
+    assert!(kinds.iter().all(|k| *k == Some(rustls::HandshakeKind::Full)), "a session was resumed: {kinds:?}");
+}

@@ -264,6 +264,9 @@ async fn soak_with_kills_of_clearing_and_redis() {
         kills.lock().unwrap(),
         book.retries
     );
+    // How many Redis restarts found the AOF cut inside a write and repaired it (issue 27).
+    let repairs: usize = target.lock().unwrap().nodes().iter().map(|n| n.log().matches("cutting it back").count()).sum();
+    println!("soak: {repairs} Redis restarts repaired an AOF a kill had cut inside a write");
 
     // ---- the books ----
     let store = clearing_service::store::redis::RedisStore::connect(&clearing_service::store::redis::RedisOptions {

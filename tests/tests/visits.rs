@@ -412,10 +412,11 @@ async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep()
     registered(&c, &[funded(member("421300", "SZST1", "11", &["360000"]), "300.00")]).await;
     let mut cl = c.clearing().await;
     let ks = golden_visits("ST", "SZST1");
-    let (done, undone) = (&ks[1], &ks[2]);
+    let (old, done, undone) = (&ks[0], &ks[1], &ks[2]);
+    let v_old = cl.register_visit(as_caller(registration(old, "ST-0"), JIANGXI)).await.unwrap().into_inner();
     let v_done = cl.register_visit(as_caller(registration(done, "ST-1"), JIANGXI)).await.unwrap().into_inner();
     let v_undone = cl.register_visit(as_caller(registration(undone, "ST-2"), JIANGXI)).await.unwrap().into_inner();
-    for (v, k) in [(&v_done, done), (&v_undone, undone)] {
+    for (v, k) in [(&v_old, old), (&v_done, done), (&v_undone, undone)] {
         cl.upload_fee_details(as_caller(pb::UploadFeeDetailsRequest { mdtrt_id: v.mdtrt_id.clone(), details: details(k, "B1") }, JIANGXI))
             .await
             .unwrap();
@@ -423,9 +424,12 @@ async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep()
     let s = cl.settle_visit(as_caller(settle_req(done, &v_done.mdtrt_id), JIANGXI)).await.unwrap().into_inner();
     c.stop();
     {
-        // `done` committed but its visit still settling; `undone` frozen under a msgid that never committed.
+        // `done` committed but its visit still settling; `undone` frozen under a msgid that never committed,
+        // both long ago; `old` settling in a record from before the time was kept (0): maybe still running.
         let store = EmbeddedStore::open(&c.data_dir()).unwrap();
-        for (id, msgid) in [(&v_done.mdtrt_id, done.msgid.as_str()), (&v_undone.mdtrt_id, "ST-NEVER")] {
+        for (id, msgid, since) in
+            [(&v_done.mdtrt_id, done.msgid.as_str(), 1), (&v_undone.mdtrt_id, "ST-NEVER", 1), (&v_old.mdtrt_id, "ST-OLD", 0)]
+        {
             let shard = u16::from_str_radix(&id[..2], 16).unwrap();
             let key = format!("visit:{id}");
             let rec = store.get_records(shard, std::slice::from_ref(&key)).await.unwrap().remove(0).expect("the visit");
@@ -433,7 +437,7 @@ async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep()
             v["status"] = json!("settling");
             v["setl_id"] = json!("");
             v["setl_msgid"] = json!(msgid);
-            v["settling_since_ms"] = json!(0);
+            v["settling_since_ms"] = json!(since);
             let write = RecordWrite { key, expected: rec.version, data: Some(v.to_string()) };
             assert!(store.put_records(shard, vec![write]).await.unwrap());
         }
@@ -454,6 +458,7 @@ async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep()
     .await;
     assert_eq!(status(v_done.mdtrt_id.clone()).await, ("settled".to_string(), s.setl_id.clone()), "finished from its stored answer");
     assert_eq!(status(v_undone.mdtrt_id.clone()).await, ("open".to_string(), String::new()), "reopened");
+    assert_eq!(status(v_old.mdtrt_id.clone()).await.0, "settling", "a record without the time is given fifteen minutes from now");
     assert_eq!(c.log().matches("a visit left settling was resolved").count(), 2, "{}", c.log());
     // The reopened visit settles, once.
     let mut cl = c.clearing().await;

@@ -31,7 +31,8 @@ pub const CREDENTIAL_RELOAD_POLL: std::time::Duration = std::time::Duration::fro
 /// A connection lives at most this long, then the server asks the client to reconnect (HTTP/2 GOAWAY),
 /// so a certificate revoked while its connection is open is checked again at the next handshake.
 pub const MAX_CONNECTION_AGE: std::time::Duration = std::time::Duration::from_secs(120);
-/// Requests still running on a connection past its age get this long to finish.
+/// The gateway's HTTP connections: requests still running when a connection is closed for its age (or
+/// at shutdown) get this long to finish, then the connection is dropped.
 pub const MAX_CONNECTION_AGE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// TLS connections whose handshake is in progress at once on one listener; more wait for a slot.
 pub const MAX_PENDING_HANDSHAKES: usize = 1024;

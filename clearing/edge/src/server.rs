@@ -4,7 +4,7 @@
 //! the shutdown signal. Each server takes its listener and its shutdown future as arguments, so tests
 //! start it on port 0 and stop it cleanly.
 
-use crate::limits::{MAX_CALL_DURATION, MAX_CONNECTION_AGE, MAX_CONNECTION_AGE_GRACE, MAX_STREAMS_PER_CONNECTION};
+use crate::limits::{MAX_CALL_DURATION, MAX_CONNECTION_AGE, MAX_STREAMS_PER_CONNECTION};
 use crate::rpc_metrics::RpcMetricsLayer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -26,8 +26,9 @@ pub fn builder() -> Builder {
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION as u32))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        // Graceful (GOAWAY, requests in flight finish); tonic's "grace" would instead cut the
+        // connection at age + grace without a GOAWAY.
         .max_connection_age(MAX_CONNECTION_AGE)
-        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
         .layer(RpcMetricsLayer)
 }
 

@@ -82,23 +82,39 @@ fn pem_key(path: &Path, what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_slice(&read(path, what)?).map_err(|e| anyhow::anyhow!("{what} {}: not a PEM private key: {e}", path.display()))
 }
 
-fn roots(path: &Path, what: &str) -> anyhow::Result<Arc<rustls::RootCertStore>> {
+/// A CA file as trust roots, with the subjects (raw DER names) of its certificates: a CRL must be
+/// issued by one of them.
+struct Ca {
+    roots: Arc<rustls::RootCertStore>,
+    subjects: Vec<Vec<u8>>,
+}
+
+fn ca(path: &Path, what: &str) -> anyhow::Result<Ca> {
     let mut roots = rustls::RootCertStore::empty();
+    let mut subjects = Vec::new();
     for c in pem_certs(path, what)? {
+        let (_, parsed) = x509_parser::parse_x509_certificate(c.as_ref()).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))?;
+        subjects.push(parsed.subject().as_raw().to_vec());
         roots.add(c).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))?;
     }
-    Ok(Arc::new(roots))
+    Ok(Ca { roots: Arc::new(roots), subjects })
 }
 
 /// The CRLs of a file's bytes (PEM blocks `X509 CRL`, or one DER CRL), with the serial numbers they
-/// revoke (hex, for audit lines). Every CRL must parse.
-pub fn parse_crls(bytes: &[u8]) -> anyhow::Result<(Vec<CertificateRevocationListDer<'static>>, BTreeSet<String>)> {
+/// revoke (hex, for audit lines). Every CRL must parse and be issued by one of `issuers` (the CA's
+/// subjects): a CRL of another CA would revoke nothing here, silently.
+pub fn parse_crls(bytes: &[u8], issuers: &[Vec<u8>]) -> anyhow::Result<(Vec<CertificateRevocationListDer<'static>>, BTreeSet<String>)> {
     let pem: Vec<_> =
         CertificateRevocationListDer::pem_slice_iter(bytes).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("not PEM CRLs: {e}"))?;
     let crls = if pem.is_empty() { vec![CertificateRevocationListDer::from(bytes.to_vec())] } else { pem };
     let mut serials = BTreeSet::new();
     for (i, crl) in crls.iter().enumerate() {
         let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref()).map_err(|e| anyhow::anyhow!("CRL {i}: not a CRL: {e}"))?;
+        anyhow::ensure!(
+            issuers.iter().any(|s| s.as_slice() == parsed.issuer().as_raw()),
+            "CRL {i}: issued by {}, not by the CA it is given for",
+            parsed.issuer()
+        );
         serials.extend(parsed.iter_revoked_certificates().map(|r| r.raw_serial_as_string()));
     }
     Ok((crls, serials))
@@ -107,6 +123,8 @@ pub fn parse_crls(bytes: &[u8]) -> anyhow::Result<(Vec<CertificateRevocationList
 /// CRLs in force, read again from their file while running; `apply` builds what uses them.
 struct CrlFile {
     path: PathBuf,
+    /// Subjects of the CA the CRLs must come from.
+    issuers: Vec<Vec<u8>>,
     /// The file's bytes last seen (applied, or refused), so a change is noticed once.
     seen: Vec<u8>,
     serials: BTreeSet<String>,
@@ -114,12 +132,16 @@ struct CrlFile {
 }
 
 impl CrlFile {
-    fn load(path: &Path, what: &'static str) -> anyhow::Result<(CrlFile, Vec<CertificateRevocationListDer<'static>>)> {
+    fn load(
+        path: &Path,
+        what: &'static str,
+        issuers: Vec<Vec<u8>>,
+    ) -> anyhow::Result<(CrlFile, Vec<CertificateRevocationListDer<'static>>)> {
         let bytes = read(path, what)?;
-        let (crls, serials) = parse_crls(&bytes).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))?;
+        let (crls, serials) = parse_crls(&bytes, &issuers).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))?;
         tracing::info!(target: "audit", file = %path.display(), crls = crls.len(), revoked = serials.len(), "{what} in force");
         crate::rpc_metrics::credentials_in_force(what, serials.len());
-        Ok((CrlFile { path: path.to_path_buf(), seen: bytes, serials, what }, crls))
+        Ok((CrlFile { path: path.to_path_buf(), issuers, seen: bytes, serials, what }, crls))
     }
 
     /// Reads the file; when it changed, `apply` gets the new CRLs. A file that fails (unreadable, not a
@@ -136,7 +158,7 @@ impl CrlFile {
             return;
         }
         self.seen = bytes;
-        let applied = parse_crls(&self.seen).and_then(|(crls, serials)| apply(crls).map(|()| serials));
+        let applied = parse_crls(&self.seen, &self.issuers).and_then(|(crls, serials)| apply(crls).map(|()| serials));
         match applied {
             Ok(serials) => {
                 let added: Vec<&String> = serials.difference(&self.serials).collect();
@@ -240,10 +262,10 @@ impl ClientCertVerifier for ReloadingClientVerifier {
 
 /// A reloading client verifier for `client_ca`, with the CRLs of `crl` when given (watched from now on).
 pub fn reloading_client_verifier(client_ca: &Path, crl: Option<&Path>) -> anyhow::Result<Arc<ReloadingClientVerifier>> {
-    let roots = roots(client_ca, "tls_client_ca")?;
+    let Ca { roots, subjects } = ca(client_ca, "tls_client_ca")?;
     let (file, crls) = match crl {
         Some(p) => {
-            let (f, c) = CrlFile::load(p, "client certificate CRL")?;
+            let (f, c) = CrlFile::load(p, "client certificate CRL", subjects)?;
             (Some(f), c)
         }
         None => (None, Vec::new()),
@@ -257,6 +279,14 @@ pub fn reloading_client_verifier(client_ca: &Path, crl: Option<&Path>) -> anyhow
         });
     }
     Ok(verifier)
+}
+
+/// No TLS session resumption on our listeners: a resumed session carries the client certificate of its
+/// first handshake without verifying it again, so a revoked certificate would keep working through
+/// tickets. Every handshake is a full one, checked against the CRLs in force.
+pub fn no_resumption(cfg: &mut rustls::ServerConfig) {
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
 }
 
 /// Decides how to listen on `addr`: mTLS when the three files are given (and the CRL file when given);
@@ -275,6 +305,7 @@ pub fn listener_security(t: &TlsArgs, addr: SocketAddr) -> anyhow::Result<Listen
                 .with_single_cert(pem_certs(c, "tls_cert")?, pem_key(k, "tls_key")?)
                 .map_err(|e| anyhow::anyhow!("tls_cert/tls_key: {e}"))?;
             cfg.alpn_protocols = vec![b"h2".to_vec()];
+            no_resumption(&mut cfg);
             Ok(ListenerSecurity {
                 tls: Some(ServerTls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)) }),
                 mode: AuthMode::MutualTls,
@@ -318,7 +349,9 @@ pub fn tls_incoming(
                 r = listener.accept() => match r {
                     Ok(c) => c,
                     Err(e) => {
+                        // Out of file descriptors, mostly: pause rather than spin.
                         tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
                 },
@@ -365,17 +398,19 @@ fn client_config(
         .with_client_auth_cert(certs.to_vec(), key.clone_key())
         .map_err(|e| anyhow::anyhow!("client certificate/key: {e}"))?;
     cfg.alpn_protocols = vec![b"h2".to_vec()];
+    // Every connection verifies the server's chain against the CRLs in force (see `no_resumption`).
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(cfg))
 }
 
 impl ClientTls {
     /// From the server's CA, our certificate and key, and optionally the CA's CRLs.
     pub fn new(ca: &Path, cert: &Path, key: &Path, crl: Option<&Path>) -> anyhow::Result<ClientTls> {
-        let roots = roots(ca, "CA")?;
+        let Ca { roots, subjects } = self::ca(ca, "CA")?;
         let (certs, key) = (pem_certs(cert, "client certificate")?, pem_key(key, "client key")?);
         let (file, crls) = match crl {
             Some(p) => {
-                let (f, c) = CrlFile::load(p, "server certificate CRL")?;
+                let (f, c) = CrlFile::load(p, "server certificate CRL", subjects)?;
                 (Some(f), c)
             }
             None => (None, Vec::new()),

@@ -124,8 +124,9 @@ pub struct VisitRecord {
     pub setl_msgid: String,
     pub lines: Vec<Line>,
     pub expires_ms: i64,
-    /// When the visit entered `settling` (ms since the epoch; 0 in records written before it was kept):
-    /// the sweep resolves a visit left settling for `STALE_SETTLING`.
+    /// When the visit entered `settling`, or a resend last worked on it (ms since the epoch; 0 in records
+    /// written before it was kept: the sweep stamps those first): the sweep resolves a visit left
+    /// settling for `STALE_SETTLING`.
     #[serde(default)]
     pub settling_since_ms: i64,
 }
@@ -141,7 +142,9 @@ impl VisitRecord {
 
     /// Left `settling` long enough that no settlement call can still be working on it.
     fn stuck_settling(&self, now_ms: i64) -> bool {
-        self.status == Status::Settling && now_ms - self.settling_since_ms >= STALE_SETTLING.as_millis() as i64
+        self.status == Status::Settling
+            && self.settling_since_ms > 0
+            && now_ms - self.settling_since_ms >= STALE_SETTLING.as_millis() as i64
     }
 
     pub fn to_pb(&self) -> pb::Visit {
@@ -660,6 +663,16 @@ impl<S: Store> Clearinghouse<S> {
         }
         // Freeze the details under this msgid, settle, then record the settlement on the visit. A crash
         // in between leaves it `settling`: a resend of the msgid finishes it (settle is idempotent).
+        if visit.status == Status::Settling {
+            // A resend works on the visit now: the sweep's staleness counts from here.
+            self.change_visit(&req.mdtrt_id, authorize, |v| {
+                if v.status == Status::Settling && v.setl_msgid == req.msgid {
+                    v.settling_since_ms = now_ms();
+                }
+                Ok(())
+            })
+            .await?;
+        }
         if visit.status == Status::Open {
             let expected_lines = visit.lines.clone();
             self.change_visit(&req.mdtrt_id, authorize, |v| {
@@ -723,6 +736,15 @@ impl<S: Store> Clearinghouse<S> {
             for (key, rec) in keys.iter().zip(recs) {
                 let Some(rec) = rec else { continue };
                 let visit: VisitRecord = serde_json::from_str(&rec.data).map_err(corrupt)?;
+                if visit.status == Status::Settling && visit.settling_since_ms == 0 {
+                    // Written before the time was kept (a settlement may be running on an older
+                    // replica right now): its staleness counts from now.
+                    let mut v = visit;
+                    v.settling_since_ms = now_ms();
+                    let data = Some(serde_json::to_string(&v).map_err(corrupt)?);
+                    self.store.put_records(shard, vec![RecordWrite { key: key.clone(), expected: rec.version, data }]).await?;
+                    continue;
+                }
                 if visit.stuck_settling(now_ms()) {
                     if self.resolve_stuck_settling(shard, key, rec.version, visit).await? {
                         swept += 1;
@@ -752,25 +774,20 @@ impl<S: Store> Clearinghouse<S> {
     async fn resolve_stuck_settling(&self, shard: u16, key: &str, version: u64, mut visit: VisitRecord) -> Result<bool, ServiceError> {
         let idem = idempotency_key(&visit.mdtrt_admdvs, &visit.setl_msgid);
         let committed = self.store.lookup_idempotency(shard_of(&visit.insuplc_admdvs, &visit.psn_no), &idem).await?;
-        let mut writes = Vec::with_capacity(2);
-        let action = match committed {
+        let (action, reopened) = match committed {
             Some(stored) => {
                 visit.status = Status::Settled;
                 visit.setl_id = stored.setl_id;
-                "settled from its stored settlement"
+                ("settled from its stored settlement", None)
             }
             None => {
                 visit.status = Status::Open;
                 visit.setl_msgid.clear();
-                writes.push(self.with_open_visit(shard, &visit).await?);
-                "reopened: its settlement never committed"
+                ("reopened: its settlement never committed", Some(self.with_open_visit(shard, &visit).await?))
             }
         };
-        writes.insert(
-            0,
-            RecordWrite { key: key.to_string(), expected: version, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) },
-        );
-        let done = self.store.put_records(shard, writes).await?;
+        let this = RecordWrite { key: key.to_string(), expected: version, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) };
+        let done = self.store.put_records(shard, std::iter::once(this).chain(reopened).collect()).await?;
         if done {
             tracing::warn!(mdtrt_id = %visit.mdtrt_id, action, "a visit left settling was resolved");
         }

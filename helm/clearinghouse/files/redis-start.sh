@@ -15,20 +15,39 @@
 set -eu
 dir=$1
 shift
+# The manifest Redis itself reads (appenddirname and appendfilename are left at their defaults); a
+# temp-*.manifest left by a rewrite that a crash interrupted is not it.
 aof=""
-for m in "$dir"/appendonlydir/*.manifest; do
-  if [ -f "$m" ]; then aof=$m; fi
-done
-if [ -z "$aof" ] && [ -f "$dir/appendonly.aof" ]; then aof="$dir/appendonly.aof"; fi
+if [ -f "$dir/appendonlydir/appendonly.aof.manifest" ]; then
+  aof="$dir/appendonlydir/appendonly.aof.manifest"
+elif [ -f "$dir/appendonly.aof" ]; then
+  aof="$dir/appendonly.aof"
+fi
 if [ -n "$aof" ] && ! report=$(redis-check-aof "$aof" 2>&1); then
+  # Only a file that ends early (the last write cut short) is repaired: that is all a crash can do to
+  # it, and nothing cut was acknowledged. Any other damage (a format error in the middle) would make
+  # --fix drop acknowledged commits after it: that needs a person.
+  # Where the check stopped: a cut file stops at its end (a short read, EOF inside a MULTI, or a line
+  # without its "\r\n" in the last bytes); a format error anywhere else is damage a crash does not do.
+  at=$(printf '%s\n' "$report" | sed -n 's/^0x *\([0-9a-fA-F]*\):.*/\1/p' | tail -n 1)
+  size=$(printf '%s\n' "$report" | sed -n 's/^AOF analyzed: filename=[^,]*, size=\([0-9]*\),.*/\1/p' | tail -n 1)
+  short=yes
+  if [ -n "$at" ] && ! printf '%s\n' "$report" | grep -qE 'Expected to read [0-9]+ bytes, got [0-9]+ bytes|Reached EOF'; then
+    if [ -z "$size" ] || [ $((size - 0x$at)) -gt 32 ]; then short=no; fi
+  fi
+  if [ "$short" != yes ]; then
+    printf '%s\n' "$report"
+    echo "redis-start: $aof is damaged in a way a crash does not cause; not repairing it: a person must look at it (keep a copy first)"
+    exit 1
+  fi
   echo "redis-start: $aof ends part-way through a write (a crash while writing); cutting it back to its last complete transaction"
-  echo "$report" | grep -E 'AOF analyzed|not valid|Expected|EOF|MULTI' || true
+  printf '%s\n' "$report" | grep -E 'AOF analyzed|not valid|Expected|EOF|MULTI' || true
   if ! fixed=$(echo y | redis-check-aof --fix "$aof" 2>&1); then
-    echo "$fixed"
+    printf '%s\n' "$fixed"
     echo "redis-start: redis-check-aof could not repair $aof; this is not a short final write: a person must look at it (keep a copy first)"
     exit 1
   fi
-  echo "$fixed" | grep -E 'shrink|truncated|valid' || true
+  printf '%s\n' "$fixed" | grep -E 'shrink|truncated|valid' || true
   echo "redis-start: repaired; the cut bytes were never acknowledged to any client"
 fi
 exec redis-server "$@" --dir "$dir"

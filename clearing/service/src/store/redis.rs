@@ -487,7 +487,7 @@ impl RedisStore {
         let (_, nodes) = discover_nodes(&d.seeds).await?;
         let mut found = BTreeMap::new();
         let mut answered = Vec::new();
-        for url in nodes {
+        for url in nodes.iter().cloned() {
             match durability_problem(&url).await {
                 Ok(Some(why)) => {
                     found.insert(url.clone(), why);
@@ -511,7 +511,8 @@ impl RedisStore {
                 _ => {}
             }
         }
-        gate.retain(|url, _| !answered.contains(url));
+        // A node gone from the cluster (replaced, moved) no longer holds writes back.
+        gate.retain(|url, _| nodes.contains(url) && !answered.contains(url));
         gate.extend(found);
         Ok(gate.len())
     }
@@ -592,6 +593,7 @@ impl RedisStore {
     /// order per shard). Run in the background during the day so that netting reads ~pairs, not
     /// shards × pairs; and before reading totals, so they are always complete.
     pub async fn fold_window(&self, date: NaiveDate) -> Result<(), StoreError> {
+        self.durability.gate.check()?;
         self.each_shard(FOLD_CONCURRENCY, move |store, shard| async move { store.fold_shard(date, shard).await }).await.map(|_| ())
     }
 
@@ -706,6 +708,7 @@ impl RedisStore {
     /// sums of builds before the log) into the month-wide sums. Run in the background for the current
     /// month, and before a month is read.
     pub async fn fold_indicators(&self, month: &str) -> Result<(), StoreError> {
+        self.durability.gate.check()?;
         let month = month.to_string();
         self.each_shard(FOLD_CONCURRENCY, move |store, shard| {
             let buckets: Vec<String> = (0..TOTALS_BUCKETS).map(|b| sv_bucket_key(&month, b)).collect();
@@ -723,6 +726,7 @@ impl RedisStore {
     /// Resolves holds older than `STALE_HOLD_MS` on every shard: finalized when their settlement
     /// committed, released otherwise. Safe to run from every replica at once.
     pub async fn sweep_holds(&self) -> Result<usize, StoreError> {
+        self.durability.gate.check()?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut resolved = 0;
         for shard in 0..SHARDS {
