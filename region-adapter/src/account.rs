@@ -15,6 +15,8 @@ pub struct CreditBasis {
     /// Years under 统账结合 and insured years in all (0 = not on record).
     pub combined_years: u32,
     pub insured_years: u32,
+    /// The month is in a period of arrears on record (contributions not paid).
+    pub in_arrears: bool,
 }
 
 /// What one member is credited for one month, or why nothing.
@@ -45,6 +47,10 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
     };
     let (step, rule) = match class {
         MemberClass::InService => {
+            let arrears = &policy.contributions.no_credit_in_arrears;
+            if basis.in_arrears && arrears.value {
+                return nothing(format!("in service, in arrears this month: no contribution paid, no credit ({})", arrears.provenance));
+            }
             if basis.contribution_base_fen <= 0 {
                 return nothing("in service without a contribution base on record".into());
             }

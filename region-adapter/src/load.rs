@@ -249,6 +249,7 @@ struct RawCrossRegion {
 #[serde(deny_unknown_fields)]
 struct RawContributions {
     arrears_no_fund_pay: RawParam<bool>,
+    no_credit_in_arrears: Option<RawParam<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -635,9 +636,26 @@ impl Cx {
             }
         };
         let contributions = match &p.contributions {
-            Some(c) => self
-                .param(f, &format!("{key}.contributions.arrears_no_fund_pay"), &c.arrears_no_fund_pay, |b| Ok(*b))
-                .map(|arrears_no_fund_pay| ContributionTerms { arrears_no_fund_pay }),
+            Some(c) => {
+                let no_fund = self.param(f, &format!("{key}.contributions.arrears_no_fund_pay"), &c.arrears_no_fund_pay, |b| Ok(*b));
+                let no_credit = match &c.no_credit_in_arrears {
+                    Some(r) => self.param(f, &format!("{key}.contributions.no_credit_in_arrears"), r, |b| Ok(*b)),
+                    None => Some(Param {
+                        value: true,
+                        provenance: Provenance::Assumption(
+                            "default of this build (no `no_credit_in_arrears` in the pack): the in-service credit is the member's own \
+                             contribution, so none is credited for a month not paid"
+                                .into(),
+                        ),
+                    }),
+                };
+                match (no_fund, no_credit) {
+                    (Some(arrears_no_fund_pay), Some(no_credit_in_arrears)) => {
+                        Some(ContributionTerms { arrears_no_fund_pay, no_credit_in_arrears })
+                    }
+                    _ => None,
+                }
+            }
             None => {
                 missing(self, "contributions");
                 None
@@ -1108,14 +1126,19 @@ fn check_against_province(cx: &mut Cx, f: &str, pack: &RegionPack, rule: &Provin
         if let Some(p) = &rule.higher_at_grassroots
             && p.value
         {
-            // Level 1 is the grassroots: its ratio may not be below a higher level's.
+            // Level 1 is the grassroots: its ratio may not be below a higher level's, and the seed asks for
+            // it to be raised (适当提高基层医疗机构支付比例): strictly above the top level's.
             for (who, t) in [("in_service", &v.in_service), ("retired", &v.retired)] {
                 let r = t.ratio_bp.value;
-                if r[0] < r[1] || r[1] < r[2] {
+                if r[0] < r[1] || r[1] < r[2] || r[0] <= r[2] {
                     cx.err(
                         f,
                         &format!("{key}.{who}.ratio"),
-                        format!("a lower level's ratio is below a higher level's, against {}'s rule ({})", rule.name, p.provenance),
+                        format!(
+                            "the grassroots (level 1) ratio must be above the level-3 ratio and no level's below a higher level's, \
+                             as {}'s rule raises it ({})",
+                            rule.name, p.provenance
+                        ),
                     );
                 }
             }
@@ -1123,13 +1146,24 @@ fn check_against_province(cx: &mut Cx, f: &str, pack: &RegionPack, rule: &Provin
         if let Some(p) = &rule.retired_not_below_in_service
             && p.value
         {
-            let below = (0..3).any(|l| v.retired.ratio_bp.value[l] < v.in_service.ratio_bp.value[l])
-                || v.retired.cap_fen.value < v.in_service.cap_fen.value;
-            if below {
+            // 待遇支付适当向退休人员倾斜: retirees' terms no worse anywhere, and better somewhere (equal terms
+            // are no tilt).
+            let (ret, ins) = (&v.retired, &v.in_service);
+            let below = (0..3).any(|l| ret.ratio_bp.value[l] < ins.ratio_bp.value[l])
+                || ret.cap_fen.value < ins.cap_fen.value
+                || ret.deductible_fen.value > ins.deductible_fen.value;
+            let better = (0..3).any(|l| ret.ratio_bp.value[l] > ins.ratio_bp.value[l])
+                || ret.cap_fen.value > ins.cap_fen.value
+                || ret.deductible_fen.value < ins.deductible_fen.value;
+            if below || !better {
                 cx.err(
                     f,
                     &format!("{key}.retired"),
-                    format!("retirees' terms are below in-service terms, against {}'s rule ({})", rule.name, p.provenance),
+                    format!(
+                        "retirees' terms must be tilted to them: no ratio, cap or deductible worse than in-service terms and at least one \
+                         better, as {}'s rule asks ({})",
+                        rule.name, p.provenance
+                    ),
                 );
             }
         }

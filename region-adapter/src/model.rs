@@ -138,6 +138,9 @@ pub struct RetiredCreditStep {
 /// Contributions (缴费).
 #[derive(Debug, Clone)]
 pub struct ContributionTerms {
+    /// The in-service credit is the member's own contribution (个人缴纳的基本医疗保险费计入): none in a
+    /// month the member is in arrears. A pack without the key gets `true` as this build's assumption.
+    pub no_credit_in_arrears: Param<bool>,
     /// Fees incurred while the member or employer had not paid contributions on time get no fund pay
     /// (Suizhou art. 27(三)); the account and cash still pay.
     pub arrears_no_fund_pay: Param<bool>,

@@ -333,6 +333,7 @@ fn account_credits_follow_each_regions_rule_and_jiangsus_transition() {
         previous_year_credit_fen: y("150.00"),
         combined_years: 0,
         insured_years: 0,
+        in_arrears: false,
     };
     let credit = |adm: &str, class: MemberClass, d: &str| {
         let pack = rules().region(adm_of(adm)).unwrap();

@@ -209,6 +209,23 @@ fn shanxi_city_with_retirees_below_in_service_is_refused_citing_001() {
     );
 }
 
+/// Issue 31: 001 §二(一) asks for higher terms, not equal ones: retirees on exactly the in-service terms,
+/// or a grassroots ratio no higher than level 3's, are refused citing the article.
+#[test]
+fn shanxi_city_with_equal_terms_is_refused_citing_001() {
+    let ty = "140100-taiyuan.toml";
+    let files = with_edit(ty, r#"["0.65", "0.60", "0.55"]"#, r#"["0.60", "0.55", "0.50"]"#)
+        .into_iter()
+        .map(|(n, t)| if n == ty { (n, t.replacen(r#"value = "2500.00""#, r#"value = "2000.00""#, 1)) } else { (n, t) })
+        .collect();
+    let errs = refused(files);
+    assert!(
+        errs.iter().any(|e| e.file == ty && e.key.contains("retired") && e.reason.contains("at least one") && e.reason.contains("§二(一)")),
+        "{errs:#?}"
+    );
+    assert_refused(ty, r#"["0.60", "0.55", "0.50"]"#, r#"["0.55", "0.55", "0.55"]"#, "in_service.ratio", "grassroots");
+}
+
 #[test]
 fn nanchang_chronic_disease_outside_the_seed_range_is_refused() {
     // 002 §4(二)2: zero deductible, 80–98%, caps 4,000–600,000.
@@ -312,7 +329,7 @@ fn provenance_says_what_the_seed_says() {
         r#"ratio = { value = ["0.60", "0.55", "0.50"]"#,
         r#"ratio = { value = ["0.50", "0.55", "0.60"]"#,
         "in_service.ratio",
-        "a lower level's ratio is below a higher level's",
+        "grassroots (level 1) ratio must be above",
     );
 }
 
@@ -460,4 +477,22 @@ fn chinese(n: u32) -> String {
         20..=99 => format!("{}十{}", D[(n / 10) as usize], D[(n % 10) as usize]),
         _ => panic!("article {n}"),
     }
+}
+
+/// Issue 31: every placeholder in force in the bundled packs is listed in the README, with its value, so an
+/// operator who has to replace them finds them all in one place.
+#[test]
+fn the_readme_lists_every_placeholder() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let rules = region_adapter::bundled::rules().unwrap();
+    let mut n = 0;
+    for (pack, p) in rules.placeholders() {
+        let row = format!("| {} {} | `{}` | {} |", pack.name_en, pack.admdvs, p.key, p.value);
+        assert!(readme.contains(&row), "README lacks the placeholder row starting {row:?}");
+        n += 1;
+    }
+    assert_eq!(readme.matches("| `policy[").count(), n, "the README lists a placeholder the packs no longer have");
+    let tongliao = rules.region(Admdvs::parse("150500").unwrap()).unwrap();
+    assert!(tongliao.policies[0].in_service.deductible_fen.provenance.is_placeholder());
+    assert!(tongliao.policies[0].in_service.deductible_fen.provenance.to_string().contains("most generous"));
 }

@@ -179,3 +179,23 @@ async fn a_member_skipped_for_a_missing_fact_is_credited_once_it_arrives() {
     assert!(out.contains("credited: 1, total 28.00"), "{out}");
     assert_eq!(credited(&c, "421300", "CRSZ6").await, ("28.00".to_string(), vec![("202403".to_string(), "28.00".to_string())]));
 }
+
+/// Issue 31: the in-service credit is the member's own contribution (003 art. 14(一): 由个人缴纳的基本医疗
+/// 保险费计入), so a month in arrears gets none, said with the article; the months around it are credited
+/// as usual: 6,000.00 × 2% = 120.00 for February and April, nothing for March.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_in_service_credit_for_a_month_in_arrears() {
+    let c = Clearing::start();
+    let mut m = with_facts(member("421300", "CRSZ7", "11", &[]), "6000.00", "", 0, 0);
+    m.arrears = vec![pb::Period { begndate: "2024-03-10".into(), enddate: "2024-03-20".into() }];
+    registered(&c, &[m]).await;
+    for month in ["202402", "202404"] {
+        let out = credit(&c, "421300", month);
+        assert!(out.contains("credited: 1, total 120.00"), "{month}: {out}");
+    }
+    let out = credit(&c, "421300", "202403");
+    assert!(out.contains("credited: 0, total 0.00"), "{out}");
+    assert!(out.contains("in arrears this month: no contribution paid, no credit (art. 14(一) [003_a9d74b92acd07a75.txt])"), "{out}");
+    let (balance, months) = credited(&c, "421300", "CRSZ7").await;
+    assert_eq!((balance.as_str(), months.len()), ("240.00", 2));
+}

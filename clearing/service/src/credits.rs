@@ -64,6 +64,7 @@ impl<S: Store> Clearinghouse<S> {
         let mut out = pb::CreditAccountsResponse { members: psns.len() as i64, ..Default::default() };
         let (mut total, mut skipped, mut rules) = (0i64, BTreeMap::<String, i64>::new(), BTreeMap::<String, ()>::new());
         let previous_year = (first.year() - 1).to_string();
+        let last_day = first.checked_add_months(chrono::Months::new(1)).and_then(|d| d.pred_opt()).expect("a month's last day");
         for psn in &psns {
             let key = MemberKey::new(&req.insuplc_admdvs, psn);
             let Some(m) = self.store.load_member(&key).await? else {
@@ -87,6 +88,8 @@ impl<S: Store> Clearinghouse<S> {
                     .unwrap_or(0),
                 combined_years: m.credit_facts.combined_years,
                 insured_years: m.credit_facts.insured_years,
+                // Any day of the month in arrears: that month's contribution was not (fully) paid.
+                in_arrears: m.arrears.iter().any(|p| p.begndate <= last_day && p.enddate.is_none_or(|e| e >= first)),
             };
             match member_credit(policy, class, m.pooling_only, first, basis) {
                 MemberCredit::Nothing { reason } => *skipped.entry(reason).or_default() += 1,
