@@ -31,6 +31,17 @@ async fn adapter_gets_through(addr: std::net::SocketAddr, pki: &Pki, who: &Pem) 
     }
 }
 
+/// `clearing serve` over mutual TLS with `--tls-crl` (an empty CRL at first): the service, the directory
+/// holding the CRL file, and the file.
+fn clearing_with_crl(pki: &Pki) -> (Clearing, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let crl = dir.path().join("clients.crl");
+    std::fs::write(&crl, pki.crl(1, &[], false)).unwrap();
+    let mut serve = pki.server_args(&pki.server("clearing"));
+    serve.extend(["--tls-crl".into(), path(&crl)]);
+    (Clearing::start_with(&args(&serve)), dir, crl)
+}
+
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -42,12 +53,7 @@ fn path(p: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_revoked_while_the_service_runs_is_refused_at_its_next_handshake() {
     let pki = Pki::new("clearinghouse");
-    let dir = tempfile::tempdir().unwrap();
-    let crl = dir.path().join("clients.crl");
-    std::fs::write(&crl, pki.crl(1, &[], false)).unwrap();
-    let mut serve = pki.server_args(&pki.server("clearing"));
-    serve.extend(["--tls-crl".into(), path(&crl)]);
-    let c = Clearing::start_with(&args(&serve));
+    let (c, _dir, crl) = clearing_with_crl(&pki);
     let hubei = pki.client("hubei-platform", Some("platform:420000"), false);
     let jiangxi = pki.client("jiangxi-platform", Some("platform:360000"), false);
     assert!(gets_through(c.addr, &pki, &hubei).await && gets_through(c.addr, &pki, &jiangxi).await);
@@ -229,12 +235,7 @@ async fn every_connection_is_a_full_handshake_so_a_revocation_cannot_be_resumed_
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     let pki = Pki::new("clearinghouse");
-    let dir = tempfile::tempdir().unwrap();
-    let crl = dir.path().join("clients.crl");
-    std::fs::write(&crl, pki.crl(1, &[], false)).unwrap();
-    let mut serve = pki.server_args(&pki.server("clearing"));
-    serve.extend(["--tls-crl".into(), path(&crl)]);
-    let c = Clearing::start_with(&args(&serve));
+    let (c, _dir, _crl) = clearing_with_crl(&pki);
     let me = pki.client("hubei-platform", Some("platform:420000"), false);
     // One client configuration, with rustls's default session cache, for every connection.
     let mut roots = rustls::RootCertStore::empty();
