@@ -15,11 +15,15 @@
 set -eu
 dir=$1
 shift
-# The manifest Redis itself reads (appenddirname and appendfilename are left at their defaults); a
-# temp-*.manifest left by a rewrite that a crash interrupted is not it.
+# Only the file Redis was appending to can end part-way through a write: the last incremental file of
+# the manifest Redis itself reads (appenddirname and appendfilename at their defaults; a temp-*.manifest
+# left by an interrupted rewrite is not it). Base files and earlier incremental files were complete when
+# Redis moved past them, so checking the last one alone keeps a restart fast however large the AOF.
 aof=""
-if [ -f "$dir/appendonlydir/appendonly.aof.manifest" ]; then
-  aof="$dir/appendonlydir/appendonly.aof.manifest"
+manifest="$dir/appendonlydir/appendonly.aof.manifest"
+if [ -f "$manifest" ]; then
+  last=$(sed -n 's/^file \([^ ]*\) seq [0-9]* type i$/\1/p' "$manifest" | tail -n 1)
+  if [ -n "$last" ] && [ -f "$dir/appendonlydir/$last" ]; then aof="$dir/appendonlydir/$last"; fi
 elif [ -f "$dir/appendonly.aof" ]; then
   aof="$dir/appendonly.aof"
 fi
