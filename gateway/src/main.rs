@@ -287,23 +287,14 @@ async fn not_found() -> Response {
     respond(&a, &envelope::national_time())
 }
 
-fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{what} {}", path.display()))
-}
-
 /// HTTPS configuration, or `None` for plain HTTP (only on loopback, only with --plaintext).
 fn server_tls(a: &ServeArgs) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => {
             if a.plaintext {
                 anyhow::bail!("--plaintext and --tls-cert/--tls-key given together: choose one");
             }
-            let certs = CertificateDer::pem_slice_iter(&read(c, "tls_cert")?)
-                .collect::<Result<Vec<_>, _>>()
-                .context("tls_cert: not PEM certificates")?;
-            let key = PrivateKeyDer::from_pem_slice(&read(k, "tls_key")?).context("tls_key: not a PEM private key")?;
+            let (certs, key) = (clearing_edge::tls::pem_certs(c, "tls_cert")?, clearing_edge::tls::pem_key(k, "tls_key")?);
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
             let builder = match &a.tls_client_ca {

@@ -78,7 +78,8 @@ pub fn pem_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'
     Ok(certs)
 }
 
-fn pem_key(path: &Path, what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+/// The private key of a PEM file.
+pub fn pem_key(path: &Path, what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_slice(&read(path, what)?).map_err(|e| anyhow::anyhow!("{what} {}: not a PEM private key: {e}", path.display()))
 }
 
@@ -461,7 +462,7 @@ impl ClientTls {
 
 /// The operator CLI's TLS (tonic's own; the CLI does not watch CRLs): the CA that issued the server's
 /// certificate, and our own identity.
-pub fn tonic_client_tls(ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<ClientTlsConfig> {
+fn tonic_client_tls(ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<ClientTlsConfig> {
     Ok(ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(ca, "CA")?))
         .identity(Identity::from_pem(read(cert, "client certificate")?, read(key, "client key")?))
