@@ -10,11 +10,15 @@ use chrono::{Datelike, NaiveDate};
 pub struct CreditBasis {
     pub contribution_base_fen: i64,
     pub own_pension_fen: i64,
-    /// The member's own monthly credit in the previous year (for "keep last year's amount").
+    /// The member's own monthly credit in the previous year (for "keep last year's amount"): a
+    /// registry fact the insured platform gives (Jiangsu's 2022 credit) or the credit recorded here;
+    /// 0 = not on record.
     pub previous_year_credit_fen: i64,
     /// Years under 统账结合 and insured years in all (0 = not on record).
     pub combined_years: u32,
     pub insured_years: u32,
+    /// Whether a retiree reached the required contribution years (达到缴费年限); `None` = not on record.
+    pub reached_required_years: Option<bool>,
     /// The month is in a period of arrears on record (contributions not paid).
     pub in_arrears: bool,
 }
@@ -84,7 +88,11 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
             }
             Some(RetiredCredit::KeepPreviousYear) => {
                 if fen <= 0 {
-                    return nothing("retired: the rule keeps last year's monthly credit, and there was none".into());
+                    return nothing(format!(
+                        "retired: the rule keeps the member's own monthly credit of {}, which is not on record (registry fact monthly_credit_{}) ({source})",
+                        date.year() - 1,
+                        date.year() - 1
+                    ));
                 }
                 ("retired: last year's monthly credit, kept".to_string(), "retired: last year's monthly credit, kept".to_string())
             }
@@ -100,8 +108,25 @@ pub fn member_credit(policy: &PolicyVersion, class: MemberClass, pooling_only: b
         && basis.insured_years > 0
         && basis.combined_years < basis.insured_years
     {
-        // Years under 统账结合 not on record (0): a pro-rated 0 recorded now would block this month for
-        // good; skipped, the member is credited once the fact arrives (issue 27).
+        // The rule is for retirees who reached the required contribution years (退休后达到缴费年限的); the
+        // seed gives no credit for one who did not, so none is made (an assumption, the conservative
+        // reading). A fact not on record skips the month: the member is credited once it arrives (a
+        // pro-rated 0 recorded now would block the month for good).
+        match basis.reached_required_years {
+            None => {
+                return nothing(format!(
+                    "retired, alternated 统账结合 and 单建统筹: whether the required contribution years were reached is not on record (registry fact reached_required_years) ({})",
+                    p.provenance
+                ));
+            }
+            Some(false) => {
+                return nothing(format!(
+                    "retired, alternated 统账结合 and 单建统筹 without reaching the required contribution years: the rule credits only those who reached them, and the seed gives no other ({})",
+                    p.provenance
+                ));
+            }
+            Some(true) => {}
+        }
         if basis.combined_years == 0 {
             return nothing(format!("retired: years under 统账结合 not on record, needed to pro-rate ({})", p.provenance));
         }
@@ -132,17 +157,9 @@ pub fn monthly_credit_fen(policy: &PolicyVersion, class: MemberClass, date: Naiv
                     apply_ratio(average_pension_monthly_fen, share_bp)
                 }
                 RetiredCredit::ShareOfOwnPension { share_bp } => apply_ratio(basis.own_pension_fen, share_bp),
-                // Last year's own monthly credit; when none was recorded here, what last year's step
-                // gives this member (Jiangsu 2023 keeps the amount of 2022's method).
-                RetiredCredit::KeepPreviousYear if basis.previous_year_credit_fen > 0 => basis.previous_year_credit_fen,
-                RetiredCredit::KeepPreviousYear => {
-                    let year_before = date.with_year(date.year() - 1)?;
-                    let before = a.retired.iter().rev().find(|s| s.from <= year_before)?;
-                    if matches!(before.rule.value, RetiredCredit::KeepPreviousYear) {
-                        return None;
-                    }
-                    monthly_credit_fen(policy, class, year_before, basis)?.0
-                }
+                // The member's own monthly credit of last year, on record or 0 (no guess: a rule
+                // that keeps an amount keeps the member's, Jiangsu 000 §三 Q5).
+                RetiredCredit::KeepPreviousYear => basis.previous_year_credit_fen,
             };
             Some((fen, &step.rule.provenance))
         }

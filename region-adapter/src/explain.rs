@@ -51,6 +51,9 @@ pub enum Step {
         region: Arc<str>,
         lines: Vec<usize>,
         amount_fen: i64,
+        /// Kept off because a pharmacy's account pays only drugs, devices and consumables (otherwise:
+        /// public health, fitness or wellness spending).
+        pharmacy: bool,
         source: Provenance,
     },
     /// A pharmacy fill (外配处方) and the level its ratio is taken at.
@@ -136,9 +139,14 @@ impl Step {
             Step::InArrears { region, source } => format!(
                 "contributions were not paid on time for the visit date: the fund pays nothing; the account and cash still pay ({region} {source})"
             ),
-            Step::AccountExcluded { region, lines, amount_fen, source } => format!(
-                "the account pays nothing for {} (public health, fitness or wellness spending, {}): cash pays ({region} {source})",
+            Step::AccountExcluded { region, lines, amount_fen, pharmacy, source } => format!(
+                "the account pays nothing for {} ({}, {}): cash pays ({region} {source})",
                 lines.iter().map(|i| format!("lines[{i}]")).collect::<Vec<_>>().join(", "),
+                if *pharmacy {
+                    "at a pharmacy the account pays only drugs, medical devices and consumables the catalogue lists"
+                } else {
+                    "public health, fitness or wellness spending"
+                },
                 fmt_yuan(*amount_fen)
             ),
             Step::PharmacyLevel { region, level, prescribing: true, source } => {

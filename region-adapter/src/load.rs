@@ -266,6 +266,7 @@ struct RawAccount {
     family_mutual_aid: RawParam<bool>,
     pooling_only_has_account: RawParam<bool>,
     excludes_non_medical: RawParam<bool>,
+    pharmacy_goods_only: RawParam<bool>,
     mixed_years_pro_rata: Option<RawParam<bool>>,
     retired: Vec<RawRetiredStep>,
 }
@@ -816,6 +817,7 @@ impl Cx {
         let family_mutual_aid = self.param(f, &format!("{key}.family_mutual_aid"), &a.family_mutual_aid, |b| Ok(*b));
         let pooling_only_has_account = self.param(f, &format!("{key}.pooling_only_has_account"), &a.pooling_only_has_account, |b| Ok(*b));
         let excludes_non_medical = self.param(f, &format!("{key}.excludes_non_medical"), &a.excludes_non_medical, |b| Ok(*b));
+        let pharmacy_goods_only = self.param(f, &format!("{key}.pharmacy_goods_only"), &a.pharmacy_goods_only, |b| Ok(*b));
         let mixed_years_pro_rata =
             a.mixed_years_pro_rata.as_ref().map(|p| self.param(f, &format!("{key}.mixed_years_pro_rata"), p, |b| Ok(*b)));
         let mut retired = Vec::new();
@@ -882,6 +884,7 @@ impl Cx {
             family_mutual_aid: family_mutual_aid?,
             pooling_only_has_account: pooling_only_has_account?,
             excludes_non_medical: excludes_non_medical?,
+            pharmacy_goods_only: pharmacy_goods_only?,
             mixed_years_pro_rata: match mixed_years_pro_rata {
                 None => None,
                 Some(p) => Some(p?),
@@ -973,6 +976,16 @@ impl Cx {
                     }
                 },
             };
+            // Public health, fitness and wellness are outside the fund's scope: an item the fund pays
+            // (甲 or 乙) cannot be one, or the fund would pay for what the account may not.
+            if account_excluded.is_some() && class != ItemClass::C {
+                self.err(
+                    f,
+                    &format!("{k}.account_excluded"),
+                    "only a 丙类 (03) item can be public health, fitness or wellness spending: a 甲 or 乙 item is fund-paid",
+                );
+                continue;
+            }
             let category = match it.category.as_deref() {
                 None => None,
                 Some(x) => match ItemCategory::parse(x) {

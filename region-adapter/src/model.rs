@@ -169,6 +169,10 @@ pub struct AccountTerms {
     /// The account pays nothing for public health, fitness or wellness spending (catalogue items so
     /// marked).
     pub excludes_non_medical: Param<bool>,
+    /// At a retail pharmacy the account pays only drugs, medical devices and consumables (药品、医疗器械、
+    /// 医用耗材: catalogue list types 101, 102 and 301); a line the catalogue does not know, or a service
+    /// item, is left to cash (Suizhou art. 15(二), art. 25's 销售生活日用品).
+    pub pharmacy_goods_only: Param<bool>,
     /// A retiree who alternated between 统账结合 and 单建统筹 gets the retired credit pro rata to the
     /// 统账结合 years (Suizhou art. 14(三)); absent = no such rule in the region's seed.
     pub mixed_years_pro_rata: Option<Param<bool>>,

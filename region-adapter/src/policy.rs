@@ -8,7 +8,7 @@ use crate::error::EngineError;
 use crate::explain::Step;
 use crate::model::{LevelScope, MemberClass, Param, PolicyVersion, Provenance, RegionPack};
 use crate::money::{RatioBp, apply_ratio};
-use crate::pricing::Priced;
+use crate::pricing::{Priced, PricedLine};
 use chrono::{Datelike, NaiveDate};
 
 /// Person type as registered (`psn_type`).
@@ -488,25 +488,30 @@ impl RegionPack {
 
     /// The account pays the member's part up to its balance when the visit uses it: the member's own
     /// account, or a family member's (家庭共济) where the region allows it; none for pooling-only members.
-    /// The account never pays public health, fitness or wellness spending: the lines the catalogue marks
-    /// so leave the part it may pay, whole (whatever the fund paid is counted as the patient's other
-    /// costs, so the account cannot reach these lines through it). Returns the amount kept off it.
+    /// The account never pays public health, fitness or wellness spending (lines the catalogue marks so),
+    /// and at a pharmacy, where the region says so, only drugs, devices and consumables: those lines
+    /// leave the part it may pay, whole (whatever the fund paid is counted as the patient's other costs,
+    /// so the account cannot reach these lines through it). Returns the amount kept off it.
     fn account_excluded(&self, policy: &PolicyVersion, priced: &Priced, visit: &Visit<'_>, steps: &mut Vec<Step>) -> i64 {
         let acct = &policy.account;
-        if !acct.excludes_non_medical.value || !visit.acct_used {
+        if !visit.acct_used {
             return 0;
         }
-        let excluded_fen: i64 = priced.lines.iter().filter(|l| l.account_excluded).map(|l| l.amount_fen).sum();
-        if excluded_fen > 0 {
-            let lines: Vec<usize> = priced.lines.iter().enumerate().filter(|(_, l)| l.account_excluded).map(|(i, _)| i).collect();
-            steps.push(Step::AccountExcluded {
-                region: self.name.clone(),
-                lines,
-                amount_fen: excluded_fen,
-                source: acct.excludes_non_medical.provenance.clone(),
-            });
-        }
-        excluded_fen
+        let non_medical = |l: &PricedLine| acct.excludes_non_medical.value && l.account_excluded;
+        let not_goods = |l: &PricedLine| visit.med_type == MedType::Pharmacy && acct.pharmacy_goods_only.value && !l.goods;
+        let mut kept = 0;
+        let mut step = |keep: &dyn Fn(&PricedLine) -> bool, source: &Provenance, pharmacy: bool| {
+            let lines: Vec<usize> = priced.lines.iter().enumerate().filter(|(_, l)| keep(l)).map(|(i, _)| i).collect();
+            let amount_fen: i64 = lines.iter().map(|i| priced.lines[*i].amount_fen).sum();
+            if amount_fen > 0 {
+                kept += amount_fen;
+                steps.push(Step::AccountExcluded { region: self.name.clone(), lines, amount_fen, pharmacy, source: source.clone() });
+            }
+        };
+        step(&non_medical, &acct.excludes_non_medical.provenance, false);
+        // A line already kept off as non-medical spending is not counted twice.
+        step(&|l| not_goods(l) && !non_medical(l), &acct.pharmacy_goods_only.provenance, true);
+        kept
     }
 
     fn account_pay(

@@ -44,6 +44,9 @@ pub struct PricedLine {
     pub price_cap: Option<rust_decimal::Decimal>,
     /// The catalogue marks the item as spending no personal account may pay.
     pub account_excluded: bool,
+    /// A drug, medical device or consumable (list types 101, 102, 301): what the account may pay for
+    /// at a pharmacy. `false` for service items and for lines the catalogue does not know.
+    pub goods: bool,
     /// Examination or laboratory test (supervision's indicators).
     pub category: Option<crate::model::ItemCategory>,
 }
@@ -127,6 +130,7 @@ impl Catalogue {
         };
         let account_excluded = item.account_excluded.is_some();
         let category = item.category;
+        let goods = matches!(&*item.list_type, "101" | "102" | "301");
         if item.class == ItemClass::C {
             return PricedLine {
                 class: Some(ItemClass::C),
@@ -134,6 +138,7 @@ impl Catalogue {
                 fulamt_ownpay_fen: amount,
                 account_excluded,
                 category,
+                goods,
                 ..Default::default()
             };
         }
@@ -156,6 +161,7 @@ impl Catalogue {
             price_cap: item.price_cap,
             account_excluded,
             category,
+            goods,
         }
     }
 }

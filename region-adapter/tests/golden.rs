@@ -334,6 +334,7 @@ fn account_credits_follow_each_regions_rule_and_jiangsus_transition() {
         combined_years: 0,
         insured_years: 0,
         in_arrears: false,
+        reached_required_years: None,
     };
     let credit = |adm: &str, class: MemberClass, d: &str| {
         let pack = rules().region(adm_of(adm)).unwrap();
@@ -351,11 +352,98 @@ fn account_credits_follow_each_regions_rule_and_jiangsus_transition() {
     // Jiangsu (000 §三 Q5): 2023 keeps the member's 2022 amount; from 2024, 2.5% of the average pension.
     assert_eq!(credit("320100", MemberClass::Retired, "2023-06-01"), Some(y("150.00")));
     assert_eq!(credit("320100", MemberClass::Retired, "2024-01-01"), Some(y("90.00"))); // 3600 × 2.5%
-    // With no 2022 credit recorded, 2023 keeps what 2022's method gives: the assumed 4% of the own
-    // pension 4000.00 = 160.00.
+}
+
+#[test]
+fn jiangsu_2023_keeps_the_members_own_2022_credit_and_never_guesses_it() {
+    use region_adapter::account::{CreditBasis, MemberCredit, member_credit};
+    // 000 §三 Q5: "2023年…按照2022年本人个人账户划拨规模按月定额划入". A retiree whose 2022 monthly credit
+    // was 137.45 (a registry fact from the insured platform) gets 137.45 in every month of 2023.
     let p = rules().region(adm_of("320100")).unwrap().policy_on(date("2023-06-01")).unwrap();
-    let fresh = CreditBasis { previous_year_credit_fen: 0, ..basis };
-    assert_eq!(monthly_credit_fen(p, MemberClass::Retired, date("2023-06-01"), fresh).map(|(f, _)| f), Some(y("160.00")));
+    let with = CreditBasis { previous_year_credit_fen: y("137.45"), own_pension_fen: y("4000.00"), ..Default::default() };
+    match member_credit(p, MemberClass::Retired, false, date("2023-06-01"), with) {
+        MemberCredit::Credit { fen, explanation, .. } => {
+            assert_eq!(fen, y("137.45"));
+            assert!(explanation.contains("§三 Q5 [000_6c14e1c59d0c0e48.txt]"), "{explanation}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without it: skipped with that reason, whatever the own pension (no 4% or other guess).
+    let without = CreditBasis { previous_year_credit_fen: 0, ..with };
+    match member_credit(p, MemberClass::Retired, false, date("2023-06-01"), without) {
+        MemberCredit::Nothing { reason } => {
+            assert!(reason.contains("monthly_credit_2022") && reason.contains("not on record") && reason.contains("Q5"), "{reason}")
+        }
+        other => panic!("a guess was credited: {other:?}"),
+    }
+    // 2024 no longer needs it: 2.5% × 3600.00 = 90.00.
+    let p24 = rules().region(adm_of("320100")).unwrap().policy_on(date("2024-03-01")).unwrap();
+    assert!(
+        matches!(member_credit(p24, MemberClass::Retired, false, date("2024-03-01"), without), MemberCredit::Credit { fen, .. } if fen == y("90.00"))
+    );
+}
+
+#[test]
+fn suizhou_pro_rata_only_for_retirees_who_reached_the_required_years() {
+    use region_adapter::account::{CreditBasis, MemberCredit, member_credit};
+    // 003 art. 14(三): "…交替参保的，退休后达到缴费年限的，按统账结合缴费年限占比，确定月划入额度".
+    // 70.00 (art. 14(二)) × 12 of 25 years under 统账结合 = 33.60.
+    let p = rules().region(adm_of("421300")).unwrap().policy_on(date("2024-03-01")).unwrap();
+    let credit = |reached: Option<bool>, combined: u32| {
+        let b = CreditBasis { combined_years: combined, insured_years: 25, reached_required_years: reached, ..Default::default() };
+        member_credit(p, MemberClass::Retired, false, date("2024-03-01"), b)
+    };
+    match credit(Some(true), 12) {
+        MemberCredit::Credit { fen, explanation, .. } => {
+            assert_eq!(fen, y("33.60"));
+            assert!(explanation.contains("12/25") && explanation.contains("art. 14(三)"), "{explanation}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // 70.00 × 7/25 = 19.60 exactly; 70.00 × 1/3 = 23.333… → 23.33 (half away from zero at the fen).
+    assert!(matches!(credit(Some(true), 7), MemberCredit::Credit { fen, .. } if fen == y("19.60")));
+    let third = CreditBasis { combined_years: 1, insured_years: 3, reached_required_years: Some(true), ..Default::default() };
+    assert!(
+        matches!(member_credit(p, MemberClass::Retired, false, date("2024-03-01"), third), MemberCredit::Credit { fen, .. } if fen == y("23.33"))
+    );
+    // Did not reach the years: the article credits no one else, so nothing (not a pro-rated amount).
+    assert!(matches!(credit(Some(false), 12), MemberCredit::Nothing { reason } if reason.contains("without reaching")));
+    // Not on record: skipped, named, creditable once the fact arrives.
+    assert!(matches!(credit(None, 12), MemberCredit::Nothing { reason } if reason.contains("reached_required_years")));
+    // Never alternated (all 25 years under 统账结合): the whole 70.00, the fact is not needed.
+    assert!(matches!(credit(None, 25), MemberCredit::Credit { fen, .. } if fen == y("70.00")));
+}
+
+#[test]
+fn at_a_pharmacy_the_account_pays_only_drugs_devices_and_consumables() {
+    // 003 art. 15(二): the account pays "在定点零售药店购买药品、医疗器械、医用耗材发生的由个人负担的费用";
+    // art. 25 names 销售生活日用品 at pharmacies as abuse. A Suizhou member fills a level-1 prescription in
+    // Nanchang: line 0 a drug (苯磺酸氨氯地平片, 甲, 100 × 1.00 = 100.00, under its 1.20 cap), line 1 a
+    // service item (肌肉注射, 50.00), line 2 a code the catalogue does not know (30.00, all self-paid).
+    // medfee 180.00, in scope 150.00, all under the 500.00 deductible: fund 0, patient 180.00.
+    // The account (balance 1,000.00) may pay the drug only: 100.00; cash 80.00.
+    let f = [filing("360000")];
+    let mut c = suizhou_filed(&f, "2023-03-10", 1, PsnType::InService);
+    c.med_type = MedType::Pharmacy;
+    c.prescribing = Some(1);
+    c.acct_used = true;
+    c.account = Some(AccountSource::Own { balance_fen: y("1000.00") });
+    let lines = [line("XC08CAA017A0", "100", "1.00"), line(CLASS_A_NO_CAP, "1", "50"), line("XZ99ZZZ999Z9", "1", "30")];
+    let s = c.settle(&lines).unwrap();
+    let a = s.amounts;
+    assert_eq!((a.medfee_sumamt, a.inscp_scp_amt, a.hifp_pay), (y("180.00"), y("150.00"), 0));
+    assert_eq!((a.acct_pay, a.psn_cash_pay, a.balc), (y("100.00"), y("80.00"), y("900.00")));
+    let text: Vec<String> = s.steps.iter().map(Step::render).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("lines[1], lines[2]") && t.contains("only drugs") && t.contains("80.00") && t.contains("art. 15(二)")),
+        "{text:#?}"
+    );
+    // The same lines at a hospital: the account may pay all of the patient's 180.00.
+    c.med_type = MedType::GeneralOutpatient;
+    c.prescribing = None;
+    let a = c.settle(&lines).unwrap().amounts;
+    assert_eq!((a.acct_pay, a.psn_cash_pay), (y("180.00"), 0));
 }
 
 fn adm_of(s: &str) -> Admdvs {

@@ -496,3 +496,13 @@ fn the_readme_lists_every_placeholder() {
     assert!(tongliao.policies[0].in_service.deductible_fen.provenance.is_placeholder());
     assert!(tongliao.policies[0].in_service.deductible_fen.provenance.to_string().contains("most generous"));
 }
+
+#[test]
+fn a_fund_paid_item_cannot_be_marked_account_excluded() {
+    // Public health, fitness and wellness are outside the fund's scope: a 甲 or 乙 item so marked would be
+    // fund-paid while the account may not pay it.
+    let a = "chrgitm_lv = \"01\"\npric_uplmt_amt = \"1.20\"";
+    assert_refused(SZ_CAT, a, &format!("{a}\naccount_excluded = \"wellness\""), "item[0].account_excluded", "丙类");
+    let b = "chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"";
+    assert_refused(SZ_CAT, b, &format!("{b}\naccount_excluded = \"fitness\""), "account_excluded", "丙类");
+}

@@ -15,6 +15,11 @@ fn with_facts(mut m: pb::Member, base: &str, pension: &str, combined: u32, insur
     m
 }
 
+fn reached(mut m: pb::Member, years: bool) -> pb::Member {
+    m.reached_required_years = Some(years);
+    m
+}
+
 fn retired(mut m: pb::Member) -> pb::Member {
     m.psn_type = "12".into();
     m.retire_date = "2015-06-01".into();
@@ -49,8 +54,11 @@ async fn each_regions_rule_credits_what_its_seed_says() {
             with_facts(member("421300", "CRSZ1", "11", &[]), "6000.00", "", 0, 0),
             // 003 art. 14(二): retired, a fixed 70.00 a month.
             retired(with_facts(member("421300", "CRSZ2", "12", &[]), "", "", 0, 0)),
-            // 003 art. 14(三): retired after 10 of 25 years under 统账结合: 70.00 × 10/25 = 28.00.
-            retired(with_facts(member("421300", "CRSZ3", "12", &[]), "", "", 10, 25)),
+            // 003 art. 14(三): retired after 10 of 25 years under 统账结合, the required years reached
+            // (退休后达到缴费年限的): 70.00 × 10/25 = 28.00.
+            reached(retired(with_facts(member("421300", "CRSZ3", "12", &[]), "", "", 10, 25)), true),
+            // The same without reaching them: the article credits no one else, so nothing.
+            reached(retired(with_facts(member("421300", "CRSZ8", "12", &[]), "", "", 10, 25)), false),
             // 003 art. 14(四): pooling only (单建统筹): no personal account, nothing.
             {
                 let mut m = with_facts(member("421300", "CRSZ4", "11", &[]), "6000.00", "", 0, 0);
@@ -66,16 +74,20 @@ async fn each_regions_rule_credits_what_its_seed_says() {
             retired(with_facts(member("150500", "CRTL1", "12", &[]), "", "", 0, 0)),
             // 001 §二(三): Taiyuan retired, 2% of the (assumed) average pension 3,300.00 = 66.00.
             retired(with_facts(member("140100", "CRTY1", "12", &[]), "", "", 0, 0)),
-            // Jiangsu's steps (000 §二(三), §三 Q5): 2022 the old method (assumed 4% of the own pension:
-            // 3,000.00 × 4% = 120.00); 2023 keeps the 2022 monthly amount (120.00); from 2024 2.5% of the
-            // (assumed) average pension 3,600.00 = 90.00.
-            retired(with_facts(member("320100", "CRNJ1", "12", &[]), "", "3000.00", 0, 0)),
+            // Jiangsu (000 §三 Q5): 2023 keeps the member's own 2022 monthly credit, a registry fact
+            // (120.00 here); from 2024 2.5% of the (placeholder) average pension 3,600.00 = 90.00.
+            {
+                let mut m = retired(with_facts(member("320100", "CRNJ1", "12", &[]), "", "3000.00", 0, 0));
+                m.monthly_credit_2022 = "120.00".into();
+                m
+            },
         ],
     )
     .await;
 
     let out = credit(&c, "421300", "202403");
-    assert!(out.contains("members: 5") && out.contains("credited: 3, total 218.00"), "{out}");
+    assert!(out.contains("members: 6") && out.contains("credited: 3, total 218.00"), "{out}");
+    assert!(out.contains("skipped 1: retired, alternated 统账结合 and 单建统筹 without reaching the required contribution years"), "{out}");
     assert!(out.contains("skipped 1: pooling-only (单建统筹): no personal account (art. 14(四) [003_a9d74b92acd07a75.txt])"), "{out}");
     assert!(out.contains("skipped 1: in service without a contribution base on record"), "{out}");
     assert!(out.contains("rule: in service: 0.02 × the contribution base (art. 14(一) [003_a9d74b92acd07a75.txt])"), "{out}");
@@ -88,8 +100,7 @@ async fn each_regions_rule_credits_what_its_seed_says() {
         credit(&c, region, "202403");
         assert_eq!(credited(&c, region, psn).await.0, amount, "{region}");
     }
-    // Jiangsu's transition, month by month (Nanjing's pack is in force from 2023: January 2023 keeps what
-    // 2022's method gives the member, 120.00).
+    // Jiangsu's transition, month by month (Nanjing's pack is in force from 2023).
     for month in ["202301", "202401"] {
         credit(&c, "320100", month);
     }
@@ -169,15 +180,35 @@ async fn concurrent_runs_on_two_redis_replicas_credit_each_member_month_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_skipped_for_a_missing_fact_is_credited_once_it_arrives() {
     let c = Clearing::start();
-    registered(&c, &[retired(with_facts(member("421300", "CRSZ6", "12", &[]), "", "", 0, 25))]).await;
+    // Suizhou art. 14(三) needs whether the retiree reached the required years; Jiangsu 2023 (000 §三 Q5)
+    // needs the member's own 2022 credit. Neither on record: both skipped, named.
+    let sz = |fact: Option<bool>| {
+        let mut m = retired(with_facts(member("421300", "CRSZ6", "12", &[]), "", "", 10, 25));
+        m.reached_required_years = fact;
+        m
+    };
+    let nj = |credit_2022: &str| {
+        let mut m = retired(with_facts(member("320100", "CRNJ2", "12", &[]), "", "4000.00", 0, 0));
+        m.monthly_credit_2022 = credit_2022.into();
+        m
+    };
+    registered(&c, &[sz(None), nj("")]).await;
     let out = credit(&c, "421300", "202403");
     assert!(out.contains("credited: 0, total 0.00"), "{out}");
-    assert!(out.contains("skipped 1: retired: years under 统账结合 not on record, needed to pro-rate (art. 14(三)"), "{out}");
+    assert!(out.contains("skipped 1: retired, alternated 统账结合 and 单建统筹: whether the required contribution years were reached is not on record (registry fact reached_required_years) (art. 14(三)"), "{out}");
+    let out = credit(&c, "320100", "202306");
+    assert!(out.contains("credited: 0, total 0.00"), "{out}");
+    assert!(out.contains("not on record (registry fact monthly_credit_2022)") && out.contains("§三 Q5"), "{out}");
     assert_eq!(credited(&c, "421300", "CRSZ6").await, ("0.00".to_string(), vec![]));
-    registered(&c, &[retired(with_facts(member("421300", "CRSZ6", "12", &[]), "", "", 10, 25))]).await;
+    // The facts arrive (validated: an amount in yuan); the next runs credit the same months.
+    let e = c.registry().await.upsert_member(nj("12.345")).await.unwrap_err();
+    assert_eq!(bad_fields(&e), vec!["monthly_credit_2022".to_string()]);
+    registered(&c, &[sz(Some(true)), nj("137.45")]).await;
     let out = credit(&c, "421300", "202403");
     assert!(out.contains("credited: 1, total 28.00"), "{out}");
     assert_eq!(credited(&c, "421300", "CRSZ6").await, ("28.00".to_string(), vec![("202403".to_string(), "28.00".to_string())]));
+    let out = credit(&c, "320100", "202306");
+    assert!(out.contains("credited: 1, total 137.45"), "{out}");
 }
 
 /// Issue 31: the in-service credit is the member's own contribution (003 art. 14(一): 由个人缴纳的基本医疗

@@ -80,14 +80,15 @@ impl<S: Store> Clearinghouse<S> {
             let basis = CreditBasis {
                 contribution_base_fen: m.credit_facts.contribution_base_fen,
                 own_pension_fen: m.credit_facts.own_pension_fen,
-                previous_year_credit_fen: m
-                    .credits
-                    .range(previous_year.clone()..format!("{previous_year}99"))
-                    .next_back()
-                    .map(|(_, f)| *f)
-                    .unwrap_or(0),
+                // The insured platform's fact for 2022 (Jiangsu 000 §三 Q5) wins; otherwise the last
+                // credit recorded here in the previous year.
+                previous_year_credit_fen: match m.credit_facts.monthly_credit_2022_fen {
+                    f if f > 0 && previous_year == "2022" => f,
+                    _ => m.credits.range(previous_year.clone()..format!("{previous_year}99")).next_back().map(|(_, f)| *f).unwrap_or(0),
+                },
                 combined_years: m.credit_facts.combined_years,
                 insured_years: m.credit_facts.insured_years,
+                reached_required_years: m.credit_facts.reached_required_years,
                 // Any day of the month in arrears: that month's contribution was not (fully) paid.
                 in_arrears: m.arrears.iter().any(|p| p.begndate <= last_day && p.enddate.is_none_or(|e| e >= first)),
             };

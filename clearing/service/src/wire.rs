@@ -247,6 +247,8 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
         own_pension_fen: yuan("own_pension", &m.own_pension),
         combined_years: m.combined_years,
         insured_years: m.insured_years,
+        monthly_credit_2022_fen: yuan("monthly_credit_2022", &m.monthly_credit_2022),
+        reached_required_years: m.reached_required_years,
     };
     if m.combined_years > m.insured_years {
         v.add("combined_years", "more than insured_years");
@@ -330,6 +332,12 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
         own_pension: if r.credit_facts.own_pension_fen == 0 { String::new() } else { fmt_yuan(r.credit_facts.own_pension_fen) },
         combined_years: r.credit_facts.combined_years,
         insured_years: r.credit_facts.insured_years,
+        monthly_credit_2022: if r.credit_facts.monthly_credit_2022_fen == 0 {
+            String::new()
+        } else {
+            fmt_yuan(r.credit_facts.monthly_credit_2022_fen)
+        },
+        reached_required_years: r.credit_facts.reached_required_years,
         credits: r.credits.iter().map(|(m, f)| pb::AccountCredit { month: m.clone(), amount: fmt_yuan(*f) }).collect(),
         arrears: r
             .arrears

@@ -86,6 +86,7 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
     params.push(param("account.family_mutual_aid", &a.family_mutual_aid, a.family_mutual_aid.value.to_string()));
     params.push(param("account.pooling_only_has_account", &a.pooling_only_has_account, a.pooling_only_has_account.value.to_string()));
     params.push(param("account.excludes_non_medical", &a.excludes_non_medical, a.excludes_non_medical.value.to_string()));
+    params.push(param("account.pharmacy_goods_only", &a.pharmacy_goods_only, a.pharmacy_goods_only.value.to_string()));
     let c = &p.contributions;
     params.push(param("contributions.arrears_no_fund_pay", &c.arrears_no_fund_pay, c.arrears_no_fund_pay.value.to_string()));
     params.push(param("contributions.no_credit_in_arrears", &c.no_credit_in_arrears, c.no_credit_in_arrears.value.to_string()));

@@ -49,6 +49,7 @@ fn line_pb(p: &PricedLine, name: &str) -> pb::PricedLine {
         hilist_name: name.to_string(),
         pric_uplmt_amt: p.price_cap.map(|c| c.to_string()).unwrap_or_default(),
         account_excluded: p.account_excluded,
+        goods: p.goods,
         category: p.category.map(|c| c.code().to_string()).unwrap_or_default(),
     }
 }
@@ -262,6 +263,7 @@ fn parse_priced(lines: &[pb::PricedLine], totals: Option<&pb::PriceTotals>) -> R
             inscp_fen: l.inscp_fen,
             price_cap,
             account_excluded: l.account_excluded,
+            goods: l.goods,
             category: match l.category.as_str() {
                 "" => None,
                 c => Some(

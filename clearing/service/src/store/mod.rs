@@ -87,6 +87,16 @@ pub struct CreditFacts {
     /// Years under 统账结合 and insured years in all (Suizhou art. 14(三) pro-rates the retiree credit).
     pub combined_years: u32,
     pub insured_years: u32,
+    /// The member's own monthly credit in 2022 (Jiangsu 2023 keeps it, 000 §三 Q5), fen; 0 = not on record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub monthly_credit_2022_fen: i64,
+    /// Whether a retiree reached the required contribution years (Suizhou art. 14(三)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached_required_years: Option<bool>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// The registry facts of a member plus the state settlements change.
