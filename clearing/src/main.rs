@@ -153,6 +153,23 @@ enum MemberCommand {
         #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
         addr: String,
     },
+    /// Close a member's personal account for good (emigration or death, Suizhou 003 art. 17): the
+    /// balance is paid out once and recorded like a settlement; prints that record. Resending with the
+    /// same --msgid answers the same record.
+    Close {
+        #[arg(long)]
+        insuplc_admdvs: String,
+        #[arg(long)]
+        psn_no: String,
+        /// `emigration` or `death`.
+        #[arg(long)]
+        reason: String,
+        /// Idempotency key of this closure.
+        #[arg(long)]
+        msgid: String,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "CLEARING_ADDR")]
+        addr: String,
+    },
     /// Print a member with accumulators.
     Get {
         #[arg(long)]
@@ -321,6 +338,9 @@ async fn main() {
         Command::Reverse { setl_id, msgid, reason, addr } => clearing_tools::client::reverse(&addr, setl_id, msgid, reason).await,
         Command::Get { setl_id, addr } => clearing_tools::client::get(&addr, setl_id).await,
         Command::Member { command: MemberCommand::Upsert { file, addr } } => clearing_tools::client::upsert_member(&addr, &file).await,
+        Command::Member { command: MemberCommand::Close { insuplc_admdvs, psn_no, reason, msgid, addr } } => {
+            clearing_tools::client::close_account(&addr, insuplc_admdvs, psn_no, reason, msgid).await
+        }
         Command::Member { command: MemberCommand::Get { insuplc_admdvs, psn_no, year, addr } } => {
             clearing_tools::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
         }

@@ -3,6 +3,7 @@
 //! the comments; credits are at most once per member-month, also under concurrent runs, on both stores.
 
 use proto::v1 as pb;
+use proto::v1::netting_client::NettingClient;
 use tests::*;
 use tonic::Code;
 
@@ -229,4 +230,116 @@ async fn no_in_service_credit_for_a_month_in_arrears() {
     assert!(out.contains("in arrears this month: no contribution paid, no credit (art. 14(一) [003_a9d74b92acd07a75.txt])"), "{out}");
     let (balance, months) = credited(&c, "421300", "CRSZ7").await;
     assert_eq!((balance.as_str(), months.len()), ("240.00", 2));
+}
+
+/// Issue 31: Suizhou 003 art. 17 — on death the balance is paid once to the heirs (on emigration to the
+/// member). `clearing member close` pays 321.45 out as a recorded settlement of the pair 421300 → 421300
+/// (acct_pay 321.45, fund 0), so the window, reconciliation and netting see it and no fund pays another;
+/// then every claim, credit, change and reversal of the member is refused, and a resend answers the same
+/// record.
+async fn closing_an_account_pays_the_balance_out_once(c: &Clearing) {
+    let today = clearing_service::calendar::today().to_string();
+    let mut m = with_facts(member("421300", "CLOSE1", "11", &["360000"]), "6000.00", "", 0, 0);
+    m.acct_balc = "321.45".into();
+    registered(c, &[m.clone()]).await;
+    // A claim settled before closure (account not used) stays as it was.
+    let before =
+        c.clearing().await.settle_claim(claim("CL-BEFORE", "421300", "CLOSE1", "360100", 1, &today, 100)).await.unwrap().into_inner();
+
+    // Only the insured side (or the national role) closes an account: a service location may not.
+    let mut req = tonic::Request::new(pb::CloseAccountRequest {
+        insuplc_admdvs: "421300".into(),
+        psn_no: "CLOSE1".into(),
+        reason: "death".into(),
+        msgid: "CLOSE-X".into(),
+    });
+    req.metadata_mut().insert("x-clearing-forwarded", "mdtrt:360100:nanchang_platform".parse().unwrap());
+    assert_eq!(c.registry().await.close_account(req).await.unwrap_err().code(), Code::PermissionDenied);
+    let addr = c.addr.to_string();
+    let close = |msgid: &str, reason: &str| {
+        clearing_cli(&[
+            "member",
+            "close",
+            "--insuplc-admdvs",
+            "421300",
+            "--psn-no",
+            "CLOSE1",
+            "--reason",
+            reason,
+            "--msgid",
+            msgid,
+            "--addr",
+            &addr,
+        ])
+    };
+    let (ok, out, err) = close("CLOSE-1", "death");
+    assert!(ok, "{err}");
+    let s: pb::Settlement = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (s.acct_pay.as_str(), s.balc.as_str(), s.fund_pay_sumamt.as_str(), s.medfee_sumamt.as_str()),
+        ("321.45", "0.00", "0.00", "321.45")
+    );
+    assert_eq!((s.account_closure.as_str(), s.mdtrt_admdvs.as_str(), s.clr_date.as_str()), ("death", "421300", today.as_str()));
+    assert!(s.explanation[0].contains("heirs") && s.explanation[0].contains("art. 17"), "{:?}", s.explanation);
+    // A resend answers the same record; a new request for a closed account is refused, naming why.
+    let (ok, again, _) = close("CLOSE-1", "death");
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<pb::Settlement>(&again).unwrap().setl_id, s.setl_id);
+    let (ok, _, err) = close("CLOSE-2", "emigration");
+    assert!(!ok && err.contains("closed on") && err.contains("death"), "{err}");
+    let (ok, _, err) = close("CLOSE-3", "moved");
+    assert!(!ok && err.contains("reason"), "{err}");
+
+    let (balance, _) = credited(c, "421300", "CLOSE1").await;
+    assert_eq!(balance, "0.00");
+    // Afterwards: no claim, no change, no credit, no reversal of an earlier claim.
+    let e = c.clearing().await.settle_claim(claim("CL-AFTER", "421300", "CLOSE1", "360100", 1, &today, 100)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("closed"), "{e:?}");
+    let e = c.registry().await.upsert_member(m).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let e = c
+        .clearing()
+        .await
+        .reverse_claim(pb::ReverseClaimRequest { setl_id: before.setl_id.clone(), msgid: "CL-REV".into(), reason: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let out = credit(c, "421300", "202403");
+    assert!(out.contains("credited: 0,") && out.contains("skipped 1: account closed"), "{out}");
+    assert_eq!(credited(c, "421300", "CLOSE1").await.0, "0.00");
+
+    // The window sees both records; reconciliation of the insured region's own pair matches the payout;
+    // netting moves nothing for it (a fund does not pay itself).
+    let mut n = NettingClient::new(c.channel().await);
+    let r = n
+        .reconcile_totals(pb::ReconcileTotalsRequest {
+            clr_date: today.clone(),
+            mdtrt_admdvs: "421300".into(),
+            count: 1,
+            medfee_sumamt: "321.45".into(),
+            fund_pay_sumamt: "0.00".into(),
+            acct_pay: "321.45".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.matched, "{r:?}");
+    n.close_window(pb::CloseWindowRequest { clr_date: today.clone() }).await.unwrap();
+    let report = n.get_netting_report(pb::GetNettingReportRequest { clr_date: today }).await.unwrap().into_inner();
+    assert_eq!((report.settlement_count, report.complete), (2, true));
+    assert_eq!(fen(&report.acct_total), 32_145);
+    assert!(report.instructions.iter().all(|i| fen(&i.amount) == fen(&before.fund_pay_sumamt)), "{:?}", report.instructions);
+    assert!(report.obligations.iter().all(|o| o.from_admdvs != o.to_admdvs), "{:?}", report.obligations);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_an_account_on_the_embedded_store() {
+    closing_an_account_pays_the_balance_out_once(&Clearing::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_an_account_on_redis() {
+    let r = Redis::start();
+    closing_an_account_pays_the_balance_out_once(&Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()])).await;
 }

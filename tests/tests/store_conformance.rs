@@ -56,6 +56,7 @@ fn change(k: &MemberKey, version: Option<u64>, fund: i64, balance: i64) -> Membe
         }),
         balance_delta_fen: balance,
         recent: None,
+        close: None,
     }
 }
 
@@ -189,7 +190,14 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         settlement: record(&sid(ps, 9), &format!("{tag}F1"), 10, day, 5_000, 6_000),
         members: vec![
             change(&patient, Some(1), 5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: Some(1), accumulator: None, balance_delta_fen: -6_000, recent: None },
+            MemberChange {
+                key: payer.clone(),
+                expected_version: Some(1),
+                accumulator: None,
+                balance_delta_fen: -6_000,
+                recent: None,
+                close: None,
+            },
         ],
         reverses: None,
     };
@@ -202,7 +210,14 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         settlement: record(&sid(ps, 10), &format!("{tag}F2"), 11, day, 5_000, 6_000),
         members: vec![
             change(&patient, Some(2), 5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: Some(2), accumulator: None, balance_delta_fen: -6_000, recent: None },
+            MemberChange {
+                key: payer.clone(),
+                expected_version: Some(2),
+                accumulator: None,
+                balance_delta_fen: -6_000,
+                recent: None,
+                close: None,
+            },
         ],
         reverses: None,
     };
@@ -215,7 +230,14 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         settlement: record(&sid(ps, 11), &format!("{tag}F3"), 12, day, 5_000, 1_000),
         members: vec![
             change(&patient, Some(1), 5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000, recent: None },
+            MemberChange {
+                key: payer.clone(),
+                expected_version: None,
+                accumulator: None,
+                balance_delta_fen: -1_000,
+                recent: None,
+                close: None,
+            },
         ],
         reverses: None,
     };
@@ -233,7 +255,14 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
         },
         members: vec![
             change(&patient, None, -5_000, 0),
-            MemberChange { key: payer.clone(), expected_version: None, accumulator: None, balance_delta_fen: -1_000, recent: None },
+            MemberChange {
+                key: payer.clone(),
+                expected_version: None,
+                accumulator: None,
+                balance_delta_fen: -1_000,
+                recent: None,
+                close: None,
+            },
         ],
         reverses: Some(sid(ps, 999)),
     };
@@ -346,7 +375,7 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     let mut rev = record(&sid(shard, 901), &format!("{tag}SV2"), 10, day, -1_000, 0);
     rev.orig_setl_id = Some(r1.setl_id.clone());
     rev.supervision = Some(SupervisionDelta { sums: delta.sums.map(|v| -v), flagged: None, unflag: Some(r1.setl_id.clone()), ..delta });
-    let undo = MemberChange { key: k.clone(), expected_version: None, accumulator: None, balance_delta_fen: 0, recent: None };
+    let undo = MemberChange { key: k.clone(), expected_version: None, accumulator: None, balance_delta_fen: 0, recent: None, close: None };
     let c2 = Commit { shard, settlement: rev, members: vec![undo], reverses: Some(r1.setl_id.clone()) };
     assert_eq!(s.commit(c2, today()).await.unwrap(), CommitOutcome::Committed);
     assert!(added(s.indicators("202301").await.unwrap()).is_empty(), "a reversal subtracts everything it added");

@@ -15,7 +15,7 @@
 //! | GetMember of a member filed for the caller's region or with an open visit there (1101 at the treating institution) | a filing in force today, or an open visit, overlaps region | – | as mdtrt | – | – | – |
 //! | UpsertInstitution | institution's region in region | – | as mdtrt | – | – | – |
 //! | RegisterVisit, UploadFeeDetails, CancelFeeDetails, CancelVisit, SettleVisit, PreviewVisit, GetVisit | visit's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
-//! | CreditAccounts | – | `insuplc_admdvs` in region | as insured | all | – | – |
+//! | CreditAccounts, CloseAccount | – | `insuplc_admdvs` in region | as insured | all | – | – |
 //! | ListRegions, GetPolicy, ListCatalogueItems, GetInstitution | yes | yes | yes | yes | yes | yes |
 //! | ReconcileTotals, ReconcileDetail | `mdtrt_admdvs` in region | – | as mdtrt | all | – | – |
 //! | CloseWindow, AcknowledgeSettlement, SetAdvance | – | – | – | yes | – | – |
@@ -214,6 +214,10 @@ pub enum Action<'a> {
     CreditAccounts {
         insured: &'a str,
     },
+    /// Close a member's personal account (emigration or death) and pay its balance out.
+    CloseAccount {
+        insured: &'a str,
+    },
     Reconcile {
         mdtrt: &'a str,
     },
@@ -248,7 +252,9 @@ pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
         Action::WriteMember { insured } | Action::ReadMember { insured } => matches!(id.role, Insured | Platform) && covers(r, insured),
         Action::ReadFiledMember { filed } => matches!(id.role, Mdtrt | Platform) && filed.iter().any(|f| overlaps(r, *f)),
         Action::WriteInstitution { mdtrt } | Action::Visit { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
-        Action::CreditAccounts { insured } => id.role == National || (matches!(id.role, Insured | Platform) && covers(r, insured)),
+        Action::CreditAccounts { insured } | Action::CloseAccount { insured } => {
+            id.role == National || (matches!(id.role, Insured | Platform) && covers(r, insured))
+        }
         Action::Reconcile { mdtrt } => id.role == National || (matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt)),
         Action::ReadCatalogue => true,
         Action::Supervise => matches!(id.role, National | Operator | Mdtrt | Insured | Platform),
@@ -308,6 +314,7 @@ fn action_name(a: &Action<'_>) -> &'static str {
         Action::WriteInstitution { .. } => "write_institution",
         Action::Visit { .. } => "visit",
         Action::CreditAccounts { .. } => "credit_accounts",
+        Action::CloseAccount { .. } => "close_account",
         Action::Reconcile { .. } => "reconcile",
         Action::ReadCatalogue => "read_catalogue",
         Action::Supervise => "supervise",
@@ -325,7 +332,7 @@ fn field_of(a: &Action<'_>) -> &'static str {
         Action::ReadFiledMember { .. } => "psn_no",
         Action::WriteInstitution { .. } => "fixmedins_code",
         Action::Visit { .. } => "mdtrt_admdvs",
-        Action::CreditAccounts { .. } => "insuplc_admdvs",
+        Action::CreditAccounts { .. } | Action::CloseAccount { .. } => "insuplc_admdvs",
         Action::Reconcile { .. } => "mdtrt_admdvs",
         _ => "",
     }

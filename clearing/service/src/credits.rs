@@ -14,6 +14,9 @@ use region_adapter::money::fmt_yuan;
 use region_adapter::{Admdvs, MemberClass};
 use std::collections::BTreeMap;
 
+/// Why a closed account gets no credit.
+const CLOSED: &str = "account closed (emigration or death, Suizhou 003 art. 17): no credit";
+
 /// Members per page of a credit run.
 pub const DEFAULT_CREDIT_PAGE: u32 = 500;
 pub const MAX_CREDIT_PAGE: u32 = 1_000;
@@ -75,6 +78,10 @@ impl<S: Store> Clearinghouse<S> {
                 out.already_credited += 1;
                 continue;
             }
+            if m.closed.is_some() {
+                *skipped.entry(CLOSED.into()).or_default() += 1;
+                continue;
+            }
             let retired = m.psn_type == "12" && m.retire_date.is_none_or(|d| d <= first);
             let class = if retired { MemberClass::Retired } else { MemberClass::InService };
             let basis = CreditBasis {
@@ -102,6 +109,7 @@ impl<S: Store> Clearinghouse<S> {
                     }
                     CreditOutcome::AlreadyCredited { .. } => out.already_credited += 1,
                     CreditOutcome::Missing => *skipped.entry("listed but not stored (an upsert in progress)".into()).or_default() += 1,
+                    CreditOutcome::Closed => *skipped.entry(CLOSED.into()).or_default() += 1,
                 },
             }
         }

@@ -210,6 +210,12 @@ impl<S: Store> Registry for Api<S> {
         reply(self.core.credit_accounts(req.get_ref()).await)
     }
 
+    async fn close_account(&self, req: Request<pb::CloseAccountRequest>) -> Reply<pb::Settlement> {
+        let _slot = self.enter(&req, "CloseAccount", Action::CloseAccount { insured: &req.get_ref().insuplc_admdvs })?;
+        let routing = self.core.router.current();
+        reply(self.core.close_account(req.get_ref(), &|a| routing.knows(a)).await)
+    }
+
     async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Reply<pb::Member> {
         let caller = self.gate.caller(&req, "GetMember").map_err(Status::from)?;
         let _slot = self.gate.admit(&caller).map_err(Status::from)?;

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod calendar;
+pub mod closure;
 pub mod config;
 pub mod credits;
 pub mod grpc;

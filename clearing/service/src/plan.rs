@@ -123,6 +123,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
         }),
         balance_delta_fen: if i.payer.is_none() { -d.account_debit_fen } else { 0 },
         recent: i.flags.map(|_| crate::supervision::remember(&i.member.recent, i.claim.visit_date, &i.claim.mdtrt.to_string())),
+        close: None,
     }];
     if let Some(p) = i.payer {
         members.push(MemberChange {
@@ -131,6 +132,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
             accumulator: None,
             balance_delta_fen: -d.account_debit_fen,
             recent: None,
+            close: None,
         });
     }
     let settlement = SettlementRecord {
@@ -198,6 +200,7 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
         }),
         balance_delta_fen: if own_account { amounts.acct_pay } else { 0 },
         recent: None,
+        close: None,
     }];
     if !own_account {
         members.push(MemberChange {
@@ -206,6 +209,7 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
             accumulator: None,
             balance_delta_fen: amounts.acct_pay,
             recent: None,
+            close: None,
         });
     }
     let settlement = SettlementRecord {
@@ -388,6 +392,7 @@ mod tests {
             credit_facts: Default::default(),
             credits: Default::default(),
             recent: vec![],
+            closed: None,
             version: 7,
         }
     }

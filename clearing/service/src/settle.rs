@@ -30,14 +30,14 @@ pub struct Clearinghouse<S: Store> {
     pub router: Router,
     /// The designated institutions `clearing` started with (upserted ones are in the store).
     pub institutions: InstitutionList,
-    ids: SetlIds,
+    pub(crate) ids: SetlIds,
     /// How long a registered visit may stay open, seconds (`--visit-ttl-secs`).
     visit_ttl_secs: std::sync::atomic::AtomicU64,
     /// Supervision's flags and indicators are kept (`--supervision`, on by default).
     supervise: std::sync::atomic::AtomicBool,
 }
 
-fn content_hash(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn content_hash(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -60,7 +60,7 @@ pub fn settlement_not_found(setl_id: &str) -> ServiceError {
     ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     Utc::now().timestamp_millis().max(0) as u64
 }
 
@@ -217,6 +217,9 @@ impl<S: Store> Clearinghouse<S> {
                 _ => self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new),
             }
             .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+            if let Some(c) = &member.closed {
+                return Err(crate::closure::closed_error(c));
+            }
             let payer = match &vc.acct_payer {
                 None => None,
                 Some(p) => Some(
@@ -227,6 +230,12 @@ impl<S: Store> Clearinghouse<S> {
                 ),
             };
             if let Some(p) = &payer {
+                if let Some(c) = &p.closed {
+                    return Err(ServiceError::FailedPrecondition(format!(
+                        "acct_payer_psn_no: the account payer's personal account was closed on {} ({}); it pays nothing",
+                        c.date, c.reason
+                    )));
+                }
                 plan::check_family_payer(vc, p)?;
             }
             // Compute: the insured region's policy (in process or a remote adapter).
@@ -284,7 +293,7 @@ impl<S: Store> Clearinghouse<S> {
 
     /// The stored answer for an idempotency key: the settlement when the content matches,
     /// `IdempotencyMismatch` when it does not, `None` when the key is new.
-    async fn replay(&self, shard: u16, idem_key: &str, hash: &[u8; 32]) -> Result<Option<pb::Settlement>, ServiceError> {
+    pub(crate) async fn replay(&self, shard: u16, idem_key: &str, hash: &[u8; 32]) -> Result<Option<pb::Settlement>, ServiceError> {
         match self.store.lookup_idempotency(shard, idem_key).await? {
             None => Ok(None),
             Some(idem) => self.stored_answer(idem, idem_key, hash).await.map(Some),
@@ -335,7 +344,7 @@ impl<S: Store> Clearinghouse<S> {
     /// store failed and the commit is known not to have happened; it returns after a short, growing
     /// pause so that contending commits of one member spread out. A store failure whose outcome is
     /// unknown is resolved by re-reading the idempotency key, never by committing twice.
-    async fn commit_attempt(
+    pub(crate) async fn commit_attempt(
         &self,
         planned: plan::Planned,
         today: chrono::NaiveDate,
@@ -360,6 +369,10 @@ impl<S: Store> Clearinghouse<S> {
                 decode(&rec).map(Some)
             }
             Ok(CommitOutcome::IdempotencyMismatch) => Err(ServiceError::IdempotencyMismatch(key.msgid.to_string())),
+            // The account was closed after it was read: nothing written.
+            Ok(CommitOutcome::Closed) => Err(ServiceError::FailedPrecondition(
+                "psn_no: the member's personal account is closed; nothing is settled or changed after closure".into(),
+            )),
             Ok(CommitOutcome::AlreadyReversed) => Err(match reverses {
                 Some(orig) => ServiceError::FailedPrecondition(format!("{orig} was already reversed")),
                 None => ServiceError::Internal("settlement commit reported a reversal conflict".into()),
@@ -475,12 +488,12 @@ impl<S: Store> Clearinghouse<S> {
 
 /// What one request's commits share: its idempotency key and content, and how long it may wait for a
 /// store that went away.
-struct IdemCtx<'a> {
-    idem_key: &'a str,
-    hash: &'a [u8; 32],
-    msgid: &'a str,
+pub(crate) struct IdemCtx<'a> {
+    pub(crate) idem_key: &'a str,
+    pub(crate) hash: &'a [u8; 32],
+    pub(crate) msgid: &'a str,
     /// Give up waiting for the store at this instant (the caller's deadline or `STORE_OUTAGE_PATIENCE`).
-    until: Instant,
+    pub(crate) until: Instant,
 }
 
 /// One claim outcome in `clearing.settlements`.

@@ -92,6 +92,12 @@ pub async fn upsert_member(addr: &str, file: &Path) -> anyhow::Result<()> {
     print(r.get_ref())
 }
 
+pub async fn close_account(addr: &str, insuplc_admdvs: String, psn_no: String, reason: String, msgid: String) -> anyhow::Result<()> {
+    let mut c = RegistryClient::new(connect(addr).await?);
+    let r = c.close_account(pb::CloseAccountRequest { insuplc_admdvs, psn_no, reason, msgid }).await.map_err(status)?;
+    print(r.get_ref())
+}
+
 pub async fn get_member(addr: &str, insuplc_admdvs: String, psn_no: String, year: u32) -> anyhow::Result<()> {
     let mut c = RegistryClient::new(connect(addr).await?);
     let r = c.get_member(pb::GetMemberRequest { insuplc_admdvs, psn_no, year }).await.map_err(status)?;

@@ -13,8 +13,10 @@
 --       5 closed days between today and clr_date (comma-separated, may be empty),
 --       6 "1" when reversing KEYS[6], 7 number of members m, 8 journal entry,
 --       9 the shard claiming the msgid in KEYS[7] ("" = claimed before the script: on a cluster the
---       index lives in another slot), then per member 7 values: expected version ("" = any),
---       accumulator prefix ("" = none), deductible delta, fund delta, visits delta, balance delta, recent visits ("" = unchanged);
+--       index lives in another slot), then per member 8 values: expected version ("" = any),
+--       accumulator prefix ("" = none), deductible delta, fund delta, visits delta, balance delta,
+--       recent visits ("" = unchanged), account closure ("" = none; a member whose account is closed,
+--       field `x`, takes no other commit);
 --       then supervision: the logged delta ("" = none), flagged entry ("" = none), setl_id whose
 --       flagged entry is removed ("" = none)
 local idem = redis.call('GET', KEYS[1])
@@ -41,15 +43,16 @@ end
 local m = tonumber(ARGV[7])
 for i = 0, m - 1 do
   local k = KEYS[8 + i]
-  local a = 10 + i * 7
+  local a = 10 + i * 8
   if redis.call('EXISTS', k) == 0 then return {'CONFLICT'} end
   if ARGV[a] ~= '' and redis.call('HGET', k, 'v') ~= ARGV[a] then return {'CONFLICT'} end
+  if redis.call('HEXISTS', k, 'x') == 1 then return {'CLOSED'} end
   local delta = tonumber(ARGV[a + 5])
   if delta < 0 and tonumber(redis.call('HGET', k, 'b') or '0') + delta < 0 then return {'BALANCE'} end
 end
 for i = 0, m - 1 do
   local k = KEYS[8 + i]
-  local a = 10 + i * 7
+  local a = 10 + i * 8
   redis.call('HINCRBY', k, 'v', 1)
   if ARGV[a + 1] ~= '' then
     redis.call('HINCRBY', k, ARGV[a + 1] .. ':d', ARGV[a + 2])
@@ -58,6 +61,7 @@ for i = 0, m - 1 do
   end
   if ARGV[a + 5] ~= '0' then redis.call('HINCRBY', k, 'b', ARGV[a + 5]) end
   if ARGV[a + 6] ~= '' then redis.call('HSET', k, 'h', ARGV[a + 6]) end
+  if ARGV[a + 7] ~= '' then redis.call('HSET', k, 'x', ARGV[a + 7]) end
 end
 if ARGV[6] == '1' then redis.call('HSET', KEYS[6], 'rev', ARGV[2]) end
 redis.call('HSET', KEYS[2], 'rec', ARGV[3])
@@ -67,7 +71,7 @@ if ARGV[9] ~= '' then redis.call('SET', KEYS[7], ARGV[9]) end
 -- five HINCRBYs into a small hash, which Redis searches linearly).
 redis.call('RPUSH', KEYS[4], ARGV[8])
 redis.call('RPUSH', KEYS[5], ARGV[8])
-local sv = 10 + m * 7
+local sv = 10 + m * 8
 if ARGV[sv] ~= '' then redis.call('RPUSH', KEYS[8 + m], ARGV[sv]) end
 local flagged, unflag = ARGV[sv + 1], ARGV[sv + 2]
 if flagged ~= '' then redis.call('HSET', KEYS[9 + m], ARGV[2], flagged) end

@@ -214,6 +214,7 @@ fn parse_credit(r: &str) -> Result<CreditOutcome, StoreError> {
     let bad = || corrupt(format!("credit answer {r:?}"));
     match r.split_once(':') {
         None if r == "-1" => Ok(CreditOutcome::Missing),
+        None if r == "-2" => Ok(CreditOutcome::Closed),
         Some(("0", f)) => Ok(CreditOutcome::AlreadyCredited { fen: f.parse().map_err(|_| bad())? }),
         Some(("1", b)) => Ok(CreditOutcome::Credited { balance_fen: b.parse().map_err(|_| bad())? }),
         _ => Err(bad()),
@@ -783,6 +784,9 @@ fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> Result<Comm
         if m.expected_version.is_some_and(|v| v != rec.version) {
             return Ok(CommitOutcome::VersionConflict);
         }
+        if rec.closed.is_some() {
+            return Ok(CommitOutcome::Closed);
+        }
         if rec.acct_balc_fen + m.balance_delta_fen < 0 {
             return Ok(CommitOutcome::InsufficientBalance);
         }
@@ -816,9 +820,9 @@ fn idempotency_key(s: &SettlementRecord) -> String {
 
 /// Applies an upsert to an existing record (or none); shared by every store.
 pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecord {
-    let (accumulators, version, balance, credits, recent) = match existing {
-        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen, r.credits, r.recent),
-        None => (Vec::new(), 1, 0, BTreeMap::new(), Vec::new()),
+    let (accumulators, version, balance, credits, recent, closed) = match existing {
+        Some(r) => (r.accumulators, r.version + 1, r.acct_balc_fen, r.credits, r.recent, r.closed),
+        None => (Vec::new(), 1, 0, BTreeMap::new(), Vec::new(), None),
     };
     MemberRecord {
         key: u.key.clone(),
@@ -834,12 +838,16 @@ pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecor
         arrears: u.arrears.clone(),
         credits,
         recent,
+        closed,
     }
 }
 
 fn apply_upsert(t: &mut Tables<'_>, u: &MemberUpsert) -> Result<MemberRecord, StoreError> {
     let key = u.key.storage_key();
     let existing = get_json::<MemberRecord>(&t.members, &key)?;
+    if let Some(c) = existing.as_ref().and_then(|r| r.closed.clone()) {
+        return Err(StoreError::Closed(c));
+    }
     let rec = upserted(existing, u);
     t.put_json(TableId::Members, &key, &rec)?;
     Ok(rec)
@@ -880,6 +888,9 @@ fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, StoreError> {
         MetaOp::Credit(key, month, fen) => {
             let k = key.storage_key();
             let Some(mut rec) = get_json::<MemberRecord>(&t.members, &k)? else { return Ok("-1".into()) };
+            if rec.closed.is_some() {
+                return Ok("-2".into());
+            }
             if let Some(before) = rec.credits.get(month) {
                 return Ok(format!("0:{before}"));
             }
@@ -986,6 +997,7 @@ mod tests {
                 }),
                 balance_delta_fen: -10_000,
                 recent: Some(vec![RecentVisit { date: today, mdtrt_admdvs: "360100".into() }]),
+                close: None,
             }],
             reverses: None,
         }

@@ -6,6 +6,7 @@
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'HELD' end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'CONFLICT' end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'CONFLICT' end
+if redis.call('HEXISTS', KEYS[1], 'x') == 1 then return 'CLOSED' end
 local delta = tonumber(ARGV[2])
 if delta < 0 then
   if tonumber(redis.call('HGET', KEYS[1], 'b') or '0') + delta < 0 then return 'BALANCE' end

@@ -124,6 +124,34 @@ pub struct MemberRecord {
     /// the accumulators, bounded (see `supervision::remember`). Stored as one compact string.
     #[serde(default, with = "recent_compact")]
     pub recent: Vec<RecentVisit>,
+    /// Set once the account is closed (emigration or death, Suizhou art. 17): the balance was paid out
+    /// and the member takes no further claim, credit or change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<AccountClosure>,
+}
+
+/// A closed personal account: when, why, and the settlement that paid the balance out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountClosure {
+    pub date: NaiveDate,
+    /// `emigration` or `death`.
+    pub reason: String,
+    pub setl_id: String,
+}
+
+impl AccountClosure {
+    /// `<date> <reason> <setl_id>`, the stored form on Redis (one hash field, `x`).
+    pub fn encode(&self) -> String {
+        format!("{} {} {}", self.date, self.reason, self.setl_id)
+    }
+    pub fn decode(s: &str) -> Result<AccountClosure, StoreError> {
+        let bad = || StoreError::Corrupt(format!("account closure {s:?}"));
+        let mut p = s.split(' ');
+        let (Some(date), Some(reason), Some(setl_id), None) = (p.next(), p.next(), p.next(), p.next()) else {
+            return Err(bad());
+        };
+        Ok(AccountClosure { date: date.parse().map_err(|_| bad())?, reason: reason.into(), setl_id: setl_id.into() })
+    }
 }
 
 /// One recent settlement of a member: its visit date and service location.
@@ -252,6 +280,9 @@ pub fn apply_member_change(rec: &mut MemberRecord, m: &MemberChange) {
     if let Some(r) = &m.recent {
         rec.recent = r.clone();
     }
+    if let Some(c) = &m.close {
+        rec.closed = Some(c.clone());
+    }
     if let Some(d) = &m.accumulator {
         match rec.accumulators.iter_mut().find(|a| a.year == d.year && a.benefit == d.benefit) {
             Some(a) => {
@@ -309,6 +340,8 @@ pub enum CreditOutcome {
     AlreadyCredited { fen: i64 },
     /// No such member.
     Missing,
+    /// The member's account is closed: nothing credited.
+    Closed,
 }
 
 /// Change of one accumulator.
@@ -333,6 +366,9 @@ pub struct MemberChange {
     pub balance_delta_fen: i64,
     /// Replaces the member's recent settlements (only with `expected_version`, so never stale).
     pub recent: Option<Vec<RecentVisit>>,
+    /// Closes the account (the closure's own commit). Any other commit touching a closed member is
+    /// refused (`CommitOutcome::Closed`).
+    pub close: Option<AccountClosure>,
 }
 
 /// The amounts a settlement adds to its window's totals for (insured, service location).
@@ -420,6 +456,8 @@ pub enum CommitOutcome {
     OriginalMissing,
     /// The account no longer holds what the settlement takes from it.
     InsufficientBalance,
+    /// A member of the commit has a closed account: nothing written.
+    Closed,
 }
 
 /// A store failure, classified by whether retrying can help.
@@ -443,6 +481,9 @@ pub enum StoreError {
     /// Stored data unreadable.
     #[error("stored data unreadable: {0}")]
     Corrupt(String),
+    /// The member's account is closed (the closure as stored): a closed account takes no change.
+    #[error("the account was closed on {} ({})", .0.date, .0.reason)]
+    Closed(AccountClosure),
 }
 
 /// How a store failure reaches a caller: transient → UNAVAILABLE (retry with the same msgid), out of
@@ -455,6 +496,9 @@ impl From<StoreError> for clearing_edge::error::ServiceError {
                 clearing_edge::error::ServiceError::ResourceExhausted("the store is out of memory; retry later with the same msgid".into())
             }
             StoreError::Failed(m) | StoreError::Corrupt(m) => clearing_edge::error::ServiceError::Internal(m),
+            e @ StoreError::Closed(_) => {
+                clearing_edge::error::ServiceError::FailedPrecondition(format!("psn_no: {e}; a closed account takes no change"))
+            }
         }
     }
 }

@@ -419,6 +419,7 @@ fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Resul
         arrears: facts.arrears,
         credits,
         recent: fields.get("h").map(|h| RecentVisit::decode_all(h)).transpose()?.unwrap_or_default(),
+        closed: fields.get("x").map(|x| AccountClosure::decode(x)).transpose()?,
     }))
 }
 
@@ -1082,6 +1083,7 @@ impl RedisStore {
             match r.as_str() {
                 "OK" | "HELD" => holds.held.push((shard, hold)),
                 "BALANCE" => return Ok(Some(CommitOutcome::InsufficientBalance)),
+                "CLOSED" => return Ok(Some(CommitOutcome::Closed)),
                 _ => return Ok(Some(CommitOutcome::VersionConflict)),
             }
         }
@@ -1137,6 +1139,7 @@ impl RedisStore {
             };
             inv.arg(m.balance_delta_fen);
             inv.arg(m.recent.as_deref().map(RecentVisit::encode_all).unwrap_or_default());
+            inv.arg(m.close.as_ref().map(AccountClosure::encode).unwrap_or_default());
         }
         // Supervision: the shard's pending indicators and flagged list of the visit's month.
         let none = SupervisionDelta::default();
@@ -1257,6 +1260,10 @@ impl Store for RedisStore {
             .await
             .map_err(err)?;
         let m = member_from_fields(&u.key, fields)?.ok_or_else(|| StoreError::Corrupt("upserted member missing".into()))?;
+        // A closed account: the script changed nothing and answered the member as it is.
+        if let Some(c) = &m.closed {
+            return Err(StoreError::Closed(c.clone()));
+        }
         self.members.put(member_key(&u.key), Arc::new(m.clone()));
         Ok(m)
     }
@@ -1362,6 +1369,7 @@ impl Store for RedisStore {
             Some("REVERSED") => CommitOutcome::AlreadyReversed,
             Some("MISSING") => CommitOutcome::OriginalMissing,
             Some("BALANCE") => CommitOutcome::InsufficientBalance,
+            Some("CLOSED") => CommitOutcome::Closed,
             Some("CONFLICT") | Some("FENCED") => CommitOutcome::VersionConflict,
             other => return Err(StoreError::Corrupt(format!("commit script answered {other:?}"))),
         })
@@ -1540,6 +1548,7 @@ impl Store for RedisStore {
         let (code, n): (i64, i64) = self.scripts.credit.key(member_key(key)).arg(month).arg(fen).invoke_async(&mut c).await.map_err(err)?;
         Ok(match code {
             -1 => CreditOutcome::Missing,
+            -2 => CreditOutcome::Closed,
             0 => CreditOutcome::AlreadyCredited { fen: n },
             _ => CreditOutcome::Credited { balance_fen: n },
         })
@@ -1705,6 +1714,7 @@ mod tests {
             arrears: Vec::new(),
             credits: BTreeMap::new(),
             recent: Vec::new(),
+            closed: None,
         })
     }
 
