@@ -16,12 +16,14 @@ runs=${3:-200000}
 clients=${CEILING_CLIENTS:-50}
 pipeline=${CEILING_PIPELINE:-1}
 pid=$(redis_pid "$port")
-sha=$(redis-cli -p "$port" script load "$(cat clearing/service/src/store/commit.lua)")
-redis-cli -p "$port" hset '{ch:07}:m:421300:BENCH' f '{}' v 1 b 100000000 >/dev/null
+sha=$(redis-cli -p "$port" script load "$(cat clearing/store/src/redis/commit.lua)")
+# The keys come from the store's own key module (`clearing bench-commit-keys`), never spelled here.
+{ read -r member; read -ra keys; } < <(target/release/clearing bench-commit-keys)
+redis-cli -p "$port" hset "$member" f '{}' v 1 b 100000000 >/dev/null
 rec=$(head -c "$rec_bytes" /dev/zero | tr '\0' x)
 t0=$(ticks "$pid")
 rps=$(redis-benchmark -p "$port" -c "$clients" -P "$pipeline" -n "$runs" -r 100000000000 -q \
-  EVALSHA "$sha" 10 '{ch:07}:i:__rand_int__' '{ch:07}:s:__rand_int__' '{ch:07}:closed' '{ch:07}:wl:2026-01-01' '{ch:07}:j:2026-01-01' '{ch:07}:s:__rand_int__' '{ch:07}:mi:__rand_int__' '{ch:07}:m:421300:BENCH' '{ch:07}:svl:202601' '{ch:07}:fl:202601' \
+  EVALSHA "$sha" "${#keys[@]}" "${keys[@]}" \
   "$(printf '%064d' 0)" __rand_int__ "$rec" 2026-01-01 '' 0 1 "__rand_int__|421300|360100|1|112760|22310|30000" 7 \
   '' a:2024:general 50000 22310 1 -30000 '2026-01-05:360100,2026-01-09:360100' '' \
   "$(printf '202601\x1f360100|H36010000001\x1f421300|360100\x1f1,112760,4000,0,30000,22310,0\x1f')" '' '' 2>&1 \

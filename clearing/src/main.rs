@@ -140,6 +140,9 @@ enum Command {
     },
     /// Netting at national scale on a throwaway Redis: fill a window, time close → report and reconciliation.
     BenchNetting(clearing_tools::bench::NettingBenchArgs),
+    /// Print the Redis keys `commit.lua` takes for one settlement (member key first, then all of them,
+    /// space-separated, `__rand_int__` standing for the ids): for `scripts/commit-ceiling.sh`.
+    BenchCommitKeys,
     /// Supervision at national scale: load a month's indicator aggregates into a store, or time reading them.
     BenchIndicators(clearing_tools::supervise::IndicatorBenchArgs),
 }
@@ -346,6 +349,10 @@ async fn main() {
         }
         Command::Health { addr, service } => clearing_tools::client::health(&addr, &service).await,
         Command::BenchNetting(a) => clearing_tools::bench::run_netting(a).await,
+        Command::BenchCommitKeys => {
+            clearing_tools::bench::print_commit_keys();
+            Ok(())
+        }
         Command::BenchIndicators(a) => clearing_tools::supervise::bench_indicators(a).await,
         Command::Net { date, out, addr } => clearing_tools::netcli::net(&addr, &date, &out).await,
         Command::Statement { month, addr } => clearing_tools::netcli::statement(&addr, &month).await,

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use clearing_service::ids::shard_of;
 use clearing_service::store::embedded::EmbeddedStore;
-use clearing_service::store::redis::{RedisOptions, RedisStore};
+use clearing_service::store::redis::{RedisOptions, RedisStore, keys};
 use clearing_service::store::*;
 use tests::{Redis, RedisCluster};
 
@@ -488,7 +488,7 @@ async fn redis_errors_are_classified_by_whether_a_retry_can_help() {
 
     // WRONGTYPE: a member key that holds a string. INTERNAL, and the read was not repeated.
     let bad = MemberKey::new("421300", "ERRP2");
-    let bad_key = format!("{{ch:{:02x}}}:m:421300:ERRP2", shard_of("421300", "ERRP2"));
+    let bad_key = keys::member_key(&bad);
     r.cli(&["SET", &bad_key, "x"]);
     r.cli(&["CONFIG", "RESETSTAT"]);
     let e = s.load_member(&bad).await.unwrap_err();
@@ -541,12 +541,12 @@ async fn redis_reads_records_written_before_the_binary_record() {
     let old = record(&old_id, "MIGR-1", 1, today(), 10_000, 0);
     let json = serde_json::to_string(&old).unwrap();
     assert!(json.starts_with('{') && json.contains("\"message\":\"01020301\""), "{json}");
-    r.cli(&["HSET", &format!("{{ch:{shard:02x}}}:s:{old_id}"), "rec", &json]);
+    r.cli(&["HSET", &keys::settlement_key(&old_id).unwrap(), "rec", &json]);
     // ... and one committed now.
     let new = record(&new_id, "MIGR-2", 2, today(), 20_000, 0);
     let c = Commit { shard, settlement: new.clone(), members: vec![change(&k, Some(1), 20_000, 0)], reverses: None };
     assert_eq!(s.commit(c, today()).await.unwrap(), CommitOutcome::Committed);
-    let stored = r.cli(&["HSTRLEN", &format!("{{ch:{shard:02x}}}:s:{new_id}"), "rec"]);
+    let stored = r.cli(&["HSTRLEN", &keys::settlement_key(&new_id).unwrap(), "rec"]);
     assert!(stored.trim().parse::<usize>().unwrap() < serde_json::to_string(&new).unwrap().len(), "binary is smaller");
     assert_eq!(s.get_settlement(&old_id).await.unwrap(), Some(old.clone()));
     assert_eq!(s.get_settlement(&new_id).await.unwrap(), Some(new));

@@ -5,12 +5,14 @@
 //! `clearing_edge`; the operator and benchmark tools are `clearing_tools`.
 #![forbid(unsafe_code)]
 
+pub use clearing_store as store;
+pub use clearing_store::ids;
+
 pub mod calendar;
 pub mod closure;
 pub mod config;
 pub mod credits;
 pub mod grpc;
-pub mod ids;
 pub mod institutions;
 pub mod limits;
 pub mod metrics;
@@ -20,7 +22,6 @@ pub mod remote;
 pub mod router;
 pub mod server;
 pub mod settle;
-pub mod store;
 pub mod supervision;
 pub mod visits;
 pub mod windows;

@@ -496,6 +496,7 @@ pub struct NettingBenchArgs {
 /// close → netting report path and a whole-window detail reconciliation with planted differences.
 pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
     use clearing_service::store::Store;
+    use clearing_service::store::redis::keys;
     let d = chrono::NaiveDate::from_ymd_opt(2000, 1, 3).expect("date");
     if args.reuse {
         let client = ::redis::Client::open(args.redis_url.as_str())?;
@@ -562,7 +563,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
                 mdtrt_admdvs: regions[b].clone(),
                 totals: clearing_service::store::PairDelta { count: 1, medfee_fen: medfee, fund_fen: fund, acct_fen: acct },
             };
-            pipe.cmd("RPUSH").arg(format!("{{ch:{shard:02x}}}:j:{d}")).arg(entry.encode()).ignore();
+            pipe.cmd("RPUSH").arg(keys::journal_key(shard, d)).arg(entry.encode()).ignore();
             let t = pairs.entry((shard, a, b)).or_default();
             t.0 += 1;
             t.1 += medfee;
@@ -577,7 +578,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
     for chunk in all.chunks(4_000) {
         let mut pipe = ::redis::pipe();
         for ((shard, a, b), (c, m, f, ac)) in chunk {
-            let key = format!("{{ch:{shard:02x}}}:w:{d}");
+            let key = keys::period_key(*shard, keys::WINDOW_SUMS, &d.to_string());
             let p = format!("{}|{}", regions[*a], regions[*b]);
             for (kind, v) in [("n", *c), ("e", *c), ("m", *m), ("f", *f), ("a", *ac)] {
                 pipe.cmd("HINCRBY").arg(&key).arg(format!("{p}|{kind}")).arg(v).ignore();
@@ -659,4 +660,14 @@ mod tests {
         let rules = region_adapter::RuleSet::load_texts(&files).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rules.regions.len(), 400);
     }
+}
+
+/// The keys of one settlement's `commit.lua` run, for the Redis ceiling (`scripts/commit-ceiling.sh`):
+/// the member's key on the first line, then every key in the script's order on the second.
+pub fn print_commit_keys() {
+    use clearing_service::store::{MemberKey, redis::keys};
+    let member = MemberKey::new("421300", "BENCH");
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
+    println!("{}", keys::member_key(&member));
+    println!("{}", keys::commit_script_keys(&member, "__rand_int__", date, "202601").join(" "));
 }

@@ -1057,7 +1057,7 @@ mod tests {
     async fn a_commit_whose_last_write_fails_leaves_no_indicator_nor_anything_else() {
         let dir = tempfile::tempdir().unwrap();
         let s = store_with_member(dir.path()).await;
-        let today = crate::calendar::today();
+        let today = chrono::Utc::now().date_naive();
         let before = snapshot(&s, today).await;
         let c = commit(1, today);
         // The flagged entry is the commit's last write.
@@ -1076,7 +1076,7 @@ mod tests {
     async fn a_commit_whose_write_fails_half_way_leaves_nothing_and_a_retry_debits_once() {
         let dir = tempfile::tempdir().unwrap();
         let s = store_with_member(dir.path()).await;
-        let today = crate::calendar::today();
+        let today = chrono::Utc::now().date_naive();
         let before = snapshot(&s, today).await;
         let c = commit(1, today);
         // The member row is written first; the settlement row (the second write) fails.
@@ -1103,7 +1103,7 @@ mod tests {
     async fn a_failing_commit_in_a_batch_does_not_take_its_neighbours_down_nor_leave_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let s = store_with_member(dir.path()).await;
-        let today = crate::calendar::today();
+        let today = chrono::Utc::now().date_naive();
         let (a, b, c) = (commit(1, today), commit(2, today), commit(3, today));
         s.fail_writes_of(Some(&b.settlement.setl_id));
         let mut replies = Vec::new();

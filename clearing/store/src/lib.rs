@@ -10,7 +10,10 @@
 //! Keys are laid out by shard so one commit touches one shard: a member's shard comes from
 //! (insured region, psn_no), and the settlement id carries it (see `ids`).
 
+#![forbid(unsafe_code)]
+
 pub mod embedded;
+pub mod ids;
 mod record;
 pub mod redis;
 

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Fails when the top-level modules of a workspace crate depend on each other in a cycle.
+
+For every crate of the workspace (the members listed in Cargo.toml that have a src/ folder) it reads the
+crate's src/**/*.rs and builds a graph between the crate's top-level modules (src/x.rs or src/x/ is
+module x; its submodules belong to x): an edge a -> b exists when code in a names `crate::b...` (in a
+`use` tree or inline, e.g. `crate::supervision::flags(..)`), or reaches b through `super::`/`self::`.
+A name re-exported by the crate root (`pub use settle::Clearinghouse;` then `crate::Clearinghouse`)
+counts as its module. Comments, strings and `#[cfg(test)] mod ... { }` blocks are ignored, and so are
+the crate roots themselves (lib.rs, main.rs, src/bin/) and generated code (target/, OUT_DIR includes).
+
+Every strongly connected component of more than one module is reported with one example line per edge,
+and the exit status is 1; otherwise it prints "no module cycles in N crates" and exits 0.
+
+    scripts/check_modules.py            # check
+    scripts/check_modules.py --graph    # also print every crate's edges
+"""
+
+import argparse
+import pathlib
+import re
+import sys
+import tomllib
+from bisect import bisect_right
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Comments and literals: // line, /* block, raw string, string, char literal (not a lifetime).
+TOKEN = re.compile(r"""//[^\n]*|/\*|\bb?r(#*)"|"(?:\\.|[^"\\])*"|'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'""", re.S)
+TEST_MOD = re.compile(r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*([{;])")
+INLINE_MOD = re.compile(r"\bmod\s+(\w+)\s*\{")
+PATH_START = re.compile(r"\b(crate|super|self)\s*::")
+USE = re.compile(r"\buse\s+")
+WS, SEP, IDENT, ALIAS = (re.compile(r) for r in (r"\s*", r"\s*::(?!\s*<)", r"(?:r#)?([A-Za-z_]\w*)", r"\s+as\s+(\w+)"))
+
+
+def crate_dirs():
+    """The workspace members (globs and `exclude` honoured) that have a Cargo.toml and a src/ folder."""
+    ws = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    members = ws.get("workspace", {}).get("members", []) + (["."] if "package" in ws else [])
+    excluded = {(ROOT / e).resolve() for e in ws.get("workspace", {}).get("exclude", [])}
+    dirs = [d.resolve() for m in members for d in sorted(ROOT.glob(m))]
+    return [d for d in dict.fromkeys(dirs) if d not in excluded and (d / "Cargo.toml").is_file() and (d / "src").is_dir()]
+
+
+def strip(src):
+    """The source with comments and the insides of string and char literals blanked (offsets kept)."""
+    out, i = list(src), 0
+    while m := TOKEN.search(src, i):
+        a, i = m.start(), m.end()
+        if m.group() == "/*":  # block comments nest
+            depth = 1
+            while depth and i < len(src):
+                step = src[i:i + 2]
+                depth += (step == "/*") - (step == "*/")
+                i += 2 if step in ("/*", "*/") else 1
+        elif m.group(1) is not None:  # raw string r#"..."#
+            close = src.find('"' + m.group(1), i)
+            i = len(src) if close < 0 else close + 1 + len(m.group(1))
+        lo, hi = (a, i) if m.group().startswith("/") else (a + 1, i - 1)
+        out[lo:hi] = ["\n" if ch == "\n" else " " for ch in src[lo:hi]]
+    return "".join(out)
+
+
+def close_brace(code, i):
+    """Index just past the `}` matching the `{` at code[i]."""
+    depth = 0
+    for j in range(i, len(code)):
+        depth += {"{": 1, "}": -1}.get(code[j], 0)
+        if depth == 0:
+            return j + 1
+    return len(code)
+
+
+def parse_tree(s, i):
+    """Parse the path or use-tree at s[i:]; return ([(segments, alias)], end index)."""
+    segs = []
+    while True:
+        i = WS.match(s, i).end()
+        if s.startswith("{", i):
+            items, i = [], i + 1
+            while not s.startswith("}", i) and i < len(s):
+                sub, i = parse_tree(s, i)
+                items += [(segs + p, a) for p, a in sub]
+                i = WS.match(s, i).end()
+                if not s.startswith(",", i):
+                    break
+                i = WS.match(s, i + 1).end()
+            return items, i + 1
+        if s.startswith("*", i):
+            return [(segs + ["*"], None)], i + 1
+        m = IDENT.match(s, i)
+        if not m:
+            return ([(segs, segs[-1])] if segs else []), i
+        segs, i = segs + [m.group(1)], m.end()
+        sep = SEP.match(s, i)
+        if not sep:
+            break
+        i = sep.end()
+    if segs[-1] == "self":
+        segs = segs[:-1]
+    alias = ALIAS.match(s, i)
+    return [(segs, alias.group(1) if alias else (segs[-1] if segs else None))], alias.end() if alias else i
+
+
+def resolve(segs, base):
+    """The absolute module path named by a `crate::`/`super::`/`self::` path used in module `base`."""
+    path = [] if segs[0] == "crate" else list(base)
+    segs = segs[1:] if segs[0] == "crate" else segs
+    while segs and segs[0] in ("self", "super"):
+        path, segs = (path[:-1] if segs[0] == "super" else path), segs[1:]
+    return path + segs
+
+
+def scan_crate(crate):
+    """The edges {(a, b): (file, line, text)} between the top-level modules of one crate."""
+    src, files, skip = crate / "src", {}, set()
+    # Parents before their out-of-line children, so that a `#[cfg(test)] mod tests;` file is skipped.
+    paths = [p for p in src.rglob("*.rs") if "target" not in p.relative_to(crate).parts]
+    for path in sorted(paths, key=lambda p: (len(p.parts) - (p.name == "mod.rs") / 2, p)):
+        if any(path == s or s in path.parents for s in skip):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        code = re.sub(r"pub\s*\(\s*in\s+[^)]*\)", lambda m: " " * len(m.group()), strip(text))
+        for m in TEST_MOD.finditer(code):
+            if m.group(2) == ";":
+                owner = path.parent if path.name in ("lib.rs", "main.rs", "mod.rs") else path.with_suffix("")
+                skip |= {owner / f"{m.group(1)}.rs", owner / m.group(1)}
+            else:
+                end = close_brace(code, m.end() - 1)
+                code = code[:m.start()] + re.sub(r"[^\n]", " ", code[m.start():end]) + code[end:]
+        rel = path.relative_to(src).with_suffix("").parts
+        base = [] if rel[0] == "bin" or rel in (("lib",), ("main",)) else list(rel[:-1] if rel[-1] == "mod" else rel)
+        mods = [(m.start(), close_brace(code, m.end() - 1), m.group(1)) for m in INLINE_MOD.finditer(code)]
+        starts = [0] + [k for k, ch in enumerate(code) if ch == "\n"]
+        files[path] = (text.split("\n"), code, base, mods, starts)
+
+    def base_at(f, k):
+        _, _, base, mods, _ = files[f]
+        return base + [name for a, b, name in mods if a < k < b]
+
+    modules = {p.stem if p.is_file() else p.name for p in src.iterdir()
+               if p.name != "bin" and (p.suffix == ".rs" and p.stem not in ("lib", "main") or p.is_dir())}
+    roots = [f for f, v in files.items() if not v[2]]
+    modules |= {name for f in roots for a, b, name in files[f][3] if not base_at(f, a)}
+    reexports = {}
+    for f in roots:
+        for m in USE.finditer(files[f][1]):
+            if not base_at(f, m.start()):
+                for segs, alias in parse_tree(files[f][1], m.end())[0]:
+                    full = resolve(segs, []) if segs else []
+                    if len(full) > 1 and full[0] in modules and alias and full[-1] != "*":
+                        reexports[alias] = full[0]
+    edges = {}
+    for f, (lines, code, _, _, starts) in files.items():
+        consumed = 0
+        for m in PATH_START.finditer(code):
+            if m.start() < consumed:
+                continue
+            trees, consumed = parse_tree(code, m.start())
+            base = base_at(f, m.start())
+            for segs, _ in trees:
+                full = resolve(segs, base) if segs else []
+                target = (full[0] if full[0] in modules else reexports.get(full[0])) if full else None
+                if base and target and target != base[0] and (base[0], target) not in edges:
+                    line = bisect_right(starts, m.start())
+                    edges[(base[0], target)] = (f.relative_to(ROOT), line, lines[line - 1].strip())
+    return edges
+
+
+def reach(graph, v):
+    """{w: shortest path [v, ..., w]} for every module w reachable from v (v itself only through a cycle)."""
+    paths, queue = {}, [[v]]
+    for path in queue:
+        for w in sorted(graph.get(path[-1], ())):
+            if w not in paths:
+                paths[w] = path + [w]
+                queue.append(path + [w])
+    return paths
+
+
+def cycles(edges):
+    """[(modules, one shortest cycle)] for every strongly connected component of more than one module."""
+    graph = {}
+    for a, b in edges:
+        graph.setdefault(a, set()).add(b)
+    reaches = {v: reach(graph, v) for v in graph}
+    comps = {tuple(sorted(w for w in reaches[v] if v in reaches.get(w, {}))) for v in graph if v in reaches[v]}
+    return [(list(c), reaches[c[0]][c[0]]) for c in sorted(comps) if len(c) > 1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graph", action="store_true", help="print each crate's module edges")
+    args = parser.parse_args()
+    crates, found = crate_dirs(), 0
+    for crate in crates:
+        name = str(crate.relative_to(ROOT)) if crate != ROOT else "."
+        edges = scan_crate(crate)
+        if args.graph:
+            print(f"{name}: {len(edges)} edges")
+            for (a, b), (f, line, _) in sorted(edges.items()):
+                print(f"  {a:>14} -> {b:<14} {f}:{line}")
+        for comp, example in cycles(edges):
+            found += 1
+            print(f"{name}: module cycle among {', '.join(comp)} (e.g. {' -> '.join(example)})")
+            for (a, b), (f, line, text) in sorted(edges.items()):
+                if a in comp and b in comp:
+                    print(f"  {a} -> {b}  {f}:{line}  {text}")
+    if found:
+        print(f"{found} module cycle(s) in {len(crates)} crates")
+        return 1
+    print(f"no module cycles in {len(crates)} crates")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
