@@ -652,16 +652,6 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn synthetic_regions_load_as_a_national_rule_set() {
-        let files = super::synthetic_rule_files(400);
-        let rules = region_adapter::RuleSet::load_texts(&files).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(rules.regions.len(), 400);
-    }
-}
-
 /// The keys of one settlement's `commit.lua` run, for the Redis ceiling (`scripts/commit-ceiling.sh`):
 /// the member's key on the first line, then every key in the script's order on the second.
 pub fn print_commit_keys() {
@@ -670,4 +660,14 @@ pub fn print_commit_keys() {
     let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
     println!("{}", keys::member_key(&member));
     println!("{}", keys::commit_script_keys(&member, "__rand_int__", date, "202601").join(" "));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn synthetic_regions_load_as_a_national_rule_set() {
+        let files = super::synthetic_rule_files(400);
+        let rules = region_adapter::RuleSet::load_texts(&files).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rules.regions.len(), 400);
+    }
 }
