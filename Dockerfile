@@ -9,26 +9,27 @@ COPY region-adapter/Cargo.toml region-adapter/Cargo.toml
 COPY region-adapter/server/Cargo.toml region-adapter/server/Cargo.toml
 COPY clearing/Cargo.toml clearing/Cargo.toml
 COPY clearing/edge/Cargo.toml clearing/edge/Cargo.toml
+COPY clearing/store/Cargo.toml clearing/store/Cargo.toml
 COPY clearing/service/Cargo.toml clearing/service/Cargo.toml
 COPY clearing/tools/Cargo.toml clearing/tools/Cargo.toml
 COPY gateway/Cargo.toml gateway/Cargo.toml
 COPY tests/Cargo.toml tests/Cargo.toml
-RUN mkdir -p region-adapter/src region-adapter/benches region-adapter/server/src clearing/src clearing/edge/src \
+RUN mkdir -p region-adapter/src region-adapter/benches region-adapter/server/src clearing/src clearing/edge/src clearing/store/src \
       clearing/service/src clearing/service/benches clearing/tools/src gateway/src tests/src \
  && echo 'fn main() {}' > clearing/src/main.rs && echo 'fn main() {}' > region-adapter/server/src/main.rs \
  && echo 'fn main() {}' > gateway/src/main.rs \
- && touch region-adapter/src/lib.rs region-adapter/server/src/lib.rs clearing/edge/src/lib.rs clearing/service/src/lib.rs \
+ && touch region-adapter/src/lib.rs region-adapter/server/src/lib.rs clearing/edge/src/lib.rs clearing/store/src/lib.rs clearing/service/src/lib.rs \
       clearing/tools/src/lib.rs tests/src/lib.rs \
  && echo 'fn main() {}' > region-adapter/benches/engine.rs && echo 'fn main() {}' > clearing/service/benches/netting.rs \
  && cargo build --release --locked -p clearing -p region-adapter-server -p national-gateway --bins \
- && rm -rf region-adapter/src region-adapter/benches region-adapter/server/src clearing/src clearing/edge/src \
+ && rm -rf region-adapter/src region-adapter/benches region-adapter/server/src clearing/src clearing/edge/src clearing/store/src \
       clearing/service/src clearing/service/benches clearing/tools/src gateway/src tests/src
 COPY region-adapter region-adapter
 COPY clearing clearing
 COPY gateway gateway
 COPY tests tests
 RUN touch region-adapter/src/lib.rs region-adapter/server/src/lib.rs region-adapter/server/src/main.rs clearing/src/main.rs \
-      clearing/edge/src/lib.rs clearing/service/src/lib.rs clearing/tools/src/lib.rs gateway/src/main.rs \
+      clearing/edge/src/lib.rs clearing/store/src/lib.rs clearing/service/src/lib.rs clearing/tools/src/lib.rs gateway/src/main.rs \
  && cargo build --release --locked -p clearing -p region-adapter-server -p national-gateway --bins \
  && cp target/release/clearing target/release/region-adapter target/release/national-gateway /usr/local/bin/
 
