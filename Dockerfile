@@ -19,7 +19,7 @@ RUN mkdir -p region-adapter/src region-adapter/benches region-adapter/server/src
  && echo 'fn main() {}' > clearing/src/main.rs && echo 'fn main() {}' > region-adapter/server/src/main.rs \
  && echo 'fn main() {}' > gateway/src/main.rs \
  && touch region-adapter/src/lib.rs region-adapter/server/src/lib.rs clearing/edge/src/lib.rs clearing/store/src/lib.rs clearing/service/src/lib.rs \
-      clearing/tools/src/lib.rs tests/src/lib.rs \
+      clearing/tools/src/lib.rs gateway/src/lib.rs tests/src/lib.rs \
  && echo 'fn main() {}' > region-adapter/benches/engine.rs && echo 'fn main() {}' > clearing/service/benches/netting.rs \
  && cargo build --release --locked -p clearing -p region-adapter-server -p national-gateway --bins \
  && rm -rf region-adapter/src region-adapter/benches region-adapter/server/src clearing/src clearing/edge/src clearing/store/src \
@@ -29,7 +29,7 @@ COPY clearing clearing
 COPY gateway gateway
 COPY tests tests
 RUN touch region-adapter/src/lib.rs region-adapter/server/src/lib.rs region-adapter/server/src/main.rs clearing/src/main.rs \
-      clearing/edge/src/lib.rs clearing/store/src/lib.rs clearing/service/src/lib.rs clearing/tools/src/lib.rs gateway/src/main.rs \
+      clearing/edge/src/lib.rs clearing/store/src/lib.rs clearing/service/src/lib.rs clearing/tools/src/lib.rs gateway/src/lib.rs gateway/src/main.rs \
  && cargo build --release --locked -p clearing -p region-adapter-server -p national-gateway --bins \
  && cp target/release/clearing target/release/region-adapter target/release/national-gateway /usr/local/bin/
 

@@ -82,15 +82,49 @@ pub fn ref_msgid() -> String {
     format!("gw{t}{:010}", SEQ.fetch_add(1, Ordering::Relaxed) % 10_000_000_000)
 }
 
-/// Maps a field of a clearing request to its national path in the transaction's input.
-pub type FieldMap = fn(&str) -> String;
+/// Pairs of (clearing name, national name).
+pub type Renames = &'static [(&'static str, &'static str)];
+
+/// Where the fields of a clearing request (as a refusal names them) are in a transaction's national
+/// input: the one mapping every transaction declares as data.
+pub struct FieldPaths {
+    /// Fields whose national path is not `rest.<field>`: (clearing field, national path).
+    pub named: Renames,
+    /// A repeated clearing field and the national list it comes from, with the item fields renamed
+    /// there: `("lines", "input.feedetail", &[("hilist_code", "med_list_codg")])` maps
+    /// `lines[2].hilist_code` to `input.feedetail[2].med_list_codg`.
+    pub list: Option<(&'static str, &'static str, Renames)>,
+    /// Where any other field is (`input.data`).
+    pub rest: &'static str,
+}
+
+impl FieldPaths {
+    /// The national path of a clearing field.
+    pub fn path(&self, field: &str) -> String {
+        if let Some((ours, theirs, renamed)) = self.list
+            && let Some(item) = field.strip_prefix(ours)
+        {
+            // `[i].name`: keep the index, rename the item field.
+            let (index, name) = match item.find('.') {
+                Some(dot) => (&item[..dot], &item[dot + 1..]),
+                None => (item, ""),
+            };
+            let name = renamed.iter().find(|(a, _)| *a == name).map_or(name, |(_, b)| *b);
+            return if name.is_empty() { format!("{theirs}{index}") } else { format!("{theirs}{index}.{name}") };
+        }
+        match self.named.iter().find(|(a, _)| *a == field) {
+            Some((_, national)) => national.to_string(),
+            None => format!("{}.{field}", self.rest),
+        }
+    }
+}
 
 /// The table above, for a gRPC status from `clearing`.
-pub fn from_status(st: &tonic::Status, map: FieldMap) -> Answer {
+pub fn from_status(st: &tonic::Status, map: &FieldPaths) -> Answer {
     let violations: Vec<(String, String)> = st
         .get_error_details()
         .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| (map(&v.field), v.description.clone())).collect())
+        .map(|b| b.field_violations.iter().map(|v| (map.path(&v.field), v.description.clone())).collect())
         .unwrap_or_default();
     let named = |fallback: &str| {
         if violations.is_empty() {
@@ -249,10 +283,19 @@ mod tests {
             "bad",
             tonic_types::ErrorDetails::with_bad_request_violation("lines[2].cnt", "must be > 0"),
         );
-        let a = from_status(&st, |f| format!("input.{f}"));
+        let a = from_status(&st, &FieldPaths { named: &[], list: None, rest: "input" });
         assert_eq!((a.http, a.infcode, a.err_msg.as_str()), (StatusCode::OK, -1, "input.lines[2].cnt: must be > 0"));
-        assert_eq!(from_status(&tonic::Status::unavailable("x"), |f| f.into()).http, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(from_status(&tonic::Status::permission_denied("x"), |f| f.into()).http, StatusCode::FORBIDDEN);
-        assert_eq!(from_status(&tonic::Status::internal("secret detail"), |f| f.into()).err_msg, "internal error");
+        assert_eq!(
+            from_status(&tonic::Status::unavailable("x"), &FieldPaths { named: &[], list: None, rest: "" }).http,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            from_status(&tonic::Status::permission_denied("x"), &FieldPaths { named: &[], list: None, rest: "" }).http,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            from_status(&tonic::Status::internal("secret detail"), &FieldPaths { named: &[], list: None, rest: "" }).err_msg,
+            "internal error"
+        );
     }
 }

@@ -108,6 +108,10 @@ impl PaasTable {
         self.by_id.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
     /// Reads and validates the file; every problem is reported with the entry's position and field
     /// (never a token). Relative `token_file` paths are relative to the file.
     pub fn load(path: &Path) -> anyhow::Result<PaasTable> {

@@ -1,0 +1,100 @@
+//! 3201/3202: reconciliation of the caller's service location for one clearing day.
+
+use super::*;
+
+/// 3201/3202's fields by their national path.
+pub(crate) const RECONCILE: FieldPaths = FieldPaths {
+    named: &[("mdtrt_admdvs", "mdtrtarea_admvs"), ("clr_date", "input.data.stmt_begndate"), ("count", "input.data.fixmedins_setl_cnt")],
+    list: Some(("items", "input.detail", &[])),
+    rest: "input.data",
+};
+
+/// The clearing day of a reconciliation: `stmt_begndate` = `stmt_enddate` (one window per call).
+pub(crate) fn stmt_day(f: &mut Fields<'_>, d: &Map<String, Value>) -> String {
+    let p = "input.data";
+    let b = f.text(d, p, "stmt_begndate", true, 10);
+    let e = f.text(d, p, "stmt_enddate", false, 10);
+    if !e.is_empty() && e != b {
+        f.v.add("input.data.stmt_enddate", "one clearing day per call: must equal stmt_begndate");
+    }
+    b
+}
+
+pub(crate) fn stmt_output(env: &Envelope, r: &pb::ReconcileResult) -> Value {
+    let diffs: Vec<Value> = r
+        .differences
+        .iter()
+        .map(|d| json!({ "kind": d.kind, "setl_id": d.setl_id, "field": d.field, "ours": d.ours, "theirs": d.theirs }))
+        .collect();
+    json!({
+        "stmtinfo": {
+            "setl_optins": env.mdtrtarea_admvs,
+            "stmt_rslt": if r.matched { "0" } else { "1" },
+            "stmt_rslt_dscr": if r.matched { "matched".to_string() } else { format!("{} differences", r.differences_total) },
+        },
+        "compared": r.compared,
+        "differences_total": r.differences_total,
+        "differences": diffs,
+    })
+}
+
+pub(crate) async fn reconcile_totals(clients: &Clients, call: &Call<'_>) -> Answer {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let mut q = pb::ReconcileTotalsRequest { mdtrt_admdvs: call.env.mdtrtarea_admvs.clone(), ..Default::default() };
+    if let Some(d) = f.obj(&call.env.input, "input", "data") {
+        let p = "input.data";
+        q.clr_date = stmt_day(&mut f, d);
+        q.medfee_sumamt = f.text(d, p, "medfee_sumamt", true, 32);
+        q.fund_pay_sumamt = f.text(d, p, "fund_pay_sumamt", true, 32);
+        q.acct_pay = f.text(d, p, "acct_pay", true, 32);
+        let cnt = f.text(d, p, "fixmedins_setl_cnt", true, 12);
+        match cnt.parse::<i64>() {
+            Ok(n) => q.count = n,
+            Err(_) if cnt.is_empty() => {}
+            Err(_) => f.v.add("input.data.fixmedins_setl_cnt", "must be a whole number"),
+        }
+    }
+    if !v.0.is_empty() {
+        return invalid(v);
+    }
+    match NettingClient::new(clients.channel.clone()).reconcile_totals(call.request(q)).await {
+        Ok(r) => Answer::done(stmt_output(call.env, &r.into_inner())),
+        Err(st) => from_status(&st, &RECONCILE),
+    }
+}
+
+pub(crate) async fn reconcile_detail(clients: &Clients, call: &Call<'_>) -> Answer {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let mut msg = pb::ReconcileDetailRequest { mdtrt_admdvs: call.env.mdtrtarea_admvs.clone(), ..Default::default() };
+    if let Some(d) = f.obj(&call.env.input, "input", "data") {
+        msg.clr_date = stmt_day(&mut f, d);
+    }
+    if let Some(items) = f.list(&call.env.input, "input", "detail") {
+        if items.len() > MAX_RECONCILE_ITEMS {
+            f.v.add("input.detail", format!("at most {MAX_RECONCILE_ITEMS} items per call"));
+        }
+        for (i, it) in items.iter().take(MAX_RECONCILE_ITEMS).enumerate() {
+            let p = format!("input.detail[{i}]");
+            let Value::Object(it) = it else {
+                f.v.add(p, "must be an object");
+                continue;
+            };
+            msg.items.push(pb::ReconcileItem {
+                setl_id: f.text(it, &p, "setl_id", true, MAX_FIELD_LEN),
+                medfee_sumamt: f.text(it, &p, "medfee_sumamt", true, 32),
+                fund_pay_sumamt: f.text(it, &p, "fund_pay_sumamt", true, 32),
+                acct_pay: f.text(it, &p, "acct_pay", true, 32),
+            });
+        }
+    }
+    if !v.0.is_empty() {
+        return invalid(v);
+    }
+    let stream = tokio_stream::iter([msg]);
+    match NettingClient::new(clients.channel.clone()).reconcile_detail(call.request(stream)).await {
+        Ok(r) => Answer::done(stmt_output(call.env, &r.into_inner())),
+        Err(st) => from_status(&st, &RECONCILE),
+    }
+}
