@@ -3,8 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use clearing_service::config::{Config, ServeArgs, StoreKind};
-use clearing_service::router::Router;
-use clearing_service::settle::Clearinghouse;
+use clearing_service::core::Clearinghouse;
+use clearing_service::routing::router::Router;
 use clearing_service::store::Store;
 use clearing_service::store::embedded::EmbeddedStore;
 use clearing_service::store::redis::{RedisOptions, RedisStore};

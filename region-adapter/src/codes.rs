@@ -147,6 +147,42 @@ pub fn parse_fixmedins_code(code: &str) -> Option<(char, Admdvs)> {
     Some((b[0] as char, adm))
 }
 
+/// The groups who may file for treatment elsewhere (Suizhou art. 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilingGroup {
+    /// 异地安置退休人员.
+    RelocatedRetiree,
+    /// 异地长期居住人员.
+    LongTermResident,
+    /// 常驻异地工作人员.
+    PostedWorker,
+}
+
+impl FilingGroup {
+    pub fn parse(s: &str) -> Option<FilingGroup> {
+        Some(match s {
+            "relocated_retiree" => FilingGroup::RelocatedRetiree,
+            "long_term_resident" => FilingGroup::LongTermResident,
+            "posted_worker" => FilingGroup::PostedWorker,
+            _ => return None,
+        })
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            FilingGroup::RelocatedRetiree => "relocated_retiree",
+            FilingGroup::LongTermResident => "long_term_resident",
+            FilingGroup::PostedWorker => "posted_worker",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            FilingGroup::RelocatedRetiree => "异地安置退休人员",
+            FilingGroup::LongTermResident => "异地长期居住人员",
+            FilingGroup::PostedWorker => "常驻异地工作人员",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

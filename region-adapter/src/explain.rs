@@ -28,7 +28,7 @@ pub enum Step {
     Filed {
         region: Arc<str>,
         filing: Admdvs,
-        group: Option<crate::policy::FilingGroup>,
+        group: Option<crate::codes::FilingGroup>,
         source: Provenance,
     },
     NotFiled {

@@ -18,10 +18,10 @@ pub mod money;
 pub mod policy;
 pub mod pricing;
 
-pub use codes::{Admdvs, Level, MedType};
+pub use codes::{Admdvs, FilingGroup, Level, MedType};
 pub use error::EngineError;
 pub use explain::Step;
 pub use load::{LoadError, LoadErrors};
 pub use model::{MemberClass, RegionPack, RuleSet};
-pub use policy::{AccountSource, Amounts, Benefit, Filing, FilingGroup, MemberFacts, PsnType, Settled, StateDelta, Visit, YearState};
+pub use policy::{AccountSource, Amounts, Benefit, Filing, MemberFacts, PsnType, Settled, StateDelta, Visit, YearState};
 pub use pricing::{LineInput, Priced, PricedLine};

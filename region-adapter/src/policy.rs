@@ -3,7 +3,7 @@
 //! into personal account and cash. A pure function: rules + priced claim + member state in,
 //! settlement + state change out.
 
-use crate::codes::{Admdvs, Level, MedType};
+use crate::codes::{Admdvs, FilingGroup, Level, MedType};
 use crate::error::EngineError;
 use crate::explain::Step;
 use crate::model::{LevelScope, MemberClass, Param, PolicyVersion, Provenance, RegionPack};
@@ -46,42 +46,6 @@ pub struct Filing {
     pub end: Option<NaiveDate>,
     /// Which group of those who may file the member belongs to, when recorded (Suizhou art. 10).
     pub group: Option<FilingGroup>,
-}
-
-/// The groups who may file for treatment elsewhere (Suizhou art. 10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilingGroup {
-    /// 异地安置退休人员.
-    RelocatedRetiree,
-    /// 异地长期居住人员.
-    LongTermResident,
-    /// 常驻异地工作人员.
-    PostedWorker,
-}
-
-impl FilingGroup {
-    pub fn parse(s: &str) -> Option<FilingGroup> {
-        Some(match s {
-            "relocated_retiree" => FilingGroup::RelocatedRetiree,
-            "long_term_resident" => FilingGroup::LongTermResident,
-            "posted_worker" => FilingGroup::PostedWorker,
-            _ => return None,
-        })
-    }
-    pub fn code(self) -> &'static str {
-        match self {
-            FilingGroup::RelocatedRetiree => "relocated_retiree",
-            FilingGroup::LongTermResident => "long_term_resident",
-            FilingGroup::PostedWorker => "posted_worker",
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            FilingGroup::RelocatedRetiree => "异地安置退休人员",
-            FilingGroup::LongTermResident => "异地长期居住人员",
-            FilingGroup::PostedWorker => "常驻异地工作人员",
-        }
-    }
 }
 
 /// The member facts the policy needs (not the whole member record).

@@ -221,7 +221,7 @@ async fn a_stopped_adapter_fails_only_its_regions_and_writes_nothing() {
     for log in [hubei.log(), jiangxi.log()] {
         let line = log.lines().find(|l| l.contains(trace)).unwrap_or_else(|| panic!("no traceparent in adapter log:\n{log}"));
         let t = line.split("grpc_timeout=").nth(1).and_then(|t| t.split_whitespace().next()).unwrap_or_else(|| panic!("{line}"));
-        let t = clearing_service::remote::parse_grpc_timeout(t).unwrap_or_else(|| panic!("{line}"));
+        let t = clearing_service::routing::remote::parse_grpc_timeout(t).unwrap_or_else(|| panic!("{line}"));
         assert!(t > Duration::ZERO && t <= Duration::from_secs(7), "{line}");
     }
 

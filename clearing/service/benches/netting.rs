@@ -5,8 +5,8 @@
 //!
 //! `cargo bench -p clearing --bench netting`
 
-use clearing_service::netting::net;
 use clearing_service::store::{PairTotals, WindowTotals};
+use clearing_service::windows::netting::net;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;

@@ -2,7 +2,7 @@
 //! environment variables and flags, in rising precedence. Validated once, at load, with errors that
 //! name the file and key.
 
-use crate::router::RouteSpec;
+use crate::routing::router::RouteSpec;
 use clearing_edge::telemetry::LogFormat;
 use serde::Deserialize;
 use std::net::SocketAddr;

@@ -1,8 +1,8 @@
 //! The gRPC services of `clearinghouse.v1`: thin adapters from messages to the clearing core. Every
 //! error leaves through `ServiceError → Status` (error.rs).
 
-use crate::remote::CallCtx;
-use crate::settle::{Clearinghouse, settlement_not_found};
+use crate::core::{Clearinghouse, settlement_not_found};
+use crate::routing::remote::CallCtx;
 use crate::store::{MemberKey, Store};
 use crate::wire;
 use clearing_edge::authz::{self, Action, Caller, Gate};

@@ -2,8 +2,8 @@
 //! reflection (the builder and its limits are `clearing_edge::server`). Takes its listener and
 //! shutdown signal as arguments so tests start it on port 0 and stop it cleanly.
 
+use crate::core::Clearinghouse;
 use crate::grpc::Api;
-use crate::settle::Clearinghouse;
 use crate::store::Store;
 use clearing_edge::authz::Gate;
 use clearing_edge::limits::MAX_MESSAGE_BYTES;

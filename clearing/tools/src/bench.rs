@@ -512,12 +512,12 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
         let t1 = t.elapsed();
         let journal = store.journal_sums(d).await?;
         let t2 = t.elapsed();
-        let r =
-            clearing_service::netting::net(&d.to_string(), &totals, &journal, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let r = clearing_service::windows::netting::net(&d.to_string(), &totals, &journal, &Default::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t3 = t.elapsed();
         let json = serde_json::to_string(&r)?;
         let stored = store.put_once(&format!("report:{d}"), &json).await?;
-        let _back: clearing_service::netting::Report = serde_json::from_str(&stored)?;
+        let _back: clearing_service::windows::netting::Report = serde_json::from_str(&stored)?;
         let t4 = t.elapsed();
         println!(
             "  totals {} pairs {} ms; journal sums {} ms; net {} ms; report json {} KiB store+load {} ms",
@@ -530,8 +530,10 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
         );
         // The real path, as `clearing net` drives it: close (idempotent here) → netting report.
         let _: i64 = ::redis::cmd("DEL").arg(format!("{{clr:meta}}:report:{d}")).query_async(&mut con).await?;
-        let core =
-            clearing_service::settle::Clearinghouse::new(store, clearing_service::router::Router::new(region_adapter::bundled::rules()?));
+        let core = clearing_service::core::Clearinghouse::new(
+            store,
+            clearing_service::routing::router::Router::new(region_adapter::bundled::rules()?),
+        );
         let t = Instant::now();
         core.store.close_window(d).await?;
         let report = core.netting_report(&d.to_string()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -605,7 +607,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
     store.fold_window(d).await?;
     println!("  folding the day's shard totals into window-wide totals (background work, spread over the day): {:.1?}", t.elapsed());
     let rules = region_adapter::bundled::rules()?;
-    let core = clearing_service::settle::Clearinghouse::new(store, clearing_service::router::Router::new(rules));
+    let core = clearing_service::core::Clearinghouse::new(store, clearing_service::routing::router::Router::new(rules));
     let t = Instant::now();
     core.store.close_window(d).await?;
     let closed = t.elapsed();

@@ -3,7 +3,7 @@
 //! member-month (`Store::credit_month` records the month with the money in one step), page by page so
 //! a region of millions runs in bounded steps and a run cut short is run again.
 
-use crate::settle::Clearinghouse;
+use crate::core::Clearinghouse;
 use crate::store::{CreditOutcome, MemberKey, Store};
 use chrono::{Datelike, NaiveDate};
 use clearing_edge::error::ServiceError;

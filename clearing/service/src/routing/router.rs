@@ -5,7 +5,7 @@
 //! local. The table and the rule packs are swapped whole on reload; each request works on one
 //! snapshot from start to end.
 
-use crate::remote::{CallCtx, RemoteAdapter};
+use crate::routing::remote::{CallCtx, RemoteAdapter};
 use chrono::NaiveDate;
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self as wire, Violations};

@@ -3,6 +3,7 @@
 //! clock, no network: `settle.rs` reads, calls the engine and commits around these; unit tests call
 //! them directly.
 
+use crate::core::Planned;
 use crate::store::*;
 use crate::wire::ValidClaim;
 use chrono::{Datelike, NaiveDate};
@@ -77,11 +78,6 @@ pub fn policy_member(
 
 /// A commit to make and the answer to give once it is made.
 #[derive(Debug)]
-pub struct Planned {
-    pub commit: Commit,
-    pub answer: pb::Settlement,
-}
-
 /// Everything a settlement is planned from.
 pub struct SettlementInputs<'a> {
     pub claim: &'a ValidClaim,

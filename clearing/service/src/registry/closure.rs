@@ -4,10 +4,10 @@
 //! reconciliation see it; netting moves nothing between funds for it), and the member is marked closed in
 //! the same commit: afterwards every claim, credit and change of the member is refused by the store.
 
+use crate::core::Planned;
+use crate::core::{Clearinghouse, IdemCtx, content_hash, now_ms};
 use crate::ids::{idempotency_key, shard_of};
 use crate::limits::{MAX_COMMIT_ATTEMPTS, STORE_OUTAGE_PATIENCE};
-use crate::plan::Planned;
-use crate::settle::{Clearinghouse, IdemCtx, content_hash, now_ms};
 use crate::store::*;
 use chrono::Utc;
 use clearing_edge::error::ServiceError;

@@ -1,0 +1,84 @@
+//! 2208: reversing a settlement (a new, negative settlement that restores the accumulators and the
+//! paying account), and reading one back.
+
+use crate::core::*;
+use crate::ids::{idempotency_key, shard_of, shard_of_setl_id};
+use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_TEXT_LEN, STORE_OUTAGE_PATIENCE};
+use crate::settlement::plan;
+use crate::store::*;
+use chrono::Utc;
+use clearing_edge::error::ServiceError;
+use clearing_edge::fields::{self, Violations};
+use prost::Message;
+use proto::v1 as pb;
+use std::time::Instant;
+
+impl<S: Store> Clearinghouse<S> {
+    /// Reverses a settlement (2208). `authorize` sees the original's (`insuplc_admdvs`, `mdtrt_admdvs`)
+    /// before anything else is read back or written.
+    pub async fn reverse(
+        &self,
+        req: &pb::ReverseClaimRequest,
+        authorize: &(dyn Fn(&str, &str) -> Result<(), ServiceError> + Sync),
+    ) -> Result<pb::Settlement, ServiceError> {
+        let mut v = Violations::default();
+        let shard = shard_of_setl_id(&req.setl_id);
+        if shard.is_none() {
+            v.add("setl_id", "malformed settlement id");
+        }
+        fields::check_msgid(&mut v, "msgid", &req.msgid);
+        if req.reason.chars().count() > MAX_TEXT_LEN {
+            v.add("reason", format!("at most {MAX_TEXT_LEN} characters"));
+        }
+        v.into_result(())?;
+        let hash = content_hash(&req.encode_to_vec());
+        let until = Instant::now() + STORE_OUTAGE_PATIENCE;
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            // Read: the original (authorized before anything else is read or written), the msgid's
+            // stored answer, the paying member.
+            let orig = self.store.get_settlement(&req.setl_id).await?.ok_or_else(|| settlement_not_found(&req.setl_id))?;
+            authorize(&orig.insuplc_admdvs, &orig.mdtrt_admdvs)?;
+            let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
+            if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
+                return Ok(done);
+            }
+            let decoded = decode(&orig)?;
+            let payer = self
+                .store
+                .load_member(&plan::paying_member(&decoded))
+                .await?
+                .ok_or_else(|| ServiceError::Internal("paying member of a stored settlement is missing".into()))?;
+            // Plan (pure) and commit.
+            let today = crate::calendar::today();
+            let member_shard = shard_of(&decoded.insuplc_admdvs, &decoded.psn_no);
+            let clr_date = self.store.open_window(member_shard, today).await?;
+            let setl_id = self.ids.next(member_shard, now_ms());
+            let planned = plan::plan_reversal(&plan::ReversalInputs {
+                request: req,
+                original: &orig,
+                decoded: &decoded,
+                payer: &payer,
+                shard: member_shard,
+                setl_id: &setl_id,
+                clr_date,
+                content_hash: hash,
+                now: Utc::now().with_timezone(&crate::calendar::shanghai()).fixed_offset(),
+            })?;
+            let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &req.msgid, until };
+            if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
+                return Ok(answer);
+            }
+        }
+        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
+    }
+
+    pub async fn get_settlement(&self, setl_id: &str) -> Result<pb::Settlement, ServiceError> {
+        if shard_of_setl_id(setl_id).is_none() {
+            return Err(ServiceError::field("setl_id", "malformed settlement id"));
+        }
+        let rec = self.store.get_settlement(setl_id).await?.ok_or_else(|| settlement_not_found(setl_id))?;
+        let mut s = decode(&rec)?;
+        s.reversed_by_setl_id = rec.reversed_by.unwrap_or_default();
+        Ok(s)
+    }
+}

@@ -1,0 +1,220 @@
+//! Settling and previewing claims: the orchestration of ARCHITECTURE.md's flow, the effects
+//! around the pure steps of `plan.rs`. Validate (nothing written on a bad request) → idempotency check
+//! → price with the service location's catalogue → load the member → apply the insured region's policy
+//! → plan → commit atomically; a version conflict reloads and recomputes, a bounded number of times.
+
+use crate::core::*;
+use crate::ids::{idempotency_key, shard_of};
+use crate::limits::MAX_COMMIT_ATTEMPTS;
+use crate::metrics::M;
+use crate::routing::remote::CallCtx;
+use crate::routing::router::{PolicyCall, Routing};
+use crate::settlement::plan;
+use crate::store::*;
+use crate::wire;
+use chrono::{Datelike, Utc};
+use clearing_edge::error::ServiceError;
+use prost::Message;
+use proto::v1 as pb;
+use region_adapter::Benefit;
+use std::sync::Arc;
+use tracing::Instrument;
+
+impl<S: Store> Clearinghouse<S> {
+    /// A claim without `hosp_lv` (a HIS does not send its own level) with the level of its institution
+    /// from the institution lists; `None` when the claim has a level or its code is malformed (the
+    /// claim's validation says so).
+    pub(crate) async fn with_listed_level(&self, claim: &pb::Claim) -> Result<Option<pb::Claim>, ServiceError> {
+        // A pharmacy fill (41) needs no level of its own.
+        if claim.hosp_lv != 0 || claim.med_type == "41" || region_adapter::codes::parse_fixmedins_code(&claim.fixmedins_code).is_none() {
+            return Ok(None);
+        }
+        let code = &claim.fixmedins_code;
+        let found = crate::institutions::find(&self.store, &self.institutions, code).await?;
+        match found {
+            None => Err(ServiceError::field(
+                "fixmedins_code",
+                format!(
+                    "{code} is on no institution list of its service location: send hosp_lv, or have the region's platform upsert the institution"
+                ),
+            )),
+            Some(i) if i.hosp_lv == 0 => {
+                Err(ServiceError::field("hosp_lv", format!("{code} is a retail pharmacy, which has no level of its own: send hosp_lv")))
+            }
+            Some(i) => Ok(Some(pb::Claim { hosp_lv: i.hosp_lv, ..claim.clone() })),
+        }
+    }
+
+    /// Settles (record = true) or previews (record = false) a claim.
+    pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+        let r = self.settle_inner(ctx, claim, record).await;
+        let count = |outcome: &'static str| count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, outcome);
+        match &r {
+            Ok(_) if !record => count("previewed"),
+            // Settled and replayed answers were counted where the store answered.
+            Ok(s) => tracing::debug!(setl_id = %s.setl_id, clr_date = %s.clr_date, "settled"),
+            Err(e) => {
+                if matches!(e, ServiceError::Unavailable(_) | ServiceError::Internal(_)) {
+                    tracing::warn!(error = %e, "claim failed");
+                }
+                count("refused")
+            }
+        }
+        r
+    }
+
+    async fn settle_inner(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+        let routing = self.router.current();
+        let now = Utc::now().with_timezone(&crate::calendar::shanghai());
+        // The idempotency hash is of the claim as sent, before a listed level fills `hosp_lv`.
+        let hash = content_hash(&claim.encode_to_vec());
+        let listed = self.with_listed_level(claim).await?;
+        let claim = listed.as_ref().unwrap_or(claim);
+        let vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
+        let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
+        let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
+        // The member and the msgid's stored answer in one round trip; a resend is answered from the store
+        // before anything is computed.
+        let (first_member, first_read) = if record {
+            self.store
+                .load_member_and_idempotency(&vc.member_key(), shard, &idem_key)
+                .instrument(tracing::debug_span!("store.load_member"))
+                .await?
+        } else {
+            (
+                self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new),
+                MsgidRead::Unread,
+            )
+        };
+        if let MsgidRead::Stored(idem) = first_read {
+            let done = self.stored_answer(idem, &idem_key, &hash).await?;
+            count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
+            return Ok(done);
+        }
+        let idem = record.then_some((idem_key.as_str(), &hash));
+        match self.compute_and_commit(ctx, &routing, &vc, first_member, shard, idem).await {
+            // The member came from a cache, without the msgid's stored answer: a resend is answered as it
+            // was, never refused.
+            Err(e)
+                if record
+                    && first_read == MsgidRead::Unread
+                    && !matches!(e, ServiceError::Unavailable(_) | ServiceError::IdempotencyMismatch(_)) =>
+            {
+                match self.replay(shard, &idem_key, &hash).await {
+                    Ok(Some(done)) => {
+                        count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, "replayed");
+                        Ok(done)
+                    }
+                    _ => Err(e),
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// Prices the claim, applies the insured region's policy and commits the settlement, computing again
+    /// from a fresh read of the member while a commit finds it changed. `idem` (the idempotency key and
+    /// the claim's content hash) is `None` for a preview, which is answered without a commit.
+    async fn compute_and_commit(
+        &self,
+        ctx: &CallCtx,
+        routing: &Routing,
+        vc: &wire::ValidClaim,
+        mut first_member: Option<Arc<MemberRecord>>,
+        shard: u16,
+        idem: Option<(&str, &[u8; 32])>,
+    ) -> Result<pb::Settlement, ServiceError> {
+        let lines = vc.line_inputs();
+        let priced = self
+            .router
+            .price(ctx, routing, vc.mdtrt, vc.visit_date, &lines)
+            .instrument(tracing::debug_span!("pricing", region = %vc.mdtrt, route = %routing.route_name(vc.mdtrt), lines = lines.len()))
+            .await?;
+        let visit = vc.visit();
+        let benefit = Benefit::of(&visit)?.key();
+        let year = vc.visit_date.year();
+        let key = idem.map(|(idem_key, hash)| IdemCtx { idem_key, hash, msgid: &vc.msgid, until: ctx.store_patience() });
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                M.commit_retries.add(1, &[]);
+            }
+            // Read: the member (already read on the first attempt) and the family payer.
+            let member = match attempt {
+                0 => first_member.take(),
+                _ => self.store.load_member(&vc.member_key()).instrument(tracing::debug_span!("store.load_member")).await?.map(Arc::new),
+            }
+            .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
+            if let Some(c) = &member.closed {
+                return Err(crate::registry::closure::closed_error(c));
+            }
+            let payer = match &vc.acct_payer {
+                None => None,
+                Some(p) => Some(
+                    self.store
+                        .load_member(&MemberKey::new(&vc.insured.to_string(), p))
+                        .await?
+                        .ok_or_else(|| ServiceError::NotFound { what: "account payer".into(), field: "acct_payer_psn_no".into() })?,
+                ),
+            };
+            if let Some(p) = &payer {
+                if let Some(c) = &p.closed {
+                    return Err(ServiceError::FailedPrecondition(format!(
+                        "acct_payer_psn_no: the account payer's personal account was closed on {} ({}); it pays nothing",
+                        c.date, c.reason
+                    )));
+                }
+                plan::check_family_payer(vc, p)?;
+            }
+            // Compute: the insured region's policy (in process or a remote adapter).
+            let pm = plan::policy_member(&member, payer.as_ref(), vc.visit_date, &benefit)?;
+            let policy = PolicyCall {
+                insured: vc.insured,
+                priced: &priced.priced,
+                member: pm.member.facts(),
+                state: pm.state,
+                account: Some(pm.account),
+                visit,
+            };
+            let outcome = self
+                .router
+                .apply_policy(ctx, routing, &policy)
+                .instrument(tracing::debug_span!("policy", region = %vc.insured, route = %routing.route_name(vc.insured), attempt))
+                .await?;
+            // Supervision's flags, from the insured region's thresholds and the member's recent visits.
+            let flags = self.supervision_on().then(|| {
+                let terms = crate::supervision::terms_of(&routing.rules, vc.insured);
+                crate::supervision::flags(terms, vc, &priced.priced, &outcome.settled.amounts, &member.recent)
+            });
+            let Some(key) = &key else {
+                let mut preview = plan::settlement_pb(vc, &priced, &outcome, "", "", false);
+                preview.flags = flags.unwrap_or_default();
+                return Ok(preview);
+            };
+            // Plan (pure) and commit.
+            let today = crate::calendar::today();
+            let clr_date = self.store.open_window(shard, today).await?;
+            let setl_id = self.ids.next(shard, now_ms());
+            let planned = plan::plan_settlement(&plan::SettlementInputs {
+                claim: vc,
+                priced: &priced,
+                outcome: &outcome,
+                member: &member,
+                payer: payer.as_ref(),
+                shard,
+                setl_id: &setl_id,
+                clr_date,
+                content_hash: *key.hash,
+                benefit: &benefit,
+                year,
+                flags: flags.as_deref(),
+            });
+            // The member as read is no longer needed: a store that caches it updates its entry in place
+            // rather than copying it.
+            drop((member, payer));
+            if let Some(answer) = self.commit_attempt(planned, today, key, attempt).await? {
+                return Ok(answer);
+            }
+        }
+        Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
+    }
+}

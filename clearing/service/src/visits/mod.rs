@@ -1,0 +1,300 @@
+//! The hospital's flow: a registered outpatient visit (national 2201) collects fee details as they arise
+//! (2204, each priced at once with the service location's catalogue on the visit date), may lose some
+//! (2205) or be cancelled (2202), and is settled (2207) or previewed (2206) by its `mdtrt_id`. Settling a
+//! visit is `settle` of a claim made of the visit's lines: the same engine path, the same idempotency
+//! (msgid) and window as SettleClaim.
+//!
+//! State: one versioned record per visit (`visit:<mdtrt_id>`) and one per member listing its open visits
+//! (`visits-of:<insured>:<psn_no>`, for the open-visits limit), both in the member's shard (the
+//! `mdtrt_id` starts with it), written together with compare-and-set (`Store::put_records`): two
+//! replicas working on one visit never lose a detail; a conflict reloads and applies again.
+//!
+//! A visit is `open` → `settling` (a settlement under one msgid is being made: details frozen; a resend
+//! of that msgid finishes it) → `settled`; or `open` → `cancelled`. Open and cancelled visits past their
+//! expiry are swept; settled and settling ones never are.
+
+mod details;
+mod open;
+mod register;
+mod settle;
+mod sweep;
+
+use crate::core::Clearinghouse;
+use crate::ids::idempotency_key;
+use crate::ids::{shard_of, shard_of_setl_id};
+use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_LINES_PER_VISIT, MAX_OPEN_VISITS_PER_MEMBER, MAX_VISIT_ID_LEN, STALE_SETTLING};
+use crate::routing::remote::CallCtx;
+use crate::store::{MemberKey, Record, RecordWrite, Store};
+use crate::wire;
+use chrono::{DateTime, FixedOffset, Utc};
+use clearing_edge::error::ServiceError;
+use clearing_edge::fields::{Violations, id_like, signed_fen};
+use proto::v1 as pb;
+use region_adapter::money::{fmt_ratio, fmt_yuan};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Placeholder line that lets a registration be validated exactly like a claim (it is never priced).
+const PROBE_CODE: &str = "001201000010000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Open,
+    Settling,
+    Settled,
+    Cancelled,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Settling => "settling",
+            Status::Settled => "settled",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One uploaded detail with the catalogue's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub feedetl_sn: String,
+    pub chrg_bchno: String,
+    pub hilist_code: String,
+    pub cnt: String,
+    pub pric: String,
+    pub det_item_fee_sumamt: String,
+    pub fee_ocur_time: String,
+    pub hilist_name: String,
+    pub chrgitm_lv: String,
+    pub selfpay_prop: String,
+    pub pric_uplmt_amt: String,
+    pub fulamt_ownpay_amt: String,
+    pub overlmt_selfpay: String,
+    pub preselfpay_amt: String,
+    pub inscp_scp_amt: String,
+}
+
+impl Line {
+    /// Whether an upload of `d` is this very detail again.
+    fn same_as(&self, d: &pb::FeeDetail) -> bool {
+        self.chrg_bchno == d.chrg_bchno
+            && self.hilist_code == d.hilist_code
+            && self.cnt == d.cnt
+            && self.pric == d.pric
+            && self.det_item_fee_sumamt == d.det_item_fee_sumamt
+            && self.fee_ocur_time == d.fee_ocur_time
+    }
+
+    fn to_pb(&self) -> pb::FeeDetailVerdict {
+        pb::FeeDetailVerdict {
+            feedetl_sn: self.feedetl_sn.clone(),
+            chrg_bchno: self.chrg_bchno.clone(),
+            hilist_code: self.hilist_code.clone(),
+            hilist_name: self.hilist_name.clone(),
+            chrgitm_lv: self.chrgitm_lv.clone(),
+            selfpay_prop: self.selfpay_prop.clone(),
+            pric_uplmt_amt: self.pric_uplmt_amt.clone(),
+            cnt: self.cnt.clone(),
+            pric: self.pric.clone(),
+            det_item_fee_sumamt: self.det_item_fee_sumamt.clone(),
+            fulamt_ownpay_amt: self.fulamt_ownpay_amt.clone(),
+            overlmt_selfpay: self.overlmt_selfpay.clone(),
+            preselfpay_amt: self.preselfpay_amt.clone(),
+            inscp_scp_amt: self.inscp_scp_amt.clone(),
+            fee_ocur_time: self.fee_ocur_time.clone(),
+        }
+    }
+}
+
+/// A visit as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VisitRecord {
+    pub mdtrt_id: String,
+    /// The registration as sent (for the idempotency of RegisterVisit).
+    pub registration: String,
+    pub psn_no: String,
+    pub insuplc_admdvs: String,
+    pub mdtrt_admdvs: String,
+    pub fixmedins_code: String,
+    pub hosp_lv: u32,
+    pub med_type: String,
+    pub dise_code: String,
+    pub prescribing_hosp_lv: u32,
+    pub begntime: String,
+    pub ipt_otp_no: String,
+    pub status: Status,
+    pub setl_id: String,
+    pub setl_msgid: String,
+    pub lines: Vec<Line>,
+    pub expires_ms: i64,
+    /// When the visit entered `settling`, or a resend last worked on it (ms since the epoch; 0 in records
+    /// written before it was kept: the sweep stamps those first): the sweep resolves a visit left
+    /// settling for `STALE_SETTLING`.
+    #[serde(default)]
+    pub settling_since_ms: i64,
+}
+
+impl VisitRecord {
+    fn sum_fen(&self) -> i64 {
+        self.lines.iter().filter_map(|l| signed_fen(&l.det_item_fee_sumamt)).sum()
+    }
+
+    fn expired(&self, now_ms: i64) -> bool {
+        matches!(self.status, Status::Open | Status::Cancelled) && now_ms >= self.expires_ms
+    }
+
+    /// Left `settling` long enough that no settlement call can still be working on it.
+    fn stuck_settling(&self, now_ms: i64) -> bool {
+        self.status == Status::Settling
+            && self.settling_since_ms > 0
+            && now_ms - self.settling_since_ms >= STALE_SETTLING.as_millis() as i64
+    }
+
+    pub fn to_pb(&self) -> pb::Visit {
+        pb::Visit {
+            mdtrt_id: self.mdtrt_id.clone(),
+            psn_no: self.psn_no.clone(),
+            insuplc_admdvs: self.insuplc_admdvs.clone(),
+            mdtrt_admdvs: self.mdtrt_admdvs.clone(),
+            fixmedins_code: self.fixmedins_code.clone(),
+            hosp_lv: self.hosp_lv,
+            med_type: self.med_type.clone(),
+            dise_code: self.dise_code.clone(),
+            prescribing_hosp_lv: self.prescribing_hosp_lv,
+            begntime: self.begntime.clone(),
+            ipt_otp_no: self.ipt_otp_no.clone(),
+            status: self.status.name().into(),
+            setl_id: self.setl_id.clone(),
+            setl_msgid: self.setl_msgid.clone(),
+            details: self.lines.iter().map(Line::to_pb).collect(),
+            medfee_sumamt: fmt_yuan(self.sum_fen()),
+            expires_at: DateTime::from_timestamp_millis(self.expires_ms)
+                .map(|t| t.with_timezone(&crate::calendar::shanghai()).to_rfc3339())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The claim this visit settles as: its registration, the settlement's own fields, its lines in
+    /// upload order; the visit's start is the settlement time (its date prices and applies policy).
+    fn claim(&self, req: &pb::SettleVisitRequest) -> pb::Claim {
+        let lines = self
+            .lines
+            .iter()
+            .map(|l| pb::ClaimLine {
+                hilist_code: l.hilist_code.clone(),
+                cnt: l.cnt.clone(),
+                pric: l.pric.clone(),
+                det_item_fee_sumamt: l.det_item_fee_sumamt.clone(),
+            })
+            .collect();
+        pb::Claim {
+            msgid: req.msgid.clone(),
+            acct_used_flag: req.acct_used_flag,
+            acct_payer_psn_no: req.acct_payer_psn_no.clone(),
+            ..self.claim_of(lines)
+        }
+    }
+
+    /// A claim of this visit's registration with `lines` (no msgid, no account): what uploads are
+    /// validated and priced as, and the base of the settlement's claim.
+    fn claim_of(&self, lines: Vec<pb::ClaimLine>) -> pb::Claim {
+        pb::Claim {
+            psn_no: self.psn_no.clone(),
+            insuplc_admdvs: self.insuplc_admdvs.clone(),
+            mdtrt_admdvs: self.mdtrt_admdvs.clone(),
+            fixmedins_code: self.fixmedins_code.clone(),
+            hosp_lv: self.hosp_lv,
+            med_type: self.med_type.clone(),
+            dise_code: self.dise_code.clone(),
+            prescribing_hosp_lv: self.prescribing_hosp_lv,
+            setl_time: self.begntime.clone(),
+            lines,
+            ..Default::default()
+        }
+    }
+}
+
+/// An open visit in its member's list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OpenVisit {
+    mdtrt_id: String,
+    expires_ms: i64,
+    /// The visit's service location (1101: a service location may read a member with an open visit there).
+    #[serde(default)]
+    mdtrt_admdvs: String,
+}
+
+fn visit_key(mdtrt_id: &str) -> String {
+    format!("visit:{mdtrt_id}")
+}
+
+fn member_visits_key(insured: &str, psn_no: &str) -> String {
+    format!("visits-of:{insured}:{psn_no}")
+}
+
+/// The visit id of a registration: the member's shard, then 22 hex digits of SHA-256(service location,
+/// msgid), so a resent registration finds its visit and any replica can route by the id alone.
+pub fn mdtrt_id_of(insured: &str, psn_no: &str, mdtrt: &str, msgid: &str) -> String {
+    let h = Sha256::digest(format!("{mdtrt}|{msgid}").as_bytes());
+    format!("{:02x}{}", shard_of(insured, psn_no), &hex::encode(h)[..22])
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn visit_not_found(mdtrt_id: &str) -> ServiceError {
+    ServiceError::NotFound { what: format!("visit {mdtrt_id}"), field: "mdtrt_id".into() }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(format!("stored visit unreadable: {e}"))
+}
+
+/// Who may touch a visit of a service location (grpc.rs passes the authorization matrix in).
+pub type Authorize<'a> = &'a (dyn Fn(&str) -> Result<(), ServiceError> + Sync);
+
+/// A loaded visit with the versions it was read at.
+pub(crate) struct Loaded {
+    shard: u16,
+    visit: VisitRecord,
+    version: u64,
+}
+
+fn require_open(visit: &VisitRecord, now_ms: i64) -> Result<(), ServiceError> {
+    match visit.status {
+        Status::Open if now_ms >= visit.expires_ms => {
+            Err(ServiceError::FailedPrecondition(format!("visit {} expired unsettled: register it again", visit.mdtrt_id)))
+        }
+        Status::Open => Ok(()),
+        Status::Settling => Err(ServiceError::FailedPrecondition(format!(
+            "visit {} is being settled under msgid {}: its details cannot change",
+            visit.mdtrt_id, visit.setl_msgid
+        ))),
+        Status::Settled => Err(ServiceError::FailedPrecondition(format!(
+            "visit {} is settled ({}): its details cannot change; reverse the settlement instead (2208)",
+            visit.mdtrt_id, visit.setl_id
+        ))),
+        Status::Cancelled => Err(ServiceError::FailedPrecondition(format!("visit {} is cancelled: it accepts nothing", visit.mdtrt_id))),
+    }
+}
+
+/// A claim's `setl_time` violation is the registration's `begntime`.
+fn rename_setl_time(e: ServiceError, to: &str) -> ServiceError {
+    match e {
+        ServiceError::Invalid(v) => ServiceError::Invalid(
+            v.into_iter()
+                .map(|mut f| {
+                    if f.field == "setl_time" {
+                        f.field = to.into();
+                    }
+                    f
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
