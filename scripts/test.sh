@@ -44,6 +44,9 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   apt_install "the report's browser test" chromium
 fi
 
+# No module cycle in any crate: pure rules sit below the code that calls them (ARCHITECTURE.md).
+python3 scripts/check_modules.py
+
 # The end-to-end tests (tests/) start the real binaries; build them first so they are current.
 cargo build --workspace --bins
 cargo test --workspace "$@"

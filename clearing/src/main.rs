@@ -336,8 +336,12 @@ async fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Serve(a) => serve(*a).await,
-        Command::Settle { file, addr } => clearing_tools::client::settle(&addr, &file, false).await,
-        Command::Preview { file, addr } => clearing_tools::client::settle(&addr, &file, true).await,
+        Command::Settle { file, addr } => {
+            clearing_tools::client::settle(&addr, &file, clearing_service::settlement::settle::Mode::Settle).await
+        }
+        Command::Preview { file, addr } => {
+            clearing_tools::client::settle(&addr, &file, clearing_service::settlement::settle::Mode::Preview).await
+        }
         Command::Reverse { setl_id, msgid, reason, addr } => clearing_tools::client::reverse(&addr, setl_id, msgid, reason).await,
         Command::Get { setl_id, addr } => clearing_tools::client::get(&addr, setl_id).await,
         Command::Member { command: MemberCommand::Upsert { file, addr } } => clearing_tools::client::upsert_member(&addr, &file).await,

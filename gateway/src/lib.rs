@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod envelope;
+pub mod limits;
 pub mod paas;
 pub mod server;
 pub mod tx;

@@ -24,12 +24,7 @@ use tracing::Instrument;
 
 /// The national interface's one path.
 pub const CALL_SERVICE: &str = "/fsi/api/rsfComIfsService/callService";
-/// Request bodies: a claim of 100 fee details is about 40 KiB; 3202 detail lists are the largest.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Requests one paasid may have in flight at once (beyond: HTTP 429).
-pub const MAX_IN_FLIGHT_PER_PAASID: usize = 256;
-/// A TLS handshake that has not finished after this long is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::limits::{HANDSHAKE_TIMEOUT, MAX_BODY_BYTES, MAX_IN_FLIGHT_PER_PAASID};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {

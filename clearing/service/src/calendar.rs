@@ -8,6 +8,11 @@ pub fn shanghai() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("valid offset")
 }
 
+/// The one clock of the service: milliseconds since 1970 (UTC), for expiries and ids.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
 /// Today's clearing day.
 pub fn today() -> NaiveDate {
     Utc::now().with_timezone(&shanghai()).date_naive()

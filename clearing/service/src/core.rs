@@ -53,8 +53,9 @@ pub fn settlement_not_found(setl_id: &str) -> ServiceError {
     ServiceError::NotFound { what: format!("settlement {setl_id}"), field: "setl_id".into() }
 }
 
-pub(crate) fn now_ms() -> u64 {
-    Utc::now().timestamp_millis().max(0) as u64
+/// The clock of settlement ids: `calendar::now_ms`, never before 1970.
+pub(crate) fn id_clock() -> u64 {
+    crate::calendar::now_ms().max(0) as u64
 }
 
 impl<S: Store> Clearinghouse<S> {

@@ -3,6 +3,7 @@
 
 use crate::core::{Clearinghouse, settlement_not_found};
 use crate::routing::remote::CallCtx;
+use crate::settlement::settle::Mode;
 use crate::store::{MemberKey, Store};
 use crate::wire;
 use clearing_edge::authz::{self, Action, Caller, Gate};
@@ -55,12 +56,12 @@ impl<S: Store> Clearing for Api<S> {
     async fn settle_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
         let _slot = self.enter(&req, "SettleClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
         let ctx = CallCtx::of(&req);
-        reply(self.core.settle(&ctx, req.get_ref(), true).await)
+        reply(self.core.settle(&ctx, req.get_ref(), Mode::Settle).await)
     }
     async fn preview_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
         let _slot = self.enter(&req, "PreviewClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
         let ctx = CallCtx::of(&req);
-        reply(self.core.settle(&ctx, req.get_ref(), false).await)
+        reply(self.core.settle(&ctx, req.get_ref(), Mode::Preview).await)
     }
     async fn reverse_claim(&self, req: Request<pb::ReverseClaimRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "ReverseClaim", Action::ReadCatalogue)?;
@@ -101,7 +102,7 @@ impl<S: Store> Clearing for Api<S> {
                         async move {
                             let _permit = permit;
                             let r = match authz::require(&caller, "SettleClaimStream", Action::SettleClaim { mdtrt: &claim.mdtrt_admdvs }) {
-                                Ok(()) => core.settle(&ctx, &claim, true).await,
+                                Ok(()) => core.settle(&ctx, &claim, Mode::Settle).await,
                                 Err(e) => Err(e),
                             };
                             let answer = match r {
@@ -153,13 +154,13 @@ impl<S: Store> Clearing for Api<S> {
         let (caller, _slot) = self.enter(&req, "SettleVisit", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "SettleVisit");
-        reply(self.core.settle_visit(&ctx, req.get_ref(), true, &authorize).await)
+        reply(self.core.settle_visit(&ctx, req.get_ref(), Mode::Settle, &authorize).await)
     }
     async fn preview_visit(&self, req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "PreviewVisit", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "PreviewVisit");
-        reply(self.core.settle_visit(&ctx, req.get_ref(), false, &authorize).await)
+        reply(self.core.settle_visit(&ctx, req.get_ref(), Mode::Preview, &authorize).await)
     }
     async fn get_visit(&self, req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "GetVisit", Action::ReadCatalogue)?;

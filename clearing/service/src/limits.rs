@@ -36,3 +36,8 @@ pub const DURABILITY_RECHECK: std::time::Duration = std::time::Duration::from_se
 /// reopened when it did not. Far beyond any settlement call: a call without a deadline ends after 120 s,
 /// a store outage is waited out for `STORE_OUTAGE_PATIENCE`.
 pub const STALE_SETTLING: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// Differences listed in one reconciliation answer (all are counted).
+pub const MAX_DIFFERENCES: usize = 10_000;
+/// Items in one detail reconciliation, streamed (a service location's day is far below this; the
+/// gateway's bound on one 3202 call, `national_gateway::limits::MAX_RECONCILE_ITEMS`, is smaller).
+pub const MAX_RECONCILE_ITEMS: usize = 20_000_000;

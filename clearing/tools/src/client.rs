@@ -66,10 +66,15 @@ fn status(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{}", describe_status(&s))
 }
 
-pub async fn settle(addr: &str, file: &Path, preview: bool) -> anyhow::Result<()> {
+pub async fn settle(addr: &str, file: &Path, mode: clearing_service::settlement::settle::Mode) -> anyhow::Result<()> {
+    use clearing_service::settlement::settle::Mode;
     let claim: pb::Claim = read_json(file)?;
     let mut c = ClearingClient::new(connect(addr).await?);
-    let s = if preview { c.preview_claim(claim).await } else { c.settle_claim(claim).await }.map_err(status)?;
+    let s = match mode {
+        Mode::Preview => c.preview_claim(claim).await,
+        Mode::Settle => c.settle_claim(claim).await,
+    }
+    .map_err(status)?;
     print(s.get_ref())
 }
 

@@ -87,12 +87,7 @@ async fn settle_either(clients: &Clients, call: &Call<'_>, record: bool) -> Answ
     }
 }
 
-/// `feedetl_sn` length (national: 30).
-pub const MAX_FEEDETL_SN_LEN: usize = 30;
-/// Other text fields of an input.
-pub const MAX_FIELD_LEN: usize = 64;
-/// Items of one 3202 call (the same bound as clearing's detail reconciliation).
-pub const MAX_RECONCILE_ITEMS: usize = 100_000;
+pub use crate::limits::{MAX_FEEDETL_SN_LEN, MAX_FIELD_LEN, MAX_RECONCILE_ITEMS};
 
 /// `insutype` of employee basic medical insurance, the only insurance settled here.
 const EMPLOYEE_BASIC: &str = "310";

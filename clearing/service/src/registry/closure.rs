@@ -5,7 +5,7 @@
 //! the same commit: afterwards every claim, credit and change of the member is refused by the store.
 
 use crate::core::Planned;
-use crate::core::{Clearinghouse, IdemCtx, content_hash, now_ms};
+use crate::core::{Clearinghouse, IdemCtx, content_hash, id_clock};
 use crate::ids::{idempotency_key, shard_of};
 use crate::limits::{MAX_COMMIT_ATTEMPTS, STORE_OUTAGE_PATIENCE};
 use crate::store::*;
@@ -165,7 +165,7 @@ impl<S: Store> Clearinghouse<S> {
             }
             let today = crate::calendar::today();
             let clr_date = self.store.open_window(shard, today).await?;
-            let setl_id = self.ids.next(shard, now_ms());
+            let setl_id = self.ids.next(shard, id_clock());
             let planned = plan_closure(req, reason, &member, &setl_id, shard, clr_date, hash);
             if let Some(answer) = self.commit_attempt(planned, today, &key, attempt).await? {
                 tracing::info!(target: "audit", setl_id = %answer.setl_id, region = %req.insuplc_admdvs, reason = reason.code(), amount = %answer.acct_pay, "account closed");

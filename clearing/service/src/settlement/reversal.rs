@@ -52,7 +52,7 @@ impl<S: Store> Clearinghouse<S> {
             let today = crate::calendar::today();
             let member_shard = shard_of(&decoded.insuplc_admdvs, &decoded.psn_no);
             let clr_date = self.store.open_window(member_shard, today).await?;
-            let setl_id = self.ids.next(member_shard, now_ms());
+            let setl_id = self.ids.next(member_shard, id_clock());
             let planned = plan::plan_reversal(&plan::ReversalInputs {
                 request: req,
                 original: &orig,

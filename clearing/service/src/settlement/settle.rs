@@ -20,6 +20,14 @@ use region_adapter::Benefit;
 use std::sync::Arc;
 use tracing::Instrument;
 
+/// Whether a claim is settled (recorded, idempotent by msgid) or only previewed (computed, nothing
+/// written): SettleClaim/2207 and PreviewClaim/2206.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Settle,
+    Preview,
+}
+
 impl<S: Store> Clearinghouse<S> {
     /// A claim without `hosp_lv` (a HIS does not send its own level) with the level of its institution
     /// from the institution lists; `None` when the claim has a level or its code is malformed (the
@@ -45,8 +53,9 @@ impl<S: Store> Clearinghouse<S> {
         }
     }
 
-    /// Settles (record = true) or previews (record = false) a claim.
-    pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+    /// Settles or previews a claim.
+    pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, mode: Mode) -> Result<pb::Settlement, ServiceError> {
+        let record = mode == Mode::Settle;
         let r = self.settle_inner(ctx, claim, record).await;
         let count = |outcome: &'static str| count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, outcome);
         match &r {
@@ -193,7 +202,7 @@ impl<S: Store> Clearinghouse<S> {
             // Plan (pure) and commit.
             let today = crate::calendar::today();
             let clr_date = self.store.open_window(shard, today).await?;
-            let setl_id = self.ids.next(shard, now_ms());
+            let setl_id = self.ids.next(shard, id_clock());
             let planned = plan::plan_settlement(&plan::SettlementInputs {
                 claim: vc,
                 priced: &priced,

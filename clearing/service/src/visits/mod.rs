@@ -242,9 +242,7 @@ pub fn mdtrt_id_of(insured: &str, psn_no: &str, mdtrt: &str, msgid: &str) -> Str
     format!("{:02x}{}", shard_of(insured, psn_no), &hex::encode(h)[..22])
 }
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
+use crate::calendar::now_ms;
 
 fn visit_not_found(mdtrt_id: &str) -> ServiceError {
     ServiceError::NotFound { what: format!("visit {mdtrt_id}"), field: "mdtrt_id".into() }

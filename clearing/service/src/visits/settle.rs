@@ -1,6 +1,7 @@
 //! 2206/2207 of a registered visit: its lines settled as one claim, under the request's msgid.
 
 use super::*;
+use crate::settlement::settle::Mode;
 
 impl<S: Store> Clearinghouse<S> {
     /// 2206/2207 by mdtrt_id: `settle` of the visit's claim.
@@ -8,9 +9,10 @@ impl<S: Store> Clearinghouse<S> {
         &self,
         ctx: &CallCtx,
         req: &pb::SettleVisitRequest,
-        record: bool,
+        mode: Mode,
         authorize: Authorize<'_>,
     ) -> Result<pb::Settlement, ServiceError> {
+        let record = mode == Mode::Settle;
         let Loaded { visit, .. } = self.load_visit(&req.mdtrt_id, authorize).await?;
         match visit.status {
             Status::Cancelled => return Err(ServiceError::FailedPrecondition(format!("visit {} is cancelled", visit.mdtrt_id))),
@@ -46,7 +48,7 @@ impl<S: Store> Clearinghouse<S> {
         v.into_result(())?;
         let claim = visit.claim(req);
         if !record {
-            return self.settle(ctx, &claim, false).await;
+            return self.settle(ctx, &claim, Mode::Preview).await;
         }
         // Freeze the details under this msgid, settle, then record the settlement on the visit. A crash
         // in between leaves it `settling`: a resend of the msgid finishes it (settle is idempotent).
@@ -73,7 +75,7 @@ impl<S: Store> Clearinghouse<S> {
             })
             .await?;
         }
-        match self.settle(ctx, &claim, true).await {
+        match self.settle(ctx, &claim, Mode::Settle).await {
             Ok(s) => {
                 let setl_id = s.setl_id.clone();
                 self.change_visit(&req.mdtrt_id, authorize, |v| {

@@ -30,11 +30,7 @@ use region_adapter::money::{MAX_AMOUNT_FEN, fmt_yuan};
 use std::collections::{BTreeMap, HashMap};
 use tracing::Instrument;
 
-/// Differences listed in one reconciliation answer (all are counted).
-pub const MAX_DIFFERENCES: usize = 10_000;
-
-/// Items in one detail reconciliation (a service location's day is far below this).
-pub const MAX_RECONCILE_ITEMS: usize = 20_000_000;
+pub use crate::limits::{MAX_DIFFERENCES, MAX_RECONCILE_ITEMS};
 
 fn report_key(d: NaiveDate) -> String {
     format!("report:{d}")
