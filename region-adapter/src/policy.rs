@@ -1,4 +1,4 @@
-//! Applying the insured region's policy (参保地政策) to a priced claim, DOMAIN.md steps 2 and 3:
+//! Applying the insured region's policy (参保地政策) to a priced claim, ARCHITECTURE.md, Money, steps 2 and 3:
 //! eligibility, member class on the visit date, deductible, ratio, cap, and the patient's part split
 //! into personal account and cash. A pure function: rules + priced claim + member state in,
 //! settlement + state change out.
@@ -524,7 +524,7 @@ impl RegionPack {
     }
 }
 
-/// The money identities of DOMAIN.md, exactly, in fen. Called on every settlement built; the property
+/// The money identities (ARCHITECTURE.md, Money), exactly, in fen. Called on every settlement built; the property
 /// tests check the same identities from outside.
 pub fn check_invariants(a: &Amounts) -> Result<(), EngineError> {
     let parts = [

@@ -1,4 +1,4 @@
-//! Pricing a claim's lines against the service location's catalogue (就医地目录), DOMAIN.md step 1.
+//! Pricing a claim's lines against the service location's catalogue (就医地目录), ARCHITECTURE.md, Money, step 1.
 //! Per line, the amount splits into full self-pay, over-cap self-pay, self-pay-first and in-scope;
 //! each split is rounded half away from zero to the fen, per line.
 

@@ -1,4 +1,4 @@
-//! Property tests: DOMAIN.md's invariants hold for arbitrary claims and member states, checked here
+//! Property tests: the money identities (ARCHITECTURE.md, Money) hold for arbitrary claims and member states, checked here
 //! from outside the engine (the engine checks the same identities on its own path); and a year's
 //! fund pay never passes the cap however the year's claims are split.
 

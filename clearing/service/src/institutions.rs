@@ -8,7 +8,7 @@
 //! replica sees them and they survive a restart. An upserted entry wins over the list's.
 
 use crate::limits::{MAX_INSTITUTION_NAME_LEN, MAX_INSTITUTIONS};
-use crate::store::Store;
+use crate::store::{InstitutionRecords, Store};
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::Violations;
 use proto::v1 as pb;
@@ -125,10 +125,6 @@ impl InstitutionList {
     }
 }
 
-fn store_key(mdtrt: Admdvs) -> String {
-    format!("institutions:{mdtrt}")
-}
-
 pub fn to_pb(i: &Institution, origin: &str) -> pb::Institution {
     pb::Institution {
         fixmedins_code: i.fixmedins_code.clone(),
@@ -145,7 +141,7 @@ pub async fn find<S: Store>(store: &S, list: &InstitutionList, code: &str) -> Re
     let Some(mdtrt) = service_location(code) else {
         return Ok(None);
     };
-    if let Some(json) = store.map_get_field(&store_key(mdtrt), code).await? {
+    if let Some(json) = store.institution(&mdtrt.to_string(), code).await? {
         let i: Institution =
             serde_json::from_str(&json).map_err(|e| ServiceError::Internal(format!("stored institution {code} unreadable: {e}")))?;
         return Ok(Some(to_pb(&i, "upserted")));
@@ -166,7 +162,7 @@ pub async fn upsert<S: Store>(store: &S, req: &pb::Institution) -> Result<pb::In
     v.into_result(())?;
     let mdtrt = service_location(&i.fixmedins_code).expect("checked");
     let json = serde_json::to_string(&i).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    store.map_set(&store_key(mdtrt), &i.fixmedins_code, &json, false).await?;
+    store.put_institution(&mdtrt.to_string(), &i.fixmedins_code, &json).await?;
     Ok(to_pb(&i, "upserted"))
 }
 

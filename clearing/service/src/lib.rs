@@ -1,8 +1,11 @@
-//! The clearing service: the gRPC services of `clearinghouse.v1` (`grpc`, `server`), the orchestration
-//! of one claim (`settle` around the pure `plan`), the store (`store`: embedded by default, Redis),
-//! the institution lists (`institutions`), windows, netting and reconciliation (`windows`, `netting`, `calendar`), and routing to region
-//! adapters (`router`, `remote`). The shared edge (TLS, identities, authorization, telemetry) is
-//! `clearing_edge`; the operator and benchmark tools are `clearing_tools`.
+//! The clearing service, one room per feature (ARCHITECTURE.md): `settlement` (plan, settle, reversal),
+//! `visits` (the hospital's flow), `windows` (closing, netting, reconciliation, advances, statements),
+//! `supervision` (flag rules, indicators, reads), `registry` (account credits and closure), `routing`
+//! (in process or remote region adapters); below them `core` (the `Clearinghouse` and the one commit
+//! loop), `institutions`, `calendar`, `wire` (protobuf → validated values) and `limits`; on top `grpc`
+//! and `server`. The store is `clearing_store` (re-exported as `store`); the shared edge (TLS,
+//! identities, authorization, telemetry) is `clearing_edge`; the operator and benchmark tools are
+//! `clearing_tools`.
 #![forbid(unsafe_code)]
 
 pub use clearing_store as store;

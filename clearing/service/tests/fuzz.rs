@@ -1,7 +1,7 @@
 //! Fuzzing the hostile-input path (proptest-based, so it runs on stable Rust in CI): decoding of the
 //! wire messages that outsiders send (`Claim` to the clearing service, `PriceLinesRequest` and
 //! `ApplyPolicyRequest` to a region adapter), validation, pricing and policy. Any panic fails; any
-//! settlement that comes out must satisfy the DOMAIN.md identities.
+//! settlement that comes out must satisfy the money identities (ARCHITECTURE.md, Money).
 //!
 //! CI runs `FUZZ_CASES` cases per target (default 3,000, about a second in a debug build). A long run:
 //! `FUZZ_CASES=1000000 cargo test --release -p clearing-service --test fuzz -- --nocapture`.

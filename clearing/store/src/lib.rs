@@ -13,6 +13,7 @@
 
 pub mod embedded;
 mod error;
+pub mod features;
 pub mod ids;
 mod members;
 mod record;
@@ -21,6 +22,7 @@ mod settlements;
 mod windows;
 
 pub use error::*;
+pub use features::{InstitutionRecords, VisitRecords, WindowMeta};
 pub use members::*;
 pub use settlements::*;
 pub use windows::*;

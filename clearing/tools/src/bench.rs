@@ -516,7 +516,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t3 = t.elapsed();
         let json = serde_json::to_string(&r)?;
-        let stored = store.put_once(&format!("report:{d}"), &json).await?;
+        let stored = clearing_service::store::WindowMeta::put_netting_report_once(&store, d, &json).await?;
         let _back: clearing_service::windows::netting::Report = serde_json::from_str(&stored)?;
         let t4 = t.elapsed();
         println!(

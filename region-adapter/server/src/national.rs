@@ -1,4 +1,4 @@
-//! The national amounts (`medfee_sumamt` … `balc`, DOMAIN.md) between the engine and each wire type,
+//! The national amounts (`medfee_sumamt` … `balc`, ARCHITECTURE.md, Money) between the engine and each wire type,
 //! mapped here and nowhere else: one conversion pair for the adapter protocol (integer fen) and one for
 //! a settlement (yuan with two decimals, the national field names).
 

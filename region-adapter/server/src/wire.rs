@@ -441,7 +441,7 @@ pub fn parse_policy_request(q: &pb::ApplyPolicyRequest, known: &dyn Fn(Admdvs) -
     })
 }
 
-/// A remote adapter's policy answer, checked: the DOMAIN.md identities hold, it settles the claim
+/// A remote adapter's policy answer, checked: the money identities (ARCHITECTURE.md, Money) hold, it settles the claim
 /// that was priced, it names the benefit the visit draws on, and the state change matches the amounts.
 pub fn checked_outcome(r: pb::ApplyPolicyResponse, priced: &Priced, visit: &Visit<'_>) -> Result<PolicyOutcome, String> {
     let a = r.amounts.ok_or("amounts: missing")?;

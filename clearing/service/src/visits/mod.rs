@@ -24,7 +24,7 @@ use crate::ids::idempotency_key;
 use crate::ids::{shard_of, shard_of_setl_id};
 use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_LINES_PER_VISIT, MAX_OPEN_VISITS_PER_MEMBER, MAX_VISIT_ID_LEN, STALE_SETTLING};
 use crate::routing::remote::CallCtx;
-use crate::store::{MemberKey, Record, RecordWrite, Store};
+use crate::store::{MemberKey, Record, RecordWrite, Store, VisitRecords};
 use crate::wire;
 use chrono::{DateTime, FixedOffset, Utc};
 use clearing_edge::error::ServiceError;
@@ -227,13 +227,7 @@ pub(crate) struct OpenVisit {
     mdtrt_admdvs: String,
 }
 
-fn visit_key(mdtrt_id: &str) -> String {
-    format!("visit:{mdtrt_id}")
-}
-
-fn member_visits_key(insured: &str, psn_no: &str) -> String {
-    format!("visits-of:{insured}:{psn_no}")
-}
+use crate::store::features::names::{open_visits as member_visits_key, visit as visit_key};
 
 /// The visit id of a registration: the member's shard, then 22 hex digits of SHA-256(service location,
 /// msgid), so a resent registration finds its visit and any replica can route by the id alone.

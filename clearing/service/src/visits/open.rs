@@ -7,7 +7,7 @@ impl<S: Store> Clearinghouse<S> {
         let shard = shard_of_setl_id(mdtrt_id).ok_or_else(|| visit_not_found(mdtrt_id))?;
         let [rec]: [Option<Record>; 1] = self
             .store
-            .get_records(shard, &[visit_key(mdtrt_id)])
+            .visit_records(shard, &[visit_key(mdtrt_id)])
             .await?
             .try_into()
             .map_err(|_| ServiceError::Internal("record count".into()))?;
@@ -37,7 +37,7 @@ impl<S: Store> Clearinghouse<S> {
             } else if !was_open && visit.status == Status::Open {
                 writes.push(self.with_open_visit(shard, &visit).await?);
             }
-            if self.store.put_records(shard, writes).await? {
+            if self.store.put_visit_records(shard, writes).await? {
                 return Ok((visit, out));
             }
         }
@@ -73,7 +73,7 @@ impl<S: Store> Clearinghouse<S> {
         let key = member_visits_key(&visit.insuplc_admdvs, &visit.psn_no);
         let [rec]: [Option<Record>; 1] = self
             .store
-            .get_records(shard, std::slice::from_ref(&key))
+            .visit_records(shard, std::slice::from_ref(&key))
             .await?
             .try_into()
             .map_err(|_| ServiceError::Internal("record count".into()))?;
@@ -88,7 +88,7 @@ impl<S: Store> Clearinghouse<S> {
     /// The service locations where the member has an open (unexpired) visit.
     pub async fn open_visit_regions(&self, insured: &str, psn_no: &str) -> Result<Vec<region_adapter::Admdvs>, ServiceError> {
         let key = member_visits_key(insured, psn_no);
-        let recs = self.store.get_records(shard_of(insured, psn_no), std::slice::from_ref(&key)).await?;
+        let recs = self.store.visit_records(shard_of(insured, psn_no), std::slice::from_ref(&key)).await?;
         let Some(Some(rec)) = recs.into_iter().next() else { return Ok(Vec::new()) };
         let open: Vec<OpenVisit> = serde_json::from_str(&rec.data).map_err(corrupt)?;
         let now = now_ms();

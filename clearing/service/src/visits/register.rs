@@ -51,7 +51,7 @@ impl<S: Store> Clearinghouse<S> {
         let shard = shard_of(&req.insuplc_admdvs, &req.psn_no);
         let list_key = member_visits_key(&req.insuplc_admdvs, &req.psn_no);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let recs = self.store.get_records(shard, &[visit_key(&mdtrt_id), list_key.clone()]).await?;
+            let recs = self.store.visit_records(shard, &[visit_key(&mdtrt_id), list_key.clone()]).await?;
             if let Some(existing) = &recs[0] {
                 let visit: VisitRecord = serde_json::from_str(&existing.data).map_err(corrupt)?;
                 if visit.registration != registration {
@@ -98,7 +98,7 @@ impl<S: Store> Clearinghouse<S> {
                 RecordWrite { key: visit_key(&mdtrt_id), expected: 0, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) },
                 RecordWrite { key: list_key.clone(), expected: list_version, data: Some(serde_json::to_string(&open).map_err(corrupt)?) },
             ];
-            if self.store.put_records(shard, writes).await? {
+            if self.store.put_visit_records(shard, writes).await? {
                 return Ok(visit.to_pb());
             }
         }

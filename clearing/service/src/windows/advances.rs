@@ -8,7 +8,7 @@ impl<S: Store> Clearinghouse<S> {
         let mut v = Violations::default();
         let fen = fields::parse_money(&mut v, "amount", &req.amount, MAX_AMOUNT_FEN);
         v.into_result(())?;
-        self.store.map_set(ADVANCES_KEY, &adm, &fen.expect("checked").to_string(), false).await?;
+        self.store.set_advance(&adm, fen.expect("checked")).await?;
         let rows = netting::advance_rows(&[], &self.advances().await?);
         Ok(rows.iter().find(|r| r.admdvs == adm).map(advance_pb).expect("just set"))
     }

@@ -4,7 +4,7 @@ use super::*;
 
 impl<S: Store> Clearinghouse<S> {
     pub(crate) async fn advances(&self) -> Result<BTreeMap<String, i64>, ServiceError> {
-        let raw = self.store.map_get(ADVANCES_KEY).await?;
+        let raw = self.store.advances().await?;
         raw.into_iter()
             .map(|(k, v)| match v.parse::<i64>() {
                 Ok(f) => Ok((k, f)),
@@ -14,7 +14,7 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     pub(crate) async fn stored_report(&self, d: NaiveDate) -> Result<Option<Report>, ServiceError> {
-        match self.store.get_meta(&report_key(d)).await? {
+        match self.store.netting_report(d).await? {
             Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| ServiceError::Internal(format!("stored report of {d}: {e}"))),
             None => Ok(None),
         }
@@ -45,7 +45,7 @@ impl<S: Store> Clearinghouse<S> {
     pub(crate) async fn window(&self, d: NaiveDate) -> Result<pb::Window, ServiceError> {
         let closed = self.store.closed_windows().await?.contains(&d);
         let report = self.stored_report(d).await?;
-        let acks = self.store.map_get(&acks_key(d)).await?;
+        let acks = self.store.acknowledgements(d).await?;
         let acknowledgements: Vec<pb::Acknowledgement> = acks
             .iter()
             .map(|(admdvs, v)| {
@@ -108,7 +108,7 @@ impl<S: Store> Clearinghouse<S> {
             tracing::error!(clr_date = %d, "netting: totals and journal disagree; the report is marked incomplete");
         }
         let json = serde_json::to_string(&report).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let stored = self.store.put_once(&report_key(d), &json).await?;
+        let stored = self.store.put_netting_report_once(d, &json).await?;
         tracing::info!(clr_date = %d, elapsed_ms = started.elapsed().as_millis() as u64, regions = report.positions.len(), "window netted");
         // Another replica may have stored its (identical, deterministic) report first: return what is stored.
         if stored == json { Ok(report) } else { serde_json::from_str(&stored).map_err(|e| ServiceError::Internal(e.to_string())) }
@@ -126,7 +126,7 @@ impl<S: Store> Clearinghouse<S> {
             return Err(ServiceError::FailedPrecondition(format!("{adm} has no instruction in window {d}")));
         }
         let value = format!("{}|{}", req.bank_ref, chrono::Utc::now().to_rfc3339());
-        let stored = self.store.map_set(&acks_key(d), &adm, &value, true).await?;
+        let stored = self.store.acknowledge_once(d, &adm, &value).await?;
         if stored.split('|').next() != Some(req.bank_ref.as_str()) {
             return Err(ServiceError::FailedPrecondition(format!("{adm} already acknowledged window {d} with another bank reference")));
         }

@@ -19,7 +19,7 @@ mod statements;
 
 use crate::core::Clearinghouse;
 use crate::metrics::M;
-use crate::store::{JournalEntry, Store};
+use crate::store::{JournalEntry, Store, WindowMeta};
 use chrono::{Datelike, NaiveDate};
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self as fields, Violations};
@@ -31,16 +31,6 @@ use std::collections::{BTreeMap, HashMap};
 use tracing::Instrument;
 
 pub use crate::limits::{MAX_DIFFERENCES, MAX_RECONCILE_ITEMS};
-
-fn report_key(d: NaiveDate) -> String {
-    format!("report:{d}")
-}
-
-fn acks_key(d: NaiveDate) -> String {
-    format!("acks:{d}")
-}
-
-const ADVANCES_KEY: &str = "advances";
 
 fn date(field: &str, s: &str) -> Result<NaiveDate, ServiceError> {
     let mut v = Violations::default();
