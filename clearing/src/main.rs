@@ -243,7 +243,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         tracing::warn!(error = %e, "folding window totals failed; will retry");
                     }
                     // This month's supervision indicators likewise (other months are folded when read).
-                    let month = clearing_service::supervision::month_of(today);
+                    let month = clearing_service::calendar::Month::of(today).to_string();
                     if let Err(e) = folder.fold_indicators(&month).await {
                         tracing::warn!(error = %e, "folding supervision indicators failed; will retry");
                     }

@@ -23,10 +23,7 @@ pub const MAX_CREDIT_PAGE: u32 = 1_000;
 
 /// The first day of `YYYYMM`.
 fn month_start(month: &str) -> Option<NaiveDate> {
-    if month.len() != 6 || !month.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    NaiveDate::from_ymd_opt(month[..4].parse().ok()?, month[4..].parse().ok()?, 1)
+    crate::calendar::Month::parse(month).map(crate::calendar::Month::first_day)
 }
 
 impl<S: Store> Clearinghouse<S> {

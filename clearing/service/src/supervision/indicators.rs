@@ -58,14 +58,14 @@ impl Sums {
 
 /// A month's stored fields grouped by entity: institutions by (mdtrt, code), pairs by (insured, mdtrt).
 #[derive(Debug, Default)]
-pub struct Month {
+pub struct MonthIndicators {
     pub institutions: BTreeMap<(String, String), Sums>,
     pub pairs: BTreeMap<(String, String), Sums>,
 }
 
-impl Month {
+impl MonthIndicators {
     /// Groups stored fields (which may repeat) by entity.
-    pub fn parse(fields: &[(String, i64)]) -> Result<Month, String> {
+    pub fn parse(fields: &[(String, i64)]) -> Result<MonthIndicators, String> {
         // Added up by entity first (one hash lookup per field, no allocation for a known entity),
         // then split into institutions and pairs once per entity.
         let mut by_entity: std::collections::HashMap<&str, Sums> = std::collections::HashMap::with_capacity(fields.len() / 6 + 1);
@@ -80,7 +80,7 @@ impl Month {
                 return Err(bad());
             }
         }
-        let mut out = Month::default();
+        let mut out = MonthIndicators::default();
         for (entity, sums) in by_entity {
             // An entity whose settlements were all reversed sums to nothing: leave it out.
             if sums.n == 0 && sums.medfee == 0 {
@@ -102,13 +102,7 @@ impl Month {
 
 /// The previous month of `YYYYMM`.
 pub fn previous_month(month: &str) -> Option<String> {
-    let d = NaiveDate::parse_from_str(&format!("{month}01"), "%Y%m%d").ok()?;
-    let p = d.pred_opt()?;
-    Some(month_of(p))
-}
-
-pub fn valid_month(month: &str) -> bool {
-    month.len() == 6 && month.bytes().all(|b| b.is_ascii_digit()) && previous_month(month).is_some()
+    Month::parse(month).map(|m| m.previous().to_string())
 }
 
 pub(crate) fn provenance_text(p: &Provenance) -> String {

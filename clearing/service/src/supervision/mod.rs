@@ -21,9 +21,10 @@ mod rules;
 pub use indicators::*;
 pub use rules::*;
 
+use crate::calendar::Month;
 use crate::store::{RecentVisit, SupervisionDelta};
 use crate::wire::ValidClaim;
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use proto::v1 as pb;
 use region_adapter::model::{ItemCategory, Provenance, SupervisionTerms};
 use region_adapter::money::{RATIO_ONE_BP, fmt_yuan};

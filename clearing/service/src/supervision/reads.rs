@@ -10,7 +10,7 @@ impl<S: crate::store::Store> crate::core::Clearinghouse<S> {
         view: &clearing_edge::authz::SupervisionView,
     ) -> Result<pb::Indicators, clearing_edge::error::ServiceError> {
         let mut v = clearing_edge::fields::Violations::default();
-        if !valid_month(&q.month) {
+        if Month::parse(&q.month).is_none() {
             v.add("month", "must be YYYYMM");
         }
         let region = match q.admdvs.as_str() {
@@ -30,8 +30,8 @@ impl<S: crate::store::Store> crate::core::Clearinghouse<S> {
         let prev_month = previous_month(&q.month).unwrap_or_default();
         // Both months at once.
         let (now, prev) = tokio::join!(self.store.indicators(&q.month), self.store.indicators(&prev_month));
-        let now = Month::parse(&now?).map_err(clearing_edge::error::ServiceError::Internal)?;
-        let prev = Month::parse(&prev?).map_err(clearing_edge::error::ServiceError::Internal)?;
+        let now = MonthIndicators::parse(&now?).map_err(clearing_edge::error::ServiceError::Internal)?;
+        let prev = MonthIndicators::parse(&prev?).map_err(clearing_edge::error::ServiceError::Internal)?;
         let in_region = |code: &str| region.is_none_or(|r| region_adapter::Admdvs::parse(code).is_some_and(|c| r.covers(c)));
         let rules = self.router.snapshot();
         let mut out = pb::Indicators { month: q.month.clone(), previous_month: prev_month, ..Default::default() };
@@ -82,7 +82,7 @@ impl<S: crate::store::Store> crate::core::Clearinghouse<S> {
         view: &clearing_edge::authz::SupervisionView,
     ) -> Result<pb::ListFlaggedSettlementsResponse, clearing_edge::error::ServiceError> {
         let mut v = clearing_edge::fields::Violations::default();
-        if !valid_month(&q.month) {
+        if Month::parse(&q.month).is_none() {
             v.add("month", "must be YYYYMM");
         }
         for (field, code) in [("insuplc_admdvs", &q.insuplc_admdvs), ("mdtrt_admdvs", &q.mdtrt_admdvs)] {
@@ -90,8 +90,8 @@ impl<S: crate::store::Store> crate::core::Clearinghouse<S> {
                 v.add(field, "must be a 6-digit division code");
             }
         }
-        if !q.kind.is_empty() && !KINDS.contains(&q.kind.as_str()) {
-            v.add("kind", format!("must be one of {}", KINDS.join(", ")));
+        if !q.kind.is_empty() && FlagKind::parse(&q.kind).is_none() {
+            v.add("kind", format!("must be one of {}", FlagKind::ALL.map(FlagKind::code).join(", ")));
         }
         if q.page_size > 500 {
             v.add("page_size", "at most 500");
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     pub(crate) fn months_and_shares() {
         assert_eq!(previous_month("202301").as_deref(), Some("202212"));
-        assert!(!valid_month("202313") && !valid_month("2023-1") && valid_month("202402"));
+        assert!(Month::parse("202313").is_none() && Month::parse("2023-1").is_none() && Month::parse("202402").is_some());
         assert_eq!(fmt_share(Decimal::from(1) / Decimal::from(3)), "0.3333");
         assert_eq!(fmt_share(Decimal::from(2)), "2.0000");
         assert_eq!(fmt_share(Decimal::new(5, 5)), "0.0001", "0.00005 rounds half away from zero");

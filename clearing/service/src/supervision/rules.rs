@@ -3,9 +3,47 @@
 
 use super::*;
 
-/// Every flag kind, in the order they are checked and reported.
-pub const KINDS: [&str; 7] =
-    ["multi_region_day", "frequent_visits", "high_cost", "high_selfpay", "pharmacy_cashout", "price_over_cap", "implausible_quantity"];
+/// What a flag says of a settlement (each a pattern the seeds ask supervisors to watch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlagKind {
+    /// Settled in several service regions on one day.
+    MultiRegionDay,
+    FrequentVisits,
+    HighCost,
+    HighSelfpay,
+    /// A pharmacy bill paid whole by the account (Jiangsu 000: 套现).
+    PharmacyCashout,
+    PriceOverCap,
+    ImplausibleQuantity,
+}
+
+impl FlagKind {
+    /// Every kind, in the order they are checked and reported.
+    pub const ALL: [FlagKind; 7] = [
+        FlagKind::MultiRegionDay,
+        FlagKind::FrequentVisits,
+        FlagKind::HighCost,
+        FlagKind::HighSelfpay,
+        FlagKind::PharmacyCashout,
+        FlagKind::PriceOverCap,
+        FlagKind::ImplausibleQuantity,
+    ];
+    /// The name on the wire and in stored indicators (`k:<kind>`).
+    pub fn code(self) -> &'static str {
+        match self {
+            FlagKind::MultiRegionDay => "multi_region_day",
+            FlagKind::FrequentVisits => "frequent_visits",
+            FlagKind::HighCost => "high_cost",
+            FlagKind::HighSelfpay => "high_selfpay",
+            FlagKind::PharmacyCashout => "pharmacy_cashout",
+            FlagKind::PriceOverCap => "price_over_cap",
+            FlagKind::ImplausibleQuantity => "implausible_quantity",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FlagKind> {
+        FlagKind::ALL.into_iter().find(|k| k.code() == s)
+    }
+}
 
 /// A member's recent settlements are kept this many days back from the latest visit (the longest
 /// `frequent_visits_days` a pack may set is 31)…
@@ -59,7 +97,7 @@ pub fn fmt_share(d: Decimal) -> String {
 /// The flags of one settlement. `recent` is the member's recent settlements before this one.
 pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts, recent: &[RecentVisit]) -> Vec<pb::SupervisionFlag> {
     let mut out = Vec::new();
-    let mut flag = |kind: &str, detail: String| out.push(pb::SupervisionFlag { kind: kind.into(), detail });
+    let mut flag = |kind: FlagKind, detail: String| out.push(pb::SupervisionFlag { kind: kind.code().into(), detail });
     let mdtrt = vc.mdtrt.to_string();
     // The same member in several service regions on one day (the clearinghouse alone sees this).
     let mut regions: BTreeSet<&str> = recent.iter().filter(|r| r.date == vc.visit_date).map(|r| r.mdtrt_admdvs.as_str()).collect();
@@ -70,7 +108,7 @@ pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts
         let list: Vec<&str> = regions.iter().take(MAX_NAMED).copied().collect();
         let more = if regions.len() > MAX_NAMED { ", …" } else { "" };
         flag(
-            "multi_region_day",
+            FlagKind::MultiRegionDay,
             format!(
                 "{} service regions on {}: {}{more} (threshold {})",
                 regions.len(),
@@ -84,17 +122,17 @@ pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts
     let in_window = 1 + recent.iter().filter(|r| r.date <= vc.visit_date && (vc.visit_date - r.date).num_days() < days).count();
     if in_window as u32 >= t.frequent_visits.value {
         flag(
-            "frequent_visits",
+            FlagKind::FrequentVisits,
             format!("{in_window} visits in {days} days up to {} (threshold {})", vc.visit_date, t.frequent_visits.value),
         );
     }
     if a.medfee_sumamt > t.high_cost_per_visit_fen.value {
-        flag("high_cost", format!("medical cost {} above {}", fmt_yuan(a.medfee_sumamt), fmt_yuan(t.high_cost_per_visit_fen.value)));
+        flag(FlagKind::HighCost, format!("medical cost {} above {}", fmt_yuan(a.medfee_sumamt), fmt_yuan(t.high_cost_per_visit_fen.value)));
     }
     let selfpaid = a.fulamt_ownpay_amt + a.overlmt_selfpay;
     if a.medfee_sumamt > 0 && share(selfpaid, a.medfee_sumamt) > bp(t.selfpay_share_bp.value) {
         flag(
-            "high_selfpay",
+            FlagKind::HighSelfpay,
             format!(
                 "self-paid {} of {} ({}) above {}",
                 fmt_yuan(selfpaid),
@@ -106,7 +144,7 @@ pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts
     }
     if vc.med_type == region_adapter::MedType::Pharmacy && a.psn_cash_pay == 0 && a.acct_pay >= t.pharmacy_cashout_fen.value {
         flag(
-            "pharmacy_cashout",
+            FlagKind::PharmacyCashout,
             format!(
                 "pharmacy claim paid by the account without cash: {} (threshold {})",
                 fmt_yuan(a.acct_pay),
@@ -125,7 +163,7 @@ pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts
         })
         .collect();
     if !over.is_empty() {
-        flag("price_over_cap", format!("{} (more than {}× the cap)", over.join("; "), t.price_over_cap_factor.value));
+        flag(FlagKind::PriceOverCap, format!("{} (more than {}× the cap)", over.join("; "), t.price_over_cap_factor.value));
     }
     let many: Vec<String> = vc
         .lines
@@ -135,7 +173,7 @@ pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts
         .map(|(i, l)| format!("lines[{i}] {} × {}", l.code, l.qty))
         .collect();
     if !many.is_empty() {
-        flag("implausible_quantity", format!("{} (more than {})", many.join("; "), t.max_line_quantity.value));
+        flag(FlagKind::ImplausibleQuantity, format!("{} (more than {})", many.join("; "), t.max_line_quantity.value));
     }
     out
 }
@@ -155,11 +193,6 @@ pub struct FlaggedEntry {
     pub acct_fen: i64,
     /// (kind, detail).
     pub flags: Vec<(String, String)>,
-}
-
-/// `YYYYMM` of a date.
-pub fn month_of(d: NaiveDate) -> String {
-    format!("{:04}{:02}", d.year(), d.month())
 }
 
 /// What a settlement adds to supervision.
@@ -183,7 +216,7 @@ pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[pb::Supe
         serde_json::to_string(&e).expect("a flagged entry serializes")
     });
     SupervisionDelta {
-        month: month_of(vc.visit_date),
+        month: Month::of(vc.visit_date).to_string(),
         institution: format!("{mdtrt}|{}", vc.fixmedins_code),
         pair: format!("{}|{mdtrt}", vc.insured),
         sums: [

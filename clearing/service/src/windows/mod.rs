@@ -20,7 +20,7 @@ mod statements;
 use crate::core::Clearinghouse;
 use crate::metrics::M;
 use crate::store::{JournalEntry, Store, WindowMeta};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self as fields, Violations};
 use netting::Report;

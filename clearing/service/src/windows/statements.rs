@@ -4,14 +4,7 @@ use super::*;
 
 impl<S: Store> Clearinghouse<S> {
     pub async fn monthly_statement(&self, setlym: &str) -> Result<pb::MonthlyStatement, ServiceError> {
-        let (y, m) = match (
-            setlym.len(),
-            setlym.get(..4).and_then(|y| y.parse::<i32>().ok()),
-            setlym.get(4..).and_then(|m| m.parse::<u32>().ok()),
-        ) {
-            (6, Some(y), Some(m)) if (1..=12).contains(&m) => (y, m),
-            _ => return Err(ServiceError::field("setlym", "must be YYYYMM")),
-        };
+        let month = crate::calendar::Month::parse(setlym).ok_or_else(|| ServiceError::field("setlym", "must be YYYYMM"))?;
         let mut dates = self.store.closed_windows().await?;
         let open = self.store.open_window(0, crate::calendar::today()).await?;
         dates.push(open);
@@ -20,7 +13,7 @@ impl<S: Store> Clearinghouse<S> {
         let (mut gross, mut moved) = (0, 0);
         dates.sort();
         dates.dedup();
-        for d in dates.into_iter().filter(|d| d.year() == y && d.month() == m) {
+        for d in dates.into_iter().filter(|d| month.contains(*d)) {
             match self.stored_report(d).await? {
                 Some(r) => {
                     out.clr_dates.push(d.to_string());
