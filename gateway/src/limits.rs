@@ -9,6 +9,17 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_IN_FLIGHT_PER_PAASID: usize = 256;
 /// A TLS handshake that has not finished after this long is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Headers of a request must have arrived this long after the connection opened (or the previous
+/// answer): an idle or trickling client is cut off (`--header-read-timeout-secs`).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A body must have arrived whole this long after its headers (`--body-read-timeout-secs`): a stalled
+/// or slow-drip body holds at most `MAX_BODY_BYTES` for this long, then the connection is closed.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections open at once (`--max-connections`); beyond, new ones are closed at once.
+pub const MAX_CONNECTIONS: usize = 10_000;
+/// Requests one paasid may make per second, 9001/9002 included (`--rate-per-paasid`; beyond: 429).
+pub const RATE_PER_PAASID: u32 = 1_000;
+
 /// `feedetl_sn` length (national: 30).
 pub const MAX_FEEDETL_SN_LEN: usize = 30;
 /// Other text fields of an input.

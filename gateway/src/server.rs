@@ -75,6 +75,18 @@ pub struct ServeArgs {
     /// How long one call may take, clearing included, seconds.
     #[arg(long, env = "GATEWAY_DEADLINE", default_value_t = 30)]
     pub deadline_secs: u64,
+    /// Seconds a client has to send a request's headers (idle connections are closed after it).
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT", default_value_t = crate::limits::HEADER_READ_TIMEOUT.as_secs())]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a whole body after its headers.
+    #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT", default_value_t = crate::limits::BODY_READ_TIMEOUT.as_secs())]
+    pub body_read_timeout_secs: u64,
+    /// Connections open at once; beyond, new ones are closed at once.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = crate::limits::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Requests per second one paasid may make (all transactions); beyond: HTTP 429.
+    #[arg(long, env = "GATEWAY_RATE_PER_PAASID", default_value_t = crate::limits::RATE_PER_PAASID)]
+    pub rate_per_paasid: u32,
     /// Log format.
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: clearing_edge::telemetry::LogFormat,
@@ -85,6 +97,33 @@ struct Gateway {
     clients: tx::Clients,
     deadline: Duration,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    body_timeout: Duration,
+    rate: RateLimit,
+}
+
+/// Requests per paasid per second: a counter per paasid and second (a fixed window; a burst at a
+/// second's edge may reach twice the rate for an instant, which a limit against floods tolerates).
+struct RateLimit {
+    per_second: u32,
+    seen: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+impl RateLimit {
+    /// Counts one request of `paasid` now; `false` when it is over the rate.
+    fn admit(&self, paasid: &str) -> bool {
+        let now = chrono::Utc::now().timestamp();
+        let mut seen = self.seen.lock().expect("rate lock");
+        if seen.len() > 100_000 {
+            // Only authenticated paasids are counted, so this is a table of the callers; never unbounded.
+            seen.retain(|_, (second, _)| *second == now);
+        }
+        let e = seen.entry(paasid.to_string()).or_insert((now, 0));
+        if e.0 != now {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        e.1 <= self.per_second
+    }
 }
 
 struct Metrics {
@@ -184,15 +223,8 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
     if declared.is_some_and(|n| n > 2 * MAX_BODY_BYTES) {
         return (too_large(), String::new());
     }
-    // The body is read before any answer (see read_body); authentication is checked on the headers.
-    let bytes = read_body(body).await;
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") {
-        return (
-            Answer::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content-type: must be application/json, not {ct:?}")),
-            String::new(),
-        );
-    }
+    // The headers authenticate the caller before a byte of the body is read: a caller without a valid
+    // signature costs nothing but its headers (the connection is closed after the refusal).
     let now = chrono::Utc::now().timestamp();
     let paas = match gw.auth.authenticate(headers, now).await {
         Ok(p) => p,
@@ -203,8 +235,27 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
         }
     };
     span.record("paasid", paas.paasid.as_str());
-    let Some(bytes) = bytes else {
-        return (too_large(), String::new());
+    if !gw.rate.admit(&paas.paasid) {
+        return (
+            Answer::refused(StatusCode::TOO_MANY_REQUESTS, "more requests per second than this paasid may make; retry later"),
+            String::new(),
+        );
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") {
+        return (
+            Answer::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content-type: must be application/json, not {ct:?}")),
+            String::new(),
+        );
+    }
+    // A body that stalls or drips is cut off: at most `MAX_BODY_BYTES` held for `body_timeout`.
+    let bytes = match tokio::time::timeout(gw.body_timeout, read_body(body)).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return (too_large(), String::new()),
+        Err(_) => {
+            tracing::warn!(target: "audit", paasid = %paas.paasid, "body not received in time; connection closed");
+            return (Answer::refused(StatusCode::REQUEST_TIMEOUT, "body: not received in time"), String::new());
+        }
     };
     let mut json: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&bytes) {
         Ok(serde_json::Value::Object(m)) => m,
@@ -343,6 +394,8 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         clients: tx::Clients { channel: clearing_channel(&a)? },
         deadline: Duration::from_secs(a.deadline_secs.max(1)),
         in_flight: Mutex::new(HashMap::new()),
+        body_timeout: Duration::from_secs(a.body_read_timeout_secs.max(1)),
+        rate: RateLimit { per_second: a.rate_per_paasid.max(1), seen: Mutex::new(HashMap::new()) },
     });
     let app = axum::Router::new()
         .route(CALL_SERVICE, axum::routing::post(call_service))
@@ -354,7 +407,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     println!("national-gateway listening on {addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, https = tls.is_some(), clearing = %a.clearing, "serving the national interface");
-    accept_loop(listener, tls.map(tokio_rustls::TlsAcceptor::from), app, clearing_edge::server::shutdown_signal()).await;
+    let limits =
+        ConnLimits { header_read: Duration::from_secs(a.header_read_timeout_secs.max(1)), max_connections: a.max_connections.max(1) };
+    accept_loop(listener, tls.map(tokio_rustls::TlsAcceptor::from), app, limits, clearing_edge::server::shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -362,16 +417,25 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
 /// Accepts connections until `shutdown`, then lets the open ones finish their requests (at most 10 s).
 /// A connection lives at most `MAX_CONNECTION_AGE` (then it is closed gracefully after its request in
 /// progress), so a client certificate revoked meanwhile meets the CRL at its next handshake.
+/// What one connection may hold: how long it may take to send headers, and how many may be open.
+struct ConnLimits {
+    header_read: Duration,
+    max_connections: usize,
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
+    limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Each connection task holds a sender; all dropped = all connections closed.
     let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_read);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -386,13 +450,31 @@ async fn accept_loop(
             },
             _ = &mut shutdown => break,
         };
+        // Beyond the cap a connection is closed at once: it costs a socket for an instant, never a task.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let (builder, tls, stop, open) = (builder.clone(), tls.clone(), stop_rx.clone(), open_tx.clone());
+        let header_read = limits.header_read;
         tokio::spawn(async move {
-            let _open = open;
+            let _open = (open, slot);
             let served = match tls {
-                None => serve_connection(&builder, TokioIo::new(tcp), service, stop).await,
+                None => {
+                    // A client that sends nothing is closed after the header timeout (hyper's own timer
+                    // starts only once the protocol is known, which takes the client's first bytes).
+                    match tokio::time::timeout(header_read, tcp.peek(&mut [0u8; 1])).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => {
+                            tracing::debug!(%peer, "closed: nothing sent");
+                            return;
+                        }
+                    }
+                    serve_connection(&builder, TokioIo::new(tcp), service, stop).await
+                }
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => serve_connection(&builder, TokioIo::new(stream), service, stop).await,
                     Ok(Err(e)) => {
