@@ -27,6 +27,9 @@ pub const MIN_NONCE_LEN: usize = 8;
 /// signatures, only possible for a caller holding a token, cannot grow memory without bound).
 pub const MAX_MEMORY_NONCES: usize = 1_000_000;
 
+/// The one answer to a request that did not authenticate (the reason is audited, not answered).
+pub const AUTHENTICATION_FAILED: &str = "authentication failed: check x-tif-paasid, x-tif-timestamp, x-tif-nonce and x-tif-signature";
+
 /// Why a request was not authenticated (audited with the paasid; answered 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -148,11 +148,15 @@ pub fn from_status(st: &tonic::Status, map: &FieldPaths) -> Answer {
             };
             Answer::refused(StatusCode::FORBIDDEN, msg)
         }
-        Code::ResourceExhausted => Answer::refused(StatusCode::TOO_MANY_REQUESTS, format!("busy, retry later: {}", st.message())),
-        Code::Unavailable | Code::Aborted => Answer::refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("clearing is unavailable, retry with the same msgid: {}", st.message()),
-        ),
+        // Clearing's own words for these may name hosts, endpoints or stores: logged here, never answered.
+        Code::ResourceExhausted => {
+            tracing::warn!(message = st.message(), "clearing is busy");
+            Answer::refused(StatusCode::TOO_MANY_REQUESTS, "busy, retry later with the same msgid")
+        }
+        Code::Unavailable | Code::Aborted => {
+            tracing::warn!(code = ?st.code(), message = st.message(), "clearing unavailable");
+            Answer::refused(StatusCode::SERVICE_UNAVAILABLE, "clearing is unavailable, retry with the same msgid")
+        }
         Code::DeadlineExceeded | Code::Cancelled => {
             Answer::refused(StatusCode::GATEWAY_TIMEOUT, "no answer in time, retry with the same msgid")
         }

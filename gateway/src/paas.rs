@@ -166,9 +166,17 @@ impl PaasTable {
             {
                 problems.push(at("next_token", "is the same as token: a successor must differ".into()));
             }
-            let role = Role::parse(&e.role).filter(|r| !matches!(r, Role::Gateway | Role::Clearing));
+            // A token is a shared secret: it may act for a region's platform or HIS, never as the
+            // national or operator role (those act only with their own certificates).
+            let role = Role::parse(&e.role).filter(|r| matches!(r, Role::Mdtrt | Role::Insured | Role::Platform));
             if role.is_none() {
-                problems.push(at("role", format!("{:?}: must be mdtrt, insured, platform, national or operator", e.role)));
+                problems.push(at(
+                    "role",
+                    format!(
+                        "{:?}: must be mdtrt, insured or platform (national and operator act only with their own certificates)",
+                        e.role
+                    ),
+                ));
             }
             let admdvs = Admdvs::parse(&e.admdvs);
             if admdvs.is_none() {
@@ -252,6 +260,11 @@ mod tests {
         let e = PaasTable::parse("p.toml", bad, Path::new(".")).unwrap_err().to_string();
         for want in ["paas[0].paasid", "paas[0].token", "paas[0].role", "paas[0].admdvs", "paas[1].token"] {
             assert!(e.contains(want), "{want} missing in {e}");
+        }
+        // A token never carries the national or operator role.
+        for role in ["national", "operator"] {
+            let e = PaasTable::parse("p.toml", &good.replace("\"mdtrt\"", &format!("\"{role}\"")), Path::new(".")).unwrap_err().to_string();
+            assert!(e.contains("paas[0].role") && e.contains("their own certificates"), "{e}");
         }
         assert!(!e.contains("short-secret"), "{e}");
         // A syntax error or a misspelt key on a token's line names the line, never the token.

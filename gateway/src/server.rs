@@ -230,8 +230,14 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
         Ok(p) => p,
         Err((why, paasid)) => {
             tracing::warn!(target: "audit", paasid = paasid.as_deref().unwrap_or("-"), reason = %why.reason(), "authentication refused");
-            let http = if why == Refusal::NonceStoreUnavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNAUTHORIZED };
-            return (Answer::refused(http, why.reason()), String::new());
+            // One answer for every authentication failure (which header was wrong helps only a prober);
+            // the audit line keeps the reason. A nonce store away is not the caller's failure.
+            let answer = if why == Refusal::NonceStoreUnavailable {
+                Answer::refused(StatusCode::SERVICE_UNAVAILABLE, why.reason())
+            } else {
+                Answer::refused(StatusCode::UNAUTHORIZED, crate::auth::AUTHENTICATION_FAILED)
+            };
+            return (answer, String::new());
         }
     };
     span.record("paasid", paas.paasid.as_str());

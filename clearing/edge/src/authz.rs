@@ -70,7 +70,9 @@ fn parse_forwarded(v: &str) -> Result<(Role, Admdvs, &str), String> {
         return Err(format!("{FORWARDED_HEADER} must be <role>:<admdvs>:<paasid>"));
     };
     let role = Role::parse(role).ok_or_else(|| format!("{FORWARDED_HEADER}: unknown role {role:?}"))?;
-    if matches!(role, Role::Gateway | Role::Clearing) {
+    // A gateway authenticates platforms and HIS by their tokens; the national, operator, gateway and
+    // clearing roles act only with their own certificates.
+    if !matches!(role, Role::Mdtrt | Role::Insured | Role::Platform) {
         return Err(format!("{FORWARDED_HEADER}: role {} cannot be forwarded", role.name()));
     }
     let region = Admdvs::parse(region).ok_or_else(|| format!("{FORWARDED_HEADER}: {region:?} is not a division code"))?;
