@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
         prescribing_lv: None,
         dise_code: None,
         acct_used: true,
+        pharmacy_designated: true,
     };
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(1));

@@ -63,6 +63,10 @@ pub enum Step {
         prescribing: bool,
         source: Provenance,
     },
+    /// A pharmacy fill at a pharmacy the institution list does not designate for outpatient pooling.
+    PharmacyNotDesignated {
+        region: Arc<str>,
+    },
     BelowMinLevel {
         region: Arc<str>,
         level: Level,
@@ -136,6 +140,9 @@ impl Step {
                 format!("no filing covers {mdtrt}: a visit outside the region is not paid by the fund ({region} {source})")
             }
             Step::UnfiledCut { region, cut_bp, source } => format!("no filing: ratio cut by {} ({region} {source})", fmt_percent(*cut_bp)),
+            Step::PharmacyNotDesignated { region } => format!(
+                "the pharmacy is not designated for outpatient pooling (the institution list): the fund pays nothing; the account and cash pay as the rules allow ({region}; Suizhou 003 art. 20–21, Shanxi 001 §二(二), Tongliao 004 Q4 name designated pharmacies)"
+            ),
             Step::InArrears { region, source } => format!(
                 "contributions were not paid on time for the visit date: the fund pays nothing; the account and cash still pay ({region} {source})"
             ),

@@ -90,6 +90,9 @@ pub struct Visit<'a> {
     pub dise_code: Option<&'a str>,
     /// `acct_used_flag`: the patient asks the account to pay.
     pub acct_used: bool,
+    /// A pharmacy fill (`41`) at a pharmacy the institution list designates for outpatient pooling;
+    /// a fill elsewhere gets no fund pay. Ignored for other visits.
+    pub pharmacy_designated: bool,
 }
 
 /// Which benefit (and so which accumulators and cap) a claim draws on.
@@ -359,6 +362,11 @@ impl RegionPack {
         steps: &mut Vec<Step>,
     ) -> Eligibility {
         let mut out = Eligibility { eligible: true, ratio_cut_bp: 0 };
+        if visit.med_type == MedType::Pharmacy && !visit.pharmacy_designated {
+            steps.push(Step::PharmacyNotDesignated { region: self.name.clone() });
+            out.eligible = false;
+            return out;
+        }
         let arrears = &policy.contributions.arrears_no_fund_pay;
         if member.in_arrears && arrears.value {
             steps.push(Step::InArrears { region: self.name.clone(), source: arrears.provenance.clone() });

@@ -449,3 +449,26 @@ fn at_a_pharmacy_the_account_pays_only_drugs_devices_and_consumables() {
 fn adm_of(s: &str) -> Admdvs {
     Admdvs::parse(s).unwrap()
 }
+
+#[test]
+fn a_fill_at_a_pharmacy_not_designated_for_pooling_gets_no_fund_pay() {
+    // Suizhou 003 art. 20–21 ("定点零售药店由医保部门另行指定"), Shanxi 001 §二(二), Tongliao 004 Q4: outpatient
+    // pooling pays fills at designated pharmacies. The same fill of 800.00 (level-1 prescription,
+    // deductible 500.00): designated → (800 − 500) × 80% = 240.00, the account the other 560.00; not
+    // designated → the fund 0 and no deductible used, the account (balance 1,000.00) all 800.00 (a drug,
+    // which the account may pay at a pharmacy).
+    let f = [filing("360000")];
+    let mut c = suizhou_filed(&f, "2023-03-10", 1, PsnType::InService);
+    c.med_type = MedType::Pharmacy;
+    c.prescribing = Some(1);
+    c.acct_used = true;
+    c.account = Some(AccountSource::Own { balance_fen: y("1000.00") });
+    let drug = [line("XC08CAA017A0", "800", "1.00")]; // 苯磺酸氨氯地平片 甲类, 1.00 under the 1.20 cap
+    let a = c.settle(&drug).unwrap().amounts;
+    assert_eq!((a.hifp_pay, a.acct_pay, a.psn_cash_pay), (y("240.00"), y("560.00"), 0));
+    c.pharmacy_designated = false;
+    let s = c.settle(&drug).unwrap();
+    assert_eq!((s.amounts.hifp_pay, s.amounts.act_pay_dedc, s.amounts.acct_pay, s.amounts.psn_cash_pay), (0, 0, y("800.00"), 0));
+    assert_eq!(s.delta.deductible_used_fen, 0, "an unpaid fill uses no deductible");
+    assert!(s.steps.iter().any(|st| st.render().contains("not designated for outpatient pooling")), "{:?}", s.steps);
+}

@@ -423,6 +423,23 @@ pub fn member(insured: &str, psn_no: &str, psn_type: &str, filings: &[&str]) -> 
 /// A service item that is 甲类 without a price cap in every sample catalogue: all of it is in scope.
 pub const CLASS_A_NO_CAP: &str = "001201000010000";
 
+/// The bundled institution list's hospital of level `lv` in city `mdtrt` (`clearing/service/institutions.toml`:
+/// …00001 is level 3, …00002 level 2, …00003 level 1).
+pub fn listed_institution(mdtrt: &str, lv: u32) -> String {
+    format!("H{mdtrt}0000{}", 4 - lv.clamp(1, 3))
+}
+
+/// The bundled list's pharmacy of city `mdtrt` designated for outpatient pooling (…00001), or one that is
+/// not (the district pharmacy …200001 of Suizhou, Nanchang, Nanjing, Tongliao; Taiyuan's is …500001).
+pub fn listed_pharmacy(mdtrt: &str, designated: bool) -> String {
+    if designated {
+        format!("P{mdtrt}00001")
+    } else {
+        let district = if mdtrt == "140100" { "140105" } else { &format!("{}02", &mdtrt[..4]) };
+        format!("P{district}00001")
+    }
+}
+
 /// A claim of `yuan` yuan, all in scope, at a level-`lv` institution of `mdtrt` on `date`.
 pub fn claim(msgid: &str, insured: &str, psn_no: &str, mdtrt: &str, lv: u32, date: &str, yuan: u32) -> pb::Claim {
     remember_person(psn_no);
@@ -431,7 +448,7 @@ pub fn claim(msgid: &str, insured: &str, psn_no: &str, mdtrt: &str, lv: u32, dat
         psn_no: psn_no.into(),
         insuplc_admdvs: insured.into(),
         mdtrt_admdvs: mdtrt.into(),
-        fixmedins_code: format!("H{mdtrt}00001"),
+        fixmedins_code: listed_institution(mdtrt, lv),
         hosp_lv: lv,
         med_type: "11".into(),
         setl_time: format!("{date}T10:00:00+08:00"),

@@ -104,12 +104,29 @@ async fn golden_cases_through_the_wire() {
     );
     // A pharmacy filling a level-2 prescription (003 art. 11): (800 − 400... SZ2 is retired, deductible
     // used) → 800 × 75%.
+    // The prescriber is named by code and its listed level applies (a level sent must agree).
     let mut p = claim("PH1", "421300", "SZ2", "360100", 1, "2023-03-11", 800);
     p.med_type = "41".into();
-    p.fixmedins_code = "P36010200001".into();
-    p.prescribing_hosp_lv = 2;
+    p.fixmedins_code = listed_pharmacy("360100", true);
+    p.hosp_lv = 0;
+    p.prescribing_fixmedins_code = listed_institution("360100", 2);
     let s = cl.settle_claim(p.clone()).await.unwrap().into_inner();
     assert_eq!((s.hifp_pay.as_str(), s.ratio_hosp_lv, s.hifp_ratio.as_str()), ("600.00", 2, "0.75"));
+    // The same fill at a pharmacy not designated for outpatient pooling: no fund pay, said why.
+    let mut q = p.clone();
+    q.msgid = "PH2".into();
+    q.fixmedins_code = listed_pharmacy("360100", false);
+    let s = cl.settle_claim(q).await.unwrap().into_inner();
+    assert_eq!((s.hifp_pay.as_str(), s.psn_cash_pay.as_str()), ("0.00", "800.00"));
+    assert!(s.explanation.iter().any(|e| e.contains("not designated for outpatient pooling")), "{:?}", s.explanation);
+    // A prescriber's level that is not the listed one, or no prescriber, is refused by name.
+    let mut r = p.clone();
+    r.msgid = "PH3".into();
+    r.prescribing_hosp_lv = 1;
+    assert_eq!(bad_fields(&cl.settle_claim(r.clone()).await.unwrap_err()), ["prescribing_hosp_lv"]);
+    r.prescribing_hosp_lv = 0;
+    r.prescribing_fixmedins_code.clear();
+    assert_eq!(bad_fields(&cl.settle_claim(r).await.unwrap_err()), ["prescribing_fixmedins_code"]);
     // A retail pharmacy has no level: hosp_lv is ignored for a fill (the settlement shows none), and
     // the explanation cites the region's rule (003 art. 11).
     assert_eq!(s.hosp_lv, 0);
@@ -342,6 +359,12 @@ async fn bad_input_is_refused_with_the_field_and_nothing_written() {
     let mut k = good();
     k.fixmedins_code = "H42130200746".into();
     cases.push(("institution outside the service location", k, Code::InvalidArgument, "fixmedins_code"));
+    let mut k = good();
+    k.hosp_lv = if k.hosp_lv == 1 { 2 } else { 1 };
+    cases.push(("a level that is not the listed one", k, Code::InvalidArgument, "hosp_lv"));
+    let mut k = good();
+    k.fixmedins_code = format!("H{}99999", k.mdtrt_admdvs);
+    cases.push(("an institution on no list", k, Code::InvalidArgument, "fixmedins_code"));
     let mut k = good();
     k.med_type = "14".into();
     cases.push(("chronic claim without disease", k, Code::InvalidArgument, "dise_code"));

@@ -154,12 +154,14 @@ async fn every_transaction(c: Clearing) {
     assert_eq!((refused.status, refused.infcode()), (403, -1), "{:?}", refused.body);
     assert!(refused.err_msg().starts_with("mdtrtarea_admvs"), "{}", refused.err_msg());
 
-    // An institution on no list needs hosp_lv, or an upsert by its region's platform.
+    // The list decides: an institution on no list is refused, whatever level it claims, until its
+    // region's platform upserts it; then the listed level applies and another is refused by name.
     let mut unlisted = golden_visits("UL", "SZGW1").remove(1);
     unlisted.fixmedins_code = "H36010299999".into();
-    let r = his.call("2206", "UL-1", &Where::of(&unlisted), national_input(&unlisted, false)).await;
-    assert!(r.infcode() == -1 && r.err_msg().starts_with("fixmedins_code: H36010299999 is on no institution list"), "{:?}", r.body);
-    his.call("2206", "UL-2", &Where::of(&unlisted), national_input(&unlisted, true)).await.ok();
+    for (msgid, with_level) in [("UL-1", false), ("UL-2", true)] {
+        let r = his.call("2206", msgid, &Where::of(&unlisted), national_input(&unlisted, with_level)).await;
+        assert!(r.infcode() == -1 && r.err_msg().starts_with("fixmedins_code: H36010299999 is on no institution list"), "{:?}", r.body);
+    }
     let inst = pb::Institution {
         fixmedins_code: "H36010299999".into(),
         fixmedins_name: "新医院".into(),
@@ -170,6 +172,10 @@ async fn every_transaction(c: Clearing) {
     c.catalogue().await.upsert_institution(inst).await.unwrap();
     let listed = his.call("2206", "UL-3", &Where::of(&unlisted), national_input(&unlisted, false)).await.ok();
     assert_eq!(listed.setl("hosp_lv"), "2");
+    let mut claimed = unlisted.clone();
+    claimed.hosp_lv = 1;
+    let r = his.call("2206", "UL-4", &Where::of(&claimed), national_input(&claimed, true)).await;
+    assert!(r.infcode() == -1 && r.err_msg().starts_with("input.data.hosp_lv: 1 is not H36010299999's listed level 2"), "{:?}", r.body);
 
     // Field errors name the national path; nothing is written.
     let before = member_version(&c, "421300", "SZGW1").await;

@@ -128,8 +128,10 @@ async fn run(c: &Clearing) -> Vec<(String, String)> {
     claims.push(fam);
     let mut pharmacy = claim("RA-12", "421300", "RA2", "360100", 1, "2023-03-11", 800);
     pharmacy.med_type = "41".into();
-    pharmacy.fixmedins_code = "P36010200001".into();
+    pharmacy.fixmedins_code = listed_pharmacy("360100", true);
+    pharmacy.hosp_lv = 0;
     pharmacy.prescribing_hosp_lv = 2;
+    pharmacy.prescribing_fixmedins_code = listed_institution("360100", 2);
     claims.push(pharmacy);
     claims.extend(golden_visits("RA-G", "RA2"));
     claims.push(example_claim("RA-13", "RA3"));

@@ -83,8 +83,10 @@ async fn claims(local: &Clearing) -> Vec<pb::Claim> {
     ];
     let mut p = claim("PH1", "421300", "SZ2", "360100", 1, "2023-03-11", 800);
     p.med_type = "41".into();
-    p.fixmedins_code = "P36010200001".into();
+    p.fixmedins_code = listed_pharmacy("360100", true);
+    p.hosp_lv = 0;
     p.prescribing_hosp_lv = 2;
+    p.prescribing_fixmedins_code = listed_institution("360100", 2);
     v.push(p);
     let mut ch = claim("CH1", "360100", "NC1", "421300", 2, "2023-07-01", 3000);
     ch.med_type = "14".into();

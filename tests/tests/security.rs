@@ -206,7 +206,7 @@ async fn the_authorization_matrix_over_tls() {
     assert!(r.refd_setl_flag);
 
     // Supervision: everyone sees only their part; person numbers only of their own members.
-    let mut big = claim("SEC6", "360100", "SECNC1", "421300", 2, "2024-03-05", 2500);
+    let mut big = claim("SEC6", "360100", "SECNC1", "421300", 3, "2024-03-05", 2500);
     big.fixmedins_code = "H42130000001".into();
     let flagged = ok(suizhou.clearing().settle_claim(big).await, "a claim over the cost threshold");
     assert_eq!(flagged.flags.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>(), ["high_cost"]);
@@ -236,10 +236,12 @@ async fn the_authorization_matrix_over_tls() {
             (i.institutions.into_iter().map(|x| x.fixmedins_code).collect::<Vec<_>>(), i.pairs.len())
         }
     };
-    assert_eq!(indicators(&suizhou).await, (vec!["H42130000001".to_string()], 1), "the service location: its institution and pair");
+    // Suizhou's two listed institutions the month's claims went to (level 2 and level 3).
+    let both = vec!["H42130000001".to_string(), "H42130000002".to_string()];
+    assert_eq!(indicators(&suizhou).await, (both.clone(), 1), "the service location: its institutions and pair");
     assert_eq!(indicators(&nanchang).await, (vec![], 1), "the insured side: its pair, no institutions elsewhere");
     assert_eq!(indicators(&jiangsu).await, (vec![], 0), "an uninvolved province: nothing");
-    assert_eq!(indicators(&national).await, (vec!["H42130000001".to_string()], 1));
+    assert_eq!(indicators(&national).await, (both, 1));
     let clearing_role = Who::new(&c, &pki, &me).await;
     denied(
         clearing_role.supervision().get_indicators(pb::GetIndicatorsRequest { month: "202403".into(), ..Default::default() }).await,

@@ -61,6 +61,21 @@ async fn plant(c: &Clearing, tag: &str) -> Scenario {
         members.push(funded(member(INSURED, &p(i), "11", &[]), "3000.00"));
     }
     registered(c, &members).await;
+    // The planted institutions are the region's own (upserted by its platform): the list decides levels.
+    let mut cat = c.catalogue().await;
+    for (code, kind, lv, pooling) in
+        [(CLEAN, "1", 2, false), (EXAMS, "1", 2, false), (JUMP, "1", 2, false), (ODD, "1", 2, false), (PHARMACY, "2", 0, true)]
+    {
+        let inst = pb::Institution {
+            fixmedins_code: code.into(),
+            fixmedins_name: format!("planted {code}"),
+            fixmedins_type: kind.into(),
+            hosp_lv: lv,
+            outpatient_pooling: pooling,
+            ..Default::default()
+        };
+        cat.upsert_institution(inst).await.unwrap();
+    }
     let mut claims = Vec::new();
     let mut n = 0;
     let mut next = |ins_member: usize, mdtrt: &str, date: &str| {
@@ -95,6 +110,7 @@ async fn plant(c: &Clearing, tag: &str) -> Scenario {
     rx.med_type = "41".into();
     rx.hosp_lv = 0;
     rx.prescribing_hosp_lv = 2;
+    rx.prescribing_fixmedins_code = listed_institution(SUIZHOU, 2);
     rx.acct_used_flag = true;
     claims.push(rx);
     // Over the cost threshold; far above a price cap; an implausible quantity (one institution, 3 claims).

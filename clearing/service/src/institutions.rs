@@ -34,6 +34,9 @@ pub struct Institution {
     pub fixmedins_type: String,
     #[serde(default)]
     pub hosp_lv: u32,
+    /// A retail pharmacy designated for outpatient pooling (only its fills get fund pay).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outpatient_pooling: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +74,76 @@ pub fn check(v: &mut Violations, prefix: &str, i: &Institution) {
         MEDICAL_INSTITUTION | PHARMACY => {}
         _ => v.add(f("fixmedins_type"), "must be \"1\" (medical institution) or \"2\" (retail pharmacy)"),
     }
+    if i.outpatient_pooling && i.fixmedins_type != PHARMACY {
+        v.add(f("outpatient_pooling"), "only a retail pharmacy (\"2\") is designated for outpatient pooling");
+    }
+}
+
+/// What the list says of a claim's institutions: the level to apply, the prescriber's level of a
+/// pharmacy fill, and whether a fill's pharmacy is designated for outpatient pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub hosp_lv: u32,
+    pub prescribing_hosp_lv: u32,
+    pub pharmacy_designated: bool,
+}
+
+/// The list is authoritative: a claim's institution must be listed (or upserted) for its service
+/// location, a level it sends must be the listed one, and a pharmacy fill names its prescriber by code
+/// (whose listed level applies). `None` when the code is malformed (the claim's validation says so).
+pub async fn resolve<S: Store>(store: &S, list: &InstitutionList, claim: &pb::Claim) -> Result<Option<Listed>, ServiceError> {
+    let code = &claim.fixmedins_code;
+    // A malformed code, or one of another service location: the claim's validation names it.
+    if service_location(code).is_none_or(|l| l.to_string() != claim.mdtrt_admdvs) {
+        return Ok(None);
+    }
+    let unlisted = |field: &str, code: &str| {
+        ServiceError::field(
+            field,
+            format!(
+                "{code} is on no institution list of its service location: the region's platform upserts it (Catalogue.UpsertInstitution)"
+            ),
+        )
+    };
+    let Some(i) = find(store, list, code).await? else {
+        return Err(unlisted("fixmedins_code", code));
+    };
+    if claim.med_type != "41" {
+        if i.fixmedins_type == PHARMACY {
+            return Err(ServiceError::field("med_type", format!("{code} is a retail pharmacy: it settles pharmacy fills (41) only")));
+        }
+        if claim.hosp_lv != 0 && claim.hosp_lv != i.hosp_lv {
+            return Err(ServiceError::field("hosp_lv", format!("{} is not {code}'s listed level {}", claim.hosp_lv, i.hosp_lv)));
+        }
+        return Ok(Some(Listed { hosp_lv: i.hosp_lv, prescribing_hosp_lv: 0, pharmacy_designated: false }));
+    }
+    let p = &claim.prescribing_fixmedins_code;
+    if p.is_empty() {
+        return Err(ServiceError::field(
+            "prescribing_fixmedins_code",
+            "required for a pharmacy fill (41): the prescribing institution's code",
+        ));
+    }
+    if parse_fixmedins_code(p).is_none() {
+        return Err(ServiceError::field("prescribing_fixmedins_code", "must be H + 6-digit division + 5 digits, e.g. H42130200746"));
+    }
+    let Some(presc) = find(store, list, p).await? else {
+        return Err(unlisted("prescribing_fixmedins_code", p));
+    };
+    if presc.fixmedins_type != MEDICAL_INSTITUTION {
+        return Err(ServiceError::field("prescribing_fixmedins_code", format!("{p} is not a medical institution")));
+    }
+    if claim.prescribing_hosp_lv != 0 && claim.prescribing_hosp_lv != presc.hosp_lv {
+        return Err(ServiceError::field(
+            "prescribing_hosp_lv",
+            format!("{} is not {p}'s listed level {}", claim.prescribing_hosp_lv, presc.hosp_lv),
+        ));
+    }
+    Ok(Some(Listed {
+        hosp_lv: 0,
+        prescribing_hosp_lv: presc.hosp_lv,
+        pharmacy_designated: i.fixmedins_type == PHARMACY && i.outpatient_pooling,
+    }))
 }
 
 /// The list `clearing` started with.
@@ -133,6 +206,7 @@ pub fn to_pb(i: &Institution, origin: &str) -> pb::Institution {
         hosp_lv: i.hosp_lv,
         mdtrt_admdvs: service_location(&i.fixmedins_code).map(|a| a.to_string()).unwrap_or_default(),
         origin: origin.into(),
+        outpatient_pooling: i.outpatient_pooling,
     }
 }
 
@@ -156,6 +230,7 @@ pub async fn upsert<S: Store>(store: &S, req: &pb::Institution) -> Result<pb::In
         fixmedins_name: req.fixmedins_name.clone(),
         fixmedins_type: req.fixmedins_type.clone(),
         hosp_lv: req.hosp_lv,
+        outpatient_pooling: req.outpatient_pooling,
     };
     let mut v = Violations::default();
     check(&mut v, "", &i);

@@ -33,6 +33,9 @@ pub struct ValidClaim {
     /// A family member whose account pays (never the patient themself).
     pub acct_payer: Option<String>,
     pub lines: Vec<ValidLine>,
+    /// A pharmacy fill at a pharmacy designated for outpatient pooling (the institution list; set by
+    /// the settlement after `institutions::resolve`, false until then).
+    pub pharmacy_designated: bool,
 }
 
 impl ValidClaim {
@@ -49,6 +52,7 @@ impl ValidClaim {
             prescribing_lv: self.prescribing_lv,
             dise_code: self.dise_code.as_deref(),
             acct_used: self.acct_used,
+            pharmacy_designated: self.pharmacy_designated,
         }
     }
     pub fn member_key(&self) -> MemberKey {
@@ -170,6 +174,7 @@ pub fn validate_claim(
             acct_used: c.acct_used_flag,
             acct_payer,
             lines,
+            pharmacy_designated: false,
         }
     });
     v.into_result(()).map(|()| claim.expect("valid"))

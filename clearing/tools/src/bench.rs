@@ -259,15 +259,19 @@ impl Workload {
             })
             .collect();
         let pharmacy = rng.below(10) == 0;
+        // One of the workload's listed institutions (`institutions`): the list decides the level.
+        let k = rng.below(INSTITUTIONS_PER_REGION) as u32;
+        let hospital = format!("H{mdtrt}{k:05}");
         pb::Claim {
             msgid: format!("B{}{}{n:012}", self.run_id, self.msg_tag),
             psn_no: format!("B{}{i:08}", self.run_id),
             insuplc_admdvs: insured.clone(),
             mdtrt_admdvs: mdtrt.clone(),
-            fixmedins_code: format!("{}{}{:05}", if pharmacy { "P" } else { "H" }, mdtrt, rng.below(1000)),
-            hosp_lv: 2 + rng.below(2) as u32,
+            fixmedins_code: if pharmacy { format!("P{mdtrt}{k:05}") } else { hospital.clone() },
+            hosp_lv: if pharmacy { 0 } else { listed_level(k) },
             med_type: if pharmacy { "41".into() } else { "11".into() },
-            prescribing_hosp_lv: if pharmacy { 2 + rng.below(2) as u32 } else { 0 },
+            prescribing_hosp_lv: if pharmacy { listed_level(k) } else { 0 },
+            prescribing_fixmedins_code: if pharmacy { hospital } else { String::new() },
             // Days back from the claim's number, so the random sequence is the same for every --visit-days.
             setl_time: (chrono::Utc::now() - chrono::Duration::days((n.wrapping_mul(7919) % self.visit_days.max(1)) as i64))
                 .with_timezone(&clearing_service::calendar::shanghai())
@@ -276,6 +280,41 @@ impl Workload {
             lines,
             ..Default::default()
         }
+    }
+}
+
+/// Hospitals and pharmacies per region of the workload (listed at setup with `institutions`).
+pub const INSTITUTIONS_PER_REGION: u64 = 20;
+
+/// The level of the workload's hospital `k`: 2 or 3.
+fn listed_level(k: u32) -> u32 {
+    2 + k % 2
+}
+
+impl Workload {
+    /// Every institution the workload's claims name, for the service's institution list: per region,
+    /// hospitals `H<region><k>` of level 2 or 3 and pharmacies `P<region><k>` designated for pooling.
+    pub fn institutions(&self) -> Vec<pb::Institution> {
+        let mut out = Vec::new();
+        for r in &self.regions {
+            for k in 0..INSTITUTIONS_PER_REGION as u32 {
+                out.push(pb::Institution {
+                    fixmedins_code: format!("H{r}{k:05}"),
+                    fixmedins_name: format!("bench hospital {k}"),
+                    fixmedins_type: "1".into(),
+                    hosp_lv: listed_level(k),
+                    ..Default::default()
+                });
+                out.push(pb::Institution {
+                    fixmedins_code: format!("P{r}{k:05}"),
+                    fixmedins_name: format!("bench pharmacy {k}"),
+                    fixmedins_type: "2".into(),
+                    outpatient_pooling: true,
+                    ..Default::default()
+                });
+            }
+        }
+        out
     }
 }
 
@@ -300,6 +339,14 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
     }
     let setup = Instant::now();
     let mut reg = RegistryClient::new(channels[0].clone());
+    if !args.skip_register {
+        let mut cat = proto::v1::catalogue_client::CatalogueClient::new(channels[0].clone());
+        for inst in w.institutions() {
+            cat.upsert_institution(inst)
+                .await
+                .map_err(|s| anyhow::anyhow!("upsert institution: {}", crate::client::describe_status(&s)))?;
+        }
+    }
     for i in (0..args.members).filter(|_| !args.skip_register) {
         reg.upsert_member(w.member(i)).await.map_err(|s| anyhow::anyhow!("upsert: {}", crate::client::describe_status(&s)))?;
     }

@@ -48,6 +48,7 @@ pub(crate) fn claim_of(env: &Envelope) -> Result<(pb::Claim, Vec<String>), Answe
         claim.med_type = f.text(d, p, "med_type", true, 8);
         claim.hosp_lv = f.level(d, p, "hosp_lv");
         claim.prescribing_hosp_lv = f.level(d, p, "prescribing_hosp_lv");
+        claim.prescribing_fixmedins_code = f.text(d, p, "prescribing_fixmedins_code", false, MAX_FIELD_LEN);
         claim.dise_code = f.text(d, p, "dise_codg", false, MAX_FIELD_LEN);
         claim.acct_used_flag = f.flag(d, p, "acct_used_flag");
         claim.acct_payer_psn_no = f.text(d, p, "acct_payer_psn_no", false, MAX_FIELD_LEN);

@@ -75,6 +75,7 @@ pub(crate) async fn register_visit(clients: &Clients, call: &Call<'_>) -> Answer
         }
         req.hosp_lv = f.level(d, p, "hosp_lv");
         req.prescribing_hosp_lv = f.level(d, p, "prescribing_hosp_lv");
+        req.prescribing_fixmedins_code = f.text(d, p, "prescribing_fixmedins_code", false, MAX_FIELD_LEN);
         req.dise_code = f.text(d, p, "dise_codg", false, MAX_FIELD_LEN);
         req.ipt_otp_no = f.text(d, p, "ipt_otp_no", false, MAX_FEEDETL_SN_LEN);
     }

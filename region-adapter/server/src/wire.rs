@@ -124,6 +124,7 @@ pub fn policy_request(call: &PolicyCall<'_>) -> pb::ApplyPolicyRequest {
             prescribing_lv: visit.prescribing_lv.map_or(0, |l| l.get() as u32),
             dise_code: visit.dise_code.unwrap_or_default().to_string(),
             acct_used: visit.acct_used,
+            pharmacy_designated: visit.pharmacy_designated,
         }),
         account: match account {
             None => String::new(),
@@ -311,6 +312,7 @@ pub struct PolicyInputs {
     pub prescribing_lv: Option<Level>,
     pub dise_code: String,
     pub acct_used: bool,
+    pub pharmacy_designated: bool,
 }
 
 impl PolicyInputs {
@@ -334,6 +336,7 @@ impl PolicyInputs {
             prescribing_lv: self.prescribing_lv,
             dise_code: (!self.dise_code.is_empty()).then_some(self.dise_code.as_str()),
             acct_used: self.acct_used,
+            pharmacy_designated: self.pharmacy_designated,
         }
     }
 }
@@ -438,6 +441,7 @@ pub fn parse_policy_request(q: &pb::ApplyPolicyRequest, known: &dyn Fn(Admdvs) -
         prescribing_lv,
         dise_code: vi.dise_code.clone(),
         acct_used: vi.acct_used,
+        pharmacy_designated: vi.pharmacy_designated,
     })
 }
 
@@ -525,6 +529,7 @@ mod tests {
             prescribing_lv: None,
             dise_code: None,
             acct_used: true,
+            pharmacy_designated: true,
         };
         let filings = [Filing { mdtrt_admdvs: Admdvs::parse("360000").unwrap(), begin: date("2020-01-01"), end: None, group: None }];
         let facts =

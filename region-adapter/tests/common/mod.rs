@@ -48,6 +48,7 @@ pub struct Case<'a> {
     pub state: YearState,
     pub account: Option<AccountSource>,
     pub acct_used: bool,
+    pub pharmacy_designated: bool,
 }
 
 impl<'a> Case<'a> {
@@ -64,6 +65,7 @@ impl<'a> Case<'a> {
             state: YearState::default(),
             account: None,
             acct_used: false,
+            pharmacy_designated: true,
         }
     }
 
@@ -81,6 +83,7 @@ impl<'a> Case<'a> {
             prescribing_lv: self.prescribing.and_then(Level::new),
             dise_code: self.dise_code,
             acct_used: self.acct_used,
+            pharmacy_designated: self.pharmacy_designated,
         };
         insured.apply_policy(&priced, &self.member, self.state, self.account, &visit)
     }

@@ -29,28 +29,19 @@ pub enum Mode {
 }
 
 impl<S: Store> Clearinghouse<S> {
-    /// A claim without `hosp_lv` (a HIS does not send its own level) with the level of its institution
-    /// from the institution lists; `None` when the claim has a level or its code is malformed (the
-    /// claim's validation says so).
-    pub(crate) async fn with_listed_level(&self, claim: &pb::Claim) -> Result<Option<pb::Claim>, ServiceError> {
-        // A pharmacy fill (41) needs no level of its own.
-        if claim.hosp_lv != 0 || claim.med_type == "41" || region_adapter::codes::parse_fixmedins_code(&claim.fixmedins_code).is_none() {
+    /// The claim with the institution list's levels (a level it sent must agree: `institutions::resolve`),
+    /// and whether a pharmacy fill's pharmacy is designated for outpatient pooling. `None` when the code
+    /// is malformed (the claim's validation says so).
+    pub(crate) async fn with_listed_levels(&self, claim: &pb::Claim) -> Result<Option<(pb::Claim, bool)>, ServiceError> {
+        let Some(l) = crate::institutions::resolve(&self.store, &self.institutions, claim).await? else {
             return Ok(None);
-        }
-        let code = &claim.fixmedins_code;
-        let found = crate::institutions::find(&self.store, &self.institutions, code).await?;
-        match found {
-            None => Err(ServiceError::field(
-                "fixmedins_code",
-                format!(
-                    "{code} is on no institution list of its service location: send hosp_lv, or have the region's platform upsert the institution"
-                ),
-            )),
-            Some(i) if i.hosp_lv == 0 => {
-                Err(ServiceError::field("hosp_lv", format!("{code} is a retail pharmacy, which has no level of its own: send hosp_lv")))
-            }
-            Some(i) => Ok(Some(pb::Claim { hosp_lv: i.hosp_lv, ..claim.clone() })),
-        }
+        };
+        let listed = pb::Claim {
+            hosp_lv: if claim.med_type == "41" { claim.hosp_lv } else { l.hosp_lv },
+            prescribing_hosp_lv: if claim.med_type == "41" { l.prescribing_hosp_lv } else { claim.prescribing_hosp_lv },
+            ..claim.clone()
+        };
+        Ok(Some((listed, l.pharmacy_designated)))
     }
 
     /// Settles or previews a claim.
@@ -77,9 +68,10 @@ impl<S: Store> Clearinghouse<S> {
         let now = Utc::now().with_timezone(&crate::calendar::shanghai());
         // The idempotency hash is of the claim as sent, before a listed level fills `hosp_lv`.
         let hash = content_hash(&claim.encode_to_vec());
-        let listed = self.with_listed_level(claim).await?;
-        let claim = listed.as_ref().unwrap_or(claim);
-        let vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
+        let listed = self.with_listed_levels(claim).await?;
+        let claim = listed.as_ref().map_or(claim, |(c, _)| c);
+        let mut vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
+        vc.pharmacy_designated = listed.as_ref().is_some_and(|(_, d)| *d);
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
         // The member and the msgid's stored answer in one round trip; a resend is answered from the store

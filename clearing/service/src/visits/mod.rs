@@ -123,6 +123,9 @@ pub struct VisitRecord {
     pub med_type: String,
     pub dise_code: String,
     pub prescribing_hosp_lv: u32,
+    /// A pharmacy fill's prescribing institution (absent in visits stored before it existed).
+    #[serde(default)]
+    pub prescribing_fixmedins_code: String,
     pub begntime: String,
     pub ipt_otp_no: String,
     pub status: Status,
@@ -210,6 +213,7 @@ impl VisitRecord {
             med_type: self.med_type.clone(),
             dise_code: self.dise_code.clone(),
             prescribing_hosp_lv: self.prescribing_hosp_lv,
+            prescribing_fixmedins_code: self.prescribing_fixmedins_code.clone(),
             setl_time: self.begntime.clone(),
             lines,
             ..Default::default()

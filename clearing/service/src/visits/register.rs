@@ -19,6 +19,7 @@ impl<S: Store> Clearinghouse<S> {
             med_type: req.med_type.clone(),
             dise_code: req.dise_code.clone(),
             prescribing_hosp_lv: req.prescribing_hosp_lv,
+            prescribing_fixmedins_code: req.prescribing_fixmedins_code.clone(),
             setl_time: req.begntime.clone(),
             lines: vec![pb::ClaimLine {
                 hilist_code: PROBE_CODE.into(),
@@ -28,8 +29,8 @@ impl<S: Store> Clearinghouse<S> {
             }],
             ..Default::default()
         };
-        let listed = self.with_listed_level(&probe).await?;
-        let probe_checked = listed.as_ref().unwrap_or(&probe);
+        let listed = self.with_listed_levels(&probe).await?;
+        let probe_checked = listed.as_ref().map_or(&probe, |(c, _)| c);
         let routing = self.router.current();
         let now = Utc::now().with_timezone(&crate::calendar::shanghai());
         let checked = wire::validate_claim(probe_checked, &|a| routing.knows(a), now).map_err(|e| rename_setl_time(e, "begntime"));
@@ -80,10 +81,11 @@ impl<S: Store> Clearinghouse<S> {
                 insuplc_admdvs: req.insuplc_admdvs.clone(),
                 mdtrt_admdvs: req.mdtrt_admdvs.clone(),
                 fixmedins_code: req.fixmedins_code.clone(),
-                hosp_lv: listed.as_ref().map(|c| c.hosp_lv).unwrap_or(req.hosp_lv),
+                hosp_lv: probe_checked.hosp_lv,
                 med_type: req.med_type.clone(),
                 dise_code: req.dise_code.clone(),
-                prescribing_hosp_lv: req.prescribing_hosp_lv,
+                prescribing_hosp_lv: probe_checked.prescribing_hosp_lv,
+                prescribing_fixmedins_code: req.prescribing_fixmedins_code.clone(),
                 begntime: req.begntime.clone(),
                 ipt_otp_no: req.ipt_otp_no.clone(),
                 status: Status::Open,
