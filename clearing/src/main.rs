@@ -139,7 +139,7 @@ enum Command {
         paas_out: Option<PathBuf>,
     },
     /// Netting at national scale on a throwaway Redis: fill a window, time close → report and reconciliation.
-    BenchNetting(clearing_tools::bench::NettingBenchArgs),
+    BenchNetting(clearing_tools::netbench::NettingBenchArgs),
     /// Print the Redis keys `commit.lua` takes for one settlement (member key first, then all of them,
     /// space-separated, `__rand_int__` standing for the ids): for `scripts/commit-ceiling.sh`.
     BenchCommitKeys,
@@ -352,9 +352,9 @@ async fn main() {
             clearing_tools::client::get_member(&addr, insuplc_admdvs, psn_no, year).await
         }
         Command::Health { addr, service } => clearing_tools::client::health(&addr, &service).await,
-        Command::BenchNetting(a) => clearing_tools::bench::run_netting(a).await,
+        Command::BenchNetting(a) => clearing_tools::netbench::run_netting(a).await,
         Command::BenchCommitKeys => {
-            clearing_tools::bench::print_commit_keys();
+            clearing_tools::netbench::print_commit_keys();
             Ok(())
         }
         Command::BenchIndicators(a) => clearing_tools::supervise::bench_indicators(a).await,
