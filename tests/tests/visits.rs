@@ -288,7 +288,10 @@ async fn the_rules_a_his_relies_on_are_kept_and_a_refusal_changes_nothing() {
 
     // 1101 at the treating institution: a member filed nowhere is readable by a service location only
     // while it has an open visit there.
-    registered(&c, &[member("421300", "SZR9", "11", &[])]).await;
+    // SZR9's filing for Jiangxi covered 2024 (the visit) but has ended: no filing in force today.
+    let mut r9 = member("421300", "SZR9", "11", &["360000"]);
+    r9.filings[0].enddate = "2024-12-31".into();
+    registered(&c, &[r9]).await;
     let read = |who: &'static str| {
         let c_url = c.url();
         async move {
@@ -307,16 +310,46 @@ async fn the_rules_a_his_relies_on_are_kept_and_a_refusal_changes_nothing() {
     cl.cancel_visit(as_caller(pb::CancelVisitRequest { mdtrt_id: v9.mdtrt_id }, JIANGXI)).await.unwrap();
     assert_eq!(read(JIANGXI).await, Err(Code::NotFound));
 
-    // Open visits per member are bounded.
-    let mut opened = 0;
+    // Open visits are bounded per institution (3: one caller cannot lock a member out) and per member (10).
+    let at = |code: &str, n: usize| {
+        let mut r = registration(&k2, &format!("R-{code}-{n}"));
+        r.fixmedins_code = code.into();
+        r
+    };
+    for n in 0..3 {
+        cl.register_visit(as_caller(at("H36010000001", n), JIANGXI)).await.unwrap();
+    }
+    let e = cl.register_visit(as_caller(at("H36010000001", 3), JIANGXI)).await.unwrap_err();
+    assert!(e.code() == Code::FailedPrecondition && e.message().contains("at one institution"), "{e:?}");
+    let mut opened = 3;
     let refused = loop {
-        match cl.register_visit(as_caller(registration(&k2, &format!("R-many-{opened}")), JIANGXI)).await {
+        let code = ["H36010000002", "H36010000003", "H36010200001", "H36010200746"][(opened - 3) / 3];
+        match cl.register_visit(as_caller(at(code, opened), JIANGXI)).await {
             Ok(_) => opened += 1,
             Err(e) => break e,
         }
         assert!(opened <= 10, "no bound on open visits");
     };
     assert_eq!((opened, refused.code()), (10, Code::FailedPrecondition), "{refused:?}");
+    assert!(refused.message().contains("at most 10"), "{refused:?}");
+}
+
+/// Issue 29 item 5: registration is not a side door. A member whose region pays visits elsewhere only
+/// with a filing (Suizhou art. 10) and who has none in force here is answered exactly like a member that
+/// does not exist; with the filing, the same registration is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_answers_an_unfiled_member_like_a_missing_one() {
+    let c = Clearing::start();
+    registered(&c, &[member("421300", "SZU1", "11", &[]), member("421300", "SZU2", "11", &["360000"])]).await;
+    let mut cl = c.clearing().await;
+    let mut k = golden_visits("U1", "SZU1").remove(1);
+    let unfiled = cl.register_visit(registration(&k, "U1-reg")).await.unwrap_err();
+    k.psn_no = "SZNOBODY".into();
+    let missing = cl.register_visit(registration(&k, "U0-reg")).await.unwrap_err();
+    assert_eq!((unfiled.code(), unfiled.message(), bad_fields(&unfiled)), (missing.code(), missing.message(), bad_fields(&missing)));
+    assert_eq!(unfiled.code(), Code::NotFound);
+    k.psn_no = "SZU2".into();
+    cl.register_visit(registration(&k, "U2-reg")).await.expect("a filed member registers");
 }
 
 async fn member_state(c: &Clearing, psn: &str) -> (u64, Vec<pb::Accumulator>) {

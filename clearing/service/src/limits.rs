@@ -24,6 +24,9 @@ pub const MAX_LINES_PER_VISIT: usize = region_adapter::limits::MAX_LINES_PER_CLA
 /// Visits of one member open at once (registered, not settled or cancelled): a patient sees a few
 /// doctors a day, not dozens; more means a HIS registering in a loop.
 pub const MAX_OPEN_VISITS_PER_MEMBER: usize = 10;
+/// Of those, open at one institution: one caller cannot fill a member's list and lock the member out
+/// of every other institution (issue 29).
+pub const MAX_OPEN_VISITS_PER_INSTITUTION: usize = 3;
 /// An outpatient visit settles the same day; one left open this long is swept (configurable).
 pub const DEFAULT_VISIT_TTL: std::time::Duration = std::time::Duration::from_secs(72 * 3600);
 /// `feedetl_sn`, `chrg_bchno`, `ipt_otp_no` lengths (national: 30).

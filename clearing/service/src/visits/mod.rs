@@ -22,7 +22,9 @@ mod sweep;
 use crate::core::Clearinghouse;
 use crate::ids::idempotency_key;
 use crate::ids::{shard_of, shard_of_setl_id};
-use crate::limits::{MAX_COMMIT_ATTEMPTS, MAX_LINES_PER_VISIT, MAX_OPEN_VISITS_PER_MEMBER, MAX_VISIT_ID_LEN, STALE_SETTLING};
+use crate::limits::{
+    MAX_COMMIT_ATTEMPTS, MAX_LINES_PER_VISIT, MAX_OPEN_VISITS_PER_INSTITUTION, MAX_OPEN_VISITS_PER_MEMBER, MAX_VISIT_ID_LEN, STALE_SETTLING,
+};
 use crate::routing::remote::CallCtx;
 use crate::store::{MemberKey, Record, RecordWrite, Store, VisitRecords};
 use crate::wire;
@@ -229,6 +231,9 @@ pub(crate) struct OpenVisit {
     /// The visit's service location (1101: a service location may read a member with an open visit there).
     #[serde(default)]
     mdtrt_admdvs: String,
+    /// The institution (the per-institution bound; absent in entries stored before it existed).
+    #[serde(default)]
+    fixmedins_code: String,
 }
 
 use crate::store::features::names::{open_visits as member_visits_key, visit as visit_key};

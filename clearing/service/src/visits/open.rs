@@ -57,6 +57,7 @@ impl<S: Store> Clearinghouse<S> {
                     mdtrt_id: visit.mdtrt_id.clone(),
                     expires_ms: visit.expires_ms,
                     mdtrt_admdvs: visit.mdtrt_admdvs.clone(),
+                    fixmedins_code: visit.fixmedins_code.clone(),
                 });
             }
         })

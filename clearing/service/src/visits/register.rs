@@ -3,6 +3,35 @@
 use super::*;
 
 impl<S: Store> Clearinghouse<S> {
+    /// Whether `member` may be treated in `mdtrt` at `begntime`: always in its own region and where its
+    /// region pays visits elsewhere without a filing; otherwise only with a filing in force then. A region
+    /// whose rules run at a remote adapter is not judged here (its adapter's answer decides the pay).
+    fn may_be_treated(&self, member: &crate::store::MemberRecord, mdtrt: &str, begntime: &str) -> bool {
+        let (Some(insured), Some(mdtrt)) =
+            (region_adapter::Admdvs::parse(&member.key.insuplc_admdvs), region_adapter::Admdvs::parse(mdtrt))
+        else {
+            return false;
+        };
+        let Some(date) = chrono::DateTime::parse_from_rfc3339(begntime).ok().map(crate::calendar::day_of) else {
+            return false;
+        };
+        if insured == mdtrt {
+            return true;
+        }
+        let routing = self.router.current();
+        let Some(policy) = routing.rules.region(insured).and_then(|p| p.policy_on(date)) else {
+            return true;
+        };
+        if !policy.cross_region.filing_required.value {
+            return true;
+        }
+        member.filings.iter().any(|f| {
+            region_adapter::Admdvs::parse(&f.mdtrt_admdvs).is_some_and(|a| a.covers(mdtrt))
+                && f.begndate <= date
+                && f.enddate.is_none_or(|e| date <= e)
+        })
+    }
+
     /// 2201. Validated exactly like a claim of the same fields; idempotent on (service location, msgid).
     pub async fn register_visit(&self, req: &pb::RegisterVisitRequest) -> Result<pb::Visit, ServiceError> {
         let mut v = Violations::default();
@@ -43,9 +72,13 @@ impl<S: Store> Clearinghouse<S> {
         if !violations.is_empty() {
             return Err(ServiceError::Invalid(violations));
         }
-        // The member must exist (its shard holds the visit).
-        if self.store.load_member(&MemberKey::new(&req.insuplc_admdvs, &req.psn_no)).await?.is_none() {
-            return Err(ServiceError::NotFound { what: "member".into(), field: "psn_no".into() });
+        // The member must exist (its shard holds the visit) and may be treated here: where the insured
+        // region pays visits elsewhere only with a filing, one in force on the visit date. Otherwise the
+        // same answer as for a member that does not exist: registration is no way to learn who exists.
+        let missing = || ServiceError::NotFound { what: "member".into(), field: "psn_no".into() };
+        let member = self.store.load_member(&MemberKey::new(&req.insuplc_admdvs, &req.psn_no)).await?.ok_or_else(missing)?;
+        if !self.may_be_treated(&member, &req.mdtrt_admdvs, &req.begntime) {
+            return Err(missing());
         }
         let registration = hex::encode(Sha256::digest(prost::Message::encode_to_vec(req)));
         let mdtrt_id = mdtrt_id_of(&req.insuplc_admdvs, &req.psn_no, &req.mdtrt_admdvs, &req.msgid);
@@ -67,6 +100,13 @@ impl<S: Store> Clearinghouse<S> {
             };
             // Expired entries do not count (the sweep removes their visits).
             open.retain(|o| o.expires_ms > now);
+            let here = open.iter().filter(|o| o.fixmedins_code == req.fixmedins_code).count();
+            if here >= MAX_OPEN_VISITS_PER_INSTITUTION {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "the member has {here} open visits at {} (at most {MAX_OPEN_VISITS_PER_INSTITUTION} at one institution): settle or cancel one first",
+                    req.fixmedins_code
+                )));
+            }
             if open.len() >= MAX_OPEN_VISITS_PER_MEMBER {
                 return Err(ServiceError::FailedPrecondition(format!(
                     "the member has {} open visits (at most {MAX_OPEN_VISITS_PER_MEMBER}): settle or cancel one first",
@@ -95,7 +135,12 @@ impl<S: Store> Clearinghouse<S> {
                 expires_ms,
                 settling_since_ms: 0,
             };
-            open.push(OpenVisit { mdtrt_id: mdtrt_id.clone(), expires_ms, mdtrt_admdvs: req.mdtrt_admdvs.clone() });
+            open.push(OpenVisit {
+                mdtrt_id: mdtrt_id.clone(),
+                expires_ms,
+                mdtrt_admdvs: req.mdtrt_admdvs.clone(),
+                fixmedins_code: req.fixmedins_code.clone(),
+            });
             let writes = vec![
                 RecordWrite { key: visit_key(&mdtrt_id), expected: 0, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) },
                 RecordWrite { key: list_key.clone(), expected: list_version, data: Some(serde_json::to_string(&open).map_err(corrupt)?) },
