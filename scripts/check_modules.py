@@ -17,58 +17,21 @@ and the exit status is 1; otherwise it prints "no module cycles in N crates" and
 """
 
 import argparse
-import pathlib
 import re
 import sys
-import tomllib
+from rust_source import ROOT, TEST_MOD, close_brace, crate_dirs, strip
 from bisect import bisect_right
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Comments and literals: // line, /* block, raw string, string, char literal (not a lifetime).
-TOKEN = re.compile(r"""//[^\n]*|/\*|\bb?r(#*)"|"(?:\\.|[^"\\])*"|'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'""", re.S)
-TEST_MOD = re.compile(r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*([{;])")
 INLINE_MOD = re.compile(r"\bmod\s+(\w+)\s*\{")
 PATH_START = re.compile(r"\b(crate|super|self)\s*::")
 USE = re.compile(r"\buse\s+")
 WS, SEP, IDENT, ALIAS = (re.compile(r) for r in (r"\s*", r"\s*::(?!\s*<)", r"(?:r#)?([A-Za-z_]\w*)", r"\s+as\s+(\w+)"))
 
 
-def crate_dirs():
-    """The workspace members (globs and `exclude` honoured) that have a Cargo.toml and a src/ folder."""
-    ws = tomllib.loads((ROOT / "Cargo.toml").read_text())
-    members = ws.get("workspace", {}).get("members", []) + (["."] if "package" in ws else [])
-    excluded = {(ROOT / e).resolve() for e in ws.get("workspace", {}).get("exclude", [])}
-    dirs = [d.resolve() for m in members for d in sorted(ROOT.glob(m))]
-    return [d for d in dict.fromkeys(dirs) if d not in excluded and (d / "Cargo.toml").is_file() and (d / "src").is_dir()]
 
 
-def strip(src):
-    """The source with comments and the insides of string and char literals blanked (offsets kept)."""
-    out, i = list(src), 0
-    while m := TOKEN.search(src, i):
-        a, i = m.start(), m.end()
-        if m.group() == "/*":  # block comments nest
-            depth = 1
-            while depth and i < len(src):
-                step = src[i:i + 2]
-                depth += (step == "/*") - (step == "*/")
-                i += 2 if step in ("/*", "*/") else 1
-        elif m.group(1) is not None:  # raw string r#"..."#
-            close = src.find('"' + m.group(1), i)
-            i = len(src) if close < 0 else close + 1 + len(m.group(1))
-        lo, hi = (a, i) if m.group().startswith("/") else (a + 1, i - 1)
-        out[lo:hi] = ["\n" if ch == "\n" else " " for ch in src[lo:hi]]
-    return "".join(out)
 
 
-def close_brace(code, i):
-    """Index just past the `}` matching the `{` at code[i]."""
-    depth = 0
-    for j in range(i, len(code)):
-        depth += {"{": 1, "}": -1}.get(code[j], 0)
-        if depth == 0:
-            return j + 1
-    return len(code)
 
 
 def parse_tree(s, i):
@@ -192,7 +155,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graph", action="store_true", help="print each crate's module edges")
     args = parser.parse_args()
-    crates, found = crate_dirs(), 0
+    crates, found = crate_dirs(with_src=True), 0
     for crate in crates:
         name = str(crate.relative_to(ROOT)) if crate != ROOT else "."
         edges = scan_crate(crate)

@@ -18,55 +18,12 @@ benches/ directory (so the `tests` crate, the test harness, counts as test code 
 
 import argparse
 import json
-import pathlib
 import re
-import tomllib
+from rust_source import ROOT, TEST_MOD, close_brace, crate_dirs, strip
 from bisect import bisect_right
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Comments and literals: // line, /* block, raw string, string, char literal (not a lifetime).
-TOKEN = re.compile(r"""//[^\n]*|/\*|\bb?r(#*)"|"(?:\\.|[^"\\])*"|'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'""", re.S)
-TEST_MOD = re.compile(r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*([{;])")
 FN = re.compile(r"\bfn\s+(?:r#)?([A-Za-z_]\w*)")
 TEST_DIRS = {"tests", "benches"}
-
-
-def crate_dirs():
-    """The workspace members (globs and `exclude` honoured) that have a Cargo.toml."""
-    ws = tomllib.loads((ROOT / "Cargo.toml").read_text())
-    members = ws.get("workspace", {}).get("members", []) + (["."] if "package" in ws else [])
-    excluded = {(ROOT / e).resolve() for e in ws.get("workspace", {}).get("exclude", [])}
-    dirs = [d.resolve() for m in members for d in sorted(ROOT.glob(m))]
-    return [d for d in dict.fromkeys(dirs) if d not in excluded and (d / "Cargo.toml").is_file()]
-
-
-def strip(src):
-    """The source with comments and the insides of string and char literals blanked (offsets kept)."""
-    out, i = list(src), 0
-    while m := TOKEN.search(src, i):
-        a, i = m.start(), m.end()
-        if m.group() == "/*":  # block comments nest
-            depth = 1
-            while depth and i < len(src):
-                step = src[i:i + 2]
-                depth += (step == "/*") - (step == "*/")
-                i += 2 if step in ("/*", "*/") else 1
-        elif m.group(1) is not None:  # raw string r#"..."#
-            close = src.find('"' + m.group(1), i)
-            i = len(src) if close < 0 else close + 1 + len(m.group(1))
-        lo, hi = (a, i) if m.group().startswith("/") else (a + 1, i - 1)
-        out[lo:hi] = ["\n" if ch == "\n" else " " for ch in src[lo:hi]]
-    return "".join(out)
-
-
-def close_brace(code, i):
-    """Index just past the `}` matching the `{` at code[i]."""
-    depth = 0
-    for j in range(i, len(code)):
-        depth += {"{": 1, "}": -1}.get(code[j], 0)
-        if depth == 0:
-            return j + 1
-    return len(code)
 
 
 def crate_files(crate):
