@@ -498,3 +498,29 @@ async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep()
     let s2 = cl.settle_visit(as_caller(settle_req(undone, &v_undone.mdtrt_id), JIANGXI)).await.unwrap().into_inner();
     assert_eq!(status(v_undone.mdtrt_id.clone()).await, ("settled".to_string(), s2.setl_id));
 }
+
+/// Issue 29 item 5: a preview (2206) is no oracle of a member's account. A service location's platform
+/// sees the balance, the member's type and the explanation only for a member it may read (1101's rule:
+/// a filing in force there, or an open visit); for any other member, the claim's amounts alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_shows_the_balance_only_to_callers_that_may_read_the_member() {
+    let c = Clearing::start();
+    let funded = |psn: &str, filings: &[&str]| {
+        let mut m = member("421300", psn, "11", filings);
+        m.acct_balc = "300.00".into();
+        m
+    };
+    registered(&c, &[funded("SZP1", &["360000"]), funded("SZP2", &[])]).await;
+    let mut cl = c.clearing().await;
+    for (psn, readable) in [("SZP1", true), ("SZP2", false)] {
+        let mut k = claim(&format!("PV-{psn}"), "421300", psn, "360100", 1, "2024-03-10", 100);
+        k.acct_used_flag = true;
+        let s = cl.preview_claim(as_caller(k.clone(), JIANGXI)).await.unwrap().into_inner();
+        assert_eq!((s.medfee_sumamt.as_str(), s.acct_pay.as_str()), ("100.00", "100.00"), "{psn}: the claim's amounts are shown");
+        let hidden = s.explanation.iter().any(|e| e.contains("shown only to callers that may read the member"));
+        assert_eq!((s.balc.is_empty(), s.psn_type.is_empty(), hidden), (!readable, !readable, !readable), "{psn}: {s:?}");
+        // Without a forwarded identity (plain text, a developer's machine) everything is shown.
+        let all = cl.preview_claim(k).await.unwrap().into_inner();
+        assert_eq!(all.balc, "200.00");
+    }
+}

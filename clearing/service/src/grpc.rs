@@ -37,6 +37,38 @@ impl<S: Store> Api<S> {
     fn enter<T>(&self, req: &Request<T>, rpc: &str, action: Action<'_>) -> Result<(Caller, OwnedSemaphorePermit), Status> {
         self.gate.enter(req, rpc, action).map_err(Status::from)
     }
+
+    /// Whether `caller` may read the member (1101's rule): the insured side, or a service location where
+    /// the member has a filing in force today or an open visit.
+    async fn may_read_member(&self, caller: &Caller, insured: &str, psn_no: &str) -> Result<bool, ServiceError> {
+        if authz::permits(caller, &Action::ReadMember { insured }) {
+            return Ok(true);
+        }
+        let Some(rec) = self.core.store.load_member(&MemberKey::new(insured, psn_no)).await? else {
+            return Ok(false);
+        };
+        let today = crate::calendar::today();
+        let mut filed: Vec<Admdvs> = rec
+            .filings
+            .iter()
+            .filter(|f| f.begndate <= today && f.enddate.is_none_or(|e| today <= e))
+            .filter_map(|f| Admdvs::parse(&f.mdtrt_admdvs))
+            .collect();
+        filed.extend(self.core.open_visit_regions(insured, psn_no).await?);
+        Ok(authz::permits(caller, &Action::ReadFiledMember { filed: &filed }))
+    }
+
+    /// A preview (2206) as `caller` may see it: the member's balance, type and the explanation only to a
+    /// caller that may read the member; to any other the amounts of the claim alone (issue 29).
+    async fn shown_to(&self, caller: &Caller, insured: &str, psn_no: &str, mut s: pb::Settlement) -> Result<pb::Settlement, ServiceError> {
+        if !self.may_read_member(caller, insured, psn_no).await? {
+            s.balc.clear();
+            s.psn_type.clear();
+            s.explanation =
+                vec!["the member's balance, type and this explanation are shown only to callers that may read the member (1101)".into()];
+        }
+        Ok(s)
+    }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -59,9 +91,14 @@ impl<S: Store> Clearing for Api<S> {
         reply(self.core.settle(&ctx, req.get_ref(), Mode::Settle).await)
     }
     async fn preview_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
-        let _slot = self.enter(&req, "PreviewClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        let (caller, _slot) = self.enter(&req, "PreviewClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
         let ctx = CallCtx::of(&req);
-        reply(self.core.settle(&ctx, req.get_ref(), Mode::Preview).await)
+        let q = req.get_ref();
+        let r = self.core.settle(&ctx, q, Mode::Preview).await;
+        reply(match r {
+            Ok(s) => self.shown_to(&caller, &q.insuplc_admdvs, &q.psn_no, s).await,
+            e => e,
+        })
     }
     async fn reverse_claim(&self, req: Request<pb::ReverseClaimRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "ReverseClaim", Action::ReadCatalogue)?;
