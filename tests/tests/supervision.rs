@@ -199,13 +199,16 @@ fn measured(m: &Option<pb::Measures>) -> [i64; 8] {
 }
 
 async fn read_back(c: &Clearing, month: &str) -> BTreeMap<(String, String), [i64; 8]> {
-    let i = c
-        .supervision()
-        .await
-        .get_indicators(pb::GetIndicatorsRequest { month: month.into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    // UNAVAILABLE means "retry" (a fold's script may outlast Redis's reply timeout on a loaded
+    // machine): a caller retries, bounded, as a client would; any other error fails at once.
+    let i = eventually("the month's indicators", PATIENCE, || async {
+        match c.supervision().await.get_indicators(pb::GetIndicatorsRequest { month: month.into(), ..Default::default() }).await {
+            Ok(r) => Some(r.into_inner()),
+            Err(e) if e.code() == tonic::Code::Unavailable => None,
+            Err(e) => panic!("get_indicators {month}: {e:?}"),
+        }
+    })
+    .await;
     let mut out = BTreeMap::new();
     for x in &i.institutions {
         out.insert((month.to_string(), format!("i|{}", x.fixmedins_code)), measured(&x.month));
