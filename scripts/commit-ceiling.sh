@@ -24,7 +24,7 @@ rec=$(head -c "$rec_bytes" /dev/zero | tr '\0' x)
 t0=$(ticks "$pid")
 rps=$(redis-benchmark -p "$port" -c "$clients" -P "$pipeline" -n "$runs" -r 100000000000 -q \
   EVALSHA "$sha" "${#keys[@]}" "${keys[@]}" \
-  "$(printf '%064d' 0)" __rand_int__ "$rec" 2026-01-01 '' 0 1 "__rand_int__|421300|360100|1|112760|22310|30000" 7 \
+  "$(printf '%064d' 0)" __rand_int__ "$rec" 2026-01-01 '' 0 1 "__rand_int__|421300|360100|H36010000001|1|112760|22310|30000" 7 \
   '' a:2024:general 50000 22310 1 -30000 '2026-01-05:360100,2026-01-09:360100' '' \
   "$(printf '202601\x1f360100|H36010000001\x1f421300|360100\x1f1,112760,4000,0,30000,22310,0\x1f')" '' '' 2>&1 \
   | tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)

@@ -3,9 +3,12 @@
 //! The order of the checks matters: a nonce is recorded only once the signature is right, so a caller
 //! without the token cannot use up anybody's nonces.
 //!
-//! A nonce may be used once within the timestamp window. With Redis configured, nonces are shared by
-//! every replica (`SET gw:nonce:<paasid>:<nonce> 1 NX EX <2 × window>`); otherwise they are kept in this
-//! process (one replica, or replicas behind a load balancer with sticky sessions).
+//! A nonce may be used once within the timestamp window. Each paasid's nonces are a keyspace of their
+//! own with a bound (`MAX_NONCES_PER_PAASID`): one caller, however busy, can neither push another's
+//! nonces out (which would let them be replayed) nor grow the store without limit; a caller at its
+//! bound is answered 429 until its oldest nonces expire. With Redis configured the keyspace is one
+//! sorted set per paasid, `gw:nonces:{<paasid>}` (nonce → expiry, `nonce.lua`), shared by every
+//! replica; otherwise a map per paasid in this process (one replica, or sticky sessions).
 
 use crate::paas::{Paas, SharedTable};
 use sha2::{Digest, Sha256};
@@ -23,9 +26,11 @@ pub const H_SIGNATURE: &str = "x-tif-signature";
 /// Nonce length bounds (national callers send 16–32 characters).
 pub const MAX_NONCE_LEN: usize = 64;
 pub const MIN_NONCE_LEN: usize = 8;
-/// Nonces remembered in memory at most; past this the oldest expire early (a flood of valid
-/// signatures, only possible for a caller holding a token, cannot grow memory without bound).
-pub const MAX_MEMORY_NONCES: usize = 1_000_000;
+/// Nonces one paasid may have in use (within 2 × the timestamp window, 10 minutes by default) at once:
+/// 100,000 is 166 requests a second sustained for ten minutes, above the busiest provincial platform's
+/// share of national volume (≈ 650,000 cross-region claims a day); a caller at the bound is refused
+/// (429) rather than having its own older nonces forgotten, which would let them be replayed.
+pub const MAX_NONCES_PER_PAASID: usize = 100_000;
 
 /// The one answer to a request that did not authenticate (the reason is audited, not answered).
 pub const AUTHENTICATION_FAILED: &str = "authentication failed: check x-tif-paasid, x-tif-timestamp, x-tif-nonce and x-tif-signature";
@@ -38,6 +43,8 @@ pub enum Refusal {
     StaleTimestamp,
     BadSignature,
     ReplayedNonce,
+    /// The paasid has `MAX_NONCES_PER_PAASID` nonces in use.
+    TooManyNonces,
     NonceStoreUnavailable,
 }
 
@@ -50,6 +57,7 @@ impl Refusal {
             Refusal::StaleTimestamp => "x-tif-timestamp outside the accepted window".into(),
             Refusal::BadSignature => "x-tif-signature does not match".into(),
             Refusal::ReplayedNonce => "x-tif-nonce already used".into(),
+            Refusal::TooManyNonces => format!("more than {MAX_NONCES_PER_PAASID} nonces in use by this paasid; retry later"),
             Refusal::NonceStoreUnavailable => "the nonce store is unavailable; retry".into(),
         }
     }
@@ -67,55 +75,80 @@ pub fn signature(timestamp: &str, token: &[u8], nonce: &str) -> String {
 
 /// Where used nonces are remembered.
 pub enum Nonces {
-    Memory(Mutex<MemoryNonces>),
-    Redis(redis::aio::ConnectionManager),
-    Cluster(redis::cluster_async::ClusterConnection),
+    Memory(Mutex<HashMap<String, MemoryNonces>>),
+    Redis(redis::aio::ConnectionManager, redis::Script),
+    Cluster(redis::cluster_async::ClusterConnection, redis::Script),
 }
 
+/// One paasid's nonces in this process: nonce → expiry, and the same in order of expiry.
 #[derive(Default)]
 pub struct MemoryNonces {
     seen: HashMap<String, Instant>,
     order: std::collections::VecDeque<(Instant, String)>,
 }
 
+/// Outcome of recording a nonce.
+#[derive(Debug, PartialEq, Eq)]
+enum Use {
+    First,
+    Replayed,
+    Full,
+}
+
 impl Nonces {
     pub fn memory() -> Nonces {
-        Nonces::Memory(Mutex::new(MemoryNonces::default()))
+        Nonces::Memory(Mutex::new(HashMap::new()))
+    }
+    pub fn redis(c: redis::aio::ConnectionManager) -> Nonces {
+        Nonces::Redis(c, redis::Script::new(include_str!("nonce.lua")))
+    }
+    pub fn cluster(c: redis::cluster_async::ClusterConnection) -> Nonces {
+        Nonces::Cluster(c, redis::Script::new(include_str!("nonce.lua")))
     }
 
-    /// Records `key`; false when it was already there (a replay).
-    async fn first_use(&self, key: String, ttl: Duration) -> Result<bool, Refusal> {
+    /// The Redis key of a paasid's nonces (its own slot on a cluster).
+    pub fn redis_key(paasid: &str) -> String {
+        format!("gw:nonces:{{{paasid}}}")
+    }
+
+    /// Records `nonce` for `paasid` for `ttl`.
+    async fn record(&self, paasid: &str, nonce: &str, ttl: Duration) -> Result<Use, Refusal> {
         match self {
             Nonces::Memory(m) => {
                 let now = Instant::now();
-                let mut m = m.lock().expect("nonce lock");
-                while let Some((exp, _)) = m.order.front() {
-                    if *exp > now && m.order.len() < MAX_MEMORY_NONCES {
-                        break;
-                    }
-                    let (_, k) = m.order.pop_front().expect("front");
-                    m.seen.remove(&k);
+                let mut all = m.lock().expect("nonce lock");
+                let mine = all.entry(paasid.to_string()).or_default();
+                while mine.order.front().is_some_and(|(exp, _)| *exp <= now) {
+                    let (_, k) = mine.order.pop_front().expect("front");
+                    mine.seen.remove(&k);
                 }
-                if m.seen.get(&key).is_some_and(|exp| *exp > now) {
-                    return Ok(false);
+                if mine.seen.contains_key(nonce) {
+                    return Ok(Use::Replayed);
                 }
-                m.seen.insert(key.clone(), now + ttl);
-                m.order.push_back((now + ttl, key));
-                Ok(true)
+                if mine.seen.len() >= MAX_NONCES_PER_PAASID {
+                    return Ok(Use::Full);
+                }
+                mine.seen.insert(nonce.to_string(), now + ttl);
+                mine.order.push_back((now + ttl, nonce.to_string()));
+                Ok(Use::First)
             }
-            Nonces::Redis(_) | Nonces::Cluster(_) => {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(format!("gw:nonce:{key}")).arg(1).arg("NX").arg("EX").arg(ttl.as_secs().max(1));
-                let set: Result<Option<String>, redis::RedisError> = match self {
-                    Nonces::Redis(c) => cmd.query_async(&mut c.clone()).await,
-                    Nonces::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            Nonces::Redis(_, script) | Nonces::Cluster(_, script) => {
+                let mut inv = script.prepare_invoke();
+                inv.key(Self::redis_key(paasid)).arg(nonce).arg(ttl.as_millis() as u64).arg(MAX_NONCES_PER_PAASID);
+                let r: Result<i64, redis::RedisError> = match self {
+                    Nonces::Redis(c, _) => inv.invoke_async(&mut c.clone()).await,
+                    Nonces::Cluster(c, _) => inv.invoke_async(&mut c.clone()).await,
                     Nonces::Memory(_) => unreachable!("matched above"),
                 };
-                let set = set.map_err(|e| {
-                    tracing::warn!(error = %e, "nonce store unavailable");
-                    Refusal::NonceStoreUnavailable
-                })?;
-                Ok(set.is_some())
+                match r {
+                    Ok(1) => Ok(Use::First),
+                    Ok(0) => Ok(Use::Replayed),
+                    Ok(_) => Ok(Use::Full),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "nonce store unavailable");
+                        Err(Refusal::NonceStoreUnavailable)
+                    }
+                }
             }
         }
     }
@@ -156,8 +189,10 @@ impl Authenticator {
             return Err(fail(Refusal::BadSignature));
         }
         // Any timestamp still accepted is at most 2 × window away from any other: remember that long.
-        if !self.nonces.first_use(format!("{paasid}:{nonce}"), self.window * 2).await.map_err(fail)? {
-            return Err(fail(Refusal::ReplayedNonce));
+        match self.nonces.record(paasid, nonce, self.window * 2).await.map_err(fail)? {
+            Use::First => {}
+            Use::Replayed => return Err(fail(Refusal::ReplayedNonce)),
+            Use::Full => return Err(fail(Refusal::TooManyNonces)),
         }
         Ok(paas)
     }
@@ -169,7 +204,7 @@ mod tests {
     use axum::http::HeaderMap;
 
     fn table() -> SharedTable {
-        let t = "[[paas]]\npaasid = \"his_1\"\ntoken = \"0123456789abcdef0123\"\nrole = \"mdtrt\"\nadmdvs = \"421300\"\n";
+        let t = "[[paas]]\npaasid = \"his_1\"\ntoken = \"0123456789abcdef0123\"\nrole = \"platform\"\nadmdvs = \"421300\"\n";
         Arc::new(std::sync::RwLock::new(Arc::new(crate::paas::PaasTable::parse("t", t, std::path::Path::new(".")).unwrap())))
     }
 
@@ -202,5 +237,22 @@ mod tests {
         // The national example: sha256("1700000000" + token + "nonce0001" + "1700000000"), lowercase hex.
         assert_eq!(sig(now, "nonce0001").len(), 64);
         assert_eq!(signature("1", b"t", "n"), hex::encode(Sha256::digest(b"1tn1")), "timestamp + token + nonce + timestamp");
+    }
+
+    #[tokio::test]
+    async fn each_paasid_has_its_own_bounded_nonces() {
+        let n = Nonces::memory();
+        let ttl = Duration::from_secs(600);
+        for i in 0..MAX_NONCES_PER_PAASID {
+            assert_eq!(n.record("busy", &format!("n{i}"), ttl).await, Ok(Use::First));
+        }
+        // At its bound a paasid is refused, and its oldest nonce is still remembered (no replay) …
+        assert_eq!(n.record("busy", "one-more", ttl).await, Ok(Use::Full));
+        assert_eq!(n.record("busy", "n0", ttl).await, Ok(Use::Replayed));
+        // … while another paasid, even with the same nonce, is not affected.
+        assert_eq!(n.record("quiet", "n0", ttl).await, Ok(Use::First));
+        // Expired nonces free their room.
+        assert_eq!(n.record("brief", "a", Duration::ZERO).await, Ok(Use::First));
+        assert_eq!(n.record("brief", "a", ttl).await, Ok(Use::First));
     }
 }

@@ -141,10 +141,12 @@ pub fn from_status(st: &tonic::Status, map: &FieldPaths) -> Answer {
         }
         Code::AlreadyExists => Answer::invalid("msgid: already used with other content"),
         Code::FailedPrecondition => Answer::invalid(st.message().to_string()),
+        // Clearing's refusal names the gateway's certificate: the caller gets the field alone.
         Code::PermissionDenied => {
+            tracing::warn!(message = st.message(), "clearing refused the caller");
             let msg = match violations.first() {
-                Some((f, _)) => format!("{f}: {}", st.message()),
-                None => st.message().to_string(),
+                Some((f, _)) => format!("{f}: not permitted to this caller"),
+                None => "not permitted to this caller".to_string(),
             };
             Answer::refused(StatusCode::FORBIDDEN, msg)
         }

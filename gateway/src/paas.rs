@@ -7,9 +7,20 @@
 //! paasid = "hubei_platform"
 //! token_file = "/run/secrets/hubei_platform.token"   # or: token = "…"
 //! next_token_file = "/run/secrets/hubei_platform.next" # optional successor (or: next_token = "…")
-//! role = "platform"                                   # mdtrt | insured | platform | national | operator
+//! role = "platform"                                   # platform | institution
 //! admdvs = "420000"
+//!
+//! [[paas]]
+//! paasid = "suizhou_central_his"
+//! token_file = "/run/secrets/suizhou_central_his.token"
+//! role = "institution"                                # acts only as the institutions it names
+//! admdvs = "421300"
+//! fixmedins_code = "H42130200746"                     # or a list: ["H42130200746", "P42130200001"]
 //! ```
+//!
+//! A `platform` (a provincial or city platform) acts for any listed institution of its region; an
+//! `institution` (a hospital's HIS, a pharmacy's system) only as its own: an envelope naming another
+//! `fixmedins_code` is refused before anything is forwarded (issue 29).
 //!
 //! Credentials can be withdrawn without a restart (issue 33): the file (and every token file it names)
 //! is read again every `CREDENTIAL_RELOAD_POLL` and on SIGHUP (`watch`). A paasid removed from it is
@@ -48,6 +59,15 @@ struct Entry {
     next_token_file: Option<String>,
     role: String,
     admdvs: String,
+    /// Role `institution`: the institution code, or a list of them.
+    fixmedins_code: Option<Codes>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Codes {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// One known caller.
@@ -58,11 +78,34 @@ pub struct Paas {
     pub tokens: Vec<Vec<u8>>,
     pub role: Role,
     pub admdvs: Admdvs,
+    /// Role `institution`: the institutions it may act as (empty for a platform).
+    pub institutions: Vec<String>,
+}
+
+impl Paas {
+    /// Whether this caller may act as institution `code`: a platform for any (the list decides in
+    /// clearing), an institution only as its own.
+    pub fn acts_as(&self, code: &str) -> bool {
+        self.role != Role::Institution || self.institutions.iter().any(|c| c == code)
+    }
+
+    /// The identity forwarded to clearing: `<role>:<admdvs>:<paasid>[:<codes>]`.
+    pub fn forwarded(&self) -> String {
+        match self.role {
+            Role::Institution => format!("{}:{}:{}:{}", self.role.name(), self.admdvs, self.paasid, self.institutions.join(",")),
+            _ => format!("{}:{}:{}", self.role.name(), self.admdvs, self.paasid),
+        }
+    }
 }
 
 impl std::fmt::Debug for Paas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Paas").field("paasid", &self.paasid).field("role", &self.role).field("admdvs", &self.admdvs).finish_non_exhaustive()
+        f.debug_struct("Paas")
+            .field("paasid", &self.paasid)
+            .field("role", &self.role)
+            .field("admdvs", &self.admdvs)
+            .field("institutions", &self.institutions)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,14 +129,14 @@ impl PaasTable {
     }
 
     /// What changed from `self` to `new`: paasids added, removed, rotated (tokens changed) and changed
-    /// (role or region), each sorted. Never a token.
+    /// (role, region or institutions), each sorted. Never a token.
     pub fn changes<'a>(&'a self, new: &'a PaasTable) -> [Vec<&'a str>; 4] {
         let mut out: [Vec<&'a str>; 4] = Default::default();
         for (id, p) in &new.by_id {
             match self.by_id.get(id) {
                 None => out[0].push(id),
                 Some(old) if old.tokens != p.tokens => out[2].push(id),
-                Some(old) if (old.role, old.admdvs) != (p.role, p.admdvs) => out[3].push(id),
+                Some(old) if (old.role, old.admdvs, &old.institutions) != (p.role, p.admdvs, &p.institutions) => out[3].push(id),
                 Some(_) => {}
             }
         }
@@ -166,28 +209,45 @@ impl PaasTable {
             {
                 problems.push(at("next_token", "is the same as token: a successor must differ".into()));
             }
-            // A token is a shared secret: it may act for a region's platform or HIS, never as the
-            // national or operator role (those act only with their own certificates).
-            let role = Role::parse(&e.role).filter(|r| matches!(r, Role::Mdtrt | Role::Insured | Role::Platform));
+            // A token is a shared secret: it may act for a region's platform or for named institutions,
+            // never as the national or operator role (those act only with their own certificates).
+            let role = Role::parse(&e.role).filter(|r| matches!(r, Role::Institution | Role::Platform));
             if role.is_none() {
                 problems.push(at(
                     "role",
-                    format!(
-                        "{:?}: must be mdtrt, insured or platform (national and operator act only with their own certificates)",
-                        e.role
-                    ),
+                    format!("{:?}: must be platform or institution (national and operator act only with their own certificates)", e.role),
                 ));
             }
             let admdvs = Admdvs::parse(&e.admdvs);
             if admdvs.is_none() {
                 problems.push(at("admdvs", format!("{:?} is not a 6-digit division code", e.admdvs)));
             }
+            let codes = match e.fixmedins_code {
+                None => Vec::new(),
+                Some(Codes::One(c)) => vec![c],
+                Some(Codes::Many(l)) => l,
+            };
+            let mut institutions = Vec::new();
+            match (role, admdvs) {
+                (Some(Role::Institution), _) if codes.is_empty() => {
+                    problems.push(at("fixmedins_code", "role institution names its institution code (or a list of them)".into()))
+                }
+                (Some(Role::Institution), Some(region)) => match clearing_edge::authz::parse_institutions(region, &codes.join(",")) {
+                    Ok(list) => institutions = list,
+                    Err(why) => problems.push(at("fixmedins_code", why)),
+                },
+                (Some(_), _) if !codes.is_empty() => problems.push(at(
+                    "fixmedins_code",
+                    "only role institution names institutions; a platform acts for its region's listed ones".into(),
+                )),
+                _ => {}
+            }
             if by_id.contains_key(&e.paasid) {
                 problems.push(at("paasid", format!("{} is listed twice", e.paasid)));
             }
             if let (Some(token), Some(role), Some(admdvs)) = (token, role, admdvs) {
                 let tokens = std::iter::once(token).chain(next).collect();
-                by_id.insert(e.paasid.clone(), Arc::new(Paas { paasid: e.paasid, tokens, role, admdvs }));
+                by_id.insert(e.paasid.clone(), Arc::new(Paas { paasid: e.paasid, tokens, role, admdvs, institutions }));
             }
         }
         if by_id.is_empty() && problems.is_empty() {
@@ -250,22 +310,40 @@ mod tests {
 
     #[test]
     fn a_table_loads_and_every_problem_is_named_without_the_token() {
-        let good = "[[paas]]\npaasid = \"his_1\"\ntoken = \"0123456789abcdef0123\"\nrole = \"mdtrt\"\nadmdvs = \"421300\"\n";
+        let good = "[[paas]]\npaasid = \"his_1\"\ntoken = \"0123456789abcdef0123\"\nrole = \"institution\"\nadmdvs = \"421300\"\nfixmedins_code = \"H42130200746\"\n";
         let t = PaasTable::parse("p.toml", good, Path::new(".")).unwrap();
-        assert_eq!(t.get("his_1").unwrap().role, Role::Mdtrt);
+        assert_eq!(t.get("his_1").unwrap().role, Role::Institution);
+        assert_eq!(t.get("his_1").unwrap().forwarded(), "institution:421300:his_1:H42130200746");
+        assert!(t.get("his_1").unwrap().acts_as("H42130200746") && !t.get("his_1").unwrap().acts_as("H42130200747"));
         assert_eq!(t.get("his_1").unwrap().tokens.len(), 1);
         assert!(!format!("{:?}", t).contains("0123456789abcdef"));
         let bad = "[[paas]]\npaasid = \"a b\"\ntoken = \"short-secret\"\nrole = \"gateway\"\nadmdvs = \"4213\"\n\
-                   [[paas]]\npaasid = \"x\"\nrole = \"mdtrt\"\nadmdvs = \"421300\"\n";
+                   [[paas]]\npaasid = \"x\"\nrole = \"platform\"\nadmdvs = \"421300\"\n";
         let e = PaasTable::parse("p.toml", bad, Path::new(".")).unwrap_err().to_string();
         for want in ["paas[0].paasid", "paas[0].token", "paas[0].role", "paas[0].admdvs", "paas[1].token"] {
             assert!(e.contains(want), "{want} missing in {e}");
         }
-        // A token never carries the national or operator role.
-        for role in ["national", "operator"] {
-            let e = PaasTable::parse("p.toml", &good.replace("\"mdtrt\"", &format!("\"{role}\"")), Path::new(".")).unwrap_err().to_string();
+        // A token carries only the institution and platform roles.
+        for role in ["national", "operator", "mdtrt", "insured"] {
+            let e = PaasTable::parse("p.toml", &good.replace("\"institution\"", &format!("\"{role}\"")), Path::new("."))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("paas[0].role") && e.contains("their own certificates"), "{e}");
         }
+        // An institution names codes of its own region; a platform names none.
+        for (text, want) in [
+            (good.replace("fixmedins_code = \"H42130200746\"\n", ""), "paas[0].fixmedins_code"),
+            (good.replace("H42130200746", "H36010000001"), "not in region 421300"),
+            (good.replace("\"H42130200746\"", "[\"H42130200746\", \"H4213\"]"), "not an institution code"),
+            (good.replace("\"institution\"", "\"platform\""), "only role institution"),
+        ] {
+            let e = PaasTable::parse("p.toml", &text, Path::new(".")).unwrap_err().to_string();
+            assert!(e.contains(want), "{want} missing in {e}");
+        }
+        let two = good.replace("\"H42130200746\"", "[\"H42130200746\", \"P42130200001\"]");
+        let t3 = PaasTable::parse("p.toml", &two, Path::new(".")).unwrap();
+        assert_eq!(t3.get("his_1").unwrap().forwarded(), "institution:421300:his_1:H42130200746,P42130200001");
+        assert_eq!(t.changes(&t3), [vec![], vec![], vec![], vec!["his_1"]]);
         assert!(!e.contains("short-secret"), "{e}");
         // A syntax error or a misspelt key on a token's line names the line, never the token.
         for broken in

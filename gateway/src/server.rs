@@ -234,6 +234,9 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
             // the audit line keeps the reason. A nonce store away is not the caller's failure.
             let answer = if why == Refusal::NonceStoreUnavailable {
                 Answer::refused(StatusCode::SERVICE_UNAVAILABLE, why.reason())
+            } else if why == Refusal::TooManyNonces {
+                // Only a caller with a valid signature gets this far.
+                Answer::refused(StatusCode::TOO_MANY_REQUESTS, why.reason())
             } else {
                 Answer::refused(StatusCode::UNAUTHORIZED, crate::auth::AUTHENTICATION_FAILED)
             };
@@ -276,6 +279,15 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
         }
     };
     span.record("infno", env.infno.as_str());
+    // A caller bound to institutions acts only as them (clearing checks the forwarded identity again).
+    if !paas.acts_as(&env.fixmedins_code) {
+        tracing::warn!(target: "audit", paasid = %paas.paasid, fixmedins_code = %env.fixmedins_code, infno = %env.infno, "acting as another institution refused");
+        let a = Answer::refused(
+            StatusCode::FORBIDDEN,
+            format!("fixmedins_code: this caller may not act as institution {:?}", env.fixmedins_code),
+        );
+        return (a, env.infno);
+    }
     let sem = {
         let mut m = gw.in_flight.lock().expect("in-flight lock");
         m.entry(paas.paasid.clone()).or_insert_with(|| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_PAASID))).clone()
@@ -384,7 +396,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             let cfg = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)));
-            Nonces::Redis(redis::aio::ConnectionManager::new_with_config(client, cfg).await.context("--redis-url: cannot connect")?)
+            Nonces::redis(redis::aio::ConnectionManager::new_with_config(client, cfg).await.context("--redis-url: cannot connect")?)
         }
         seeds => {
             let client = redis::cluster::ClusterClient::builder(seeds.to_vec())
@@ -392,7 +404,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .response_timeout(Duration::from_secs(2))
                 .build()
                 .context("--redis-url")?;
-            Nonces::Cluster(client.get_async_connection().await.context("--redis-url: cannot connect to the cluster")?)
+            Nonces::cluster(client.get_async_connection().await.context("--redis-url: cannot connect to the cluster")?)
         }
     };
     let gw = Arc::new(Gateway {

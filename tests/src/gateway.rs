@@ -23,11 +23,19 @@ pub fn token_of(paasid: &str) -> String {
     format!("test-token-{paasid}-0123456789")
 }
 
-/// Writes a paas file with one caller per `(paasid, role, admdvs)`.
+/// Writes a paas file with one caller per `(paasid, role, admdvs)`; a role `institution:<code>,<code>`
+/// is an institution bound to those codes.
 pub fn paas_file(dir: &Path, callers: &[(&str, &str, &str)]) -> PathBuf {
     let mut s = String::new();
     for (id, role, adm) in callers {
-        s += &format!("[[paas]]\npaasid = \"{id}\"\ntoken = \"{}\"\nrole = \"{role}\"\nadmdvs = \"{adm}\"\n\n", token_of(id));
+        let (role, codes) = match role.split_once(':') {
+            Some((r, codes)) => {
+                let list: Vec<String> = codes.split(',').map(|c| format!("\"{c}\"")).collect();
+                (r, format!("fixmedins_code = [{}]\n", list.join(", ")))
+            }
+            None => (*role, String::new()),
+        };
+        s += &format!("[[paas]]\npaasid = \"{id}\"\ntoken = \"{}\"\nrole = \"{role}\"\nadmdvs = \"{adm}\"\n{codes}\n", token_of(id));
     }
     let p = dir.join("paas.toml");
     std::fs::write(&p, s).unwrap();

@@ -253,7 +253,7 @@ async fn closing_an_account_pays_the_balance_out_once(c: &Clearing) {
         reason: "death".into(),
         msgid: "CLOSE-X".into(),
     });
-    req.metadata_mut().insert("x-clearing-forwarded", "mdtrt:360100:nanchang_platform".parse().unwrap());
+    req.metadata_mut().insert("x-clearing-forwarded", "platform:360000:jiangxi_platform".parse().unwrap());
     assert_eq!(c.registry().await.close_account(req).await.unwrap_err().code(), Code::PermissionDenied);
     let addr = c.addr.to_string();
     let close = |msgid: &str, reason: &str| {
@@ -320,6 +320,7 @@ async fn closing_an_account_pays_the_balance_out_once(c: &Clearing) {
             medfee_sumamt: "321.45".into(),
             fund_pay_sumamt: "0.00".into(),
             acct_pay: "321.45".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -173,8 +173,25 @@ async fn netting_across_seed_regions(store: &str) {
         medfee_sumamt: sum(|s| &s.medfee_sumamt),
         fund_pay_sumamt: sum(|s| &s.fund_pay_sumamt),
         acct_pay: sum(|s| &s.acct_pay),
+        ..Default::default()
     };
     assert!(n.reconcile_totals(totals.clone()).await.unwrap().into_inner().matched);
+    // One institution's part of the window: its settlements alone (3201 as a hospital sends it).
+    let inst = mine[0].fixmedins_code.clone();
+    let theirs: Vec<&&pb::Settlement> = mine.iter().filter(|s| s.fixmedins_code == inst).collect();
+    let part = |f: fn(&pb::Settlement) -> &str| region_adapter::money::fmt_yuan(theirs.iter().map(|s| fen(f(s))).sum());
+    let one = pb::ReconcileTotalsRequest {
+        fixmedins_code: inst.clone(),
+        count: theirs.iter().map(|s| if s.refd_setl_flag { -1 } else { 1 }).sum(),
+        medfee_sumamt: part(|s| &s.medfee_sumamt),
+        fund_pay_sumamt: part(|s| &s.fund_pay_sumamt),
+        acct_pay: part(|s| &s.acct_pay),
+        ..totals.clone()
+    };
+    let r = n.reconcile_totals(one).await.unwrap().into_inner();
+    assert!(r.matched, "{inst}: {:?}", r.differences);
+    let foreign = pb::ReconcileTotalsRequest { fixmedins_code: "H42130000001".into(), ..totals.clone() };
+    assert_eq!(n.reconcile_totals(foreign).await.unwrap_err().code(), tonic::Code::InvalidArgument, "another region's institution");
     let mut off = totals.clone();
     off.count += 1;
     let res = n.reconcile_totals(off).await.unwrap().into_inner();
@@ -198,8 +215,18 @@ async fn netting_across_seed_regions(store: &str) {
         acct_pay: "0.00".into(),
     });
     let batches = vec![
-        pb::ReconcileDetailRequest { clr_date: today.clone(), mdtrt_admdvs: "360100".into(), items: items[..3].to_vec() },
-        pb::ReconcileDetailRequest { clr_date: String::new(), mdtrt_admdvs: String::new(), items: items[3..].to_vec() },
+        pb::ReconcileDetailRequest {
+            clr_date: today.clone(),
+            mdtrt_admdvs: "360100".into(),
+            items: items[..3].to_vec(),
+            ..Default::default()
+        },
+        pb::ReconcileDetailRequest {
+            clr_date: String::new(),
+            mdtrt_admdvs: String::new(),
+            items: items[3..].to_vec(),
+            ..Default::default()
+        },
     ];
     let res = n.reconcile_detail(tokio_stream::iter(batches)).await.unwrap().into_inner();
     let got: Vec<(String, String, String)> = res.differences.iter().map(|d| (d.kind.clone(), d.setl_id.clone(), d.field.clone())).collect();

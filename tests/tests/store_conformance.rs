@@ -34,6 +34,7 @@ fn record(setl_id: &str, msgid: &str, hash: u8, clr_date: NaiveDate, fund: i64, 
         clr_date,
         insuplc_admdvs: "421300".into(),
         mdtrt_admdvs: "360100".into(),
+        fixmedins_code: "H36010000001".into(),
         message: vec![1, 2, 3, hash],
         content_hash: [hash; 32],
         totals: PairDelta { count: 1, medfee_fen: 100_000, fund_fen: fund, acct_fen: acct },
@@ -104,7 +105,7 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     let a = m.accumulator(2023, "general").unwrap();
     assert_eq!((a.deductible_used_fen, a.fund_paid_fen, a.visits), (50_000, 24_000, 1));
     assert_eq!(s.get_settlement(&r1.setl_id).await.unwrap().unwrap(), r1);
-    let idem = clearing_service::ids::idempotency_key("360100", &r1.msgid);
+    let idem = clearing_service::ids::idempotency_key("360100", &r1.fixmedins_code, &r1.msgid);
     assert_eq!(
         s.lookup_idempotency(shard, &idem).await.unwrap(),
         Some(IdempotencyRecord { content_hash: [1; 32], setl_id: r1.setl_id.clone() })

@@ -63,27 +63,39 @@ pub fn valid_paasid(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-/// Parses the forwarded metadata; `gateway` and `clearing` cannot be forwarded.
-fn parse_forwarded(v: &str) -> Result<(Role, Admdvs, &str), String> {
-    let mut parts = v.splitn(3, ':');
+/// A forwarded caller: role, region, paasid and (role `institution`) its institutions.
+type Forwarded<'a> = (Role, Admdvs, &'a str, Vec<String>);
+
+/// Parses the forwarded metadata, `<role>:<admdvs>:<paasid>` or, for role `institution`,
+/// `institution:<admdvs>:<paasid>:<code>[,<code>…]`. A gateway forwards only `institution` and
+/// `platform`: every other role acts only with its own certificate.
+fn parse_forwarded(v: &str) -> Result<Forwarded<'_>, String> {
+    let mut parts = v.splitn(4, ':');
     let (Some(role), Some(region), Some(paasid)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("{FORWARDED_HEADER} must be <role>:<admdvs>:<paasid>"));
+        return Err(format!("{FORWARDED_HEADER} must be <role>:<admdvs>:<paasid>[:<institutions>]"));
     };
+    let codes = parts.next();
     let role = Role::parse(role).ok_or_else(|| format!("{FORWARDED_HEADER}: unknown role {role:?}"))?;
-    // A gateway authenticates platforms and HIS by their tokens; the national, operator, gateway and
-    // clearing roles act only with their own certificates.
-    if !matches!(role, Role::Mdtrt | Role::Insured | Role::Platform) {
+    if !matches!(role, Role::Institution | Role::Platform) {
         return Err(format!("{FORWARDED_HEADER}: role {} cannot be forwarded", role.name()));
     }
     let region = Admdvs::parse(region).ok_or_else(|| format!("{FORWARDED_HEADER}: {region:?} is not a division code"))?;
     if !valid_paasid(paasid) {
         return Err(format!("{FORWARDED_HEADER}: malformed paasid"));
     }
-    Ok((role, region, paasid))
+    let institutions = match (role, codes) {
+        (Role::Institution, Some(list)) => parse_institutions(region, list).map_err(|e| format!("{FORWARDED_HEADER}: {e}"))?,
+        (Role::Institution, None) => return Err(format!("{FORWARDED_HEADER}: role institution must name its institutions")),
+        (_, Some(_)) => return Err(format!("{FORWARDED_HEADER}: only role institution names institutions")),
+        (_, None) => Vec::new(),
+    };
+    Ok((role, region, paasid, institutions))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// One or more designated institutions (a hospital's HIS, a pharmacy's system): acts only as them.
+    Institution,
     Mdtrt,
     Insured,
     Platform,
@@ -96,6 +108,7 @@ pub enum Role {
 impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
+            "institution" => Role::Institution,
             "mdtrt" => Role::Mdtrt,
             "insured" => Role::Insured,
             "platform" => Role::Platform,
@@ -108,6 +121,7 @@ impl Role {
     }
     pub fn name(self) -> &'static str {
         match self {
+            Role::Institution => "institution",
             Role::Mdtrt => "mdtrt",
             Role::Insured => "insured",
             Role::Platform => "platform",
@@ -126,9 +140,44 @@ pub struct Identity {
     pub subject: String,
     pub role: Role,
     pub region: Admdvs,
+    /// Role `institution`: the institutions (fixmedins_code) it may act as, each inside `region`;
+    /// empty for every other role.
+    pub institutions: Vec<String>,
 }
 
-/// The caller of one request.
+impl Identity {
+    /// Whether this caller may act as institution `code` (any institution for a role not bound to
+    /// institutions; the region is checked by the matrix).
+    pub fn acts_as(&self, code: &str) -> bool {
+        self.role != Role::Institution || self.institutions.iter().any(|c| c == code)
+    }
+}
+
+/// At most this many institutions are bound to one credential.
+pub const MAX_BOUND_INSTITUTIONS: usize = 64;
+
+/// Parses a bound institution list, `H…,P…`: each a valid code inside `region`, at most
+/// `MAX_BOUND_INSTITUTIONS`, no repeats.
+pub fn parse_institutions(region: Admdvs, list: &str) -> Result<Vec<String>, String> {
+    let codes: Vec<String> = list.split(',').map(|c| c.trim().to_string()).collect();
+    if codes.is_empty() || codes.len() > MAX_BOUND_INSTITUTIONS {
+        return Err(format!("1–{MAX_BOUND_INSTITUTIONS} institution codes"));
+    }
+    for (i, c) in codes.iter().enumerate() {
+        let Some((_, adm)) = region_adapter::codes::parse_fixmedins_code(c) else {
+            return Err(format!("{c:?} is not an institution code (H or P + 6-digit division + 5 digits)"));
+        };
+        // The service location of an institution is the city of the division in its code.
+        let city = Admdvs::parse(&format!("{:06}", adm.as_u32() / 100 * 100));
+        if !city.is_some_and(|c| region.covers(c)) {
+            return Err(format!("institution {c} is not in region {region}"));
+        }
+        if codes[..i].contains(c) {
+            return Err(format!("institution {c} is named twice"));
+        }
+    }
+    Ok(codes)
+}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// Plain text on loopback: no identity, no restriction.
@@ -175,24 +224,38 @@ pub fn identity_of_cert(der: &[u8]) -> Result<Identity, String> {
     let [one] = found.as_slice() else {
         return Err(format!("the certificate must carry exactly one URI SAN {SAN_PREFIX}<role>:<admdvs>; it has {}", found.len()));
     };
-    let (role, region) = one.split_once(':').ok_or_else(|| format!("{SAN_PREFIX}{one}: expected <role>:<admdvs>"))?;
+    let mut parts = one.splitn(3, ':');
+    let (Some(role), Some(region)) = (parts.next(), parts.next()) else {
+        return Err(format!("{SAN_PREFIX}{one}: expected <role>:<admdvs>"));
+    };
     let role = Role::parse(role).ok_or_else(|| format!("{SAN_PREFIX}{one}: unknown role {role:?}"))?;
     let region = Admdvs::parse(region).ok_or_else(|| format!("{SAN_PREFIX}{one}: {region:?} is not a division code"))?;
-    Ok(Identity { subject, role, region })
+    let institutions = match (role, parts.next()) {
+        (Role::Institution, Some(list)) => parse_institutions(region, list).map_err(|e| format!("{SAN_PREFIX}{one}: {e}"))?,
+        (Role::Institution, None) => return Err(format!("{SAN_PREFIX}{one}: role institution must name its institutions")),
+        (_, Some(_)) => return Err(format!("{SAN_PREFIX}{one}: only role institution names institutions")),
+        (_, None) => Vec::new(),
+    };
+    Ok(Identity { subject, role, region, institutions })
 }
 
 /// What a request wants to do, with the regions it touches.
 #[derive(Debug, Clone, Copy)]
 pub enum Action<'a> {
+    /// `inst`: the institution the claim is settled as (its `fixmedins_code`).
     SettleClaim {
         mdtrt: &'a str,
+        inst: &'a str,
     },
+    /// `inst`: the original settlement's institution.
     ReverseClaim {
         mdtrt: &'a str,
+        inst: &'a str,
     },
     ReadSettlement {
         insured: &'a str,
         mdtrt: &'a str,
+        inst: &'a str,
     },
     WriteMember {
         insured: &'a str,
@@ -208,9 +271,10 @@ pub enum Action<'a> {
     WriteInstitution {
         mdtrt: &'a str,
     },
-    /// Register, change, settle or read a visit of a service location.
+    /// Register, change, settle or read a visit of a service location at institution `inst`.
     Visit {
         mdtrt: &'a str,
+        inst: &'a str,
     },
     /// Run the monthly account credits of an insured region.
     CreditAccounts {
@@ -220,8 +284,10 @@ pub enum Action<'a> {
     CloseAccount {
         insured: &'a str,
     },
+    /// `inst`: one institution's settlements, or empty for the whole service location.
     Reconcile {
         mdtrt: &'a str,
+        inst: &'a str,
     },
     ReadCatalogue,
     /// Read supervision's flags and indicators (what is seen is narrowed by `supervision_view`).
@@ -245,20 +311,33 @@ pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
     use Role::*;
     let r = id.region;
     match *action {
-        Action::SettleClaim { mdtrt } | Action::ReverseClaim { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
-        Action::ReadSettlement { insured, mdtrt } => match id.role {
+        Action::SettleClaim { mdtrt, inst } | Action::ReverseClaim { mdtrt, inst } | Action::Visit { mdtrt, inst } => match id.role {
+            Institution => covers(r, mdtrt) && id.acts_as(inst),
+            Mdtrt | Platform => covers(r, mdtrt),
+            _ => false,
+        },
+        Action::ReadSettlement { insured, mdtrt, inst } => match id.role {
             National => true,
+            Institution => covers(r, mdtrt) && id.acts_as(inst),
             Mdtrt | Insured | Platform => covers(r, insured) || covers(r, mdtrt),
             Operator | Clearing | Gateway => false,
         },
         Action::WriteMember { insured } | Action::ReadMember { insured } => matches!(id.role, Insured | Platform) && covers(r, insured),
-        Action::ReadFiledMember { filed } => matches!(id.role, Mdtrt | Platform) && filed.iter().any(|f| overlaps(r, *f)),
-        Action::WriteInstitution { mdtrt } | Action::Visit { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
+        Action::ReadFiledMember { filed } => matches!(id.role, Institution | Mdtrt | Platform) && filed.iter().any(|f| overlaps(r, *f)),
+        // The list is the platform's: an institution cannot change its own level or designation.
+        Action::WriteInstitution { mdtrt } => matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt),
         Action::CreditAccounts { insured } | Action::CloseAccount { insured } => {
             id.role == National || (matches!(id.role, Insured | Platform) && covers(r, insured))
         }
-        Action::Reconcile { mdtrt } => id.role == National || (matches!(id.role, Mdtrt | Platform) && covers(r, mdtrt)),
+        Action::Reconcile { mdtrt, inst } => match id.role {
+            National => true,
+            Institution => covers(r, mdtrt) && !inst.is_empty() && id.acts_as(inst),
+            Mdtrt | Platform => covers(r, mdtrt),
+            _ => false,
+        },
         Action::ReadCatalogue => true,
+        // A hospital reads supervision through its platform (what an institution-bound view should
+        // show is not settled yet).
         Action::Supervise => matches!(id.role, National | Operator | Mdtrt | Insured | Platform),
         Action::NettingWrite => id.role == National,
         Action::NettingRead => matches!(id.role, National | Operator),
@@ -283,9 +362,21 @@ pub fn require(caller: &Caller, rpc: &str, action: Action<'_>) -> Result<(), Ser
         action = action_name(&action),
         "permission denied"
     );
+    let field = field_of(id, &action);
+    let as_institution = match (field, action) {
+        (
+            "fixmedins_code",
+            Action::SettleClaim { inst, .. }
+            | Action::ReverseClaim { inst, .. }
+            | Action::ReadSettlement { inst, .. }
+            | Action::Visit { inst, .. }
+            | Action::Reconcile { inst, .. },
+        ) => format!(" as institution {inst:?}"),
+        _ => String::new(),
+    };
     Err(ServiceError::PermissionDenied(
-        format!("{} {} of {} may not call {rpc} here", id.role.name(), id.subject, id.region),
-        field_of(&action).into(),
+        format!("{} {} of {} may not call {rpc}{as_institution} here", id.role.name(), id.subject, id.region),
+        field.into(),
     ))
 }
 
@@ -326,8 +417,20 @@ fn action_name(a: &Action<'_>) -> &'static str {
     }
 }
 
-fn field_of(a: &Action<'_>) -> &'static str {
+/// The field a refusal names: `fixmedins_code` when an institution-bound caller is inside the region
+/// but not that institution.
+fn field_of(id: &Identity, a: &Action<'_>) -> &'static str {
+    let other_institution = |mdtrt: &str| id.role == Role::Institution && covers(id.region, mdtrt);
     match a {
+        Action::SettleClaim { mdtrt, .. }
+        | Action::ReverseClaim { mdtrt, .. }
+        | Action::Visit { mdtrt, .. }
+        | Action::Reconcile { mdtrt, .. }
+        | Action::ReadSettlement { mdtrt, .. }
+            if other_institution(mdtrt) =>
+        {
+            "fixmedins_code"
+        }
         Action::SettleClaim { .. } => "mdtrt_admdvs",
         Action::ReverseClaim { .. } | Action::ReadSettlement { .. } => "setl_id",
         Action::WriteMember { .. } | Action::ReadMember { .. } => "insuplc_admdvs",
@@ -364,7 +467,7 @@ impl SupervisionView {
                 Role::Insured => SupervisionView { insured: Some(id.region), ..none },
                 Role::Mdtrt => SupervisionView { mdtrt: Some(id.region), ..none },
                 Role::Platform => SupervisionView { insured: Some(id.region), mdtrt: Some(id.region), ..none },
-                Role::Clearing | Role::Gateway => none,
+                Role::Institution | Role::Clearing | Role::Gateway => none,
             },
         }
     }
@@ -438,8 +541,8 @@ impl Gate {
             }
         };
         let value = fwd.to_str().map_err(|_| refuse(&gateway_subject, gateway_role, format!("{FORWARDED_HEADER} is not text")))?;
-        let (role, region, paasid) = parse_forwarded(value).map_err(|why| refuse(&gateway_subject, gateway_role, why))?;
-        Ok(Caller::Verified(Identity { subject: format!("{paasid} via {gateway_subject}"), role, region }))
+        let (role, region, paasid, institutions) = parse_forwarded(value).map_err(|why| refuse(&gateway_subject, gateway_role, why))?;
+        Ok(Caller::Verified(Identity { subject: format!("{paasid} via {gateway_subject}"), role, region, institutions }))
     }
 
     /// A slot for one request of `caller`, or `RESOURCE_EXHAUSTED` when it has too many in flight.
@@ -467,7 +570,7 @@ mod tests {
     use super::*;
 
     fn id(role: Role, region: &str) -> Identity {
-        Identity { subject: "t".into(), role, region: Admdvs::parse(region).unwrap() }
+        Identity { subject: "t".into(), role, region: Admdvs::parse(region).unwrap(), institutions: Vec::new() }
     }
 
     #[test]
@@ -485,34 +588,41 @@ mod tests {
     #[test]
     fn the_matrix() {
         let hubei = id(Role::Platform, "420000");
-        assert!(allowed(&hubei, &Action::SettleClaim { mdtrt: "421300" }));
-        assert!(!allowed(&hubei, &Action::SettleClaim { mdtrt: "360100" }));
-        assert!(allowed(&hubei, &Action::ReadSettlement { insured: "360100", mdtrt: "421300" }));
-        assert!(allowed(&hubei, &Action::ReadSettlement { insured: "421300", mdtrt: "360100" }));
-        assert!(!allowed(&hubei, &Action::ReadSettlement { insured: "360100", mdtrt: "320100" }));
+        assert!(allowed(&hubei, &Action::SettleClaim { mdtrt: "421300", inst: "" }));
+        assert!(!allowed(&hubei, &Action::SettleClaim { mdtrt: "360100", inst: "" }));
+        assert!(allowed(&hubei, &Action::ReadSettlement { insured: "360100", mdtrt: "421300", inst: "" }));
+        assert!(allowed(&hubei, &Action::ReadSettlement { insured: "421300", mdtrt: "360100", inst: "" }));
+        assert!(!allowed(&hubei, &Action::ReadSettlement { insured: "360100", mdtrt: "320100", inst: "" }));
         assert!(allowed(&hubei, &Action::WriteMember { insured: "421300" }));
         assert!(!allowed(&hubei, &Action::NettingRead));
         let nc_insured = id(Role::Insured, "360100");
         assert!(allowed(&nc_insured, &Action::ReadMember { insured: "360100" }));
         assert!(!allowed(&nc_insured, &Action::ReadMember { insured: "360200" }));
-        assert!(!allowed(&nc_insured, &Action::SettleClaim { mdtrt: "360100" }));
+        assert!(!allowed(&nc_insured, &Action::SettleClaim { mdtrt: "360100", inst: "" }));
         let sz_mdtrt = id(Role::Mdtrt, "421300");
         assert!(!allowed(&sz_mdtrt, &Action::WriteMember { insured: "421300" }));
-        assert!(!allowed(&sz_mdtrt, &Action::SettleClaim { mdtrt: "420100" }));
+        assert!(!allowed(&sz_mdtrt, &Action::SettleClaim { mdtrt: "420100", inst: "" }));
         let national = id(Role::National, "000000");
-        assert!(allowed(&national, &Action::NettingWrite) && allowed(&national, &Action::ReadSettlement { insured: "1", mdtrt: "2" }));
         assert!(
-            !allowed(&national, &Action::SettleClaim { mdtrt: "421300" }) && !allowed(&national, &Action::ReadMember { insured: "421300" })
+            allowed(&national, &Action::NettingWrite) && allowed(&national, &Action::ReadSettlement { insured: "1", mdtrt: "2", inst: "" })
+        );
+        assert!(
+            !allowed(&national, &Action::SettleClaim { mdtrt: "421300", inst: "" })
+                && !allowed(&national, &Action::ReadMember { insured: "421300" })
         );
         let op = id(Role::Operator, "000000");
         assert!(allowed(&op, &Action::NettingRead) && !allowed(&op, &Action::NettingWrite));
-        assert!(!allowed(&op, &Action::ReadSettlement { insured: "421300", mdtrt: "360100" }));
+        assert!(!allowed(&op, &Action::ReadSettlement { insured: "421300", mdtrt: "360100", inst: "" }));
         assert!(allowed(&id(Role::Clearing, "000000"), &Action::AdapterCompute) && !allowed(&hubei, &Action::AdapterCompute));
         // The gateway's own certificate reads the catalogue and nothing else.
         let gw = id(Role::Gateway, "000000");
         assert!(allowed(&gw, &Action::ReadCatalogue));
-        assert!(!allowed(&gw, &Action::SettleClaim { mdtrt: "421300" }) && !allowed(&gw, &Action::ReadMember { insured: "421300" }));
-        assert!(!allowed(&gw, &Action::ReadSettlement { insured: "421300", mdtrt: "360100" }) && !allowed(&gw, &Action::NettingRead));
+        assert!(
+            !allowed(&gw, &Action::SettleClaim { mdtrt: "421300", inst: "" }) && !allowed(&gw, &Action::ReadMember { insured: "421300" })
+        );
+        assert!(
+            !allowed(&gw, &Action::ReadSettlement { insured: "421300", mdtrt: "360100", inst: "" }) && !allowed(&gw, &Action::NettingRead)
+        );
         // A service location reads a member filed for it (a city inside a filed province too), no other.
         let sz = [Admdvs::parse("421300").unwrap()];
         let hubei_filing = [Admdvs::parse("420000").unwrap()];
@@ -521,23 +631,76 @@ mod tests {
         assert!(allowed(&hubei, &Action::ReadFiledMember { filed: &sz }));
         assert!(!allowed(&sz_mdtrt, &Action::ReadFiledMember { filed: &[Admdvs::parse("360100").unwrap()] }));
         assert!(!allowed(&nc_insured, &Action::ReadFiledMember { filed: &[Admdvs::parse("360100").unwrap()] }));
-        assert!(allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "421300" }) && !allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "360100" }));
-        assert!(allowed(&national, &Action::Reconcile { mdtrt: "" }) && !allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "" }));
+        assert!(
+            allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "421300", inst: "" })
+                && !allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "360100", inst: "" })
+        );
+        assert!(
+            allowed(&national, &Action::Reconcile { mdtrt: "", inst: "" })
+                && !allowed(&sz_mdtrt, &Action::Reconcile { mdtrt: "", inst: "" })
+        );
+    }
+
+    #[test]
+    fn an_institution_acts_only_as_itself() {
+        let his = Identity { institutions: vec!["H42130200746".into()], ..id(Role::Institution, "421300") };
+        let (own, other) = ("H42130200746", "H42130200747");
+        for (a, b) in [
+            (Action::SettleClaim { mdtrt: "421300", inst: own }, Action::SettleClaim { mdtrt: "421300", inst: other }),
+            (Action::ReverseClaim { mdtrt: "421300", inst: own }, Action::ReverseClaim { mdtrt: "421300", inst: other }),
+            (Action::Visit { mdtrt: "421300", inst: own }, Action::Visit { mdtrt: "421300", inst: other }),
+            (Action::Reconcile { mdtrt: "421300", inst: own }, Action::Reconcile { mdtrt: "421300", inst: "" }),
+            (
+                Action::ReadSettlement { insured: "360100", mdtrt: "421300", inst: own },
+                Action::ReadSettlement { insured: "360100", mdtrt: "421300", inst: other },
+            ),
+        ] {
+            assert!(allowed(&his, &a), "{a:?}");
+            assert!(!allowed(&his, &b), "{b:?}");
+        }
+        // Its own code in another region is not its own; it never writes the list, members, credits,
+        // netting, nor reads supervision (through its platform).
+        assert!(!allowed(&his, &Action::SettleClaim { mdtrt: "360100", inst: own }));
+        for a in [
+            Action::WriteInstitution { mdtrt: "421300" },
+            Action::WriteMember { insured: "421300" },
+            Action::CreditAccounts { insured: "421300" },
+            Action::Supervise,
+            Action::NettingRead,
+        ] {
+            assert!(!allowed(&his, &a), "{a:?}");
+        }
+        assert!(allowed(&his, &Action::ReadFiledMember { filed: &[Admdvs::parse("421300").unwrap()] }));
+        // A refusal for another institution of its own region names fixmedins_code.
+        let e = require(&Caller::Verified(his), "SettleClaim", Action::SettleClaim { mdtrt: "421300", inst: other }).unwrap_err();
+        assert!(matches!(&e, ServiceError::PermissionDenied(m, f) if f == "fixmedins_code" && m.contains(other)), "{e:?}");
     }
 
     #[test]
     fn forwarded_identities_are_parsed_strictly() {
         assert_eq!(
-            parse_forwarded("mdtrt:421300:HIS_1").map(|(r, a, p)| (r, a.to_string(), p.to_string())),
-            Ok((Role::Mdtrt, "421300".into(), "HIS_1".into()))
+            parse_forwarded("platform:420000:HIS_1").map(|(r, a, p, i)| (r, a.to_string(), p.to_string(), i)),
+            Ok((Role::Platform, "420000".into(), "HIS_1".into(), vec![]))
+        );
+        assert_eq!(
+            parse_forwarded("institution:421300:his_1:H42130200746,P42130200001").map(|(r, _, _, i)| (r, i)),
+            Ok((Role::Institution, vec!["H42130200746".to_string(), "P42130200001".to_string()]))
         );
         for bad in [
             "gateway:000000:x",
             "clearing:000000:x",
-            "mdtrt:42130:x",
-            "mdtrt:421300:",
-            "mdtrt:421300:a b",
+            "national:000000:x",
+            "operator:000000:x",
+            "mdtrt:421300:x",
+            "insured:421300:x",
+            "platform:42130:x",
+            "platform:421300:",
+            "platform:421300:a b",
             "platform:420000",
+            "platform:420000:x:H42130200746",
+            "institution:421300:x",
+            "institution:421300:x:H36010000001",
+            "institution:421300:x:H4213",
             "root:000000:x",
         ] {
             assert!(parse_forwarded(bad).is_err(), "{bad}");

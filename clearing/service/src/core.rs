@@ -131,7 +131,7 @@ impl<S: Store> Clearinghouse<S> {
         hash: &[u8; 32],
     ) -> Result<pb::Settlement, ServiceError> {
         if &idem.content_hash != hash {
-            let msgid = idem_key.split_once(':').map_or(idem_key, |(_, m)| m);
+            let msgid = idem_key.rsplit_once(':').map_or(idem_key, |(_, m)| m);
             return Err(ServiceError::IdempotencyMismatch(msgid.to_string()));
         }
         let rec = self

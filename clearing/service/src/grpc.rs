@@ -86,12 +86,12 @@ fn reply<T>(r: Result<T, ServiceError>) -> Reply<T> {
 #[tonic::async_trait]
 impl<S: Store> Clearing for Api<S> {
     async fn settle_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
-        let _slot = self.enter(&req, "SettleClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        let _slot = self.enter(&req, "SettleClaim", settle_action(req.get_ref()))?;
         let ctx = CallCtx::of(&req);
         reply(self.core.settle(&ctx, req.get_ref(), Mode::Settle).await)
     }
     async fn preview_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
-        let (caller, _slot) = self.enter(&req, "PreviewClaim", Action::SettleClaim { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        let (caller, _slot) = self.enter(&req, "PreviewClaim", settle_action(req.get_ref()))?;
         let ctx = CallCtx::of(&req);
         let q = req.get_ref();
         let r = self.core.settle(&ctx, q, Mode::Preview).await;
@@ -102,11 +102,12 @@ impl<S: Store> Clearing for Api<S> {
     }
     async fn reverse_claim(&self, req: Request<pb::ReverseClaimRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "ReverseClaim", Action::ReadCatalogue)?;
-        let authorize = |insured: &str, mdtrt: &str| {
+        let authorize = |orig: &pb::Settlement| {
             // A caller that may not even see the original learns nothing about it (see GetSettlement).
+            let (insured, mdtrt, inst) = (&*orig.insuplc_admdvs, &*orig.mdtrt_admdvs, &*orig.fixmedins_code);
             let hidden = || settlement_not_found(&req.get_ref().setl_id);
-            authz::require_or_hide(&caller, "ReverseClaim", Action::ReadSettlement { insured, mdtrt }, hidden)?;
-            authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt })
+            authz::require_or_hide(&caller, "ReverseClaim", Action::ReadSettlement { insured, mdtrt, inst }, hidden)?;
+            authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt, inst })
         };
         reply(self.core.reverse(req.get_ref(), &authorize).await)
     }
@@ -138,7 +139,7 @@ impl<S: Store> Clearing for Api<S> {
                     tokio::spawn(
                         async move {
                             let _permit = permit;
-                            let r = match authz::require(&caller, "SettleClaimStream", Action::SettleClaim { mdtrt: &claim.mdtrt_admdvs }) {
+                            let r = match authz::require(&caller, "SettleClaimStream", settle_action(&claim)) {
                                 Ok(()) => core.settle(&ctx, &claim, Mode::Settle).await,
                                 Err(e) => Err(e),
                             };
@@ -168,7 +169,8 @@ impl<S: Store> Clearing for Api<S> {
     }
 
     async fn register_visit(&self, req: Request<pb::RegisterVisitRequest>) -> Reply<pb::Visit> {
-        let _slot = self.enter(&req, "RegisterVisit", Action::Visit { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        let _slot =
+            self.enter(&req, "RegisterVisit", Action::Visit { mdtrt: &req.get_ref().mdtrt_admdvs, inst: &req.get_ref().fixmedins_code })?;
         reply(self.core.register_visit(req.get_ref()).await)
     }
     async fn upload_fee_details(&self, req: Request<pb::UploadFeeDetailsRequest>) -> Reply<pb::UploadFeeDetailsResponse> {
@@ -215,7 +217,7 @@ impl<S: Store> Clearing for Api<S> {
             authz::require_or_hide(
                 &caller,
                 "GetSettlement",
-                Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs },
+                Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs, inst: &s.fixmedins_code },
                 hidden,
             )?;
             Ok(s)
@@ -226,8 +228,13 @@ impl<S: Store> Clearing for Api<S> {
 
 /// Only the visit's service location may touch it; a refusal is audited (and answered as not found by
 /// the visit code, so that the answer does not tell whether the visit exists).
-fn visit_authorizer<'a>(caller: &'a Caller, rpc: &'a str) -> impl Fn(&str) -> Result<(), ServiceError> + Sync + 'a {
-    move |mdtrt: &str| authz::require(caller, rpc, Action::Visit { mdtrt })
+fn visit_authorizer<'a>(caller: &'a Caller, rpc: &'a str) -> impl Fn(&str, &str) -> Result<(), ServiceError> + Sync + 'a {
+    move |mdtrt: &str, inst: &str| authz::require(caller, rpc, Action::Visit { mdtrt, inst })
+}
+
+/// A claim is settled (or previewed) as its service location and institution.
+fn settle_action(c: &pb::Claim) -> Action<'_> {
+    Action::SettleClaim { mdtrt: &c.mdtrt_admdvs, inst: &c.fixmedins_code }
 }
 
 #[tonic::async_trait]
@@ -356,29 +363,35 @@ impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
         reply(self.core.acknowledge(req.get_ref()).await)
     }
     async fn reconcile_totals(&self, req: Request<pb::ReconcileTotalsRequest>) -> Reply<pb::ReconcileResult> {
-        let _slot = self.enter(&req, "ReconcileTotals", Action::Reconcile { mdtrt: &req.get_ref().mdtrt_admdvs })?;
+        let _slot = self.enter(
+            &req,
+            "ReconcileTotals",
+            Action::Reconcile { mdtrt: &req.get_ref().mdtrt_admdvs, inst: &req.get_ref().fixmedins_code },
+        )?;
         reply(self.core.reconcile_totals(req.get_ref()).await)
     }
     async fn reconcile_detail(&self, req: Request<tonic::Streaming<pb::ReconcileDetailRequest>>) -> Reply<pb::ReconcileResult> {
         let caller = self.gate.caller(&req, "ReconcileDetail").map_err(Status::from)?;
         let _slot = self.gate.admit(&caller).map_err(Status::from)?;
         let mut stream = req.into_inner();
-        let (mut clr_date, mut mdtrt, mut items) = (String::new(), String::new(), Vec::new());
+        let (mut clr_date, mut mdtrt, mut inst, mut items) = (String::new(), String::new(), String::new(), Vec::new());
         let mut first = true;
         while let Some(msg) = stream.message().await? {
             if first {
                 first = false;
                 clr_date = msg.clr_date;
                 mdtrt = msg.mdtrt_admdvs;
-                // The first message names the service location: a region's platform reconciles its own.
-                authz::require(&caller, "ReconcileDetail", Action::Reconcile { mdtrt: &mdtrt })?;
+                inst = msg.fixmedins_code;
+                // The first message names the service location (and institution): a region's platform
+                // reconciles its own, an institution only itself.
+                authz::require(&caller, "ReconcileDetail", Action::Reconcile { mdtrt: &mdtrt, inst: &inst })?;
             }
             if items.len() + msg.items.len() > crate::windows::MAX_RECONCILE_ITEMS {
                 return Err(ServiceError::field("items", format!("more than {} items", crate::windows::MAX_RECONCILE_ITEMS)).into());
             }
             items.extend(msg.items);
         }
-        reply(self.core.reconcile_detail(&clr_date, &mdtrt, items).await)
+        reply(self.core.reconcile_detail(&clr_date, &mdtrt, &inst, items).await)
     }
     async fn set_advance(&self, req: Request<pb::SetAdvanceRequest>) -> Reply<pb::AdvancePosition> {
         let _slot = self.enter(&req, "SetAdvance", Action::NettingWrite)?;

@@ -66,10 +66,21 @@ impl SetlIds {
     }
 }
 
-/// The idempotency key of a message: its msgid within the sender's scope. The sender of a claim is
-/// the service location's platform, so two provinces may reuse a msgid without colliding.
-pub fn idempotency_key(mdtrt_admdvs: &str, msgid: &str) -> String {
-    format!("{mdtrt_admdvs}:{msgid}")
+/// The idempotency key of a message: its msgid within the sender's scope, the institution of the
+/// service location (`<mdtrt>:<fixmedins_code>:<msgid>`), so that no institution can take (or learn
+/// about) a neighbour's msgids; a national msgid begins with its sender's institution code and is
+/// predictable (issue 29). A message of no institution (an account closure) keeps `<region>:<msgid>`.
+pub fn idempotency_key(mdtrt_admdvs: &str, fixmedins_code: &str, msgid: &str) -> String {
+    if fixmedins_code.is_empty() { format!("{mdtrt_admdvs}:{msgid}") } else { format!("{mdtrt_admdvs}:{fixmedins_code}:{msgid}") }
+}
+
+/// The key the same message had before issue 29 (`<mdtrt>:<msgid>`), for a key with an institution:
+/// answers stored under it keep answering their resends. Both stores look it up beside the key and
+/// check it inside the commit; nothing is written under it any more. (A msgid has no `:`.)
+pub fn legacy_idempotency_key(key: &str) -> Option<String> {
+    let mut p = key.splitn(3, ':');
+    let (Some(mdtrt), Some(_code), Some(msgid)) = (p.next(), p.next(), p.next()) else { return None };
+    Some(format!("{mdtrt}:{msgid}"))
 }
 
 #[cfg(test)]

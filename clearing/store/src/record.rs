@@ -45,6 +45,8 @@ struct Stored {
     reversed_by: Option<String>,
     #[prost(message, optional, tag = "14")]
     supervision: Option<StoredSupervision>,
+    #[prost(string, tag = "15")]
+    fixmedins_code: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -96,6 +98,7 @@ impl SettlementRecord {
             orig_setl_id: self.orig_setl_id.clone(),
             reversed_by: self.reversed_by.clone(),
             supervision: sv,
+            fixmedins_code: self.fixmedins_code.clone(),
         };
         let mut out = Vec::with_capacity(1 + stored.encoded_len());
         out.push(VERSION);
@@ -132,6 +135,7 @@ impl SettlementRecord {
             clr_date,
             insuplc_admdvs: s.insuplc_admdvs,
             mdtrt_admdvs: s.mdtrt_admdvs,
+            fixmedins_code: s.fixmedins_code,
             message: s.message,
             content_hash,
             totals: PairDelta { count: s.count, medfee_fen: s.medfee_fen, fund_fen: s.fund_fen, acct_fen: s.acct_fen },
@@ -153,6 +157,7 @@ mod tests {
             clr_date: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
             insuplc_admdvs: "421300".into(),
             mdtrt_admdvs: "360100".into(),
+            fixmedins_code: "H36010000001".into(),
             message: vec![0, 1, 2, 250, 255],
             content_hash: [7; 32],
             totals: PairDelta { count: -1, medfee_fen: -112_760, fund_fen: -22_310, acct_fen: 0 },

@@ -112,6 +112,10 @@ pub struct SettlementRecord {
     pub clr_date: NaiveDate,
     pub insuplc_admdvs: String,
     pub mdtrt_admdvs: String,
+    /// The institution it was settled at (empty for an account closure, and on records written before
+    /// issue 29): reconciliation and reads are scoped by it.
+    #[serde(default)]
+    pub fixmedins_code: String,
     /// `clearinghouse.v1.Settlement`, prost-encoded: a resend gets exactly these bytes back.
     #[serde(with = "hex_bytes")]
     pub message: Vec<u8>,

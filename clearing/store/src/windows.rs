@@ -75,6 +75,8 @@ pub struct JournalEntry {
     pub setl_id: String,
     pub insuplc_admdvs: String,
     pub mdtrt_admdvs: String,
+    /// The institution (empty on entries written before issue 29, and for account closures).
+    pub fixmedins_code: String,
     pub totals: PairDelta,
 }
 
@@ -84,26 +86,35 @@ impl JournalEntry {
             setl_id: s.setl_id.clone(),
             insuplc_admdvs: s.insuplc_admdvs.clone(),
             mdtrt_admdvs: s.mdtrt_admdvs.clone(),
+            fixmedins_code: s.fixmedins_code.clone(),
             totals: s.totals,
         }
     }
-    /// `setl_id|insured|mdtrt|count|medfee|fund|acct`, the stored form.
+    /// `setl_id|insured|mdtrt|fixmedins_code|count|medfee|fund|acct`, the stored form (entries written
+    /// before issue 29 lack the institution; both are read). The four numbers stay last:
+    /// `redis/journal_sum.lua` reads them from the end.
     pub fn encode(&self) -> String {
         let t = &self.totals;
-        format!("{}|{}|{}|{}|{}|{}|{}", self.setl_id, self.insuplc_admdvs, self.mdtrt_admdvs, t.count, t.medfee_fen, t.fund_fen, t.acct_fen)
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}",
+            self.setl_id, self.insuplc_admdvs, self.mdtrt_admdvs, self.fixmedins_code, t.count, t.medfee_fen, t.fund_fen, t.acct_fen
+        )
     }
     pub fn decode(s: &str) -> Result<JournalEntry, StoreError> {
         let bad = || StoreError::Corrupt(format!("journal entry {s:?}"));
         let p: Vec<&str> = s.split('|').collect();
-        if p.len() != 7 {
-            return Err(bad());
-        }
-        let n = |i: usize| p[i].parse::<i64>().map_err(|_| bad());
+        let (code, at) = match p.len() {
+            7 => ("", 3),
+            8 => (p[3], 4),
+            _ => return Err(bad()),
+        };
+        let n = |i: usize| p[at + i].parse::<i64>().map_err(|_| bad());
         Ok(JournalEntry {
             setl_id: p[0].into(),
             insuplc_admdvs: p[1].into(),
             mdtrt_admdvs: p[2].into(),
-            totals: PairDelta { count: n(3)?, medfee_fen: n(4)?, fund_fen: n(5)?, acct_fen: n(6)? },
+            fixmedins_code: code.into(),
+            totals: PairDelta { count: n(0)?, medfee_fen: n(1)?, fund_fen: n(2)?, acct_fen: n(3)? },
         })
     }
 }

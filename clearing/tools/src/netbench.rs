@@ -93,6 +93,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
                 setl_id: setl_id.clone(),
                 insuplc_admdvs: regions[a].clone(),
                 mdtrt_admdvs: regions[b].clone(),
+                fixmedins_code: format!("H{}00001", regions[b]),
                 totals: clearing_service::store::PairDelta { count: 1, medfee_fen: medfee, fund_fen: fund, acct_fen: acct },
             };
             pipe.cmd("RPUSH").arg(keys::journal_key(shard, d)).arg(entry.encode()).ignore();
@@ -174,7 +175,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
         acct_pay: "0.00".into(),
     });
     let t = Instant::now();
-    let res = core.reconcile_detail(&d.to_string(), "", items).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let res = core.reconcile_detail(&d.to_string(), "", "", items).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "  detail reconciliation of {} settlements: {:.1?}; {} differences found (3 planted)",
         res.compared,

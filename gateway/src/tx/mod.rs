@@ -105,8 +105,7 @@ impl Call<'_> {
     pub(crate) fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         r.set_timeout(self.deadline);
-        let fwd = format!("{}:{}:{}", self.paas.role.name(), self.paas.admdvs, self.paas.paasid);
-        r.metadata_mut().insert(FORWARDED_HEADER, fwd.parse().expect("paasid is checked at load"));
+        r.metadata_mut().insert(FORWARDED_HEADER, self.paas.forwarded().parse().expect("paasid and codes are checked at load"));
         if !clearing_edge::telemetry::inject_current(r.metadata_mut()) {
             // Export off: pass the caller's own trace context on, so clearing's logs carry its trace id.
             for h in ["traceparent", "tracestate"] {

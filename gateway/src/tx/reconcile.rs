@@ -4,7 +4,12 @@ use super::*;
 
 /// 3201/3202's fields by their national path.
 pub(crate) const RECONCILE: FieldPaths = FieldPaths {
-    named: &[("mdtrt_admdvs", "mdtrtarea_admvs"), ("clr_date", "input.data.stmt_begndate"), ("count", "input.data.fixmedins_setl_cnt")],
+    named: &[
+        ("mdtrt_admdvs", "mdtrtarea_admvs"),
+        ("fixmedins_code", "fixmedins_code"),
+        ("clr_date", "input.data.stmt_begndate"),
+        ("count", "input.data.fixmedins_setl_cnt"),
+    ],
     list: Some(("items", "input.detail", &[])),
     rest: "input.data",
 };
@@ -41,7 +46,12 @@ pub(crate) fn stmt_output(env: &Envelope, r: &pb::ReconcileResult) -> Value {
 pub(crate) async fn reconcile_totals(clients: &Clients, call: &Call<'_>) -> Answer {
     let mut v = Violations::default();
     let mut f = Fields { v: &mut v };
-    let mut q = pb::ReconcileTotalsRequest { mdtrt_admdvs: call.env.mdtrtarea_admvs.clone(), ..Default::default() };
+    // The institution of the envelope: 3201 reconciles one institution's settlements.
+    let mut q = pb::ReconcileTotalsRequest {
+        mdtrt_admdvs: call.env.mdtrtarea_admvs.clone(),
+        fixmedins_code: call.env.fixmedins_code.clone(),
+        ..Default::default()
+    };
     if let Some(d) = f.obj(&call.env.input, "input", "data") {
         let p = "input.data";
         q.clr_date = stmt_day(&mut f, d);
@@ -67,7 +77,11 @@ pub(crate) async fn reconcile_totals(clients: &Clients, call: &Call<'_>) -> Answ
 pub(crate) async fn reconcile_detail(clients: &Clients, call: &Call<'_>) -> Answer {
     let mut v = Violations::default();
     let mut f = Fields { v: &mut v };
-    let mut msg = pb::ReconcileDetailRequest { mdtrt_admdvs: call.env.mdtrtarea_admvs.clone(), ..Default::default() };
+    let mut msg = pb::ReconcileDetailRequest {
+        mdtrt_admdvs: call.env.mdtrtarea_admvs.clone(),
+        fixmedins_code: call.env.fixmedins_code.clone(),
+        ..Default::default()
+    };
     if let Some(d) = f.obj(&call.env.input, "input", "data") {
         msg.clr_date = stmt_day(&mut f, d);
     }

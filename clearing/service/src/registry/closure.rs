@@ -110,6 +110,7 @@ fn plan_closure(
         clr_date,
         insuplc_admdvs: req.insuplc_admdvs.clone(),
         mdtrt_admdvs: req.insuplc_admdvs.clone(),
+        fixmedins_code: String::new(),
         message: answer.encode_to_vec(),
         content_hash: hash,
         totals: PairDelta { count: 1, medfee_fen: balance, fund_fen: 0, acct_fen: balance },
@@ -147,7 +148,7 @@ impl<S: Store> Clearinghouse<S> {
         let reason = reason.expect("checked");
         let hash = content_hash(&req.encode_to_vec());
         let shard = shard_of(&req.insuplc_admdvs, &req.psn_no);
-        let idem_key = idempotency_key(&req.insuplc_admdvs, &req.msgid);
+        let idem_key = idempotency_key(&req.insuplc_admdvs, "", &req.msgid);
         let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &req.msgid, until: Instant::now() + STORE_OUTAGE_PATIENCE };
         let member_key = MemberKey::new(&req.insuplc_admdvs, &req.psn_no);
         for attempt in 0..MAX_COMMIT_ATTEMPTS {

@@ -137,6 +137,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
         clr_date: i.clr_date,
         insuplc_admdvs: i.claim.insured.to_string(),
         mdtrt_admdvs: i.claim.mdtrt.to_string(),
+        fixmedins_code: i.claim.fixmedins_code.clone(),
         message: prost::Message::encode_to_vec(&answer),
         content_hash: i.content_hash,
         totals: PairDelta { count: 1, medfee_fen: a.medfee_sumamt, fund_fen: a.fund_pay_sumamt, acct_fen: a.acct_pay },
@@ -214,6 +215,7 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
         clr_date: i.clr_date,
         insuplc_admdvs: o.insuplc_admdvs.clone(),
         mdtrt_admdvs: o.mdtrt_admdvs.clone(),
+        fixmedins_code: o.fixmedins_code.clone(),
         message: prost::Message::encode_to_vec(&answer),
         content_hash: i.content_hash,
         totals: PairDelta {

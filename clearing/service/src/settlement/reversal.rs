@@ -14,12 +14,12 @@ use proto::v1 as pb;
 use std::time::Instant;
 
 impl<S: Store> Clearinghouse<S> {
-    /// Reverses a settlement (2208). `authorize` sees the original's (`insuplc_admdvs`, `mdtrt_admdvs`)
-    /// before anything else is read back or written.
+    /// Reverses a settlement (2208). `authorize` sees the original (its regions and institution) before
+    /// anything else is read back or written.
     pub async fn reverse(
         &self,
         req: &pb::ReverseClaimRequest,
-        authorize: &(dyn Fn(&str, &str) -> Result<(), ServiceError> + Sync),
+        authorize: &(dyn Fn(&pb::Settlement) -> Result<(), ServiceError> + Sync),
     ) -> Result<pb::Settlement, ServiceError> {
         let mut v = Violations::default();
         let shard = shard_of_setl_id(&req.setl_id);
@@ -37,12 +37,12 @@ impl<S: Store> Clearinghouse<S> {
             // Read: the original (authorized before anything else is read or written), the msgid's
             // stored answer, the paying member.
             let orig = self.store.get_settlement(&req.setl_id).await?.ok_or_else(|| settlement_not_found(&req.setl_id))?;
-            authorize(&orig.insuplc_admdvs, &orig.mdtrt_admdvs)?;
-            let idem_key = idempotency_key(&orig.mdtrt_admdvs, &req.msgid);
+            let decoded = decode(&orig)?;
+            authorize(&decoded)?;
+            let idem_key = idempotency_key(&orig.mdtrt_admdvs, &decoded.fixmedins_code, &req.msgid);
             if let Some(done) = self.replay(shard.unwrap_or(0), &idem_key, &hash).await? {
                 return Ok(done);
             }
-            let decoded = decode(&orig)?;
             let payer = self
                 .store
                 .load_member(&plan::paying_member(&decoded))

@@ -73,7 +73,7 @@ impl<S: Store> Clearinghouse<S> {
         let mut vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
         vc.pharmacy_designated = listed.as_ref().is_some_and(|(_, d)| *d);
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
-        let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.msgid);
+        let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.fixmedins_code, &claim.msgid);
         // The member and the msgid's stored answer in one round trip; a resend is answered from the store
         // before anything is computed.
         let (first_member, first_read) = if record {

@@ -256,7 +256,7 @@ fn corrupt(e: impl std::fmt::Display) -> ServiceError {
 }
 
 /// Who may touch a visit of a service location (grpc.rs passes the authorization matrix in).
-pub type Authorize<'a> = &'a (dyn Fn(&str) -> Result<(), ServiceError> + Sync);
+pub type Authorize<'a> = &'a (dyn Fn(&str, &str) -> Result<(), ServiceError> + Sync);
 
 /// A loaded visit with the versions it was read at.
 pub(crate) struct Loaded {

@@ -14,7 +14,7 @@ impl<S: Store> Clearinghouse<S> {
         let rec = rec.ok_or_else(|| visit_not_found(mdtrt_id))?;
         let visit: VisitRecord = serde_json::from_str(&rec.data).map_err(corrupt)?;
         // A caller that may not touch the visit learns nothing about it.
-        authorize(&visit.mdtrt_admdvs).map_err(|_| visit_not_found(mdtrt_id))?;
+        authorize(&visit.mdtrt_admdvs, &visit.fixmedins_code).map_err(|_| visit_not_found(mdtrt_id))?;
         Ok(Loaded { shard, visit, version: rec.version })
     }
 

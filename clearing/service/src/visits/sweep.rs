@@ -59,7 +59,7 @@ impl<S: Store> Clearinghouse<S> {
         version: u64,
         mut visit: VisitRecord,
     ) -> Result<bool, ServiceError> {
-        let idem = idempotency_key(&visit.mdtrt_admdvs, &visit.setl_msgid);
+        let idem = idempotency_key(&visit.mdtrt_admdvs, &visit.fixmedins_code, &visit.setl_msgid);
         let committed = self.store.lookup_idempotency(shard_of(&visit.insuplc_admdvs, &visit.psn_no), &idem).await?;
         let (action, reopened) = match committed {
             Some(stored) => {

@@ -1,6 +1,8 @@
-//! 3201/3202: a service location's totals or detail list of one clearing day against what is recorded.
+//! 3201/3202: a service location's (or one of its institutions') totals or detail list of one clearing
+//! day against what is recorded.
 
 use super::*;
+use crate::store::PairTotals;
 
 impl<S: Store> Clearinghouse<S> {
     pub async fn reconcile_totals(&self, req: &pb::ReconcileTotalsRequest) -> Result<pb::ReconcileResult, ServiceError> {
@@ -10,8 +12,19 @@ impl<S: Store> Clearinghouse<S> {
         let medfee = wire_signed(&mut v, "medfee_sumamt", &req.medfee_sumamt);
         let fund = wire_signed(&mut v, "fund_pay_sumamt", &req.fund_pay_sumamt);
         let acct = wire_signed(&mut v, "acct_pay", &req.acct_pay);
+        let inst = institution_of(&mut v, &mdtrt, &req.fixmedins_code);
         v.into_result(())?;
-        let ours = self.store.window_totals(d).await?.by_mdtrt.remove(&mdtrt).unwrap_or_default();
+        let ours = match inst {
+            None => self.store.window_totals(d).await?.by_mdtrt.remove(&mdtrt).unwrap_or_default(),
+            // One institution: its entries of the journal, added up.
+            Some(code) => {
+                let mut sum = PairTotals::default();
+                for e in self.store.window_journal(d).await?.iter().filter(|e| e.mdtrt_admdvs == mdtrt && e.fixmedins_code == code) {
+                    sum.add(&e.totals);
+                }
+                sum
+            }
+        };
         let mut differences = Vec::new();
         let mut cmp = |field: &str, o: i64, t: i64, money: bool| {
             if o != t {
@@ -32,18 +45,35 @@ impl<S: Store> Clearinghouse<S> {
         Ok(pb::ReconcileResult { matched: differences.is_empty(), differences_total: differences.len() as i64, differences, compared: 1 })
     }
 
-    /// Detail reconciliation of one service location's window: their items against our journal.
+    /// Detail reconciliation of one service location's window (or of one institution's part of it):
+    /// their items against our journal. Entries of other institutions are neither compared nor listed.
     pub async fn reconcile_detail(
         &self,
         clr_date: &str,
         mdtrt: &str,
+        fixmedins_code: &str,
         theirs: Vec<pb::ReconcileItem>,
     ) -> Result<pb::ReconcileResult, ServiceError> {
         let d = date("clr_date", clr_date)?;
         // An empty service location reconciles the whole window (the national role's check).
         let mdtrt = if mdtrt.is_empty() { None } else { Some(region("mdtrt_admdvs", mdtrt)?) };
-        let journal: Vec<JournalEntry> =
-            self.store.window_journal(d).await?.into_iter().filter(|e| mdtrt.as_ref().is_none_or(|m| &e.mdtrt_admdvs == m)).collect();
+        let mut v = Violations::default();
+        let inst = match &mdtrt {
+            Some(m) => institution_of(&mut v, m, fixmedins_code),
+            None if !fixmedins_code.is_empty() => {
+                v.add("fixmedins_code", "an institution is reconciled within its service location: name mdtrt_admdvs");
+                None
+            }
+            None => None,
+        };
+        v.into_result(())?;
+        let journal: Vec<JournalEntry> = self
+            .store
+            .window_journal(d)
+            .await?
+            .into_iter()
+            .filter(|e| mdtrt.as_ref().is_none_or(|m| &e.mdtrt_admdvs == m) && inst.is_none_or(|c| e.fixmedins_code == c))
+            .collect();
         let mut ours: HashMap<&str, &JournalEntry> = journal.iter().map(|e| (e.setl_id.as_str(), e)).collect();
         let mut out = pb::ReconcileResult::default();
         let push = |out: &mut pb::ReconcileResult, diff: pb::Difference| {
@@ -94,5 +124,24 @@ impl<S: Store> Clearinghouse<S> {
         out.matched = out.differences_total == 0;
         out.compared = compared;
         Ok(out)
+    }
+}
+
+/// The institution a reconciliation is narrowed to: none when `code` is empty; otherwise a valid code
+/// of the service location `mdtrt`.
+fn institution_of<'a>(v: &mut Violations, mdtrt: &str, code: &'a str) -> Option<&'a str> {
+    if code.is_empty() {
+        return None;
+    }
+    match crate::institutions::service_location(code) {
+        Some(m) if m.to_string() == mdtrt => Some(code),
+        Some(_) => {
+            v.add("fixmedins_code", format!("not an institution of the service location {mdtrt}"));
+            None
+        }
+        None => {
+            v.add("fixmedins_code", "must be H or P + 6-digit division + 5 digits, e.g. H42130200746");
+            None
+        }
     }
 }

@@ -6,7 +6,14 @@ pub(crate) fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> 
     let s = &c.settlement;
     let idem_key = idempotency_key(s);
     // ---- checks: nothing is written unless all pass ----
-    if let Some(idem) = get_json::<IdempotencyRecord>(&t.idempotency, &idem_key)? {
+    let stored = match get_json::<IdempotencyRecord>(&t.idempotency, &idem_key)? {
+        Some(idem) => Some(idem),
+        None => match crate::ids::legacy_idempotency_key(&idem_key) {
+            Some(old) => get_json::<IdempotencyRecord>(&t.idempotency, &old)?,
+            None => None,
+        },
+    };
+    if let Some(idem) = stored {
         if idem.content_hash != s.content_hash {
             return Ok(CommitOutcome::IdempotencyMismatch);
         }
@@ -70,7 +77,7 @@ pub(crate) fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> 
 
 /// The idempotency key of a settlement: the msgid within its sender's scope (see `ids`).
 pub(crate) fn idempotency_key(s: &SettlementRecord) -> String {
-    crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid)
+    crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.fixmedins_code, &s.msgid)
 }
 
 /// Applies an upsert to an existing record (or none); shared by every store.

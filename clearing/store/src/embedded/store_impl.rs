@@ -13,7 +13,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn lookup_idempotency(&self, _shard: u16, idem_key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.read(IDEMPOTENCY, idem_key, |b| serde_json::from_slice(b).map_err(corrupt))
+        let read = |k: &str| self.read(IDEMPOTENCY, k, |b| serde_json::from_slice(b).map_err(corrupt));
+        match read(idem_key)? {
+            Some(r) => Ok(Some(r)),
+            None => crate::ids::legacy_idempotency_key(idem_key).map_or(Ok(None), |old| read(&old)),
+        }
     }
 
     async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {

@@ -33,6 +33,7 @@ fn commit(n: u64, today: NaiveDate) -> Commit {
             clr_date: today,
             insuplc_admdvs: "421300".into(),
             mdtrt_admdvs: "360100".into(),
+            fixmedins_code: "H36010000001".into(),
             message: vec![n as u8],
             content_hash: [n as u8; 32],
             totals: PairDelta { count: 1, medfee_fen: 50_000, fund_fen: 20_000, acct_fen: 10_000 },
@@ -148,7 +149,7 @@ async fn a_commit_whose_write_fails_half_way_leaves_nothing_and_a_retry_debits_o
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     assert_eq!(snapshot(&s, today).await, before, "no member, balance, total or journal changed");
     assert_eq!(s.get_settlement(&c.settlement.setl_id).await.unwrap(), None);
-    let idem = crate::ids::idempotency_key("360100", "ATOMIC1");
+    let idem = crate::ids::idempotency_key("360100", "H36010000001", "ATOMIC1");
     assert_eq!(s.lookup_idempotency(c.shard, &idem).await.unwrap(), None);
     // The caller retries with the same msgid once the store works again: debited once.
     s.fail_writes_of(None);

@@ -8,7 +8,8 @@
 --       7 the msgid's index (which shard used it; KEYS[1] again when ARGV[9] is ""),
 --       8.. member hashes (m of them), then the shard's supervision log of the visit's month (a list of
 --       deltas, folded into the month's indicators in the background) and the shard's flagged list of
---       that month
+--       that month, then the msgid's idempotency key as written before issue 29 (KEYS[1] again when
+--       there is none); it is only read
 -- ARGV: 1 content hash (hex), 2 setl_id, 3 settlement record (stored form, see record.rs), 4 clr_date,
 --       5 closed days between today and clr_date (comma-separated, may be empty),
 --       6 "1" when reversing KEYS[6], 7 number of members m, 8 journal entry,
@@ -21,6 +22,10 @@
 --       flagged entry is removed ("" = none)
 local idem = redis.call('GET', KEYS[1])
 if idem == 'FENCED' then return {'FENCED'} end
+if not idem then
+  local legacy = redis.call('GET', KEYS[10 + tonumber(ARGV[7])])
+  if legacy ~= 'FENCED' then idem = legacy end
+end
 if idem then
   local h, sid = string.match(idem, '^(%x+) (.+)$')
   if h ~= ARGV[1] then return {'MISMATCH'} end

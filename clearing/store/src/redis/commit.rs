@@ -104,6 +104,9 @@ impl RedisStore {
         let sv = s.supervision.as_ref().unwrap_or(&none);
         let month = if sv.month.is_empty() { "-" } else { sv.month.as_str() };
         inv.key(sv_log_key(c.shard, month)).key(flagged_key(c.shard, month));
+        // The msgid's key before issue 29 (or the key again): an answer stored under it still answers.
+        let legacy = crate::ids::legacy_idempotency_key(idem).unwrap_or_else(|| idem.to_string());
+        inv.key(idem_key(c.shard, &legacy));
         inv.arg(if sv.month.is_empty() { String::new() } else { sv.encode_logged() });
         inv.arg(sv.flagged.as_deref().unwrap_or("")).arg(sv.unflag.as_deref().unwrap_or(""));
         Ok(inv)

@@ -45,6 +45,8 @@ pub fn commit_script_keys(member: &MemberKey, id: &str, date: NaiveDate, month: 
         member_key(member),
         sv_log_key(shard, month),
         flagged_key(shard, month),
+        // The msgid's key before issue 29: none for this id, so the key again.
+        idem_key(shard, id),
     ]
 }
 

@@ -57,9 +57,13 @@ impl Store for RedisStore {
     }
 
     async fn lookup_idempotency(&self, shard: u16, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let k = idem_key(shard, key);
-        let v: Option<String> = self.query(::redis::cmd("GET").arg(&k)).await?;
-        parse_idempotency(v)
+        let Some(old) = crate::ids::legacy_idempotency_key(key) else {
+            return parse_idempotency(self.query(::redis::cmd("GET").arg(idem_key(shard, key))).await?);
+        };
+        // The key, and the key before issue 29 (same shard, same slot), in one round trip.
+        let (new, old): (Option<String>, Option<String>) =
+            self.query(::redis::cmd("MGET").arg(idem_key(shard, key)).arg(idem_key(shard, &old))).await?;
+        Ok(parse_idempotency(new)?.or(parse_idempotency(old)?))
     }
 
     async fn get_settlement(&self, setl_id: &str) -> Result<Option<SettlementRecord>, StoreError> {
@@ -84,13 +88,14 @@ impl Store for RedisStore {
         }
         // One pipeline: both keys carry the shard's hash tag, so this works on a cluster too.
         let mut pipe = ::redis::pipe();
-        pipe.cmd("HGETALL").arg(&k).cmd("GET").arg(idem_key(shard, msgid));
-        let (fields, idem): (HashMap<String, String>, Option<String>) = self.query_pipe(&pipe).await?;
+        let old = crate::ids::legacy_idempotency_key(msgid).unwrap_or_else(|| msgid.to_string());
+        pipe.cmd("HGETALL").arg(&k).cmd("MGET").arg(idem_key(shard, msgid)).arg(idem_key(shard, &old));
+        let (fields, (idem, legacy)): (HashMap<String, String>, (Option<String>, Option<String>)) = self.query_pipe(&pipe).await?;
         let m = member_from_fields(key, fields)?.map(Arc::new);
         if let Some(m) = &m {
             self.members.put(k, m.clone());
         }
-        Ok((m, MsgidRead::of(parse_idempotency(idem)?)))
+        Ok((m, MsgidRead::of(parse_idempotency(idem)?.or(parse_idempotency(legacy)?))))
     }
 
     async fn open_window(&self, shard: u16, today: NaiveDate) -> Result<NaiveDate, StoreError> {
@@ -111,7 +116,7 @@ impl Store for RedisStore {
         // through the hold saga.
         let (local, remote): (Vec<&MemberChange>, Vec<&MemberChange>) =
             c.members.iter().partition(|m| !self.cluster || member_shard(&m.key) == c.shard);
-        let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.msgid);
+        let idem = crate::ids::idempotency_key(&s.mdtrt_admdvs, &s.fixmedins_code, &s.msgid);
         if self.cluster && !self.claim_msgid(&idem, c.shard).await? {
             return Ok(CommitOutcome::IdempotencyMismatch);
         }
