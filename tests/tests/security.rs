@@ -1,4 +1,4 @@
-//! Mutual TLS and the authorization matrix (clearing/src/authz.rs), over real TLS connections to the
+//! Mutual TLS and the authorization matrix (clearing/edge/src/authz.rs), over real TLS connections to the
 //! real binaries, with certificates generated here. Also: plain text is refused off loopback and
 //! without `--plaintext`, and strangers (no certificate, another CA, an expired certificate) get nowhere.
 

@@ -386,6 +386,31 @@ async fn conformance<S: Store>(s: &S, tag: &str) {
     s.add_indicators(shard, "202302", &[("i|360100|H36010000001|n".into(), 5)]).await.unwrap();
     s.add_indicators(shard + 1, "202302", &[("i|360100|H36010000001|n".into(), 2)]).await.unwrap();
     assert_eq!(added(s.indicators("202302").await.unwrap()).into_iter().collect::<Vec<_>>(), [("i|360100|H36010000001|n".to_string(), 7)]);
+
+    // A msgid is the institution's (issue 29): two institutions of one region may use the same one …
+    let day = s.open_window(shard, today()).await.unwrap();
+    let at = |code: &str, n: u64, hash: u8| SettlementRecord {
+        fixmedins_code: code.into(),
+        ..record(&sid(shard, n), &format!("{tag}MSG"), hash, day, 1, 0)
+    };
+    let one = |r: SettlementRecord| Commit { shard, settlement: r, members: vec![change(&k, None, 1, 0)], reverses: None };
+    assert_eq!(s.commit(one(at("H36010000001", 40, 40)), today()).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(s.commit(one(at("H36010000002", 41, 41)), today()).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(s.commit(one(at("H36010000002", 42, 42)), today()).await.unwrap(), CommitOutcome::IdempotencyMismatch);
+    // … and an answer stored before, under `<mdtrt>:<msgid>` (as a record without an institution is
+    // still keyed), keeps answering its resends, which now name the institution.
+    let old = at("", 50, 50);
+    let old = SettlementRecord { msgid: format!("{tag}OLD"), ..old };
+    assert_eq!(s.commit(one(old.clone()), today()).await.unwrap(), CommitOutcome::Committed);
+    let resend = SettlementRecord { fixmedins_code: "H36010000001".into(), setl_id: sid(shard, 51), ..old.clone() };
+    assert_eq!(s.commit(one(resend.clone()), today()).await.unwrap(), CommitOutcome::Replayed(Box::new(old.clone())));
+    let key = clearing_service::ids::idempotency_key("360100", "H36010000001", &old.msgid);
+    assert_eq!(
+        s.lookup_idempotency(shard, &key).await.unwrap(),
+        Some(IdempotencyRecord { content_hash: [50; 32], setl_id: old.setl_id.clone() })
+    );
+    let changed = SettlementRecord { content_hash: [52; 32], setl_id: sid(shard, 52), ..resend };
+    assert_eq!(s.commit(one(changed), today()).await.unwrap(), CommitOutcome::IdempotencyMismatch);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

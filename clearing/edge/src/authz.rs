@@ -6,25 +6,13 @@
 //! platform), `urn:clearinghouse:insured:360100`, `urn:clearinghouse:national:000000`. A province code
 //! covers every region of the province.
 //!
-//! | RPC | mdtrt | insured | platform | national | operator | clearing |
-//! |---|---|---|---|---|---|---|
-//! | SettleClaim, PreviewClaim | claim's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
-//! | ReverseClaim | original's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
-//! | GetSettlement | either side in region | either side in region | either side in region | all | – | – |
-//! | UpsertMember, GetMember | – | `insuplc_admdvs` in region | as insured | – | – | – |
-//! | GetMember of a member filed for the caller's region or with an open visit there (1101 at the treating institution) | a filing in force today, or an open visit, overlaps region | – | as mdtrt | – | – | – |
-//! | UpsertInstitution | institution's region in region | – | as mdtrt | – | – | – |
-//! | RegisterVisit, UploadFeeDetails, CancelFeeDetails, CancelVisit, SettleVisit, PreviewVisit, GetVisit | visit's `mdtrt_admdvs` in region | – | as mdtrt | – | – | – |
-//! | CreditAccounts, CloseAccount | – | `insuplc_admdvs` in region | as insured | all | – | – |
-//! | ListRegions, GetPolicy, ListCatalogueItems, GetInstitution | yes | yes | yes | yes | yes | yes |
-//! | ReconcileTotals, ReconcileDetail | `mdtrt_admdvs` in region | – | as mdtrt | all | – | – |
-//! | CloseWindow, AcknowledgeSettlement, SetAdvance | – | – | – | yes | – | – |
-//! | ListWindows, GetWindow, GetNettingReport, GetAdvancePositions, GetMonthlyStatement | – | – | – | yes | yes | – |
-//! | Supervision ListFlaggedSettlements, GetIndicators | own institutions and pairs, their flagged claims without person numbers of members insured elsewhere | own members' pairs and flagged claims | both | all | all, no person numbers | – | – |
-//! | RegionAdapter PriceLines, ApplyPolicy | – | – | – | – | – | yes |
-//! | RegionAdapter ListRegions, GetPolicy, ListCatalogueItems | yes | yes | yes | yes | yes | yes |
+//! The matrix is the README's (Security, "Authorization matrix"); `allowed` below is its one
+//! implementation. In short: `institution` acts like `mdtrt` within its region but only as the
+//! institutions its credential names (settle, preview, reverse, read, visits, reconcile) and never
+//! writes the institution list or reads supervision; `platform` is both `mdtrt` and `insured`.
 //!
-//! Roles: `mdtrt` a service-location platform (就医地), `insured` an insured-side platform (参保地),
+//! Roles: `institution` one or more designated institutions (a HIS: `urn:clearinghouse:institution:
+//! <admdvs>:<code>[,<code>…]`), `mdtrt` a service-location platform (就医地), `insured` an insured-side platform (参保地),
 //! `platform` a provincial platform that is both, `national` the national netting role, `operator`
 //! the clearinghouse's operators (read-only, no personal data), `clearing` the clearing service
 //! calling region adapters, `gateway` the national gateway (below). A refusal is `PERMISSION_DENIED`, nothing is written, and one audit line
@@ -306,7 +294,7 @@ fn overlaps(a: Admdvs, b: Admdvs) -> bool {
     a.covers(b) || b.covers(a)
 }
 
-/// The matrix (see the table above).
+/// The matrix (the README's Security section, "Authorization matrix").
 pub fn allowed(id: &Identity, action: &Action<'_>) -> bool {
     use Role::*;
     let r = id.region;

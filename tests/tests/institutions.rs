@@ -1,0 +1,199 @@
+//! Callers bound to institutions (issue 29): a HIS's token (role `institution`) and an institution's
+//! certificate act only as their own institutions — settle, preview, register, read, reverse and
+//! reconcile — and learn nothing of a neighbour's settlements and visits. Clearing runs on Redis behind
+//! mutual TLS; the gateway forwards with its own certificate.
+
+use proto::v1 as pb;
+use proto::v1::catalogue_client::CatalogueClient;
+use proto::v1::clearing_client::ClearingClient;
+use proto::v1::netting_client::NettingClient;
+use proto::v1::registry_client::RegistryClient;
+use serde_json::json;
+use tests::gateway::*;
+use tests::pki::{Pki, tls_channel};
+use tests::*;
+use tonic::Code;
+
+const A: &str = "H36010000001";
+const B: &str = "H36010000002";
+
+fn at(code: &str) -> Where {
+    Where { mdtrtarea_admvs: "360100".into(), insuplc_admdvs: "421300".into(), fixmedins_code: code.into() }
+}
+
+/// A claim of `psn_no` at institution `code` of Nanchang (A is listed at level 3, B at level 2).
+fn claim_at(msgid: &str, psn_no: &str, code: &str, yuan: u32) -> pb::Claim {
+    let lv = if code == A { 3 } else { 2 };
+    let mut k = claim(msgid, "421300", psn_no, "360100", lv, "2024-03-12", yuan);
+    k.fixmedins_code = code.into();
+    k
+}
+
+/// `err_msg` with the id it names replaced, to compare the answer for a hidden object with the answer
+/// for one that does not exist.
+fn shape(r: &Reply, id: &str) -> (u16, i64, String) {
+    (r.status, r.infcode(), r.err_msg().replace(id, "<id>"))
+}
+
+/// A well-formed id of the same shard that names nothing.
+fn absent(id: &str) -> String {
+    let last = if id.ends_with('0') { '1' } else { '0' };
+    format!("{}{last}", &id[..id.len() - 1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_institution_acts_only_as_itself_through_the_gateway_and_over_grpc() {
+    let r = Redis::start();
+    let pki = Pki::new("clearinghouse");
+    let mut args = pki.server_args(&pki.server("clearing"));
+    args.extend(["--store".into(), "redis".into(), "--redis-url".into(), r.url()]);
+    let c = Clearing::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let gw_cert = pki.client("national-gateway", Some("gateway:000000"), false);
+    let dir = tempfile::tempdir().unwrap();
+    let paas = paas_file(
+        dir.path(),
+        &[("his_a", &format!("institution:{A}"), "360100"), ("his_b", &format!("institution:{B}"), "360100"), ("jx", "platform", "360000")],
+    );
+    let g = Gateway::start(
+        &format!("https://localhost:{}", c.addr.port()),
+        &paas,
+        &[
+            "--clearing-tls-ca",
+            pki.ca().to_str().unwrap(),
+            "--clearing-tls-cert",
+            gw_cert.cert.to_str().unwrap(),
+            "--clearing-tls-key",
+            gw_cert.key.to_str().unwrap(),
+        ],
+    );
+    let (his_a, his_b, jx) = (His::new(&g.url(), "his_a"), His::new(&g.url(), "his_b"), His::new(&g.url(), "jx"));
+    let hubei = tls_channel(c.addr, &pki.ca(), Some(&pki.client("hubei-platform", Some("platform:420000"), false))).await.unwrap();
+    for p in ["INST1", "INST2"] {
+        RegistryClient::new(hubei.clone()).upsert_member(funded(member("421300", p, "11", &["360000"]), "300.00")).await.unwrap();
+    }
+
+    // Each HIS settles as itself; the same msgid at two institutions is two messages (the msgid key is
+    // the institution's), and the platform settles for any listed institution of its region.
+    let sa = his_a.call("2207", "SAME-1", &at(A), national_input(&claim_at("SAME-1", "INST1", A, 100), false)).await.ok();
+    let sb = his_b.call("2207", "SAME-1", &at(B), national_input(&claim_at("SAME-1", "INST1", B, 200), false)).await.ok();
+    let (setl_a, setl_b) = (sa.setl("setl_id"), sb.setl("setl_id"));
+    assert_ne!(setl_a, setl_b);
+    jx.call("2207", "JX-1", &at(B), national_input(&claim_at("JX-1", "INST2", B, 50), false)).await.ok();
+
+    // A's token cannot act as B in any transaction: refused before clearing is called, and audited.
+    let as_b = [
+        ("2206", national_input(&claim_at("X-1", "INST1", B, 10), false)),
+        ("2207", national_input(&claim_at("X-2", "INST1", B, 10), false)),
+        ("2201", json!({ "data": { "psn_no": "INST1", "insutype": "310", "begntime": "2024-03-12 10:00:00", "med_type": "11" } })),
+        ("2208", json!({ "data": { "setl_id": setl_b } })),
+        ("3202", json!({ "data": { "stmt_begndate": "2024-03-12" }, "detail": [] })),
+    ];
+    for (infno, input) in as_b {
+        let r = his_a.call(infno, &format!("AS-B-{infno}"), &at(B), input).await;
+        assert_eq!((r.status, r.infcode()), (403, -1), "{infno}: {}", r.body);
+        assert!(r.err_msg().starts_with("fixmedins_code:"), "{infno}: {}", r.err_msg());
+    }
+    assert!(g.log().contains("acting as another institution refused"), "the refusal is audited");
+
+    // As itself, A cannot reach B's settlement: 2208 on it is answered exactly like an id that names
+    // nothing, and nothing is reversed.
+    let hidden = his_a.call("2208", "REV-B", &at(A), json!({ "data": { "setl_id": setl_b } })).await;
+    let missing_id = absent(&setl_b);
+    let missing = his_a.call("2208", "REV-NONE", &at(A), json!({ "data": { "setl_id": missing_id } })).await;
+    assert_eq!(shape(&hidden, &setl_b), shape(&missing, &missing_id), "{} vs {}", hidden.body, missing.body);
+    his_b.call("2208", "REV-B2", &at(B), json!({ "data": { "setl_id": setl_b } })).await.ok();
+
+    // 3202 with an empty list names A's own settlement as missing there, never B's.
+    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive().to_string();
+    let r = his_a.call("3202", "REC-A", &at(A), json!({ "data": { "stmt_begndate": today }, "detail": [] })).await.ok();
+    let listed: Vec<&str> = r.output()["differences"].as_array().unwrap().iter().map(|d| d["setl_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [setl_a.as_str()], "{}", r.body);
+    // 3201: A's totals are A's settlement alone.
+    let totals = json!({ "data": { "stmt_begndate": today, "medfee_sumamt": sa.setl("medfee_sumamt"),
+        "fund_pay_sumamt": sa.setl("fund_pay_sumamt"), "acct_pay": sa.setl("acct_pay"), "fixmedins_setl_cnt": 1 } });
+    assert_eq!(his_a.call("3201", "TOT-A", &at(A), totals).await.ok().output()["stmtinfo"]["stmt_rslt"], "0");
+
+    // B's visit: A cannot upload to it, settle or cancel it; the answers are those for a visit that
+    // does not exist.
+    let reg = his_b
+        .call(
+            "2201",
+            "REG-B",
+            &at(B),
+            json!({ "data": { "psn_no": "INST2", "insutype": "310", "begntime": "2024-03-12 10:00:00", "med_type": "11" } }),
+        )
+        .await
+        .ok();
+    let mdtrt_id = reg.output()["data"]["mdtrt_id"].as_str().unwrap().to_string();
+    let no_visit = absent(&mdtrt_id);
+    let detail = |id: &str| {
+        json!({ "feedetail": [{ "feedetl_sn": "0001", "mdtrt_id": id, "chrg_bchno": "B1", "med_list_codg": CLASS_A_NO_CAP,
+            "cnt": "1", "pric": "10.00", "det_item_fee_sumamt": "10.00", "fee_ocur_time": "2024-03-12 10:00:00" }] })
+    };
+    let up_hidden = his_a.call("2204", "UP-B", &at(A), detail(&mdtrt_id)).await;
+    let up_missing = his_a.call("2204", "UP-NONE", &at(A), detail(&no_visit)).await;
+    assert_eq!(up_hidden.infcode(), -1, "{}", up_hidden.body);
+    assert_eq!(shape(&up_hidden, &mdtrt_id), shape(&up_missing, &no_visit));
+    let cancel = |id: &str| json!({ "data": { "mdtrt_id": id, "psn_no": "INST2" } });
+    let c_hidden = his_a.call("2202", "CAN-B", &at(A), cancel(&mdtrt_id)).await;
+    let c_missing = his_a.call("2202", "CAN-NONE", &at(A), cancel(&no_visit)).await;
+    assert_eq!(shape(&c_hidden, &mdtrt_id), shape(&c_missing, &no_visit));
+    his_b.call("2204", "UP-B2", &at(B), detail(&mdtrt_id)).await.ok();
+
+    // Over gRPC with an institution's certificate: the same rules.
+    let cert = pki.client("his-a", Some(&format!("institution:360100:{A}")), false);
+    let ch = tls_channel(c.addr, &pki.ca(), Some(&cert)).await.unwrap();
+    let mut cl = ClearingClient::new(ch.clone());
+    let e = cl.settle_claim(claim_at("G-1", "INST1", B, 10)).await.unwrap_err();
+    assert_eq!((e.code(), bad_fields(&e)), (Code::PermissionDenied, vec!["fixmedins_code".to_string()]), "{e:?}");
+    let e = cl.preview_claim(claim_at("G-2", "INST1", B, 10)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let own = cl.settle_claim(claim_at("G-3", "INST1", A, 10)).await.unwrap().into_inner();
+    assert_eq!(
+        cl.get_settlement(pb::GetSettlementRequest { setl_id: own.setl_id.clone() }).await.unwrap().into_inner().setl_id,
+        own.setl_id
+    );
+    let get = |id: &str| pb::GetSettlementRequest { setl_id: id.into() };
+    let (h, m) = (cl.get_settlement(get(&setl_b)).await.unwrap_err(), cl.get_settlement(get(&missing_id)).await.unwrap_err());
+    assert_eq!((h.code(), h.message().replace(&setl_b, "<id>")), (m.code(), m.message().replace(&missing_id, "<id>")));
+    let rev = |id: &str| pb::ReverseClaimRequest { setl_id: id.into(), msgid: format!("G-REV-{id}"), ..Default::default() };
+    let (h, m) = (cl.reverse_claim(rev(&setl_a)).await, cl.reverse_claim(rev(&missing_id)).await.unwrap_err());
+    assert!(h.is_ok(), "A reverses its own: {h:?}");
+    let h = cl.reverse_claim(rev(&sb.setl("setl_id"))).await.unwrap_err();
+    assert_eq!((h.code(), h.message().replace(&setl_b, "<id>")), (m.code(), m.message().replace(&missing_id, "<id>")));
+    let visit = cl.get_visit(pb::GetVisitRequest { mdtrt_id: mdtrt_id.clone() }).await.unwrap_err();
+    assert_eq!(visit.code(), Code::NotFound);
+    // Reconciliation names its institution; the whole service location is the platform's.
+    let mut n = NettingClient::new(ch.clone());
+    let zero = || "0.00".to_string();
+    let whole = pb::ReconcileTotalsRequest {
+        clr_date: today.clone(),
+        mdtrt_admdvs: "360100".into(),
+        medfee_sumamt: zero(),
+        fund_pay_sumamt: zero(),
+        acct_pay: zero(),
+        ..Default::default()
+    };
+    assert_eq!(n.reconcile_totals(whole.clone()).await.unwrap_err().code(), Code::PermissionDenied);
+    let mine = pb::ReconcileTotalsRequest { fixmedins_code: A.into(), ..whole };
+    let r = n.reconcile_totals(mine).await.unwrap().into_inner();
+    assert_eq!(
+        r.differences.iter().find(|d| d.field == "count").map(|d| d.ours.as_str()),
+        Some("1"),
+        "A's settlement, its reversal and G-3: {r:?}"
+    );
+    // An institution does not write the list (its own level least of all).
+    let relist = pb::Institution {
+        fixmedins_code: A.into(),
+        fixmedins_name: "x".into(),
+        fixmedins_type: "1".into(),
+        hosp_lv: 1,
+        ..Default::default()
+    };
+    assert_eq!(CatalogueClient::new(ch).upsert_institution(relist).await.unwrap_err().code(), Code::PermissionDenied);
+    // A certificate naming an institution outside its region carries no identity.
+    let bad = pki.client("his-x", Some(&format!("institution:420000:{A}")), false);
+    let e =
+        ClearingClient::new(tls_channel(c.addr, &pki.ca(), Some(&bad)).await.unwrap()).settle_claim(claim_at("G-4", "INST1", A, 10)).await;
+    assert_eq!(e.unwrap_err().code(), Code::PermissionDenied);
+}
