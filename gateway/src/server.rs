@@ -494,7 +494,19 @@ async fn accept_loop(
                     serve_connection(&builder, TokioIo::new(tcp), service, stop).await
                 }
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => serve_connection(&builder, TokioIo::new(stream), service, stop).await,
+                    Ok(Ok(stream)) => {
+                        // The same after the handshake: the first request's bytes within the header
+                        // timeout, or the connection goes (what was read is served from the buffer).
+                        let mut stream = tokio::io::BufReader::new(stream);
+                        match tokio::time::timeout(header_read, tokio::io::AsyncBufReadExt::fill_buf(&mut stream)).await {
+                            Ok(Ok(b)) if !b.is_empty() => {}
+                            _ => {
+                                tracing::debug!(%peer, "closed: nothing sent after the TLS handshake");
+                                return;
+                            }
+                        }
+                        serve_connection(&builder, TokioIo::new(stream), service, stop).await
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         return;

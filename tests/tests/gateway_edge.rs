@@ -200,3 +200,51 @@ async fn a_caller_over_its_rate_gets_429_and_then_is_answered_again() {
     })
     .await;
 }
+
+/// Over HTTPS, a client that completes the TLS handshake and then sends nothing is closed after the
+/// header timeout like a plain one; one that sends its request after the handshake is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_a_client_silent_after_the_handshake_is_closed() {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    let pki = tests::pki::Pki::new("gateway-edge");
+    let server = pki.server("gateway");
+    let (_c, g, _dir) = start("1", &["--tls-cert", server.cert.to_str().unwrap(), "--tls-key", server.key.to_str().unwrap()]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(pki.ca()).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let connect = || async {
+        let tcp = TcpStream::connect(g.addr).await.unwrap();
+        connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+    };
+    let until_eof = |mut tls: tokio_rustls::client::TlsStream<TcpStream>| async move {
+        let mut got = Vec::new();
+        let done = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        done.ok().map(|_| String::from_utf8_lossy(&got).into_owned())
+    };
+    let silent = connect().await;
+    assert_eq!(until_eof(silent).await.as_deref(), Some(""), "closed without a word after the header timeout");
+    // A request sent after the handshake is served (what was read while waiting is not lost).
+    let mut talking = connect().await;
+    talking.write_all(&head(2, false)).await.unwrap();
+    talking.write_all(b"{}").await.unwrap();
+    let answer = until_eof(talking).await.expect("answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}

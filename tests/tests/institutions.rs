@@ -80,6 +80,15 @@ async fn an_institution_acts_only_as_itself_through_the_gateway_and_over_grpc() 
     assert_ne!(setl_a, setl_b);
     jx.call("2207", "JX-1", &at(B), national_input(&claim_at("JX-1", "INST2", B, 50), false)).await.ok();
 
+    // 1101 at the treating institution: a member filed for its region is read, another is not.
+    let m = his_a.call("1101", "Q-1", &at(A), json!({ "data": { "psn_no": "INST1" } })).await.ok();
+    assert_eq!(m.output()["baseinfo"]["psn_no"], "INST1");
+    RegistryClient::new(hubei.clone()).upsert_member(member("421300", "INST3", "11", &[])).await.unwrap();
+    let unfiled = his_a.call("1101", "Q-2", &at(A), json!({ "data": { "psn_no": "INST3" } })).await;
+    let nobody = his_a.call("1101", "Q-3", &at(A), json!({ "data": { "psn_no": "INST9" } })).await;
+    assert_eq!(shape(&unfiled, "INST3"), shape(&nobody, "INST9"), "{}", unfiled.body);
+    assert_eq!(unfiled.infcode(), -1);
+
     // A's token cannot act as B in any transaction: refused before clearing is called, and audited.
     let as_b = [
         ("2206", national_input(&claim_at("X-1", "INST1", B, 10), false)),

@@ -4,7 +4,7 @@
 use crate::core::{Clearinghouse, settlement_not_found};
 use crate::routing::remote::CallCtx;
 use crate::settlement::settle::Mode;
-use crate::store::{MemberKey, Store};
+use crate::store::{MemberKey, MemberRecord, Store};
 use crate::wire;
 use clearing_edge::authz::{self, Action, Caller, Gate};
 use clearing_edge::error::ServiceError;
@@ -44,9 +44,13 @@ impl<S: Store> Api<S> {
         if authz::permits(caller, &Action::ReadMember { insured }) {
             return Ok(true);
         }
-        let Some(rec) = self.core.store.load_member(&MemberKey::new(insured, psn_no)).await? else {
-            return Ok(false);
-        };
+        let rec = self.core.store.load_member(&MemberKey::new(insured, psn_no)).await?;
+        self.may_read_as_service_location(caller, rec.as_ref()).await
+    }
+
+    /// The service-location half of 1101's rule, for a member already read (none: may not).
+    async fn may_read_as_service_location(&self, caller: &Caller, rec: Option<&MemberRecord>) -> Result<bool, ServiceError> {
+        let Some(rec) = rec else { return Ok(false) };
         let today = crate::calendar::today();
         let mut filed: Vec<Admdvs> = rec
             .filings
@@ -54,7 +58,8 @@ impl<S: Store> Api<S> {
             .filter(|f| f.begndate <= today && f.enddate.is_none_or(|e| today <= e))
             .filter_map(|f| Admdvs::parse(&f.mdtrt_admdvs))
             .collect();
-        filed.extend(self.core.open_visit_regions(insured, psn_no).await?);
+        // An open visit at the service location counts like a filing for it.
+        filed.extend(self.core.open_visit_regions(&rec.key.insuplc_admdvs, &rec.key.psn_no).await?);
         Ok(authz::permits(caller, &Action::ReadFiledMember { filed: &filed }))
     }
 
@@ -266,16 +271,14 @@ impl<S: Store> Registry for Api<S> {
         let _slot = self.gate.admit(&caller).map_err(Status::from)?;
         let q = req.get_ref();
         let insured = Action::ReadMember { insured: &q.insuplc_admdvs };
-        // The insured region's platform reads its members. A service location's platform (the treating
-        // institution's 1101) reads only a member who has filed for its region or has an open visit
-        // there; any other member is answered exactly like one that does not exist.
-        let as_service_location = match &caller {
-            Caller::Verified(id) if !authz::allowed(id, &insured) && matches!(id.role, authz::Role::Mdtrt | authz::Role::Platform) => true,
-            _ => {
-                authz::require(&caller, "GetMember", insured)?;
-                false
-            }
-        };
+        // The insured region's platform reads its members. A service location (its platform, or the
+        // treating institution: 1101) reads only a member who has filed for its region or has an open
+        // visit there; any other member is answered exactly like one that does not exist.
+        let service_location = matches!(caller, Caller::Verified(ref id)
+            if !authz::allowed(id, &insured) && matches!(id.role, authz::Role::Mdtrt | authz::Role::Platform | authz::Role::Institution));
+        if !service_location {
+            authz::require(&caller, "GetMember", insured)?;
+        }
         let r = async {
             let mut v = Violations::default();
             fields::check_psn_no(&mut v, "psn_no", &q.psn_no);
@@ -285,19 +288,9 @@ impl<S: Store> Registry for Api<S> {
             v.into_result(())?;
             let not_found = || ServiceError::NotFound { what: "member".into(), field: "psn_no".into() };
             let rec = self.core.store.load_member(&MemberKey::new(&q.insuplc_admdvs, &q.psn_no)).await?;
-            if as_service_location {
-                let today = crate::calendar::today();
-                let mut filed: Vec<Admdvs> = rec
-                    .iter()
-                    .flat_map(|m| &m.filings)
-                    .filter(|f| f.begndate <= today && f.enddate.is_none_or(|e| today <= e))
-                    .filter_map(|f| Admdvs::parse(&f.mdtrt_admdvs))
-                    .collect();
-                // An open visit at the service location counts like a filing for it.
-                if rec.is_some() {
-                    filed.extend(self.core.open_visit_regions(&q.insuplc_admdvs, &q.psn_no).await?);
-                }
-                authz::require_or_hide(&caller, "GetMember", Action::ReadFiledMember { filed: &filed }, not_found)?;
+            if service_location && !self.may_read_as_service_location(&caller, rec.as_ref()).await? {
+                // No filing or visit here: refused (audited) and answered like a missing member.
+                authz::require_or_hide(&caller, "GetMember", Action::ReadFiledMember { filed: &[] }, not_found)?;
             }
             let rec = rec.ok_or_else(not_found)?;
             Ok(wire::member_to_pb(&rec, q.year))
