@@ -8,7 +8,9 @@
 //! nonces out (which would let them be replayed) nor grow the store without limit; a caller at its
 //! bound is answered 429 until its oldest nonces expire. With Redis configured the keyspace is one
 //! sorted set per paasid, `gw:nonces:{<paasid>}` (nonce → expiry, `nonce.lua`), shared by every
-//! replica; otherwise a map per paasid in this process (one replica, or sticky sessions).
+//! replica; otherwise a map per paasid in this process (one replica, or sticky sessions). For
+//! `LEGACY_NONCE_KEYS_FOR` after start a gateway on Redis also sets and honours the key of the builds
+//! before (`gw:nonce:<paasid>:<nonce>`), so that a rolling update leaves no replay window.
 
 use crate::paas::{Paas, SharedTable};
 use sha2::{Digest, Sha256};
@@ -76,9 +78,15 @@ pub fn signature(timestamp: &str, token: &[u8], nonce: &str) -> String {
 /// Where used nonces are remembered.
 pub enum Nonces {
     Memory(Mutex<HashMap<String, MemoryNonces>>),
-    Redis(redis::aio::ConnectionManager, redis::Script),
-    Cluster(redis::cluster_async::ClusterConnection, redis::Script),
+    Redis(redis::aio::ConnectionManager, redis::Script, Instant),
+    Cluster(redis::cluster_async::ClusterConnection, redis::Script, Instant),
 }
+
+/// How long after start a gateway also honours (and writes) the nonce keys of the builds before issue
+/// 29, `gw:nonce:<paasid>:<nonce>`: replicas of both builds share Redis during a rolling update, and a
+/// nonce either used must be refused by both. Past twice the longest timestamp window those keys have
+/// expired.
+pub const LEGACY_NONCE_KEYS_FOR: Duration = Duration::from_secs(20 * 60);
 
 /// One paasid's nonces in this process: nonce → expiry, and the same in order of expiry.
 #[derive(Default)]
@@ -100,10 +108,10 @@ impl Nonces {
         Nonces::Memory(Mutex::new(HashMap::new()))
     }
     pub fn redis(c: redis::aio::ConnectionManager) -> Nonces {
-        Nonces::Redis(c, redis::Script::new(include_str!("nonce.lua")))
+        Nonces::Redis(c, redis::Script::new(include_str!("nonce.lua")), Instant::now() + LEGACY_NONCE_KEYS_FOR)
     }
     pub fn cluster(c: redis::cluster_async::ClusterConnection) -> Nonces {
-        Nonces::Cluster(c, redis::Script::new(include_str!("nonce.lua")))
+        Nonces::Cluster(c, redis::Script::new(include_str!("nonce.lua")), Instant::now() + LEGACY_NONCE_KEYS_FOR)
     }
 
     /// The Redis key of a paasid's nonces (its own slot on a cluster).
@@ -132,23 +140,37 @@ impl Nonces {
                 mine.order.push_back((now + ttl, nonce.to_string()));
                 Ok(Use::First)
             }
-            Nonces::Redis(_, script) | Nonces::Cluster(_, script) => {
+            Nonces::Redis(_, script, legacy_until) | Nonces::Cluster(_, script, legacy_until) => {
+                let unavailable = |e: redis::RedisError| {
+                    tracing::warn!(error = %e, "nonce store unavailable");
+                    Refusal::NonceStoreUnavailable
+                };
                 let mut inv = script.prepare_invoke();
                 inv.key(Self::redis_key(paasid)).arg(nonce).arg(ttl.as_millis() as u64).arg(MAX_NONCES_PER_PAASID);
-                let r: Result<i64, redis::RedisError> = match self {
-                    Nonces::Redis(c, _) => inv.invoke_async(&mut c.clone()).await,
-                    Nonces::Cluster(c, _) => inv.invoke_async(&mut c.clone()).await,
+                let r: i64 = match self {
+                    Nonces::Redis(c, ..) => inv.invoke_async(&mut c.clone()).await,
+                    Nonces::Cluster(c, ..) => inv.invoke_async(&mut c.clone()).await,
                     Nonces::Memory(_) => unreachable!("matched above"),
-                };
-                match r {
-                    Ok(1) => Ok(Use::First),
-                    Ok(0) => Ok(Use::Replayed),
-                    Ok(_) => Ok(Use::Full),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "nonce store unavailable");
-                        Err(Refusal::NonceStoreUnavailable)
-                    }
                 }
+                .map_err(unavailable)?;
+                let verdict = match r {
+                    1 => Use::First,
+                    0 => Use::Replayed,
+                    _ => Use::Full,
+                };
+                if verdict != Use::First || Instant::now() >= *legacy_until {
+                    return Ok(verdict);
+                }
+                // Soon after start: the key an older replica writes and reads, too.
+                let mut old = redis::cmd("SET");
+                old.arg(format!("gw:nonce:{paasid}:{nonce}")).arg(1).arg("NX").arg("EX").arg(ttl.as_secs().max(1));
+                let set: Option<String> = match self {
+                    Nonces::Redis(c, ..) => old.query_async(&mut c.clone()).await,
+                    Nonces::Cluster(c, ..) => old.query_async(&mut c.clone()).await,
+                    Nonces::Memory(_) => unreachable!("matched above"),
+                }
+                .map_err(unavailable)?;
+                Ok(if set.is_some() { Use::First } else { Use::Replayed })
             }
         }
     }

@@ -362,6 +362,18 @@ async fn replicas_on_redis_share_nonces_and_a_killed_gateway_loses_nothing() {
         std::future::ready(b.log().contains("reason=x-tif-nonce already used").then_some(()))
     })
     .await;
+    // The nonces are the paasid's own keyspace; soon after start a replica also writes and honours the
+    // key of the builds before (a rolling update leaves no replay window in either direction).
+    assert_eq!(r.cli(&["zcard", "gw:nonces:{jiangxi_platform}"]).trim(), "1");
+    let used_before = nonce();
+    r.cli(&["set", &format!("gw:nonce:jiangxi_platform:{used_before}"), "1", "EX", "600"]);
+    let h2 = x_tif("jiangxi_platform", &token_of("jiangxi_platform"), chrono::Utc::now().timestamp(), &used_before);
+    let body = serde_json::to_vec(&envelope("9001", "N2", &nc, json!({}))).unwrap();
+    assert_eq!(ha.post(&h2, "application/json", body).await.status, 401, "a nonce an older replica recorded");
+    let fresh = nonce();
+    let h3 = x_tif("jiangxi_platform", &token_of("jiangxi_platform"), chrono::Utc::now().timestamp(), &fresh);
+    ha.post(&h3, "application/json", serde_json::to_vec(&envelope("9001", "N3", &nc, json!({}))).unwrap()).await.ok();
+    assert_eq!(r.cli(&["exists", &format!("gw:nonce:jiangxi_platform:{fresh}")]).trim(), "1", "written for older replicas");
 
     // 2207 on Redis equals SettleClaim for the same claim.
     let via_gw = golden_visits("RK", "SZRK0").remove(0);

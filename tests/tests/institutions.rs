@@ -134,6 +134,17 @@ async fn an_institution_acts_only_as_itself_through_the_gateway_and_over_grpc() 
         .await
         .ok();
     let mdtrt_id = reg.output()["data"]["mdtrt_id"].as_str().unwrap().to_string();
+    // The same msgid at A registers A's own visit (a registration's msgid is the institution's too).
+    let reg_a = his_a
+        .call(
+            "2201",
+            "REG-B",
+            &at(A),
+            json!({ "data": { "psn_no": "INST2", "insutype": "310", "begntime": "2024-03-12 10:00:00", "med_type": "11" } }),
+        )
+        .await
+        .ok();
+    assert_ne!(reg_a.output()["data"]["mdtrt_id"].as_str().unwrap(), mdtrt_id);
     let no_visit = absent(&mdtrt_id);
     let detail = |id: &str| {
         json!({ "feedetail": [{ "feedetl_sn": "0001", "mdtrt_id": id, "chrg_bchno": "B1", "med_list_codg": CLASS_A_NO_CAP,

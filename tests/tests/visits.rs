@@ -331,7 +331,7 @@ async fn the_rules_a_his_relies_on_are_kept_and_a_refusal_changes_nothing() {
         assert!(opened <= 10, "no bound on open visits");
     };
     assert_eq!((opened, refused.code()), (10, Code::FailedPrecondition), "{refused:?}");
-    assert!(refused.message().contains("at most 10"), "{refused:?}");
+    assert!(refused.message().contains("the most open visits allowed (10)"), "{refused:?}");
 }
 
 /// Issue 29 item 5: registration is not a side door. A member whose region pays visits elsewhere only

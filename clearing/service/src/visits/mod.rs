@@ -239,9 +239,11 @@ pub(crate) struct OpenVisit {
 use crate::store::features::names::{open_visits as member_visits_key, visit as visit_key};
 
 /// The visit id of a registration: the member's shard, then 22 hex digits of SHA-256(service location,
-/// msgid), so a resent registration finds its visit and any replica can route by the id alone.
-pub fn mdtrt_id_of(insured: &str, psn_no: &str, mdtrt: &str, msgid: &str) -> String {
-    let h = Sha256::digest(format!("{mdtrt}|{msgid}").as_bytes());
+/// institution, msgid), so a resent registration finds its visit, any replica can route by the id
+/// alone, and a msgid is the institution's (issue 29: another institution's registration with the same
+/// msgid is another visit).
+pub fn mdtrt_id_of(insured: &str, psn_no: &str, mdtrt: &str, fixmedins_code: &str, msgid: &str) -> String {
+    let h = Sha256::digest(format!("{mdtrt}|{fixmedins_code}|{msgid}").as_bytes());
     format!("{:02x}{}", shard_of(insured, psn_no), &hex::encode(h)[..22])
 }
 

@@ -81,7 +81,7 @@ impl<S: Store> Clearinghouse<S> {
             return Err(missing());
         }
         let registration = hex::encode(Sha256::digest(prost::Message::encode_to_vec(req)));
-        let mdtrt_id = mdtrt_id_of(&req.insuplc_admdvs, &req.psn_no, &req.mdtrt_admdvs, &req.msgid);
+        let mdtrt_id = mdtrt_id_of(&req.insuplc_admdvs, &req.psn_no, &req.mdtrt_admdvs, &req.fixmedins_code, &req.msgid);
         let shard = shard_of(&req.insuplc_admdvs, &req.psn_no);
         let list_key = member_visits_key(&req.insuplc_admdvs, &req.psn_no);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
@@ -108,9 +108,9 @@ impl<S: Store> Clearinghouse<S> {
                 )));
             }
             if open.len() >= MAX_OPEN_VISITS_PER_MEMBER {
+                // Not how many, nor where: the other visits may be other institutions'.
                 return Err(ServiceError::FailedPrecondition(format!(
-                    "the member has {} open visits (at most {MAX_OPEN_VISITS_PER_MEMBER}): settle or cancel one first",
-                    open.len()
+                    "the member has the most open visits allowed ({MAX_OPEN_VISITS_PER_MEMBER}): an open visit must be settled or cancelled first"
                 )));
             }
             let expires_ms = now + self.visit_ttl().as_millis() as i64;
