@@ -352,11 +352,63 @@ async fn registration_answers_an_unfiled_member_like_a_missing_one() {
     cl.register_visit(registration(&k, "U2-reg")).await.expect("a filed member registers");
 }
 
+/// Issue 30: a chronic-disease visit the national way — 2201 (no medical type: ordinary), 2203 sets 14
+/// and the disease before the details, 2204, 2207 — settles exactly what SettleClaim settles for the same
+/// claim as 14; a 2207 naming another medical type than the visit's is refused, never settled as it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chronic_disease_visit_is_settled_as_its_2203_says_and_never_as_another_type() {
+    let c = Clearing::start();
+    let dir = tempfile::tempdir().unwrap();
+    let g = Gateway::start(&c.url(), &paas_file(dir.path(), &[("hubei_platform", "platform", "420000")]), &[]);
+    let hb = His::new(&g.url(), "hubei_platform");
+    registered(&c, &["NCC1", "NCC2"].iter().map(|p| funded(member("360100", p, "11", &[]), "100.00")).collect::<Vec<_>>()).await;
+    // The claim as SettleClaim takes it: a Nanchang member with hypertension (M03900), in Suizhou.
+    let mut k = claim("CHR-1", "360100", "NCC1", "421300", 3, "2024-03-12", 300);
+    k.med_type = "14".into();
+    k.dise_code = "M03900".into();
+    let mut twin = k.clone();
+    (twin.msgid, twin.psn_no) = ("CHR-G".into(), "NCC2".into());
+    let want = amounts(&c.clearing().await.settle_claim(twin).await.unwrap().into_inner());
+    let w = Where::of(&k);
+    let t = "2024-03-12 10:00:00";
+    let reg = hb.call("2201", "CHR-reg", &w, json!({ "data": { "psn_no": "NCC1", "insutype": "310", "begntime": t } })).await.ok();
+    let id = reg.output()["data"]["mdtrt_id"].as_str().unwrap().to_string();
+    let info = |med_type: &str, dise: &str| {
+        json!({ "mdtrtinfo": { "mdtrt_id": id, "psn_no": "NCC1", "med_type": med_type, "begntime": t, "dise_codg": dise, "dise_name": "" },
+                "diseinfo": [{ "diag_type": "1", "diag_srt_no": 1, "diag_code": "I10.x00", "diag_name": "", "diag_dept": "", "dise_dor_no": "D1",
+                               "dise_dor_name": "", "diag_time": t, "vali_flag": "1" }] })
+    };
+    let r = hb.call("2203", "CHR-i0", &w, info("14", "")).await;
+    assert!(r.infcode() == -1 && r.err_msg().starts_with("input.mdtrtinfo.dise_codg"), "{}", r.body);
+    assert_eq!(hb.call("2203", "CHR-i1", &w, info("14", "M03900")).await.ok().output(), &json!({}));
+    let mut feedetail = national_input(&k, false)["feedetail"].as_array().unwrap().clone();
+    for d in &mut feedetail {
+        d["mdtrt_id"] = json!(id);
+    }
+    hb.call("2204", "CHR-up", &w, json!({ "feedetail": feedetail })).await.ok();
+    // After the details the medical type no longer changes, and a settlement as another type is refused.
+    let late = hb.call("2203", "CHR-i2", &w, info("11", "")).await;
+    assert!(late.infcode() == -1 && late.err_msg().contains("2203 comes before 2204"), "{}", late.body);
+    let before = member_state(&c, "NCC1").await;
+    let settle = |med_type: &str| {
+        let mut d = json!({ "mdtrt_id": id, "medfee_sumamt": national_input(&k, false)["data"]["medfee_sumamt"], "acct_used_flag": "0", "insutype": "310" });
+        d["med_type"] = json!(med_type);
+        json!({ "data": d })
+    };
+    let wrong = hb.call("2207", "CHR-11", &w, settle("11")).await;
+    assert!(wrong.infcode() == -1 && wrong.err_msg().starts_with("input.data.med_type: the visit is med_type 14"), "{}", wrong.body);
+    assert_eq!(member_state(&c, "NCC1").await, before, "a refused settlement wrote something");
+    let done = hb.call("2207", "CHR-14", &w, settle("14")).await.ok();
+    assert_eq!(national_amounts(&done), want, "2203 + 2207 vs SettleClaim as 14");
+}
+
 async fn member_state(c: &Clearing, psn: &str) -> (u64, Vec<pb::Accumulator>) {
+    // Suizhou's members, and Nanchang's (NC…).
+    let insured = if psn.starts_with("NC") { "360100" } else { "421300" };
     let m = c
         .registry()
         .await
-        .get_member(pb::GetMemberRequest { insuplc_admdvs: "421300".into(), psn_no: psn.into(), year: 0 })
+        .get_member(pb::GetMemberRequest { insuplc_admdvs: insured.into(), psn_no: psn.into(), year: 0 })
         .await
         .unwrap()
         .into_inner();

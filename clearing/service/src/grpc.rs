@@ -206,6 +206,11 @@ impl<S: Store> Clearing for Api<S> {
         let authorize = visit_authorizer(&caller, "PreviewVisit");
         reply(self.core.settle_visit(&ctx, req.get_ref(), Mode::Preview, &authorize).await)
     }
+    async fn update_visit_info(&self, req: Request<pb::UpdateVisitInfoRequest>) -> Reply<pb::Visit> {
+        let (caller, _slot) = self.enter(&req, "UpdateVisitInfo", Action::ReadCatalogue)?;
+        let authorize = visit_authorizer(&caller, "UpdateVisitInfo");
+        reply(self.core.update_visit_info(req.get_ref(), &authorize).await)
+    }
     async fn get_visit(&self, req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "GetVisit", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "GetVisit");

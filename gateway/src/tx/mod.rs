@@ -50,6 +50,7 @@ pub const TRANSACTIONS: &[Transaction] = &[
     Transaction { infno: "1312", what: "catalogue query", run: |c, k| Box::pin(member::catalogue(c, k)) },
     Transaction { infno: "2201", what: "register an outpatient visit", run: |c, k| Box::pin(visit::register_visit(c, k)) },
     Transaction { infno: "2202", what: "cancel a registered visit", run: |c, k| Box::pin(visit::cancel_visit(c, k)) },
+    Transaction { infno: "2203", what: "visit information and diagnoses", run: |c, k| Box::pin(visit::visit_info(c, k)) },
     Transaction { infno: "2204", what: "upload fee details", run: |c, k| Box::pin(visit::upload_fee_details(c, k)) },
     Transaction { infno: "2205", what: "cancel fee details", run: |c, k| Box::pin(visit::cancel_fee_details(c, k)) },
     Transaction { infno: "2206", what: "pre-settle", run: |c, k| Box::pin(settle_either(c, k, false)) },

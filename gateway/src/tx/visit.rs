@@ -1,5 +1,5 @@
-//! The hospital's flow: 2201 register, 2204 upload details, 2205 cancel details, 2202 cancel, then
-//! 2206/2207 with data.mdtrt_id.
+//! The hospital's flow: 2201 register, 2203 visit information, 2204 upload details, 2205 cancel details,
+//! 2202 cancel, then 2206/2207 with data.mdtrt_id.
 
 use super::*;
 
@@ -18,6 +18,16 @@ pub(crate) const REGISTER: FieldPaths = FieldPaths {
 
 /// The fields of a call on a registered visit (2202, 2205, 2206/2207 by mdtrt_id).
 pub(crate) const VISIT: FieldPaths = FieldPaths { named: &[("msgid", "msgid")], list: None, rest: "input.data" };
+
+/// 2203's fields by their national path.
+pub(crate) const VISIT_INFO: FieldPaths = FieldPaths {
+    named: &[("dise_code", "input.mdtrtinfo.dise_codg"), ("begntime", "input.mdtrtinfo.begntime")],
+    list: None,
+    rest: "input.mdtrtinfo",
+};
+
+/// At most this many diagnoses in one 2203 (a visit has a handful).
+pub(crate) const MAX_DIAGNOSES: usize = 50;
 
 /// 2204's fields by their national path.
 pub(crate) const UPLOAD: FieldPaths = FieldPaths {
@@ -169,6 +179,44 @@ pub(crate) async fn cancel_fee_details(clients: &Clients, call: &Call<'_>) -> An
     }
 }
 
+/// 2203: `mdtrtinfo` sets the visit's medical type and disease (what the settlement applies);
+/// `diseinfo[]` is checked for shape and not kept (the settlement needs no diagnosis list, and a
+/// diagnosis is health data we have no use for). Output: none.
+pub(crate) async fn visit_info(clients: &Clients, call: &Call<'_>) -> Answer {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let mut req = pb::UpdateVisitInfoRequest::default();
+    if let Some(d) = f.obj(&call.env.input, "input", "mdtrtinfo") {
+        let p = "input.mdtrtinfo";
+        req.mdtrt_id = f.text(d, p, "mdtrt_id", true, MAX_FIELD_LEN);
+        req.psn_no = f.text(d, p, "psn_no", true, MAX_FIELD_LEN);
+        req.med_type = f.text(d, p, "med_type", true, 8);
+        req.dise_code = f.text(d, p, "dise_codg", false, MAX_FIELD_LEN);
+    }
+    if let Some(Value::Array(list)) = call.env.input.get("diseinfo") {
+        if list.len() > MAX_DIAGNOSES {
+            f.v.add("input.diseinfo", format!("at most {MAX_DIAGNOSES} diagnoses"));
+        }
+        for (i, item) in list.iter().take(MAX_DIAGNOSES).enumerate() {
+            let p = format!("input.diseinfo[{i}]");
+            let Value::Object(item) = item else {
+                f.v.add(p, "must be an object");
+                continue;
+            };
+            f.text(item, &p, "diag_code", true, MAX_FIELD_LEN);
+        }
+    } else if call.env.input.get("diseinfo").is_some_and(|d| !d.is_null()) {
+        f.v.add("input.diseinfo", "must be a list");
+    }
+    if !v.0.is_empty() {
+        return invalid(v);
+    }
+    match ClearingClient::new(clients.channel.clone()).update_visit_info(call.request(req)).await {
+        Ok(_) => Answer::done(json!({})),
+        Err(st) => from_status(&st, &VISIT_INFO),
+    }
+}
+
 pub(crate) async fn cancel_visit(clients: &Clients, call: &Call<'_>) -> Answer {
     let mut v = Violations::default();
     let mut f = Fields { v: &mut v };
@@ -197,6 +245,7 @@ pub(crate) async fn settle_visit(clients: &Clients, call: &Call<'_>, record: boo
         req.acct_used_flag = f.flag(d, p, "acct_used_flag");
         req.acct_payer_psn_no = f.text(d, p, "acct_payer_psn_no", false, MAX_FIELD_LEN);
         req.chrg_bchno = f.text(d, p, "chrg_bchno", false, MAX_FEEDETL_SN_LEN);
+        req.med_type = f.text(d, p, "med_type", false, 8);
         check_insutype(&mut f, d);
     }
     if matches!(call.env.input.get("feedetail"), Some(Value::Array(a)) if !a.is_empty()) {

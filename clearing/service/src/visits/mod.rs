@@ -1,5 +1,6 @@
 //! The hospital's flow: a registered outpatient visit (national 2201) collects fee details as they arise
-//! (2204, each priced at once with the service location's catalogue on the visit date), may lose some
+//! (2204, each priced at once with the service location's catalogue on the visit date; its medical type
+//! and disease may be set before by 2203), may lose some
 //! (2205) or be cancelled (2202), and is settled (2207) or previewed (2206) by its `mdtrt_id`. Settling a
 //! visit is `settle` of a claim made of the visit's lines: the same engine path, the same idempotency
 //! (msgid) and window as SettleClaim.
@@ -14,6 +15,7 @@
 //! expiry are swept; settled and settling ones never are.
 
 mod details;
+mod info;
 mod open;
 mod register;
 mod settle;

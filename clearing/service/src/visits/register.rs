@@ -32,12 +32,9 @@ impl<S: Store> Clearinghouse<S> {
         })
     }
 
-    /// 2201. Validated exactly like a claim of the same fields; idempotent on (service location, msgid).
-    pub async fn register_visit(&self, req: &pb::RegisterVisitRequest) -> Result<pb::Visit, ServiceError> {
-        let mut v = Violations::default();
-        if !req.ipt_otp_no.is_empty() && !id_like(&req.ipt_otp_no, MAX_VISIT_ID_LEN, b"-_.") {
-            v.add("ipt_otp_no", format!("1–{MAX_VISIT_ID_LEN} letters, digits, - _ ."));
-        }
+    /// A registration's facts checked exactly like a claim of the same fields (the listed levels filled
+    /// in), with `v`'s problems added: the claim it would settle, less its lines.
+    pub(crate) async fn checked_registration(&self, req: &pb::RegisterVisitRequest, v: Violations) -> Result<pb::Claim, ServiceError> {
         let probe = pb::Claim {
             msgid: req.msgid.clone(),
             psn_no: req.psn_no.clone(),
@@ -59,10 +56,10 @@ impl<S: Store> Clearinghouse<S> {
             ..Default::default()
         };
         let listed = self.with_listed_levels(&probe).await?;
-        let probe_checked = listed.as_ref().map_or(&probe, |(c, _)| c);
+        let probe_checked = listed.map_or(probe, |(c, _)| c);
         let routing = self.router.current();
         let now = Utc::now().with_timezone(&crate::calendar::shanghai());
-        let checked = wire::validate_claim(probe_checked, &|a| routing.knows(a), now).map_err(|e| rename_setl_time(e, "begntime"));
+        let checked = wire::validate_claim(&probe_checked, &|a| routing.knows(a), now).map_err(|e| rename_setl_time(e, "begntime"));
         let mut violations = v.0;
         if let Err(ServiceError::Invalid(more)) = &checked {
             violations.extend(more.iter().cloned());
@@ -72,6 +69,16 @@ impl<S: Store> Clearinghouse<S> {
         if !violations.is_empty() {
             return Err(ServiceError::Invalid(violations));
         }
+        Ok(probe_checked)
+    }
+
+    /// 2201. Validated exactly like a claim of the same fields; idempotent on (service location, msgid).
+    pub async fn register_visit(&self, req: &pb::RegisterVisitRequest) -> Result<pb::Visit, ServiceError> {
+        let mut v = Violations::default();
+        if !req.ipt_otp_no.is_empty() && !id_like(&req.ipt_otp_no, MAX_VISIT_ID_LEN, b"-_.") {
+            v.add("ipt_otp_no", format!("1–{MAX_VISIT_ID_LEN} letters, digits, - _ ."));
+        }
+        let probe_checked = self.checked_registration(req, v).await?;
         // The member must exist (its shard holds the visit) and may be treated here: where the insured
         // region pays visits elsewhere only with a filing, one in force on the visit date. Otherwise the
         // same answer as for a member that does not exist: registration is no way to learn who exists.

@@ -40,6 +40,17 @@ impl<S: Store> Clearinghouse<S> {
         if visit.lines.is_empty() {
             v.add("mdtrt_id", "the visit has no fee details: upload them first (2204)");
         }
+        // A visit is settled as the medical type it was registered with (2201) or given (2203), never
+        // silently as another.
+        if !req.med_type.is_empty() && req.med_type != visit.med_type {
+            v.add(
+                "med_type",
+                format!(
+                    "the visit is med_type {}, not {}: set it with 2203 (UpdateVisitInfo) before the fee details",
+                    visit.med_type, req.med_type
+                ),
+            );
+        }
         if !req.chrg_bchno.is_empty()
             && let Some(l) = visit.lines.iter().find(|l| l.chrg_bchno != req.chrg_bchno)
         {
