@@ -160,6 +160,20 @@ async fn an_institution_acts_only_as_itself_through_the_gateway_and_over_grpc() 
     assert_eq!(shape(&c_hidden, &mdtrt_id), shape(&c_missing, &no_visit));
     his_b.call("2204", "UP-B2", &at(B), detail(&mdtrt_id)).await.ok();
 
+    // 2601: a 2207 whose answer was lost is reversed by its msgid, once, and only by its institution.
+    let lost = his_a.call("2207", "LOST-1", &at(A), national_input(&claim_at("LOST-1", "INST1", A, 40), false)).await.ok();
+    let undo = |omsgid: &str| json!({ "data": { "psn_no": "INST1", "omsgid": omsgid, "oinfno": "2207" } });
+    let by_b = his_b.call("2601", "UNDO-B", &at(B), undo("LOST-1")).await;
+    let never = his_b.call("2601", "UNDO-N", &at(B), undo("NEVER-1")).await;
+    assert_eq!(shape(&by_b, "LOST-1"), shape(&never, "NEVER-1"), "{}", by_b.body);
+    assert!(by_b.err_msg().starts_with("input.data.omsgid"), "{}", by_b.body);
+    assert_eq!(his_a.call("2601", "UNDO-A", &at(A), undo("LOST-1")).await.ok().output(), &json!({}));
+    his_a.call("2601", "UNDO-A", &at(A), undo("LOST-1")).await.ok();
+    let again = his_a.call("2208", "UNDO-A2", &at(A), json!({ "data": { "setl_id": lost.setl("setl_id") } })).await;
+    assert!(again.infcode() == -1 && again.err_msg().contains("reversed"), "reversed once: {}", again.body);
+    let other = his_a.call("2601", "UNDO-X", &at(A), json!({ "data": { "psn_no": "INST1", "omsgid": "REG-B", "oinfno": "2201" } })).await;
+    assert!(other.err_msg().starts_with("input.data.oinfno"), "{}", other.body);
+
     // Over gRPC with an institution's certificate: the same rules.
     let cert = pki.client("his-a", Some(&format!("institution:360100:{A}")), false);
     let ch = tls_channel(c.addr, &pki.ca(), Some(&cert)).await.unwrap();

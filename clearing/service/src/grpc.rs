@@ -217,6 +217,19 @@ impl<S: Store> Clearing for Api<S> {
         reply(self.core.get_visit(req.get_ref(), &authorize).await)
     }
 
+    async fn find_settlement_by_msgid(&self, req: Request<pb::FindSettlementByMsgidRequest>) -> Reply<pb::Settlement> {
+        let q = req.get_ref();
+        // Only the sender looks up its own msgids.
+        let (caller, _slot) =
+            self.enter(&req, "FindSettlementByMsgid", Action::SettleClaim { mdtrt: &q.mdtrt_admdvs, inst: &q.fixmedins_code })?;
+        let r = self.core.find_settlement_by_msgid(q).await.and_then(|s| {
+            let hidden = || ServiceError::NotFound { what: format!("settlement of msgid {}", q.msgid), field: "msgid".into() };
+            let action = Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs, inst: &s.fixmedins_code };
+            authz::require_or_hide(&caller, "FindSettlementByMsgid", action, hidden)?;
+            Ok(s)
+        });
+        reply(r)
+    }
     async fn get_settlement(&self, req: Request<pb::GetSettlementRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "GetSettlement", Action::ReadCatalogue)?;
         let setl_id = &req.get_ref().setl_id;

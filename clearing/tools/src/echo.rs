@@ -121,6 +121,9 @@ impl Clearing for Echo {
     async fn get_visit(&self, _req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
         Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
     }
+    async fn find_settlement_by_msgid(&self, _req: Request<pb::FindSettlementByMsgidRequest>) -> Reply<pb::Settlement> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
     async fn update_visit_info(&self, _req: Request<pb::UpdateVisitInfoRequest>) -> Reply<pb::Visit> {
         Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
     }

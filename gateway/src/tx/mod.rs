@@ -56,6 +56,7 @@ pub const TRANSACTIONS: &[Transaction] = &[
     Transaction { infno: "2206", what: "pre-settle", run: |c, k| Box::pin(settle_either(c, k, false)) },
     Transaction { infno: "2207", what: "settle", run: |c, k| Box::pin(settle_either(c, k, true)) },
     Transaction { infno: "2208", what: "cancel a settlement", run: |c, k| Box::pin(settlement::reverse(c, k)) },
+    Transaction { infno: "2601", what: "reverse a transaction by its msgid", run: |c, k| Box::pin(settlement::reversal(c, k)) },
     Transaction { infno: "3201", what: "reconcile totals", run: |c, k| Box::pin(reconcile::reconcile_totals(c, k)) },
     Transaction { infno: "3202", what: "reconcile details", run: |c, k| Box::pin(reconcile::reconcile_detail(c, k)) },
     Transaction { infno: "9001", what: "sign in", run: |c, k| Box::pin(session::sign_in(c, k)) },

@@ -219,6 +219,55 @@ pub(crate) async fn reverse(clients: &Clients, call: &Call<'_>) -> Answer {
     }
 }
 
+/// 2601's fields by their national path.
+pub(crate) const REVERSAL: FieldPaths = FieldPaths {
+    named: &[("msgid", "input.data.omsgid"), ("insuplc_admdvs", "insuplc_admdvs"), ("setl_id", "input.data.omsgid")],
+    list: None,
+    rest: "input.data",
+};
+
+/// 2601 冲正: undo the transaction this institution sent under `omsgid`, e.g. a 2207 whose answer never
+/// came. Served for `oinfno` 2207 (the settlement is reversed as by 2208, under this request's msgid, so
+/// a resend is the same reversal); a registration is cancelled with 2202, details with 2205. A 2207 that
+/// never arrived has nothing to undo: answered -1 naming `input.data.omsgid`. Output: none.
+pub(crate) async fn reversal(clients: &Clients, call: &Call<'_>) -> Answer {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let env = call.env;
+    let mut find = pb::FindSettlementByMsgidRequest {
+        mdtrt_admdvs: env.mdtrtarea_admvs.clone(),
+        fixmedins_code: env.fixmedins_code.clone(),
+        insuplc_admdvs: env.insuplc_admdvs.clone(),
+        ..Default::default()
+    };
+    if env.insuplc_admdvs.is_empty() {
+        f.v.add("insuplc_admdvs", "required for 2601 (the member's insured region)");
+    }
+    if let Some(d) = f.obj(&env.input, "input", "data") {
+        let p = "input.data";
+        find.psn_no = f.text(d, p, "psn_no", true, MAX_FIELD_LEN);
+        find.msgid = f.text(d, p, "omsgid", true, MAX_FIELD_LEN);
+        let oinfno = f.text(d, p, "oinfno", true, 6);
+        if !oinfno.is_empty() && oinfno != "2207" {
+            f.v.add("input.data.oinfno", "2601 reverses a 2207 here; cancel a registration with 2202 and fee details with 2205");
+        }
+    }
+    if !v.0.is_empty() {
+        return invalid(v);
+    }
+    let mut c = ClearingClient::new(clients.channel.clone());
+    let original = match c.find_settlement_by_msgid(call.request(find.clone())).await {
+        Ok(s) => s.into_inner(),
+        Err(st) => return from_status(&st, &REVERSAL),
+    };
+    let req =
+        pb::ReverseClaimRequest { setl_id: original.setl_id, msgid: env.msgid.clone(), reason: format!("2601 of 2207 {}", find.msgid) };
+    match c.reverse_claim(call.request(req)).await {
+        Ok(_) => Answer::done(json!({})),
+        Err(st) => from_status(&st, &REVERSAL),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

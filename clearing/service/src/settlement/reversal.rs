@@ -72,6 +72,32 @@ impl<S: Store> Clearinghouse<S> {
         Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))
     }
 
+    /// The settlement `req`'s institution made under its msgid (2601), or NOT_FOUND naming `msgid`.
+    pub async fn find_settlement_by_msgid(&self, req: &pb::FindSettlementByMsgidRequest) -> Result<pb::Settlement, ServiceError> {
+        let mut v = Violations::default();
+        fields::check_msgid(&mut v, "msgid", &req.msgid);
+        fields::check_psn_no(&mut v, "psn_no", &req.psn_no);
+        for (field, code) in [("mdtrt_admdvs", &req.mdtrt_admdvs), ("insuplc_admdvs", &req.insuplc_admdvs)] {
+            if region_adapter::Admdvs::parse(code).is_none() {
+                v.add(field, "must be a 6-digit division code");
+            }
+        }
+        if region_adapter::codes::parse_fixmedins_code(&req.fixmedins_code).is_none() {
+            v.add("fixmedins_code", "must be H or P + 6-digit division + 5 digits");
+        }
+        v.into_result(())?;
+        let not_found = || ServiceError::NotFound { what: format!("settlement of msgid {}", req.msgid), field: "msgid".into() };
+        let key = idempotency_key(&req.mdtrt_admdvs, &req.fixmedins_code, &req.msgid);
+        let idem = self.store.lookup_idempotency(shard_of(&req.insuplc_admdvs, &req.psn_no), &key).await?.ok_or_else(not_found)?;
+        let s = self.get_settlement(&idem.setl_id).await?;
+        // The msgid's settlement must be this member's and this institution's (an answer stored under the
+        // key before issue 29 may be a neighbour's).
+        if s.psn_no != req.psn_no || s.insuplc_admdvs != req.insuplc_admdvs || s.fixmedins_code != req.fixmedins_code {
+            return Err(not_found());
+        }
+        Ok(s)
+    }
+
     pub async fn get_settlement(&self, setl_id: &str) -> Result<pb::Settlement, ServiceError> {
         if shard_of_setl_id(setl_id).is_none() {
             return Err(ServiceError::field("setl_id", "malformed settlement id"));
