@@ -19,7 +19,7 @@ const AMOUNTS: &[&str] = &[
     "inscp_scp_amt",
     "act_pay_dedc",
     "hifp_pay",
-    "pool_prop_selfpay",
+    "pool_selfpay_amt",
     "fund_pay_sumamt",
     "psn_part_amt",
     "acct_pay",
@@ -119,6 +119,17 @@ async fn every_transaction(c: Clearing) {
         assert_eq!(national_amounts(&done), grpc_amounts(&direct), "gateway vs gRPC for {}", via_gw.msgid);
         assert_eq!(national_amounts(&pre), national_amounts(&done), "2206 vs 2207 for {}", via_gw.msgid);
         assert_eq!(done.setl("hosp_lv"), direct.hosp_lv.to_string(), "the level came from the institution list");
+        // National formats: datetimes yyyy-MM-dd HH:mm:ss (Beijing), the pooled-fund ratio num(5,4), the
+        // clearing agency, type and way.
+        let t = done.setl("setl_time");
+        assert!(chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S").is_ok(), "setl_time {t}");
+        let ratio = done.setl("pool_prop_selfpay");
+        assert_eq!(ratio.split_once('.').map(|(_, f)| f.len()), Some(4), "{ratio}");
+        assert_eq!(ratio.trim_end_matches('0').trim_end_matches('.'), direct.hifp_ratio.trim_end_matches('0').trim_end_matches('.'));
+        assert_eq!(
+            (done.setl("clr_optins"), done.setl("clr_type"), done.setl("clr_way")),
+            (direct.mdtrt_admdvs.clone(), "11".into(), "1".into())
+        );
         assert_eq!(done.output()["detlcutinfo"].as_array().unwrap().len(), via_gw.lines.len());
         assert_eq!(done.output()["detlcutinfo"][0]["feedetl_sn"], "0001");
         assert_eq!(done.output()["setldetail"][0]["fund_payamt"].as_str().unwrap(), direct.hifp_pay);

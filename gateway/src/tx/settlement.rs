@@ -131,15 +131,33 @@ pub(crate) async fn settle(clients: &Clients, call: &Call<'_>, record: bool) -> 
 
 /// `output` of 2206/2207/2208: `setlinfo` (every amount), `setldetail` (fund payments by type),
 /// `detlcutinfo` (each line's split), and our explanation.
+/// A datetime as the national interface writes it, `yyyy-MM-dd HH:mm:ss` in Beijing time, from our
+/// RFC 3339 (the text as it is when it is not RFC 3339).
+pub(crate) fn national_datetime(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8")).format("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
+/// A ratio as the national num(5,4): four decimals (`"0.85"` → `"0.8500"`); ours have at most four.
+pub(crate) fn ratio4(r: &str) -> String {
+    let (int, frac) = r.split_once('.').unwrap_or((r, ""));
+    let int = if int.is_empty() { "0" } else { int };
+    format!("{int}.{:0<4}", &frac[..frac.len().min(4)])
+}
+
 pub(crate) fn settlement_output(s: &pb::Settlement, sns: &[String]) -> Value {
     let zero = "0.00";
-    let setlinfo = json!({
+    // 清算类别: 11 outpatient, 41 a pharmacy purchase (national dictionary).
+    let clr_type = if s.med_type == "41" { "41" } else { "11" };
+    let mut setlinfo = json!({
         "setl_id": s.setl_id,
         "mdtrt_id": "",
         "psn_no": s.psn_no,
         "insutype": EMPLOYEE_BASIC,
         "psn_type": s.psn_type,
-        "setl_time": s.setl_time,
+        "setl_time": national_datetime(&s.setl_time),
         "clr_date": s.clr_date,
         "med_type": s.med_type,
         "medfee_sumamt": s.medfee_sumamt,
@@ -149,7 +167,10 @@ pub(crate) fn settlement_output(s: &pb::Settlement, sns: &[String]) -> Value {
         "inscp_scp_amt": s.inscp_scp_amt,
         "act_pay_dedc": s.act_pay_dedc,
         "hifp_pay": s.hifp_pay,
-        "pool_prop_selfpay": s.pool_prop_selfpay,
+        // National: the pooled fund's payment ratio, num(5,4). Our amount of the ratio's self-paid share
+        // (gRPC `pool_prop_selfpay`) is `pool_selfpay_amt`.
+        "pool_prop_selfpay": ratio4(&s.hifp_ratio),
+        "pool_selfpay_amt": s.pool_prop_selfpay,
         "cvlserv_pay": zero,
         "hifes_pay": zero,
         "hifmi_pay": zero,
@@ -164,7 +185,9 @@ pub(crate) fn settlement_output(s: &pb::Settlement, sns: &[String]) -> Value {
         "hosp_part_amt": zero,
         "balc": s.balc,
         "medins_setl_id": s.msgid,
-        "clr_optins": s.insuplc_admdvs,
+        // The clearing agency is the treatment side's (public HIS records of remote settlements show the
+        // service location's code there, docs/national-interface-research.md); we settle as it.
+        "clr_optins": s.mdtrt_admdvs,
         "insuplc_admdvs": s.insuplc_admdvs,
         "mdtrtarea_admvs": s.mdtrt_admdvs,
         "fixmedins_code": s.fixmedins_code,
@@ -174,11 +197,15 @@ pub(crate) fn settlement_output(s: &pb::Settlement, sns: &[String]) -> Value {
         "orig_setl_id": s.orig_setl_id,
         "recorded": s.recorded,
     });
+    setlinfo["clr_type"] = json!(clr_type);
+    setlinfo["clr_way"] = json!("1");
     let setldetail = json!([{
         "fund_pay_type": "310100",
         "fund_pay_type_name": "职工基本医疗保险统筹基金",
         "inscp_scp_amt": s.inscp_scp_amt,
+        "crt_payb_lmt_amt": Value::Null,
         "fund_payamt": s.hifp_pay,
+        "setl_proc_info": "",
     }]);
     let lines: Vec<Value> = s
         .lines
