@@ -205,7 +205,7 @@ async fn every_transaction(c: Clearing) {
     let r = jx.call("9999", "BAD-3", &nc, json!({})).await;
     assert_eq!(
         r.err_msg(),
-        "infno: 9999 is not served here; this gateway serves 1101, 1312, 2201, 2202, 2203, 2204, 2205, 2206, 2207, 2208, 2601, 3201, 3202, 9001, 9002"
+        "infno: 9999 is not served here; this gateway serves 1101, 1312, 2201, 2202, 2203, 2204, 2205, 2206, 2207, 2208, 2601, 3201, 3202, 5203, 5204, 9001, 9002"
     );
     let mut env = envelope("2207", "BAD-4", &nc, national_input(&golden_visits("BAD", "SZGW1")[0], false));
     env.as_object_mut().unwrap().remove("opter_name");

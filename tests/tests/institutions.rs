@@ -110,6 +110,11 @@ async fn an_institution_acts_only_as_itself_through_the_gateway_and_over_grpc() 
     let missing_id = absent(&setl_b);
     let missing = his_a.call("2208", "REV-NONE", &at(A), json!({ "data": { "setl_id": missing_id } })).await;
     assert_eq!(shape(&hidden, &setl_b), shape(&missing, &missing_id), "{} vs {}", hidden.body, missing.body);
+    // 5203 likewise: B's settlement is not A's to read.
+    let q = |id: &str| json!({ "data": { "psn_no": "INST1", "setl_id": id } });
+    let (h, m) = (his_a.call("5203", "Q5-B", &at(A), q(&setl_b)).await, his_a.call("5203", "Q5-N", &at(A), q(&missing_id)).await);
+    assert_eq!(shape(&h, &setl_b), shape(&m, &missing_id), "{}", h.body);
+    assert_eq!(his_b.call("5203", "Q5-B2", &at(B), q(&setl_b)).await.ok().setl("setl_id"), setl_b);
     his_b.call("2208", "REV-B2", &at(B), json!({ "data": { "setl_id": setl_b } })).await.ok();
 
     // 3202 with an empty list names A's own settlement as missing there, never B's.

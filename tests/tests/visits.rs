@@ -400,6 +400,24 @@ async fn a_chronic_disease_visit_is_settled_as_its_2203_says_and_never_as_anothe
     assert_eq!(member_state(&c, "NCC1").await, before, "a refused settlement wrote something");
     let done = hb.call("2207", "CHR-14", &w, settle("14")).await.ok();
     assert_eq!(national_amounts(&done), want, "2203 + 2207 vs SettleClaim as 14");
+    // 5203 and 5204 read it back (a HIS after a fault); another member's number finds nothing.
+    let setl_id = done.setl("setl_id");
+    let q = |psn: &str| json!({ "data": { "psn_no": psn, "setl_id": setl_id, "mdtrt_id": id } });
+    let info = hb.call("5203", "CHR-q1", &w, q("NCC1")).await.ok();
+    assert_eq!(
+        (info.setl("setl_id"), info.setl("med_type"), info.setl("psn_pay")),
+        (setl_id.clone(), "14".into(), done.setl("psn_part_amt"))
+    );
+    assert_eq!(info.output()["setldetail"][0]["fund_payamt"], done.output()["setldetail"][0]["fund_payamt"]);
+    let other = hb.call("5203", "CHR-q2", &w, q("NCC2")).await;
+    assert_eq!((other.infcode(), other.err_msg()), (-1, format!("input.data.setl_id: settlement {setl_id} not found").as_str()));
+    let rows = hb.call("5204", "CHR-q3", &w, q("NCC1")).await.ok();
+    let rows = rows.output().as_array().unwrap().clone();
+    assert_eq!(rows.len(), k.lines.len());
+    assert_eq!(
+        (rows[0]["setl_id"].as_str(), rows[0]["feedetl_sn"].as_str()),
+        (Some(setl_id.as_str()), feedetail[0]["feedetl_sn"].as_str())
+    );
 }
 
 async fn member_state(c: &Clearing, psn: &str) -> (u64, Vec<pb::Accumulator>) {

@@ -1,0 +1,114 @@
+//! The queries a HIS makes after a fault: 5203 a settlement, 5204 its fee details. Both read what the
+//! caller may read (an institution its own settlements and visits) and answer anything else exactly like
+//! a missing one.
+
+use super::*;
+use crate::tx::settlement::{national_datetime, settlement_output};
+
+/// 5203/5204's fields by their national path.
+pub(crate) const QUERY: FieldPaths = FieldPaths { named: &[], list: None, rest: "input.data" };
+
+fn settlement_not_found(setl_id: &str) -> Answer {
+    Answer::invalid(format!("input.data.setl_id: settlement {setl_id} not found"))
+}
+
+/// The settlement `setl_id` of member `psn_no`, or the answer to give instead.
+async fn settlement_of(clients: &Clients, call: &Call<'_>, setl_id: &str, psn_no: &str) -> Result<pb::Settlement, Answer> {
+    let req = pb::GetSettlementRequest { setl_id: setl_id.into() };
+    match ClearingClient::new(clients.channel.clone()).get_settlement(call.request(req)).await {
+        // Another member's settlement is not this query's (and not told).
+        Ok(s) if s.get_ref().psn_no == psn_no => Ok(s.into_inner()),
+        Ok(_) => Err(settlement_not_found(setl_id)),
+        Err(st) => Err(from_status(&st, &QUERY)),
+    }
+}
+
+/// 5203: `setlinfo` (2207's, with 5203's own names for the personal parts: `psn_pay`, `cash_payamt`)
+/// and `setldetail[]`.
+pub(crate) async fn settlement_info(clients: &Clients, call: &Call<'_>) -> Answer {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let (mut psn_no, mut setl_id, mut mdtrt_id) = Default::default();
+    if let Some(d) = f.obj(&call.env.input, "input", "data") {
+        psn_no = f.text(d, "input.data", "psn_no", true, MAX_FIELD_LEN);
+        setl_id = f.text(d, "input.data", "setl_id", true, MAX_FIELD_LEN);
+        mdtrt_id = f.text(d, "input.data", "mdtrt_id", false, MAX_FIELD_LEN);
+    }
+    if !v.0.is_empty() {
+        return invalid(v);
+    }
+    let s = match settlement_of(clients, call, &setl_id, &psn_no).await {
+        Ok(s) => s,
+        Err(a) => return a,
+    };
+    let mut out = settlement_output(&s, &[]);
+    let info = &mut out["setlinfo"];
+    info["mdtrt_id"] = json!(mdtrt_id);
+    info["psn_pay"] = json!(s.psn_part_amt);
+    info["cash_payamt"] = json!(s.psn_cash_pay);
+    info["year"] = json!(national_datetime(&s.setl_time).get(..4).unwrap_or_default());
+    info["dise_codg"] = json!(s.dise_code);
+    Answer::done(json!({ "setlinfo": out["setlinfo"].take(), "setldetail": out["setldetail"].take() }))
+}
+
+/// 5204: the fee details, `output` itself a list (as HSA reads it). By `mdtrt_id`, the visit's uploaded
+/// details with each one's verdict (and `setl_id` once settled); by `setl_id` alone (a claim sent whole
+/// to 2207), the settlement's lines, which keep no quantity or unit price.
+pub(crate) async fn fee_details(clients: &Clients, call: &Call<'_>) -> Answer {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let (mut psn_no, mut setl_id, mut mdtrt_id) = Default::default();
+    if let Some(d) = f.obj(&call.env.input, "input", "data") {
+        psn_no = f.text(d, "input.data", "psn_no", true, MAX_FIELD_LEN);
+        setl_id = f.text(d, "input.data", "setl_id", false, MAX_FIELD_LEN);
+        mdtrt_id = f.text(d, "input.data", "mdtrt_id", false, MAX_FIELD_LEN);
+    }
+    if setl_id.is_empty() && mdtrt_id.is_empty() {
+        f.v.add("input.data.mdtrt_id", "name the visit (mdtrt_id) or the settlement (setl_id)");
+    }
+    if !v.0.is_empty() {
+        return invalid(v);
+    }
+    if !mdtrt_id.is_empty() {
+        let req = pb::GetVisitRequest { mdtrt_id: mdtrt_id.clone() };
+        let visit = match ClearingClient::new(clients.channel.clone()).get_visit(call.request(req)).await {
+            Ok(r) if r.get_ref().psn_no == psn_no => r.into_inner(),
+            Ok(_) => return Answer::invalid(format!("input.data.mdtrt_id: visit {mdtrt_id} not found")),
+            Err(st) => return from_status(&st, &QUERY),
+        };
+        let rows: Vec<Value> = visit
+            .details
+            .iter()
+            .map(|d| {
+                json!({
+                    "mdtrt_id": visit.mdtrt_id, "setl_id": visit.setl_id, "feedetl_sn": d.feedetl_sn, "med_type": visit.med_type,
+                    "fee_ocur_time": national_datetime(&d.fee_ocur_time), "cnt": d.cnt, "pric": d.pric,
+                    "det_item_fee_sumamt": d.det_item_fee_sumamt, "pric_uplmt_amt": d.pric_uplmt_amt, "selfpay_prop": d.selfpay_prop,
+                    "fulamt_ownpay_amt": d.fulamt_ownpay_amt, "overlmt_amt": d.overlmt_selfpay, "preselfpay_amt": d.preselfpay_amt,
+                    "inscp_scp_amt": d.inscp_scp_amt, "chrgitm_lv": d.chrgitm_lv, "hilist_code": d.hilist_code,
+                    "hilist_name": d.hilist_name, "med_list_codg": d.hilist_code,
+                })
+            })
+            .collect();
+        return Answer::done(Value::Array(rows));
+    }
+    let s = match settlement_of(clients, call, &setl_id, &psn_no).await {
+        Ok(s) => s,
+        Err(a) => return a,
+    };
+    let rows: Vec<Value> = s
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            json!({
+                "mdtrt_id": "", "setl_id": s.setl_id, "feedetl_sn": format!("{:04}", i + 1), "med_type": s.med_type,
+                "fee_ocur_time": national_datetime(&s.setl_time), "cnt": "", "pric": "",
+                "det_item_fee_sumamt": l.det_item_fee_sumamt, "selfpay_prop": l.selfpay_prop, "fulamt_ownpay_amt": l.fulamt_ownpay_amt,
+                "overlmt_amt": l.overlmt_selfpay, "preselfpay_amt": l.preselfpay_amt, "inscp_scp_amt": l.inscp_scp_amt,
+                "chrgitm_lv": l.chrgitm_lv, "hilist_code": l.hilist_code, "hilist_name": l.hilist_name, "med_list_codg": l.hilist_code,
+            })
+        })
+        .collect();
+    Answer::done(Value::Array(rows))
+}
