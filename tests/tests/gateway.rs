@@ -313,6 +313,26 @@ async fn every_transaction(c: Clearing) {
         "fund_pay_sumamt": yuan(sum("fund_pay_sumamt")), "acct_pay": yuan(sum("acct_pay")), "fixmedins_setl_cnt": count } });
     let r = his.call("3201", "R1", &nc, totals.clone()).await.ok();
     assert_eq!(r.output()["stmtinfo"]["stmt_rslt"], "0", "{:?}", r.body);
+    // A range (stmt_begndate to stmt_enddate) with the fields HIS code groups by: the same totals.
+    let week_ago = (chrono::NaiveDate::parse_from_str(&today, "%Y-%m-%d").unwrap() - chrono::Days::new(6)).to_string();
+    let mut ranged = totals.clone();
+    for (k, v) in
+        [("stmt_begndate", week_ago.as_str()), ("insutype", "310"), ("clr_type", "11"), ("setl_optins", "360100"), ("refd_setl_flag", "0")]
+    {
+        ranged["data"][k] = json!(v);
+    }
+    assert_eq!(his.call("3201", "R1r", &nc, ranged.clone()).await.ok().output()["stmtinfo"]["stmt_rslt"], "0");
+    for (k, v, path) in [
+        ("clr_type", "41", "input.data.clr_type"),
+        ("setl_optins", "421300", "input.data.setl_optins"),
+        ("insutype", "390", "input.data.insutype"),
+        ("stmt_begndate", "2020-01-01", "input.data.stmt_enddate"),
+    ] {
+        let mut bad = ranged.clone();
+        bad["data"][k] = json!(v);
+        let r = his.call("3201", &format!("R1-{k}"), &nc, bad).await;
+        assert!(r.infcode() == -1 && r.err_msg().starts_with(path), "{k}: {}", r.body);
+    }
     let mut off = totals;
     off["data"]["fund_pay_sumamt"] = json!("0.01");
     assert_eq!(his.call("3201", "R2", &nc, off).await.ok().output()["stmtinfo"]["stmt_rslt"], "1");

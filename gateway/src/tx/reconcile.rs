@@ -8,6 +8,7 @@ pub(crate) const RECONCILE: FieldPaths = FieldPaths {
         ("mdtrt_admdvs", "mdtrtarea_admvs"),
         ("fixmedins_code", "fixmedins_code"),
         ("clr_date", "input.data.stmt_begndate"),
+        ("clr_date_end", "input.data.stmt_enddate"),
         ("count", "input.data.fixmedins_setl_cnt"),
     ],
     list: Some(("items", "input.detail", &[])),
@@ -54,7 +55,31 @@ pub(crate) async fn reconcile_totals(clients: &Clients, call: &Call<'_>) -> Answ
     };
     if let Some(d) = f.obj(&call.env.input, "input", "data") {
         let p = "input.data";
-        q.clr_date = stmt_day(&mut f, d);
+        // A range of days (stmt_begndate to stmt_enddate, at most a month).
+        q.clr_date = f.text(d, p, "stmt_begndate", true, 10);
+        q.clr_date_end = f.text(d, p, "stmt_enddate", false, 10);
+        // One group per call, as HIS code groups its settlements: employee insurance (310) only; the
+        // clearing category is the institution's (11 outpatient at a hospital, 41 at a pharmacy); the
+        // agency is the clr_optins our 2207 answered (the service location).
+        let insutype = f.text(d, p, "insutype", false, 8);
+        if !insutype.is_empty() && insutype != EMPLOYEE_BASIC {
+            f.v.add("input.data.insutype", "only 310 (employee basic medical insurance) is settled here");
+        }
+        let clr_type = f.text(d, p, "clr_type", false, 8);
+        let ours = if call.env.fixmedins_code.starts_with('P') { "41" } else { "11" };
+        if !clr_type.is_empty() && clr_type != ours {
+            f.v.add("input.data.clr_type", format!("{} settles clr_type {ours} here", call.env.fixmedins_code));
+        }
+        let optins = f.text(d, p, "setl_optins", false, 8);
+        if !optins.is_empty() && optins != call.env.mdtrtarea_admvs {
+            f.v.add(
+                "input.data.setl_optins",
+                format!("the clearing agency of these settlements is {} (clr_optins of 2207)", call.env.mdtrtarea_admvs),
+            );
+        }
+        // refd_setl_flag (either case) is accepted and ignored: reversals are always in the totals,
+        // as negative settlements.
+        f.text(d, p, "refd_setl_flag", false, 3);
         q.medfee_sumamt = f.text(d, p, "medfee_sumamt", true, 32);
         q.fund_pay_sumamt = f.text(d, p, "fund_pay_sumamt", true, 32);
         q.acct_pay = f.text(d, p, "acct_pay", true, 32);

@@ -1,12 +1,19 @@
-//! 3201/3202: a service location's (or one of its institutions') totals or detail list of one clearing
-//! day against what is recorded.
+//! 3201/3202: a service location's (or one of its institutions') totals of a range of clearing days, or
+//! detail list of one day, against what is recorded.
 
 use super::*;
 use crate::store::PairTotals;
 
+/// The longest range one totals reconciliation covers (a month).
+pub const MAX_RECONCILE_DAYS: i64 = 31;
+
 impl<S: Store> Clearinghouse<S> {
     pub async fn reconcile_totals(&self, req: &pb::ReconcileTotalsRequest) -> Result<pb::ReconcileResult, ServiceError> {
-        let d = date("clr_date", &req.clr_date)?;
+        let first = date("clr_date", &req.clr_date)?;
+        let last = if req.clr_date_end.is_empty() { first } else { date("clr_date_end", &req.clr_date_end)? };
+        if last < first || (last - first).num_days() >= MAX_RECONCILE_DAYS {
+            return Err(ServiceError::field("clr_date_end", format!("from clr_date on, at most {MAX_RECONCILE_DAYS} days")));
+        }
         let mdtrt = region("mdtrt_admdvs", &req.mdtrt_admdvs)?;
         let mut v = Violations::default();
         let medfee = wire_signed(&mut v, "medfee_sumamt", &req.medfee_sumamt);
@@ -14,17 +21,18 @@ impl<S: Store> Clearinghouse<S> {
         let acct = wire_signed(&mut v, "acct_pay", &req.acct_pay);
         let inst = institution_of(&mut v, &mdtrt, &req.fixmedins_code);
         v.into_result(())?;
-        let ours = match inst {
-            None => self.store.window_totals(d).await?.by_mdtrt.remove(&mdtrt).unwrap_or_default(),
-            // One institution: its entries of the journal, added up.
-            Some(code) => {
-                let mut sum = PairTotals::default();
-                for e in self.store.window_journal(d).await?.iter().filter(|e| e.mdtrt_admdvs == mdtrt && e.fixmedins_code == code) {
-                    sum.add(&e.totals);
+        let mut ours = PairTotals::default();
+        for d in first.iter_days().take_while(|d| *d <= last) {
+            match inst {
+                None => ours.merge(&self.store.window_totals(d).await?.by_mdtrt.remove(&mdtrt).unwrap_or_default()),
+                // One institution: its entries of the journal, added up.
+                Some(code) => {
+                    for e in self.store.window_journal(d).await?.iter().filter(|e| e.mdtrt_admdvs == mdtrt && e.fixmedins_code == code) {
+                        ours.add(&e.totals);
+                    }
                 }
-                sum
             }
-        };
+        }
         let mut differences = Vec::new();
         let mut cmp = |field: &str, o: i64, t: i64, money: bool| {
             if o != t {
