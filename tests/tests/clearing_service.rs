@@ -468,6 +468,7 @@ async fn health_reflection_and_catalogue() {
                 page_size: 7,
                 page_token: token.clone(),
                 page_num: 0,
+                hilist_code: String::new(),
             })
             .await
             .unwrap()
@@ -489,6 +490,7 @@ async fn health_reflection_and_catalogue() {
             page_size: 10_000,
             page_token: String::new(),
             page_num: 0,
+            hilist_code: String::new(),
         })
         .await
         .unwrap_err();

@@ -266,6 +266,10 @@ async fn every_transaction(c: Clearing) {
     assert_eq!((codes(&p1).len(), codes(&p2).len()), (5, 5));
     assert!(codes(&p1).iter().all(|c| !codes(&p2).contains(c)), "pages overlap");
     assert_eq!(p1.output()["last_page"], false);
+    // 1312 by hilist_code: that item alone.
+    let one = &codes(&p1)[2];
+    let q = his.call("1312", "C3", &nc, json!({ "data": { "query_date": "2024-03-10", "hilist_code": one } })).await.ok();
+    assert_eq!(codes(&q), [one.clone()]);
 
     // 2208 cancels a settlement (negated amounts); a second cancellation is refused.
     let (msgid, last, _) = ours.last().unwrap();

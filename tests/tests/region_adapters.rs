@@ -108,6 +108,7 @@ async fn claims(local: &Clearing) -> Vec<pb::Claim> {
                 page_size: 500,
                 page_token: String::new(),
                 page_num: 0,
+                hilist_code: String::new(),
             })
             .await
             .unwrap()

@@ -70,6 +70,7 @@ pub(crate) async fn catalogue(clients: &Clients, call: &Call<'_>) -> Answer {
             default
         })
     };
+    q.hilist_code = f.text(d, p, "hilist_code", false, 64);
     q.page_num = num(&mut f, "page_num", 1);
     q.page_size = num(&mut f, "page_size", clearing_edge::limits::DEFAULT_PAGE_SIZE);
     if !v.0.is_empty() {

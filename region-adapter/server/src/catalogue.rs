@@ -141,6 +141,22 @@ pub fn get_policy(rules: &RuleSet, q: &pb::GetPolicyRequest) -> Result<pb::Polic
 }
 
 /// A page of a region's catalogue items valid on a date.
+/// One catalogue item as the API lists it.
+fn catalogue_item(it: &region_adapter::model::CatalogueItem) -> pb::CatalogueItem {
+    pb::CatalogueItem {
+        hilist_code: it.code.to_string(),
+        hilist_name: it.name.to_string(),
+        chrgitm_lv: it.class.code().into(),
+        selfpay_prop: it.selfpay_prop_bp.map(fmt_ratio).unwrap_or_default(),
+        pric_uplmt_amt: it.price_cap.map(|c| c.to_string()).unwrap_or_default(),
+        list_type: it.list_type.to_string(),
+        begndate: it.begin.to_string(),
+        enddate: it.end.map(|d| d.to_string()).unwrap_or_default(),
+        account_excluded: it.account_excluded.map(|e| e.code().to_string()).unwrap_or_default(),
+        category: it.category.map(|c| c.code().to_string()).unwrap_or_default(),
+    }
+}
+
 pub fn list_catalogue_items(rules: &RuleSet, q: &pb::ListCatalogueItemsRequest) -> Result<pb::ListCatalogueItemsResponse, ServiceError> {
     let pack = known_pack(rules, "admdvs", &q.admdvs)?;
     let mut v = Violations::default();
@@ -170,9 +186,16 @@ pub fn list_catalogue_items(rules: &RuleSet, q: &pb::ListCatalogueItemsRequest) 
     if q.page_num > MAX_PAGE_NUM {
         v.add("page_num", format!("at most {MAX_PAGE_NUM}"));
     }
+    if q.hilist_code.len() > 64 {
+        v.add("hilist_code", "at most 64 characters");
+    }
     v.into_result(())?;
     let date = date.expect("checked");
     let cat = &pack.catalogue;
+    if !q.hilist_code.is_empty() {
+        let items = cat.lookup(&q.hilist_code, date).map(catalogue_item).into_iter().collect();
+        return Ok(pb::ListCatalogueItemsResponse { items, next_page_token: String::new(), sample: cat.sample });
+    }
     let mut items = Vec::with_capacity(size);
     let mut pos = start;
     // A page number skips the valid items of the pages before it.
@@ -185,18 +208,7 @@ pub fn list_catalogue_items(rules: &RuleSet, q: &pb::ListCatalogueItemsRequest) 
     }
     while pos < cat.order.len() && items.len() < size {
         if let Some(it) = cat.lookup(&cat.order[pos], date) {
-            items.push(pb::CatalogueItem {
-                hilist_code: it.code.to_string(),
-                hilist_name: it.name.to_string(),
-                chrgitm_lv: it.class.code().into(),
-                selfpay_prop: it.selfpay_prop_bp.map(fmt_ratio).unwrap_or_default(),
-                pric_uplmt_amt: it.price_cap.map(|c| c.to_string()).unwrap_or_default(),
-                list_type: it.list_type.to_string(),
-                begndate: it.begin.to_string(),
-                enddate: it.end.map(|d| d.to_string()).unwrap_or_default(),
-                account_excluded: it.account_excluded.map(|e| e.code().to_string()).unwrap_or_default(),
-                category: it.category.map(|c| c.code().to_string()).unwrap_or_default(),
-            });
+            items.push(catalogue_item(it));
         }
         pos += 1;
     }
