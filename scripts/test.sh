@@ -39,6 +39,11 @@ if ! command -v python3 >/dev/null 2>&1; then
   apt_install "the README's HIS client" python3
 fi
 
+# The sandbox's test runs the curl line the sandbox prints, as a HIS developer would.
+if ! command -v curl >/dev/null 2>&1; then
+  apt_install "the sandbox's curl line" curl
+fi
+
 # The supervision report's test renders the HTML page in headless Chromium (Debian's `chromium`).
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
   apt_install "the report's browser test" chromium

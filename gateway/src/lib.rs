@@ -10,5 +10,6 @@ pub mod auth;
 pub mod envelope;
 pub mod limits;
 pub mod paas;
+pub mod sandbox;
 pub mod server;
 pub mod tx;

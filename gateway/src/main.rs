@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
+use national_gateway::sandbox::{SandboxArgs, sandbox};
 use national_gateway::server::{ServeArgs, serve, sign};
 use std::path::PathBuf;
 
@@ -32,7 +33,14 @@ enum Command {
         /// File holding the paasid's token (never on the command line).
         #[arg(long)]
         token_file: PathBuf,
+        /// Print them as curl arguments on one line (`curl $(national-gateway sign … --curl) …`).
+        #[arg(long)]
+        curl: bool,
     },
+    /// A sandbox for a HIS developer: clearing on its embedded store with sample institutions,
+    /// catalogues and members, and the gateway on loopback; prints the URL, a paasid, its token and a
+    /// `curl` line that settles a sample claim.
+    Sandbox(SandboxArgs),
 }
 
 #[tokio::main]
@@ -40,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => serve(*a).await,
-        Command::Sign { paasid, token_file } => sign(&paasid, &token_file),
+        Command::Sign { paasid, token_file, curl } => sign(&paasid, &token_file, curl),
+        Command::Sandbox(a) => sandbox(a).await,
     }
 }

@@ -568,7 +568,7 @@ where
     }
 }
 
-pub fn sign(paasid: &str, token_file: &Path) -> anyhow::Result<()> {
+pub fn sign(paasid: &str, token_file: &Path, curl: bool) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(token_file).with_context(|| format!("token file {}", token_file.display()))?;
     let ts = chrono::Utc::now().timestamp().to_string();
     let nonce = {
@@ -576,9 +576,20 @@ pub fn sign(paasid: &str, token_file: &Path) -> anyhow::Result<()> {
         let seed = format!("{paasid}{}{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(), std::process::id());
         hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..12])
     };
-    println!("{}: {paasid}", auth::H_PAASID);
-    println!("{}: {ts}", auth::H_TIMESTAMP);
-    println!("{}: {nonce}", auth::H_NONCE);
-    println!("{}: {}", auth::H_SIGNATURE, auth::signature(&ts, token.trim().as_bytes(), &nonce));
+    let headers = [
+        (auth::H_PAASID, paasid.to_string()),
+        (auth::H_TIMESTAMP, ts.clone()),
+        (auth::H_NONCE, nonce.clone()),
+        (auth::H_SIGNATURE, auth::signature(&ts, token.trim().as_bytes(), &nonce)),
+    ];
+    if curl {
+        // One line of curl arguments without spaces inside a value (a paasid has none; the rest is
+        // digits and hex), so that `$(…)` splits it into exactly these arguments.
+        println!("{}", headers.iter().map(|(h, v)| format!("-H{h}:{v}")).collect::<Vec<_>>().join(" "));
+    } else {
+        for (h, v) in headers {
+            println!("{h}: {v}");
+        }
+    }
     Ok(())
 }

@@ -671,3 +671,48 @@ async fn one_trace_from_the_his_through_the_gateway_into_clearing() {
     })
     .await;
 }
+
+/// Issue 30: `national-gateway sandbox` starts clearing and the gateway in one command and prints a
+/// `curl` line that settles its sample claim; run twice (signed anew), it is the same settlement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_starts_in_one_command_and_its_curl_line_settles() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(bin("national-gateway"))
+        .args(["sandbox", "--dir"])
+        .arg(dir.path().join("sandbox"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("sandbox.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let curl = loop {
+        let line = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("no curl line; printed {printed:?}"));
+        if line.starts_with("curl ") {
+            break line;
+        }
+        printed.push(line);
+    };
+    assert!(printed.iter().any(|l| l.starts_with("url: http://127.0.0.1:")), "{printed:?}");
+    assert!(printed.iter().any(|l| l == "paasid: sandbox_his") && printed.iter().any(|l| l.starts_with("token: ")), "{printed:?}");
+    let run = || {
+        let out = std::process::Command::new("sh").arg("-c").arg(&curl).output().expect("sh and curl (scripts/test.sh installs curl)");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|_| panic!("{curl}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let first = run();
+    assert_eq!(first["infcode"], 0, "{first}");
+    assert!(fen(first["output"]["setlinfo"]["hifp_pay"].as_str().unwrap()) > 0, "the fund pays: {first}");
+    let again = run();
+    assert_eq!(again["output"]["setlinfo"]["setl_id"], first["output"]["setlinfo"]["setl_id"], "a resend is the same settlement");
+    // SIGTERM: the sandbox stops, and its clearing with it.
+    std::process::Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    let stopped = poll_until(PATIENCE, || child.try_wait().ok().flatten());
+    assert!(stopped.is_some(), "the sandbox did not stop");
+}
