@@ -13,8 +13,12 @@
 //! | member, settlement or institution not found (NOT_FOUND) | 200 | -1 | `<path>: <what> not found` |
 //! | msgid reused with other content (ALREADY_EXISTS) | 200 | -1 | `msgid: already used with other content` |
 //! | settlement already reversed, … (FAILED_PRECONDITION) | 200 | -1 | clearing's reason |
-//! | the caller may not do this (PERMISSION_DENIED) | 403 | -1 | `<path>: <why>` |
-//! | x-tif authentication failed (unknown paasid, bad signature, stale timestamp, replayed nonce) | 401 | -1 | the reason |
+//! | the caller may not do this (PERMISSION_DENIED), or an institution-bound caller names another `fixmedins_code` | 403 | -1 | `<path>: not permitted to this caller` (clearing's words stay in the log) / `fixmedins_code: this caller may not act as institution …` |
+//! | x-tif authentication failed (unknown paasid, bad signature, stale timestamp, replayed nonce, missing header) | 401 | -1 | one message for every reason (the reason is audited) |
+//! | the paasid's nonces in use are at their bound | 429 | -1 | the bound; retry later |
+//! | the nonce store (Redis) is away | 503 | -1 | retry |
+//! | the body did not arrive within the body timeout | 408 | -1 | `body: not received in time` |
+//! | another path than the national one | 404 | -1 | `path: the national interface is POST …` |
 //! | body not JSON / not an object | 400 | -1 | `body: …` |
 //! | content type not JSON | 415 | -1 | `content-type: …` |
 //! | body over the limit | 413 | -1 | `body: larger than … bytes` |

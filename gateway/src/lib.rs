@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod conformance;
 pub mod envelope;
 pub mod limits;
 pub mod paas;

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
+use national_gateway::conformance::{ConformanceArgs, conformance};
 use national_gateway::sandbox::{SandboxArgs, sandbox};
 use national_gateway::server::{ServeArgs, serve, sign};
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ enum Command {
     /// catalogues and members, and the gateway on loopback; prints the URL, a paasid, its token and a
     /// `curl` line that settles a sample claim.
     Sandbox(SandboxArgs),
+    /// Replay the corpus of requests shaped as hospitals send them (examples/national/requests) against
+    /// a national-interface endpoint (ours or another gateway); prints per transaction what was sent,
+    /// what was answered, and the shape and amount differences. Fails when any transaction differs.
+    Conformance(ConformanceArgs),
 }
 
 #[tokio::main]
@@ -50,5 +55,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(a) => serve(*a).await,
         Command::Sign { paasid, token_file, curl } => sign(&paasid, &token_file, curl),
         Command::Sandbox(a) => sandbox(a).await,
+        Command::Conformance(a) => conformance(a).await,
     }
 }

@@ -716,3 +716,47 @@ async fn the_sandbox_starts_in_one_command_and_its_curl_line_settles() {
     let stopped = poll_until(PATIENCE, || child.try_wait().ok().flatten());
     assert!(stopped.is_some(), "the sandbox did not stop");
 }
+
+/// Issue 30: the corpus of requests shaped as hospitals send them (examples/national/requests) passes
+/// through gateway → clearing on both stores with no difference, as `national-gateway conformance`
+/// reports it; the visit's 2207 pays what SettleClaim pays for the same claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim() {
+    let r = Redis::start();
+    for c in [Clearing::start(), Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()])] {
+        let dir = tempfile::tempdir().unwrap();
+        let paas = paas_file(dir.path(), &[("sandbox_his", "institution:H36010000001", "360100")]);
+        let g = Gateway::start(&c.url(), &paas, &[]);
+        // The sandbox's members, and a twin of SANDBOX1 for SettleClaim.
+        let filed = |p: &str| funded(member("421300", p, "11", &["360000"]), "500.00");
+        registered(&c, &[filed("SANDBOX1"), filed("SANDBOXT"), funded(member("360100", "SANDBOX2", "11", &[]), "500.00")]).await;
+        let answers = dir.path().join("answers");
+        let out = std::process::Command::new(bin("national-gateway"))
+            .args(["conformance", "--url", &g.url(), "--paasid", "sandbox_his", "--token", &token_of("sandbox_his"), "--corpus"])
+            .arg(repo_root().join("examples/national/requests"))
+            .arg("--answers")
+            .arg(&answers)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(printed.trim_end().ends_with("transactions, 0 with differences"), "{printed}");
+        assert!(printed.lines().count() >= 19, "{printed}");
+        // The visit's settlement (2201 → 2203 → 2204 → 2207) against SettleClaim of the same lines.
+        let done: Value = serde_json::from_slice(&std::fs::read(answers.join("08-2207-settle.answer.json")).unwrap()).unwrap();
+        let reply = Reply { status: 200, body: done };
+        let mut twin = claim("TWIN-1", "421300", "SANDBOXT", "360100", 3, "2024-03-12", 500);
+        twin.fixmedins_code = "H36010000001".into();
+        twin.setl_time = chrono::DateTime::parse_from_rfc3339(&chrono::Utc::now().to_rfc3339()).unwrap().to_rfc3339();
+        twin.acct_used_flag = true;
+        let line = |cnt: &str, pric: &str, sum: &str| pb::ClaimLine {
+            hilist_code: CLASS_A_NO_CAP.into(),
+            cnt: cnt.into(),
+            pric: pric.into(),
+            det_item_fee_sumamt: sum.into(),
+        };
+        twin.lines = vec![line("1", "500.00", "500.00"), line("2", "150.00", "300.00"), line("1", "80.00", "80.00")];
+        let direct = c.clearing().await.settle_claim(twin).await.unwrap().into_inner();
+        assert_eq!(national_amounts(&reply), grpc_amounts(&direct), "the corpus's 2207 vs SettleClaim");
+    }
+}

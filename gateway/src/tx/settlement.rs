@@ -291,7 +291,8 @@ pub(crate) async fn reversal(clients: &Clients, call: &Call<'_>) -> Answer {
         pb::ReverseClaimRequest { setl_id: original.setl_id, msgid: env.msgid.clone(), reason: format!("2601 of 2207 {}", find.msgid) };
     match c.reverse_claim(call.request(req)).await {
         Ok(_) => Answer::done(json!({})),
-        Err(st) => from_status(&st, &REVERSAL),
+        // Here `msgid` is this request's own (a reuse with other content).
+        Err(st) => from_status(&st, &REVERSE),
     }
 }
 

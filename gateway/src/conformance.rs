@@ -1,0 +1,301 @@
+//! `national-gateway conformance`: replays the corpus of requests shaped as hospitals send them
+//! (`examples/national/requests/`, in file-name order) against any national-interface endpoint and prints,
+//! per transaction, what was sent, what was answered, the shape differences (national output fields
+//! missing) and the amount differences (against `<name>.expect.json`, when there is one).
+//!
+//! A request file is the envelope a HIS sends. Its strings may hold placeholders, replaced before
+//! sending: `{{today}}` (yyyy-MM-dd, Beijing), `{{now}}` (yyyy-MM-dd HH:mm:ss), `{{msgid}}` (a fresh msgid
+//! for this request, which is also its envelope's), `{{msgid:<file>}}` (the msgid an earlier file was
+//! sent with) and `{{<file>:<path>}}` (a value of an earlier file's answer, by dotted path with `[i]`
+//! for list items, e.g. `{{04-2201-register:output.data.mdtrt_id}}`). A file whose name contains
+//! `refused` must be answered `infcode` -1; every other one 0.
+
+use crate::auth;
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConformanceArgs {
+    /// The endpoint: http://host:port (the national path is added) or the full callService URL.
+    #[arg(long)]
+    pub url: String,
+    #[arg(long)]
+    pub paasid: String,
+    /// The paasid's token (or --token-file).
+    #[arg(long, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Report only the transactions of this infno (the files before them are still sent: their answers
+    /// fill the placeholders).
+    #[arg(long)]
+    pub only: Option<String>,
+    /// The corpus.
+    #[arg(long, default_value = "examples/national/requests")]
+    pub corpus: PathBuf,
+    /// Also write each request as sent and its answer here (`<file>.sent.json`, `<file>.answer.json`).
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+}
+
+/// The output fields each transaction must answer (national names, dotted paths; `[]` = every item of
+/// a list, which must not be empty).
+fn required_paths(infno: &str) -> &'static [&'static str] {
+    match infno {
+        "1101" => &["output.baseinfo.psn_no", "output.insuinfo[].insutype", "output.insuinfo[].balc", "output.insuinfo[].psn_type"],
+        "1312" => &["output.data[].hilist_code", "output.data[].hilist_name", "output.data[].chrgitm_lv"],
+        "2201" => &["output.data.mdtrt_id", "output.data.psn_no", "output.data.ipt_otp_no"],
+        "2204" => &[
+            "output.result[].feedetl_sn",
+            "output.result[].det_item_fee_sumamt",
+            "output.result[].chrgitm_lv",
+            "output.result[].selfpay_prop",
+        ],
+        "2206" | "2207" | "2208" | "5203" => &[
+            "output.setlinfo.setl_id",
+            "output.setlinfo.psn_no",
+            "output.setlinfo.setl_time",
+            "output.setlinfo.medfee_sumamt",
+            "output.setlinfo.fulamt_ownpay_amt",
+            "output.setlinfo.overlmt_selfpay",
+            "output.setlinfo.preselfpay_amt",
+            "output.setlinfo.inscp_scp_amt",
+            "output.setlinfo.act_pay_dedc",
+            "output.setlinfo.hifp_pay",
+            "output.setlinfo.pool_prop_selfpay",
+            "output.setlinfo.fund_pay_sumamt",
+            "output.setlinfo.acct_pay",
+            "output.setlinfo.balc",
+            "output.setlinfo.clr_optins",
+            "output.setlinfo.clr_type",
+            "output.setlinfo.clr_way",
+            "output.setldetail[].fund_pay_type",
+            "output.setldetail[].fund_payamt",
+        ],
+        "5204" => &["output[].feedetl_sn", "output[].det_item_fee_sumamt", "output[].hilist_code", "output[].fee_ocur_time"],
+        "3201" | "3202" => &["output.stmtinfo.setl_optins", "output.stmtinfo.stmt_rslt", "output.stmtinfo.stmt_rslt_dscr"],
+        "9001" => &["output.signinoutb.sign_no", "output.signinoutb.sign_time"],
+        _ => &[],
+    }
+}
+
+/// The values at a dotted path (`a.b[].c` every item's, `a[2].c` one item's).
+fn values_at<'v>(v: &'v Value, path: &str) -> Vec<&'v Value> {
+    let mut at = vec![v];
+    for part in path.split('.') {
+        let (name, index) = match part.find('[') {
+            Some(i) => (&part[..i], Some(&part[i + 1..part.len() - 1])),
+            None => (part, None),
+        };
+        let mut next = Vec::new();
+        for v in at {
+            let inner = if name.is_empty() { Some(v) } else { v.get(name) };
+            match (inner, index) {
+                (Some(x), None) => next.push(x),
+                (Some(Value::Array(a)), Some("")) => next.extend(a.iter()),
+                (Some(Value::Array(a)), Some(i)) => next.extend(i.parse::<usize>().ok().and_then(|i| a.get(i))),
+                _ => {}
+            }
+        }
+        at = next;
+    }
+    at
+}
+
+/// What one transaction of the corpus did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub file: String,
+    pub infno: String,
+    pub infcode: i64,
+    pub err_msg: String,
+    pub shape: Vec<String>,
+    pub amounts: Vec<String>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.shape.is_empty() && self.amounts.is_empty()
+    }
+}
+
+/// Replays the corpus; the outcomes in order.
+pub async fn run(a: &ConformanceArgs) -> anyhow::Result<Vec<Outcome>> {
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("--token-file {}", f.display()))?.trim().to_string(),
+        (None, None) => anyhow::bail!("give --token or --token-file"),
+    };
+    let url =
+        if a.url.contains("/fsi/") { a.url.clone() } else { format!("{}{}", a.url.trim_end_matches('/'), crate::server::CALL_SERVICE) };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.corpus)
+        .with_context(|| format!("--corpus {}", a.corpus.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".expect.json"))
+        .collect();
+    files.sort();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Full<Bytes>>(hyper_util::client::legacy::connect::HttpConnector::new());
+    let run_tag = chrono::Utc::now().format("%m%d%H%M%S").to_string();
+    let mut answers: HashMap<String, Value> = HashMap::new();
+    let mut msgids: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for (seq, path) in files.iter().enumerate() {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(path)?;
+        let mut env: Value = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let infno = env["infno"].as_str().unwrap_or_default().to_string();
+        let msgid = format!("{}{run_tag}{seq:04}", env["fixmedins_code"].as_str().unwrap_or("CONFORMANCE"));
+        msgids.insert(stem.clone(), msgid.clone());
+        substitute(&mut env, &msgid, &msgids, &answers).with_context(|| format!("{stem}: placeholders"))?;
+        let answer = send(&client, &url, &a.paasid, &token, &env).await.with_context(|| format!("{stem}: sending"))?;
+        if let Some(dir) = &a.answers {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join(format!("{stem}.sent.json")), serde_json::to_vec_pretty(&env)?)?;
+            std::fs::write(dir.join(format!("{stem}.answer.json")), serde_json::to_vec_pretty(&answer)?)?;
+        }
+        let infcode = answer["infcode"].as_i64().unwrap_or(i64::MIN);
+        let refused = stem.contains("refused");
+        let mut shape = Vec::new();
+        if refused && infcode != -1 {
+            shape.push(format!("infcode {infcode}, expected -1 (a refusal)"));
+        }
+        if !refused && infcode != 0 {
+            shape.push(format!("infcode {infcode}, expected 0: {}", answer["err_msg"].as_str().unwrap_or_default()));
+        }
+        if infcode == 0 {
+            for p in required_paths(&infno) {
+                let found = values_at(&answer, p);
+                if found.is_empty() || found.iter().any(|v| v.is_null()) {
+                    shape.push(format!("{p} missing"));
+                }
+            }
+        }
+        let mut amounts = Vec::new();
+        let expect = path.with_file_name(format!("{stem}.expect.json"));
+        if let Ok(t) = std::fs::read_to_string(&expect) {
+            let e: Value = serde_json::from_str(&t).with_context(|| format!("{}", expect.display()))?;
+            for (p, want) in e["amounts"].as_object().into_iter().flatten() {
+                let got = values_at(&answer, p).first().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                if got.as_deref() != want.as_str() {
+                    amounts.push(format!("{p}: {} ≠ expected {want}", got.unwrap_or_else(|| "missing".into())));
+                }
+            }
+        }
+        if a.only.as_deref().is_none_or(|o| o == infno) {
+            out.push(Outcome {
+                file: stem.clone(),
+                infno,
+                infcode,
+                err_msg: answer["err_msg"].as_str().unwrap_or_default().into(),
+                shape,
+                amounts,
+            });
+        }
+        answers.insert(stem, answer);
+    }
+    Ok(out)
+}
+
+/// Replaces the placeholders of every string in `v`.
+fn substitute(v: &mut Value, msgid: &str, msgids: &HashMap<String, String>, answers: &HashMap<String, Value>) -> anyhow::Result<()> {
+    match v {
+        Value::String(s) if s.contains("{{") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("{{") {
+                out.push_str(&rest[..i]);
+                let j = rest[i..].find("}}").map(|j| i + j).context("an unclosed {{")?;
+                let name = &rest[i + 2..j];
+                let shanghai = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
+                let value = match name {
+                    "today" => shanghai.format("%Y-%m-%d").to_string(),
+                    "now" => shanghai.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    "msgid" => msgid.to_string(),
+                    _ if name.starts_with("msgid:") => {
+                        msgids.get(&name[6..]).cloned().with_context(|| format!("{name}: no such earlier file"))?
+                    }
+                    _ => {
+                        let (file, path) = name.split_once(':').with_context(|| format!("{{{{{name}}}}}: unknown placeholder"))?;
+                        let answer = answers.get(file).with_context(|| format!("{name}: no answer of {file} yet"))?;
+                        let found =
+                            values_at(answer, path).first().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                        found.with_context(|| format!("{name}: not in {file}'s answer"))?
+                    }
+                };
+                out.push_str(&value);
+                rest = &rest[j + 2..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        Value::Array(a) => {
+            for x in a {
+                substitute(x, msgid, msgids, answers)?;
+            }
+        }
+        Value::Object(m) => {
+            for x in m.values_mut() {
+                substitute(x, msgid, msgids, answers)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn send(
+    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    url: &str,
+    paasid: &str,
+    token: &str,
+    env: &Value,
+) -> anyhow::Result<Value> {
+    use sha2::Digest;
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let nonce = hex::encode(
+        &sha2::Sha256::digest(format!("{}{}", env["msgid"], chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()))[..12],
+    );
+    let req = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .header(auth::H_PAASID, paasid)
+        .header(auth::H_TIMESTAMP, &ts)
+        .header(auth::H_NONCE, &nonce)
+        .header(auth::H_SIGNATURE, auth::signature(&ts, token.as_bytes(), &nonce))
+        .body(Full::new(Bytes::from(serde_json::to_vec(env)?)))?;
+    let resp = client.request(req).await.context("no answer")?;
+    let body = resp.into_body().collect().await?.to_bytes();
+    serde_json::from_slice(&body).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&body)))
+}
+
+/// Prints the outcomes; an error when any differs.
+pub async fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
+    let outcomes = run(&a).await?;
+    let mut differing = 0;
+    for o in &outcomes {
+        let verdict = if o.ok() { "ok" } else { "DIFFERS" };
+        println!(
+            "{} {} sent; answered infcode {}{}: {verdict}",
+            o.file,
+            o.infno,
+            o.infcode,
+            if o.err_msg.is_empty() { String::new() } else { format!(" ({})", o.err_msg) }
+        );
+        for d in &o.shape {
+            println!("  shape: {d}");
+        }
+        for d in &o.amounts {
+            println!("  amount: {d}");
+        }
+        differing += usize::from(!o.ok());
+    }
+    println!("{} transactions, {differing} with differences", outcomes.len());
+    if differing > 0 {
+        anyhow::bail!("{differing} transactions differ");
+    }
+    Ok(())
+}
