@@ -11,9 +11,11 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncBufReadExt;
 
-/// The sandbox's caller: a HIS of Nanchang's level-3 sample hospital.
+/// The sandbox's caller: the system of Nanchang's level-3 sample hospital and of its designated sample
+/// pharmacy (a pharmacy fill names the hospital as prescriber).
 pub const SANDBOX_PAASID: &str = "sandbox_his";
 const HOSPITAL: &str = "H36010000001";
+const PHARMACY: &str = "P36010000001";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SandboxArgs {
@@ -69,7 +71,7 @@ pub async fn sandbox(a: SandboxArgs) -> anyhow::Result<()> {
     std::fs::write(
         &paas,
         format!(
-            "[[paas]]\npaasid = \"{SANDBOX_PAASID}\"\ntoken_file = \"token\"\nrole = \"institution\"\nadmdvs = \"360100\"\nfixmedins_code = \"{HOSPITAL}\"\n"
+            "[[paas]]\npaasid = \"{SANDBOX_PAASID}\"\ntoken_file = \"token\"\nrole = \"institution\"\nadmdvs = \"360100\"\nfixmedins_code = [\"{HOSPITAL}\", \"{PHARMACY}\"]\n"
         ),
     )?;
     let claim = dir.join("2207.json");
@@ -85,7 +87,9 @@ pub async fn sandbox(a: SandboxArgs) -> anyhow::Result<()> {
     println!("url: {url}");
     println!("paasid: {SANDBOX_PAASID}");
     println!("token: {token}");
-    println!("institution: {HOSPITAL} (Nanchang, level 3); members SANDBOX1 (Suizhou, filed for Jiangxi) and SANDBOX2 (Nanchang)");
+    println!(
+        "institutions: {HOSPITAL} (Nanchang, level 3) and {PHARMACY} (its designated pharmacy); members SANDBOX1 (Suizhou, filed for Jiangxi) and SANDBOX2 (Nanchang)"
+    );
     println!("settle the sample claim {} (each run signs anew):", claim.display());
     println!("{}", curl_line(&me, &token_file, &claim, &url));
     let args = ["national-gateway", "--listen", &listen.to_string(), "--clearing", &clearing_url, "--plaintext", "--paas"];

@@ -725,7 +725,7 @@ async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim
     let r = Redis::start();
     for c in [Clearing::start(), Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()])] {
         let dir = tempfile::tempdir().unwrap();
-        let paas = paas_file(dir.path(), &[("sandbox_his", "institution:H36010000001", "360100")]);
+        let paas = paas_file(dir.path(), &[("sandbox_his", "institution:H36010000001,P36010000001", "360100")]);
         let g = Gateway::start(&c.url(), &paas, &[]);
         // The sandbox's members, and a twin of SANDBOX1 for SettleClaim.
         let filed = |p: &str| funded(member("421300", p, "11", &["360000"]), "500.00");
