@@ -23,20 +23,36 @@ async fn settlement_of(clients: &Clients, call: &Call<'_>, setl_id: &str, psn_no
     }
 }
 
+/// A query's `input.data`: `psn_no` (required), `setl_id` (required for 5203), `mdtrt_id`; for 5204 one
+/// of `setl_id` and `mdtrt_id`.
+struct Query {
+    psn_no: String,
+    setl_id: String,
+    mdtrt_id: String,
+}
+
+fn query_of(call: &Call<'_>, setl_id_required: bool) -> Result<Query, Answer> {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let mut q = Query { psn_no: String::new(), setl_id: String::new(), mdtrt_id: String::new() };
+    if let Some(d) = f.obj(&call.env.input, "input", "data") {
+        q.psn_no = f.text(d, "input.data", "psn_no", true, MAX_FIELD_LEN);
+        q.setl_id = f.text(d, "input.data", "setl_id", setl_id_required, MAX_FIELD_LEN);
+        q.mdtrt_id = f.text(d, "input.data", "mdtrt_id", false, MAX_FIELD_LEN);
+        if q.setl_id.is_empty() && q.mdtrt_id.is_empty() && !setl_id_required {
+            f.v.add("input.data.mdtrt_id", "name the visit (mdtrt_id) or the settlement (setl_id)");
+        }
+    }
+    if v.0.is_empty() { Ok(q) } else { Err(invalid(v)) }
+}
+
 /// 5203: `setlinfo` (2207's, with 5203's own names for the personal parts: `psn_pay`, `cash_payamt`)
 /// and `setldetail[]`.
 pub(crate) async fn settlement_info(clients: &Clients, call: &Call<'_>) -> Answer {
-    let mut v = Violations::default();
-    let mut f = Fields { v: &mut v };
-    let (mut psn_no, mut setl_id, mut mdtrt_id) = Default::default();
-    if let Some(d) = f.obj(&call.env.input, "input", "data") {
-        psn_no = f.text(d, "input.data", "psn_no", true, MAX_FIELD_LEN);
-        setl_id = f.text(d, "input.data", "setl_id", true, MAX_FIELD_LEN);
-        mdtrt_id = f.text(d, "input.data", "mdtrt_id", false, MAX_FIELD_LEN);
-    }
-    if !v.0.is_empty() {
-        return invalid(v);
-    }
+    let Query { psn_no, setl_id, mdtrt_id } = match query_of(call, true) {
+        Ok(q) => q,
+        Err(a) => return a,
+    };
     let s = match settlement_of(clients, call, &setl_id, &psn_no).await {
         Ok(s) => s,
         Err(a) => return a,
@@ -55,20 +71,10 @@ pub(crate) async fn settlement_info(clients: &Clients, call: &Call<'_>) -> Answe
 /// details with each one's verdict (and `setl_id` once settled); by `setl_id` alone (a claim sent whole
 /// to 2207), the settlement's lines, which keep no quantity or unit price.
 pub(crate) async fn fee_details(clients: &Clients, call: &Call<'_>) -> Answer {
-    let mut v = Violations::default();
-    let mut f = Fields { v: &mut v };
-    let (mut psn_no, mut setl_id, mut mdtrt_id) = Default::default();
-    if let Some(d) = f.obj(&call.env.input, "input", "data") {
-        psn_no = f.text(d, "input.data", "psn_no", true, MAX_FIELD_LEN);
-        setl_id = f.text(d, "input.data", "setl_id", false, MAX_FIELD_LEN);
-        mdtrt_id = f.text(d, "input.data", "mdtrt_id", false, MAX_FIELD_LEN);
-    }
-    if setl_id.is_empty() && mdtrt_id.is_empty() {
-        f.v.add("input.data.mdtrt_id", "name the visit (mdtrt_id) or the settlement (setl_id)");
-    }
-    if !v.0.is_empty() {
-        return invalid(v);
-    }
+    let Query { psn_no, setl_id, mdtrt_id } = match query_of(call, false) {
+        Ok(q) => q,
+        Err(a) => return a,
+    };
     if !mdtrt_id.is_empty() {
         let req = pb::GetVisitRequest { mdtrt_id: mdtrt_id.clone() };
         let visit = match ClearingClient::new(clients.channel.clone()).get_visit(call.request(req)).await {
