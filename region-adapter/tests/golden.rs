@@ -414,6 +414,17 @@ fn suizhou_pro_rata_only_for_retirees_who_reached_the_required_years() {
     assert!(matches!(credit(None, 25), MemberCredit::Credit { fen, .. } if fen == y("70.00")));
 }
 
+/// A Suizhou in-service member filed for Jiangxi (`f`) fills a level-1 prescription at a pharmacy in
+/// Nanchang on 2023-03-10, with the account (own, 1,000.00).
+fn suizhou_pharmacy_fill(f: &[Filing]) -> Case<'_> {
+    let mut c = suizhou_filed(f, "2023-03-10", 1, PsnType::InService);
+    c.med_type = MedType::Pharmacy;
+    c.prescribing = Some(1);
+    c.acct_used = true;
+    c.account = Some(AccountSource::Own { balance_fen: y("1000.00") });
+    c
+}
+
 #[test]
 fn at_a_pharmacy_the_account_pays_only_drugs_devices_and_consumables() {
     // 003 art. 15(二): the account pays "在定点零售药店购买药品、医疗器械、医用耗材发生的由个人负担的费用";
@@ -423,11 +434,7 @@ fn at_a_pharmacy_the_account_pays_only_drugs_devices_and_consumables() {
     // medfee 180.00, in scope 150.00, all under the 500.00 deductible: fund 0, patient 180.00.
     // The account (balance 1,000.00) may pay the drug only: 100.00; cash 80.00.
     let f = [filing("360000")];
-    let mut c = suizhou_filed(&f, "2023-03-10", 1, PsnType::InService);
-    c.med_type = MedType::Pharmacy;
-    c.prescribing = Some(1);
-    c.acct_used = true;
-    c.account = Some(AccountSource::Own { balance_fen: y("1000.00") });
+    let mut c = suizhou_pharmacy_fill(&f);
     let lines = [line("XC08CAA017A0", "100", "1.00"), line(CLASS_A_NO_CAP, "1", "50"), line("XZ99ZZZ999Z9", "1", "30")];
     let s = c.settle(&lines).unwrap();
     let a = s.amounts;
@@ -458,11 +465,7 @@ fn a_fill_at_a_pharmacy_not_designated_for_pooling_gets_no_fund_pay() {
     // designated → the fund 0 and no deductible used, the account (balance 1,000.00) all 800.00 (a drug,
     // which the account may pay at a pharmacy).
     let f = [filing("360000")];
-    let mut c = suizhou_filed(&f, "2023-03-10", 1, PsnType::InService);
-    c.med_type = MedType::Pharmacy;
-    c.prescribing = Some(1);
-    c.acct_used = true;
-    c.account = Some(AccountSource::Own { balance_fen: y("1000.00") });
+    let mut c = suizhou_pharmacy_fill(&f);
     let drug = [line("XC08CAA017A0", "800", "1.00")]; // 苯磺酸氨氯地平片 甲类, 1.00 under the 1.20 cap
     let a = c.settle(&drug).unwrap().amounts;
     assert_eq!((a.hifp_pay, a.acct_pay, a.psn_cash_pay), (y("240.00"), y("560.00"), 0));
