@@ -8,7 +8,9 @@
 //! for this request, which is also its envelope's), `{{msgid:<file>}}` (the msgid an earlier file was
 //! sent with) and `{{<file>:<path>}}` (a value of an earlier file's answer, by dotted path with `[i]`
 //! for list items, e.g. `{{04-2201-register:output.data.mdtrt_id}}`). A file whose name contains
-//! `refused` must be answered `infcode` -1; every other one 0.
+//! `refused` must be answered `infcode` -1; every other one 0. A file named `…@NAME.json` is sent as the
+//! caller given by `--caller NAME=PAASID:TOKEN_FILE` (the corpus's chronic visit is at a Suizhou
+//! hospital: `@suizhou`), and skipped when that caller is not given.
 
 use crate::auth;
 use anyhow::Context;
@@ -40,13 +42,62 @@ pub struct ConformanceArgs {
     /// Also write each request as sent and its answer here (`<file>.sent.json`, `<file>.answer.json`).
     #[arg(long)]
     pub answers: Option<PathBuf>,
+    /// Another caller, `NAME=PAASID:TOKEN_FILE`: the files named `…@NAME.json` are sent as it (a visit
+    /// at another region's institution, e.g. `@suizhou`). Repeatable; a file whose caller is not given
+    /// is skipped and counted as such.
+    #[arg(long = "caller", value_name = "NAME=PAASID:TOKEN_FILE")]
+    pub callers: Vec<String>,
+}
+
+/// The callers of a run: the main one (`""`) and the `--caller`s, name → (paasid, token).
+fn callers(a: &ConformanceArgs) -> anyhow::Result<HashMap<String, (String, String)>> {
+    let read = |f: &std::path::Path| -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(f).with_context(|| format!("token file {}", f.display()))?.trim().to_string())
+    };
+    let main = match (&a.token, &a.token_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(f)) => read(f)?,
+        (None, None) => anyhow::bail!("give --token or --token-file"),
+    };
+    let mut out = HashMap::from([(String::new(), (a.paasid.clone(), main))]);
+    for c in &a.callers {
+        let Some((name, rest)) = c.split_once('=') else { anyhow::bail!("--caller {c}: expected NAME=PAASID:TOKEN_FILE") };
+        let Some((paasid, file)) = rest.split_once(':') else { anyhow::bail!("--caller {c}: expected NAME=PAASID:TOKEN_FILE") };
+        out.insert(name.to_string(), (paasid.to_string(), read(std::path::Path::new(file))?));
+    }
+    Ok(out)
 }
 
 /// The output fields each transaction must answer (national names, dotted paths; `[]` = every item of
 /// a list, which must not be empty).
 fn required_paths(infno: &str) -> &'static [&'static str] {
     match infno {
-        "1101" => &["output.baseinfo.psn_no", "output.insuinfo[].insutype", "output.insuinfo[].balc", "output.insuinfo[].psn_type"],
+        "1101" => &[
+            "output.baseinfo.psn_no",
+            "output.baseinfo.psn_cert_type",
+            "output.baseinfo.certno",
+            "output.baseinfo.psn_name",
+            "output.baseinfo.gend",
+            "output.baseinfo.brdy",
+            "output.baseinfo.age",
+            "output.insuinfo[].insutype",
+            "output.insuinfo[].balc",
+            "output.insuinfo[].psn_type",
+            "output.insuinfo[].psn_insu_stas",
+            "output.insuinfo[].cvlserv_flag",
+            "output.insuinfo[].insuplc_admdvs",
+            "output.idetinfo",
+        ],
+        "5201" => &[
+            "output.mdtrtinfo[].mdtrt_id",
+            "output.mdtrtinfo[].psn_no",
+            "output.mdtrtinfo[].certno",
+            "output.mdtrtinfo[].psn_name",
+            "output.mdtrtinfo[].insutype",
+            "output.mdtrtinfo[].insu_optins",
+            "output.mdtrtinfo[].begntime",
+            "output.mdtrtinfo[].med_type",
+        ],
         "1312" => &["output.data[].hilist_code", "output.data[].hilist_name", "output.data[].chrgitm_lv"],
         "2201" => &["output.data.mdtrt_id", "output.data.psn_no", "output.data.ipt_otp_no"],
         "2204" => &[
@@ -115,21 +166,31 @@ pub struct Outcome {
     pub err_msg: String,
     pub shape: Vec<String>,
     pub amounts: Vec<String>,
+    /// Not sent: the caller it names was not given.
+    pub skipped: Option<String>,
 }
 
 impl Outcome {
     pub fn ok(&self) -> bool {
         self.shape.is_empty() && self.amounts.is_empty()
     }
+    /// A file sent as a caller the run was not given (`--caller NAME=…`).
+    fn skipped(file: String, infno: String, caller: &str) -> Outcome {
+        Outcome {
+            file,
+            infno,
+            infcode: 0,
+            err_msg: String::new(),
+            shape: Vec::new(),
+            amounts: Vec::new(),
+            skipped: Some(caller.to_string()),
+        }
+    }
 }
 
 /// Replays the corpus; the outcomes in order.
 pub async fn run(a: &ConformanceArgs) -> anyhow::Result<Vec<Outcome>> {
-    let token = match (&a.token, &a.token_file) {
-        (Some(t), _) => t.trim().to_string(),
-        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("--token-file {}", f.display()))?.trim().to_string(),
-        (None, None) => anyhow::bail!("give --token or --token-file"),
-    };
+    let callers = callers(a)?;
     let url =
         if a.url.contains("/fsi/") { a.url.clone() } else { format!("{}{}", a.url.trim_end_matches('/'), crate::server::CALL_SERVICE) };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&a.corpus)
@@ -149,10 +210,17 @@ pub async fn run(a: &ConformanceArgs) -> anyhow::Result<Vec<Outcome>> {
         let text = std::fs::read_to_string(path)?;
         let mut env: Value = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
         let infno = env["infno"].as_str().unwrap_or_default().to_string();
+        let caller = stem.split_once('@').map_or("", |(_, c)| c).to_string();
+        let Some((paasid, token)) = callers.get(&caller) else {
+            if a.only.as_deref().is_none_or(|o| o == infno) {
+                out.push(Outcome::skipped(stem, infno, &caller));
+            }
+            continue;
+        };
         let msgid = format!("{}{run_tag}{seq:04}", env["fixmedins_code"].as_str().unwrap_or("CONFORMANCE"));
         msgids.insert(stem.clone(), msgid.clone());
         substitute(&mut env, &msgid, &msgids, &answers).with_context(|| format!("{stem}: placeholders"))?;
-        let answer = send(&client, &url, &a.paasid, &token, &env).await.with_context(|| format!("{stem}: sending"))?;
+        let answer = send(&client, &url, paasid, token, &env).await.with_context(|| format!("{stem}: sending"))?;
         if let Some(dir) = &a.answers {
             std::fs::create_dir_all(dir)?;
             std::fs::write(dir.join(format!("{stem}.sent.json")), serde_json::to_vec_pretty(&env)?)?;
@@ -194,6 +262,7 @@ pub async fn run(a: &ConformanceArgs) -> anyhow::Result<Vec<Outcome>> {
                 err_msg: answer["err_msg"].as_str().unwrap_or_default().into(),
                 shape,
                 amounts,
+                skipped: None,
             });
         }
         answers.insert(stem, answer);
@@ -275,8 +344,13 @@ async fn send(
 /// Prints the outcomes; an error when any differs.
 pub async fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
     let outcomes = run(&a).await?;
-    let mut differing = 0;
+    let (mut differing, mut skipped) = (0, std::collections::BTreeSet::new());
     for o in &outcomes {
+        if let Some(c) = &o.skipped {
+            println!("{} {} skipped: sent as caller {c}, not given (--caller {c}=PAASID:TOKEN_FILE)", o.file, o.infno);
+            skipped.insert(c.clone());
+            continue;
+        }
         let verdict = if o.ok() { "ok" } else { "DIFFERS" };
         println!(
             "{} {} sent; answered infcode {}{}: {verdict}",
@@ -293,7 +367,11 @@ pub async fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
         }
         differing += usize::from(!o.ok());
     }
-    println!("{} transactions, {differing} with differences", outcomes.len());
+    let not_sent = outcomes.iter().filter(|o| o.skipped.is_some()).count();
+    if not_sent > 0 {
+        println!("{not_sent} skipped (no caller {})", skipped.into_iter().collect::<Vec<_>>().join(", "));
+    }
+    println!("{} transactions, {differing} with differences", outcomes.len() - not_sent);
     if differing > 0 {
         anyhow::bail!("{differing} transactions differ");
     }

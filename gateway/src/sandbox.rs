@@ -16,6 +16,10 @@ use tokio::io::AsyncBufReadExt;
 pub const SANDBOX_PAASID: &str = "sandbox_his";
 const HOSPITAL: &str = "H36010000001";
 const PHARMACY: &str = "P36010000001";
+/// A second caller, the system of Suizhou's level-3 sample hospital: the corpus's chronic-disease visit
+/// is a Nanchang member treated there (`…@suizhou.json`).
+pub const SANDBOX_SUIZHOU_PAASID: &str = "sandbox_his_suizhou";
+const SUIZHOU_HOSPITAL: &str = "H42130000001";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SandboxArgs {
@@ -67,11 +71,14 @@ pub async fn sandbox(a: SandboxArgs) -> anyhow::Result<()> {
     let token = sandbox_token();
     let token_file = dir.join("token");
     std::fs::write(&token_file, &token)?;
+    let suizhou_token_file = dir.join("token-suizhou");
+    std::fs::write(&suizhou_token_file, sandbox_token())?;
     let paas = dir.join("paas.toml");
     std::fs::write(
         &paas,
         format!(
-            "[[paas]]\npaasid = \"{SANDBOX_PAASID}\"\ntoken_file = \"token\"\nrole = \"institution\"\nadmdvs = \"360100\"\nfixmedins_code = [\"{HOSPITAL}\", \"{PHARMACY}\"]\n"
+            "[[paas]]\npaasid = \"{SANDBOX_PAASID}\"\ntoken_file = \"token\"\nrole = \"institution\"\nadmdvs = \"360100\"\nfixmedins_code = [\"{HOSPITAL}\", \"{PHARMACY}\"]\n\n\
+             [[paas]]\npaasid = \"{SANDBOX_SUIZHOU_PAASID}\"\ntoken_file = \"token-suizhou\"\nrole = \"institution\"\nadmdvs = \"421300\"\nfixmedins_code = \"{SUIZHOU_HOSPITAL}\"\n"
         ),
     )?;
     let claim = dir.join("2207.json");
@@ -88,10 +95,20 @@ pub async fn sandbox(a: SandboxArgs) -> anyhow::Result<()> {
     println!("paasid: {SANDBOX_PAASID}");
     println!("token: {token}");
     println!(
-        "institutions: {HOSPITAL} (Nanchang, level 3) and {PHARMACY} (its designated pharmacy); members SANDBOX1 (Suizhou, filed for Jiangxi) and SANDBOX2 (Nanchang)"
+        "institutions: {HOSPITAL} (Nanchang, level 3) and {PHARMACY} (its designated pharmacy); members SANDBOX1 (Suizhou, filed for Jiangxi; 1101 by mdtrt_cert_no 421302198001010011) and SANDBOX2 (Nanchang, filed for Hubei; 360102197506150025)"
     );
     println!("settle the sample claim {} (each run signs anew):", claim.display());
     println!("{}", curl_line(&me, &token_file, &claim, &url));
+    println!(
+        "second caller: {SANDBOX_SUIZHOU_PAASID} ({SUIZHOU_HOSPITAL}, Suizhou), token in {}; replay the corpus (from the repository's root):",
+        suizhou_token_file.display()
+    );
+    println!(
+        "{} conformance --url {url} --paasid {SANDBOX_PAASID} --token-file {} --caller suizhou={SANDBOX_SUIZHOU_PAASID}:{}",
+        me.display(),
+        token_file.display(),
+        suizhou_token_file.display()
+    );
     let args = ["national-gateway", "--listen", &listen.to_string(), "--clearing", &clearing_url, "--plaintext", "--paas"];
     let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     argv.push(paas.display().to_string());
@@ -124,20 +141,41 @@ fn sandbox_token() -> String {
     format!("sandbox-{}", hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..16]))
 }
 
-/// Two members, funded: one of Suizhou filed for treatment in Jiangxi, one of Nanchang.
+/// The sandbox's members (`examples/national/sandbox-members.json`): SANDBOX1 of Suizhou filed for
+/// treatment in Jiangxi and SANDBOX2 of Nanchang, funded, each with a (synthetic) resident ID for 1101.
+pub fn members() -> anyhow::Result<Vec<pb::Member>> {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(include_str!("../../examples/national/sandbox-members.json"))?;
+    let text = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    Ok(rows
+        .iter()
+        .map(|r| pb::Member {
+            psn_no: text(r, "psn_no"),
+            insuplc_admdvs: text(r, "insuplc_admdvs"),
+            psn_type: text(r, "psn_type"),
+            acct_balc: text(r, "acct_balc"),
+            filings: r["filings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .map(|f| pb::Filing { mdtrt_admdvs: f.into(), begndate: "2020-01-01".into(), ..Default::default() })
+                .collect(),
+            psn_cert_type: text(r, "psn_cert_type"),
+            certno: text(r, "certno"),
+            psn_name: text(r, "psn_name"),
+            gend: text(r, "gend"),
+            brdy: text(r, "brdy"),
+            naty: text(r, "naty"),
+            ..Default::default()
+        })
+        .collect())
+}
+
 async fn seed_members(clearing_url: &str) -> anyhow::Result<()> {
     let channel = tonic::transport::Endpoint::from_shared(clearing_url.to_string())?.connect().await?;
     let mut reg = proto::v1::registry_client::RegistryClient::new(channel);
-    let filing = pb::Filing { mdtrt_admdvs: "360000".into(), begndate: "2020-01-01".into(), ..Default::default() };
-    for (insured, psn_no, filings) in [("421300", "SANDBOX1", vec![filing]), ("360100", "SANDBOX2", vec![])] {
-        let m = pb::Member {
-            psn_no: psn_no.into(),
-            insuplc_admdvs: insured.into(),
-            psn_type: "11".into(),
-            acct_balc: "500.00".into(),
-            filings,
-            ..Default::default()
-        };
+    for m in members()? {
+        let psn_no = m.psn_no.clone();
         reg.upsert_member(m).await.map_err(|s| anyhow::anyhow!("seeding {psn_no}: {}", s.message()))?;
     }
     Ok(())

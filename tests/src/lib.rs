@@ -396,6 +396,9 @@ fn keep_log_of_failure(what: &str, log: &str) {
 pub async fn registered(c: &Clearing, members: &[pb::Member]) {
     let mut r = c.registry().await;
     for m in members {
+        // Certificate numbers are personal data too: no log may hold one.
+        remember_person(&m.psn_no);
+        remember_person(&m.certno);
         r.upsert_member(m.clone()).await.unwrap_or_else(|e| panic!("{}: {e}", m.psn_no));
     }
 }

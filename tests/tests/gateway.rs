@@ -205,7 +205,7 @@ async fn every_transaction(c: Clearing) {
     let r = jx.call("9999", "BAD-3", &nc, json!({})).await;
     assert_eq!(
         r.err_msg(),
-        "infno: 9999 is not served here; this gateway serves 1101, 1312, 2201, 2202, 2203, 2204, 2205, 2206, 2207, 2208, 2601, 3201, 3202, 5203, 5204, 9001, 9002"
+        "infno: 9999 is not served here; this gateway serves 1101, 1312, 2201, 2202, 2203, 2204, 2205, 2206, 2207, 2208, 2601, 3201, 3202, 5201, 5203, 5204, 9001, 9002"
     );
     let mut env = envelope("2207", "BAD-4", &nc, national_input(&golden_visits("BAD", "SZGW1")[0], false));
     env.as_object_mut().unwrap().remove("opter_name");
@@ -725,23 +725,38 @@ async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim
     let r = Redis::start();
     for c in [Clearing::start(), Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()])] {
         let dir = tempfile::tempdir().unwrap();
-        let paas = paas_file(dir.path(), &[("sandbox_his", "institution:H36010000001,P36010000001", "360100")]);
+        let paas = paas_file(
+            dir.path(),
+            &[
+                ("sandbox_his", "institution:H36010000001,P36010000001", "360100"),
+                ("sandbox_his_suizhou", "institution:H42130000001", "421300"),
+            ],
+        );
         let g = Gateway::start(&c.url(), &paas, &[]);
-        // The sandbox's members, and a twin of SANDBOX1 for SettleClaim.
-        let filed = |p: &str| funded(member("421300", p, "11", &["360000"]), "500.00");
-        registered(&c, &[filed("SANDBOX1"), filed("SANDBOXT"), funded(member("360100", "SANDBOX2", "11", &[]), "500.00")]).await;
+        // The sandbox's members, and twins of SANDBOX1 and SANDBOX2 for SettleClaim.
+        let mut members = national_gateway::sandbox::members().unwrap();
+        members.push(funded(member("421300", "SANDBOXT", "11", &["360000"]), "500.00"));
+        members.push(funded(member("360100", "SANDBOXC", "11", &["420000"]), "500.00"));
+        registered(&c, &members).await;
         let answers = dir.path().join("answers");
-        let out = std::process::Command::new(bin("national-gateway"))
-            .args(["conformance", "--url", &g.url(), "--paasid", "sandbox_his", "--token", &token_of("sandbox_his"), "--corpus"])
-            .arg(repo_root().join("examples/national/requests"))
-            .arg("--answers")
-            .arg(&answers)
-            .output()
-            .unwrap();
+        let suizhou_token = dir.path().join("token-suizhou");
+        std::fs::write(&suizhou_token, token_of("sandbox_his_suizhou")).unwrap();
+        let kit = |callers: bool| {
+            let mut cmd = std::process::Command::new(bin("national-gateway"));
+            cmd.args(["conformance", "--url", &g.url(), "--paasid", "sandbox_his", "--token", &token_of("sandbox_his"), "--corpus"])
+                .arg(repo_root().join("examples/national/requests"))
+                .arg("--answers")
+                .arg(&answers);
+            if callers {
+                cmd.arg("--caller").arg(format!("suizhou=sandbox_his_suizhou:{}", suizhou_token.display()));
+            }
+            cmd.output().unwrap()
+        };
+        let out = kit(true);
         let printed = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
         assert!(printed.trim_end().ends_with("transactions, 0 with differences"), "{printed}");
-        assert!(printed.lines().count() >= 19, "{printed}");
+        assert!(printed.lines().count() >= 30 && !printed.contains("skipped"), "{printed}");
         // The visit's settlement (2201 → 2203 → 2204 → 2207) against SettleClaim of the same lines.
         let done: Value = serde_json::from_slice(&std::fs::read(answers.join("08-2207-settle.answer.json")).unwrap()).unwrap();
         let reply = Reply { status: 200, body: done };
@@ -758,5 +773,42 @@ async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim
         twin.lines = vec![line("1", "500.00", "500.00"), line("2", "150.00", "300.00"), line("1", "80.00", "80.00")];
         let direct = c.clearing().await.settle_claim(twin).await.unwrap().into_inner();
         assert_eq!(national_amounts(&reply), grpc_amounts(&direct), "the corpus's 2207 vs SettleClaim");
+        // The chronic-disease visit (hypertension, 14) of SANDBOX2 in Suizhou, against SettleClaim as 14.
+        let done: Value =
+            serde_json::from_slice(&std::fs::read(answers.join("18f-2207-chronic-settle@suizhou.answer.json")).unwrap()).unwrap();
+        let mut twin = claim("TWIN-C", "360100", "SANDBOXC", "421300", 3, "2024-03-12", 300);
+        (twin.fixmedins_code, twin.med_type, twin.dise_code) = ("H42130000001".into(), "14".into(), "M03900".into());
+        twin.setl_time = chrono::Utc::now().to_rfc3339();
+        let direct = c.clearing().await.settle_claim(twin).await.unwrap().into_inner();
+        assert_eq!(national_amounts(&Reply { status: 200, body: done }), grpc_amounts(&direct), "the corpus's chronic 2207 vs SettleClaim");
     }
+    // Without the second caller its files are skipped, said so, and not counted.
+    let out = {
+        let c = Clearing::start();
+        let dir = tempfile::tempdir().unwrap();
+        let g =
+            Gateway::start(&c.url(), &paas_file(dir.path(), &[("sandbox_his", "institution:H36010000001,P36010000001", "360100")]), &[]);
+        registered(&c, &national_gateway::sandbox::members().unwrap()).await;
+        std::process::Command::new(bin("national-gateway"))
+            .args([
+                "conformance",
+                "--url",
+                &g.url(),
+                "--paasid",
+                "sandbox_his",
+                "--token",
+                &token_of("sandbox_his"),
+                "--only",
+                "1101",
+                "--corpus",
+            ])
+            .arg(repo_root().join("examples/national/requests"))
+            .output()
+            .unwrap()
+    };
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains("1 skipped (no caller suizhou)") && printed.contains("4 transactions, 0 with differences"),
+        "{printed}"
+    );
 }

@@ -236,3 +236,89 @@ async fn an_institution_acts_only_as_itself_through_the_gateway_and_over_grpc() 
         ClearingClient::new(tls_channel(c.addr, &pki.ca(), Some(&bad)).await.unwrap()).settle_claim(claim_at("G-4", "INST1", A, 10)).await;
     assert_eq!(e.unwrap_err().code(), Code::PermissionDenied);
 }
+
+/// A member of Suizhou with a (synthetic) resident ID number, filed for Jiangxi or not.
+fn person(psn_no: &str, certno: &str, name: &str, filed: bool) -> pb::Member {
+    let mut m = funded(member("421300", psn_no, "11", if filed { &["360000"] } else { &[] }), "100.00");
+    (m.psn_cert_type, m.certno, m.psn_name) = ("01".into(), certno.into(), name.into());
+    m
+}
+
+/// 1101 by certificate (issue 30): the national ways of naming a person (02 ID card, 03 social security
+/// card, 01 e-voucher with its decoded number) find the member through an index of keyed hashes; the
+/// service-location rule holds (an unfiled member, a wrong name and an unknown number are answered
+/// alike); a changed certificate no longer finds the member; and no Redis key or index entry spells a
+/// certificate number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_found_by_certificate_through_a_keyed_index() {
+    const ID1: &str = "421302198503030012";
+    const ID2: &str = "421302197007070029";
+    const ID3: &str = "421302199912310036";
+    const UNKNOWN: &str = "421302196001010047";
+    let r = Redis::start();
+    let c = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
+    let dir = tempfile::tempdir().unwrap();
+    let paas = paas_file(dir.path(), &[("his_a", &format!("institution:{A}"), "360100")]);
+    let g = Gateway::start(&c.url(), &paas, &[]);
+    let his = His::new(&g.url(), "his_a");
+    let anywhere = Where { insuplc_admdvs: String::new(), ..at(A) };
+    registered(&c, &[person("CERT1", ID1, "张一", true), person("CERT2", ID2, "张二", false)]).await;
+
+    let by = |kind: &str, no: &str, extra: serde_json::Value| {
+        let mut data =
+            json!({ "mdtrt_cert_type": kind, "mdtrt_cert_no": no, "card_sn": "", "psn_cert_type": "", "certno": "", "psn_name": "" });
+        data.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({ "data": data })
+    };
+    let id_card = his.call("1101", "C-1", &anywhere, by("02", ID1, json!({}))).await.ok();
+    let base = &id_card.output()["baseinfo"];
+    assert_eq!((base["psn_no"].as_str(), base["certno"].as_str(), base["psn_name"].as_str()), (Some("CERT1"), Some(ID1), Some("张一")));
+    assert_eq!((base["brdy"].as_str(), base["gend"].as_str()), (Some("1985-03-03"), Some("")), "brdy from the number; gend not on record");
+    assert_eq!(id_card.output()["insuinfo"][0]["insuplc_admdvs"], "421300");
+    let card = his.call("1101", "C-2", &anywhere, by("03", &ID1.to_lowercase(), json!({ "card_sn": "J0001" }))).await.ok();
+    assert_eq!(card.output()["baseinfo"]["psn_no"], "CERT1");
+    let voucher = his
+        .call("1101", "C-3", &anywhere, by("01", "ecTokenXYZ", json!({ "psn_cert_type": "01", "certno": ID1, "psn_name": "张一" })))
+        .await;
+    assert_eq!(voucher.ok().output()["baseinfo"]["psn_no"], "CERT1");
+    let no_card_sn = his.call("1101", "C-4", &anywhere, by("03", ID1, json!({}))).await;
+    assert!(no_card_sn.err_msg().starts_with("input.data.card_sn:"), "{}", no_card_sn.body);
+
+    // Unfiled, wrong name, unknown number: one answer, naming the field that carried the number.
+    let unknown = his.call("1101", "C-5", &anywhere, by("02", UNKNOWN, json!({}))).await;
+    assert_eq!(unknown.infcode(), -1);
+    assert!(unknown.err_msg().starts_with("input.data.mdtrt_cert_no:"), "{}", unknown.body);
+    let unfiled = his.call("1101", "C-6", &anywhere, by("02", ID2, json!({}))).await;
+    let wrong_name = his.call("1101", "C-7", &anywhere, by("02", ID1, json!({ "psn_name": "李四" }))).await;
+    for r in [&unfiled, &wrong_name] {
+        assert_eq!(shape(r, "x"), shape(&unknown, "x"), "{}", r.body);
+    }
+
+    // A bad number is refused naming the field, without repeating it.
+    let mut bad = person("CERT9", &ID1.replace("12", "13"), "张九", true);
+    bad.certno.truncate(17);
+    bad.certno.push('9');
+    let st = c.registry().await.upsert_member(bad.clone()).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert!(st.message().contains("certno") && !st.message().contains(&bad.certno[..17]), "{}", st.message());
+
+    // A changed certificate: the old number finds nothing (its index entry is stale), the new one does.
+    registered(&c, &[person("CERT1", ID3, "张一", true)]).await;
+    let old = his.call("1101", "C-8", &anywhere, by("02", ID1, json!({}))).await;
+    assert_eq!(shape(&old, "x"), shape(&unknown, "x"), "{}", old.body);
+    let new = his.call("1101", "C-9", &anywhere, by("02", ID3, json!({}))).await.ok();
+    assert_eq!(new.output()["baseinfo"]["psn_no"], "CERT1");
+
+    // The index spells no number: keys are keyed hashes, entries are member keys.
+    let keys = r.cli(&["--scan"]);
+    let index: Vec<&str> = keys.lines().filter(|k| k.contains("member-identity:")).collect();
+    assert_eq!(index.len(), 3, "three certificates indexed: {keys}");
+    for k in &index {
+        let entries = r.cli(&["HGETALL", k]);
+        assert!(entries.contains("421300:CERT"), "{k}: {entries}");
+        for id in [ID1, ID2, ID3] {
+            assert!(!k.contains(id) && !entries.contains(id), "{k}: {entries}");
+        }
+    }
+    assert!(![ID1, ID2, ID3].iter().any(|id| keys.contains(id)), "{keys}");
+}

@@ -291,6 +291,7 @@ async fn a_stale_member_cache_costs_a_retry_never_a_wrong_answer() {
     own.acct_used_flag = true;
     let mut unlinked = payer.clone();
     unlinked.mulaid_beneficiaries.clear();
+    #[allow(clippy::large_enum_variant)] // a test's list of steps
     enum Step {
         Settle(bool, pb::Claim),
         Upsert(pb::Member),

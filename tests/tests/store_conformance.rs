@@ -24,6 +24,7 @@ fn upsert(k: &MemberKey, balance_fen: i64) -> MemberUpsert {
         credit_fen: 0,
         credit_facts: Default::default(),
         arrears: vec![],
+        identity: None,
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Clearinghouse<S: Store> {
     visit_ttl_secs: std::sync::atomic::AtomicU64,
     /// Supervision's flags and indicators are kept (`--supervision`, on by default).
     supervise: std::sync::atomic::AtomicBool,
+    /// Members by certificate (1101): the keyed-hash index's key.
+    pub(crate) identity: crate::identity::IdentityIndex,
 }
 
 pub(crate) fn content_hash(bytes: &[u8]) -> [u8; 32] {
@@ -68,7 +70,15 @@ impl<S: Store> Clearinghouse<S> {
     pub fn with_institutions(store: S, router: Router, institutions: InstitutionList) -> Arc<Self> {
         let visit_ttl_secs = std::sync::atomic::AtomicU64::new(crate::limits::DEFAULT_VISIT_TTL.as_secs());
         let supervise = std::sync::atomic::AtomicBool::new(true);
-        Arc::new(Clearinghouse { store, router, institutions, ids: SetlIds::new(), visit_ttl_secs, supervise })
+        Arc::new(Clearinghouse {
+            store,
+            router,
+            institutions,
+            ids: SetlIds::new(),
+            visit_ttl_secs,
+            supervise,
+            identity: Default::default(),
+        })
     }
 
     /// Turns supervision's flags and indicators on or off (`--supervision`).

@@ -2,9 +2,10 @@
 //! error leaves through `ServiceError → Status` (error.rs).
 
 use crate::core::{Clearinghouse, settlement_not_found};
+use crate::identity;
 use crate::routing::remote::CallCtx;
 use crate::settlement::settle::Mode;
-use crate::store::{MemberKey, MemberRecord, Store};
+use crate::store::{MemberIdentityIndex, MemberKey, MemberRecord, Store};
 use crate::wire;
 use clearing_edge::authz::{self, Action, Caller, Gate};
 use clearing_edge::error::ServiceError;
@@ -267,6 +268,12 @@ impl<S: Store> Registry for Api<S> {
         let routes = self.core.router.current();
         let r = async {
             let upsert = wire::validate_member(req.get_ref(), &|a| routes.knows(a))?;
+            // The certificate index first: an entry whose member write then fails finds nothing, since
+            // a reader checks the member's own identity (store::MemberIdentityIndex).
+            if let Some(id) = &upsert.identity {
+                let hash = self.core.identity.hash(&self.core.store, &id.psn_cert_type, &id.certno).await?;
+                self.core.store.index_member_identity(&hash, &upsert.key).await?;
+            }
             let rec = self.core.store.upsert_member(upsert).await?;
             Ok(wire::member_to_pb(&rec, 0))
         };
@@ -314,6 +321,73 @@ impl<S: Store> Registry for Api<S> {
             Ok(wire::member_to_pb(&rec, q.year))
         };
         reply(r.await)
+    }
+
+    async fn find_member(&self, req: Request<pb::FindMemberRequest>) -> Reply<pb::FindMemberResponse> {
+        let caller = self.gate.caller(&req, "FindMember").map_err(Status::from)?;
+        let _slot = self.gate.admit(&caller).map_err(Status::from)?;
+        let q = req.get_ref();
+        let r = async {
+            let mut v = Violations::default();
+            if q.psn_cert_type.len() != 2 || !q.psn_cert_type.bytes().all(|b| b.is_ascii_digit()) {
+                v.add("psn_cert_type", "must be a two-digit national certificate type (01 居民身份证, …)");
+            }
+            let certno = identity::normalize_certno(&q.certno);
+            if certno.is_empty() || certno.chars().count() > identity::MAX_CERTNO {
+                v.add("certno", format!("required, at most {} characters", identity::MAX_CERTNO));
+            }
+            if q.psn_name.chars().count() > identity::MAX_NAME {
+                v.add("psn_name", format!("at most {} characters", identity::MAX_NAME));
+            }
+            if !q.insuplc_admdvs.is_empty() && Admdvs::parse(&q.insuplc_admdvs).is_none() {
+                v.add("insuplc_admdvs", "must be a 6-digit division code");
+            }
+            v.into_result(())?;
+            let not_found = || ServiceError::NotFound { what: "member with this certificate".into(), field: "certno".into() };
+            let (members, hidden) = self.members_by_certificate(&caller, q).await?;
+            if members.is_empty() {
+                if hidden {
+                    // Members the caller may not read: refused (audited) and answered like none.
+                    authz::require_or_hide(&caller, "FindMember", Action::ReadFiledMember { filed: &[] }, not_found)?;
+                }
+                return Err(not_found());
+            }
+            Ok(pb::FindMemberResponse { members })
+        };
+        reply(r.await)
+    }
+}
+
+impl<S: Store> Api<S> {
+    /// The members holding a certificate that `caller` may read (GetMember's rule), by region; whether
+    /// any was hidden from it.
+    async fn members_by_certificate(&self, caller: &Caller, q: &pb::FindMemberRequest) -> Result<(Vec<pb::Member>, bool), ServiceError> {
+        let certno = identity::normalize_certno(&q.certno);
+        let name = q.psn_name.trim();
+        let hash = self.core.identity.hash(&self.core.store, &q.psn_cert_type, &certno).await?;
+        let (mut members, mut hidden) = (Vec::new(), false);
+        let candidates = self.core.store.members_with_identity(&hash).await?;
+        for key in candidates.iter().take(crate::limits::MAX_MEMBERS_PER_CERTIFICATE) {
+            if !q.insuplc_admdvs.is_empty() && key.insuplc_admdvs != q.insuplc_admdvs {
+                continue;
+            }
+            let Some(rec) = self.core.store.load_member(key).await? else { continue };
+            // The index is never trusted alone: an entry left by a changed certificate finds nothing.
+            let Some(id) = &rec.identity else { continue };
+            if id.psn_cert_type != q.psn_cert_type || id.certno != certno || (!name.is_empty() && id.psn_name != name) {
+                continue;
+            }
+            let readable = authz::permits(caller, &Action::ReadMember { insured: &key.insuplc_admdvs })
+                || (matches!(caller, Caller::Verified(id)
+                    if matches!(id.role, authz::Role::Mdtrt | authz::Role::Platform | authz::Role::Institution))
+                    && self.may_read_as_service_location(caller, Some(&rec)).await?);
+            if readable {
+                members.push(wire::member_to_pb(&rec, q.year));
+            } else {
+                hidden = true;
+            }
+        }
+        Ok((members, hidden))
     }
 }
 

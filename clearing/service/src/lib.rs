@@ -2,7 +2,7 @@
 //! `visits` (the hospital's flow), `windows` (closing, netting, reconciliation, advances, statements),
 //! `supervision` (flag rules, indicators, reads), `registry` (account credits and closure), `routing`
 //! (in process or remote region adapters); below them `core` (the `Clearinghouse` and the one commit
-//! loop), `institutions`, `calendar`, `wire` (protobuf → validated values) and `limits`; on top `grpc`
+//! loop), `institutions`, `identity` (members by certificate: 1101), `calendar`, `wire` (protobuf → validated values) and `limits`; on top `grpc`
 //! and `server`. The store is `clearing_store` (re-exported as `store`); the shared edge (TLS,
 //! identities, authorization, telemetry) is `clearing_edge`; the operator and benchmark tools are
 //! `clearing_tools`.
@@ -15,6 +15,7 @@ pub mod calendar;
 pub mod config;
 pub mod core;
 pub mod grpc;
+pub mod identity;
 pub mod institutions;
 pub mod limits;
 pub mod metrics;

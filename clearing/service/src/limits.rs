@@ -44,3 +44,6 @@ pub const MAX_DIFFERENCES: usize = 10_000;
 /// Items in one detail reconciliation, streamed (a service location's day is far below this; the
 /// gateway's bound on one 3202 call, `national_gateway::limits::MAX_RECONCILE_ITEMS`, is smaller).
 pub const MAX_RECONCILE_ITEMS: usize = 20_000_000;
+/// Members one certificate may find (FindMember, 1101): a person insured in several regions over a
+/// career has a few memberships, not dozens; the index is read no further.
+pub const MAX_MEMBERS_PER_CERTIFICATE: usize = 16;

@@ -277,7 +277,9 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
             arrears.push(PeriodRecord { begndate: b, enddate: end });
         }
     }
+    let identity = crate::identity::validate(&mut v, m);
     v.into_result(MemberUpsert {
+        identity,
         arrears,
         credit_facts,
         key: MemberKey::new(&m.insuplc_admdvs, &m.psn_no),
@@ -349,5 +351,11 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
             .iter()
             .map(|p| pb::Period { begndate: p.begndate.to_string(), enddate: p.enddate.map(|d| d.to_string()).unwrap_or_default() })
             .collect(),
+        psn_cert_type: r.identity.as_ref().map(|i| i.psn_cert_type.clone()).unwrap_or_default(),
+        certno: r.identity.as_ref().map(|i| i.certno.clone()).unwrap_or_default(),
+        psn_name: r.identity.as_ref().map(|i| i.psn_name.clone()).unwrap_or_default(),
+        gend: r.identity.as_ref().map(|i| i.gend.clone()).unwrap_or_default(),
+        brdy: r.identity.as_ref().and_then(|i| i.brdy).map(|d| d.to_string()).unwrap_or_default(),
+        naty: r.identity.as_ref().map(|i| i.naty.clone()).unwrap_or_default(),
     }
 }

@@ -32,6 +32,12 @@ pub mod names {
     pub fn visit(mdtrt_id: &str) -> String {
         format!("{VISIT_PREFIX}{mdtrt_id}")
     }
+    /// The key of the members' certificate index (random, made once per store; see `MemberIdentityIndex`).
+    pub const MEMBER_IDENTITY_KEY: &str = "member-identity-key";
+    /// The members holding a certificate, by the certificate's keyed hash (hex): member key → "1".
+    pub fn member_identity(hash_hex: &str) -> String {
+        format!("member-identity:{hash_hex}")
+    }
     /// A member's open visits (versioned record in the member's shard).
     pub fn open_visits(insured: &str, psn_no: &str) -> String {
         format!("visits-of:{insured}:{psn_no}")
@@ -76,6 +82,28 @@ pub trait InstitutionRecords: Store {
 }
 
 impl<S: Store> InstitutionRecords for S {}
+
+/// Members found by certificate (1101): the index maps the certificate's keyed hash, never the number,
+/// to member keys. It is written before the member and never trusted alone: a reader checks the member's
+/// own identity, so an entry left by a crash or by a changed certificate finds nothing.
+pub trait MemberIdentityIndex: Store {
+    /// The store's hash key (hex), made now from `fresh` unless one exists; the one in force.
+    fn member_identity_key(&self, fresh: &str) -> impl Future<Output = Result<String, StoreError>> + Send {
+        async move { self.put_once(names::MEMBER_IDENTITY_KEY, fresh).await }
+    }
+    fn index_member_identity(&self, hash_hex: &str, member: &crate::MemberKey) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.map_set(&names::member_identity(hash_hex), &member.storage_key(), "1", false).await.map(|_| ()) }
+    }
+    /// The member keys indexed under `hash_hex` (candidates: check each member's identity).
+    fn members_with_identity(&self, hash_hex: &str) -> impl Future<Output = Result<Vec<crate::MemberKey>, StoreError>> + Send {
+        async move {
+            let m = self.map_get(&names::member_identity(hash_hex)).await?;
+            Ok(m.keys().filter_map(|k| k.split_once(':').map(|(admdvs, psn)| crate::MemberKey::new(admdvs, psn))).collect())
+        }
+    }
+}
+
+impl<S: Store> MemberIdentityIndex for S {}
 
 /// Visits and members' open-visit lists: versioned records in the member's shard.
 pub trait VisitRecords: Store {

@@ -22,7 +22,7 @@ mod settlements;
 mod windows;
 
 pub use error::*;
-pub use features::{InstitutionRecords, VisitRecords, WindowMeta};
+pub use features::{InstitutionRecords, MemberIdentityIndex, VisitRecords, WindowMeta};
 pub use members::*;
 pub use settlements::*;
 pub use windows::*;

@@ -86,6 +86,30 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
+/// Who a member is, as the insured platform recorded it (1101's `baseinfo`). Personal data: its `Debug`
+/// shows no number, name or birth date, so it never reaches a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonIdentity {
+    /// National certificate type (01 居民身份证, …).
+    pub psn_cert_type: String,
+    pub certno: String,
+    pub psn_name: String,
+    /// 1 male, 2 female, 9 not stated; empty = not on record.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gend: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brdy: Option<NaiveDate>,
+    /// Ethnicity code; empty = not on record.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub naty: String,
+}
+
+impl std::fmt::Debug for PersonIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PersonIdentity {{ psn_cert_type: {:?}, .. }}", self.psn_cert_type)
+    }
+}
+
 /// The registry facts of a member plus the state settlements change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -115,6 +139,9 @@ pub struct MemberRecord {
     /// and the member takes no further claim, credit or change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed: Option<AccountClosure>,
+    /// Who the member is, when the insured platform said (1101 by certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PersonIdentity>,
 }
 
 /// A closed personal account: when, why, and the settlement that paid the balance out.
@@ -226,6 +253,8 @@ pub struct MemberUpsert {
     pub credit_fen: i64,
     pub credit_facts: CreditFacts,
     pub arrears: Vec<PeriodRecord>,
+    /// Replaces who the member is (`None` clears it, like every other registry fact).
+    pub identity: Option<PersonIdentity>,
 }
 
 /// What `credit_month` did.

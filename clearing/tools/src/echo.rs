@@ -156,6 +156,9 @@ impl Registry for Echo {
     async fn get_member(&self, _req: Request<pb::GetMemberRequest>) -> Reply<pb::Member> {
         Err(Status::not_found("echo server keeps no members"))
     }
+    async fn find_member(&self, _req: Request<pb::FindMemberRequest>) -> Reply<pb::FindMemberResponse> {
+        Err(Status::not_found("echo server keeps no members"))
+    }
     async fn close_account(&self, _req: Request<pb::CloseAccountRequest>) -> Reply<pb::Settlement> {
         Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
     }

@@ -2,7 +2,7 @@
 //! output field names are the national interface's wherever one exists; the few of ours are named in
 //! the README's transaction table. Field errors name the national path (`input.feedetail[2].cnt`).
 //!
-//! One file per family (`member`, `visit`, `settlement`, `query`, `reconcile`, `session`); `TRANSACTIONS` is the
+//! One file per family (`member`, `visit`, `settlement`, `query`, `reconcile`, `session`, `files`); `TRANSACTIONS` is the
 //! one list of what is served, from which both `dispatch` and `served` come. To add a transaction:
 //! write its function in its family's file (read the input with `Fields`, call clearing with
 //! `Call::request`, map a refusal with `from_status` and the family's `FieldPaths`), then add its row.
@@ -60,6 +60,7 @@ pub const TRANSACTIONS: &[Transaction] = &[
     Transaction { infno: "2601", what: "reverse a transaction by its msgid", run: |c, k| Box::pin(settlement::reversal(c, k)) },
     Transaction { infno: "3201", what: "reconcile totals", run: |c, k| Box::pin(reconcile::reconcile_totals(c, k)) },
     Transaction { infno: "3202", what: "reconcile details", run: |c, k| Box::pin(reconcile::reconcile_detail(c, k)) },
+    Transaction { infno: "5201", what: "visit information", run: |c, k| Box::pin(query::visit_info(c, k)) },
     Transaction { infno: "5203", what: "settlement information", run: |c, k| Box::pin(query::settlement_info(c, k)) },
     Transaction { infno: "5204", what: "fee details", run: |c, k| Box::pin(query::fee_details(c, k)) },
     Transaction { infno: "9001", what: "sign in", run: |c, k| Box::pin(session::sign_in(c, k)) },

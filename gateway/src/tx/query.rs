@@ -1,4 +1,4 @@
-//! The queries a HIS makes after a fault: 5203 a settlement, 5204 its fee details. Both read what the
+//! The queries a HIS makes after a fault: 5201 a visit, 5203 a settlement, 5204 fee details. Both read what the
 //! caller may read (an institution its own settlements and visits) and answer anything else exactly like
 //! a missing one.
 
@@ -117,4 +117,64 @@ pub(crate) async fn fee_details(clients: &Clients, call: &Call<'_>) -> Answer {
         })
         .collect();
     Answer::done(Value::Array(rows))
+}
+
+/// 5201: the visit `mdtrt_id` of member `psn_no` as `mdtrtinfo[]` (one row), or no row when it began
+/// outside `begntime`..`endtime` or is of another `med_type`. Visits are found by `mdtrt_id` only:
+/// without one the answer names the field (a member's past visits are not listed here).
+pub(crate) async fn visit_info(clients: &Clients, call: &Call<'_>) -> Answer {
+    let mut v = Violations::default();
+    let mut f = Fields { v: &mut v };
+    let p = "input.data";
+    let empty = Map::new();
+    let d = f.obj(&call.env.input, "input", "data").unwrap_or(&empty);
+    let psn_no = f.text(d, p, "psn_no", true, MAX_FIELD_LEN);
+    let mdtrt_id = f.text(d, p, "mdtrt_id", false, MAX_FIELD_LEN);
+    let med_type = f.text(d, p, "med_type", false, 6);
+    let time = |f: &mut Fields<'_>, name: &str| {
+        let s = f.text(d, p, name, true, 32);
+        let t = rfc3339_of(&s);
+        if t.is_none() && !s.is_empty() {
+            f.v.add(format!("{p}.{name}"), "must be yyyy-MM-dd HH:mm:ss");
+        }
+        t
+    };
+    let (begin, end) = (time(&mut f, "begntime"), time(&mut f, "endtime"));
+    if mdtrt_id.is_empty() {
+        f.v.add(format!("{p}.mdtrt_id"), "required here: visits are found by mdtrt_id (2201's answer)");
+    }
+    if let (Some(b), Some(e)) = (begin, end)
+        && e < b
+    {
+        f.v.add(format!("{p}.endtime"), "is before begntime");
+    }
+    if !v.0.is_empty() {
+        return invalid(v);
+    }
+    let req = pb::GetVisitRequest { mdtrt_id: mdtrt_id.clone() };
+    let visit = match ClearingClient::new(clients.channel.clone()).get_visit(call.request(req)).await {
+        Ok(r) if r.get_ref().psn_no == psn_no => r.into_inner(),
+        Ok(_) => return Answer::invalid(format!("input.data.mdtrt_id: visit {mdtrt_id} not found")),
+        Err(st) => return from_status(&st, &QUERY),
+    };
+    let began = rfc3339_of(&visit.begntime);
+    let inside = began.is_some_and(|t| begin.is_none_or(|b| b <= t) && end.is_none_or(|e| t <= e));
+    if !inside || (!med_type.is_empty() && med_type != visit.med_type) {
+        return Answer::done(json!({ "mdtrtinfo": [] }));
+    }
+    // The person's facts where the caller may read the member (1101's rule); blank otherwise.
+    let q = pb::GetMemberRequest { insuplc_admdvs: visit.insuplc_admdvs.clone(), psn_no: psn_no.clone(), year: 0 };
+    let m = RegistryClient::new(clients.channel.clone()).get_member(call.request(q)).await.map(|r| r.into_inner()).unwrap_or_default();
+    let base = crate::tx::member::baseinfo(&m);
+    let mut row = json!({
+        "mdtrt_id": visit.mdtrt_id, "psn_no": visit.psn_no,
+        "insutype": EMPLOYEE_BASIC, "psn_type": m.psn_type, "cvlserv_flag": "0", "insu_optins": visit.insuplc_admdvs,
+        "emp_name": "", "begntime": national_datetime(&visit.begntime), "endtime": "", "mdtrt_cert_type": "",
+        "med_type": visit.med_type, "ipt_otp_no": visit.ipt_otp_no, "dise_codg": visit.dise_code, "dise_name": "",
+        "fixmedins_code": visit.fixmedins_code, "status": visit.status, "setl_id": visit.setl_id, "medfee_sumamt": visit.medfee_sumamt,
+    });
+    for k in ["psn_cert_type", "certno", "psn_name", "gend", "naty", "brdy", "age"] {
+        row[k] = base[k].clone();
+    }
+    Answer::done(json!({ "mdtrtinfo": [row] }))
 }

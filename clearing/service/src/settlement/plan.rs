@@ -391,6 +391,7 @@ mod tests {
             credits: Default::default(),
             recent: vec![],
             closed: None,
+            identity: None,
             version: 7,
         }
     }

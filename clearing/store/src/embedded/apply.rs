@@ -101,6 +101,7 @@ pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecor
         credits,
         recent,
         closed,
+        identity: u.identity.clone(),
     }
 }
 

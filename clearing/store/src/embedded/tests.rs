@@ -17,6 +17,7 @@ async fn store_with_member(dir: &Path) -> EmbeddedStore {
         credit_fen: 0,
         credit_facts: Default::default(),
         arrears: vec![],
+        identity: None,
     };
     s.upsert_member(u).await.unwrap();
     s

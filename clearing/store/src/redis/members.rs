@@ -15,6 +15,8 @@ pub(crate) struct Facts {
     pub(crate) credit_facts: CreditFacts,
     #[serde(default)]
     pub(crate) arrears: Vec<PeriodRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) identity: Option<PersonIdentity>,
 }
 
 pub(crate) fn member_from_fields(key: &MemberKey, fields: HashMap<String, String>) -> Result<Option<MemberRecord>, StoreError> {
@@ -64,5 +66,6 @@ pub(crate) fn member_from_fields(key: &MemberKey, fields: HashMap<String, String
         credits,
         recent: fields.get("h").map(|h| RecentVisit::decode_all(h)).transpose()?.unwrap_or_default(),
         closed: fields.get("x").map(|x| AccountClosure::decode(x)).transpose()?,
+        identity: facts.identity,
     }))
 }

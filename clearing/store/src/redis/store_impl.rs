@@ -24,6 +24,7 @@ impl Store for RedisStore {
             mulaid_beneficiaries: u.mulaid_beneficiaries.clone(),
             credit_facts: u.credit_facts,
             arrears: u.arrears.clone(),
+            identity: u.identity.clone(),
         };
         // The region's member index first (idempotent): a member is never missing from its region's
         // listing, at worst listed a moment before it exists (the credit run skips it then).

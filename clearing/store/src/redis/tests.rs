@@ -33,6 +33,7 @@ fn member(psn: &str, version: u64) -> Arc<MemberRecord> {
         credits: BTreeMap::new(),
         recent: Vec::new(),
         closed: None,
+        identity: None,
     })
 }
 
