@@ -6,9 +6,11 @@
 //! A request file is the envelope a HIS sends. Its strings may hold placeholders, replaced before
 //! sending: `{{today}}` (yyyy-MM-dd, Beijing), `{{now}}` (yyyy-MM-dd HH:mm:ss), `{{msgid}}` (a fresh msgid
 //! for this request, which is also its envelope's), `{{msgid:<file>}}` (the msgid an earlier file was
-//! sent with) and `{{<file>:<path>}}` (a value of an earlier file's answer, by dotted path with `[i]`
-//! for list items, e.g. `{{04-2201-register:output.data.mdtrt_id}}`). A file whose name contains
-//! `refused` must be answered `infcode` -1; every other one 0. A file named `…@NAME.json` is sent as the
+//! sent with), `{{<file>:<path>}}` (a value of an earlier file's answer, by dotted path with `[i]`
+//! for list items, e.g. `{{04-2201-register:output.data.mdtrt_id}}`) and `{{zip-base64:<corpus file>}}`
+//! (that file, its own placeholders filled, zipped and in Base64: 9101's `in`). A 9102 answer is the
+//! file itself; the kit reads it as `file.name`, `file.bytes` and `file.rows[]` (a tab-separated table
+//! with a header line). A file whose name contains `refused` must be answered `infcode` -1; every other one 0. A file named `…@NAME.json` is sent as the
 //! caller given by `--caller NAME=PAASID:TOKEN_FILE` (the corpus's chronic visit is at a Suizhou
 //! hospital: `@suizhou`), and skipped when that caller is not given.
 
@@ -88,6 +90,8 @@ fn required_paths(infno: &str) -> &'static [&'static str] {
             "output.insuinfo[].insuplc_admdvs",
             "output.idetinfo",
         ],
+        "9101" => &["output.file_qury_no", "output.filename", "output.dld_endtime"],
+        "9102" => &["file.name", "file.rows[].setl_id", "file.rows[].stmt_rslt"],
         "5201" => &[
             "output.mdtrtinfo[].mdtrt_id",
             "output.mdtrtinfo[].psn_no",
@@ -219,7 +223,8 @@ pub async fn run(a: &ConformanceArgs) -> anyhow::Result<Vec<Outcome>> {
         };
         let msgid = format!("{}{run_tag}{seq:04}", env["fixmedins_code"].as_str().unwrap_or("CONFORMANCE"));
         msgids.insert(stem.clone(), msgid.clone());
-        substitute(&mut env, &msgid, &msgids, &answers).with_context(|| format!("{stem}: placeholders"))?;
+        substitute(&mut env, &Ctx { msgid: &msgid, msgids: &msgids, answers: &answers, corpus: &a.corpus })
+            .with_context(|| format!("{stem}: placeholders"))?;
         let answer = send(&client, &url, paasid, token, &env).await.with_context(|| format!("{stem}: sending"))?;
         if let Some(dir) = &a.answers {
             std::fs::create_dir_all(dir)?;
@@ -271,50 +276,79 @@ pub async fn run(a: &ConformanceArgs) -> anyhow::Result<Vec<Outcome>> {
 }
 
 /// Replaces the placeholders of every string in `v`.
-fn substitute(v: &mut Value, msgid: &str, msgids: &HashMap<String, String>, answers: &HashMap<String, Value>) -> anyhow::Result<()> {
-    match v {
-        Value::String(s) if s.contains("{{") => {
-            let mut out = String::new();
-            let mut rest = s.as_str();
-            while let Some(i) = rest.find("{{") {
-                out.push_str(&rest[..i]);
-                let j = rest[i..].find("}}").map(|j| i + j).context("an unclosed {{")?;
-                let name = &rest[i + 2..j];
-                let shanghai = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
-                let value = match name {
-                    "today" => shanghai.format("%Y-%m-%d").to_string(),
-                    "now" => shanghai.format("%Y-%m-%d %H:%M:%S").to_string(),
-                    "msgid" => msgid.to_string(),
-                    _ if name.starts_with("msgid:") => {
-                        msgids.get(&name[6..]).cloned().with_context(|| format!("{name}: no such earlier file"))?
-                    }
-                    _ => {
-                        let (file, path) = name.split_once(':').with_context(|| format!("{{{{{name}}}}}: unknown placeholder"))?;
-                        let answer = answers.get(file).with_context(|| format!("{name}: no answer of {file} yet"))?;
-                        let found =
-                            values_at(answer, path).first().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
-                        found.with_context(|| format!("{name}: not in {file}'s answer"))?
-                    }
-                };
-                out.push_str(&value);
-                rest = &rest[j + 2..];
+/// What placeholders are filled from.
+struct Ctx<'a> {
+    msgid: &'a str,
+    msgids: &'a HashMap<String, String>,
+    answers: &'a HashMap<String, Value>,
+    corpus: &'a std::path::Path,
+}
+
+/// `s` with its placeholders filled.
+fn fill(s: &str, ctx: &Ctx<'_>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let j = rest[i..].find("}}").map(|j| i + j).context("an unclosed {{")?;
+        let name = &rest[i + 2..j];
+        let shanghai = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
+        let value = match name {
+            "today" => shanghai.format("%Y-%m-%d").to_string(),
+            "now" => shanghai.format("%Y-%m-%d %H:%M:%S").to_string(),
+            "msgid" => ctx.msgid.to_string(),
+            _ if name.starts_with("msgid:") => {
+                ctx.msgids.get(&name[6..]).cloned().with_context(|| format!("{name}: no such earlier file"))?
             }
-            out.push_str(rest);
-            *s = out;
-        }
+            _ if name.starts_with("zip-base64:") => {
+                // A file of the corpus (its placeholders filled), zipped and in Base64: 9101's `in`.
+                let file = &name["zip-base64:".len()..];
+                let text = std::fs::read_to_string(ctx.corpus.join(file)).with_context(|| format!("{name}: reading {file}"))?;
+                let zip = crate::files::zipped(file, fill(&text, ctx)?.as_bytes());
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, zip)
+            }
+            _ => {
+                let (file, path) = name.split_once(':').with_context(|| format!("{{{{{name}}}}}: unknown placeholder"))?;
+                let answer = ctx.answers.get(file).with_context(|| format!("{name}: no answer of {file} yet"))?;
+                let found = values_at(answer, path).first().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                found.with_context(|| format!("{name}: not in {file}'s answer"))?
+            }
+        };
+        out.push_str(&value);
+        rest = &rest[j + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn substitute(v: &mut Value, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+    match v {
+        Value::String(s) if s.contains("{{") => *s = fill(s, ctx)?,
         Value::Array(a) => {
             for x in a {
-                substitute(x, msgid, msgids, answers)?;
+                substitute(x, ctx)?;
             }
         }
         Value::Object(m) => {
             for x in m.values_mut() {
-                substitute(x, msgid, msgids, answers)?;
+                substitute(x, ctx)?;
             }
         }
         _ => {}
     }
     Ok(())
+}
+
+/// A download's answer (9102: the file's bytes, not the envelope) as the kit checks it: `file.name`,
+/// `file.bytes`, and `file.rows[]` when it is (a zip of) a tab-separated table with a header line.
+fn file_answer(disposition: Option<&str>, body: &[u8]) -> Value {
+    let name = disposition.and_then(|d| d.split("filename=").nth(1)).map(|n| n.trim_matches('"').to_string()).unwrap_or_default();
+    let text = crate::files::unzipped(body).ok().and_then(|t| String::from_utf8(t).ok()).unwrap_or_default();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().map(|h| h.split('\t').collect()).unwrap_or_default();
+    let rows: Vec<Value> =
+        lines.map(|l| Value::Object(header.iter().zip(l.split('\t')).map(|(k, v)| (k.to_string(), Value::from(v))).collect())).collect();
+    serde_json::json!({ "infcode": 0, "err_msg": "", "file": { "name": name, "bytes": body.len(), "rows": rows } })
 }
 
 async fn send(
@@ -337,7 +371,12 @@ async fn send(
         .header(auth::H_SIGNATURE, auth::signature(&ts, token.as_bytes(), &nonce))
         .body(Full::new(Bytes::from(serde_json::to_vec(env)?)))?;
     let resp = client.request(req).await.context("no answer")?;
+    let json = resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json"));
+    let disposition = resp.headers().get(hyper::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = resp.into_body().collect().await?.to_bytes();
+    if !json {
+        return Ok(file_answer(disposition.as_deref(), &body));
+    }
     serde_json::from_slice(&body).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&body)))
 }
 

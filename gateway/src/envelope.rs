@@ -43,14 +43,20 @@ pub struct Answer {
     pub infcode: i32,
     pub err_msg: String,
     pub output: Value,
+    /// A file answered as it is instead of the envelope (9102): its file name and bytes.
+    pub file: Option<(String, Vec<u8>)>,
 }
 
 impl Answer {
     pub fn done(output: Value) -> Answer {
-        Answer { http: StatusCode::OK, infcode: 0, err_msg: String::new(), output }
+        Answer { http: StatusCode::OK, infcode: 0, err_msg: String::new(), output, file: None }
     }
     pub fn refused(http: StatusCode, err_msg: impl Into<String>) -> Answer {
-        Answer { http, infcode: -1, err_msg: err_msg.into(), output: Value::Object(Map::new()) }
+        Answer { http, infcode: -1, err_msg: err_msg.into(), output: Value::Object(Map::new()), file: None }
+    }
+    /// A download (9102): the body is the file's bytes, not the national envelope.
+    pub fn file(name: String, bytes: Vec<u8>) -> Answer {
+        Answer { file: Some((name, bytes)), ..Answer::done(Value::Null) }
     }
     /// A refusal of the request's content (HTTP 200, infcode -1), the national convention.
     pub fn invalid(err_msg: impl Into<String>) -> Answer {
@@ -78,6 +84,11 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// National time format, Asia/Shanghai, with milliseconds.
 pub fn national_time() -> String {
     Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8")).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+/// A time as the national datetime, `yyyy-MM-dd HH:mm:ss`, Asia/Shanghai.
+pub fn national_datetime(t: chrono::DateTime<Utc>) -> String {
+    t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8")).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// Our message id for an answer: `gw` + time + a process sequence (unique per replica and answer).

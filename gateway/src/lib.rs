@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod conformance;
 pub mod envelope;
+pub mod files;
 pub mod limits;
 pub mod paas;
 pub mod sandbox;

@@ -28,3 +28,11 @@ pub const MAX_FIELD_LEN: usize = 64;
 /// reconciliation (`clearing_service::limits::MAX_RECONCILE_ITEMS`, streamed) is larger; a call within
 /// this bound is always within that one.
 pub const MAX_RECONCILE_ITEMS: usize = 100_000;
+/// How long a 9101 upload and a 3202 result stay downloadable: the same business day's reconciliation,
+/// with room for a retry the next morning.
+pub const FILE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Files one caller may keep at once: a day's reconciliation is one upload and one result per
+/// institution; more in a day is a loop, and would fill the gateway's memory or Redis.
+pub const MAX_FILES_PER_PAASID: usize = 100;
+/// A file's content once unzipped: a day's 3202 details (100,000 rows of about 80 bytes) fit.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;

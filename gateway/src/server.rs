@@ -4,6 +4,7 @@
 
 use crate::auth::{self, Authenticator, Nonces, Refusal};
 use crate::envelope::{Answer, Envelope};
+use crate::files::FileStore;
 use crate::{envelope, paas, tx};
 use anyhow::Context;
 use axum::body::{Body, Bytes};
@@ -150,6 +151,16 @@ fn infno_label(infno: &str) -> &'static str {
 }
 
 fn respond(a: &Answer, refmsg_time: &str) -> Response {
+    if let Some((name, bytes)) = &a.file {
+        // 9102: the file itself (HIS programs write the body straight to disk).
+        let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\\', '\r', '\n'], "_"));
+        return (
+            a.http,
+            [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+            bytes.clone(),
+        )
+            .into_response();
+    }
     let body = envelope::Body {
         infcode: a.infcode,
         inf_refmsgid: envelope::ref_msgid(),
@@ -386,17 +397,19 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let paas = paas::load_and_watch(&a.paas)?;
     tracing::info!(callers = paas.read().expect("paas lock").len(), "paas table loaded; watching it for changes");
     let tls = server_tls(&a)?;
-    let nonces = match a.redis_url.as_slice() {
+    // Nonces and files (9101/9102) live in the same place: this process, or the replicas' Redis.
+    let (nonces, files) = match a.redis_url.as_slice() {
         [] => {
-            tracing::warn!("nonces are kept in this process: run one replica, or give --redis-url");
-            Nonces::memory()
+            tracing::warn!("nonces and files are kept in this process: run one replica, or give --redis-url");
+            (Nonces::memory(), FileStore::memory())
         }
         [url] => {
             let client = redis::Client::open(url.as_str()).context("--redis-url")?;
             let cfg = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)));
-            Nonces::redis(redis::aio::ConnectionManager::new_with_config(client, cfg).await.context("--redis-url: cannot connect")?)
+            let c = redis::aio::ConnectionManager::new_with_config(client, cfg).await.context("--redis-url: cannot connect")?;
+            (Nonces::redis(c.clone()), FileStore::redis(c))
         }
         seeds => {
             let client = redis::cluster::ClusterClient::builder(seeds.to_vec())
@@ -404,12 +417,13 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .response_timeout(Duration::from_secs(2))
                 .build()
                 .context("--redis-url")?;
-            Nonces::cluster(client.get_async_connection().await.context("--redis-url: cannot connect to the cluster")?)
+            let c = client.get_async_connection().await.context("--redis-url: cannot connect to the cluster")?;
+            (Nonces::cluster(c.clone()), FileStore::cluster(c))
         }
     };
     let gw = Arc::new(Gateway {
         auth: Authenticator { paas, window: Duration::from_secs(a.timestamp_window_secs), nonces },
-        clients: tx::Clients { channel: clearing_channel(&a)? },
+        clients: tx::Clients { channel: clearing_channel(&a)?, files: Arc::new(files) },
         deadline: Duration::from_secs(a.deadline_secs.max(1)),
         in_flight: Mutex::new(HashMap::new()),
         body_timeout: Duration::from_secs(a.body_read_timeout_secs.max(1)),

@@ -290,7 +290,8 @@ impl His {
         let resp = self.client.request(req.body(Full::new(Bytes::from(body))).unwrap()).await.ok()?;
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.ok()?.to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes), "raw_hex": hex::encode(&bytes) }));
         Some(Reply { status, body })
     }
 }

@@ -205,7 +205,7 @@ async fn every_transaction(c: Clearing) {
     let r = jx.call("9999", "BAD-3", &nc, json!({})).await;
     assert_eq!(
         r.err_msg(),
-        "infno: 9999 is not served here; this gateway serves 1101, 1312, 2201, 2202, 2203, 2204, 2205, 2206, 2207, 2208, 2601, 3201, 3202, 5201, 5203, 5204, 9001, 9002"
+        "infno: 9999 is not served here; this gateway serves 1101, 1312, 2201, 2202, 2203, 2204, 2205, 2206, 2207, 2208, 2601, 3201, 3202, 5201, 5203, 5204, 9001, 9002, 9101, 9102"
     );
     let mut env = envelope("2207", "BAD-4", &nc, national_input(&golden_visits("BAD", "SZGW1")[0], false));
     env.as_object_mut().unwrap().remove("opter_name");
@@ -377,7 +377,7 @@ async fn replicas_on_redis_share_nonces_and_a_killed_gateway_loses_nothing() {
     let r = Redis::start();
     let c = Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]);
     let dir = tempfile::tempdir().unwrap();
-    let paas = paas_file(dir.path(), &[("jiangxi_platform", "platform", "360000")]);
+    let paas = paas_file(dir.path(), &[("jiangxi_platform", "platform", "360000"), ("nanchang_platform", "platform", "360100")]);
     let mut a = Gateway::start(&c.url(), &paas, &["--redis-url", &r.url()]);
     let b = Gateway::start(&c.url(), &paas, &["--redis-url", &r.url()]);
     let members: Vec<String> = (0..8).map(|i| format!("SZRK{i}")).collect();
@@ -420,6 +420,30 @@ async fn replicas_on_redis_share_nonces_and_a_killed_gateway_loses_nothing() {
     twin.upsert_member(funded(member("421300", "SZRKX", "11", &["360000"]), "500.00")).await.unwrap();
     let direct = c.clearing().await.settle_claim(via_grpc).await.unwrap().into_inner();
     assert_eq!(national_amounts(&done), grpc_amounts(&direct));
+
+    // 3202 the national way across replicas: the detail file uploaded (9101, a Java byte array, not
+    // zipped) at A, reconciled at B, the result downloaded (9102) at A; another caller cannot read it.
+    let (day, w) = (done.setl("clr_date"), Where::of(&via_gw));
+    let row = ["setl_id", "mdtrt_id", "medfee_sumamt", "fund_pay_sumamt", "acct_pay"].map(|k| done.setl(k));
+    let detail = format!("{}\t{}\tSZRK0\t{}\t{}\t{}\t0\n", row[0], row[1], row[2], row[3], row[4]);
+    let bytes: Vec<Value> = detail.bytes().map(|b| json!(b as i8)).collect();
+    let up = ha
+        .call("9101", "F-1", &w, json!({ "fsUploadIn": { "in": bytes, "filename": "d.txt", "fixmedins_code": via_gw.fixmedins_code } }))
+        .await
+        .ok();
+    let no = up.output()["file_qury_no"].as_str().unwrap().to_string();
+    assert!(no.starts_with("fsi/gw/") && r.cli(&["--scan", "--pattern", "gw:file:*"]).contains(&no), "kept in Redis: {}", up.body);
+    let stmt = hb.call("3202", "F-2", &w, json!({ "data": { "stmt_begndate": day, "file_qury_no": no } })).await.ok();
+    let result_no = stmt.output()["fileinfo"]["file_qury_no"].as_str().unwrap().to_string();
+    let file =
+        ha.call("9102", "F-3", &w, json!({ "fsDownloadIn": { "file_qury_no": result_no, "filename": "", "fixmedins_code": "plc" } })).await;
+    let text = String::from_utf8(national_gateway::files::unzipped(&hex::decode(file.body["raw_hex"].as_str().unwrap()).unwrap()).unwrap())
+        .unwrap();
+    let mine = text.lines().find(|l| l.contains(&row[0])).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(mine.split('\t').nth(4), Some("0"), "matched: {text}");
+    let other = His::new(&b.url(), "nanchang_platform");
+    let theirs = other.call("9102", "F-4", &w, json!({ "fsDownloadIn": { "file_qury_no": result_no } })).await;
+    assert!(theirs.infcode() == -1 && theirs.err_msg().starts_with("input.fsDownloadIn.file_qury_no: no file"), "{}", theirs.body);
 
     // A load of signed 2207 calls at gateway A, killed with SIGKILL in the middle; every claim is then
     // resent with its msgid (through B and the restarted A): the same answers, nothing settled twice.

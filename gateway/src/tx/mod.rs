@@ -7,6 +7,7 @@
 //! write its function in its family's file (read the input with `Fields`, call clearing with
 //! `Call::request`, map a refusal with `from_status` and the family's `FieldPaths`), then add its row.
 
+mod files;
 mod member;
 mod query;
 mod reconcile;
@@ -27,7 +28,7 @@ use proto::v1::registry_client::RegistryClient;
 use region_adapter::limits::MAX_LINES_PER_CLAIM;
 use region_adapter::money::{MAX_AMOUNT_FEN, fmt_yuan};
 use serde_json::{Map, Value, json};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -65,6 +66,8 @@ pub const TRANSACTIONS: &[Transaction] = &[
     Transaction { infno: "5204", what: "fee details", run: |c, k| Box::pin(query::fee_details(c, k)) },
     Transaction { infno: "9001", what: "sign in", run: |c, k| Box::pin(session::sign_in(c, k)) },
     Transaction { infno: "9002", what: "sign out", run: |c, k| Box::pin(session::sign_out(c, k)) },
+    Transaction { infno: "9101", what: "upload a file", run: |c, k| Box::pin(files::upload(c, k)) },
+    Transaction { infno: "9102", what: "download a file", run: |c, k| Box::pin(files::download(c, k)) },
 ];
 
 /// The `infno`s served, in table order.
@@ -128,6 +131,8 @@ impl Call<'_> {
 #[derive(Clone)]
 pub struct Clients {
     pub channel: Channel,
+    /// 9101 uploads and 3202 results (9102).
+    pub files: std::sync::Arc<crate::files::FileStore>,
 }
 
 /// Reads the fields of one input object, collecting every problem with its national path.

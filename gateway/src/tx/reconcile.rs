@@ -99,6 +99,86 @@ pub(crate) async fn reconcile_totals(clients: &Clients, call: &Call<'_>) -> Answ
     }
 }
 
+/// One row of a 3202 detail file: `setl_id, mdtrt_id, psn_no, medfee_sumamt, fund_pay_sumamt, acct_pay,
+/// refd_setl_flag`, tab-separated (spaces read too; then no column may be empty); `mdtrt_id` and
+/// `psn_no` may be empty (a claim sent whole has no visit); a first line naming the columns is skipped.
+struct FileRow {
+    item: pb::ReconcileItem,
+    mdtrt_id: String,
+    psn_no: String,
+    refd_setl_flag: String,
+}
+
+const DETAIL_COLUMNS: &str = "setl_id, mdtrt_id, psn_no, medfee_sumamt, fund_pay_sumamt, acct_pay[, refd_setl_flag]";
+
+/// The rows of an uploaded detail file (unzipped), or what is wrong with it.
+fn detail_rows(bytes: &[u8]) -> Result<Vec<FileRow>, String> {
+    let text = crate::files::unzipped(bytes)?;
+    let text = String::from_utf8_lossy(&text);
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let cols: Vec<&str> =
+            if line.contains('\t') { line.split('\t').map(str::trim).collect() } else { line.split_whitespace().collect() };
+        if cols.iter().all(|c| c.is_empty()) || (n == 0 && cols[0] == "setl_id") {
+            continue;
+        }
+        let bad = |i: usize| cols[i].len() > MAX_FIELD_LEN || (cols[i].is_empty() && ![1, 2].contains(&i));
+        if !(6..=7).contains(&cols.len()) || (0..cols.len()).any(bad) {
+            return Err(format!("line {}: expected {DETAIL_COLUMNS}, separated by tabs", n + 1));
+        }
+        if rows.len() == MAX_RECONCILE_ITEMS {
+            return Err(format!("at most {MAX_RECONCILE_ITEMS} rows per file"));
+        }
+        let s = |i: usize| cols.get(i).map_or(String::new(), |c| c.to_string());
+        rows.push(FileRow {
+            item: pb::ReconcileItem { setl_id: s(0), medfee_sumamt: s(3), fund_pay_sumamt: s(4), acct_pay: s(5) },
+            mdtrt_id: s(1),
+            psn_no: s(2),
+            refd_setl_flag: s(6),
+        });
+    }
+    Ok(rows)
+}
+
+/// 3202's result file (tab-separated, one row per uploaded settlement and per settlement of ours the
+/// file lacks): `psn_no, mdtrt_id, setl_id, msgid, stmt_rslt, refd_setl_flag, memo, medfee_sumamt,
+/// fund_pay_sumamt, acct_pay`; `stmt_rslt` 0 matched, 1 differs (the memo says how).
+fn result_file(rows: &[FileRow], r: &pb::ReconcileResult) -> String {
+    let mut memo: HashMap<&str, Vec<String>> = HashMap::new();
+    for d in &r.differences {
+        let m = match d.kind.as_str() {
+            "missing_here" => "not settled here".to_string(),
+            "missing_there" => "settled here, not in the file".to_string(),
+            _ => format!("{}: ours {}, yours {}", d.field, d.ours, d.theirs),
+        };
+        memo.entry(d.setl_id.as_str()).or_default().push(m);
+    }
+    let mut out =
+        String::from("psn_no\tmdtrt_id\tsetl_id\tmsgid\tstmt_rslt\trefd_setl_flag\tmemo\tmedfee_sumamt\tfund_pay_sumamt\tacct_pay\n");
+    for row in rows {
+        let m = memo.remove(row.item.setl_id.as_str()).unwrap_or_default();
+        let i = &row.item;
+        out += &format!(
+            "{}\t{}\t{}\t\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            row.psn_no,
+            row.mdtrt_id,
+            i.setl_id,
+            if m.is_empty() { "0" } else { "1" },
+            row.refd_setl_flag,
+            m.join("; "),
+            i.medfee_sumamt,
+            i.fund_pay_sumamt,
+            i.acct_pay
+        );
+    }
+    let mut rest: Vec<_> = memo.into_iter().filter(|(id, _)| !id.is_empty()).collect();
+    rest.sort();
+    for (setl_id, m) in rest {
+        out += &format!("\t\t{setl_id}\t\t1\t\t{}\t\t\t\n", m.join("; "));
+    }
+    out
+}
+
 pub(crate) async fn reconcile_detail(clients: &Clients, call: &Call<'_>) -> Answer {
     let mut v = Violations::default();
     let mut f = Fields { v: &mut v };
@@ -107,10 +187,18 @@ pub(crate) async fn reconcile_detail(clients: &Clients, call: &Call<'_>) -> Answ
         fixmedins_code: call.env.fixmedins_code.clone(),
         ..Default::default()
     };
+    let mut file_no = String::new();
     if let Some(d) = f.obj(&call.env.input, "input", "data") {
         msg.clr_date = stmt_day(&mut f, d);
+        file_no = f.text(d, "input.data", "file_qury_no", false, 64);
     }
-    if let Some(items) = f.list(&call.env.input, "input", "detail") {
+    let inline = matches!(call.env.input.get("detail"), Some(Value::Array(a)) if !a.is_empty());
+    if !file_no.is_empty() && inline {
+        f.v.add("input.detail", "send the details in a file (file_qury_no) or inline, not both");
+    }
+    if file_no.is_empty()
+        && let Some(items) = f.list(&call.env.input, "input", "detail")
+    {
         if items.len() > MAX_RECONCILE_ITEMS {
             f.v.add("input.detail", format!("at most {MAX_RECONCILE_ITEMS} items per call"));
         }
@@ -131,9 +219,34 @@ pub(crate) async fn reconcile_detail(clients: &Clients, call: &Call<'_>) -> Answ
     if !v.0.is_empty() {
         return invalid(v);
     }
-    let stream = tokio_stream::iter([msg]);
-    match NettingClient::new(clients.channel.clone()).reconcile_detail(call.request(stream)).await {
-        Ok(r) => Answer::done(stmt_output(call.env, &r.into_inner())),
-        Err(st) => from_status(&st, &RECONCILE),
+    // The national way: the details uploaded with 9101, the result answered as a file for 9102.
+    let mut rows = Vec::new();
+    if !file_no.is_empty() {
+        let bytes = match clients.files.get(&call.paas.paasid, &file_no).await {
+            Ok(Some((_, b))) => b,
+            Ok(None) => return Answer::invalid(format!("input.data.file_qury_no: no file {file_no} uploaded by this caller (9101)")),
+            Err(e) => return files::file_refusal(e, "input.data.file_qury_no"),
+        };
+        rows = match detail_rows(&bytes) {
+            Ok(r) => r,
+            Err(why) => return Answer::invalid(format!("input.data.file_qury_no: {why}")),
+        };
+        msg.items = rows.iter().map(|r| r.item.clone()).collect();
     }
+    let stream = tokio_stream::iter([msg]);
+    let r = match NettingClient::new(clients.channel.clone()).reconcile_detail(call.request(stream)).await {
+        Ok(r) => r.into_inner(),
+        Err(st) => return from_status(&st, &RECONCILE),
+    };
+    let mut out = stmt_output(call.env, &r);
+    if !file_no.is_empty() {
+        let day = call.env.input["data"]["stmt_begndate"].as_str().unwrap_or_default().replace('-', "");
+        let name = format!("3202-{}-{day}.zip", call.env.fixmedins_code);
+        let zip = crate::files::zipped("result.txt", result_file(&rows, &r).as_bytes());
+        match clients.files.put(&call.paas.paasid, &name, zip).await {
+            Ok(s) => out["fileinfo"] = json!({ "file_qury_no": s.file_qury_no, "filename": s.filename, "dld_endtime": s.dld_endtime }),
+            Err(e) => return files::file_refusal(e, "input.data.file_qury_no"),
+        }
+    }
+    Answer::done(out)
 }
