@@ -80,6 +80,34 @@ ACCOUNT_EXCLUDED = {
 }
 ITEMS.append(("004600000010000", "中医养生保健调理(非治疗)", "201", "03", None, None))
 
+# 医疗收费项目类别 (med_chrgitm_type, the national dictionary): 02 诊察费, 03 检查费, 04 化验费, 05 治疗费,
+# 08 卫生材料费, 09 西药费, 11 中成药费, 14 其他费 (01 床位费, 06 手术费, 07 护理费, 10 中药饮片费, 12 一般诊疗费
+# and 13 挂号费 have no item here). Drugs by their code's first letter, consumables by C, services as below.
+TREATMENTS = {"001204000010000", "001201000010000", "004100000010000", "004800000010000"}
+
+
+def chrgitm_type(code):
+    if code.startswith("X"):
+        return "09"
+    if code.startswith("Z"):
+        return "11"
+    if code.startswith("C"):
+        return "08"
+    if CATEGORY.get(code) == "lab":
+        return "04"
+    if CATEGORY.get(code) == "examination":
+        return "03"
+    if code.startswith("0011"):
+        return "02"
+    if code in TREATMENTS:
+        return "05"
+    return "14"
+
+
+# 限制使用标志 (lmt_used_flag): drugs whose payment the list limits to stated conditions (insulin glargine,
+# imatinib, the antibody, a patent medicine) — sample flags, like the prices.
+RESTRICTED = {"XA10AEG052B0", "XL01XEY043A0", "XB06ACL388B0", "ZA01BAS0012A"}
+
 # (admdvs, file stem, name, cap factor): caps differ by region, as real catalogues do.
 REGIONS = [
     ("421300", "421300-suizhou", "随州市", "1.00"),
@@ -116,6 +144,9 @@ def item(code, name, lt, cls, prop, cap, begin, end=None):
         out.append(f'account_excluded = "{ACCOUNT_EXCLUDED[code]}"')
     if code in CATEGORY:
         out.append(f'category = "{CATEGORY[code]}"')
+    out.append(f'med_chrgitm_type = "{chrgitm_type(code)}"')
+    if code in RESTRICTED:
+        out.append('lmt_used_flag = "1"')
     return "\n".join(out) + "\n"
 
 

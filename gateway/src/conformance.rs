@@ -102,13 +102,21 @@ fn required_paths(infno: &str) -> &'static [&'static str] {
             "output.mdtrtinfo[].begntime",
             "output.mdtrtinfo[].med_type",
         ],
-        "1312" => &["output.data[].hilist_code", "output.data[].hilist_name", "output.data[].chrgitm_lv"],
+        "1312" => &[
+            "output.data[].hilist_code",
+            "output.data[].hilist_name",
+            "output.data[].chrgitm_lv",
+            "output.data[].med_chrgitm_type",
+            "output.data[].lmt_used_flag",
+        ],
         "2201" => &["output.data.mdtrt_id", "output.data.psn_no", "output.data.ipt_otp_no"],
         "2204" => &[
             "output.result[].feedetl_sn",
             "output.result[].det_item_fee_sumamt",
             "output.result[].chrgitm_lv",
             "output.result[].selfpay_prop",
+            "output.result[].med_chrgitm_type",
+            "output.result[].lmt_used_flag",
         ],
         "2206" | "2207" | "2208" | "5203" => &[
             "output.setlinfo.setl_id",

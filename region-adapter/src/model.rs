@@ -267,6 +267,10 @@ pub struct CatalogueItem {
     pub account_excluded: Option<ExcludedUse>,
     /// Examination or laboratory test, for the supervision indicators; `None` for anything else.
     pub category: Option<ItemCategory>,
+    /// 医疗收费项目类别 (`med_chrgitm_type`, `01`–`14`), when the catalogue gives it.
+    pub chrgitm_type: Option<Box<str>>,
+    /// 限制使用标志 (`lmt_used_flag` 1): the list limits the item's payment to stated conditions.
+    pub restricted: bool,
 }
 
 /// What supervision counts separately (Nanchang 002 §4(五): the share of examinations, 检查费用占比).

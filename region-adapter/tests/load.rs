@@ -506,3 +506,12 @@ fn a_fund_paid_item_cannot_be_marked_account_excluded() {
     let b = "chrgitm_lv = \"02\"\nselfpay_prop = \"0.10\"";
     assert_refused(SZ_CAT, b, &format!("{b}\naccount_excluded = \"fitness\""), "account_excluded", "丙类");
 }
+
+#[test]
+fn an_item_s_charge_type_and_restriction_flag_are_national_codes() {
+    // 医疗收费项目类别 is 01–14 of the national dictionary; 限制使用标志 is 0 or 1.
+    let t = "med_chrgitm_type = \"09\"";
+    assert_refused(SZ_CAT, t, "med_chrgitm_type = \"15\"", "item[0].med_chrgitm_type", "01 to 14");
+    assert_refused(SZ_CAT, t, "med_chrgitm_type = \"9\"", "item[0].med_chrgitm_type", "01 to 14");
+    assert_refused(SZ_CAT, t, &format!("{t}\nlmt_used_flag = \"Y\""), "item[0].lmt_used_flag", "0 or 1");
+}

@@ -203,6 +203,7 @@ pub(crate) async fn catalogue(clients: &Clients, call: &Call<'_>) -> Answer {
                         "hilist_code": i.hilist_code, "hilist_name": i.hilist_name, "chrgitm_lv": i.chrgitm_lv,
                         "selfpay_prop": i.selfpay_prop, "pric_uplmt_amt": i.pric_uplmt_amt, "list_type": i.list_type,
                         "begndate": i.begndate, "enddate": i.enddate, "insu_admdvs": call.env.mdtrtarea_admvs,
+                        "med_chrgitm_type": i.med_chrgitm_type, "lmt_used_flag": i.lmt_used_flag,
                     })
                 })
                 .collect();

@@ -93,6 +93,7 @@ pub(crate) async fn fee_details(clients: &Clients, call: &Call<'_>) -> Answer {
                     "fulamt_ownpay_amt": d.fulamt_ownpay_amt, "overlmt_amt": d.overlmt_selfpay, "preselfpay_amt": d.preselfpay_amt,
                     "inscp_scp_amt": d.inscp_scp_amt, "chrgitm_lv": d.chrgitm_lv, "hilist_code": d.hilist_code,
                     "hilist_name": d.hilist_name, "med_list_codg": d.hilist_code,
+                    "med_chrgitm_type": d.med_chrgitm_type, "lmt_used_flag": d.lmt_used_flag,
                 })
             })
             .collect();

@@ -149,6 +149,7 @@ pub(crate) async fn upload_fee_details(clients: &Clients, call: &Call<'_>) -> An
                         "det_item_fee_sumamt": l.det_item_fee_sumamt, "cnt": l.cnt, "pric": l.pric, "pric_uplmt_amt": l.pric_uplmt_amt,
                         "selfpay_prop": l.selfpay_prop, "chrgitm_lv": l.chrgitm_lv, "fulamt_ownpay_amt": l.fulamt_ownpay_amt,
                         "overlmt_amt": l.overlmt_selfpay, "preselfpay_amt": l.preselfpay_amt, "inscp_scp_amt": l.inscp_scp_amt,
+                        "med_chrgitm_type": l.med_chrgitm_type, "lmt_used_flag": l.lmt_used_flag,
                     })
                 })
                 .collect();

@@ -154,6 +154,8 @@ fn catalogue_item(it: &region_adapter::model::CatalogueItem) -> pb::CatalogueIte
         enddate: it.end.map(|d| d.to_string()).unwrap_or_default(),
         account_excluded: it.account_excluded.map(|e| e.code().to_string()).unwrap_or_default(),
         category: it.category.map(|c| c.code().to_string()).unwrap_or_default(),
+        med_chrgitm_type: it.chrgitm_type.as_deref().unwrap_or_default().to_string(),
+        lmt_used_flag: if it.restricted { "1" } else { "0" }.into(),
     }
 }
 

@@ -10,10 +10,20 @@ use region_adapter::{AccountSource, Admdvs, Filing, LineInput, MemberFacts, Pric
 #[derive(Debug, Clone, PartialEq)]
 pub struct PricedClaim {
     pub priced: Priced,
-    /// Catalogue names per line ("" when the code is not in the catalogue).
-    pub names: Vec<String>,
+    /// What the catalogue says of each line (empty when the code is not in the catalogue).
+    pub items: Vec<LineItem>,
     /// The explanation step of pricing.
     pub explanation: String,
+}
+
+/// What the catalogue says of one priced line, for the answers (2204's `result`, the settlement lines).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LineItem {
+    pub name: String,
+    /// 医疗收费项目类别 (`med_chrgitm_type`), "" when the catalogue does not give it.
+    pub chrgitm_type: String,
+    /// 限制使用标志 (`lmt_used_flag` 1).
+    pub restricted: bool,
 }
 
 /// A policy outcome with its explanation rendered.
@@ -28,9 +38,18 @@ pub struct PolicyOutcome {
 pub fn local_price(rules: &RuleSet, mdtrt: Admdvs, date: NaiveDate, lines: &[LineInput<'_>]) -> Result<PricedClaim, ServiceError> {
     let pack = rules.region(mdtrt).ok_or_else(|| ServiceError::field("mdtrt_admdvs", format!("unknown region {mdtrt}")))?;
     let priced = pack.catalogue.price(date, lines)?;
-    let names = lines.iter().map(|l| pack.catalogue.lookup(l.code, date).map(|i| i.name.to_string()).unwrap_or_default()).collect();
+    let items = lines
+        .iter()
+        .map(|l| {
+            pack.catalogue.lookup(l.code, date).map_or_else(LineItem::default, |i| LineItem {
+                name: i.name.to_string(),
+                chrgitm_type: i.chrgitm_type.as_deref().unwrap_or_default().to_string(),
+                restricted: i.restricted,
+            })
+        })
+        .collect();
     let explanation = pack.pricing_step(priced.totals).render();
-    Ok(PricedClaim { priced, names, explanation })
+    Ok(PricedClaim { priced, items, explanation })
 }
 
 /// A member's facts, owned: decoded from the adapter protocol or from a stored member record.

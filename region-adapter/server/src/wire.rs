@@ -4,7 +4,7 @@
 //! hostile adapter can fail a claim but never corrupt a settlement. The adapter is stateless: every
 //! input of a decision arrives in the request.
 
-use crate::local::{OwnedFacts, PolicyCall, PolicyOutcome, PricedClaim};
+use crate::local::{LineItem, OwnedFacts, PolicyCall, PolicyOutcome, PricedClaim};
 use crate::national;
 use chrono::NaiveDate;
 use clearing_edge::error::ServiceError;
@@ -37,7 +37,7 @@ const MAX_DECIMAL_LEN: usize = 32;
 // ---------------------------------------------------------------------------------------------------
 // Engine → wire.
 
-fn line_pb(p: &PricedLine, name: &str) -> pb::PricedLine {
+fn line_pb(p: &PricedLine, item: &LineItem) -> pb::PricedLine {
     pb::PricedLine {
         chrgitm_lv: p.class.map(|c| c.code().to_string()).unwrap_or_default(),
         selfpay_prop_bp: p.selfpay_prop_bp,
@@ -46,7 +46,9 @@ fn line_pb(p: &PricedLine, name: &str) -> pb::PricedLine {
         overlmt_selfpay_fen: p.overlmt_selfpay_fen,
         preselfpay_fen: p.preselfpay_fen,
         inscp_fen: p.inscp_fen,
-        hilist_name: name.to_string(),
+        hilist_name: item.name.clone(),
+        med_chrgitm_type: item.chrgitm_type.clone(),
+        lmt_used_flag: item.restricted,
         pric_uplmt_amt: p.price_cap.map(|c| c.to_string()).unwrap_or_default(),
         account_excluded: p.account_excluded,
         goods: p.goods,
@@ -82,7 +84,7 @@ pub fn price_request(mdtrt: Admdvs, date: NaiveDate, lines: &[LineInput<'_>]) ->
 
 pub fn priced_pb(p: &PricedClaim) -> pb::PriceLinesResponse {
     pb::PriceLinesResponse {
-        lines: p.priced.lines.iter().zip(&p.names).map(|(l, n)| line_pb(l, n)).collect(),
+        lines: p.priced.lines.iter().zip(&p.items).map(|(l, n)| line_pb(l, n)).collect(),
         totals: Some(totals_pb(&p.priced.totals)),
         explanation: p.explanation.clone(),
     }
@@ -93,7 +95,7 @@ pub fn policy_request(call: &PolicyCall<'_>) -> pb::ApplyPolicyRequest {
     let PolicyCall { insured, priced, member, state, account, visit } = *call;
     pb::ApplyPolicyRequest {
         insuplc_admdvs: insured.to_string(),
-        lines: priced.lines.iter().map(|l| line_pb(l, "")).collect(),
+        lines: priced.lines.iter().map(|l| line_pb(l, &LineItem::default())).collect(),
         totals: Some(totals_pb(&priced.totals)),
         member: Some(pb::MemberFacts {
             psn_type: member.psn_type.code().into(),
@@ -293,8 +295,15 @@ pub fn checked_priced(r: pb::PriceLinesResponse, sent: &[LineInput<'_>]) -> Resu
     if priced.lines.len() != sent.len() || priced.lines.iter().zip(sent).any(|(p, s)| p.amount_fen != s.amount_fen) {
         return Err("lines: not the lines that were sent".into());
     }
-    let names = r.lines.into_iter().map(|l| l.hilist_name).collect();
-    Ok(PricedClaim { priced, names, explanation: r.explanation })
+    if r.lines.iter().any(|l| !l.med_chrgitm_type.is_empty() && !matches!(l.med_chrgitm_type.parse::<u8>(), Ok(1..=14))) {
+        return Err("lines[].med_chrgitm_type: not 01 to 14".into());
+    }
+    let items = r
+        .lines
+        .into_iter()
+        .map(|l| LineItem { name: l.hilist_name, chrgitm_type: l.med_chrgitm_type, restricted: l.lmt_used_flag })
+        .collect();
+    Ok(PricedClaim { priced, items, explanation: r.explanation })
 }
 
 /// The owned inputs of a policy decision decoded from the wire.

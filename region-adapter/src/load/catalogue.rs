@@ -107,9 +107,24 @@ impl Cx {
                     }
                 },
             };
+            let chrgitm_type = it.med_chrgitm_type.as_deref().map(|t| t.trim());
+            if chrgitm_type.is_some_and(|t| !matches!(t.parse::<u8>(), Ok(1..=14)) || t.len() != 2) {
+                self.err(f, &format!("{k}.med_chrgitm_type"), "must be a national 医疗收费项目类别, 01 to 14");
+                continue;
+            }
+            let restricted = match it.lmt_used_flag.as_deref() {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(_) => {
+                    self.err(f, &format!("{k}.lmt_used_flag"), "must be 0 or 1");
+                    continue;
+                }
+            };
             let item = CatalogueItem {
                 account_excluded,
                 category,
+                chrgitm_type: chrgitm_type.map(Into::into),
+                restricted,
                 code: it.hilist_code.as_str().into(),
                 name: it.hilist_name.as_str().into(),
                 list_type: it.list_type.as_str().into(),

@@ -192,6 +192,10 @@ pub(crate) struct RawItem {
     pub(crate) account_excluded: Option<String>,
     /// "examination" or "lab" (supervision's examination share).
     pub(crate) category: Option<String>,
+    /// 医疗收费项目类别, two digits of the national dictionary (01 床位费 … 14 其他费).
+    pub(crate) med_chrgitm_type: Option<String>,
+    /// 限制使用标志: "1" when the list limits the item's payment to stated conditions, else "0".
+    pub(crate) lmt_used_flag: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -259,8 +259,8 @@ pub fn settlement_pb(
             .lines
             .iter()
             .zip(&priced.priced.lines)
-            .zip(&priced.names)
-            .map(|((l, p), name)| pb::SettlementLine {
+            .zip(&priced.items)
+            .map(|((l, p), item)| pb::SettlementLine {
                 hilist_code: l.code.clone(),
                 chrgitm_lv: p.class.map(|c| c.code().to_string()).unwrap_or_default(),
                 selfpay_prop: fmt_ratio(p.selfpay_prop_bp),
@@ -269,7 +269,7 @@ pub fn settlement_pb(
                 overlmt_selfpay: fmt_yuan(p.overlmt_selfpay_fen),
                 preselfpay_amt: fmt_yuan(p.preselfpay_fen),
                 inscp_scp_amt: fmt_yuan(p.inscp_fen),
-                hilist_name: name.clone(),
+                hilist_name: item.name.clone(),
                 acct_excluded: p.account_excluded,
             })
             .collect(),

@@ -104,8 +104,8 @@ impl<S: Store> Clearinghouse<S> {
         Ok(details
             .iter()
             .zip(&priced.priced.lines)
-            .zip(&priced.names)
-            .map(|((d, p), name)| Line {
+            .zip(&priced.items)
+            .map(|((d, p), item)| Line {
                 feedetl_sn: d.feedetl_sn.clone(),
                 chrg_bchno: d.chrg_bchno.clone(),
                 hilist_code: d.hilist_code.clone(),
@@ -113,7 +113,9 @@ impl<S: Store> Clearinghouse<S> {
                 pric: d.pric.clone(),
                 det_item_fee_sumamt: d.det_item_fee_sumamt.clone(),
                 fee_ocur_time: d.fee_ocur_time.clone(),
-                hilist_name: name.clone(),
+                hilist_name: item.name.clone(),
+                med_chrgitm_type: item.chrgitm_type.clone(),
+                lmt_used_flag: if item.name.is_empty() { String::new() } else { (if item.restricted { "1" } else { "0" }).into() },
                 chrgitm_lv: p.class.map(|c| c.code().to_string()).unwrap_or_default(),
                 selfpay_prop: fmt_ratio(p.selfpay_prop_bp),
                 pric_uplmt_amt: p.price_cap.map(|c| c.to_string()).unwrap_or_default(),

@@ -79,6 +79,11 @@ pub struct Line {
     pub overlmt_selfpay: String,
     pub preselfpay_amt: String,
     pub inscp_scp_amt: String,
+    /// 医疗收费项目类别 and 限制使用标志 from the catalogue (absent in visits stored before them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub med_chrgitm_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub lmt_used_flag: String,
 }
 
 impl Line {
@@ -108,6 +113,8 @@ impl Line {
             overlmt_selfpay: self.overlmt_selfpay.clone(),
             preselfpay_amt: self.preselfpay_amt.clone(),
             inscp_scp_amt: self.inscp_scp_amt.clone(),
+            med_chrgitm_type: self.med_chrgitm_type.clone(),
+            lmt_used_flag: self.lmt_used_flag.clone(),
             fee_ocur_time: self.fee_ocur_time.clone(),
         }
     }
