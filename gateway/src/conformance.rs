@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConformanceArgs {
-    /// The endpoint: http://host:port (the national path is added) or the full callService URL.
+    /// The endpoint: http(s)://host:port (the national path is added) or the full callService URL.
     #[arg(long)]
     pub url: String,
     #[arg(long)]
@@ -49,6 +49,14 @@ pub struct ConformanceArgs {
     /// is skipped and counted as such.
     #[arg(long = "caller", value_name = "NAME=PAASID:TOKEN_FILE")]
     pub callers: Vec<String>,
+    /// For an https:// --url: the CA of the endpoint's certificate (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// A client certificate and key (PEM), for an endpoint that asks for one (mutual TLS).
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    #[arg(long)]
+    pub key: Option<PathBuf>,
 }
 
 /// The callers of a run: the main one (`""`) and the `--caller`s, name → (paasid, token).
@@ -211,8 +219,7 @@ pub async fn run(a: &ConformanceArgs) -> anyhow::Result<Vec<Outcome>> {
         .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".expect.json"))
         .collect();
     files.sort();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, Full<Bytes>>(hyper_util::client::legacy::connect::HttpConnector::new());
+    let client = Client::new(a)?;
     let run_tag = chrono::Utc::now().format("%m%d%H%M%S").to_string();
     let mut answers: HashMap<String, Value> = HashMap::new();
     let mut msgids: HashMap<String, String> = HashMap::new();
@@ -359,13 +366,66 @@ fn file_answer(disposition: Option<&str>, body: &[u8]) -> Value {
     serde_json::json!({ "infcode": 0, "err_msg": "", "file": { "name": name, "bytes": body.len(), "rows": rows } })
 }
 
-async fn send(
-    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    url: &str,
-    paasid: &str,
-    token: &str,
-    env: &Value,
-) -> anyhow::Result<Value> {
+/// How the kit reaches the endpoint: plain HTTP, or HTTPS verified against `--ca` (with a client
+/// certificate for a gateway that asks for one). One connection per request: a corpus is a few dozen.
+struct Client {
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Client {
+    fn new(a: &ConformanceArgs) -> anyhow::Result<Client> {
+        if !a.url.starts_with("https://") {
+            return Ok(Client { tls: None });
+        }
+        use tokio_rustls::rustls;
+        let ca = a.ca.as_ref().context("--ca: the CA of the gateway's certificate (PEM), for an https:// --url")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in clearing_edge::tls::pem_certs(ca, "--ca")? {
+            roots.add(c)?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder =
+            rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?.with_root_certificates(roots);
+        let cfg = match (&a.cert, &a.key) {
+            (Some(c), Some(k)) => {
+                builder.with_client_auth_cert(clearing_edge::tls::pem_certs(c, "--cert")?, clearing_edge::tls::pem_key(k, "--key")?)?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => anyhow::bail!("--cert and --key go together"),
+        };
+        Ok(Client { tls: Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))) })
+    }
+
+    async fn request(&self, mut req: hyper::Request<Full<Bytes>>) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        let uri = req.uri().clone();
+        // On a connection of its own the request names its path, and the host in a header.
+        let authority = uri.authority().context("--url: no host")?.to_string();
+        req.headers_mut().insert(hyper::header::HOST, authority.parse()?);
+        *req.uri_mut() = uri.path_and_query().map_or("/", |p| p.as_str()).parse()?;
+        let host = uri.host().context("--url: no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.with_context(|| format!("connecting to {host}:{port}"))?;
+        match &self.tls {
+            None => exchange(tcp, req).await,
+            Some(tls) => {
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone()).context("--url: host")?;
+                exchange(tls.connect(name, tcp).await.context("TLS handshake")?, req).await
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+async fn exchange<IO>(io: IO, req: hyper::Request<Full<Bytes>>) -> anyhow::Result<hyper::Response<hyper::body::Incoming>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    Ok(sender.send_request(req).await?)
+}
+
+async fn send(client: &Client, url: &str, paasid: &str, token: &str, env: &Value) -> anyhow::Result<Value> {
     use sha2::Digest;
     let ts = chrono::Utc::now().timestamp().to_string();
     let nonce = hex::encode(

@@ -747,7 +747,11 @@ async fn the_sandbox_starts_in_one_command_and_its_curl_line_settles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim() {
     let r = Redis::start();
-    for c in [Clearing::start(), Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()])] {
+    // The embedded store's gateway serves HTTPS (the kit verifies it against the test CA), Redis's HTTP.
+    let pki = tests::pki::Pki::new("corpus");
+    let server = pki.server("gateway");
+    let https = ["--tls-cert", server.cert.to_str().unwrap(), "--tls-key", server.key.to_str().unwrap()];
+    for (c, tls) in [(Clearing::start(), true), (Clearing::start_with(&["--store", "redis", "--redis-url", &r.url()]), false)] {
         let dir = tempfile::tempdir().unwrap();
         let paas = paas_file(
             dir.path(),
@@ -756,7 +760,8 @@ async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim
                 ("sandbox_his_suizhou", "institution:H42130000001", "421300"),
             ],
         );
-        let g = Gateway::start(&c.url(), &paas, &[]);
+        let g = Gateway::start(&c.url(), &paas, if tls { &https } else { &[] });
+        let url = if tls { format!("https://localhost:{}", g.addr.port()) } else { g.url() };
         // The sandbox's members, and twins of SANDBOX1 and SANDBOX2 for SettleClaim.
         let mut members = national_gateway::sandbox::members().unwrap();
         members.push(funded(member("421300", "SANDBOXT", "11", &["360000"]), "500.00"));
@@ -767,10 +772,13 @@ async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim
         std::fs::write(&suizhou_token, token_of("sandbox_his_suizhou")).unwrap();
         let kit = |callers: bool| {
             let mut cmd = std::process::Command::new(bin("national-gateway"));
-            cmd.args(["conformance", "--url", &g.url(), "--paasid", "sandbox_his", "--token", &token_of("sandbox_his"), "--corpus"])
+            cmd.args(["conformance", "--url", &url, "--paasid", "sandbox_his", "--token", &token_of("sandbox_his"), "--corpus"])
                 .arg(repo_root().join("examples/national/requests"))
                 .arg("--answers")
                 .arg(&answers);
+            if tls {
+                cmd.arg("--ca").arg(pki.ca());
+            }
             if callers {
                 cmd.arg("--caller").arg(format!("suizhou=sandbox_his_suizhou:{}", suizhou_token.display()));
             }
