@@ -6,7 +6,8 @@
         --mdtrtarea 421300 --insuplc 360100 --fixmedins H42130200746
 
 Prints the national answer (JSON) and exits 0 when infcode is 0, 1 otherwise. --cafile trusts a
-private CA for https:// URLs.
+private CA for https:// URLs. A 9102 download answers the file itself: it is written to --out (default:
+the name the gateway gives) and its path printed.
 """
 import argparse
 import hashlib
@@ -42,6 +43,7 @@ def main() -> int:
     p.add_argument("--insuplc", default="", help="insuplc_admdvs: the insured region")
     p.add_argument("--fixmedins", default="H42130200746")
     p.add_argument("--cafile")
+    p.add_argument("--out", help="where a 9102 download is written (default: the file's own name)")
     a = p.parse_args()
 
     token = open(a.token_file).read().strip()
@@ -67,6 +69,13 @@ def main() -> int:
     ctx = ssl.create_default_context(cafile=a.cafile) if a.cafile else None
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+            if "json" not in r.headers.get("Content-Type", ""):
+                # 9102: the body is the file, not the envelope.
+                name = a.out or r.headers.get_filename() or "download.bin"
+                with open(name, "wb") as f:
+                    f.write(r.read())
+                print(name)
+                return 0
             answer = json.load(r)
     except urllib.error.HTTPError as e:
         answer = json.load(e)
