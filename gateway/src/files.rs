@@ -138,35 +138,52 @@ fn new_file_no() -> Result<String, FileError> {
     Ok(format!("fsi/gw/{}", hex::encode(b)))
 }
 
-/// The content of an uploaded file: a zip's first entry (stored or deflated), or the bytes as they are.
+/// The content of an uploaded file: a zip's first entry (stored or deflated, its sizes and CRC from the
+/// central directory, so a zip written as a stream, as Java's `ZipOutputStream` does, reads too), or the
+/// bytes as they are.
 pub fn unzipped(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if !bytes.starts_with(b"PK\x03\x04") {
         return Ok(bytes.to_vec());
     }
-    let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
     let u32_at = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let (Some(flags), Some(method), Some(crc), Some(packed), Some(name_len), Some(extra_len)) =
-        (u16_at(6), u16_at(8), u32_at(14), u32_at(18), u16_at(26), u16_at(28))
+    // The end-of-central-directory record: the last `PK 5 6` (a comment may follow it).
+    let eocd = (0..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&i| bytes[i..].starts_with(b"PK\x05\x06"))
+        .ok_or("a zip without its central directory")?;
+    let central = u32_at(eocd + 16).ok_or("a zip cut short")? as usize;
+    if !bytes.get(central..).is_some_and(|c| c.starts_with(b"PK\x01\x02")) {
+        return Err("a zip whose central directory is not where it says".into());
+    }
+    let (Some(flags), Some(method), Some(crc), Some(packed), Some(size), Some(local)) =
+        (u16_at(central + 8), u16_at(central + 10), u32_at(central + 16), u32_at(central + 20), u32_at(central + 24), u32_at(central + 42))
     else {
         return Err("a zip whose first entry's header is cut short".into());
     };
     if flags & 0x0001 != 0 {
         return Err("an encrypted zip".into());
     }
-    if flags & 0x0008 != 0 {
-        // Sizes after the data (a streamed zip): find them in the central directory instead.
-        return Err("a zip written as a stream (sizes after the data); write it with sizes in the header".into());
+    if size as usize > MAX_FILE_BYTES {
+        return Err(format!("a zip entry of more than {MAX_FILE_BYTES} bytes"));
     }
-    let start = 30 + name_len as usize + extra_len as usize;
+    let local = local as usize;
+    let (Some(name_len), Some(extra_len)) = (u16_at(local + 26), u16_at(local + 28)) else {
+        return Err("a zip whose first entry is cut short".into());
+    };
+    if !bytes[local..].starts_with(b"PK\x03\x04") {
+        return Err("a zip whose first entry is not where it says".into());
+    }
+    let start = local + 30 + name_len + extra_len;
     let data = bytes.get(start..start + packed as usize).ok_or("a zip whose first entry is cut short")?;
     let out = match method {
         0 => data.to_vec(),
-        8 => miniz_oxide::inflate::decompress_to_vec_with_limit(data, MAX_FILE_BYTES * 8)
-            .map_err(|e| format!("a zip entry that does not inflate ({:?})", e.status))?,
+        8 => miniz_oxide::inflate::decompress_to_vec_with_limit(data, MAX_FILE_BYTES)
+            .map_err(|e| format!("a zip entry that does not inflate within {MAX_FILE_BYTES} bytes ({:?})", e.status))?,
         m => return Err(format!("a zip entry compressed with method {m}; stored (0) and deflate (8) are read")),
     };
-    if crc32(&out) != crc {
-        return Err("a zip entry whose CRC-32 does not match its content".into());
+    if out.len() != size as usize || crc32(&out) != crc {
+        return Err("a zip entry whose size or CRC-32 does not match its content".into());
     }
     Ok(out)
 }
@@ -242,16 +259,23 @@ mod tests {
     fn a_zip_we_write_reads_back_and_a_deflated_one_inflates() {
         let text = "setl_id\tmdtrt_id\n1\t2\n".repeat(50);
         assert_eq!(unzipped(&zipped("result.txt", text.as_bytes())).unwrap(), text.as_bytes());
-        // A deflated entry as a HIS's zip library writes it.
+        // A deflated entry written as a stream (Java's ZipOutputStream): the local header has no sizes
+        // (flag bit 3); the central directory has them.
         let packed = miniz_oxide::deflate::compress_to_vec(text.as_bytes(), 6);
         let mut z = zipped("detail.txt", &packed);
-        z[8] = 8; // method: deflate
+        let central = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
         let (crc, size) = (crc32(text.as_bytes()), text.len() as u32);
-        z[14..18].copy_from_slice(&crc.to_le_bytes());
-        z[22..26].copy_from_slice(&size.to_le_bytes());
+        for at in [0, central + 2] {
+            z[at + 6] |= 0x08; // sizes after the data
+            z[at + 8] = 8; // method: deflate
+        }
+        z[14..26].fill(0);
+        z[central + 16..central + 20].copy_from_slice(&crc.to_le_bytes());
+        z[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
         assert_eq!(unzipped(&z).unwrap(), text.as_bytes());
-        z[14] ^= 1;
+        z[central + 16] ^= 1;
         assert!(unzipped(&z).unwrap_err().contains("CRC-32"));
         assert_eq!(unzipped(b"plain text").unwrap(), b"plain text");
+        assert!(unzipped(b"PK\x03\x04 cut").unwrap_err().contains("central directory"));
     }
 }

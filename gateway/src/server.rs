@@ -262,9 +262,14 @@ async fn handle(gw: &Gateway, headers: &HeaderMap, body: Body, span: &tracing::S
         );
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.trim_start().to_ascii_lowercase().starts_with("application/json") {
+    // JSON, as the national interface has it; some HIS programs label the same JSON text/plain (9102).
+    let ct_lower = ct.trim_start().to_ascii_lowercase();
+    if !ct_lower.starts_with("application/json") && !ct_lower.starts_with("text/plain") {
         return (
-            Answer::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content-type: must be application/json, not {ct:?}")),
+            Answer::refused(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content-type: must be application/json (or text/plain holding JSON), not {ct:?}"),
+            ),
             String::new(),
         );
     }

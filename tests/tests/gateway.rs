@@ -214,8 +214,12 @@ async fn every_transaction(c: Clearing) {
     assert_eq!((r.status, r.infcode(), r.err_msg()), (200, -1, "opter_name: required"));
     let r = jx.post(&signed(&jx), "application/json", b"{\"infno\": ".to_vec()).await;
     assert!(r.status == 400 && r.err_msg().starts_with("body: not JSON"), "{:?}", r.body);
-    let r = jx.post(&signed(&jx), "text/plain", b"{}".to_vec()).await;
+    let r = jx.post(&signed(&jx), "application/xml", b"{}".to_vec()).await;
     assert_eq!((r.status, r.infcode()), (415, -1));
+    // JSON labelled text/plain (as some HIS programs send 9102) is read as JSON.
+    let env = envelope("9001", "CT-1", &nc, json!({}));
+    let r = jx.post(&signed(&jx), "text/plain;charset=utf-8", serde_json::to_vec(&env).unwrap()).await;
+    assert_eq!((r.status, r.infcode()), (200, 0), "{}", r.body);
     let r = jx.post(&signed(&jx), "application/json", vec![b' '; 5 * 1024 * 1024]).await;
     assert_eq!((r.status, r.infcode()), (413, -1));
     assert_eq!(member_version(&c, "421300", "SZGW1").await, before, "a refused call wrote something");

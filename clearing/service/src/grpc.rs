@@ -367,10 +367,8 @@ impl<S: Store> Api<S> {
         let hash = self.core.identity.hash(&self.core.store, &q.psn_cert_type, &certno).await?;
         let (mut members, mut hidden) = (Vec::new(), false);
         let candidates = self.core.store.members_with_identity(&hash).await?;
-        for key in candidates.iter().take(crate::limits::MAX_MEMBERS_PER_CERTIFICATE) {
-            if !q.insuplc_admdvs.is_empty() && key.insuplc_admdvs != q.insuplc_admdvs {
-                continue;
-            }
+        let wanted = candidates.iter().filter(|k| q.insuplc_admdvs.is_empty() || k.insuplc_admdvs == q.insuplc_admdvs);
+        for key in wanted.take(crate::limits::MAX_MEMBERS_PER_CERTIFICATE) {
             let Some(rec) = self.core.store.load_member(key).await? else { continue };
             // The index is never trusted alone: an entry left by a changed certificate finds nothing.
             let Some(id) = &rec.identity else { continue };

@@ -50,6 +50,10 @@ fn file_bytes(f: &mut Fields<'_>, up: &Map<String, Value>, p: &str) -> Vec<u8> {
     if bytes.len() > crate::limits::MAX_FILE_BYTES {
         f.v.add(&field, format!("at most {} bytes", crate::limits::MAX_FILE_BYTES));
     }
+    // A zip is read now, so that a file 3202 could not read is refused at its upload.
+    if let Err(why) = crate::files::unzipped(&bytes) {
+        f.v.add(&field, why);
+    }
     bytes
 }
 

@@ -136,7 +136,7 @@ pub(crate) async fn visit_info(clients: &Clients, call: &Call<'_>) -> Answer {
         let s = f.text(d, p, name, true, 32);
         let t = rfc3339_of(&s);
         if t.is_none() && !s.is_empty() {
-            f.v.add(format!("{p}.{name}"), "must be yyyy-MM-dd HH:mm:ss");
+            f.v.add(format!("{p}.{name}"), "must be yyyy-MM-dd HH:mm:ss (or RFC 3339)");
         }
         t
     };

@@ -102,6 +102,7 @@ pub(crate) async fn reconcile_totals(clients: &Clients, call: &Call<'_>) -> Answ
 /// One row of a 3202 detail file: `setl_id, mdtrt_id, psn_no, medfee_sumamt, fund_pay_sumamt, acct_pay,
 /// refd_setl_flag`, tab-separated (spaces read too; then no column may be empty); `mdtrt_id` and
 /// `psn_no` may be empty (a claim sent whole has no visit); a first line naming the columns is skipped.
+#[derive(Debug)]
 struct FileRow {
     item: pb::ReconcileItem,
     mdtrt_id: String,
@@ -115,7 +116,7 @@ const DETAIL_COLUMNS: &str = "setl_id, mdtrt_id, psn_no, medfee_sumamt, fund_pay
 fn detail_rows(bytes: &[u8]) -> Result<Vec<FileRow>, String> {
     let text = crate::files::unzipped(bytes)?;
     let text = String::from_utf8_lossy(&text);
-    let mut rows = Vec::new();
+    let (mut rows, mut seen) = (Vec::new(), HashMap::new());
     for (n, line) in text.lines().enumerate() {
         let cols: Vec<&str> =
             if line.contains('\t') { line.split('\t').map(str::trim).collect() } else { line.split_whitespace().collect() };
@@ -128,6 +129,15 @@ fn detail_rows(bytes: &[u8]) -> Result<Vec<FileRow>, String> {
         }
         if rows.len() == MAX_RECONCILE_ITEMS {
             return Err(format!("at most {MAX_RECONCILE_ITEMS} rows per file"));
+        }
+        // Amounts in yuan, negative for a reversal (退费 refd_setl_flag 1).
+        for (i, name) in [(3, "medfee_sumamt"), (4, "fund_pay_sumamt"), (5, "acct_pay")] {
+            if signed_fen(cols[i]).is_none_or(|f| f.abs() > MAX_AMOUNT_FEN) {
+                return Err(format!("line {}: {name} is not an amount in yuan with at most two decimals", n + 1));
+            }
+        }
+        if let Some(first) = seen.insert(cols[0].to_string(), n + 1) {
+            return Err(format!("line {}: setl_id repeats line {first}", n + 1));
         }
         let s = |i: usize| cols.get(i).map_or(String::new(), |c| c.to_string());
         rows.push(FileRow {
@@ -144,6 +154,8 @@ fn detail_rows(bytes: &[u8]) -> Result<Vec<FileRow>, String> {
 /// file lacks): `psn_no, mdtrt_id, setl_id, msgid, stmt_rslt, refd_setl_flag, memo, medfee_sumamt,
 /// fund_pay_sumamt, acct_pay`; `stmt_rslt` 0 matched, 1 differs (the memo says how).
 fn result_file(rows: &[FileRow], r: &pb::ReconcileResult) -> String {
+    // Clearing lists at most 10,000 differences: beyond, a row without one listed is not known to match.
+    let all_listed = r.differences_total <= r.differences.len() as i64;
     let mut memo: HashMap<&str, Vec<String>> = HashMap::new();
     for d in &r.differences {
         let m = match d.kind.as_str() {
@@ -158,17 +170,14 @@ fn result_file(rows: &[FileRow], r: &pb::ReconcileResult) -> String {
     for row in rows {
         let m = memo.remove(row.item.setl_id.as_str()).unwrap_or_default();
         let i = &row.item;
+        let (rslt, memo) = match (m.is_empty(), all_listed) {
+            (false, _) => ("1", m.join("; ")),
+            (true, true) => ("0", String::new()),
+            (true, false) => ("", format!("not known: more than {} differences; reconcile in smaller files", r.differences.len())),
+        };
         out += &format!(
-            "{}\t{}\t{}\t\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            row.psn_no,
-            row.mdtrt_id,
-            i.setl_id,
-            if m.is_empty() { "0" } else { "1" },
-            row.refd_setl_flag,
-            m.join("; "),
-            i.medfee_sumamt,
-            i.fund_pay_sumamt,
-            i.acct_pay
+            "{}\t{}\t{}\t\t{rslt}\t{}\t{memo}\t{}\t{}\t{}\n",
+            row.psn_no, row.mdtrt_id, i.setl_id, row.refd_setl_flag, i.medfee_sumamt, i.fund_pay_sumamt, i.acct_pay
         );
     }
     let mut rest: Vec<_> = memo.into_iter().filter(|(id, _)| !id.is_empty()).collect();
@@ -249,4 +258,50 @@ pub(crate) async fn reconcile_detail(clients: &Clients, call: &Call<'_>) -> Answ
         }
     }
     Answer::done(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detail_file_is_read_row_by_row_and_its_faults_named_by_line() {
+        let ok = "setl_id\tmdtrt_id\tpsn_no\tmedfee_sumamt\tfund_pay_sumamt\tacct_pay\trefd_setl_flag\n\
+                  S1\tV1\tP1\t880.00\t228.00\t500.00\t0\n\
+                  S2\t\t\t-880.00\t-228.00\t-500.00\t1\n";
+        let rows = detail_rows(&crate::files::zipped("d.txt", ok.as_bytes())).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[1].item.setl_id.as_str(), rows[1].item.medfee_sumamt.as_str(), rows[1].refd_setl_flag.as_str()),
+            ("S2", "-880.00", "1")
+        );
+        // Spaces instead of tabs (no empty column then), and each fault with its line.
+        assert_eq!(detail_rows(b"S1 V1 P1 1.00 0.50 0.50").unwrap().len(), 1);
+        assert!(detail_rows(b"S1\tV1\tP1\t1.005\t0\t0\n").unwrap_err().starts_with("line 1: medfee_sumamt"));
+        assert!(detail_rows(b"S1\tV1\tP1\t1\t0\t0\nS1\tV2\tP1\t1\t0\t0\n").unwrap_err().starts_with("line 2: setl_id repeats line 1"));
+        assert!(detail_rows(b"S1\tV1\tP1\t1\t0\n").unwrap_err().starts_with("line 1: expected"));
+        assert!(detail_rows(b"\tV1\tP1\t1\t0\t0\n").unwrap_err().starts_with("line 1: expected"));
+    }
+
+    #[test]
+    fn the_result_file_marks_each_row_and_says_when_differences_were_cut() {
+        let rows = detail_rows(b"S1\tV1\tP1\t1.00\t0.50\t0.50\nS2\tV2\tP1\t2.00\t1.00\t1.00\n").unwrap();
+        let diff = |kind: &str, id: &str| pb::Difference { kind: kind.into(), setl_id: id.into(), ..Default::default() };
+        let all = pb::ReconcileResult {
+            differences: vec![diff("missing_here", "S2"), diff("missing_there", "S9")],
+            differences_total: 2,
+            ..Default::default()
+        };
+        let text = result_file(&rows, &all);
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+        assert_eq!((lines[1][2], lines[1][4]), ("S1", "0"));
+        assert_eq!((lines[2][2], lines[2][4], lines[2][6]), ("S2", "1", "not settled here"));
+        assert_eq!((lines[3][2], lines[3][4], lines[3][6]), ("S9", "1", "settled here, not in the file"));
+        // More differences than listed: a row with none listed is not known to match.
+        let cut = pb::ReconcileResult { differences: vec![diff("missing_here", "S2")], differences_total: 20_000, ..Default::default() };
+        let text = result_file(&rows, &cut);
+        let first: Vec<&str> = text.lines().nth(1).unwrap().split('\t').collect();
+        assert_eq!(first[4], "");
+        assert!(first[6].starts_with("not known"), "{text}");
+    }
 }
