@@ -232,6 +232,7 @@ impl<S: Store> Clearinghouse<S> {
     }
 }
 
+/// A commit to make and the answer to give once it is made.
 pub struct Planned {
     pub commit: Commit,
     pub answer: pb::Settlement,

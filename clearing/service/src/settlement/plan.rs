@@ -76,9 +76,14 @@ pub fn policy_member(
     })
 }
 
-/// A commit to make and the answer to give once it is made.
-#[derive(Debug)]
+/// Supervision's flags as the settlement carries them (its stored and answered form is the protobuf
+/// message).
+pub(crate) fn flags_pb(flags: &[crate::supervision::Flag]) -> Vec<pb::SupervisionFlag> {
+    flags.iter().map(|f| pb::SupervisionFlag { kind: f.kind.code().into(), detail: f.detail.clone() }).collect()
+}
+
 /// Everything a settlement is planned from.
+#[derive(Debug)]
 pub struct SettlementInputs<'a> {
     pub claim: &'a ValidClaim,
     pub priced: &'a PricedClaim,
@@ -96,7 +101,7 @@ pub struct SettlementInputs<'a> {
     pub benefit: &'a str,
     pub year: i32,
     /// Supervision's flags (`supervision::flags`); `None` when supervision is off.
-    pub flags: Option<&'a [pb::SupervisionFlag]>,
+    pub flags: Option<&'a [crate::supervision::Flag]>,
 }
 
 /// A settlement: the answer, the member's accumulators, the paying account, the window's totals.
@@ -104,7 +109,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
     let mut answer = settlement_pb(i.claim, i.priced, i.outcome, i.setl_id, &i.clr_date.to_string(), true);
     let a = &i.outcome.settled.amounts;
     if let Some(flags) = i.flags {
-        answer.flags = flags.to_vec();
+        answer.flags = flags_pb(flags);
     }
     let d = &i.outcome.settled.delta;
     let mut members = vec![MemberChange {

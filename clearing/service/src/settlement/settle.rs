@@ -188,7 +188,7 @@ impl<S: Store> Clearinghouse<S> {
             });
             let Some(key) = &key else {
                 let mut preview = plan::settlement_pb(vc, &priced, &outcome, "", "", false);
-                preview.flags = flags.unwrap_or_default();
+                preview.flags = flags.as_deref().map(crate::settlement::plan::flags_pb).unwrap_or_default();
                 return Ok(preview);
             };
             // Plan (pure) and commit.

@@ -38,21 +38,8 @@ impl Sums {
         share(self.exam, self.medfee)
     }
 
-    pub fn to_pb(&self) -> pb::Measures {
-        pb::Measures {
-            claims: self.n,
-            medfee_sumamt: fmt_yuan(self.medfee),
-            cost_per_visit: self.cost_per_visit_fen().map(fmt_yuan).unwrap_or_default(),
-            selfpay_amt: fmt_yuan(self.selfpay),
-            selfpay_share: fmt_share(self.selfpay_share()),
-            exam_amt: fmt_yuan(self.exam),
-            exam_share: fmt_share(self.exam_share()),
-            acct_pay: fmt_yuan(self.acct),
-            acct_share: fmt_share(share(self.acct, self.medfee)),
-            fund_pay_sumamt: fmt_yuan(self.fund),
-            flagged_claims: self.flagged,
-            flags_by_kind: self.by_kind.iter().filter(|(_, v)| **v != 0).map(|(k, v)| (k.clone(), *v)).collect(),
-        }
+    pub fn acct_share(&self) -> Decimal {
+        share(self.acct, self.medfee)
     }
 }
 
@@ -119,17 +106,30 @@ pub fn growth(now: &Sums, prev: Option<&Sums>) -> Option<Decimal> {
     (p > 0).then(|| Decimal::from(c - p) / Decimal::from(p))
 }
 
+/// An early warning: an institution's measure over its service location's threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub fixmedins_code: String,
+    pub mdtrt_admdvs: String,
+    /// `cost_per_visit`, `cost_per_visit_growth`, `selfpay_share` or `exam_share`.
+    pub indicator: &'static str,
+    pub value: String,
+    pub threshold: String,
+    /// The threshold's source or assumption.
+    pub provenance: String,
+}
+
 /// The early warnings of one institution against its service location's thresholds.
-pub fn warnings(code: &str, mdtrt: &str, now: &Sums, prev: Option<&Sums>, t: &SupervisionTerms) -> Vec<pb::EarlyWarning> {
+pub fn warnings(code: &str, mdtrt: &str, now: &Sums, prev: Option<&Sums>, t: &SupervisionTerms) -> Vec<Warning> {
     let mut out = Vec::new();
     if now.n < t.warn_min_claims.value as i64 {
         return out;
     }
-    let mut warn = |indicator: &str, value: String, threshold: String, p: &Provenance| {
-        out.push(pb::EarlyWarning {
+    let mut warn = |indicator: &'static str, value: String, threshold: String, p: &Provenance| {
+        out.push(Warning {
             fixmedins_code: code.into(),
             mdtrt_admdvs: mdtrt.into(),
-            indicator: indicator.into(),
+            indicator,
             value,
             threshold,
             provenance: provenance_text(p),
@@ -157,17 +157,6 @@ pub fn warnings(code: &str, mdtrt: &str, now: &Sums, prev: Option<&Sums>, t: &Su
         warn("exam_share", fmt_share(now.exam_share()), fmt_share(bp(t.warn_exam_share_bp.value)), &t.warn_exam_share_bp.provenance);
     }
     out
-}
-
-pub fn thresholds_pb(mdtrt: &str, t: &SupervisionTerms) -> pb::WarningThresholds {
-    pb::WarningThresholds {
-        mdtrt_admdvs: mdtrt.into(),
-        cost_per_visit: fmt_yuan(t.warn_cost_per_visit_fen.value),
-        cost_per_visit_growth: fmt_share(bp(t.warn_growth_bp.value)),
-        selfpay_share: fmt_share(bp(t.warn_selfpay_share_bp.value)),
-        exam_share: fmt_share(bp(t.warn_exam_share_bp.value)),
-        min_claims: t.warn_min_claims.value as i64,
-    }
 }
 
 /// Flagged entries a list request scans at most per page it answers (filters may skip many).

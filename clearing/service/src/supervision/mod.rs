@@ -19,13 +19,13 @@ mod reads;
 mod rules;
 
 pub use indicators::*;
+pub use reads::*;
 pub use rules::*;
 
 use crate::calendar::Month;
 use crate::store::{RecentVisit, SupervisionDelta};
 use crate::wire::ValidClaim;
 use chrono::NaiveDate;
-use proto::v1 as pb;
 use region_adapter::model::{ItemCategory, Provenance, SupervisionTerms};
 use region_adapter::money::{RATIO_ONE_BP, fmt_yuan};
 use region_adapter::{Amounts, Priced, RuleSet};
@@ -33,3 +33,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
+
+impl<S: crate::store::Store> crate::core::Clearinghouse<S> {
+    /// Supervision's reads over this clearinghouse's store and rule packs.
+    pub fn supervision(&self) -> Supervision<'_, S> {
+        Supervision { store: &self.store, rules: self.router.snapshot() }
+    }
+}

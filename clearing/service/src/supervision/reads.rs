@@ -1,158 +1,168 @@
-//! `Supervision.GetIndicators` and `ListFlaggedSettlements` over the store.
+//! Supervision's reads, a small service over the store (`Clearinghouse::supervision`): a month of
+//! indicators with its early warnings, and the flagged settlements a caller may see. Queries come in
+//! validated (`grpc/supervision.rs` reads the protobuf); answers go out as domain values.
 
 use super::*;
+use crate::store::{Store, StoreError};
+use clearing_edge::authz::SupervisionView;
+use region_adapter::Admdvs;
 
-impl<S: crate::store::Store> crate::core::Clearinghouse<S> {
-    /// `Supervision.GetIndicators` for a caller who sees `view`.
-    pub async fn get_indicators(
-        &self,
-        q: &pb::GetIndicatorsRequest,
-        view: &clearing_edge::authz::SupervisionView,
-    ) -> Result<pb::Indicators, clearing_edge::error::ServiceError> {
-        let mut v = clearing_edge::fields::Violations::default();
-        if Month::parse(&q.month).is_none() {
-            v.add("month", "must be YYYYMM");
-        }
-        let region = match q.admdvs.as_str() {
-            "" => None,
-            a => {
-                let r = region_adapter::Admdvs::parse(a);
-                if r.is_none() {
-                    v.add("admdvs", "must be a 6-digit division code");
-                }
-                r
-            }
-        };
-        if !q.fixmedins_code.is_empty() && region_adapter::codes::parse_fixmedins_code(&q.fixmedins_code).is_none() {
-            v.add("fixmedins_code", "must be H or P, 6 digits of the service location, 5 digits");
-        }
-        v.into_result(())?;
-        let prev_month = previous_month(&q.month).unwrap_or_default();
+/// What a supervision read can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored indicators or flagged entries that do not parse.
+    #[error("stored supervision data unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Supervision over one store and the rule packs in force.
+pub struct Supervision<'a, S> {
+    pub(crate) store: &'a S,
+    pub(crate) rules: std::sync::Arc<RuleSet>,
+}
+
+/// `GetIndicators`: a month, optionally one region (city or province) and one institution.
+#[derive(Debug, Clone)]
+pub struct IndicatorsQuery {
+    pub month: Month,
+    pub region: Option<Admdvs>,
+    pub fixmedins_code: Option<String>,
+}
+
+/// One entity's month: an institution (`a` its service location, `b` its code) or a region pair
+/// (`a` insured, `b` service location).
+#[derive(Debug, Clone)]
+pub struct IndicatorRow {
+    pub a: String,
+    pub b: String,
+    pub now: Sums,
+    pub before: Option<Sums>,
+    pub growth: Option<Decimal>,
+}
+
+/// A month of indicators as the caller may see them.
+#[derive(Debug, Clone)]
+pub struct MonthReport {
+    pub month: Month,
+    pub previous: Month,
+    pub institutions: Vec<IndicatorRow>,
+    pub pairs: Vec<IndicatorRow>,
+    pub warnings: Vec<Warning>,
+    /// The thresholds of each service location reported, once.
+    pub thresholds: Vec<(String, SupervisionTerms)>,
+}
+
+/// `ListFlaggedSettlements`: a month and filters; a page of at most `page_size` from `cursor`.
+#[derive(Debug, Clone)]
+pub struct FlaggedQuery {
+    pub month: Month,
+    pub insured: Option<Admdvs>,
+    pub mdtrt: Option<Admdvs>,
+    pub fixmedins_code: Option<String>,
+    pub kind: Option<FlagKind>,
+    pub page_size: usize,
+    /// Where the previous page stopped (`""`: the start).
+    pub cursor: String,
+}
+
+/// A page of flagged settlements (`psn_no` blank where the caller may not see the person).
+#[derive(Debug, Clone, Default)]
+pub struct FlaggedPage {
+    pub entries: Vec<FlaggedEntry>,
+    /// Where the next page starts; `""` at the end.
+    pub next: String,
+}
+
+impl<S: Store> Supervision<'_, S> {
+    /// A month's indicators for a caller who sees `view`.
+    pub async fn indicators(&self, q: &IndicatorsQuery, view: &SupervisionView) -> Result<MonthReport, SupervisionError> {
+        let previous = q.month.previous();
         // Both months at once.
-        let (now, prev) = tokio::join!(self.store.indicators(&q.month), self.store.indicators(&prev_month));
-        let now = MonthIndicators::parse(&now?).map_err(clearing_edge::error::ServiceError::Internal)?;
-        let prev = MonthIndicators::parse(&prev?).map_err(clearing_edge::error::ServiceError::Internal)?;
-        let in_region = |code: &str| region.is_none_or(|r| region_adapter::Admdvs::parse(code).is_some_and(|c| r.covers(c)));
-        let rules = self.router.snapshot();
-        let mut out = pb::Indicators { month: q.month.clone(), previous_month: prev_month, ..Default::default() };
+        let (this_month, previous_month) = (q.month.to_string(), previous.to_string());
+        let (now, prev) = tokio::join!(self.store.indicators(&this_month), self.store.indicators(&previous_month));
+        let now = MonthIndicators::parse(&now?).map_err(SupervisionError::Corrupt)?;
+        let prev = MonthIndicators::parse(&prev?).map_err(SupervisionError::Corrupt)?;
+        let in_region = |code: &str| q.region.is_none_or(|r| Admdvs::parse(code).is_some_and(|c| r.covers(c)));
+        let mut out = MonthReport { month: q.month, previous, institutions: vec![], pairs: vec![], warnings: vec![], thresholds: vec![] };
         let mut seen_regions = BTreeSet::new();
         for ((mdtrt, code), sums) in &now.institutions {
-            if !view.sees_institution(mdtrt) || !in_region(mdtrt) || (!q.fixmedins_code.is_empty() && *code != q.fixmedins_code) {
+            if !view.sees_institution(mdtrt) || !in_region(mdtrt) || q.fixmedins_code.as_ref().is_some_and(|c| c != code) {
                 continue;
             }
             let before = prev.institutions.get(&(mdtrt.clone(), code.clone()));
-            let terms = match region_adapter::Admdvs::parse(mdtrt) {
-                Some(a) => terms_of(&rules, a),
+            let terms = match Admdvs::parse(mdtrt) {
+                Some(a) => terms_of(&self.rules, a),
                 None => default_terms(),
             };
-            out.early_warnings.extend(warnings(code, mdtrt, sums, before, terms));
+            out.warnings.extend(warnings(code, mdtrt, sums, before, terms));
             if seen_regions.insert(mdtrt.clone()) {
-                out.thresholds.push(thresholds_pb(mdtrt, terms));
+                out.thresholds.push((mdtrt.clone(), terms.clone()));
             }
-            out.institutions.push(pb::InstitutionIndicators {
-                fixmedins_code: code.clone(),
-                mdtrt_admdvs: mdtrt.clone(),
-                month: Some(sums.to_pb()),
-                previous_month: before.map(Sums::to_pb),
-                cost_per_visit_growth: growth(sums, before).map(fmt_share).unwrap_or_default(),
+            out.institutions.push(IndicatorRow {
+                a: mdtrt.clone(),
+                b: code.clone(),
+                now: sums.clone(),
+                before: before.cloned(),
+                growth: growth(sums, before),
             });
         }
-        if q.fixmedins_code.is_empty() {
+        if q.fixmedins_code.is_none() {
             for ((insured, mdtrt), sums) in &now.pairs {
                 if !view.sees_claim(insured, mdtrt) || !(in_region(insured) || in_region(mdtrt)) {
                     continue;
                 }
                 let before = prev.pairs.get(&(insured.clone(), mdtrt.clone()));
-                out.pairs.push(pb::PairIndicators {
-                    insuplc_admdvs: insured.clone(),
-                    mdtrt_admdvs: mdtrt.clone(),
-                    month: Some(sums.to_pb()),
-                    previous_month: before.map(Sums::to_pb),
-                    cost_per_visit_growth: growth(sums, before).map(fmt_share).unwrap_or_default(),
+                out.pairs.push(IndicatorRow {
+                    a: insured.clone(),
+                    b: mdtrt.clone(),
+                    now: sums.clone(),
+                    before: before.cloned(),
+                    growth: growth(sums, before),
                 });
             }
         }
         Ok(out)
     }
 
-    /// `Supervision.ListFlaggedSettlements` for a caller who sees `view`.
-    pub async fn list_flagged(
-        &self,
-        q: &pb::ListFlaggedSettlementsRequest,
-        view: &clearing_edge::authz::SupervisionView,
-    ) -> Result<pb::ListFlaggedSettlementsResponse, clearing_edge::error::ServiceError> {
-        let mut v = clearing_edge::fields::Violations::default();
-        if Month::parse(&q.month).is_none() {
-            v.add("month", "must be YYYYMM");
-        }
-        for (field, code) in [("insuplc_admdvs", &q.insuplc_admdvs), ("mdtrt_admdvs", &q.mdtrt_admdvs)] {
-            if !code.is_empty() && region_adapter::Admdvs::parse(code).is_none() {
-                v.add(field, "must be a 6-digit division code");
-            }
-        }
-        if !q.kind.is_empty() && FlagKind::parse(&q.kind).is_none() {
-            v.add("kind", format!("must be one of {}", FlagKind::ALL.map(FlagKind::code).join(", ")));
-        }
-        if q.page_size > 500 {
-            v.add("page_size", "at most 500");
-        }
-        // The cursor: the shard of the last settlement (2 hex digits), '/', its id.
-        let token_ok = q.page_token.is_empty()
-            || (q.page_token.len() <= 80
-                && q.page_token.as_bytes().get(2) == Some(&b'/')
-                && q.page_token[..2].bytes().all(|b| b.is_ascii_hexdigit())
-                && crate::ids::shard_of_setl_id(&q.page_token[3..]).is_some());
-        if !token_ok {
-            v.add("page_token", "not a token this service gave");
-        }
-        v.into_result(())?;
-        let size = if q.page_size == 0 { 100 } else { q.page_size as usize };
-        let covers = |filter: &str, code: &str| {
-            filter.is_empty()
-                || region_adapter::Admdvs::parse(filter).zip(region_adapter::Admdvs::parse(code)).is_some_and(|(f, c)| f.covers(c))
-        };
-        let mut out = pb::ListFlaggedSettlementsResponse::default();
-        let mut cursor = q.page_token.clone();
+    /// A page of a month's flagged settlements for a caller who sees `view`.
+    pub async fn flagged(&self, q: &FlaggedQuery, view: &SupervisionView) -> Result<FlaggedPage, SupervisionError> {
+        let covers = |filter: Option<Admdvs>, code: &str| filter.is_none_or(|f| Admdvs::parse(code).is_some_and(|c| f.covers(c)));
+        let month = q.month.to_string();
+        let mut out = FlaggedPage::default();
+        let mut cursor = q.cursor.clone();
         for _ in 0..MAX_SCAN_PAGES {
-            let page = self.store.flagged(&q.month, &cursor, size).await?;
-            let exhausted = page.len() < size;
+            let page = self.store.flagged(&month, &cursor, q.page_size).await?;
+            let exhausted = page.len() < q.page_size;
             for (c, _, raw) in page {
                 cursor = c;
-                let e: FlaggedEntry =
-                    serde_json::from_str(&raw).map_err(|e| clearing_edge::error::ServiceError::Internal(format!("flagged entry: {e}")))?;
+                let mut e: FlaggedEntry =
+                    serde_json::from_str(&raw).map_err(|e| SupervisionError::Corrupt(format!("flagged entry: {e}")))?;
                 let wanted = view.sees_claim(&e.insuplc_admdvs, &e.mdtrt_admdvs)
-                    && covers(&q.insuplc_admdvs, &e.insuplc_admdvs)
-                    && covers(&q.mdtrt_admdvs, &e.mdtrt_admdvs)
-                    && (q.fixmedins_code.is_empty() || q.fixmedins_code == e.fixmedins_code)
-                    && (q.kind.is_empty() || e.flags.iter().any(|(k, _)| *k == q.kind));
+                    && covers(q.insured, &e.insuplc_admdvs)
+                    && covers(q.mdtrt, &e.mdtrt_admdvs)
+                    && q.fixmedins_code.as_ref().is_none_or(|c| *c == e.fixmedins_code)
+                    && q.kind.is_none_or(|k| e.flags.iter().any(|(kind, _)| kind == k.code()));
                 if wanted {
-                    out.settlements.push(pb::FlaggedSettlement {
-                        psn_no: if view.sees_person(&e.insuplc_admdvs) { e.psn_no } else { String::new() },
-                        setl_id: e.setl_id,
-                        setl_time: e.setl_time,
-                        insuplc_admdvs: e.insuplc_admdvs,
-                        mdtrt_admdvs: e.mdtrt_admdvs,
-                        fixmedins_code: e.fixmedins_code,
-                        med_type: e.med_type,
-                        medfee_sumamt: fmt_yuan(e.medfee_fen),
-                        fund_pay_sumamt: fmt_yuan(e.fund_fen),
-                        acct_pay: fmt_yuan(e.acct_fen),
-                        flags: e.flags.into_iter().map(|(kind, detail)| pb::SupervisionFlag { kind, detail }).collect(),
-                    });
-                    if out.settlements.len() == size {
+                    if !view.sees_person(&e.insuplc_admdvs) {
+                        e.psn_no.clear();
+                    }
+                    out.entries.push(e);
+                    if out.entries.len() == q.page_size {
                         break;
                     }
                 }
             }
-            if exhausted && out.settlements.len() < size {
+            if exhausted && out.entries.len() < q.page_size {
                 cursor.clear();
                 break;
             }
-            if out.settlements.len() == size {
+            if out.entries.len() == q.page_size {
                 break;
             }
         }
-        out.next_page_token = cursor;
+        out.next = cursor;
         Ok(out)
     }
 }

@@ -45,6 +45,13 @@ impl FlagKind {
     }
 }
 
+/// One flag of a settlement: its kind and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    pub kind: FlagKind,
+    pub detail: String,
+}
+
 /// A member's recent settlements are kept this many days back from the latest visit (the longest
 /// `frequent_visits_days` a pack may set is 31)…
 pub(crate) const RECENT_DAYS: i64 = 31;
@@ -95,9 +102,9 @@ pub fn fmt_share(d: Decimal) -> String {
 }
 
 /// The flags of one settlement. `recent` is the member's recent settlements before this one.
-pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts, recent: &[RecentVisit]) -> Vec<pb::SupervisionFlag> {
+pub fn flags(t: &SupervisionTerms, vc: &ValidClaim, priced: &Priced, a: &Amounts, recent: &[RecentVisit]) -> Vec<Flag> {
     let mut out = Vec::new();
-    let mut flag = |kind: FlagKind, detail: String| out.push(pb::SupervisionFlag { kind: kind.code().into(), detail });
+    let mut flag = |kind: FlagKind, detail: String| out.push(Flag { kind, detail });
     let mdtrt = vc.mdtrt.to_string();
     // The same member in several service regions on one day (the clearinghouse alone sees this).
     let mut regions: BTreeSet<&str> = recent.iter().filter(|r| r.date == vc.visit_date).map(|r| r.mdtrt_admdvs.as_str()).collect();
@@ -196,7 +203,7 @@ pub struct FlaggedEntry {
 }
 
 /// What a settlement adds to supervision.
-pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[pb::SupervisionFlag], setl_id: &str) -> SupervisionDelta {
+pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[Flag], setl_id: &str) -> SupervisionDelta {
     let exam: i64 = priced.lines.iter().filter(|l| l.category == Some(ItemCategory::Examination)).map(|l| l.amount_fen).sum();
     let mdtrt = vc.mdtrt.to_string();
     let flagged = (!flags.is_empty()).then(|| {
@@ -211,7 +218,7 @@ pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[pb::Supe
             medfee_fen: a.medfee_sumamt,
             fund_fen: a.fund_pay_sumamt,
             acct_fen: a.acct_pay,
-            flags: flags.iter().map(|f| (f.kind.clone(), f.detail.clone())).collect(),
+            flags: flags.iter().map(|f| (f.kind.code().to_string(), f.detail.clone())).collect(),
         };
         serde_json::to_string(&e).expect("a flagged entry serializes")
     });
@@ -228,7 +235,7 @@ pub fn delta_of(vc: &ValidClaim, priced: &Priced, a: &Amounts, flags: &[pb::Supe
             a.fund_pay_sumamt,
             i64::from(!flags.is_empty()),
         ],
-        kinds: flags.iter().map(|f| f.kind.clone()).collect(),
+        kinds: flags.iter().map(|f| f.kind.code().to_string()).collect(),
         flagged,
         unflag: None,
     }

@@ -1,5 +1,8 @@
 //! The gRPC services of `clearinghouse.v1`: thin adapters from messages to the clearing core. Every
-//! error leaves through `ServiceError → Status` (error.rs).
+//! error leaves through `ServiceError → Status` (error.rs). A feature whose rooms speak domain types
+//! has its wire here in a file of its own (`supervision`).
+
+mod supervision;
 
 use crate::core::{Clearinghouse, settlement_not_found};
 use crate::identity;
@@ -495,12 +498,20 @@ impl<S: Store> proto::v1::supervision_server::Supervision for Api<S> {
     async fn list_flagged_settlements(&self, req: Request<pb::ListFlaggedSettlementsRequest>) -> Reply<pb::ListFlaggedSettlementsResponse> {
         let (caller, _slot) = self.enter(&req, "ListFlaggedSettlements", Action::Supervise)?;
         let view = authz::SupervisionView::of(&caller);
-        reply(self.core.list_flagged(req.get_ref(), &view).await)
+        let r = async {
+            let q = supervision::flagged_query(req.get_ref())?;
+            Ok::<_, ServiceError>(supervision::flagged_pb(self.core.supervision().flagged(&q, &view).await?))
+        };
+        reply(r.await)
     }
 
     async fn get_indicators(&self, req: Request<pb::GetIndicatorsRequest>) -> Reply<pb::Indicators> {
         let (caller, _slot) = self.enter(&req, "GetIndicators", Action::Supervise)?;
         let view = authz::SupervisionView::of(&caller);
-        reply(self.core.get_indicators(req.get_ref(), &view).await)
+        let r = async {
+            let q = supervision::indicators_query(req.get_ref())?;
+            Ok::<_, ServiceError>(supervision::indicators_pb(self.core.supervision().indicators(&q, &view).await?))
+        };
+        reply(r.await)
     }
 }
