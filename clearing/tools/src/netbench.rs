@@ -66,7 +66,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
         );
         let t = Instant::now();
         core.store.close_window(d).await?;
-        let report = core.netting_report(&d.to_string()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let report = core.windows().netting_report(d).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("  close → report: {} ms; {} positions, complete {}", t.elapsed().as_millis(), report.positions.len(), report.complete);
         return Ok(());
     }
@@ -142,7 +142,7 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     core.store.close_window(d).await?;
     let closed = t.elapsed();
-    let report = core.netting_report(&d.to_string()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = core.windows().netting_report(d).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let total = t.elapsed();
     println!(
         "  close → report: {} ms (close {} ms, netting {} ms); {} positions, {} instructions, complete {}, moved {} of gross {}",
@@ -175,7 +175,9 @@ pub async fn run_netting(args: NettingBenchArgs) -> anyhow::Result<()> {
         acct_pay: "0.00".into(),
     });
     let t = Instant::now();
-    let res = core.reconcile_detail(&d.to_string(), "", "", items).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // As ReconcileDetail reads them: the wire amounts checked, then the whole window compared.
+    let items = clearing_service::grpc::windows::detail_items(&items).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let res = core.windows().reconcile_detail(d, None, None, &items).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "  detail reconciliation of {} settlements: {:.1?}; {} differences found (3 planted)",
         res.compared,

@@ -1,8 +1,9 @@
 //! The gRPC services of `clearinghouse.v1`: thin adapters from messages to the clearing core. Every
 //! error leaves through `ServiceError → Status` (error.rs). A feature whose rooms speak domain types
-//! has its wire here in a file of its own (`supervision`).
+//! has its wire here in a file of its own (`supervision`, `windows`).
 
 mod supervision;
+pub mod windows;
 
 use crate::core::{Clearinghouse, settlement_not_found};
 use crate::identity;
@@ -430,23 +431,36 @@ impl<S: Store> Catalogue for Api<S> {
 impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
     async fn close_window(&self, req: Request<pb::CloseWindowRequest>) -> Reply<pb::Window> {
         let _slot = self.enter(&req, "CloseWindow", Action::NettingWrite)?;
-        reply(self.core.close_window(&req.get_ref().clr_date).await)
+        let r = async { Ok(windows::window_pb(self.core.windows().close(windows::date("clr_date", &req.get_ref().clr_date)?).await?)) };
+        reply(r.await)
     }
     async fn get_window(&self, req: Request<pb::GetWindowRequest>) -> Reply<pb::Window> {
         let _slot = self.enter(&req, "GetWindow", Action::NettingRead)?;
-        reply(self.core.get_window(&req.get_ref().clr_date).await)
+        let r = async { Ok(windows::window_pb(self.core.windows().window(windows::date("clr_date", &req.get_ref().clr_date)?).await?)) };
+        reply(r.await)
     }
     async fn list_windows(&self, req: Request<pb::ListWindowsRequest>) -> Reply<pb::ListWindowsResponse> {
         let _slot = self.enter(&req, "ListWindows", Action::NettingRead)?;
-        reply(self.core.list_windows().await)
+        let r = async {
+            Ok(pb::ListWindowsResponse { windows: self.core.windows().list().await?.into_iter().map(windows::window_pb).collect() })
+        };
+        reply(r.await)
     }
     async fn get_netting_report(&self, req: Request<pb::GetNettingReportRequest>) -> Reply<pb::NettingReport> {
         let _slot = self.enter(&req, "GetNettingReport", Action::NettingRead)?;
-        reply(self.core.netting_report(&req.get_ref().clr_date).await.map(|r| crate::windows::report_pb(&r)))
+        let r = async {
+            Ok(windows::report_pb(&self.core.windows().netting_report(windows::date("clr_date", &req.get_ref().clr_date)?).await?))
+        };
+        reply(r.await)
     }
     async fn acknowledge_settlement(&self, req: Request<pb::AcknowledgeSettlementRequest>) -> Reply<pb::Window> {
         let _slot = self.enter(&req, "AcknowledgeSettlement", Action::NettingWrite)?;
-        reply(self.core.acknowledge(req.get_ref()).await)
+        let q = req.get_ref();
+        let r = async {
+            let (d, adm) = (windows::date("clr_date", &q.clr_date)?, windows::region("admdvs", &q.admdvs)?);
+            Ok(windows::window_pb(self.core.windows().acknowledge(d, &adm, &q.bank_ref).await?))
+        };
+        reply(r.await)
     }
     async fn reconcile_totals(&self, req: Request<pb::ReconcileTotalsRequest>) -> Reply<pb::ReconcileResult> {
         let _slot = self.enter(
@@ -454,7 +468,9 @@ impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
             "ReconcileTotals",
             Action::Reconcile { mdtrt: &req.get_ref().mdtrt_admdvs, inst: &req.get_ref().fixmedins_code },
         )?;
-        reply(self.core.reconcile_totals(req.get_ref()).await)
+        let r =
+            async { Ok(windows::reconciliation_pb(self.core.windows().reconcile_totals(&windows::totals_query(req.get_ref())?).await?)) };
+        reply(r.await)
     }
     async fn reconcile_detail(&self, req: Request<tonic::Streaming<pb::ReconcileDetailRequest>>) -> Reply<pb::ReconcileResult> {
         let caller = self.gate.caller(&req, "ReconcileDetail").map_err(Status::from)?;
@@ -477,19 +493,40 @@ impl<S: Store> proto::v1::netting_server::Netting for Api<S> {
             }
             items.extend(msg.items);
         }
-        reply(self.core.reconcile_detail(&clr_date, &mdtrt, &inst, items).await)
+        let r = async {
+            let (d, mdtrt, inst) = windows::detail_scope(&clr_date, &mdtrt, &inst)?;
+            let items = windows::detail_items(&items)?;
+            Ok(windows::reconciliation_pb(self.core.windows().reconcile_detail(d, mdtrt.as_deref(), inst.as_deref(), &items).await?))
+        };
+        reply(r.await)
     }
     async fn set_advance(&self, req: Request<pb::SetAdvanceRequest>) -> Reply<pb::AdvancePosition> {
         let _slot = self.enter(&req, "SetAdvance", Action::NettingWrite)?;
-        reply(self.core.set_advance(req.get_ref()).await)
+        let q = req.get_ref();
+        let r = async {
+            let adm = windows::region("admdvs", &q.admdvs)?;
+            let mut v = Violations::default();
+            let fen = fields::parse_money(&mut v, "amount", &q.amount, region_adapter::money::MAX_AMOUNT_FEN);
+            v.into_result(())?;
+            Ok(windows::advance_pb(&self.core.windows().set_advance(&adm, fen.expect("checked")).await?))
+        };
+        reply(r.await)
     }
     async fn get_advance_positions(&self, req: Request<pb::GetAdvancePositionsRequest>) -> Reply<pb::AdvancePositions> {
         let _slot = self.enter(&req, "GetAdvancePositions", Action::NettingRead)?;
-        reply(self.core.advance_positions(&req.get_ref().clr_date).await)
+        let r = async {
+            let d = windows::date("clr_date", &req.get_ref().clr_date)?;
+            let rows = self.core.windows().advance_positions(d).await?;
+            Ok(pb::AdvancePositions { clr_date: d.to_string(), positions: rows.iter().map(windows::advance_pb).collect() })
+        };
+        reply(r.await)
     }
     async fn get_monthly_statement(&self, req: Request<pb::GetMonthlyStatementRequest>) -> Reply<pb::MonthlyStatement> {
         let _slot = self.enter(&req, "GetMonthlyStatement", Action::NettingRead)?;
-        reply(self.core.monthly_statement(&req.get_ref().setlym).await)
+        let r = async {
+            Ok(windows::statement_pb(self.core.windows().monthly_statement(windows::month("setlym", &req.get_ref().setlym)?).await?))
+        };
+        reply(r.await)
     }
 }
 

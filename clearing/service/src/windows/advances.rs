@@ -2,24 +2,21 @@
 
 use super::*;
 
-impl<S: Store> Clearinghouse<S> {
-    pub async fn set_advance(&self, req: &pb::SetAdvanceRequest) -> Result<pb::AdvancePosition, ServiceError> {
-        let adm = region("admdvs", &req.admdvs)?;
-        let mut v = Violations::default();
-        let fen = fields::parse_money(&mut v, "amount", &req.amount, MAX_AMOUNT_FEN);
-        v.into_result(())?;
-        self.store.set_advance(&adm, fen.expect("checked")).await?;
+impl<S: Store> Windows<'_, S> {
+    /// Sets region `admdvs`'s advance; its row as it stands now (no window's debit).
+    pub async fn set_advance(&self, admdvs: &str, fen: i64) -> Result<netting::AdvanceRow, WindowsError> {
+        self.store.set_advance(admdvs, fen).await?;
         let rows = netting::advance_rows(&[], &self.advances().await?);
-        Ok(rows.iter().find(|r| r.admdvs == adm).map(advance_pb).expect("just set"))
+        Ok(rows.into_iter().find(|r| r.admdvs == admdvs).expect("just set"))
     }
 
-    pub async fn advance_positions(&self, clr_date: &str) -> Result<pb::AdvancePositions, ServiceError> {
-        let d = date("clr_date", clr_date)?;
+    /// Each region's net debit of window `d` against its advance (the stored report's, or live).
+    pub async fn advance_positions(&self, d: NaiveDate) -> Result<Vec<netting::AdvanceRow>, WindowsError> {
         let report = match self.stored_report(d).await? {
             Some(r) => r,
             None => self.live_report(d).await?,
         };
         record_advance_usage(&report.advances);
-        Ok(pb::AdvancePositions { clr_date: d.to_string(), positions: report.advances.iter().map(advance_pb).collect() })
+        Ok(report.advances)
     }
 }

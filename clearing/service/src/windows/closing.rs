@@ -2,82 +2,116 @@
 
 use super::*;
 
-impl<S: Store> Clearinghouse<S> {
-    pub(crate) async fn advances(&self) -> Result<BTreeMap<String, i64>, ServiceError> {
+/// Where a window is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowState {
+    Open,
+    Closed,
+    /// Netted; some region with an instruction has not acknowledged yet.
+    Netted,
+    /// Netted, and every region with an instruction acknowledged.
+    Settled,
+}
+
+impl WindowState {
+    pub fn code(self) -> &'static str {
+        match self {
+            WindowState::Open => "open",
+            WindowState::Closed => "closed",
+            WindowState::Netted => "netted",
+            WindowState::Settled => "settled",
+        }
+    }
+}
+
+/// A region's acknowledgement of its transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub admdvs: String,
+    pub bank_ref: String,
+    /// RFC 3339.
+    pub acknowledged_at: String,
+}
+
+/// A window as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowView {
+    pub clr_date: NaiveDate,
+    pub state: WindowState,
+    pub settlement_count: i64,
+    /// The stored report's digest; empty until netted.
+    pub report_digest: String,
+    pub acknowledgements: Vec<Acknowledgement>,
+    /// Regions with an instruction that have not acknowledged.
+    pub awaiting: Vec<String>,
+}
+
+impl<S: Store> Windows<'_, S> {
+    pub(crate) async fn advances(&self) -> Result<BTreeMap<String, i64>, WindowsError> {
         let raw = self.store.advances().await?;
         raw.into_iter()
             .map(|(k, v)| match v.parse::<i64>() {
                 Ok(f) => Ok((k, f)),
-                Err(e) => Err(ServiceError::Internal(format!("advance of {k}: {e}"))),
+                Err(e) => Err(WindowsError::Corrupt(format!("advance of {k}: {e}"))),
             })
             .collect()
     }
 
-    pub(crate) async fn stored_report(&self, d: NaiveDate) -> Result<Option<Report>, ServiceError> {
+    pub(crate) async fn stored_report(&self, d: NaiveDate) -> Result<Option<Report>, WindowsError> {
         match self.store.netting_report(d).await? {
-            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| ServiceError::Internal(format!("stored report of {d}: {e}"))),
+            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| WindowsError::Corrupt(format!("stored report of {d}: {e}"))),
             None => Ok(None),
         }
     }
 
     /// The window's live totals as netting input (open or closed).
-    pub(crate) async fn live_report(&self, d: NaiveDate) -> Result<Report, ServiceError> {
+    pub(crate) async fn live_report(&self, d: NaiveDate) -> Result<Report, WindowsError> {
         let totals = self.store.window_totals(d).await?;
         let journal = self.store.journal_sums(d).await?;
         netting::net(&d.to_string(), &totals, &journal, &self.advances().await?)
-            .map_err(|e| ServiceError::Internal(format!("netting {d}: {e}")))
+            .map_err(|e| WindowsError::Corrupt(format!("netting {d}: {e}")))
     }
 
-    pub async fn close_window(&self, clr_date: &str) -> Result<pb::Window, ServiceError> {
-        let d = date("clr_date", clr_date)?;
+    /// Closes `d` (idempotent; never undone). A future day cannot be closed.
+    pub async fn close(&self, d: NaiveDate) -> Result<WindowView, WindowsError> {
         if d > crate::calendar::today() {
-            return Err(ServiceError::field("clr_date", "a future window cannot be closed"));
+            return Err(WindowsError::Refused { field: "clr_date", why: "a future window cannot be closed".into() });
         }
         self.store.close_window(d).instrument(tracing::debug_span!("window.close", clr_date = %d)).await?;
         tracing::info!(clr_date = %d, "window closed");
         self.window(d).await
     }
 
-    pub async fn get_window(&self, clr_date: &str) -> Result<pb::Window, ServiceError> {
-        self.window(date("clr_date", clr_date)?).await
-    }
-
-    pub(crate) async fn window(&self, d: NaiveDate) -> Result<pb::Window, ServiceError> {
+    pub async fn window(&self, d: NaiveDate) -> Result<WindowView, WindowsError> {
         let closed = self.store.closed_windows().await?.contains(&d);
         let report = self.stored_report(d).await?;
         let acks = self.store.acknowledgements(d).await?;
-        let acknowledgements: Vec<pb::Acknowledgement> = acks
+        let acknowledgements = acks
             .iter()
             .map(|(admdvs, v)| {
                 let (bank_ref, at) = v.split_once('|').unwrap_or((v.as_str(), ""));
-                pb::Acknowledgement { admdvs: admdvs.clone(), bank_ref: bank_ref.into(), acknowledged_at: at.into() }
+                Acknowledgement { admdvs: admdvs.clone(), bank_ref: bank_ref.into(), acknowledged_at: at.into() }
             })
             .collect();
-        let (state, count, digest, awaiting) = match &report {
+        let (state, settlement_count, report_digest, awaiting) = match &report {
             Some(r) => {
                 let awaiting: Vec<String> =
                     r.positions.iter().filter(|p| p.net_fen != 0 && !acks.contains_key(&p.admdvs)).map(|p| p.admdvs.clone()).collect();
-                (if awaiting.is_empty() { "settled" } else { "netted" }, r.settlement_count, r.digest.clone(), awaiting)
+                let state = if awaiting.is_empty() { WindowState::Settled } else { WindowState::Netted };
+                (state, r.settlement_count, r.digest.clone(), awaiting)
             }
             None => {
                 let count = self.store.window_totals(d).await?.all.count;
-                (if closed { "closed" } else { "open" }, count, String::new(), Vec::new())
+                (if closed { WindowState::Closed } else { WindowState::Open }, count, String::new(), Vec::new())
             }
         };
-        Ok(pb::Window {
-            clr_date: d.to_string(),
-            state: state.into(),
-            settlement_count: count,
-            report_digest: digest,
-            acknowledgements,
-            awaiting_admdvs: awaiting,
-        })
+        Ok(WindowView { clr_date: d, state, settlement_count, report_digest, acknowledgements, awaiting })
     }
 
-    pub async fn list_windows(&self) -> Result<pb::ListWindowsResponse, ServiceError> {
+    /// The closed windows and today's open one, oldest first.
+    pub async fn list(&self) -> Result<Vec<WindowView>, WindowsError> {
         let mut dates = self.store.closed_windows().await?;
-        let today = crate::calendar::today();
-        let open = self.store.open_window(0, today).await?;
+        let open = self.store.open_window(0, crate::calendar::today()).await?;
         if !dates.contains(&open) {
             dates.push(open);
         }
@@ -85,17 +119,16 @@ impl<S: Store> Clearinghouse<S> {
         for d in dates {
             windows.push(self.window(d).await?);
         }
-        Ok(pb::ListWindowsResponse { windows })
+        Ok(windows)
     }
 
     /// The netting report of a closed window, computed once and stored write-once.
-    pub async fn netting_report(&self, clr_date: &str) -> Result<Report, ServiceError> {
-        let d = date("clr_date", clr_date)?;
+    pub async fn netting_report(&self, d: NaiveDate) -> Result<Report, WindowsError> {
         if let Some(r) = self.stored_report(d).await? {
             return Ok(r);
         }
         if !self.store.closed_windows().await?.contains(&d) {
-            return Err(ServiceError::FailedPrecondition(format!("window {d} is open: close it before netting (CloseWindow)")));
+            return Err(WindowsError::NotNow(format!("window {d} is open: close it before netting (CloseWindow)")));
         }
         let started = std::time::Instant::now();
         let report = self.live_report(d).instrument(tracing::debug_span!("netting", clr_date = %d)).await?;
@@ -107,28 +140,27 @@ impl<S: Store> Clearinghouse<S> {
         if !report.complete {
             tracing::error!(clr_date = %d, "netting: totals and journal disagree; the report is marked incomplete");
         }
-        let json = serde_json::to_string(&report).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let json = serde_json::to_string(&report).map_err(|e| WindowsError::Corrupt(e.to_string()))?;
         let stored = self.store.put_netting_report_once(d, &json).await?;
         tracing::info!(clr_date = %d, elapsed_ms = started.elapsed().as_millis() as u64, regions = report.positions.len(), "window netted");
         // Another replica may have stored its (identical, deterministic) report first: return what is stored.
-        if stored == json { Ok(report) } else { serde_json::from_str(&stored).map_err(|e| ServiceError::Internal(e.to_string())) }
+        if stored == json { Ok(report) } else { serde_json::from_str(&stored).map_err(|e| WindowsError::Corrupt(e.to_string())) }
     }
 
-    pub async fn acknowledge(&self, req: &pb::AcknowledgeSettlementRequest) -> Result<pb::Window, ServiceError> {
-        let d = date("clr_date", &req.clr_date)?;
-        let adm = region("admdvs", &req.admdvs)?;
-        if req.bank_ref.is_empty() || req.bank_ref.len() > 64 || req.bank_ref.contains('|') {
-            return Err(ServiceError::field("bank_ref", "1–64 characters, no '|'"));
+    /// Region `admdvs` acknowledges its transfer of window `d` with `bank_ref` (once; the same reference
+    /// again is accepted, another refused).
+    pub async fn acknowledge(&self, d: NaiveDate, admdvs: &str, bank_ref: &str) -> Result<WindowView, WindowsError> {
+        if bank_ref.is_empty() || bank_ref.len() > 64 || bank_ref.contains('|') {
+            return Err(WindowsError::Refused { field: "bank_ref", why: "1–64 characters, no '|'".into() });
         }
-        let report =
-            self.stored_report(d).await?.ok_or_else(|| ServiceError::FailedPrecondition(format!("window {d} is not netted yet")))?;
-        if !report.positions.iter().any(|p| p.admdvs == adm && p.net_fen != 0) {
-            return Err(ServiceError::FailedPrecondition(format!("{adm} has no instruction in window {d}")));
+        let report = self.stored_report(d).await?.ok_or_else(|| WindowsError::NotNow(format!("window {d} is not netted yet")))?;
+        if !report.positions.iter().any(|p| p.admdvs == admdvs && p.net_fen != 0) {
+            return Err(WindowsError::NotNow(format!("{admdvs} has no instruction in window {d}")));
         }
-        let value = format!("{}|{}", req.bank_ref, chrono::Utc::now().to_rfc3339());
-        let stored = self.store.acknowledge_once(d, &adm, &value).await?;
-        if stored.split('|').next() != Some(req.bank_ref.as_str()) {
-            return Err(ServiceError::FailedPrecondition(format!("{adm} already acknowledged window {d} with another bank reference")));
+        let value = format!("{bank_ref}|{}", chrono::Utc::now().to_rfc3339());
+        let stored = self.store.acknowledge_once(d, admdvs, &value).await?;
+        if stored.split('|').next() != Some(bank_ref) {
+            return Err(WindowsError::NotNow(format!("{admdvs} already acknowledged window {d} with another bank reference")));
         }
         self.window(d).await
     }

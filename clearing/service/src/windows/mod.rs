@@ -17,92 +17,47 @@ pub mod netting;
 mod reconciliation;
 mod statements;
 
+pub use closing::{Acknowledgement, WindowState, WindowView};
+pub use reconciliation::{Difference, DifferenceKind, ItemAmounts, Reconciliation, TotalsQuery};
+pub use statements::MonthlyStatement;
+
 use crate::core::Clearinghouse;
 use crate::metrics::M;
-use crate::store::{JournalEntry, Store, WindowMeta};
+use crate::store::{JournalEntry, Store, StoreError, WindowMeta};
 use chrono::NaiveDate;
-use clearing_edge::error::ServiceError;
-use clearing_edge::fields::{self as fields, Violations};
 use netting::Report;
 use opentelemetry::KeyValue;
-use proto::v1 as pb;
-use region_adapter::money::{MAX_AMOUNT_FEN, fmt_yuan};
 use std::collections::{BTreeMap, HashMap};
 use tracing::Instrument;
 
 pub use crate::limits::{MAX_DIFFERENCES, MAX_RECONCILE_ITEMS};
 
-fn date(field: &str, s: &str) -> Result<NaiveDate, ServiceError> {
-    let mut v = Violations::default();
-    let d = fields::parse_date(&mut v, field, s);
-    v.into_result(())?;
-    Ok(d.expect("checked"))
+/// What a window operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowsError {
+    /// The rules refuse the request; `field` names what.
+    #[error("{field}: {why}")]
+    Refused { field: &'static str, why: String },
+    /// The window is not in the state the operation needs.
+    #[error("{0}")]
+    NotNow(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored window data that does not read back, or netting inputs that do not balance.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
-fn region(field: &str, s: &str) -> Result<String, ServiceError> {
-    match region_adapter::Admdvs::parse(s) {
-        Some(a) if a != region_adapter::Admdvs::CENTRAL => Ok(a.to_string()),
-        _ => Err(ServiceError::field(field, "must be a 6-digit division code")),
+/// The windows of one store: closing, netting, acknowledgements, reconciliation, advances, statements.
+pub struct Windows<'a, S> {
+    pub(crate) store: &'a S,
+}
+
+impl<S: Store> Clearinghouse<S> {
+    /// The window operations over this clearinghouse's store.
+    pub fn windows(&self) -> Windows<'_, S> {
+        Windows { store: &self.store }
     }
-}
-
-pub fn report_pb(r: &Report) -> pb::NettingReport {
-    pb::NettingReport {
-        clr_date: r.clr_date.clone(),
-        positions: r
-            .positions
-            .iter()
-            .map(|p| pb::Position {
-                admdvs: p.admdvs.clone(),
-                payable: fmt_yuan(p.payable_fen),
-                receivable: fmt_yuan(p.receivable_fen),
-                net: fmt_yuan(p.net_fen),
-            })
-            .collect(),
-        instructions: r
-            .instructions
-            .iter()
-            .map(|i| pb::Instruction { from_admdvs: i.from_admdvs.clone(), to_admdvs: i.to_admdvs.clone(), amount: fmt_yuan(i.amount_fen) })
-            .collect(),
-        gross_total: fmt_yuan(r.gross_total_fen),
-        bilateral_net_total: fmt_yuan(r.bilateral_net_total_fen),
-        multilateral_net_total: fmt_yuan(r.multilateral_net_total_fen),
-        saving: fmt_yuan(r.gross_total_fen - r.multilateral_net_total_fen),
-        digest: r.digest.clone(),
-        obligations: r
-            .obligations
-            .iter()
-            .map(|o| pb::Obligation {
-                from_admdvs: o.from_admdvs.clone(),
-                to_admdvs: o.to_admdvs.clone(),
-                amount: fmt_yuan(o.amount_fen),
-                count: o.count,
-            })
-            .collect(),
-        settlement_count: r.settlement_count,
-        medfee_total: fmt_yuan(r.medfee_total_fen),
-        fund_total: fmt_yuan(r.fund_total_fen),
-        acct_total: fmt_yuan(r.acct_total_fen),
-        journal_entries: r.journal_entries,
-        complete: r.complete,
-        advances: r.advances.iter().map(advance_pb).collect(),
-    }
-}
-
-fn advance_pb(a: &netting::AdvanceRow) -> pb::AdvancePosition {
-    pb::AdvancePosition {
-        admdvs: a.admdvs.clone(),
-        advance: fmt_yuan(a.advance_fen),
-        net_debit: fmt_yuan(a.net_debit_fen),
-        usage: a.usage_bp.map(|u| region_adapter::money::fmt_ratio(u.clamp(0, u32::MAX as i64) as u32)).unwrap_or_default(),
-        flag: a.flag.clone(),
-    }
-}
-
-/// A signed wire amount (reconciliation totals may be negative after reversals).
-fn wire_signed(v: &mut Violations, field: &str, s: &str) -> Option<i64> {
-    let neg = s.starts_with('-');
-    fields::parse_money(v, field, s.trim_start_matches('-'), MAX_AMOUNT_FEN * 1_000).map(|f| if neg { -f } else { f })
 }
 
 /// The advance-usage gauge, per region with an advance.

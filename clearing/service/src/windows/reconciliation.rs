@@ -3,153 +3,168 @@
 
 use super::*;
 use crate::store::PairTotals;
+use region_adapter::money::fmt_yuan;
 
 /// The longest range one totals reconciliation covers (a month).
 pub const MAX_RECONCILE_DAYS: i64 = 31;
 
-impl<S: Store> Clearinghouse<S> {
-    pub async fn reconcile_totals(&self, req: &pb::ReconcileTotalsRequest) -> Result<pb::ReconcileResult, ServiceError> {
-        let first = date("clr_date", &req.clr_date)?;
-        let last = if req.clr_date_end.is_empty() { first } else { date("clr_date_end", &req.clr_date_end)? };
-        if last < first || (last - first).num_days() >= MAX_RECONCILE_DAYS {
-            return Err(ServiceError::field("clr_date_end", format!("from clr_date on, at most {MAX_RECONCILE_DAYS} days")));
+/// What a difference is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DifferenceKind {
+    /// They have the settlement, we do not.
+    MissingHere,
+    /// We have it, they do not.
+    MissingThere,
+    AmountDiffers,
+    TotalsDiffer,
+}
+
+impl DifferenceKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            DifferenceKind::MissingHere => "missing_here",
+            DifferenceKind::MissingThere => "missing_there",
+            DifferenceKind::AmountDiffers => "amount_differs",
+            DifferenceKind::TotalsDiffer => "totals_differ",
         }
-        let mdtrt = region("mdtrt_admdvs", &req.mdtrt_admdvs)?;
-        let mut v = Violations::default();
-        let medfee = wire_signed(&mut v, "medfee_sumamt", &req.medfee_sumamt);
-        let fund = wire_signed(&mut v, "fund_pay_sumamt", &req.fund_pay_sumamt);
-        let acct = wire_signed(&mut v, "acct_pay", &req.acct_pay);
-        let inst = institution_of(&mut v, &mdtrt, &req.fixmedins_code);
-        v.into_result(())?;
+    }
+}
+
+/// One difference: a settlement (or the totals) and, for an amount, the field and both values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub kind: DifferenceKind,
+    pub setl_id: String,
+    pub field: &'static str,
+    pub ours: String,
+    pub theirs: String,
+}
+
+/// A reconciliation's outcome: at most `MAX_DIFFERENCES` listed, all counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub differences: Vec<Difference>,
+    pub differences_total: i64,
+    pub compared: i64,
+}
+
+impl Reconciliation {
+    pub fn matched(&self) -> bool {
+        self.differences_total == 0
+    }
+    fn push(&mut self, d: Difference) {
+        self.differences_total += 1;
+        if self.differences.len() < MAX_DIFFERENCES {
+            self.differences.push(d);
+        }
+    }
+}
+
+/// 3201: their totals of a service location (or one institution of it) over `first..=last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotalsQuery {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    pub mdtrt: String,
+    pub institution: Option<String>,
+    pub count: i64,
+    pub medfee_fen: i64,
+    pub fund_fen: i64,
+    pub acct_fen: i64,
+}
+
+/// 3202: one settlement as they recorded it (fen; negative for a reversal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemAmounts {
+    pub setl_id: String,
+    pub medfee_fen: i64,
+    pub fund_fen: i64,
+    pub acct_fen: i64,
+}
+
+impl<S: Store> Windows<'_, S> {
+    pub async fn reconcile_totals(&self, q: &TotalsQuery) -> Result<Reconciliation, WindowsError> {
+        if q.last < q.first || (q.last - q.first).num_days() >= MAX_RECONCILE_DAYS {
+            return Err(WindowsError::Refused {
+                field: "clr_date_end",
+                why: format!("from clr_date on, at most {MAX_RECONCILE_DAYS} days"),
+            });
+        }
         let mut ours = PairTotals::default();
-        for d in first.iter_days().take_while(|d| *d <= last) {
-            match inst {
-                None => ours.merge(&self.store.window_totals(d).await?.by_mdtrt.remove(&mdtrt).unwrap_or_default()),
+        for d in q.first.iter_days().take_while(|d| *d <= q.last) {
+            match &q.institution {
+                None => ours.merge(&self.store.window_totals(d).await?.by_mdtrt.remove(&q.mdtrt).unwrap_or_default()),
                 // One institution: its entries of the journal, added up.
                 Some(code) => {
-                    for e in self.store.window_journal(d).await?.iter().filter(|e| e.mdtrt_admdvs == mdtrt && e.fixmedins_code == code) {
+                    for e in self.store.window_journal(d).await?.iter().filter(|e| e.mdtrt_admdvs == q.mdtrt && e.fixmedins_code == *code) {
                         ours.add(&e.totals);
                     }
                 }
             }
         }
-        let mut differences = Vec::new();
-        let mut cmp = |field: &str, o: i64, t: i64, money: bool| {
+        let mut out = Reconciliation { compared: 1, ..Default::default() };
+        for (field, o, t, money) in [
+            ("count", ours.count, q.count, false),
+            ("medfee_sumamt", ours.medfee_fen, q.medfee_fen, true),
+            ("fund_pay_sumamt", ours.fund_fen, q.fund_fen, true),
+            ("acct_pay", ours.acct_fen, q.acct_fen, true),
+        ] {
             if o != t {
                 let f = |x: i64| if money { fmt_yuan(x) } else { x.to_string() };
-                differences.push(pb::Difference {
-                    kind: "totals_differ".into(),
-                    setl_id: String::new(),
-                    field: field.into(),
-                    ours: f(o),
-                    theirs: f(t),
-                });
+                out.push(Difference { kind: DifferenceKind::TotalsDiffer, setl_id: String::new(), field, ours: f(o), theirs: f(t) });
             }
-        };
-        cmp("count", ours.count, req.count, false);
-        cmp("medfee_sumamt", ours.medfee_fen, medfee.expect("checked"), true);
-        cmp("fund_pay_sumamt", ours.fund_fen, fund.expect("checked"), true);
-        cmp("acct_pay", ours.acct_fen, acct.expect("checked"), true);
-        Ok(pb::ReconcileResult { matched: differences.is_empty(), differences_total: differences.len() as i64, differences, compared: 1 })
+        }
+        Ok(out)
     }
 
-    /// Detail reconciliation of one service location's window (or of one institution's part of it):
-    /// their items against our journal. Entries of other institutions are neither compared nor listed.
+    /// Detail reconciliation of one service location's window (or of one institution's part of it; or,
+    /// with no service location, of the whole window): their items against our journal. Entries of other
+    /// institutions are neither compared nor listed.
     pub async fn reconcile_detail(
         &self,
-        clr_date: &str,
-        mdtrt: &str,
-        fixmedins_code: &str,
-        theirs: Vec<pb::ReconcileItem>,
-    ) -> Result<pb::ReconcileResult, ServiceError> {
-        let d = date("clr_date", clr_date)?;
-        // An empty service location reconciles the whole window (the national role's check).
-        let mdtrt = if mdtrt.is_empty() { None } else { Some(region("mdtrt_admdvs", mdtrt)?) };
-        let mut v = Violations::default();
-        let inst = match &mdtrt {
-            Some(m) => institution_of(&mut v, m, fixmedins_code),
-            None if !fixmedins_code.is_empty() => {
-                v.add("fixmedins_code", "an institution is reconciled within its service location: name mdtrt_admdvs");
-                None
-            }
-            None => None,
-        };
-        v.into_result(())?;
+        d: NaiveDate,
+        mdtrt: Option<&str>,
+        institution: Option<&str>,
+        theirs: &[ItemAmounts],
+    ) -> Result<Reconciliation, WindowsError> {
         let journal: Vec<JournalEntry> = self
             .store
             .window_journal(d)
             .await?
             .into_iter()
-            .filter(|e| mdtrt.as_ref().is_none_or(|m| &e.mdtrt_admdvs == m) && inst.is_none_or(|c| e.fixmedins_code == c))
+            .filter(|e| mdtrt.is_none_or(|m| e.mdtrt_admdvs == m) && institution.is_none_or(|c| e.fixmedins_code == c))
             .collect();
         let mut ours: HashMap<&str, &JournalEntry> = journal.iter().map(|e| (e.setl_id.as_str(), e)).collect();
-        let mut out = pb::ReconcileResult::default();
-        let push = |out: &mut pb::ReconcileResult, diff: pb::Difference| {
-            out.differences_total += 1;
-            if out.differences.len() < MAX_DIFFERENCES {
-                out.differences.push(diff);
-            }
-        };
-        let compared = theirs.len() as i64;
-        for (i, item) in theirs.iter().enumerate() {
-            let mut v = Violations::default();
-            let t = [
-                wire_signed(&mut v, &format!("items[{i}].medfee_sumamt"), &item.medfee_sumamt),
-                wire_signed(&mut v, &format!("items[{i}].fund_pay_sumamt"), &item.fund_pay_sumamt),
-                wire_signed(&mut v, &format!("items[{i}].acct_pay"), &item.acct_pay),
-            ];
-            v.into_result(())?;
+        let mut out = Reconciliation { compared: theirs.len() as i64, ..Default::default() };
+        let missing =
+            |kind, setl_id: &str| Difference { kind, setl_id: setl_id.into(), field: "", ours: String::new(), theirs: String::new() };
+        for item in theirs {
             match ours.remove(item.setl_id.as_str()) {
-                None => push(&mut out, pb::Difference { kind: "missing_here".into(), setl_id: item.setl_id.clone(), ..Default::default() }),
+                None => out.push(missing(DifferenceKind::MissingHere, &item.setl_id)),
                 Some(e) => {
                     for (field, o, t) in [
-                        ("medfee_sumamt", e.totals.medfee_fen, t[0]),
-                        ("fund_pay_sumamt", e.totals.fund_fen, t[1]),
-                        ("acct_pay", e.totals.acct_fen, t[2]),
+                        ("medfee_sumamt", e.totals.medfee_fen, item.medfee_fen),
+                        ("fund_pay_sumamt", e.totals.fund_fen, item.fund_fen),
+                        ("acct_pay", e.totals.acct_fen, item.acct_fen),
                     ] {
-                        let t = t.expect("checked");
                         if o != t {
-                            push(
-                                &mut out,
-                                pb::Difference {
-                                    kind: "amount_differs".into(),
-                                    setl_id: item.setl_id.clone(),
-                                    field: field.into(),
-                                    ours: fmt_yuan(o),
-                                    theirs: fmt_yuan(t),
-                                },
-                            );
+                            out.push(Difference {
+                                kind: DifferenceKind::AmountDiffers,
+                                setl_id: item.setl_id.clone(),
+                                field,
+                                ours: fmt_yuan(o),
+                                theirs: fmt_yuan(t),
+                            });
                         }
                     }
                 }
             }
         }
-        let mut missing: Vec<&&JournalEntry> = ours.values().collect();
-        missing.sort_by(|a, b| a.setl_id.cmp(&b.setl_id));
-        for e in missing {
-            push(&mut out, pb::Difference { kind: "missing_there".into(), setl_id: e.setl_id.clone(), ..Default::default() });
+        let mut left: Vec<&&JournalEntry> = ours.values().collect();
+        left.sort_by(|a, b| a.setl_id.cmp(&b.setl_id));
+        for e in left {
+            out.push(missing(DifferenceKind::MissingThere, &e.setl_id));
         }
-        out.matched = out.differences_total == 0;
-        out.compared = compared;
         Ok(out)
-    }
-}
-
-/// The institution a reconciliation is narrowed to: none when `code` is empty; otherwise a valid code
-/// of the service location `mdtrt`.
-fn institution_of<'a>(v: &mut Violations, mdtrt: &str, code: &'a str) -> Option<&'a str> {
-    if code.is_empty() {
-        return None;
-    }
-    match crate::institutions::service_location(code) {
-        Some(m) if m.to_string() == mdtrt => Some(code),
-        Some(_) => {
-            v.add("fixmedins_code", format!("not an institution of the service location {mdtrt}"));
-            None
-        }
-        None => {
-            v.add("fixmedins_code", "must be H or P + 6-digit division + 5 digits, e.g. H42130200746");
-            None
-        }
     }
 }
