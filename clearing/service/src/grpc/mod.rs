@@ -1,7 +1,8 @@
 //! The gRPC services of `clearinghouse.v1`: thin adapters from messages to the clearing core. Every
 //! error leaves through `ServiceError → Status` (error.rs). A feature whose rooms speak domain types
-//! has its wire here in a file of its own (`supervision`, `windows`).
+//! has its wire here in a file of its own (`registry` for credit runs, `supervision`, `windows`).
 
+mod registry;
 mod supervision;
 pub mod windows;
 
@@ -286,7 +287,8 @@ impl<S: Store> Registry for Api<S> {
 
     async fn credit_accounts(&self, req: Request<pb::CreditAccountsRequest>) -> Reply<pb::CreditAccountsResponse> {
         let _slot = self.enter(&req, "CreditAccounts", Action::CreditAccounts { insured: &req.get_ref().insuplc_admdvs })?;
-        reply(self.core.credit_accounts(req.get_ref()).await)
+        let r = async { Ok(registry::credit_page_pb(self.core.credit_accounts(&registry::credit_run(req.get_ref())?).await?)) };
+        reply(r.await)
     }
 
     async fn close_account(&self, req: Request<pb::CloseAccountRequest>) -> Reply<pb::Settlement> {

@@ -3,14 +3,11 @@
 //! member-month (`Store::credit_month` records the month with the money in one step), page by page so
 //! a region of millions runs in bounded steps and a run cut short is run again.
 
+use crate::calendar::Month;
 use crate::core::Clearinghouse;
-use crate::store::{CreditOutcome, MemberKey, Store};
-use chrono::{Datelike, NaiveDate};
-use clearing_edge::error::ServiceError;
-use clearing_edge::fields::Violations;
-use proto::v1 as pb;
+use crate::store::{CreditOutcome, MemberKey, Store, StoreError};
+use chrono::Datelike;
 use region_adapter::account::{CreditBasis, MemberCredit, member_credit};
-use region_adapter::money::fmt_yuan;
 use region_adapter::{Admdvs, MemberClass};
 use std::collections::BTreeMap;
 
@@ -21,62 +18,75 @@ const CLOSED: &str = "account closed (emigration or death, Suizhou 003 art. 17):
 pub const DEFAULT_CREDIT_PAGE: u32 = 500;
 pub const MAX_CREDIT_PAGE: u32 = 1_000;
 
-/// The first day of `YYYYMM`.
-fn month_start(month: &str) -> Option<NaiveDate> {
-    crate::calendar::Month::parse(month).map(crate::calendar::Month::first_day)
+/// One page of a region's credit run for a month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditRun {
+    pub insured: Admdvs,
+    pub month: Month,
+    pub page_size: usize,
+    /// The last person number of the previous page (`""`: the start).
+    pub after: String,
+}
+
+/// What a page credited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreditPage {
+    pub members: i64,
+    pub credited: i64,
+    pub already_credited: i64,
+    pub total_fen: i64,
+    /// Reason → members.
+    pub skipped: BTreeMap<String, i64>,
+    /// The rules applied.
+    pub explanation: Vec<String>,
+    /// Where the next page starts; `""` at the end.
+    pub next: String,
+}
+
+/// What a credit run can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CreditsError {
+    /// The region or month cannot be credited here; `field` names which.
+    #[error("{field}: {why}")]
+    Refused { field: &'static str, why: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl<S: Store> Clearinghouse<S> {
-    pub async fn credit_accounts(&self, req: &pb::CreditAccountsRequest) -> Result<pb::CreditAccountsResponse, ServiceError> {
+    pub async fn credit_accounts(&self, run: &CreditRun) -> Result<CreditPage, CreditsError> {
         let routing = self.router.current();
-        let mut v = Violations::default();
-        let insured = Admdvs::parse(&req.insuplc_admdvs);
-        let pack = insured.and_then(|a| routing.rules.region(a));
-        if insured.is_none() {
-            v.add("insuplc_admdvs", "must be a 6-digit division code");
-        } else if pack.is_none() {
-            v.add(
+        let refused = |field, why: String| CreditsError::Refused { field, why };
+        let pack = routing.rules.region(run.insured).ok_or_else(|| {
+            refused(
                 "insuplc_admdvs",
-                "no rule pack of this region is loaded here (credits run where the region's rules are served in process)",
-            );
+                "no rule pack of this region is loaded here (credits run where the region's rules are served in process)".into(),
+            )
+        })?;
+        let first = run.month.first_day();
+        if first > crate::calendar::today().with_day(1).expect("day 1") {
+            return Err(refused("month", "is in the future".into()));
         }
-        let first = month_start(&req.month);
-        let this_month = crate::calendar::today().with_day(1).expect("day 1");
-        match first {
-            None => v.add("month", "must be YYYYMM"),
-            Some(d) if d > this_month => v.add("month", "is in the future"),
-            Some(_) => {}
-        }
-        let size = match req.page_size {
-            0 => DEFAULT_CREDIT_PAGE,
-            n if n > MAX_CREDIT_PAGE => {
-                v.add("page_size", format!("at most {MAX_CREDIT_PAGE}"));
-                0
-            }
-            n => n,
-        } as usize;
-        v.into_result(())?;
-        let (pack, first) = (pack.expect("checked"), first.expect("checked"));
-        let policy = pack
-            .policy_on(first)
-            .ok_or_else(|| ServiceError::field("month", format!("no policy of {} is in force on {first}", req.insuplc_admdvs)))?;
-        let psns = self.store.members_of(&req.insuplc_admdvs, &req.page_token, size).await?;
-        let mut out = pb::CreditAccountsResponse { members: psns.len() as i64, ..Default::default() };
-        let (mut total, mut skipped, mut rules) = (0i64, BTreeMap::<String, i64>::new(), BTreeMap::<String, ()>::new());
+        let policy =
+            pack.policy_on(first).ok_or_else(|| refused("month", format!("no policy of {} is in force on {first}", run.insured)))?;
+        let (insured, month) = (run.insured.to_string(), run.month.to_string());
+        let psns = self.store.members_of(&insured, &run.after, run.page_size).await?;
+        let mut out = CreditPage { members: psns.len() as i64, ..Default::default() };
+        let mut rules = BTreeMap::<String, ()>::new();
         let previous_year = (first.year() - 1).to_string();
         let last_day = first.checked_add_months(chrono::Months::new(1)).and_then(|d| d.pred_opt()).expect("a month's last day");
         for psn in &psns {
-            let key = MemberKey::new(&req.insuplc_admdvs, psn);
+            let key = MemberKey::new(&insured, psn);
             let Some(m) = self.store.load_member(&key).await? else {
-                *skipped.entry("listed but not stored (an upsert in progress)".into()).or_default() += 1;
+                *out.skipped.entry("listed but not stored (an upsert in progress)".into()).or_default() += 1;
                 continue;
             };
-            if m.credits.contains_key(&req.month) {
+            if m.credits.contains_key(&month) {
                 out.already_credited += 1;
                 continue;
             }
             if m.closed.is_some() {
-                *skipped.entry(CLOSED.into()).or_default() += 1;
+                *out.skipped.entry(CLOSED.into()).or_default() += 1;
                 continue;
             }
             let retired = m.psn_type == "12" && m.retire_date.is_none_or(|d| d <= first);
@@ -97,24 +107,22 @@ impl<S: Store> Clearinghouse<S> {
                 in_arrears: m.arrears.iter().any(|p| p.begndate <= last_day && p.enddate.is_none_or(|e| e >= first)),
             };
             match member_credit(policy, class, m.pooling_only, first, basis) {
-                MemberCredit::Nothing { reason } => *skipped.entry(reason).or_default() += 1,
-                MemberCredit::Credit { fen, rule, .. } => match self.store.credit_month(&key, &req.month, fen).await? {
+                MemberCredit::Nothing { reason } => *out.skipped.entry(reason).or_default() += 1,
+                MemberCredit::Credit { fen, rule, .. } => match self.store.credit_month(&key, &month, fen).await? {
                     CreditOutcome::Credited { .. } => {
                         out.credited += 1;
-                        total += fen;
+                        out.total_fen += fen;
                         rules.insert(rule, ());
                     }
                     CreditOutcome::AlreadyCredited { .. } => out.already_credited += 1,
-                    CreditOutcome::Missing => *skipped.entry("listed but not stored (an upsert in progress)".into()).or_default() += 1,
-                    CreditOutcome::Closed => *skipped.entry(CLOSED.into()).or_default() += 1,
+                    CreditOutcome::Missing => *out.skipped.entry("listed but not stored (an upsert in progress)".into()).or_default() += 1,
+                    CreditOutcome::Closed => *out.skipped.entry(CLOSED.into()).or_default() += 1,
                 },
             }
         }
-        out.total = fmt_yuan(total);
-        out.skipped = skipped.into_iter().map(|(reason, count)| pb::CreditSkip { reason, count }).collect();
         out.explanation = rules.into_keys().collect();
-        out.next_page_token = if psns.len() == size { psns.last().cloned().unwrap_or_default() } else { String::new() };
-        tracing::info!(region = %req.insuplc_admdvs, month = %req.month, members = out.members, credited = out.credited, "account credits");
+        out.next = if psns.len() == run.page_size { psns.last().cloned().unwrap_or_default() } else { String::new() };
+        tracing::info!(region = %insured, month = %month, members = out.members, credited = out.credited, "account credits");
         Ok(out)
     }
 }
@@ -122,12 +130,13 @@ impl<S: Store> Clearinghouse<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     #[test]
     fn months() {
-        assert_eq!(month_start("202403"), NaiveDate::from_ymd_opt(2024, 3, 1));
+        assert_eq!(Month::parse("202403").map(Month::first_day), NaiveDate::from_ymd_opt(2024, 3, 1));
         for bad in ["2024-03", "202413", "20243", "abcdef"] {
-            assert_eq!(month_start(bad), None, "{bad}");
+            assert_eq!(Month::parse(bad), None, "{bad}");
         }
     }
 }
