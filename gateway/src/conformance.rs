@@ -9,8 +9,10 @@
 //! sent with), `{{<file>:<path>}}` (a value of an earlier file's answer, by dotted path with `[i]`
 //! for list items, e.g. `{{04-2201-register:output.data.mdtrt_id}}`) and `{{zip-base64:<corpus file>}}`
 //! (that file, its own placeholders filled, zipped and in Base64: 9101's `in`). A 9102 answer is the
-//! file itself; the kit reads it as `file.name`, `file.bytes` and `file.rows[]` (a tab-separated table
-//! with a header line). A file whose name contains `refused` must be answered `infcode` -1; every other one 0. A file named `…@NAME.json` is sent as the
+//! file itself (HTTP 200, an attachment); the kit reads it as `file.name`, `file.bytes` and
+//! `file.rows[]` (a tab-separated table with a header line). Any other answer must be the JSON envelope.
+//! A file whose name contains `refused` must be answered `infcode` -1; every other one 0. A file named
+//! `…@NAME.json` is sent as the
 //! caller given by `--caller NAME=PAASID:TOKEN_FILE` (the corpus's chronic visit is at a Suizhou
 //! hospital: `@suizhou`), and skipped when that caller is not given.
 
@@ -357,7 +359,10 @@ fn substitute(v: &mut Value, ctx: &Ctx<'_>) -> anyhow::Result<()> {
 /// A download's answer (9102: the file's bytes, not the envelope) as the kit checks it: `file.name`,
 /// `file.bytes`, and `file.rows[]` when it is (a zip of) a tab-separated table with a header line.
 fn file_answer(disposition: Option<&str>, body: &[u8]) -> Value {
-    let name = disposition.and_then(|d| d.split("filename=").nth(1)).map(|n| n.trim_matches('"').to_string()).unwrap_or_default();
+    let name = disposition
+        .and_then(|d| d.split(';').map(str::trim).find_map(|p| p.strip_prefix("filename=")))
+        .map(|n| n.trim_matches('"').to_string())
+        .unwrap_or_default();
     let text = crate::files::unzipped(body).ok().and_then(|t| String::from_utf8(t).ok()).unwrap_or_default();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().map(|h| h.split('\t').collect()).unwrap_or_default();
@@ -439,13 +444,17 @@ async fn send(client: &Client, url: &str, paasid: &str, token: &str, env: &Value
         .header(auth::H_SIGNATURE, auth::signature(&ts, token.as_bytes(), &nonce))
         .body(Full::new(Bytes::from(serde_json::to_vec(env)?)))?;
     let resp = client.request(req).await.context("no answer")?;
-    let json = resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("json"));
+    let status = resp.status();
     let disposition = resp.headers().get(hyper::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = resp.into_body().collect().await?.to_bytes();
-    if !json {
+    // A download (9102) is a file sent as an attachment; anything else must be the JSON envelope.
+    if status == hyper::StatusCode::OK && disposition.as_deref().is_some_and(|d| d.starts_with("attachment")) {
         return Ok(file_answer(disposition.as_deref(), &body));
     }
-    serde_json::from_slice(&body).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&body)))
+    serde_json::from_slice(&body).with_context(|| {
+        let text = String::from_utf8_lossy(&body);
+        format!("HTTP {status}, not JSON: {}", text.chars().take(200).collect::<String>())
+    })
 }
 
 /// Prints the outcomes; an error when any differs.

@@ -138,78 +138,90 @@ fn new_file_no() -> Result<String, FileError> {
     Ok(format!("fsi/gw/{}", hex::encode(b)))
 }
 
-/// The content of an uploaded file: a zip's first entry (stored or deflated, its sizes and CRC from the
-/// central directory, so a zip written as a stream, as Java's `ZipOutputStream` does, reads too), or the
-/// bytes as they are.
+/// The content of an uploaded file: a zip's first file entry (stored or deflated; directory entries
+/// skipped; sizes and CRC from the central directory, so a zip written as a stream, as Java's
+/// `ZipOutputStream` does, reads too), or the bytes as they are.
 pub fn unzipped(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if !bytes.starts_with(b"PK\x03\x04") {
         return Ok(bytes.to_vec());
     }
-    let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u16_at = |i: usize| bytes.get(i..i.checked_add(2)?).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |i: usize| bytes.get(i..i.checked_add(4)?).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     // The end-of-central-directory record: the last `PK 5 6` (a comment may follow it).
     let eocd = (0..bytes.len().saturating_sub(21))
         .rev()
         .find(|&i| bytes[i..].starts_with(b"PK\x05\x06"))
         .ok_or("a zip without its central directory")?;
-    let central = u32_at(eocd + 16).ok_or("a zip cut short")? as usize;
-    if !bytes.get(central..).is_some_and(|c| c.starts_with(b"PK\x01\x02")) {
-        return Err("a zip whose central directory is not where it says".into());
+    let (Some(entries), Some(mut at)) = (u16_at(eocd + 10), u32_at(eocd + 16)) else { return Err("a zip cut short".into()) };
+    for _ in 0..entries {
+        if !bytes.get(at..).is_some_and(|c| c.starts_with(b"PK\x01\x02")) {
+            return Err("a zip whose central directory is not where it says".into());
+        }
+        let header = (u16_at(at + 8), u16_at(at + 10), u32_at(at + 16), u32_at(at + 20), u32_at(at + 24));
+        let (Some(flags), Some(method), Some(crc), Some(packed), Some(size)) = header else { return Err("a zip entry cut short".into()) };
+        let (Some(name_len), Some(extra_len), Some(comment_len), Some(local)) =
+            (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32), u32_at(at + 42))
+        else {
+            return Err("a zip entry cut short".into());
+        };
+        let name = bytes.get(at + 46..at + 46 + name_len).unwrap_or_default();
+        at += 46 + name_len + extra_len + comment_len;
+        if name.ends_with(b"/") {
+            continue; // a directory
+        }
+        if flags & 0x0001 != 0 {
+            return Err("an encrypted zip".into());
+        }
+        if size > MAX_FILE_BYTES {
+            return Err(format!("a zip entry of more than {MAX_FILE_BYTES} bytes"));
+        }
+        if !bytes.get(local..).is_some_and(|l| l.starts_with(b"PK\x03\x04")) {
+            return Err("a zip whose entry is not where it says".into());
+        }
+        let (Some(local_name), Some(local_extra)) = (u16_at(local + 26), u16_at(local + 28)) else {
+            return Err("a zip entry cut short".into());
+        };
+        let start = local + 30 + local_name + local_extra;
+        let data = bytes.get(start..start.saturating_add(packed)).ok_or("a zip entry cut short")?;
+        let out = match method {
+            0 => data.to_vec(),
+            8 => miniz_oxide::inflate::decompress_to_vec_with_limit(data, MAX_FILE_BYTES)
+                .map_err(|e| format!("a zip entry that does not inflate within {MAX_FILE_BYTES} bytes ({:?})", e.status))?,
+            m => return Err(format!("a zip entry compressed with method {m}; stored (0) and deflate (8) are read")),
+        };
+        if out.len() != size || crc32(&out) as usize != crc {
+            return Err("a zip entry whose size or CRC-32 does not match its content".into());
+        }
+        return Ok(out);
     }
-    let (Some(flags), Some(method), Some(crc), Some(packed), Some(size), Some(local)) =
-        (u16_at(central + 8), u16_at(central + 10), u32_at(central + 16), u32_at(central + 20), u32_at(central + 24), u32_at(central + 42))
-    else {
-        return Err("a zip whose first entry's header is cut short".into());
-    };
-    if flags & 0x0001 != 0 {
-        return Err("an encrypted zip".into());
-    }
-    if size as usize > MAX_FILE_BYTES {
-        return Err(format!("a zip entry of more than {MAX_FILE_BYTES} bytes"));
-    }
-    let local = local as usize;
-    let (Some(name_len), Some(extra_len)) = (u16_at(local + 26), u16_at(local + 28)) else {
-        return Err("a zip whose first entry is cut short".into());
-    };
-    if !bytes[local..].starts_with(b"PK\x03\x04") {
-        return Err("a zip whose first entry is not where it says".into());
-    }
-    let start = local + 30 + name_len + extra_len;
-    let data = bytes.get(start..start + packed as usize).ok_or("a zip whose first entry is cut short")?;
-    let out = match method {
-        0 => data.to_vec(),
-        8 => miniz_oxide::inflate::decompress_to_vec_with_limit(data, MAX_FILE_BYTES)
-            .map_err(|e| format!("a zip entry that does not inflate within {MAX_FILE_BYTES} bytes ({:?})", e.status))?,
-        m => return Err(format!("a zip entry compressed with method {m}; stored (0) and deflate (8) are read")),
-    };
-    if out.len() != size as usize || crc32(&out) != crc {
-        return Err("a zip entry whose size or CRC-32 does not match its content".into());
-    }
-    Ok(out)
+    Err("a zip with no file in it".into())
 }
 
-/// A zip holding one stored entry `name` (what a HIS unzips after 9102).
+/// A zip holding one deflated entry `name` (what a HIS unzips after 9102), dated 1980-01-01.
 pub fn zipped(name: &str, content: &[u8]) -> Vec<u8> {
-    let (crc, size, name_len) = (crc32(content), content.len() as u32, name.len() as u16);
-    let mut z = Vec::with_capacity(content.len() + 2 * name.len() + 100);
-    // Local file header: version 2.0, flags bit 11 (UTF-8 name), stored, no time.
+    let packed = miniz_oxide::deflate::compress_to_vec(content, 6);
+    let (crc, size, packed_len, name_len) = (crc32(content), content.len() as u32, packed.len() as u32, name.len() as u16);
+    // DOS time 00:00:00, date 1980-01-01 (0x0021).
+    let (time, date) = (0u16, 0x0021u16);
+    let mut z = Vec::with_capacity(packed.len() + 2 * name.len() + 100);
+    // Local file header: version 2.0, flags bit 11 (UTF-8 name), deflate.
     z.extend_from_slice(b"PK\x03\x04");
-    for v in [20u16, 0x0800, 0, 0, 0] {
+    for v in [20u16, 0x0800, 8, time, date] {
         z.extend_from_slice(&v.to_le_bytes());
     }
-    for v in [crc, size, size] {
+    for v in [crc, packed_len, size] {
         z.extend_from_slice(&v.to_le_bytes());
     }
     z.extend_from_slice(&name_len.to_le_bytes());
     z.extend_from_slice(&0u16.to_le_bytes());
     z.extend_from_slice(name.as_bytes());
-    z.extend_from_slice(content);
+    z.extend_from_slice(&packed);
     let central = z.len() as u32;
     z.extend_from_slice(b"PK\x01\x02");
-    for v in [20u16, 20, 0x0800, 0, 0, 0] {
+    for v in [20u16, 20, 0x0800, 8, time, date] {
         z.extend_from_slice(&v.to_le_bytes());
     }
-    for v in [crc, size, size] {
+    for v in [crc, packed_len, size] {
         z.extend_from_slice(&v.to_le_bytes());
     }
     for v in [name_len, 0, 0, 0, 0] {
@@ -256,26 +268,23 @@ mod tests {
     }
 
     #[test]
-    fn a_zip_we_write_reads_back_and_a_deflated_one_inflates() {
+    fn a_zip_we_write_reads_back_and_a_streamed_one_reads_too() {
         let text = "setl_id\tmdtrt_id\n1\t2\n".repeat(50);
-        assert_eq!(unzipped(&zipped("result.txt", text.as_bytes())).unwrap(), text.as_bytes());
-        // A deflated entry written as a stream (Java's ZipOutputStream): the local header has no sizes
-        // (flag bit 3); the central directory has them.
-        let packed = miniz_oxide::deflate::compress_to_vec(text.as_bytes(), 6);
-        let mut z = zipped("detail.txt", &packed);
-        let central = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
-        let (crc, size) = (crc32(text.as_bytes()), text.len() as u32);
-        for at in [0, central + 2] {
-            z[at + 6] |= 0x08; // sizes after the data
-            z[at + 8] = 8; // method: deflate
-        }
-        z[14..26].fill(0);
-        z[central + 16..central + 20].copy_from_slice(&crc.to_le_bytes());
-        z[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
+        let z = zipped("result.txt", text.as_bytes());
+        assert!(z.len() < text.len(), "deflated");
         assert_eq!(unzipped(&z).unwrap(), text.as_bytes());
-        z[central + 16] ^= 1;
-        assert!(unzipped(&z).unwrap_err().contains("CRC-32"));
+        // Written as a stream (Java's ZipOutputStream): the local header has no sizes or CRC (flag bit
+        // 3); the central directory has them.
+        let mut streamed = z.clone();
+        streamed[6] |= 0x08;
+        streamed[14..26].fill(0);
+        assert_eq!(unzipped(&streamed).unwrap(), text.as_bytes());
+        let central = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        let mut bad = z.clone();
+        bad[central + 16] ^= 1;
+        assert!(unzipped(&bad).unwrap_err().contains("CRC-32"));
         assert_eq!(unzipped(b"plain text").unwrap(), b"plain text");
         assert!(unzipped(b"PK\x03\x04 cut").unwrap_err().contains("central directory"));
+        assert_eq!(unzipped(&zipped("empty.txt", b"")).unwrap(), b"");
     }
 }

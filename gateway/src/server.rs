@@ -153,7 +153,13 @@ fn infno_label(infno: &str) -> &'static str {
 fn respond(a: &Answer, refmsg_time: &str) -> Response {
     if let Some((name, bytes)) = &a.file {
         // 9102: the file itself (HIS programs write the body straight to disk).
-        let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\\', '\r', '\n'], "_"));
+        // The name as ASCII (others replaced) and, for a Chinese name, as UTF-8 too (RFC 6266/5987).
+        let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+        let encoded: String = name
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}");
         return (
             a.http,
             [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)],

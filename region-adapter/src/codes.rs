@@ -183,6 +183,12 @@ impl FilingGroup {
     }
 }
 
+/// Whether `s` is a 医疗收费项目类别 (`med_chrgitm_type`) of the national dictionary: two ASCII digits,
+/// `01` (床位费) to `14` (其他费).
+pub fn is_charge_type(s: &str) -> bool {
+    s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) && matches!(s.parse::<u8>(), Ok(1..=14))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

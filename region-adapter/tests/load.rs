@@ -513,5 +513,6 @@ fn an_item_s_charge_type_and_restriction_flag_are_national_codes() {
     let t = "med_chrgitm_type = \"09\"";
     assert_refused(SZ_CAT, t, "med_chrgitm_type = \"15\"", "item[0].med_chrgitm_type", "01 to 14");
     assert_refused(SZ_CAT, t, "med_chrgitm_type = \"9\"", "item[0].med_chrgitm_type", "01 to 14");
+    assert_refused(SZ_CAT, t, "med_chrgitm_type = \"+9\"", "item[0].med_chrgitm_type", "01 to 14");
     assert_refused(SZ_CAT, t, &format!("{t}\nlmt_used_flag = \"Y\""), "item[0].lmt_used_flag", "0 or 1");
 }

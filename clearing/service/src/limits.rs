@@ -47,3 +47,6 @@ pub const MAX_RECONCILE_ITEMS: usize = 20_000_000;
 /// Members one certificate may find (FindMember, 1101): a person insured in several regions over a
 /// career has a few memberships, not dozens; the index is read no further.
 pub const MAX_MEMBERS_PER_CERTIFICATE: usize = 16;
+/// Entries of the certificate index read at most for one lookup: the holders above plus entries left
+/// by certificates changed since (never removed; each checked against the member and skipped).
+pub const MAX_INDEX_ENTRIES_READ: usize = 4 * MAX_MEMBERS_PER_CERTIFICATE;

@@ -65,6 +65,9 @@ pub(crate) async fn upload(clients: &Clients, call: &Call<'_>) -> Answer {
     let empty = Map::new();
     let up = f.obj(&call.env.input, "input", "fsUploadIn").unwrap_or(&empty);
     let filename = f.text(up, p, "filename", true, 200);
+    if filename.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '"')) {
+        f.v.add(format!("{p}.filename"), "a file name, without control characters, slashes or quotes");
+    }
     let code = f.text(up, p, "fixmedins_code", true, 32);
     if !code.is_empty() && code != call.env.fixmedins_code {
         f.v.add(format!("{p}.fixmedins_code"), "must be the envelope's fixmedins_code");

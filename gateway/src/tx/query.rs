@@ -165,7 +165,12 @@ pub(crate) async fn visit_info(clients: &Clients, call: &Call<'_>) -> Answer {
     }
     // The person's facts where the caller may read the member (1101's rule); blank otherwise.
     let q = pb::GetMemberRequest { insuplc_admdvs: visit.insuplc_admdvs.clone(), psn_no: psn_no.clone(), year: 0 };
-    let m = RegistryClient::new(clients.channel.clone()).get_member(call.request(q)).await.map(|r| r.into_inner()).unwrap_or_default();
+    let m = match RegistryClient::new(clients.channel.clone()).get_member(call.request(q)).await {
+        Ok(r) => r.into_inner(),
+        // A member this caller may no longer read (or gone): the visit without the person's facts.
+        Err(st) if matches!(st.code(), tonic::Code::NotFound | tonic::Code::PermissionDenied) => pb::Member::default(),
+        Err(st) => return from_status(&st, &QUERY),
+    };
     let base = crate::tx::member::baseinfo(&m);
     let mut row = json!({
         "mdtrt_id": visit.mdtrt_id, "psn_no": visit.psn_no,

@@ -116,6 +116,7 @@ const DETAIL_COLUMNS: &str = "setl_id, mdtrt_id, psn_no, medfee_sumamt, fund_pay
 fn detail_rows(bytes: &[u8]) -> Result<Vec<FileRow>, String> {
     let text = crate::files::unzipped(bytes)?;
     let text = String::from_utf8_lossy(&text);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (mut rows, mut seen) = (Vec::new(), HashMap::new());
     for (n, line) in text.lines().enumerate() {
         let cols: Vec<&str> =
@@ -154,8 +155,10 @@ fn detail_rows(bytes: &[u8]) -> Result<Vec<FileRow>, String> {
 /// file lacks): `psn_no, mdtrt_id, setl_id, msgid, stmt_rslt, refd_setl_flag, memo, medfee_sumamt,
 /// fund_pay_sumamt, acct_pay`; `stmt_rslt` 0 matched, 1 differs (the memo says how).
 fn result_file(rows: &[FileRow], r: &pb::ReconcileResult) -> String {
-    // Clearing lists at most 10,000 differences: beyond, a row without one listed is not known to match.
-    let all_listed = r.differences_total <= r.differences.len() as i64;
+    // Clearing lists at most 10,000 differences, the file's rows in order before ours it lacks: beyond,
+    // a row without one listed is not known to match — unless the list reached ours it lacks, when
+    // every row of the file was compared and listed.
+    let all_listed = r.differences_total <= r.differences.len() as i64 || r.differences.iter().any(|d| d.kind == "missing_there");
     let mut memo: HashMap<&str, Vec<String>> = HashMap::new();
     for d in &r.differences {
         let m = match d.kind.as_str() {

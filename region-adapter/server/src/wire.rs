@@ -295,7 +295,7 @@ pub fn checked_priced(r: pb::PriceLinesResponse, sent: &[LineInput<'_>]) -> Resu
     if priced.lines.len() != sent.len() || priced.lines.iter().zip(sent).any(|(p, s)| p.amount_fen != s.amount_fen) {
         return Err("lines: not the lines that were sent".into());
     }
-    if r.lines.iter().any(|l| !l.med_chrgitm_type.is_empty() && !matches!(l.med_chrgitm_type.parse::<u8>(), Ok(1..=14))) {
+    if r.lines.iter().any(|l| !l.med_chrgitm_type.is_empty() && !region_adapter::codes::is_charge_type(&l.med_chrgitm_type)) {
         return Err("lines[].med_chrgitm_type: not 01 to 14".into());
     }
     let items = r

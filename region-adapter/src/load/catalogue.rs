@@ -108,7 +108,7 @@ impl Cx {
                 },
             };
             let chrgitm_type = it.med_chrgitm_type.as_deref().map(|t| t.trim());
-            if chrgitm_type.is_some_and(|t| !matches!(t.parse::<u8>(), Ok(1..=14)) || t.len() != 2) {
+            if chrgitm_type.is_some_and(|t| !crate::codes::is_charge_type(t)) {
                 self.err(f, &format!("{k}.med_chrgitm_type"), "must be a national 医疗收费项目类别, 01 to 14");
                 continue;
             }

@@ -287,7 +287,10 @@ impl<S: Store> Registry for Api<S> {
 
     async fn credit_accounts(&self, req: Request<pb::CreditAccountsRequest>) -> Reply<pb::CreditAccountsResponse> {
         let _slot = self.enter(&req, "CreditAccounts", Action::CreditAccounts { insured: &req.get_ref().insuplc_admdvs })?;
-        let r = async { Ok(registry::credit_page_pb(self.core.credit_accounts(&registry::credit_run(req.get_ref())?).await?)) };
+        let r = async {
+            let run = registry::credit_run(req.get_ref(), &self.core.router.snapshot())?;
+            Ok(registry::credit_page_pb(self.core.credit_accounts(&run).await?))
+        };
         reply(r.await)
     }
 
@@ -374,11 +377,21 @@ impl<S: Store> Api<S> {
         let (mut members, mut hidden) = (Vec::new(), false);
         let candidates = self.core.store.members_with_identity(&hash).await?;
         let wanted = candidates.iter().filter(|k| q.insuplc_admdvs.is_empty() || k.insuplc_admdvs == q.insuplc_admdvs);
-        for key in wanted.take(crate::limits::MAX_MEMBERS_PER_CERTIFICATE) {
+        // Entries left by changed certificates do not count towards the bound; the index is read at most
+        // `MAX_INDEX_ENTRIES_READ` deep.
+        let mut holders = 0;
+        for key in wanted.take(crate::limits::MAX_INDEX_ENTRIES_READ) {
+            if holders == crate::limits::MAX_MEMBERS_PER_CERTIFICATE {
+                break;
+            }
             let Some(rec) = self.core.store.load_member(key).await? else { continue };
             // The index is never trusted alone: an entry left by a changed certificate finds nothing.
             let Some(id) = &rec.identity else { continue };
-            if id.psn_cert_type != q.psn_cert_type || id.certno != certno || (!name.is_empty() && id.psn_name != name) {
+            if id.psn_cert_type != q.psn_cert_type || id.certno != certno {
+                continue;
+            }
+            holders += 1;
+            if !name.is_empty() && id.psn_name != name {
                 continue;
             }
             let readable = authz::permits(caller, &Action::ReadMember { insured: &key.insuplc_admdvs })

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::calendar::Month;
-use crate::registry::credits::{CreditPage, CreditRun, CreditsError, DEFAULT_CREDIT_PAGE, MAX_CREDIT_PAGE};
+use crate::registry::credits::{CreditPage, CreditRun, CreditsError, DEFAULT_CREDIT_PAGE, MAX_CREDIT_PAGE, refusals};
 use region_adapter::money::fmt_yuan;
 
 impl From<CreditsError> for ServiceError {
@@ -15,15 +15,22 @@ impl From<CreditsError> for ServiceError {
     }
 }
 
-pub(super) fn credit_run(req: &pb::CreditAccountsRequest) -> Result<CreditRun, ServiceError> {
+/// The run asked for, every problem at once (format and rule together, by field).
+pub(super) fn credit_run(req: &pb::CreditAccountsRequest, rules: &region_adapter::RuleSet) -> Result<CreditRun, ServiceError> {
     let mut v = Violations::default();
     let insured = Admdvs::parse(&req.insuplc_admdvs);
+    let month = Month::parse(&req.month);
+    let refused = refusals(rules, insured, month);
+    let why = |field: &str| refused.iter().find(|(f, _)| *f == field).map(|(_, w)| w.clone());
     if insured.is_none() {
         v.add("insuplc_admdvs", "must be a 6-digit division code");
+    } else if let Some(w) = why("insuplc_admdvs") {
+        v.add("insuplc_admdvs", w);
     }
-    let month = Month::parse(&req.month);
     if month.is_none() {
         v.add("month", "must be YYYYMM");
+    } else if let Some(w) = why("month") {
+        v.add("month", w);
     }
     let page_size = match req.page_size {
         0 => DEFAULT_CREDIT_PAGE,

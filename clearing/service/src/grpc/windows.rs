@@ -65,6 +65,7 @@ fn institution_of(v: &mut Violations, mdtrt: &str, code: &str) -> Option<String>
 pub(super) fn totals_query(req: &pb::ReconcileTotalsRequest) -> Result<TotalsQuery, ServiceError> {
     let first = date("clr_date", &req.clr_date)?;
     let last = if req.clr_date_end.is_empty() { first } else { date("clr_date_end", &req.clr_date_end)? };
+    crate::windows::check_range(first, last)?;
     let mdtrt = region("mdtrt_admdvs", &req.mdtrt_admdvs)?;
     let mut v = Violations::default();
     let medfee_fen = signed(&mut v, "medfee_sumamt", &req.medfee_sumamt);

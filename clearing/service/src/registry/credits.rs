@@ -53,20 +53,31 @@ pub enum CreditsError {
     Store(#[from] StoreError),
 }
 
+/// What refuses a credit run of `insured` for `month` here, by field: no rule pack of the region loaded
+/// in process, or a month in the future (each only when the value itself is well formed).
+pub fn refusals(rules: &region_adapter::RuleSet, insured: Option<Admdvs>, month: Option<Month>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if insured.is_some_and(|a| rules.region(a).is_none()) {
+        out.push((
+            "insuplc_admdvs",
+            "no rule pack of this region is loaded here (credits run where the region's rules are served in process)".into(),
+        ));
+    }
+    if month.is_some_and(|m| m.first_day() > crate::calendar::today().with_day(1).expect("day 1")) {
+        out.push(("month", "is in the future".into()));
+    }
+    out
+}
+
 impl<S: Store> Clearinghouse<S> {
     pub async fn credit_accounts(&self, run: &CreditRun) -> Result<CreditPage, CreditsError> {
         let routing = self.router.current();
         let refused = |field, why: String| CreditsError::Refused { field, why };
-        let pack = routing.rules.region(run.insured).ok_or_else(|| {
-            refused(
-                "insuplc_admdvs",
-                "no rule pack of this region is loaded here (credits run where the region's rules are served in process)".into(),
-            )
-        })?;
-        let first = run.month.first_day();
-        if first > crate::calendar::today().with_day(1).expect("day 1") {
-            return Err(refused("month", "is in the future".into()));
+        if let Some((field, why)) = refusals(&routing.rules, Some(run.insured), Some(run.month)).into_iter().next() {
+            return Err(refused(field, why));
         }
+        let pack = routing.rules.region(run.insured).expect("checked");
+        let first = run.month.first_day();
         let policy =
             pack.policy_on(first).ok_or_else(|| refused("month", format!("no policy of {} is in force on {first}", run.insured)))?;
         let (insured, month) = (run.insured.to_string(), run.month.to_string());

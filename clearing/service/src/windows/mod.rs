@@ -18,7 +18,7 @@ mod reconciliation;
 mod statements;
 
 pub use closing::{Acknowledgement, WindowState, WindowView};
-pub use reconciliation::{Difference, DifferenceKind, ItemAmounts, Reconciliation, TotalsQuery};
+pub use reconciliation::{Difference, DifferenceKind, ItemAmounts, Reconciliation, TotalsQuery, check_range};
 pub use statements::MonthlyStatement;
 
 use crate::core::Clearinghouse;

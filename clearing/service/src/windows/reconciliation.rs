@@ -82,14 +82,17 @@ pub struct ItemAmounts {
     pub acct_fen: i64,
 }
 
+/// A totals reconciliation covers `first..=last`, at most `MAX_RECONCILE_DAYS`.
+pub fn check_range(first: NaiveDate, last: NaiveDate) -> Result<(), WindowsError> {
+    if last < first || (last - first).num_days() >= MAX_RECONCILE_DAYS {
+        return Err(WindowsError::Refused { field: "clr_date_end", why: format!("from clr_date on, at most {MAX_RECONCILE_DAYS} days") });
+    }
+    Ok(())
+}
+
 impl<S: Store> Windows<'_, S> {
     pub async fn reconcile_totals(&self, q: &TotalsQuery) -> Result<Reconciliation, WindowsError> {
-        if q.last < q.first || (q.last - q.first).num_days() >= MAX_RECONCILE_DAYS {
-            return Err(WindowsError::Refused {
-                field: "clr_date_end",
-                why: format!("from clr_date on, at most {MAX_RECONCILE_DAYS} days"),
-            });
-        }
+        check_range(q.first, q.last)?;
         let mut ours = PairTotals::default();
         for d in q.first.iter_days().take_while(|d| *d <= q.last) {
             match &q.institution {
