@@ -817,6 +817,10 @@ async fn the_corpus_passes_on_both_stores_and_its_settlement_equals_settle_claim
         twin.setl_time = chrono::Utc::now().to_rfc3339();
         let direct = c.clearing().await.settle_claim(twin).await.unwrap().into_inner();
         assert_eq!(national_amounts(&Reply { status: 200, body: done }), grpc_amounts(&direct), "the corpus's chronic 2207 vs SettleClaim");
+        // Run again at once against the same state (as a developer does): new msgids, the same verdict.
+        let again = kit(true);
+        let printed_again = String::from_utf8_lossy(&again.stdout);
+        assert!(again.status.success() && printed_again.trim_end().ends_with("0 with differences"), "{printed_again}");
     }
     // Without the second caller its files are skipped, said so, and not counted.
     let out = {
