@@ -5,6 +5,7 @@
 //! allows with the same client on the same cores.
 
 use proto::v1 as pb;
+use proto::v1::catalogue_server::{Catalogue, CatalogueServer};
 use proto::v1::clearing_server::{Clearing, ClearingServer};
 use proto::v1::registry_server::{Registry, RegistryServer};
 use tokio::net::TcpListener;
@@ -164,6 +165,27 @@ impl Registry for Echo {
     }
 }
 
+/// The catalogue as far as a load generator registers its institutions (answered as sent); the rest
+/// unimplemented.
+#[tonic::async_trait]
+impl Catalogue for Echo {
+    async fn upsert_institution(&self, req: Request<pb::Institution>) -> Reply<pb::Institution> {
+        Ok(Response::new(req.into_inner()))
+    }
+    async fn get_institution(&self, _req: Request<pb::GetInstitutionRequest>) -> Reply<pb::Institution> {
+        Err(Status::not_found("echo server keeps no institutions"))
+    }
+    async fn list_regions(&self, _req: Request<pb::ListRegionsRequest>) -> Reply<pb::ListRegionsResponse> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn get_policy(&self, _req: Request<pb::GetPolicyRequest>) -> Reply<pb::Policy> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+    async fn list_catalogue_items(&self, _req: Request<pb::ListCatalogueItemsRequest>) -> Reply<pb::ListCatalogueItemsResponse> {
+        Err(tonic::Status::unimplemented("the echo server measures SettleClaim only"))
+    }
+}
+
 /// Serves the echo services until Ctrl-C / SIGTERM. Plain text, loopback only (a benchmark tool).
 pub async fn serve(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     anyhow::ensure!(listen.ip().is_loopback(), "bench-echo listens on loopback only");
@@ -174,6 +196,7 @@ pub async fn serve(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
         .add_service(ClearingServer::new(Echo))
         .add_service(RegistryServer::new(Echo))
+        .add_service(CatalogueServer::new(Echo))
         .serve_with_incoming_shutdown(clearing_edge::server::incoming(listener), clearing_edge::server::shutdown_signal())
         .await?;
     Ok(())
