@@ -15,6 +15,11 @@ pub const RESIDENT_ID: &str = "01";
 pub const MAX_CERTNO: usize = 50;
 pub const MAX_NAME: usize = 50;
 
+/// Whether `s` has the form of a national certificate type (`psn_cert_type`): two digits.
+pub fn is_cert_type(s: &str) -> bool {
+    s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A certificate number as compared and hashed: trimmed, ASCII letters upper-cased (an ID's final `x`).
 pub fn normalize_certno(s: &str) -> String {
     s.trim().to_ascii_uppercase()
@@ -55,7 +60,7 @@ pub fn validate(v: &mut Violations, m: &pb::Member) -> Option<PersonIdentity> {
     }
     let errors = v.0.len();
     let certno = normalize_certno(&m.certno);
-    if m.psn_cert_type.len() != 2 || !m.psn_cert_type.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_cert_type(&m.psn_cert_type) {
         v.add("psn_cert_type", "must be a two-digit national certificate type (01 居民身份证, …) when an identity is given");
     }
     if certno.is_empty() {
@@ -106,15 +111,6 @@ pub fn validate(v: &mut Violations, m: &pb::Member) -> Option<PersonIdentity> {
         brdy,
         naty: m.naty.clone(),
     })
-}
-
-/// Age in whole years on `today` (1101's `age`).
-pub fn age_on(brdy: NaiveDate, today: NaiveDate) -> u32 {
-    let mut years = today.year() - brdy.year();
-    if (today.month(), today.day()) < (brdy.month(), brdy.day()) {
-        years -= 1;
-    }
-    years.max(0) as u32
 }
 
 /// The certificate index: the store's HMAC key, fetched (or made) once.
@@ -196,12 +192,5 @@ mod tests {
         assert_eq!((ok.certno.as_str(), ok.psn_name.as_str()), (id.as_str(), "张三"));
         assert_eq!(ok.brdy, NaiveDate::from_ymd_opt(1980, 1, 1), "taken from the ID number");
         assert!(!format!("{ok:?}").contains(&id), "Debug shows no number");
-    }
-
-    #[test]
-    fn age_counts_whole_years() {
-        let b = NaiveDate::from_ymd_opt(1980, 6, 15).unwrap();
-        assert_eq!(age_on(b, NaiveDate::from_ymd_opt(2026, 6, 14).unwrap()), 45);
-        assert_eq!(age_on(b, NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()), 46);
     }
 }

@@ -295,6 +295,7 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
 
 /// A stored member on the wire; `year` = 0 returns every year's accumulators.
 pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
+    let id = r.identity.as_ref();
     pb::Member {
         psn_no: r.key.psn_no.clone(),
         insuplc_admdvs: r.key.insuplc_admdvs.clone(),
@@ -351,11 +352,11 @@ pub fn member_to_pb(r: &MemberRecord, year: u32) -> pb::Member {
             .iter()
             .map(|p| pb::Period { begndate: p.begndate.to_string(), enddate: p.enddate.map(|d| d.to_string()).unwrap_or_default() })
             .collect(),
-        psn_cert_type: r.identity.as_ref().map(|i| i.psn_cert_type.clone()).unwrap_or_default(),
-        certno: r.identity.as_ref().map(|i| i.certno.clone()).unwrap_or_default(),
-        psn_name: r.identity.as_ref().map(|i| i.psn_name.clone()).unwrap_or_default(),
-        gend: r.identity.as_ref().map(|i| i.gend.clone()).unwrap_or_default(),
-        brdy: r.identity.as_ref().and_then(|i| i.brdy).map(|d| d.to_string()).unwrap_or_default(),
-        naty: r.identity.as_ref().map(|i| i.naty.clone()).unwrap_or_default(),
+        psn_cert_type: id.map(|i| i.psn_cert_type.clone()).unwrap_or_default(),
+        certno: id.map(|i| i.certno.clone()).unwrap_or_default(),
+        psn_name: id.map(|i| i.psn_name.clone()).unwrap_or_default(),
+        gend: id.map(|i| i.gend.clone()).unwrap_or_default(),
+        brdy: id.and_then(|i| i.brdy).map(|d| d.to_string()).unwrap_or_default(),
+        naty: id.map(|i| i.naty.clone()).unwrap_or_default(),
     }
 }

@@ -98,7 +98,7 @@ pub trait MemberIdentityIndex: Store {
     fn members_with_identity(&self, hash_hex: &str) -> impl Future<Output = Result<Vec<crate::MemberKey>, StoreError>> + Send {
         async move {
             let m = self.map_get(&names::member_identity(hash_hex)).await?;
-            Ok(m.keys().filter_map(|k| k.split_once(':').map(|(admdvs, psn)| crate::MemberKey::new(admdvs, psn))).collect())
+            Ok(m.keys().filter_map(|k| crate::MemberKey::from_storage_key(k)).collect())
         }
     }
 }

@@ -21,6 +21,10 @@ impl MemberKey {
     pub fn storage_key(&self) -> String {
         format!("{}:{}", self.insuplc_admdvs, self.psn_no)
     }
+    /// The key back from `storage_key`.
+    pub fn from_storage_key(s: &str) -> Option<MemberKey> {
+        s.split_once(':').map(|(admdvs, psn)| MemberKey::new(admdvs, psn))
+    }
 }
 
 /// A filing as stored.

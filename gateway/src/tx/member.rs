@@ -115,18 +115,21 @@ pub(crate) async fn member_info(clients: &Clients, call: &Call<'_>) -> Answer {
     Answer::done(member_output(first, &members))
 }
 
+/// Age in whole years on `today`.
+fn age_on(brdy: chrono::NaiveDate, today: chrono::NaiveDate) -> u32 {
+    use chrono::Datelike;
+    let mut years = today.year() - brdy.year();
+    if (today.month(), today.day()) < (brdy.month(), brdy.day()) {
+        years -= 1;
+    }
+    years.max(0) as u32
+}
+
 /// Who the member is, as 1101's `baseinfo` (5201's rows too): `age` in whole years today (Beijing),
 /// `null` when the birth date is not on record.
 pub(crate) fn baseinfo(m: &pb::Member) -> Value {
     let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8")).date_naive();
-    let age = chrono::NaiveDate::parse_from_str(&m.brdy, "%Y-%m-%d").ok().map(|b| {
-        use chrono::Datelike;
-        let mut years = today.year() - b.year();
-        if (today.month(), today.day()) < (b.month(), b.day()) {
-            years -= 1;
-        }
-        Value::from(years.max(0))
-    });
+    let age = chrono::NaiveDate::parse_from_str(&m.brdy, "%Y-%m-%d").ok().map(|b| Value::from(age_on(b, today)));
     json!({
         "psn_no": m.psn_no, "psn_cert_type": m.psn_cert_type, "certno": m.certno, "psn_name": m.psn_name,
         "gend": m.gend, "naty": m.naty, "brdy": m.brdy, "age": age, "exp_content": "",
@@ -213,5 +216,17 @@ pub(crate) async fn catalogue(clients: &Clients, call: &Call<'_>) -> Answer {
             }))
         }
         Err(st) => from_status(&st, &CATALOGUE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_counts_whole_years() {
+        let b = chrono::NaiveDate::from_ymd_opt(1980, 6, 15).unwrap();
+        assert_eq!(age_on(b, chrono::NaiveDate::from_ymd_opt(2026, 6, 14).unwrap()), 45);
+        assert_eq!(age_on(b, chrono::NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()), 46);
     }
 }

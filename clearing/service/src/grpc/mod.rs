@@ -338,7 +338,7 @@ impl<S: Store> Registry for Api<S> {
         let q = req.get_ref();
         let r = async {
             let mut v = Violations::default();
-            if q.psn_cert_type.len() != 2 || !q.psn_cert_type.bytes().all(|b| b.is_ascii_digit()) {
+            if !identity::is_cert_type(&q.psn_cert_type) {
                 v.add("psn_cert_type", "must be a two-digit national certificate type (01 居民身份证, …)");
             }
             let certno = identity::normalize_certno(&q.certno);
