@@ -12,6 +12,12 @@ the crate roots themselves (lib.rs, main.rs, src/bin/) and generated code (targe
 Every strongly connected component of more than one module is reported with one example line per edge,
 and the exit status is 1; otherwise it prints "no module cycles in N crates" and exits 0.
 
+It also keeps the wire at the edge of clearing-service: the protobuf types (`proto::`, `pb::`) may be
+named only by the rooms in WIRE_ROOMS (the gRPC services, the server, the adapter hop, and `record.rs`,
+the stored formats that are protobuf encodings); any other production file that names them fails.
+And it keeps the store's generic operations (`clearing_store::backend::Primitives`: put_once, map_*,
+*_records, ...) inside the store crate and its conformance tests: features use the typed traits.
+
     scripts/check_modules.py            # check
     scripts/check_modules.py --graph    # also print every crate's edges
 """
@@ -151,6 +157,53 @@ def cycles(edges):
     return [(list(c), reaches[c[0]][c[0]]) for c in sorted(comps) if len(c) > 1]
 
 
+# clearing-service files (relative to its src/) that may name protobuf types; see the docstring.
+WIRE_CRATE = "clearing/service"
+WIRE_ROOMS = ("grpc/", "server.rs", "record.rs", "routing/")
+PROTO = re.compile(r"\b(?:proto\s*::|pb\s*::)")
+
+
+def wire_outside_edge():
+    """(file, line, text) of every production use of protobuf types in clearing-service outside WIRE_ROOMS."""
+    src = ROOT / WIRE_CRATE / "src"
+    found = []
+    for f in sorted(src.rglob("*.rs")):
+        rel = f.relative_to(src).as_posix()
+        if rel.startswith(WIRE_ROOMS) or rel == "lib.rs":
+            continue
+        text = f.read_text()
+        code = strip(text)
+        tests = [(m.start(), close_brace(code, m.end() - 1)) for m in TEST_MOD.finditer(code) if m.group(2) == "{"]
+        for m in PROTO.finditer(code):
+            if any(a <= m.start() < b for a, b in tests):
+                continue
+            line = code.count("\n", 0, m.start()) + 1
+            found.append((f"{WIRE_CRATE}/src/{rel}", line, text.splitlines()[line - 1].strip()))
+    return found
+
+
+# The store's generic operations (clearing_store::backend::Primitives): only the store crate and the
+# conformance tests call them; every feature goes through the typed traits.
+PRIMITIVES = re.compile(r"\.(put_once|get_meta|map_set|map_get|map_get_field|get_records|put_records|record_keys)\s*\(")
+PRIMITIVE_CALLERS = ("clearing/store/", "tests/tests/store_conformance.rs")
+
+
+def primitives_outside_store():
+    """(file, line, text) of every call of a store primitive outside PRIMITIVE_CALLERS."""
+    found, files = [], sorted({f for crate in crate_dirs(with_src=True) for f in crate.rglob("*.rs")})
+    for f in files:
+        if True:
+            rel = f.relative_to(ROOT).as_posix()
+            if rel.startswith(PRIMITIVE_CALLERS) or "/target/" in f"/{rel}":
+                continue
+            text = f.read_text()
+            code = strip(text)
+            for m in PRIMITIVES.finditer(code):
+                line = code.count("\n", 0, m.start()) + 1
+                found.append((rel, line, text.splitlines()[line - 1].strip()))
+    return found
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graph", action="store_true", help="print each crate's module edges")
@@ -169,10 +222,17 @@ def main():
             for (a, b), (f, line, text) in sorted(edges.items()):
                 if a in comp and b in comp:
                     print(f"  {a} -> {b}  {f}:{line}  {text}")
+    wire = wire_outside_edge()
+    for f, line, text in wire:
+        print(f"{f}:{line}: protobuf outside the wire rooms ({', '.join(WIRE_ROOMS)}): {text}")
     if found:
         print(f"{found} module cycle(s) in {len(crates)} crates")
+    prims = primitives_outside_store()
+    for f, line, text in prims:
+        print(f"{f}:{line}: a store primitive outside clearing-store (use the typed traits of clearing_store::features): {text}")
+    if found or wire or prims:
         return 1
-    print(f"no module cycles in {len(crates)} crates")
+    print(f"no module cycles in {len(crates)} crates; protobuf only in clearing-service's wire rooms; store primitives only in the store")
     return 0
 
 

@@ -510,7 +510,8 @@ async fn a_visit_survives_a_restart_of_the_embedded_store_and_expired_ones_are_s
 /// stopped service's embedded store, the sweep's staleness already passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep() {
-    use clearing_service::store::{RecordWrite, Store, embedded::EmbeddedStore};
+    use clearing_service::store::features::names::visit as visit_key;
+    use clearing_service::store::{RecordWrite, VisitRecords, embedded::EmbeddedStore};
     let mut c = Clearing::start_with(&["--visit-sweep-secs", "1"]);
     registered(&c, &[funded(member("421300", "SZST1", "11", &["360000"]), "300.00")]).await;
     let mut cl = c.clearing().await;
@@ -534,15 +535,15 @@ async fn a_visit_left_settling_by_a_crash_is_finished_or_reopened_by_the_sweep()
             [(&v_done.mdtrt_id, done.msgid.as_str(), 1), (&v_undone.mdtrt_id, "ST-NEVER", 1), (&v_old.mdtrt_id, "ST-OLD", 0)]
         {
             let shard = u16::from_str_radix(&id[..2], 16).unwrap();
-            let key = format!("visit:{id}");
-            let rec = store.get_records(shard, std::slice::from_ref(&key)).await.unwrap().remove(0).expect("the visit");
+            let key = visit_key(id);
+            let rec = store.visit_records(shard, std::slice::from_ref(&key)).await.unwrap().remove(0).expect("the visit");
             let mut v: serde_json::Value = serde_json::from_str(&rec.data).unwrap();
             v["status"] = json!("settling");
             v["setl_id"] = json!("");
             v["setl_msgid"] = json!(msgid);
             v["settling_since_ms"] = json!(since);
             let write = RecordWrite { key, expected: rec.version, data: Some(v.to_string()) };
-            assert!(store.put_records(shard, vec![write]).await.unwrap());
+            assert!(store.put_visit_records(shard, vec![write]).await.unwrap());
         }
     }
     c.restart();

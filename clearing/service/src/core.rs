@@ -5,14 +5,12 @@
 use crate::ids::SetlIds;
 use crate::institutions::InstitutionList;
 use crate::metrics::{self, M};
+pub use crate::record::Settlement;
 use crate::routing::router::Router;
 use crate::store::*;
 use chrono::Utc;
 use clearing_edge::error::ServiceError;
 use opentelemetry::KeyValue;
-use prost::Message;
-use proto::v1 as pb;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -32,14 +30,7 @@ pub struct Clearinghouse<S: Store> {
     pub(crate) identity: crate::identity::IdentityIndex,
 }
 
-pub(crate) fn content_hash(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-pub(crate) fn decode(rec: &SettlementRecord) -> Result<pb::Settlement, ServiceError> {
-    pb::Settlement::decode(rec.message.as_slice())
-        .map_err(|e| ServiceError::Internal(format!("stored settlement {} unreadable: {e}", rec.setl_id)))
-}
+pub(crate) use crate::record::decode;
 
 /// Pause before retry `attempt` after a conflict: 0.1 ms, 0.2 ms, … capped at 6.4 ms, with jitter from
 /// the clock so that two replicas hitting the same member do not retry in lockstep.
@@ -102,7 +93,7 @@ impl<S: Store> Clearinghouse<S> {
 impl<S: Store> Clearinghouse<S> {
     /// The stored answer for an idempotency key: the settlement when the content matches,
     /// `IdempotencyMismatch` when it does not, `None` when the key is new.
-    pub(crate) async fn replay(&self, shard: u16, idem_key: &str, hash: &[u8; 32]) -> Result<Option<pb::Settlement>, ServiceError> {
+    pub(crate) async fn replay(&self, shard: u16, idem_key: &str, hash: &[u8; 32]) -> Result<Option<Settlement>, ServiceError> {
         match self.store.lookup_idempotency(shard, idem_key).await? {
             None => Ok(None),
             Some(idem) => self.stored_answer(idem, idem_key, hash).await.map(Some),
@@ -112,7 +103,7 @@ impl<S: Store> Clearinghouse<S> {
     /// Resolves a commit whose outcome is unknown (the store failed while it ran): re-reads the
     /// idempotency key until the store answers or `key.until` passes. `Ok(Some)`: it committed (the
     /// stored answer); `Ok(None)`: it did not, commit again.
-    async fn resolve_unknown(&self, shard: u16, key: &IdemCtx<'_>) -> Result<Option<pb::Settlement>, ServiceError> {
+    async fn resolve_unknown(&self, shard: u16, key: &IdemCtx<'_>) -> Result<Option<Settlement>, ServiceError> {
         let mut pause = Duration::from_millis(50);
         loop {
             // A store read retries by itself while the store is away; bound it by what is left, so the
@@ -134,12 +125,7 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     /// The stored settlement an idempotency record names, if the content matches.
-    pub(crate) async fn stored_answer(
-        &self,
-        idem: IdempotencyRecord,
-        idem_key: &str,
-        hash: &[u8; 32],
-    ) -> Result<pb::Settlement, ServiceError> {
+    pub(crate) async fn stored_answer(&self, idem: IdempotencyRecord, idem_key: &str, hash: &[u8; 32]) -> Result<Settlement, ServiceError> {
         if &idem.content_hash != hash {
             let msgid = idem_key.rsplit_once(':').map_or(idem_key, |(_, m)| m);
             return Err(ServiceError::IdempotencyMismatch(msgid.to_string()));
@@ -164,7 +150,7 @@ impl<S: Store> Clearinghouse<S> {
         today: chrono::NaiveDate,
         key: &IdemCtx<'_>,
         attempt: u32,
-    ) -> Result<Option<pb::Settlement>, ServiceError> {
+    ) -> Result<Option<Settlement>, ServiceError> {
         let Planned { commit: c, answer } = planned;
         let shard = c.shard;
         let reverses = c.reverses.clone();
@@ -235,7 +221,7 @@ impl<S: Store> Clearinghouse<S> {
 /// A commit to make and the answer to give once it is made.
 pub struct Planned {
     pub commit: Commit,
-    pub answer: pb::Settlement,
+    pub answer: Settlement,
 }
 
 /// What one request's commits share: its idempotency key and content, and how long it may wait for a

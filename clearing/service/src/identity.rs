@@ -6,7 +6,6 @@ use crate::store::{MemberIdentityIndex, PersonIdentity, Store};
 use chrono::{Datelike, NaiveDate};
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::Violations;
-use proto::v1 as pb;
 use ring::hmac;
 
 /// The national certificate type of the resident ID card (居民身份证); 1101's mdtrt_cert_type 02.
@@ -52,15 +51,26 @@ fn plain_text(s: &str) -> bool {
     !s.chars().any(char::is_control)
 }
 
+/// A member's identity facts as sent (`Member` fields 20–25): nothing checked yet.
+#[derive(Clone, Copy, Default)]
+pub struct IdentityDraft<'a> {
+    pub psn_cert_type: &'a str,
+    pub certno: &'a str,
+    pub psn_name: &'a str,
+    pub gend: &'a str,
+    pub brdy: &'a str,
+    pub naty: &'a str,
+}
+
 /// The identity facts of an upserted member, checked. Messages never repeat the value (personal data).
-pub fn validate(v: &mut Violations, m: &pb::Member) -> Option<PersonIdentity> {
-    let given = [&m.psn_cert_type, &m.certno, &m.psn_name, &m.gend, &m.brdy, &m.naty].iter().any(|s| !s.is_empty());
+pub fn validate(v: &mut Violations, m: &IdentityDraft<'_>) -> Option<PersonIdentity> {
+    let given = [m.psn_cert_type, m.certno, m.psn_name, m.gend, m.brdy, m.naty].iter().any(|s| !s.is_empty());
     if !given {
         return None;
     }
     let errors = v.0.len();
-    let certno = normalize_certno(&m.certno);
-    if !is_cert_type(&m.psn_cert_type) {
+    let certno = normalize_certno(m.certno);
+    if !is_cert_type(m.psn_cert_type) {
         v.add("psn_cert_type", "must be a two-digit national certificate type (01 居民身份证, …) when an identity is given");
     }
     if certno.is_empty() {
@@ -76,13 +86,13 @@ pub fn validate(v: &mut Violations, m: &pb::Member) -> Option<PersonIdentity> {
     } else if name.chars().count() > MAX_NAME || !plain_text(name) {
         v.add("psn_name", format!("at most {MAX_NAME} characters, no control characters"));
     }
-    if !matches!(m.gend.as_str(), "" | "1" | "2" | "9") {
+    if !matches!(m.gend, "" | "1" | "2" | "9") {
         v.add("gend", "must be 1 (male), 2 (female) or 9 (not stated)");
     }
     let brdy = if m.brdy.is_empty() {
         None
     } else {
-        let d = NaiveDate::parse_from_str(&m.brdy, "%Y-%m-%d").ok().filter(|d| d.year() >= 1900 && *d <= crate::calendar::today());
+        let d = NaiveDate::parse_from_str(m.brdy, "%Y-%m-%d").ok().filter(|d| d.year() >= 1900 && *d <= crate::calendar::today());
         if d.is_none() {
             v.add("brdy", "must be a date YYYY-MM-DD between 1900-01-01 and today");
         }
@@ -95,7 +105,7 @@ pub fn validate(v: &mut Violations, m: &pb::Member) -> Option<PersonIdentity> {
         if brdy.is_some_and(|b| Some(b) != resident_id_birth(&certno)) {
             v.add("brdy", "differs from the birth date in certno");
         }
-        if matches!(m.gend.as_str(), "1" | "2") && Some(m.gend.as_str()) != resident_id_gend(&certno) {
+        if matches!(m.gend, "1" | "2") && Some(m.gend) != resident_id_gend(&certno) {
             v.add("gend", "differs from the sex in certno");
         }
     }
@@ -104,12 +114,12 @@ pub fn validate(v: &mut Violations, m: &pb::Member) -> Option<PersonIdentity> {
     }
     let brdy = brdy.or_else(|| if m.psn_cert_type == RESIDENT_ID { resident_id_birth(&certno) } else { None });
     Some(PersonIdentity {
-        psn_cert_type: m.psn_cert_type.clone(),
+        psn_cert_type: m.psn_cert_type.to_string(),
         certno,
         psn_name: name.to_string(),
-        gend: m.gend.clone(),
+        gend: m.gend.to_string(),
         brdy,
-        naty: m.naty.clone(),
+        naty: m.naty.to_string(),
     })
 }
 
@@ -172,14 +182,8 @@ mod tests {
     #[test]
     fn an_identity_is_validated_without_repeating_its_values() {
         let id = make_id("36010219800101002");
-        let m = pb::Member {
-            psn_cert_type: "01".into(),
-            certno: id.to_lowercase(),
-            psn_name: " 张三 ".into(),
-            gend: "1".into(),
-            brdy: "1980-01-02".into(),
-            ..Default::default()
-        };
+        let lower = id.to_lowercase();
+        let m = IdentityDraft { psn_cert_type: "01", certno: &lower, psn_name: " 张三 ", gend: "1", brdy: "1980-01-02", naty: "" };
         let mut v = Violations::default();
         assert!(validate(&mut v, &m).is_none());
         let text = format!("{:?}", v.0);
@@ -187,7 +191,7 @@ mod tests {
         assert!(!text.contains(&id) && !text.contains("张三"), "{text}");
 
         let mut v = Violations::default();
-        let ok = validate(&mut v, &pb::Member { brdy: String::new(), gend: "2".into(), ..m }).unwrap();
+        let ok = validate(&mut v, &IdentityDraft { brdy: "", gend: "2", ..m }).unwrap();
         assert!(v.0.is_empty());
         assert_eq!((ok.certno.as_str(), ok.psn_name.as_str()), (id.as_str(), "张三"));
         assert_eq!(ok.brdy, NaiveDate::from_ymd_opt(1980, 1, 1), "taken from the ID number");

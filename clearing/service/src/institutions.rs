@@ -11,7 +11,6 @@ use crate::limits::{MAX_INSTITUTION_NAME_LEN, MAX_INSTITUTIONS};
 use crate::store::{InstitutionRecords, Store};
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::Violations;
-use proto::v1 as pb;
 use region_adapter::Admdvs;
 use region_adapter::codes::parse_fixmedins_code;
 use serde::{Deserialize, Serialize};
@@ -91,7 +90,11 @@ pub struct Listed {
 /// The list is authoritative: a claim's institution must be listed (or upserted) for its service
 /// location, a level it sends must be the listed one, and a pharmacy fill names its prescriber by code
 /// (whose listed level applies). `None` when the code is malformed (the claim's validation says so).
-pub async fn resolve<S: Store>(store: &S, list: &InstitutionList, claim: &pb::Claim) -> Result<Option<Listed>, ServiceError> {
+pub async fn resolve<S: Store>(
+    store: &S,
+    list: &InstitutionList,
+    claim: &crate::claim::ClaimDraft,
+) -> Result<Option<Listed>, ServiceError> {
     let code = &claim.fixmedins_code;
     // A malformed code, or one of another service location: the claim's validation names it.
     if service_location(code).is_none_or(|l| l.to_string() != claim.mdtrt_admdvs) {
@@ -105,7 +108,7 @@ pub async fn resolve<S: Store>(store: &S, list: &InstitutionList, claim: &pb::Cl
             ),
         )
     };
-    let Some(i) = find(store, list, code).await? else {
+    let Some(Found { institution: i, .. }) = find(store, list, code).await? else {
         return Err(unlisted("fixmedins_code", code));
     };
     if claim.med_type != "41" {
@@ -127,7 +130,7 @@ pub async fn resolve<S: Store>(store: &S, list: &InstitutionList, claim: &pb::Cl
     if parse_fixmedins_code(p).is_none() {
         return Err(ServiceError::field("prescribing_fixmedins_code", "must be H + 6-digit division + 5 digits, e.g. H42130200746"));
     }
-    let Some(presc) = find(store, list, p).await? else {
+    let Some(Found { institution: presc, .. }) = find(store, list, p).await? else {
         return Err(unlisted("prescribing_fixmedins_code", p));
     };
     if presc.fixmedins_type != MEDICAL_INSTITUTION {
@@ -198,47 +201,35 @@ impl InstitutionList {
     }
 }
 
-pub fn to_pb(i: &Institution, origin: &str) -> pb::Institution {
-    pb::Institution {
-        fixmedins_code: i.fixmedins_code.clone(),
-        fixmedins_name: i.fixmedins_name.clone(),
-        fixmedins_type: i.fixmedins_type.clone(),
-        hosp_lv: i.hosp_lv,
-        mdtrt_admdvs: service_location(&i.fixmedins_code).map(|a| a.to_string()).unwrap_or_default(),
-        origin: origin.into(),
-        outpatient_pooling: i.outpatient_pooling,
-    }
+/// An institution with where it comes from: `"upserted"` (the store) or `"list"` (the start list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub institution: Institution,
+    pub origin: &'static str,
 }
 
 /// The institution `code` with where it comes from: upserted (the store) first, then the list.
-pub async fn find<S: Store>(store: &S, list: &InstitutionList, code: &str) -> Result<Option<pb::Institution>, ServiceError> {
+pub async fn find<S: Store>(store: &S, list: &InstitutionList, code: &str) -> Result<Option<Found>, ServiceError> {
     let Some(mdtrt) = service_location(code) else {
         return Ok(None);
     };
     if let Some(json) = store.institution(&mdtrt.to_string(), code).await? {
         let i: Institution =
             serde_json::from_str(&json).map_err(|e| ServiceError::Internal(format!("stored institution {code} unreadable: {e}")))?;
-        return Ok(Some(to_pb(&i, "upserted")));
+        return Ok(Some(Found { institution: i, origin: "upserted" }));
     }
-    Ok(list.by_code.get(code).map(|i| to_pb(i, "list")))
+    Ok(list.by_code.get(code).map(|i| Found { institution: i.clone(), origin: "list" }))
 }
 
 /// Validates and stores an upserted institution.
-pub async fn upsert<S: Store>(store: &S, req: &pb::Institution) -> Result<pb::Institution, ServiceError> {
-    let i = Institution {
-        fixmedins_code: req.fixmedins_code.clone(),
-        fixmedins_name: req.fixmedins_name.clone(),
-        fixmedins_type: req.fixmedins_type.clone(),
-        hosp_lv: req.hosp_lv,
-        outpatient_pooling: req.outpatient_pooling,
-    };
+pub async fn upsert<S: Store>(store: &S, i: Institution) -> Result<Found, ServiceError> {
     let mut v = Violations::default();
     check(&mut v, "", &i);
     v.into_result(())?;
     let mdtrt = service_location(&i.fixmedins_code).expect("checked");
     let json = serde_json::to_string(&i).map_err(|e| ServiceError::Internal(e.to_string()))?;
     store.put_institution(&mdtrt.to_string(), &i.fixmedins_code, &json).await?;
-    Ok(to_pb(&i, "upserted"))
+    Ok(Found { institution: i, origin: "upserted" })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `visits` (the hospital's flow), `windows` (closing, netting, reconciliation, advances, statements),
 //! `supervision` (flag rules, indicators, reads), `registry` (account credits and closure), `routing`
 //! (in process or remote region adapters); below them `core` (the `Clearinghouse` and the one commit
-//! loop), `institutions`, `identity` (members by certificate: 1101), `calendar`, `wire` (protobuf → validated values) and `limits`; on top `grpc`
+//! loop), `institutions`, `identity` (members by certificate: 1101), `calendar`, `claim` (a claim as sent and its checks), `record` (the stored formats that are protobuf encodings) and `limits`; on top `grpc`
 //! and `server`. The store is `clearing_store` (re-exported as `store`); the shared edge (TLS,
 //! identities, authorization, telemetry) is `clearing_edge`; the operator and benchmark tools are
 //! `clearing_tools`.
@@ -12,6 +12,7 @@ pub use clearing_store as store;
 pub use clearing_store::ids;
 
 pub mod calendar;
+pub mod claim;
 pub mod config;
 pub mod core;
 pub mod grpc;
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod institutions;
 pub mod limits;
 pub mod metrics;
+pub mod record;
 pub mod registry;
 pub mod routing;
 pub mod server;
@@ -26,4 +28,3 @@ pub mod settlement;
 pub mod supervision;
 pub mod visits;
 pub mod windows;
-pub mod wire;

@@ -7,7 +7,8 @@
 //! `FUZZ_CASES=1000000 cargo test --release -p clearing-service --test fuzz -- --nocapture`.
 
 use chrono::{FixedOffset, TimeZone};
-use clearing_service::wire::validate_claim;
+use clearing_service::claim::validate_claim;
+use clearing_service::grpc::settlement::claim as draft;
 use proptest::prelude::*;
 use prost::Message;
 use proto::v1 as pb;
@@ -15,6 +16,7 @@ use region_adapter::policy::check_invariants;
 use region_adapter::{AccountSource, LineInput, MemberFacts, PsnType, RuleSet, YearState};
 use region_adapter_server::local::{PolicyCall, local_apply_policy, local_price};
 use region_adapter_server::wire::{parse_policy_request, parse_price_request};
+use sha2::Digest;
 use std::sync::LazyLock;
 
 static RULES: LazyLock<RuleSet> = LazyLock::new(|| region_adapter::bundled::rules().expect("bundled rules"));
@@ -30,7 +32,11 @@ fn config() -> ProptestConfig {
 /// Claim → validation → pricing → policy, as the service runs them; outcomes checked.
 fn settle_claim(c: &pb::Claim) {
     let now = FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
-    let Ok(vc) = validate_claim(c, &|a| RULES.region(a).is_some(), now) else { return };
+    let d = draft(c.clone());
+    // A claim's idempotency content is, as it has always been stored, the hash of the message as sent.
+    let sent: [u8; 32] = sha2::Sha256::digest(c.encode_to_vec()).into();
+    assert_eq!(clearing_service::record::claim_hash(&d), sent);
+    let Ok(vc) = validate_claim(&d, &|a| RULES.region(a).is_some(), now) else { return };
     let lines = vc.line_inputs();
     let Ok(priced) = local_price(&RULES, vc.mdtrt, vc.visit_date, &lines) else { return };
     assert_eq!(priced.priced.lines.len(), lines.len());

@@ -11,6 +11,7 @@
 //! (insured region, psn_no), and the settlement id carries it (see `ids`).
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod embedded;
 mod error;
 pub mod features;
@@ -48,8 +49,11 @@ pub struct RecordWrite {
     pub data: Option<String>,
 }
 
-/// The narrow interface every store implements.
-pub trait Store: Send + Sync + 'static {
+/// The narrow interface every store implements: typed operations per feature. The features' own
+/// metadata and records (window reports and acknowledgements, advances, institutions, the identity
+/// index, visits) are the typed traits of `features`, built on `backend::Primitives`, which only the
+/// store's own code names (`scripts/check_modules.py` checks that).
+pub trait Store: backend::Primitives + Send + Sync + 'static {
     fn load_member(&self, key: &MemberKey) -> impl Future<Output = Result<Option<MemberRecord>, StoreError>> + Send;
     fn upsert_member(&self, upsert: MemberUpsert) -> impl Future<Output = Result<MemberRecord, StoreError>> + Send;
     fn lookup_idempotency(&self, shard: u16, msgid: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
@@ -88,29 +92,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every journal entry of a window (all shards).
     fn window_journal(&self, clr_date: NaiveDate) -> impl Future<Output = Result<Vec<JournalEntry>, StoreError>> + Send;
 
-    /// Small shared metadata (reports, acknowledgements, advances). Writes `value` under `key` unless a
-    /// value is there; returns the value in force (the first one written).
-    fn put_once(&self, key: &str, value: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
-    fn get_meta(&self, key: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-    /// Sets `field` of the map `key`; with `only_new`, keeps an existing value. Returns the value in force.
-    fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> impl Future<Output = Result<String, StoreError>> + Send;
-    fn map_get(&self, key: &str) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
-    /// One field of the map `key`.
-    fn map_get_field(&self, key: &str, field: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-
     /// Adds one month's account credit to a member, at most once per member-month (atomic with the
     /// record of the month).
     fn credit_month(&self, key: &MemberKey, month: &str, fen: i64) -> impl Future<Output = Result<CreditOutcome, StoreError>> + Send;
     /// A page of the person numbers of `insured`'s members, in order, after `after` ("" = from the start).
     fn members_of(&self, insured: &str, after: &str, limit: usize) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-
-    /// Versioned records of `shard` (visits): several read at once.
-    fn get_records(&self, shard: u16, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Record>>, StoreError>> + Send;
-    /// Writes several records of `shard` at once, all or nothing, each only if its version is as
-    /// expected. `Ok(false)`: a version differed and nothing was written (reload and try again).
-    fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// The names of `shard`'s records that start with `prefix` (the expiry sweep).
-    fn record_keys(&self, shard: u16, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// A month's supervision indicators over every settlement committed so far, as `<entity>|<measure>`
     /// amounts that may repeat a field (add them up: `added`). Reads aggregates kept at commit, never

@@ -2,8 +2,11 @@
 //! error leaves through `ServiceError → Status` (error.rs). A feature whose rooms speak domain types
 //! has its wire here in a file of its own (`registry` for credit runs, `supervision`, `windows`).
 
+mod members;
 mod registry;
+pub mod settlement;
 mod supervision;
+pub mod visits;
 pub mod windows;
 
 use crate::core::{Clearinghouse, settlement_not_found};
@@ -11,7 +14,6 @@ use crate::identity;
 use crate::routing::remote::CallCtx;
 use crate::settlement::settle::Mode;
 use crate::store::{MemberIdentityIndex, MemberKey, MemberRecord, Store};
-use crate::wire;
 use clearing_edge::authz::{self, Action, Caller, Gate};
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self as fields, Violations};
@@ -99,13 +101,13 @@ impl<S: Store> Clearing for Api<S> {
     async fn settle_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
         let _slot = self.enter(&req, "SettleClaim", settle_action(req.get_ref()))?;
         let ctx = CallCtx::of(&req);
-        reply(self.core.settle(&ctx, req.get_ref(), Mode::Settle).await)
+        reply(self.core.settle(&ctx, &settlement::claim(req.into_inner()), Mode::Settle).await)
     }
     async fn preview_claim(&self, req: Request<pb::Claim>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "PreviewClaim", settle_action(req.get_ref()))?;
         let ctx = CallCtx::of(&req);
-        let q = req.get_ref();
-        let r = self.core.settle(&ctx, q, Mode::Preview).await;
+        let q = settlement::claim(req.into_inner());
+        let r = self.core.settle(&ctx, &q, Mode::Preview).await;
         reply(match r {
             Ok(s) => self.shown_to(&caller, &q.insuplc_admdvs, &q.psn_no, s).await,
             e => e,
@@ -120,7 +122,7 @@ impl<S: Store> Clearing for Api<S> {
             authz::require_or_hide(&caller, "ReverseClaim", Action::ReadSettlement { insured, mdtrt, inst }, hidden)?;
             authz::require(&caller, "ReverseClaim", Action::ReverseClaim { mdtrt, inst })
         };
-        reply(self.core.reverse(req.get_ref(), &authorize).await)
+        reply(self.core.reverse(&settlement::reversal(req.get_ref()), &authorize).await)
     }
     type SettleClaimStreamStream = ResultStream;
 
@@ -150,20 +152,16 @@ impl<S: Store> Clearing for Api<S> {
                     tokio::spawn(
                         async move {
                             let _permit = permit;
+                            let msgid = claim.msgid.clone();
                             let r = match authz::require(&caller, "SettleClaimStream", settle_action(&claim)) {
-                                Ok(()) => core.settle(&ctx, &claim, Mode::Settle).await,
+                                Ok(()) => core.settle(&ctx, &settlement::claim(claim), Mode::Settle).await,
                                 Err(e) => Err(e),
                             };
                             let answer = match r {
-                                Ok(s) => pb::SettleResult { msgid: claim.msgid, settlement: Some(s), code: 0, message: String::new() },
+                                Ok(s) => pb::SettleResult { msgid, settlement: Some(s), code: 0, message: String::new() },
                                 Err(e) => {
                                     let st = Status::from(e);
-                                    pb::SettleResult {
-                                        msgid: claim.msgid,
-                                        settlement: None,
-                                        code: st.code() as i32,
-                                        message: st.message().into(),
-                                    }
+                                    pb::SettleResult { msgid, settlement: None, code: st.code() as i32, message: st.message().into() }
                                 }
                             };
                             let _ = tx.send(Ok(answer)).await;
@@ -182,45 +180,46 @@ impl<S: Store> Clearing for Api<S> {
     async fn register_visit(&self, req: Request<pb::RegisterVisitRequest>) -> Reply<pb::Visit> {
         let _slot =
             self.enter(&req, "RegisterVisit", Action::Visit { mdtrt: &req.get_ref().mdtrt_admdvs, inst: &req.get_ref().fixmedins_code })?;
-        reply(self.core.register_visit(req.get_ref()).await)
+        reply(self.core.register_visit(&visits::registration(req.get_ref())).await.map(|v| visits::visit_pb(&v)))
     }
     async fn upload_fee_details(&self, req: Request<pb::UploadFeeDetailsRequest>) -> Reply<pb::UploadFeeDetailsResponse> {
         let (caller, _slot) = self.enter(&req, "UploadFeeDetails", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "UploadFeeDetails");
-        reply(self.core.upload_fee_details(&ctx, req.get_ref(), &authorize).await)
+        let q = req.get_ref();
+        reply(self.core.upload_fee_details(&ctx, &q.mdtrt_id, &visits::fee_details(q), &authorize).await.map(|u| visits::uploaded_pb(&u)))
     }
     async fn cancel_fee_details(&self, req: Request<pb::CancelFeeDetailsRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "CancelFeeDetails", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "CancelFeeDetails");
-        reply(self.core.cancel_fee_details(req.get_ref(), &authorize).await)
+        reply(self.core.cancel_fee_details(&visits::details_cancel(req.get_ref()), &authorize).await.map(|v| visits::visit_pb(&v)))
     }
     async fn cancel_visit(&self, req: Request<pb::CancelVisitRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "CancelVisit", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "CancelVisit");
-        reply(self.core.cancel_visit(req.get_ref(), &authorize).await)
+        reply(self.core.cancel_visit(&req.get_ref().mdtrt_id, &authorize).await.map(|v| visits::visit_pb(&v)))
     }
     async fn settle_visit(&self, req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "SettleVisit", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "SettleVisit");
-        reply(self.core.settle_visit(&ctx, req.get_ref(), Mode::Settle, &authorize).await)
+        reply(self.core.settle_visit(&ctx, &visits::visit_settle(req.get_ref()), Mode::Settle, &authorize).await)
     }
     async fn preview_visit(&self, req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "PreviewVisit", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "PreviewVisit");
-        reply(self.core.settle_visit(&ctx, req.get_ref(), Mode::Preview, &authorize).await)
+        reply(self.core.settle_visit(&ctx, &visits::visit_settle(req.get_ref()), Mode::Preview, &authorize).await)
     }
     async fn update_visit_info(&self, req: Request<pb::UpdateVisitInfoRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "UpdateVisitInfo", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "UpdateVisitInfo");
-        reply(self.core.update_visit_info(req.get_ref(), &authorize).await)
+        reply(self.core.update_visit_info(&visits::visit_info(req.get_ref()), &authorize).await.map(|v| visits::visit_pb(&v)))
     }
     async fn get_visit(&self, req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "GetVisit", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "GetVisit");
-        reply(self.core.get_visit(req.get_ref(), &authorize).await)
+        reply(self.core.get_visit(&req.get_ref().mdtrt_id, &authorize).await.map(|v| visits::visit_pb(&v)))
     }
 
     async fn find_settlement_by_msgid(&self, req: Request<pb::FindSettlementByMsgidRequest>) -> Reply<pb::Settlement> {
@@ -228,7 +227,7 @@ impl<S: Store> Clearing for Api<S> {
         // Only the sender looks up its own msgids.
         let (caller, _slot) =
             self.enter(&req, "FindSettlementByMsgid", Action::SettleClaim { mdtrt: &q.mdtrt_admdvs, inst: &q.fixmedins_code })?;
-        let r = self.core.find_settlement_by_msgid(q).await.and_then(|s| {
+        let r = self.core.find_settlement_by_msgid(&settlement::msgid_query(q)).await.and_then(|s| {
             let hidden = || ServiceError::NotFound { what: format!("settlement of msgid {}", q.msgid), field: "msgid".into() };
             let action = Action::ReadSettlement { insured: &s.insuplc_admdvs, mdtrt: &s.mdtrt_admdvs, inst: &s.fixmedins_code };
             authz::require_or_hide(&caller, "FindSettlementByMsgid", action, hidden)?;
@@ -272,7 +271,7 @@ impl<S: Store> Registry for Api<S> {
         let _slot = self.enter(&req, "UpsertMember", Action::WriteMember { insured: &req.get_ref().insuplc_admdvs })?;
         let routes = self.core.router.current();
         let r = async {
-            let upsert = wire::validate_member(req.get_ref(), &|a| routes.knows(a))?;
+            let upsert = members::validate_member(req.get_ref(), &|a| routes.knows(a))?;
             // The certificate index first: an entry whose member write then fails finds nothing, since
             // a reader checks the member's own identity (store::MemberIdentityIndex).
             if let Some(id) = &upsert.identity {
@@ -280,7 +279,7 @@ impl<S: Store> Registry for Api<S> {
                 self.core.store.index_member_identity(&hash, &upsert.key).await?;
             }
             let rec = self.core.store.upsert_member(upsert).await?;
-            Ok(wire::member_to_pb(&rec, 0))
+            Ok(members::member_to_pb(&rec, 0))
         };
         reply(r.await)
     }
@@ -297,7 +296,7 @@ impl<S: Store> Registry for Api<S> {
     async fn close_account(&self, req: Request<pb::CloseAccountRequest>) -> Reply<pb::Settlement> {
         let _slot = self.enter(&req, "CloseAccount", Action::CloseAccount { insured: &req.get_ref().insuplc_admdvs })?;
         let routing = self.core.router.current();
-        reply(self.core.close_account(req.get_ref(), &|a| routing.knows(a)).await)
+        reply(self.core.close_account(&settlement::closure(req.get_ref()), &|a| routing.knows(a)).await)
     }
 
     async fn get_member(&self, req: Request<pb::GetMemberRequest>) -> Reply<pb::Member> {
@@ -327,7 +326,7 @@ impl<S: Store> Registry for Api<S> {
                 authz::require_or_hide(&caller, "GetMember", Action::ReadFiledMember { filed: &[] }, not_found)?;
             }
             let rec = rec.ok_or_else(not_found)?;
-            Ok(wire::member_to_pb(&rec, q.year))
+            Ok(members::member_to_pb(&rec, q.year))
         };
         reply(r.await)
     }
@@ -399,7 +398,7 @@ impl<S: Store> Api<S> {
                     if matches!(id.role, authz::Role::Mdtrt | authz::Role::Platform | authz::Role::Institution))
                     && self.may_read_as_service_location(caller, Some(&rec)).await?);
             if readable {
-                members.push(wire::member_to_pb(&rec, q.year));
+                members.push(members::member_to_pb(&rec, q.year));
             } else {
                 hidden = true;
             }
@@ -428,7 +427,11 @@ impl<S: Store> Catalogue for Api<S> {
     async fn upsert_institution(&self, req: Request<pb::Institution>) -> Reply<pb::Institution> {
         let mdtrt = crate::institutions::service_location(&req.get_ref().fixmedins_code).map(|a| a.to_string()).unwrap_or_default();
         let _slot = self.enter(&req, "UpsertInstitution", Action::WriteInstitution { mdtrt: &mdtrt })?;
-        reply(crate::institutions::upsert(&self.core.store, req.get_ref()).await)
+        reply(
+            crate::institutions::upsert(&self.core.store, settlement::institution(req.get_ref()))
+                .await
+                .map(|f| settlement::institution_pb(&f)),
+        )
     }
     async fn get_institution(&self, req: Request<pb::GetInstitutionRequest>) -> Reply<pb::Institution> {
         let _slot = self.enter(&req, "GetInstitution", Action::ReadCatalogue)?;
@@ -436,6 +439,7 @@ impl<S: Store> Catalogue for Api<S> {
         let r = async {
             crate::institutions::find(&self.core.store, &self.core.institutions, code)
                 .await?
+                .map(|f| settlement::institution_pb(&f))
                 .ok_or_else(|| ServiceError::NotFound { what: format!("institution {code}"), field: "fixmedins_code".into() })
         };
         reply(r.await)

@@ -5,15 +5,14 @@
 //! the same commit: afterwards every claim, credit and change of the member is refused by the store.
 
 use crate::core::Planned;
-use crate::core::{Clearinghouse, IdemCtx, content_hash, id_clock};
+use crate::core::{Clearinghouse, IdemCtx, id_clock};
 use crate::ids::{idempotency_key, shard_of};
 use crate::limits::{MAX_COMMIT_ATTEMPTS, STORE_OUTAGE_PATIENCE};
+use crate::record::Settlement;
 use crate::store::*;
 use chrono::Utc;
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self, Violations};
-use prost::Message;
-use proto::v1 as pb;
 use region_adapter::money::fmt_yuan;
 use std::time::Instant;
 
@@ -52,6 +51,15 @@ impl ClosureReason {
 const SOURCE: &str = "Suizhou 003 art. 17 [003_a9d74b92acd07a75.txt]";
 
 /// The refusal for a member whose account is closed (claims, family pay, closing again).
+/// An account closure as sent (`Registry.CloseAccount`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Closure {
+    pub insuplc_admdvs: String,
+    pub psn_no: String,
+    pub reason: String,
+    pub msgid: String,
+}
+
 pub fn closed_error(c: &AccountClosure) -> ServiceError {
     ServiceError::FailedPrecondition(format!(
         "psn_no: the member's personal account was closed on {} ({}, {}); nothing is settled, credited or changed after closure",
@@ -61,7 +69,7 @@ pub fn closed_error(c: &AccountClosure) -> ServiceError {
 
 /// The closure's record and the member change that empties and closes the account.
 fn plan_closure(
-    req: &pb::CloseAccountRequest,
+    req: &Closure,
     reason: ClosureReason,
     member: &MemberRecord,
     setl_id: &str,
@@ -71,7 +79,7 @@ fn plan_closure(
 ) -> Planned {
     let now = Utc::now().with_timezone(&crate::calendar::shanghai());
     let balance = member.acct_balc_fen;
-    let answer = pb::Settlement {
+    let answer = Settlement {
         setl_id: setl_id.into(),
         msgid: req.msgid.clone(),
         psn_no: req.psn_no.clone(),
@@ -111,7 +119,7 @@ fn plan_closure(
         insuplc_admdvs: req.insuplc_admdvs.clone(),
         mdtrt_admdvs: req.insuplc_admdvs.clone(),
         fixmedins_code: String::new(),
-        message: answer.encode_to_vec(),
+        message: crate::record::encode(&answer),
         content_hash: hash,
         totals: PairDelta { count: 1, medfee_fen: balance, fund_fen: 0, acct_fen: balance },
         orig_setl_id: None,
@@ -133,9 +141,9 @@ impl<S: Store> Clearinghouse<S> {
     /// Closes a member's account (`Registry.CloseAccount`); `known` says which insured regions exist.
     pub async fn close_account(
         &self,
-        req: &pb::CloseAccountRequest,
+        req: &Closure,
         known: &(dyn Fn(region_adapter::Admdvs) -> bool + Sync),
-    ) -> Result<pb::Settlement, ServiceError> {
+    ) -> Result<Settlement, ServiceError> {
         let mut v = Violations::default();
         fields::check_region(&mut v, "insuplc_admdvs", &req.insuplc_admdvs, known);
         fields::check_psn_no(&mut v, "psn_no", &req.psn_no);
@@ -146,7 +154,7 @@ impl<S: Store> Clearinghouse<S> {
         }
         v.into_result(())?;
         let reason = reason.expect("checked");
-        let hash = content_hash(&req.encode_to_vec());
+        let hash = crate::record::closure_hash(&req.insuplc_admdvs, &req.psn_no, &req.reason, &req.msgid);
         let shard = shard_of(&req.insuplc_admdvs, &req.psn_no);
         let idem_key = idempotency_key(&req.insuplc_admdvs, "", &req.msgid);
         let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &req.msgid, until: Instant::now() + STORE_OUTAGE_PATIENCE };

@@ -3,12 +3,13 @@
 //! clock, no network: `settle.rs` reads, calls the engine and commits around these; unit tests call
 //! them directly.
 
+use crate::claim::ValidClaim;
 use crate::core::Planned;
+use crate::record::{Settlement, SettlementLine, SupervisionFlag};
+use crate::settlement::reversal::Reversal;
 use crate::store::*;
-use crate::wire::ValidClaim;
 use chrono::{Datelike, NaiveDate};
 use clearing_edge::error::ServiceError;
-use proto::v1 as pb;
 use region_adapter::money::{fmt_ratio, fmt_yuan};
 use region_adapter::{AccountSource, Admdvs, Filing, PsnType, YearState};
 use region_adapter_server::local::{OwnedFacts, PolicyOutcome, PricedClaim};
@@ -78,8 +79,8 @@ pub fn policy_member(
 
 /// Supervision's flags as the settlement carries them (its stored and answered form is the protobuf
 /// message).
-pub(crate) fn flags_pb(flags: &[crate::supervision::Flag]) -> Vec<pb::SupervisionFlag> {
-    flags.iter().map(|f| pb::SupervisionFlag { kind: f.kind.code().into(), detail: f.detail.clone() }).collect()
+pub(crate) fn flags_pb(flags: &[crate::supervision::Flag]) -> Vec<SupervisionFlag> {
+    flags.iter().map(|f| SupervisionFlag { kind: f.kind.code().into(), detail: f.detail.clone() }).collect()
 }
 
 /// Everything a settlement is planned from.
@@ -143,7 +144,7 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
         insuplc_admdvs: i.claim.insured.to_string(),
         mdtrt_admdvs: i.claim.mdtrt.to_string(),
         fixmedins_code: i.claim.fixmedins_code.clone(),
-        message: prost::Message::encode_to_vec(&answer),
+        message: crate::record::encode(&answer),
         content_hash: i.content_hash,
         totals: PairDelta { count: 1, medfee_fen: a.medfee_sumamt, fund_fen: a.fund_pay_sumamt, acct_fen: a.acct_pay },
         orig_setl_id: None,
@@ -154,17 +155,17 @@ pub fn plan_settlement(i: &SettlementInputs<'_>) -> Planned {
 }
 
 /// Whose account a stored settlement took its account pay from: the family payer's, or the patient's.
-pub fn paying_member(o: &pb::Settlement) -> MemberKey {
+pub fn paying_member(o: &Settlement) -> MemberKey {
     let psn = if o.acct_payer_psn_no.is_empty() { &o.psn_no } else { &o.acct_payer_psn_no };
     MemberKey::new(&o.insuplc_admdvs, psn)
 }
 
 /// Everything a reversal is planned from.
 pub struct ReversalInputs<'a> {
-    pub request: &'a pb::ReverseClaimRequest,
+    pub request: &'a Reversal,
     /// The original as stored, and its decoded answer.
     pub original: &'a SettlementRecord,
-    pub decoded: &'a pb::Settlement,
+    pub decoded: &'a Settlement,
     /// The member whose account paid (`paying_member`), as read.
     pub payer: &'a MemberRecord,
     pub shard: u16,
@@ -221,7 +222,7 @@ pub fn plan_reversal(i: &ReversalInputs<'_>) -> Result<Planned, ServiceError> {
         insuplc_admdvs: o.insuplc_admdvs.clone(),
         mdtrt_admdvs: o.mdtrt_admdvs.clone(),
         fixmedins_code: o.fixmedins_code.clone(),
-        message: prost::Message::encode_to_vec(&answer),
+        message: crate::record::encode(&answer),
         content_hash: i.content_hash,
         totals: PairDelta {
             count: -1,
@@ -245,12 +246,12 @@ pub fn settlement_pb(
     setl_id: &str,
     clr_date: &str,
     recorded: bool,
-) -> pb::Settlement {
+) -> Settlement {
     let s = &outcome.settled;
     let mut explanation = Vec::with_capacity(1 + outcome.explanation.len());
     explanation.push(priced.explanation.clone());
     explanation.extend(outcome.explanation.iter().cloned());
-    let mut answer = pb::Settlement {
+    let mut answer = Settlement {
         setl_id: setl_id.into(),
         msgid: vc.msgid.clone(),
         psn_no: vc.psn_no.clone(),
@@ -265,7 +266,7 @@ pub fn settlement_pb(
             .iter()
             .zip(&priced.priced.lines)
             .zip(&priced.items)
-            .map(|((l, p), item)| pb::SettlementLine {
+            .map(|((l, p), item)| SettlementLine {
                 hilist_code: l.code.clone(),
                 chrgitm_lv: p.class.map(|c| c.code().to_string()).unwrap_or_default(),
                 selfpay_prop: fmt_ratio(p.selfpay_prop_bp),
@@ -305,14 +306,14 @@ pub fn settlement_pb(
 /// The wire reversal of a stored settlement: every amount negated; `balc` is the paying account's
 /// balance after the account pay is restored.
 fn reversal_pb(
-    o: &pb::Settlement,
+    o: &Settlement,
     amounts: &region_adapter::Amounts,
-    req: &pb::ReverseClaimRequest,
+    req: &Reversal,
     setl_id: &str,
     clr_date: &str,
     balc_after_fen: i64,
     now: chrono::DateTime<chrono::FixedOffset>,
-) -> Result<pb::Settlement, ServiceError> {
+) -> Result<Settlement, ServiceError> {
     let negate = |field: &'static str, s: &str| {
         clearing_edge::fields::signed_fen(s)
             .map(|f| fmt_yuan(-f))
@@ -320,7 +321,7 @@ fn reversal_pb(
     };
     let mut lines = Vec::with_capacity(o.lines.len());
     for l in &o.lines {
-        lines.push(pb::SettlementLine {
+        lines.push(SettlementLine {
             det_item_fee_sumamt: negate("det_item_fee_sumamt", &l.det_item_fee_sumamt)?,
             fulamt_ownpay_amt: negate("fulamt_ownpay_amt", &l.fulamt_ownpay_amt)?,
             overlmt_selfpay: negate("overlmt_selfpay", &l.overlmt_selfpay)?,
@@ -345,7 +346,7 @@ fn reversal_pb(
         psn_cash_pay: -amounts.psn_cash_pay,
         balc: balc_after_fen,
     };
-    let mut answer = pb::Settlement {
+    let mut answer = Settlement {
         setl_id: setl_id.into(),
         msgid: req.msgid.clone(),
         setl_time: now.to_rfc3339(),
@@ -403,7 +404,7 @@ mod tests {
 
     /// A claim of one all-in-scope line of `yuan` yuan at a level-1 institution in Nanchang.
     fn claim(yuan: u32, payer: Option<&str>) -> ValidClaim {
-        let pb = pb::Claim {
+        let draft = crate::claim::ClaimDraft {
             msgid: "PLAN1".into(),
             psn_no: "P1".into(),
             insuplc_admdvs: "421300".into(),
@@ -414,7 +415,7 @@ mod tests {
             setl_time: "2024-06-01T10:00:00+08:00".into(),
             acct_used_flag: true,
             acct_payer_psn_no: payer.unwrap_or_default().into(),
-            lines: vec![pb::ClaimLine {
+            lines: vec![crate::claim::DraftLine {
                 hilist_code: "001201000010000".into(),
                 cnt: "1".into(),
                 pric: format!("{yuan}.00"),
@@ -423,7 +424,7 @@ mod tests {
             ..Default::default()
         };
         let now = chrono::FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(2024, 6, 2, 0, 0, 0).unwrap();
-        crate::wire::validate_claim(&pb, &|_| true, now).unwrap()
+        crate::claim::validate_claim(&draft, &|_| true, now).unwrap()
     }
 
     fn plan(vc: &ValidClaim, m: &MemberRecord, payer: Option<&MemberRecord>) -> Planned {
@@ -472,7 +473,7 @@ mod tests {
         let acc = c.accumulator.as_ref().unwrap();
         assert_eq!((acc.deductible_used_fen, acc.fund_paid_fen, acc.visits), (50_000, 40_000, 1));
         assert_eq!(p.commit.settlement.totals, PairDelta { count: 1, medfee_fen: 100_000, fund_fen: 40_000, acct_fen: 30_000 });
-        assert_eq!(prost::Message::encode_to_vec(&p.answer), p.commit.settlement.message, "the stored message is the answer");
+        assert_eq!(crate::record::encode(&p.answer), p.commit.settlement.message, "the stored message is the answer");
     }
 
     #[test]
@@ -493,7 +494,7 @@ mod tests {
         let p = plan(&claim(1_000, None), &m, None);
         let mut original = p.commit.settlement.clone();
         let after = MemberRecord { acct_balc_fen: 0, version: 8, ..m };
-        let req = pb::ReverseClaimRequest { setl_id: original.setl_id.clone(), msgid: "REV1".into(), reason: "refund".into() };
+        let req = Reversal { setl_id: original.setl_id.clone(), msgid: "REV1".into(), reason: "refund".into() };
         let now = chrono::FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(2024, 6, 3, 9, 0, 0).unwrap();
         let reverse = |original: &SettlementRecord| {
             plan_reversal(&ReversalInputs {

@@ -9,18 +9,35 @@ use crate::store::*;
 use chrono::Utc;
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self, Violations};
-use prost::Message;
-use proto::v1 as pb;
 use std::time::Instant;
+
+/// A reversal as sent (2208, `ReverseClaim`): the settlement to reverse, the reversal's own msgid and
+/// a reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reversal {
+    pub setl_id: String,
+    pub msgid: String,
+    pub reason: String,
+}
+
+/// A lookup of the settlement an institution made under a msgid (2601), with the member it was for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MsgidQuery {
+    pub mdtrt_admdvs: String,
+    pub fixmedins_code: String,
+    pub msgid: String,
+    pub insuplc_admdvs: String,
+    pub psn_no: String,
+}
 
 impl<S: Store> Clearinghouse<S> {
     /// Reverses a settlement (2208). `authorize` sees the original (its regions and institution) before
     /// anything else is read back or written.
     pub async fn reverse(
         &self,
-        req: &pb::ReverseClaimRequest,
-        authorize: &(dyn Fn(&pb::Settlement) -> Result<(), ServiceError> + Sync),
-    ) -> Result<pb::Settlement, ServiceError> {
+        req: &Reversal,
+        authorize: &(dyn Fn(&Settlement) -> Result<(), ServiceError> + Sync),
+    ) -> Result<Settlement, ServiceError> {
         let mut v = Violations::default();
         let shard = shard_of_setl_id(&req.setl_id);
         if shard.is_none() {
@@ -31,7 +48,7 @@ impl<S: Store> Clearinghouse<S> {
             v.add("reason", format!("at most {MAX_TEXT_LEN} characters"));
         }
         v.into_result(())?;
-        let hash = content_hash(&req.encode_to_vec());
+        let hash = crate::record::reversal_hash(&req.setl_id, &req.msgid, &req.reason);
         let until = Instant::now() + STORE_OUTAGE_PATIENCE;
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             // Read: the original (authorized before anything else is read or written), the msgid's
@@ -73,7 +90,7 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     /// The settlement `req`'s institution made under its msgid (2601), or NOT_FOUND naming `msgid`.
-    pub async fn find_settlement_by_msgid(&self, req: &pb::FindSettlementByMsgidRequest) -> Result<pb::Settlement, ServiceError> {
+    pub async fn find_settlement_by_msgid(&self, req: &MsgidQuery) -> Result<Settlement, ServiceError> {
         let mut v = Violations::default();
         fields::check_msgid(&mut v, "msgid", &req.msgid);
         fields::check_psn_no(&mut v, "psn_no", &req.psn_no);
@@ -98,7 +115,7 @@ impl<S: Store> Clearinghouse<S> {
         Ok(s)
     }
 
-    pub async fn get_settlement(&self, setl_id: &str) -> Result<pb::Settlement, ServiceError> {
+    pub async fn get_settlement(&self, setl_id: &str) -> Result<Settlement, ServiceError> {
         if shard_of_setl_id(setl_id).is_none() {
             return Err(ServiceError::field("setl_id", "malformed settlement id"));
         }

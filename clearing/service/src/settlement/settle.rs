@@ -3,6 +3,7 @@
 //! → price with the service location's catalogue → load the member → apply the insured region's policy
 //! → plan → commit atomically; a version conflict reloads and recomputes, a bounded number of times.
 
+use crate::claim::{self, ClaimDraft, ValidClaim};
 use crate::core::*;
 use crate::ids::{idempotency_key, shard_of};
 use crate::limits::MAX_COMMIT_ATTEMPTS;
@@ -11,11 +12,8 @@ use crate::routing::remote::CallCtx;
 use crate::routing::router::{PolicyCall, Routing};
 use crate::settlement::plan;
 use crate::store::*;
-use crate::wire;
 use chrono::{Datelike, Utc};
 use clearing_edge::error::ServiceError;
-use prost::Message;
-use proto::v1 as pb;
 use region_adapter::Benefit;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -32,11 +30,11 @@ impl<S: Store> Clearinghouse<S> {
     /// The claim with the institution list's levels (a level it sent must agree: `institutions::resolve`),
     /// and whether a pharmacy fill's pharmacy is designated for outpatient pooling. `None` when the code
     /// is malformed (the claim's validation says so).
-    pub(crate) async fn with_listed_levels(&self, claim: &pb::Claim) -> Result<Option<(pb::Claim, bool)>, ServiceError> {
+    pub(crate) async fn with_listed_levels(&self, claim: &ClaimDraft) -> Result<Option<(ClaimDraft, bool)>, ServiceError> {
         let Some(l) = crate::institutions::resolve(&self.store, &self.institutions, claim).await? else {
             return Ok(None);
         };
-        let listed = pb::Claim {
+        let listed = ClaimDraft {
             hosp_lv: if claim.med_type == "41" { claim.hosp_lv } else { l.hosp_lv },
             prescribing_hosp_lv: if claim.med_type == "41" { l.prescribing_hosp_lv } else { claim.prescribing_hosp_lv },
             ..claim.clone()
@@ -45,7 +43,7 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     /// Settles or previews a claim.
-    pub async fn settle(&self, ctx: &CallCtx, claim: &pb::Claim, mode: Mode) -> Result<pb::Settlement, ServiceError> {
+    pub async fn settle(&self, ctx: &CallCtx, claim: &ClaimDraft, mode: Mode) -> Result<Settlement, ServiceError> {
         let record = mode == Mode::Settle;
         let r = self.settle_inner(ctx, claim, record).await;
         let count = |outcome: &'static str| count_settlement(&claim.insuplc_admdvs, &claim.mdtrt_admdvs, outcome);
@@ -63,14 +61,14 @@ impl<S: Store> Clearinghouse<S> {
         r
     }
 
-    async fn settle_inner(&self, ctx: &CallCtx, claim: &pb::Claim, record: bool) -> Result<pb::Settlement, ServiceError> {
+    async fn settle_inner(&self, ctx: &CallCtx, claim: &ClaimDraft, record: bool) -> Result<Settlement, ServiceError> {
         let routing = self.router.current();
         let now = Utc::now().with_timezone(&crate::calendar::shanghai());
         // The idempotency hash is of the claim as sent, before a listed level fills `hosp_lv`.
-        let hash = content_hash(&claim.encode_to_vec());
+        let hash = crate::record::claim_hash(claim);
         let listed = self.with_listed_levels(claim).await?;
         let claim = listed.as_ref().map_or(claim, |(c, _)| c);
-        let mut vc = wire::validate_claim(claim, &|a| routing.knows(a), now)?;
+        let mut vc = claim::validate_claim(claim, &|a| routing.knows(a), now)?;
         vc.pharmacy_designated = listed.as_ref().is_some_and(|(_, d)| *d);
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.fixmedins_code, &claim.msgid);
@@ -120,11 +118,11 @@ impl<S: Store> Clearinghouse<S> {
         &self,
         ctx: &CallCtx,
         routing: &Routing,
-        vc: &wire::ValidClaim,
+        vc: &ValidClaim,
         mut first_member: Option<Arc<MemberRecord>>,
         shard: u16,
         idem: Option<(&str, &[u8; 32])>,
-    ) -> Result<pb::Settlement, ServiceError> {
+    ) -> Result<Settlement, ServiceError> {
         let lines = vc.line_inputs();
         let priced = self
             .router

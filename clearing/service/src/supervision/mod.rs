@@ -23,8 +23,8 @@ pub use reads::*;
 pub use rules::*;
 
 use crate::calendar::Month;
+use crate::claim::ValidClaim;
 use crate::store::{RecentVisit, SupervisionDelta};
-use crate::wire::ValidClaim;
 use chrono::NaiveDate;
 use region_adapter::model::{ItemCategory, Provenance, SupervisionTerms};
 use region_adapter::money::{RATIO_ONE_BP, fmt_yuan};

@@ -7,28 +7,26 @@ impl<S: Store> Clearinghouse<S> {
     pub async fn upload_fee_details(
         &self,
         ctx: &CallCtx,
-        req: &pb::UploadFeeDetailsRequest,
+        mdtrt_id: &str,
+        details: &[FeeDetail],
         authorize: Authorize<'_>,
-    ) -> Result<pb::UploadFeeDetailsResponse, ServiceError> {
-        if req.details.is_empty() {
+    ) -> Result<Uploaded, ServiceError> {
+        if details.is_empty() {
             return Err(ServiceError::field("details", "at least one detail"));
         }
-        if req.details.len() > MAX_LINES_PER_VISIT {
-            return Err(ServiceError::field(
-                "details",
-                format!("{} details; a visit has at most {MAX_LINES_PER_VISIT}", req.details.len()),
-            ));
+        if details.len() > MAX_LINES_PER_VISIT {
+            return Err(ServiceError::field("details", format!("{} details; a visit has at most {MAX_LINES_PER_VISIT}", details.len())));
         }
         // Priced once, outside the compare-and-set loop (the catalogue does not change under it).
-        let Loaded { visit: first, .. } = self.load_visit(&req.mdtrt_id, authorize).await?;
+        let Loaded { visit: first, .. } = self.load_visit(mdtrt_id, authorize).await?;
         require_open(&first, now_ms())?;
-        let priced = self.price_details(ctx, &first, &req.details).await?;
+        let priced = self.price_details(ctx, &first, details).await?;
         let (visit, ()) = self
-            .change_visit(&req.mdtrt_id, authorize, |visit| {
+            .change_visit(mdtrt_id, authorize, |visit| {
                 require_open(visit, now_ms())?;
                 let mut v = Violations::default();
                 let mut added = 0;
-                for (i, d) in req.details.iter().enumerate() {
+                for (i, d) in details.iter().enumerate() {
                     match visit.lines.iter().find(|l| l.feedetl_sn == d.feedetl_sn) {
                         Some(l) if l.same_as(d) => {}
                         Some(_) => v.add(format!("details[{i}].feedetl_sn"), format!("{} was uploaded with other content", d.feedetl_sn)),
@@ -47,19 +45,13 @@ impl<S: Store> Clearinghouse<S> {
                 Ok(())
             })
             .await?;
-        let results =
-            req.details.iter().filter_map(|d| visit.lines.iter().find(|l| l.feedetl_sn == d.feedetl_sn).map(Line::to_pb)).collect();
-        Ok(pb::UploadFeeDetailsResponse { mdtrt_id: visit.mdtrt_id.clone(), results, medfee_sumamt: fmt_yuan(visit.sum_fen()) })
+        let results = details.iter().filter_map(|d| visit.lines.iter().find(|l| l.feedetl_sn == d.feedetl_sn).cloned()).collect();
+        Ok(Uploaded { visit, results })
     }
 
     /// Validates details exactly like claim lines (field paths `details[i].…`) and prices them with the
     /// service location's catalogue on the visit date.
-    pub(crate) async fn price_details(
-        &self,
-        ctx: &CallCtx,
-        visit: &VisitRecord,
-        details: &[pb::FeeDetail],
-    ) -> Result<Vec<Line>, ServiceError> {
+    pub(crate) async fn price_details(&self, ctx: &CallCtx, visit: &VisitRecord, details: &[FeeDetail]) -> Result<Vec<Line>, ServiceError> {
         let mut v = Violations::default();
         let mut seen = std::collections::HashSet::new();
         for (i, d) in details.iter().enumerate() {
@@ -77,18 +69,18 @@ impl<S: Store> Clearinghouse<S> {
         }
         let lines = details
             .iter()
-            .map(|d| pb::ClaimLine {
+            .map(|d| DraftLine {
                 hilist_code: d.hilist_code.clone(),
                 cnt: d.cnt.clone(),
                 pric: d.pric.clone(),
                 det_item_fee_sumamt: d.det_item_fee_sumamt.clone(),
             })
             .collect();
-        let probe = pb::Claim { msgid: "visit-upload".into(), ..visit.claim_of(lines) };
+        let probe = ClaimDraft { msgid: "visit-upload".into(), ..visit.claim_of(lines) };
         let routing = self.router.current();
         let now: DateTime<FixedOffset> = Utc::now().with_timezone(&crate::calendar::shanghai());
         // The registration was checked; what can fail here are the lines (lines[i] → details[i]).
-        let vc = match wire::validate_claim(&probe, &|a| routing.knows(a), now) {
+        let vc = match claim::validate_claim(&probe, &|a| routing.knows(a), now) {
             Ok(vc) => Some(vc),
             Err(ServiceError::Invalid(more)) => {
                 for f in more {
@@ -129,7 +121,7 @@ impl<S: Store> Clearinghouse<S> {
 
     /// 2205: the batch's details (or the named ones of it) leave the visit. Cancelling what is not
     /// there is not an error (a resend).
-    pub async fn cancel_fee_details(&self, req: &pb::CancelFeeDetailsRequest, authorize: Authorize<'_>) -> Result<pb::Visit, ServiceError> {
+    pub async fn cancel_fee_details(&self, req: &DetailsCancel, authorize: Authorize<'_>) -> Result<VisitRecord, ServiceError> {
         if req.chrg_bchno.is_empty() && req.feedetl_sn.is_empty() {
             return Err(ServiceError::field("chrg_bchno", "name the batch (or feedetl_sn) to cancel"));
         }
@@ -144,13 +136,13 @@ impl<S: Store> Clearinghouse<S> {
                 Ok(())
             })
             .await?;
-        Ok(visit.to_pb())
+        Ok(visit)
     }
 
     /// 2202. A settled visit is not cancelled (reverse the settlement instead); cancelling twice is fine.
-    pub async fn cancel_visit(&self, req: &pb::CancelVisitRequest, authorize: Authorize<'_>) -> Result<pb::Visit, ServiceError> {
+    pub async fn cancel_visit(&self, mdtrt_id: &str, authorize: Authorize<'_>) -> Result<VisitRecord, ServiceError> {
         let (visit, ()) = self
-            .change_visit(&req.mdtrt_id, authorize, |visit| match visit.status {
+            .change_visit(mdtrt_id, authorize, |visit| match visit.status {
                 Status::Open => {
                     visit.status = Status::Cancelled;
                     Ok(())
@@ -166,10 +158,10 @@ impl<S: Store> Clearinghouse<S> {
                 ))),
             })
             .await?;
-        Ok(visit.to_pb())
+        Ok(visit)
     }
 
-    pub async fn get_visit(&self, req: &pb::GetVisitRequest, authorize: Authorize<'_>) -> Result<pb::Visit, ServiceError> {
-        Ok(self.load_visit(&req.mdtrt_id, authorize).await?.visit.to_pb())
+    pub async fn get_visit(&self, mdtrt_id: &str, authorize: Authorize<'_>) -> Result<VisitRecord, ServiceError> {
+        Ok(self.load_visit(mdtrt_id, authorize).await?.visit)
     }
 }

@@ -4,7 +4,7 @@
 use super::*;
 
 impl<S: Store> Clearinghouse<S> {
-    pub async fn update_visit_info(&self, req: &pb::UpdateVisitInfoRequest, authorize: Authorize<'_>) -> Result<pb::Visit, ServiceError> {
+    pub async fn update_visit_info(&self, req: &VisitInfo, authorize: Authorize<'_>) -> Result<VisitRecord, ServiceError> {
         let Loaded { visit, .. } = self.load_visit(&req.mdtrt_id, authorize).await?;
         let mut v = Violations::default();
         if !req.psn_no.is_empty() && req.psn_no != visit.psn_no {
@@ -14,7 +14,7 @@ impl<S: Store> Clearinghouse<S> {
             v.add("med_type", "required");
         }
         // The facts as a registration would carry them: the same checks, the same field names.
-        let probe = pb::RegisterVisitRequest {
+        let probe = Registration {
             msgid: "VISIT-INFO".into(),
             psn_no: visit.psn_no.clone(),
             insuplc_admdvs: visit.insuplc_admdvs.clone(),
@@ -44,6 +44,6 @@ impl<S: Store> Clearinghouse<S> {
                 Ok(())
             })
             .await?;
-        Ok(visit.to_pb())
+        Ok(visit)
     }
 }

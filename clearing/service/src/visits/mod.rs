@@ -21,6 +21,7 @@ mod register;
 mod settle;
 mod sweep;
 
+use crate::claim::{self, ClaimDraft, DraftLine, Registration};
 use crate::core::Clearinghouse;
 use crate::ids::idempotency_key;
 use crate::ids::{shard_of, shard_of_setl_id};
@@ -29,12 +30,12 @@ use crate::limits::{
 };
 use crate::routing::remote::CallCtx;
 use crate::store::{MemberKey, Record, RecordWrite, Store, VisitRecords};
-use crate::wire;
 use chrono::{DateTime, FixedOffset, Utc};
 use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{Violations, id_like, signed_fen};
-use proto::v1 as pb;
 use region_adapter::money::{fmt_ratio, fmt_yuan};
+
+pub use crate::record::Settlement;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -59,6 +60,58 @@ impl Status {
             Status::Cancelled => "cancelled",
         }
     }
+}
+
+/// A fee detail as sent (2204).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeeDetail {
+    pub feedetl_sn: String,
+    pub chrg_bchno: String,
+    pub hilist_code: String,
+    pub cnt: String,
+    pub pric: String,
+    pub det_item_fee_sumamt: String,
+    pub fee_ocur_time: String,
+}
+
+/// 2205: the details to cancel, a batch (`chrg_bchno`) or named ones of it (`feedetl_sn`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetailsCancel {
+    pub mdtrt_id: String,
+    pub chrg_bchno: String,
+    pub feedetl_sn: Vec<String>,
+}
+
+/// 2206/2207 by `mdtrt_id`: the settlement's own fields (the rest is the visit's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitSettle {
+    pub mdtrt_id: String,
+    pub msgid: String,
+    /// Must be the sum of the visit's details.
+    pub medfee_sumamt: String,
+    pub acct_used_flag: bool,
+    pub acct_payer_psn_no: String,
+    /// When given, every detail must be of this batch.
+    pub chrg_bchno: String,
+    /// When given, must be the visit's medical type.
+    pub med_type: String,
+}
+
+/// 2203: the visit's medical type and disease.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitInfo {
+    pub mdtrt_id: String,
+    pub psn_no: String,
+    pub med_type: String,
+    pub dise_code: String,
+}
+
+/// 2204's answer: the visit after the upload and each uploaded detail's line with its verdict, in
+/// the order sent.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub visit: VisitRecord,
+    pub results: Vec<Line>,
 }
 
 /// One uploaded detail with the catalogue's verdict.
@@ -88,35 +141,13 @@ pub struct Line {
 
 impl Line {
     /// Whether an upload of `d` is this very detail again.
-    fn same_as(&self, d: &pb::FeeDetail) -> bool {
+    fn same_as(&self, d: &FeeDetail) -> bool {
         self.chrg_bchno == d.chrg_bchno
             && self.hilist_code == d.hilist_code
             && self.cnt == d.cnt
             && self.pric == d.pric
             && self.det_item_fee_sumamt == d.det_item_fee_sumamt
             && self.fee_ocur_time == d.fee_ocur_time
-    }
-
-    fn to_pb(&self) -> pb::FeeDetailVerdict {
-        pb::FeeDetailVerdict {
-            feedetl_sn: self.feedetl_sn.clone(),
-            chrg_bchno: self.chrg_bchno.clone(),
-            hilist_code: self.hilist_code.clone(),
-            hilist_name: self.hilist_name.clone(),
-            chrgitm_lv: self.chrgitm_lv.clone(),
-            selfpay_prop: self.selfpay_prop.clone(),
-            pric_uplmt_amt: self.pric_uplmt_amt.clone(),
-            cnt: self.cnt.clone(),
-            pric: self.pric.clone(),
-            det_item_fee_sumamt: self.det_item_fee_sumamt.clone(),
-            fulamt_ownpay_amt: self.fulamt_ownpay_amt.clone(),
-            overlmt_selfpay: self.overlmt_selfpay.clone(),
-            preselfpay_amt: self.preselfpay_amt.clone(),
-            inscp_scp_amt: self.inscp_scp_amt.clone(),
-            med_chrgitm_type: self.med_chrgitm_type.clone(),
-            lmt_used_flag: self.lmt_used_flag.clone(),
-            fee_ocur_time: self.fee_ocur_time.clone(),
-        }
     }
 }
 
@@ -152,8 +183,21 @@ pub struct VisitRecord {
 }
 
 impl VisitRecord {
-    fn sum_fen(&self) -> i64 {
+    /// The sum of the visit's details (fen).
+    pub fn sum_fen(&self) -> i64 {
         self.lines.iter().filter_map(|l| signed_fen(&l.det_item_fee_sumamt)).sum()
+    }
+
+    /// The status as the wire names it.
+    pub fn status_name(&self) -> &'static str {
+        self.status.name()
+    }
+
+    /// When an unsettled visit expires, in Asia/Shanghai (RFC 3339).
+    pub fn expires_at(&self) -> String {
+        DateTime::from_timestamp_millis(self.expires_ms)
+            .map(|t| t.with_timezone(&crate::calendar::shanghai()).to_rfc3339())
+            .unwrap_or_default()
     }
 
     fn expired(&self, now_ms: i64) -> bool {
@@ -167,44 +211,20 @@ impl VisitRecord {
             && now_ms - self.settling_since_ms >= STALE_SETTLING.as_millis() as i64
     }
 
-    pub fn to_pb(&self) -> pb::Visit {
-        pb::Visit {
-            mdtrt_id: self.mdtrt_id.clone(),
-            psn_no: self.psn_no.clone(),
-            insuplc_admdvs: self.insuplc_admdvs.clone(),
-            mdtrt_admdvs: self.mdtrt_admdvs.clone(),
-            fixmedins_code: self.fixmedins_code.clone(),
-            hosp_lv: self.hosp_lv,
-            med_type: self.med_type.clone(),
-            dise_code: self.dise_code.clone(),
-            prescribing_hosp_lv: self.prescribing_hosp_lv,
-            begntime: self.begntime.clone(),
-            ipt_otp_no: self.ipt_otp_no.clone(),
-            status: self.status.name().into(),
-            setl_id: self.setl_id.clone(),
-            setl_msgid: self.setl_msgid.clone(),
-            details: self.lines.iter().map(Line::to_pb).collect(),
-            medfee_sumamt: fmt_yuan(self.sum_fen()),
-            expires_at: DateTime::from_timestamp_millis(self.expires_ms)
-                .map(|t| t.with_timezone(&crate::calendar::shanghai()).to_rfc3339())
-                .unwrap_or_default(),
-        }
-    }
-
     /// The claim this visit settles as: its registration, the settlement's own fields, its lines in
     /// upload order; the visit's start is the settlement time (its date prices and applies policy).
-    fn claim(&self, req: &pb::SettleVisitRequest) -> pb::Claim {
+    fn claim(&self, req: &VisitSettle) -> ClaimDraft {
         let lines = self
             .lines
             .iter()
-            .map(|l| pb::ClaimLine {
+            .map(|l| DraftLine {
                 hilist_code: l.hilist_code.clone(),
                 cnt: l.cnt.clone(),
                 pric: l.pric.clone(),
                 det_item_fee_sumamt: l.det_item_fee_sumamt.clone(),
             })
             .collect();
-        pb::Claim {
+        ClaimDraft {
             msgid: req.msgid.clone(),
             acct_used_flag: req.acct_used_flag,
             acct_payer_psn_no: req.acct_payer_psn_no.clone(),
@@ -214,8 +234,8 @@ impl VisitRecord {
 
     /// A claim of this visit's registration with `lines` (no msgid, no account): what uploads are
     /// validated and priced as, and the base of the settlement's claim.
-    fn claim_of(&self, lines: Vec<pb::ClaimLine>) -> pb::Claim {
-        pb::Claim {
+    fn claim_of(&self, lines: Vec<DraftLine>) -> ClaimDraft {
+        ClaimDraft {
             psn_no: self.psn_no.clone(),
             insuplc_admdvs: self.insuplc_admdvs.clone(),
             mdtrt_admdvs: self.mdtrt_admdvs.clone(),

@@ -34,8 +34,8 @@ impl<S: Store> Clearinghouse<S> {
 
     /// A registration's facts checked exactly like a claim of the same fields (the listed levels filled
     /// in), with `v`'s problems added: the claim it would settle, less its lines.
-    pub(crate) async fn checked_registration(&self, req: &pb::RegisterVisitRequest, v: Violations) -> Result<pb::Claim, ServiceError> {
-        let probe = pb::Claim {
+    pub(crate) async fn checked_registration(&self, req: &Registration, v: Violations) -> Result<ClaimDraft, ServiceError> {
+        let probe = ClaimDraft {
             msgid: req.msgid.clone(),
             psn_no: req.psn_no.clone(),
             insuplc_admdvs: req.insuplc_admdvs.clone(),
@@ -47,7 +47,7 @@ impl<S: Store> Clearinghouse<S> {
             prescribing_hosp_lv: req.prescribing_hosp_lv,
             prescribing_fixmedins_code: req.prescribing_fixmedins_code.clone(),
             setl_time: req.begntime.clone(),
-            lines: vec![pb::ClaimLine {
+            lines: vec![DraftLine {
                 hilist_code: PROBE_CODE.into(),
                 cnt: "1".into(),
                 pric: "0.01".into(),
@@ -59,7 +59,7 @@ impl<S: Store> Clearinghouse<S> {
         let probe_checked = listed.map_or(probe, |(c, _)| c);
         let routing = self.router.current();
         let now = Utc::now().with_timezone(&crate::calendar::shanghai());
-        let checked = wire::validate_claim(&probe_checked, &|a| routing.knows(a), now).map_err(|e| rename_setl_time(e, "begntime"));
+        let checked = claim::validate_claim(&probe_checked, &|a| routing.knows(a), now).map_err(|e| rename_setl_time(e, "begntime"));
         let mut violations = v.0;
         if let Err(ServiceError::Invalid(more)) = &checked {
             violations.extend(more.iter().cloned());
@@ -73,7 +73,7 @@ impl<S: Store> Clearinghouse<S> {
     }
 
     /// 2201. Validated exactly like a claim of the same fields; idempotent on (service location, msgid).
-    pub async fn register_visit(&self, req: &pb::RegisterVisitRequest) -> Result<pb::Visit, ServiceError> {
+    pub async fn register_visit(&self, req: &Registration) -> Result<VisitRecord, ServiceError> {
         let mut v = Violations::default();
         if !req.ipt_otp_no.is_empty() && !id_like(&req.ipt_otp_no, MAX_VISIT_ID_LEN, b"-_.") {
             v.add("ipt_otp_no", format!("1–{MAX_VISIT_ID_LEN} letters, digits, - _ ."));
@@ -87,7 +87,7 @@ impl<S: Store> Clearinghouse<S> {
         if !self.may_be_treated(&member, &req.mdtrt_admdvs, &req.begntime) {
             return Err(missing());
         }
-        let registration = hex::encode(Sha256::digest(prost::Message::encode_to_vec(req)));
+        let registration = crate::record::registration_hash(req);
         let mdtrt_id = mdtrt_id_of(&req.insuplc_admdvs, &req.psn_no, &req.mdtrt_admdvs, &req.fixmedins_code, &req.msgid);
         let shard = shard_of(&req.insuplc_admdvs, &req.psn_no);
         let list_key = member_visits_key(&req.insuplc_admdvs, &req.psn_no);
@@ -98,7 +98,7 @@ impl<S: Store> Clearinghouse<S> {
                 if visit.registration != registration {
                     return Err(ServiceError::IdempotencyMismatch(req.msgid.clone()));
                 }
-                return Ok(visit.to_pb());
+                return Ok(visit);
             }
             let now = now_ms();
             let (list_version, mut open): (u64, Vec<OpenVisit>) = match &recs[1] {
@@ -153,7 +153,7 @@ impl<S: Store> Clearinghouse<S> {
                 RecordWrite { key: list_key.clone(), expected: list_version, data: Some(serde_json::to_string(&open).map_err(corrupt)?) },
             ];
             if self.store.put_visit_records(shard, writes).await? {
-                return Ok(visit.to_pb());
+                return Ok(visit);
             }
         }
         Err(ServiceError::Aborted(MAX_COMMIT_ATTEMPTS))

@@ -8,10 +8,10 @@ impl<S: Store> Clearinghouse<S> {
     pub async fn settle_visit(
         &self,
         ctx: &CallCtx,
-        req: &pb::SettleVisitRequest,
+        req: &VisitSettle,
         mode: Mode,
         authorize: Authorize<'_>,
-    ) -> Result<pb::Settlement, ServiceError> {
+    ) -> Result<Settlement, ServiceError> {
         let record = mode == Mode::Settle;
         let Loaded { visit, .. } = self.load_visit(&req.mdtrt_id, authorize).await?;
         match visit.status {

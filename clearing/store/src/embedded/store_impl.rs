@@ -89,20 +89,6 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Job::Meta(MetaOp::PutOnce(key.into(), value.into()), tx), rx).await
-    }
-
-    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.read(META, key, |b| String::from_utf8(b.to_vec()).map_err(corrupt))
-    }
-
-    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Job::Meta(MetaOp::MapSet(key.into(), field.into(), value.into(), only_new), tx), rx).await
-    }
-
     async fn credit_month(&self, key: &MemberKey, month: &str, fen: i64) -> Result<CreditOutcome, StoreError> {
         let (tx, rx) = oneshot::channel();
         let r = self.submit(Job::Meta(MetaOp::Credit(key.clone(), month.into(), fen), tx), rx).await?;
@@ -126,40 +112,6 @@ impl Store for EmbeddedStore {
             if out.len() >= limit {
                 break;
             }
-        }
-        Ok(out)
-    }
-
-    async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let t = txn.open_table(META).map_err(unavailable)?;
-        keys.iter()
-            .map(|k| match t.get(record_row(shard, k).as_str()).map_err(unavailable)? {
-                None => Ok(None),
-                Some(v) => parse_record(v.value()).map(Some),
-            })
-            .collect()
-    }
-
-    async fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> Result<bool, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Job::Meta(MetaOp::PutRecords(shard, writes), tx), rx).await.map(|r| r == "1")
-    }
-
-    async fn record_keys(&self, shard: u16, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let t = txn.open_table(META).map_err(unavailable)?;
-        let from = record_row(shard, prefix);
-        let to = format!("rec|{shard:03}}}");
-        let head = record_row(shard, "").len();
-        let mut out = Vec::new();
-        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-            let (k, _) = row.map_err(unavailable)?;
-            let name = &k.value()[head..];
-            if !name.starts_with(prefix) {
-                break;
-            }
-            out.push(name.to_string());
         }
         Ok(out)
     }
@@ -207,6 +159,56 @@ impl Store for EmbeddedStore {
     async fn add_indicators(&self, _shard: u16, month: &str, fields: &[(String, i64)]) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.submit(Job::Meta(MetaOp::AddIndicators(month.to_string(), fields.to_vec()), tx), rx).await.map(|_| ())
+    }
+}
+
+impl crate::backend::Primitives for EmbeddedStore {
+    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::PutOnce(key.into(), value.into()), tx), rx).await
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(META, key, |b| String::from_utf8(b.to_vec()).map_err(corrupt))
+    }
+
+    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::MapSet(key.into(), field.into(), value.into(), only_new), tx), rx).await
+    }
+
+    async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        keys.iter()
+            .map(|k| match t.get(record_row(shard, k).as_str()).map_err(unavailable)? {
+                None => Ok(None),
+                Some(v) => parse_record(v.value()).map(Some),
+            })
+            .collect()
+    }
+
+    async fn put_records(&self, shard: u16, writes: Vec<RecordWrite>) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Meta(MetaOp::PutRecords(shard, writes), tx), rx).await.map(|r| r == "1")
+    }
+
+    async fn record_keys(&self, shard: u16, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(META).map_err(unavailable)?;
+        let from = record_row(shard, prefix);
+        let to = format!("rec|{shard:03}}}");
+        let head = record_row(shard, "").len();
+        let mut out = Vec::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (k, _) = row.map_err(unavailable)?;
+            let name = &k.value()[head..];
+            if !name.starts_with(prefix) {
+                break;
+            }
+            out.push(name.to_string());
+        }
+        Ok(out)
     }
 
     async fn map_get_field(&self, key: &str, field: &str) -> Result<Option<String>, StoreError> {

@@ -310,32 +310,6 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        self.durability.gate.check()?;
-        let k = meta_key(key);
-        let mut c = self.conn.clone();
-        let old: Option<String> = ::redis::cmd("SET").arg(&k).arg(value).arg("NX").arg("GET").query_async(&mut c).await.map_err(err)?;
-        Ok(old.unwrap_or_else(|| value.to_string()))
-    }
-
-    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let k = meta_key(key);
-        self.query(::redis::cmd("GET").arg(&k)).await
-    }
-
-    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
-        self.durability.gate.check()?;
-        let k = meta_key(key);
-        let mut c = self.conn.clone();
-        if only_new {
-            let _: i64 = ::redis::cmd("HSETNX").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
-        } else {
-            let _: i64 = ::redis::cmd("HSET").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
-        }
-        let v: Option<String> = ::redis::cmd("HGET").arg(&k).arg(field).query_async(&mut c).await.map_err(err)?;
-        v.ok_or_else(|| StoreError::Corrupt(format!("{key}.{field} vanished")))
-    }
-
     async fn credit_month(&self, key: &MemberKey, month: &str, fen: i64) -> Result<CreditOutcome, StoreError> {
         self.durability.gate.check()?;
         let mut c = self.conn.clone();
@@ -423,6 +397,34 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         let _: () = pipe.query_async(&mut c).await.map_err(err)?;
         Ok(())
+    }
+}
+
+impl crate::backend::Primitives for RedisStore {
+    async fn put_once(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.durability.gate.check()?;
+        let k = meta_key(key);
+        let mut c = self.conn.clone();
+        let old: Option<String> = ::redis::cmd("SET").arg(&k).arg(value).arg("NX").arg("GET").query_async(&mut c).await.map_err(err)?;
+        Ok(old.unwrap_or_else(|| value.to_string()))
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let k = meta_key(key);
+        self.query(::redis::cmd("GET").arg(&k)).await
+    }
+
+    async fn map_set(&self, key: &str, field: &str, value: &str, only_new: bool) -> Result<String, StoreError> {
+        self.durability.gate.check()?;
+        let k = meta_key(key);
+        let mut c = self.conn.clone();
+        if only_new {
+            let _: i64 = ::redis::cmd("HSETNX").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
+        } else {
+            let _: i64 = ::redis::cmd("HSET").arg(&k).arg(field).arg(value).query_async(&mut c).await.map_err(err)?;
+        }
+        let v: Option<String> = ::redis::cmd("HGET").arg(&k).arg(field).query_async(&mut c).await.map_err(err)?;
+        v.ok_or_else(|| StoreError::Corrupt(format!("{key}.{field} vanished")))
     }
 
     async fn get_records(&self, shard: u16, keys: &[String]) -> Result<Vec<Option<Record>>, StoreError> {
