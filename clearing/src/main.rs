@@ -283,7 +283,7 @@ async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_a
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            match sweeper.sweep_expired_visits().await {
+            match sweeper.visits().sweep_expired_visits().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(swept = n, "expired visits swept"),
                 Err(e) => tracing::warn!(error = %e, "visit sweep failed; will retry"),

@@ -67,7 +67,7 @@ impl<S: Store> Api<S> {
             .filter_map(|f| Admdvs::parse(&f.mdtrt_admdvs))
             .collect();
         // An open visit at the service location counts like a filing for it.
-        filed.extend(self.core.open_visit_regions(&rec.key.insuplc_admdvs, &rec.key.psn_no).await?);
+        filed.extend(self.core.visits().open_visit_regions(&rec.key.insuplc_admdvs, &rec.key.psn_no).await?);
         Ok(authz::permits(caller, &Action::ReadFiledMember { filed: &filed }))
     }
 
@@ -180,46 +180,52 @@ impl<S: Store> Clearing for Api<S> {
     async fn register_visit(&self, req: Request<pb::RegisterVisitRequest>) -> Reply<pb::Visit> {
         let _slot =
             self.enter(&req, "RegisterVisit", Action::Visit { mdtrt: &req.get_ref().mdtrt_admdvs, inst: &req.get_ref().fixmedins_code })?;
-        reply(self.core.register_visit(&visits::registration(req.get_ref())).await.map(|v| visits::visit_pb(&v)))
+        reply(self.core.visits().register_visit(&visits::registration(req.get_ref())).await.map(|v| visits::visit_pb(&v)))
     }
     async fn upload_fee_details(&self, req: Request<pb::UploadFeeDetailsRequest>) -> Reply<pb::UploadFeeDetailsResponse> {
         let (caller, _slot) = self.enter(&req, "UploadFeeDetails", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "UploadFeeDetails");
         let q = req.get_ref();
-        reply(self.core.upload_fee_details(&ctx, &q.mdtrt_id, &visits::fee_details(q), &authorize).await.map(|u| visits::uploaded_pb(&u)))
+        reply(
+            self.core
+                .visits()
+                .upload_fee_details(&ctx, &q.mdtrt_id, &visits::fee_details(q), &authorize)
+                .await
+                .map(|u| visits::uploaded_pb(&u)),
+        )
     }
     async fn cancel_fee_details(&self, req: Request<pb::CancelFeeDetailsRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "CancelFeeDetails", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "CancelFeeDetails");
-        reply(self.core.cancel_fee_details(&visits::details_cancel(req.get_ref()), &authorize).await.map(|v| visits::visit_pb(&v)))
+        reply(self.core.visits().cancel_fee_details(&visits::details_cancel(req.get_ref()), &authorize).await.map(|v| visits::visit_pb(&v)))
     }
     async fn cancel_visit(&self, req: Request<pb::CancelVisitRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "CancelVisit", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "CancelVisit");
-        reply(self.core.cancel_visit(&req.get_ref().mdtrt_id, &authorize).await.map(|v| visits::visit_pb(&v)))
+        reply(self.core.visits().cancel_visit(&req.get_ref().mdtrt_id, &authorize).await.map(|v| visits::visit_pb(&v)))
     }
     async fn settle_visit(&self, req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "SettleVisit", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "SettleVisit");
-        reply(self.core.settle_visit(&ctx, &visits::visit_settle(req.get_ref()), Mode::Settle, &authorize).await)
+        reply(self.core.visits().settle_visit(&ctx, &visits::visit_settle(req.get_ref()), Mode::Settle, &authorize).await)
     }
     async fn preview_visit(&self, req: Request<pb::SettleVisitRequest>) -> Reply<pb::Settlement> {
         let (caller, _slot) = self.enter(&req, "PreviewVisit", Action::ReadCatalogue)?;
         let ctx = CallCtx::of(&req);
         let authorize = visit_authorizer(&caller, "PreviewVisit");
-        reply(self.core.settle_visit(&ctx, &visits::visit_settle(req.get_ref()), Mode::Preview, &authorize).await)
+        reply(self.core.visits().settle_visit(&ctx, &visits::visit_settle(req.get_ref()), Mode::Preview, &authorize).await)
     }
     async fn update_visit_info(&self, req: Request<pb::UpdateVisitInfoRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "UpdateVisitInfo", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "UpdateVisitInfo");
-        reply(self.core.update_visit_info(&visits::visit_info(req.get_ref()), &authorize).await.map(|v| visits::visit_pb(&v)))
+        reply(self.core.visits().update_visit_info(&visits::visit_info(req.get_ref()), &authorize).await.map(|v| visits::visit_pb(&v)))
     }
     async fn get_visit(&self, req: Request<pb::GetVisitRequest>) -> Reply<pb::Visit> {
         let (caller, _slot) = self.enter(&req, "GetVisit", Action::ReadCatalogue)?;
         let authorize = visit_authorizer(&caller, "GetVisit");
-        reply(self.core.get_visit(&req.get_ref().mdtrt_id, &authorize).await.map(|v| visits::visit_pb(&v)))
+        reply(self.core.visits().get_visit(&req.get_ref().mdtrt_id, &authorize).await.map(|v| visits::visit_pb(&v)))
     }
 
     async fn find_settlement_by_msgid(&self, req: Request<pb::FindSettlementByMsgidRequest>) -> Reply<pb::Settlement> {

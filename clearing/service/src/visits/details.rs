@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl<S: Store> Clearinghouse<S> {
+impl<S: Store> Visits<'_, S> {
     /// 2204. All or nothing; each detail answered with the catalogue's verdict.
     pub async fn upload_fee_details(
         &self,
@@ -77,7 +77,7 @@ impl<S: Store> Clearinghouse<S> {
             })
             .collect();
         let probe = ClaimDraft { msgid: "visit-upload".into(), ..visit.claim_of(lines) };
-        let routing = self.router.current();
+        let routing = self.ch.router.current();
         let now: DateTime<FixedOffset> = Utc::now().with_timezone(&crate::calendar::shanghai());
         // The registration was checked; what can fail here are the lines (lines[i] → details[i]).
         let vc = match claim::validate_claim(&probe, &|a| routing.knows(a), now) {
@@ -92,7 +92,7 @@ impl<S: Store> Clearinghouse<S> {
         };
         v.into_result(())?;
         let vc = vc.expect("valid");
-        let priced = self.router.price(ctx, &routing, vc.mdtrt, vc.visit_date, &vc.line_inputs()).await?;
+        let priced = self.ch.router.price(ctx, &routing, vc.mdtrt, vc.visit_date, &vc.line_inputs()).await?;
         Ok(details
             .iter()
             .zip(&priced.priced.lines)

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: Store> Clearinghouse<S> {
+impl<S: Store> Visits<'_, S> {
     pub async fn update_visit_info(&self, req: &VisitInfo, authorize: Authorize<'_>) -> Result<VisitRecord, ServiceError> {
         let Loaded { visit, .. } = self.load_visit(&req.mdtrt_id, authorize).await?;
         let mut v = Violations::default();

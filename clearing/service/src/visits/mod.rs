@@ -39,6 +39,19 @@ pub use crate::record::Settlement;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The hospital's flow over one clearinghouse: its store (visits and open-visit lists), its router
+/// (pricing details), its institution list and its settlement path (a visit settles as a claim).
+pub struct Visits<'a, S: Store> {
+    ch: &'a Clearinghouse<S>,
+}
+
+impl<S: Store> Clearinghouse<S> {
+    /// The visit operations (2201–2207 by `mdtrt_id`, the sweep).
+    pub fn visits(&self) -> Visits<'_, S> {
+        Visits { ch: self }
+    }
+}
+
 /// Placeholder line that lets a registration be validated exactly like a claim (it is never priced).
 const PROBE_CODE: &str = "001201000010000";
 

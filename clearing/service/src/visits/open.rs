@@ -2,10 +2,11 @@
 
 use super::*;
 
-impl<S: Store> Clearinghouse<S> {
+impl<S: Store> Visits<'_, S> {
     pub(crate) async fn load_visit(&self, mdtrt_id: &str, authorize: Authorize<'_>) -> Result<Loaded, ServiceError> {
         let shard = shard_of_setl_id(mdtrt_id).ok_or_else(|| visit_not_found(mdtrt_id))?;
         let [rec]: [Option<Record>; 1] = self
+            .ch
             .store
             .visit_records(shard, &[visit_key(mdtrt_id)])
             .await?
@@ -37,7 +38,7 @@ impl<S: Store> Clearinghouse<S> {
             } else if !was_open && visit.status == Status::Open {
                 writes.push(self.with_open_visit(shard, &visit).await?);
             }
-            if self.store.put_visit_records(shard, writes).await? {
+            if self.ch.store.put_visit_records(shard, writes).await? {
                 return Ok((visit, out));
             }
         }
@@ -73,6 +74,7 @@ impl<S: Store> Clearinghouse<S> {
     ) -> Result<RecordWrite, ServiceError> {
         let key = member_visits_key(&visit.insuplc_admdvs, &visit.psn_no);
         let [rec]: [Option<Record>; 1] = self
+            .ch
             .store
             .visit_records(shard, std::slice::from_ref(&key))
             .await?
@@ -89,7 +91,7 @@ impl<S: Store> Clearinghouse<S> {
     /// The service locations where the member has an open (unexpired) visit.
     pub async fn open_visit_regions(&self, insured: &str, psn_no: &str) -> Result<Vec<region_adapter::Admdvs>, ServiceError> {
         let key = member_visits_key(insured, psn_no);
-        let recs = self.store.visit_records(shard_of(insured, psn_no), std::slice::from_ref(&key)).await?;
+        let recs = self.ch.store.visit_records(shard_of(insured, psn_no), std::slice::from_ref(&key)).await?;
         let Some(Some(rec)) = recs.into_iter().next() else { return Ok(Vec::new()) };
         let open: Vec<OpenVisit> = serde_json::from_str(&rec.data).map_err(corrupt)?;
         let now = now_ms();

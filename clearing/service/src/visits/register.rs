@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl<S: Store> Clearinghouse<S> {
+impl<S: Store> Visits<'_, S> {
     /// Whether `member` may be treated in `mdtrt` at `begntime`: always in its own region and where its
     /// region pays visits elsewhere without a filing; otherwise only with a filing in force then. A region
     /// whose rules run at a remote adapter is not judged here (its adapter's answer decides the pay).
@@ -18,7 +18,7 @@ impl<S: Store> Clearinghouse<S> {
         if insured == mdtrt {
             return true;
         }
-        let routing = self.router.current();
+        let routing = self.ch.router.current();
         let Some(policy) = routing.rules.region(insured).and_then(|p| p.policy_on(date)) else {
             return true;
         };
@@ -55,9 +55,9 @@ impl<S: Store> Clearinghouse<S> {
             }],
             ..Default::default()
         };
-        let listed = self.with_listed_levels(&probe).await?;
+        let listed = self.ch.with_listed_levels(&probe).await?;
         let probe_checked = listed.map_or(probe, |(c, _)| c);
-        let routing = self.router.current();
+        let routing = self.ch.router.current();
         let now = Utc::now().with_timezone(&crate::calendar::shanghai());
         let checked = claim::validate_claim(&probe_checked, &|a| routing.knows(a), now).map_err(|e| rename_setl_time(e, "begntime"));
         let mut violations = v.0;
@@ -83,7 +83,7 @@ impl<S: Store> Clearinghouse<S> {
         // region pays visits elsewhere only with a filing, one in force on the visit date. Otherwise the
         // same answer as for a member that does not exist: registration is no way to learn who exists.
         let missing = || ServiceError::NotFound { what: "member".into(), field: "psn_no".into() };
-        let member = self.store.load_member(&MemberKey::new(&req.insuplc_admdvs, &req.psn_no)).await?.ok_or_else(missing)?;
+        let member = self.ch.store.load_member(&MemberKey::new(&req.insuplc_admdvs, &req.psn_no)).await?.ok_or_else(missing)?;
         if !self.may_be_treated(&member, &req.mdtrt_admdvs, &req.begntime) {
             return Err(missing());
         }
@@ -92,7 +92,7 @@ impl<S: Store> Clearinghouse<S> {
         let shard = shard_of(&req.insuplc_admdvs, &req.psn_no);
         let list_key = member_visits_key(&req.insuplc_admdvs, &req.psn_no);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let recs = self.store.visit_records(shard, &[visit_key(&mdtrt_id), list_key.clone()]).await?;
+            let recs = self.ch.store.visit_records(shard, &[visit_key(&mdtrt_id), list_key.clone()]).await?;
             if let Some(existing) = &recs[0] {
                 let visit: VisitRecord = serde_json::from_str(&existing.data).map_err(corrupt)?;
                 if visit.registration != registration {
@@ -120,7 +120,7 @@ impl<S: Store> Clearinghouse<S> {
                     "the member has the most open visits allowed ({MAX_OPEN_VISITS_PER_MEMBER}): an open visit must be settled or cancelled first"
                 )));
             }
-            let expires_ms = now + self.visit_ttl().as_millis() as i64;
+            let expires_ms = now + self.ch.visit_ttl().as_millis() as i64;
             let visit = VisitRecord {
                 mdtrt_id: mdtrt_id.clone(),
                 registration: registration.clone(),
@@ -152,7 +152,7 @@ impl<S: Store> Clearinghouse<S> {
                 RecordWrite { key: visit_key(&mdtrt_id), expected: 0, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) },
                 RecordWrite { key: list_key.clone(), expected: list_version, data: Some(serde_json::to_string(&open).map_err(corrupt)?) },
             ];
-            if self.store.put_visit_records(shard, writes).await? {
+            if self.ch.store.put_visit_records(shard, writes).await? {
                 return Ok(visit);
             }
         }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::settlement::settle::Mode;
 
-impl<S: Store> Clearinghouse<S> {
+impl<S: Store> Visits<'_, S> {
     /// 2206/2207 by mdtrt_id: `settle` of the visit's claim.
     pub async fn settle_visit(
         &self,
@@ -59,7 +59,7 @@ impl<S: Store> Clearinghouse<S> {
         v.into_result(())?;
         let claim = visit.claim(req);
         if !record {
-            return self.settle(ctx, &claim, Mode::Preview).await;
+            return self.ch.settle(ctx, &claim, Mode::Preview).await;
         }
         // Freeze the details under this msgid, settle, then record the settlement on the visit. A crash
         // in between leaves it `settling`: a resend of the msgid finishes it (settle is idempotent).
@@ -86,7 +86,7 @@ impl<S: Store> Clearinghouse<S> {
             })
             .await?;
         }
-        match self.settle(ctx, &claim, Mode::Settle).await {
+        match self.ch.settle(ctx, &claim, Mode::Settle).await {
             Ok(s) => {
                 let setl_id = s.setl_id.clone();
                 self.change_visit(&req.mdtrt_id, authorize, |v| {

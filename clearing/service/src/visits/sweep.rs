@@ -2,18 +2,18 @@
 
 use super::*;
 
-impl<S: Store> Clearinghouse<S> {
+impl<S: Store> Visits<'_, S> {
     /// Deletes open and cancelled visits past their expiry (settled ones stay), with their entries in the
     /// members' open lists, and resolves visits stuck `settling` (`resolve_stuck_settling`). Returns how
     /// many were swept or resolved.
     pub async fn sweep_expired_visits(&self) -> Result<usize, ServiceError> {
         let mut swept = 0;
         for shard in 0..crate::ids::SHARDS {
-            let keys = self.store.visit_names(shard).await?;
+            let keys = self.ch.store.visit_names(shard).await?;
             if keys.is_empty() {
                 continue;
             }
-            let recs = self.store.visit_records(shard, &keys).await?;
+            let recs = self.ch.store.visit_records(shard, &keys).await?;
             for (key, rec) in keys.iter().zip(recs) {
                 let Some(rec) = rec else { continue };
                 let visit: VisitRecord = serde_json::from_str(&rec.data).map_err(corrupt)?;
@@ -23,7 +23,7 @@ impl<S: Store> Clearinghouse<S> {
                     let mut v = visit;
                     v.settling_since_ms = now_ms();
                     let data = Some(serde_json::to_string(&v).map_err(corrupt)?);
-                    self.store.put_visit_records(shard, vec![RecordWrite { key: key.clone(), expected: rec.version, data }]).await?;
+                    self.ch.store.put_visit_records(shard, vec![RecordWrite { key: key.clone(), expected: rec.version, data }]).await?;
                     continue;
                 }
                 if visit.stuck_settling(now_ms()) {
@@ -40,7 +40,7 @@ impl<S: Store> Clearinghouse<S> {
                     writes.push(self.without_open_visit(shard, &visit).await?);
                 }
                 // A conflict means someone touched it just now: the next sweep looks again.
-                if self.store.put_visit_records(shard, writes).await? {
+                if self.ch.store.put_visit_records(shard, writes).await? {
                     swept += 1;
                 }
             }
@@ -60,7 +60,7 @@ impl<S: Store> Clearinghouse<S> {
         mut visit: VisitRecord,
     ) -> Result<bool, ServiceError> {
         let idem = idempotency_key(&visit.mdtrt_admdvs, &visit.fixmedins_code, &visit.setl_msgid);
-        let committed = self.store.lookup_idempotency(shard_of(&visit.insuplc_admdvs, &visit.psn_no), &idem).await?;
+        let committed = self.ch.store.lookup_idempotency(shard_of(&visit.insuplc_admdvs, &visit.psn_no), &idem).await?;
         let (action, reopened) = match committed {
             Some(stored) => {
                 visit.status = Status::Settled;
@@ -74,7 +74,7 @@ impl<S: Store> Clearinghouse<S> {
             }
         };
         let this = RecordWrite { key: key.to_string(), expected: version, data: Some(serde_json::to_string(&visit).map_err(corrupt)?) };
-        let done = self.store.put_visit_records(shard, std::iter::once(this).chain(reopened).collect()).await?;
+        let done = self.ch.store.put_visit_records(shard, std::iter::once(this).chain(reopened).collect()).await?;
         if done {
             tracing::warn!(mdtrt_id = %visit.mdtrt_id, action, "a visit left settling was resolved");
         }
