@@ -1,7 +1,7 @@
-//! A claim as sent (`ClaimDraft`, what SettleClaim, PreviewClaim and a visit's settlement carry) and
-//! every check that needs no state (`validate_claim` → `ValidClaim`), each problem with its field
-//! path and nothing written. A registration (`Registration`, 2201) is checked as the claim it would
-//! settle. The wire's messages become these in `grpc/`; `record.rs` hashes them as their protobuf
+//! The requests of the money path as sent: a claim (`ClaimDraft`, what SettleClaim, PreviewClaim and a
+//! visit's settlement carry), a visit's `Registration` (2201, checked as the claim it would settle), a
+//! `Reversal` (2208) and a `Closure`; and every check of a claim that needs no state (`validate_claim` →
+//! `ValidClaim`), each problem with its field path and nothing written. The wire's messages become these in `grpc/`; `record.rs` hashes them as their protobuf
 //! encoding, the idempotency key's content.
 
 use crate::limits::*;
@@ -43,6 +43,24 @@ pub struct ClaimDraft {
     pub acct_payer_psn_no: String,
     pub lines: Vec<DraftLine>,
     pub prescribing_fixmedins_code: String,
+}
+
+/// A reversal as sent (2208, `ReverseClaim`): the settlement to reverse, the reversal's own msgid and
+/// a reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reversal {
+    pub setl_id: String,
+    pub msgid: String,
+    pub reason: String,
+}
+
+/// An account closure as sent (`Registry.CloseAccount`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Closure {
+    pub insuplc_admdvs: String,
+    pub psn_no: String,
+    pub reason: String,
+    pub msgid: String,
 }
 
 /// A visit's registration as sent (2201): the claim it would settle, less its lines and account.

@@ -2,7 +2,8 @@
 //! (written once, or as maps) and versioned records of a shard. The features never call these: they
 //! use the typed traits of `features` (`WindowMeta`, `InstitutionRecords`, `MemberIdentityIndex`,
 //! `VisitRecords`), which are the one place that spells the keys. Outside this crate only the
-//! conformance tests name this module (`scripts/check_modules.py` fails on any other use).
+//! conformance tests call these (`scripts/check_modules.py` fails on any other call or on naming
+//! `backend`/`Primitives`; `Store: Primitives`, so the compiler alone cannot keep them out).
 
 use crate::{Record, RecordWrite, StoreError};
 use std::collections::BTreeMap;

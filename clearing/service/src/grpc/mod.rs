@@ -1,6 +1,8 @@
 //! The gRPC services of `clearinghouse.v1`: thin adapters from messages to the clearing core. Every
-//! error leaves through `ServiceError → Status` (error.rs). A feature whose rooms speak domain types
-//! has its wire here in a file of its own (`registry` for credit runs, `supervision`, `windows`).
+//! error leaves through `ServiceError → Status` (error.rs). Each feature has its wire here in a file of
+//! its own: `settlement` (claims, reversals, msgid lookups, closures, institutions), `visits`,
+//! `members`, `registry` (credit runs), `supervision`, `windows`. Below `grpc/`, only `record.rs` (the
+//! stored formats) and `routing/` (the adapter hop) name protobuf types.
 
 mod members;
 mod registry;

@@ -110,37 +110,3 @@ pub fn uploaded_pb(u: &Uploaded) -> pb::UploadFeeDetailsResponse {
         medfee_sumamt: fmt_yuan(u.visit.sum_fen()),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message;
-    use sha2::{Digest, Sha256};
-
-    /// A visit's stored registration hash is, as it has always been, of the request as sent.
-    #[test]
-    fn a_registration_hashes_as_its_message() {
-        let r = pb::RegisterVisitRequest {
-            msgid: "M1".into(),
-            psn_no: "P1".into(),
-            insuplc_admdvs: "360100".into(),
-            mdtrt_admdvs: "421300".into(),
-            fixmedins_code: "H42130200746".into(),
-            hosp_lv: 2,
-            med_type: "14".into(),
-            dise_code: "M03900".into(),
-            prescribing_hosp_lv: 0,
-            begntime: "2024-06-01T10:00:00+08:00".into(),
-            ipt_otp_no: "OP-1".into(),
-            prescribing_fixmedins_code: "H42130200001".into(),
-        };
-        assert_eq!(crate::record::registration_hash(&registration(&r)), hex::encode(Sha256::digest(r.encode_to_vec())));
-        let rev = pb::ReverseClaimRequest { setl_id: "S1".into(), msgid: "M2".into(), reason: "refund".into() };
-        let want: [u8; 32] = Sha256::digest(rev.encode_to_vec()).into();
-        assert_eq!(crate::record::reversal_hash(&rev.setl_id, &rev.msgid, &rev.reason), want);
-        let c =
-            pb::CloseAccountRequest { insuplc_admdvs: "360100".into(), psn_no: "P1".into(), reason: "death".into(), msgid: "M3".into() };
-        let want: [u8; 32] = Sha256::digest(c.encode_to_vec()).into();
-        assert_eq!(crate::record::closure_hash(&c.insuplc_admdvs, &c.psn_no, &c.reason, &c.msgid), want);
-    }
-}

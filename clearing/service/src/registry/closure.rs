@@ -50,16 +50,9 @@ impl ClosureReason {
 /// The source every closure cites.
 const SOURCE: &str = "Suizhou 003 art. 17 [003_a9d74b92acd07a75.txt]";
 
-/// The refusal for a member whose account is closed (claims, family pay, closing again).
-/// An account closure as sent (`Registry.CloseAccount`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Closure {
-    pub insuplc_admdvs: String,
-    pub psn_no: String,
-    pub reason: String,
-    pub msgid: String,
-}
+pub use crate::claim::Closure;
 
+/// The refusal for a member whose account is closed (claims, family pay, closing again).
 pub fn closed_error(c: &AccountClosure) -> ServiceError {
     ServiceError::FailedPrecondition(format!(
         "psn_no: the member's personal account was closed on {} ({}, {}); nothing is settled, credited or changed after closure",
@@ -154,7 +147,7 @@ impl<S: Store> Clearinghouse<S> {
         }
         v.into_result(())?;
         let reason = reason.expect("checked");
-        let hash = crate::record::closure_hash(&req.insuplc_admdvs, &req.psn_no, &req.reason, &req.msgid);
+        let hash = crate::record::closure_hash(req);
         let shard = shard_of(&req.insuplc_admdvs, &req.psn_no);
         let idem_key = idempotency_key(&req.insuplc_admdvs, "", &req.msgid);
         let key = IdemCtx { idem_key: &idem_key, hash: &hash, msgid: &req.msgid, until: Instant::now() + STORE_OUTAGE_PATIENCE };

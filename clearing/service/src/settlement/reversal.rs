@@ -11,14 +11,7 @@ use clearing_edge::error::ServiceError;
 use clearing_edge::fields::{self, Violations};
 use std::time::Instant;
 
-/// A reversal as sent (2208, `ReverseClaim`): the settlement to reverse, the reversal's own msgid and
-/// a reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reversal {
-    pub setl_id: String,
-    pub msgid: String,
-    pub reason: String,
-}
+pub use crate::claim::Reversal;
 
 /// A lookup of the settlement an institution made under a msgid (2601), with the member it was for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +41,7 @@ impl<S: Store> Clearinghouse<S> {
             v.add("reason", format!("at most {MAX_TEXT_LEN} characters"));
         }
         v.into_result(())?;
-        let hash = crate::record::reversal_hash(&req.setl_id, &req.msgid, &req.reason);
+        let hash = crate::record::reversal_hash(req);
         let until = Instant::now() + STORE_OUTAGE_PATIENCE;
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             // Read: the original (authorized before anything else is read or written), the msgid's

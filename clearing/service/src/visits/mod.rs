@@ -7,7 +7,7 @@
 //!
 //! State: one versioned record per visit (`visit:<mdtrt_id>`) and one per member listing its open visits
 //! (`visits-of:<insured>:<psn_no>`, for the open-visits limit), both in the member's shard (the
-//! `mdtrt_id` starts with it), written together with compare-and-set (`Store::put_records`): two
+//! `mdtrt_id` starts with it), written together with compare-and-set (`VisitRecords::put_visit_records`): two
 //! replicas working on one visit never lose a detail; a conflict reloads and applies again.
 //!
 //! A visit is `open` → `settling` (a settlement under one msgid is being made: details frozen; a resend
