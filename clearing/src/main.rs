@@ -272,7 +272,7 @@ async fn run<S: Store>(args: &ServeArgs, cfg: &Config, store: S, rules: region_a
     for r in &cfg.routes {
         tracing::info!(admdvs = %r.admdvs, target = %r.target, "route");
     }
-    let institutions = clearing_service::institutions::InstitutionList::load(cfg.institutions.as_deref())?;
+    let institutions = clearing_service::registry::institutions::InstitutionList::load(cfg.institutions.as_deref())?;
     tracing::info!(institutions = institutions.len(), source = %cfg.institutions.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "institution list loaded");
     let core = Clearinghouse::with_institutions(store, router, institutions);
     core.set_visit_ttl(cfg.visit_ttl);

@@ -3,9 +3,9 @@
 //! goes through (`commit_attempt`: a settlement, a reversal, an account closure), with its idempotency.
 
 use crate::ids::SetlIds;
-use crate::institutions::InstitutionList;
 use crate::metrics::{self, M};
 pub use crate::record::Settlement;
+use crate::registry::institutions::InstitutionList;
 use crate::routing::router::Router;
 use crate::store::*;
 use chrono::Utc;
@@ -27,7 +27,7 @@ pub struct Clearinghouse<S: Store> {
     /// Supervision's flags and indicators are kept (`--supervision`, on by default).
     supervise: std::sync::atomic::AtomicBool,
     /// Members by certificate (1101): the keyed-hash index's key.
-    pub(crate) identity: crate::identity::IdentityIndex,
+    pub(crate) identity: crate::registry::identity::IdentityIndex,
 }
 
 pub(crate) use crate::record::decode;
@@ -70,6 +70,11 @@ impl<S: Store> Clearinghouse<S> {
             supervise,
             identity: Default::default(),
         })
+    }
+
+    /// The monthly account credit runs (`registry::credits`), over this clearinghouse's store and rules.
+    pub fn credits(&self) -> crate::registry::credits::Credits<'_, S> {
+        crate::registry::credits::Credits { store: &self.store, router: &self.router }
     }
 
     /// Turns supervision's flags and indicators on or off (`--supervision`).

@@ -1,9 +1,10 @@
 //! The clearing service, one room per feature (ARCHITECTURE.md): `settlement` (plan, settle, reversal),
 //! `visits` (the hospital's flow), `windows` (closing, netting, reconciliation, advances, statements),
-//! `supervision` (flag rules, indicators, reads), `registry` (account credits and closure), `routing`
-//! (in process or remote region adapters); below them `core` (the `Clearinghouse` and the one commit
-//! loop), `institutions`, `identity` (members by certificate: 1101), `calendar`, `claim` (a claim as sent and its checks), `record` (the stored formats that are protobuf encodings) and `limits`; on top `grpc`
-//! and `server`. The store is `clearing_store` (re-exported as `store`); the shared edge (TLS,
+//! `supervision` (flag rules, indicators, reads); below them `core` (the `Clearinghouse` and the one
+//! commit loop), then `registry` (institutions, members by certificate: 1101, account credits),
+//! `routing` (in process or remote region adapters), `calendar`, `claim` (a claim as sent and its
+//! checks), `record` (the stored formats that are protobuf encodings) and `limits`; on top `grpc` and
+//! `server`. The store is `clearing_store` (re-exported as `store`); the shared edge (TLS,
 //! identities, authorization, telemetry) is `clearing_edge`; the operator and benchmark tools are
 //! `clearing_tools`.
 #![forbid(unsafe_code)]
@@ -16,8 +17,6 @@ pub mod claim;
 pub mod config;
 pub mod core;
 pub mod grpc;
-pub mod identity;
-pub mod institutions;
 pub mod limits;
 pub mod metrics;
 pub mod record;

@@ -106,7 +106,7 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
             arrears.push(PeriodRecord { begndate: b, enddate: end });
         }
     }
-    let draft = crate::identity::IdentityDraft {
+    let draft = crate::registry::identity::IdentityDraft {
         psn_cert_type: &m.psn_cert_type,
         certno: &m.certno,
         psn_name: &m.psn_name,
@@ -114,7 +114,7 @@ pub fn validate_member(m: &pb::Member, known: &dyn Fn(Admdvs) -> bool) -> Result
         brdy: &m.brdy,
         naty: &m.naty,
     };
-    let identity = crate::identity::validate(&mut v, &draft);
+    let identity = crate::registry::identity::validate(&mut v, &draft);
     v.into_result(MemberUpsert {
         identity,
         arrears,

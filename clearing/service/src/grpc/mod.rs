@@ -12,7 +12,7 @@ pub mod visits;
 pub mod windows;
 
 use crate::core::{Clearinghouse, settlement_not_found};
-use crate::identity;
+use crate::registry::identity;
 use crate::routing::remote::CallCtx;
 use crate::settlement::settle::Mode;
 use crate::store::{MemberIdentityIndex, MemberKey, MemberRecord, Store};
@@ -296,7 +296,7 @@ impl<S: Store> Registry for Api<S> {
         let _slot = self.enter(&req, "CreditAccounts", Action::CreditAccounts { insured: &req.get_ref().insuplc_admdvs })?;
         let r = async {
             let run = registry::credit_run(req.get_ref(), &self.core.router.snapshot())?;
-            Ok(registry::credit_page_pb(self.core.credit_accounts(&run).await?))
+            Ok(registry::credit_page_pb(self.core.credits().credit_accounts(&run).await?))
         };
         reply(r.await)
     }
@@ -433,10 +433,11 @@ impl<S: Store> Catalogue for Api<S> {
         reply(self.core.router.list_catalogue_items(&ctx, req.get_ref()).await)
     }
     async fn upsert_institution(&self, req: Request<pb::Institution>) -> Reply<pb::Institution> {
-        let mdtrt = crate::institutions::service_location(&req.get_ref().fixmedins_code).map(|a| a.to_string()).unwrap_or_default();
+        let mdtrt =
+            crate::registry::institutions::service_location(&req.get_ref().fixmedins_code).map(|a| a.to_string()).unwrap_or_default();
         let _slot = self.enter(&req, "UpsertInstitution", Action::WriteInstitution { mdtrt: &mdtrt })?;
         reply(
-            crate::institutions::upsert(&self.core.store, settlement::institution(req.get_ref()))
+            crate::registry::institutions::upsert(&self.core.store, settlement::institution(req.get_ref()))
                 .await
                 .map(|f| settlement::institution_pb(&f)),
         )
@@ -445,7 +446,7 @@ impl<S: Store> Catalogue for Api<S> {
         let _slot = self.enter(&req, "GetInstitution", Action::ReadCatalogue)?;
         let code = &req.get_ref().fixmedins_code;
         let r = async {
-            crate::institutions::find(&self.core.store, &self.core.institutions, code)
+            crate::registry::institutions::find(&self.core.store, &self.core.institutions, code)
                 .await?
                 .map(|f| settlement::institution_pb(&f))
                 .ok_or_else(|| ServiceError::NotFound { what: format!("institution {code}"), field: "fixmedins_code".into() })

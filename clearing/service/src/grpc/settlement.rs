@@ -3,8 +3,8 @@
 //! stored record itself (`record.rs`) and leaves as it is.
 
 use crate::claim::{ClaimDraft, DraftLine};
-use crate::institutions::{Found, Institution};
-use crate::registry::closure::Closure;
+use crate::registry::institutions::{Found, Institution};
+use crate::settlement::closure::Closure;
 use crate::settlement::reversal::{MsgidQuery, Reversal};
 use proto::v1 as pb;
 
@@ -67,7 +67,7 @@ pub fn institution_pb(f: &Found) -> pb::Institution {
         fixmedins_name: i.fixmedins_name.clone(),
         fixmedins_type: i.fixmedins_type.clone(),
         hosp_lv: i.hosp_lv,
-        mdtrt_admdvs: crate::institutions::service_location(&i.fixmedins_code).map(|a| a.to_string()).unwrap_or_default(),
+        mdtrt_admdvs: crate::registry::institutions::service_location(&i.fixmedins_code).map(|a| a.to_string()).unwrap_or_default(),
         origin: f.origin.into(),
         outpatient_pooling: i.outpatient_pooling,
     }

@@ -49,7 +49,7 @@ fn institution_of(v: &mut Violations, mdtrt: &str, code: &str) -> Option<String>
     if code.is_empty() {
         return None;
     }
-    match crate::institutions::service_location(code) {
+    match crate::registry::institutions::service_location(code) {
         Some(m) if m.to_string() == mdtrt => Some(code.to_string()),
         Some(_) => {
             v.add("fixmedins_code", format!("not an institution of the service location {mdtrt}"));

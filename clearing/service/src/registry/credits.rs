@@ -4,7 +4,7 @@
 //! a region of millions runs in bounded steps and a run cut short is run again.
 
 use crate::calendar::Month;
-use crate::core::Clearinghouse;
+use crate::routing::router::Router;
 use crate::store::{CreditOutcome, MemberKey, Store, StoreError};
 use chrono::Datelike;
 use region_adapter::account::{CreditBasis, MemberCredit, member_credit};
@@ -69,7 +69,14 @@ pub fn refusals(rules: &region_adapter::RuleSet, insured: Option<Admdvs>, month:
     out
 }
 
-impl<S: Store> Clearinghouse<S> {
+/// The credit runs: a small service over the store and the rule packs in force
+/// (`Clearinghouse::credits()` hands one out).
+pub struct Credits<'a, S: Store> {
+    pub store: &'a S,
+    pub router: &'a Router,
+}
+
+impl<S: Store> Credits<'_, S> {
     pub async fn credit_accounts(&self, run: &CreditRun) -> Result<CreditPage, CreditsError> {
         let routing = self.router.current();
         let refused = |field, why: String| CreditsError::Refused { field, why };

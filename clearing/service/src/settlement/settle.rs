@@ -31,7 +31,7 @@ impl<S: Store> Clearinghouse<S> {
     /// and whether a pharmacy fill's pharmacy is designated for outpatient pooling. `None` when the code
     /// is malformed (the claim's validation says so).
     pub(crate) async fn with_listed_levels(&self, claim: &ClaimDraft) -> Result<Option<(ClaimDraft, bool)>, ServiceError> {
-        let Some(l) = crate::institutions::resolve(&self.store, &self.institutions, claim).await? else {
+        let Some(l) = crate::registry::institutions::resolve(&self.store, &self.institutions, claim).await? else {
             return Ok(None);
         };
         let listed = ClaimDraft {
@@ -144,7 +144,7 @@ impl<S: Store> Clearinghouse<S> {
             }
             .ok_or_else(|| ServiceError::NotFound { what: "member".into(), field: "psn_no".into() })?;
             if let Some(c) = &member.closed {
-                return Err(crate::registry::closure::closed_error(c));
+                return Err(crate::settlement::closure::closed_error(c));
             }
             let payer = match &vc.acct_payer {
                 None => None,

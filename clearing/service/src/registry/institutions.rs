@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The bundled sample list (invented institutions of the seed regions).
-pub const BUNDLED: &str = include_str!("../institutions.toml");
+pub const BUNDLED: &str = include_str!("../../institutions.toml");
 
 /// `fixmedins_type` of a medical institution and of a retail pharmacy (national codes).
 pub const MEDICAL_INSTITUTION: &str = "1";
