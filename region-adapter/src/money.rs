@@ -30,7 +30,7 @@ pub fn apply_ratio(amount_fen: i64, ratio_bp: RatioBp) -> i64 {
 /// A decimal number of yuan rounded half away from zero to the fen. The single rounding point for
 /// unit-price arithmetic. `None` when the value does not fit the engine's bound.
 pub fn yuan_to_fen_rounded(yuan: Decimal) -> Option<i64> {
-    // Checked: a hostile 28-digit amount must be refused, not overflow (found by clearing/tests/fuzz.rs).
+    // Checked: a hostile 28-digit amount must be refused, not overflow (found by clearing/service/tests/fuzz.rs).
     let fen = yuan.checked_mul(Decimal::ONE_HUNDRED)?.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
     let fen: i64 = fen.try_into().ok()?;
     (fen.abs() <= MAX_AMOUNT_FEN).then_some(fen)

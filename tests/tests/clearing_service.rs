@@ -331,7 +331,7 @@ async fn bad_input_is_refused_with_the_field_and_nothing_written() {
     k.lines[0].det_item_fee_sumamt = "99999999999.00".into();
     cases.push(("absurd amount", k, Code::InvalidArgument, "lines[0].det_item_fee_sumamt"));
     let mut k = good();
-    // Decimal::MAX: once overflowed the fen conversion (found by clearing/tests/fuzz.rs).
+    // Decimal::MAX: once overflowed the fen conversion (found by clearing/service/tests/fuzz.rs).
     k.lines[0].det_item_fee_sumamt = "79228162514264337593543950335".into();
     cases.push(("amount beyond any decimal", k, Code::InvalidArgument, "lines[0].det_item_fee_sumamt"));
     let mut k = good();
