@@ -6,7 +6,7 @@ use crate::core::Clearinghouse;
 use crate::grpc::Api;
 use crate::store::Store;
 use clearing_edge::authz::Gate;
-use clearing_edge::limits::MAX_MESSAGE_BYTES;
+use clearing_edge::limits::{MAX_MESSAGE_BYTES, MAX_NETTING_ANSWER_BYTES};
 use clearing_edge::server::{builder, reflection, serve as serve_routes};
 use clearing_edge::tls::ListenerSecurity;
 use proto::v1::catalogue_server::CatalogueServer;
@@ -45,6 +45,8 @@ pub async fn serve<S: Store>(
             SupervisionServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(256 * 1024 * 1024),
         )
         // Reconciliation batches are larger than claims: 16 MiB per streamed message.
-        .add_service(NettingServer::new(api).max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(64 * 1024 * 1024));
+        .add_service(
+            NettingServer::new(api).max_decoding_message_size(16 * 1024 * 1024).max_encoding_message_size(MAX_NETTING_ANSWER_BYTES),
+        );
     serve_routes(routes, listener, security.tls, shutdown).await
 }

@@ -83,21 +83,46 @@ enum Target {
     National(crate::national::NationalClient),
 }
 
+/// Calls `call` again, at most twice more, when it ends `CANCELLED`: what tonic answers for a call
+/// caught by the server's connection-age GOAWAY (`clearing_edge::limits::MAX_CONNECTION_AGE`, 120 s),
+/// which a run longer than that meets. Safe because every call retried is idempotent: a settlement or
+/// reversal by its msgid (a resend gets the stored answer), an upsert by its content.
+async fn retry_cancelled<T, F: Future<Output = Result<T, tonic::Status>>>(mut call: impl FnMut() -> F) -> Result<T, tonic::Status> {
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(s) if s.code() == tonic::Code::Cancelled && attempt < 2 => attempt += 1,
+            r => return r,
+        }
+    }
+}
+
 impl Target {
     /// Settles a claim: its setl_id, or the refusal's code.
     async fn settle(&mut self, claim: &pb::Claim) -> Result<String, String> {
         match self {
-            Target::Grpc(c) => c.settle_claim(claim.clone()).await.map(|s| s.into_inner().setl_id).map_err(|s| format!("{:?}", s.code())),
+            Target::Grpc(c) => retry_cancelled(|| {
+                let (mut c, claim) = (c.clone(), claim.clone());
+                async move { c.settle_claim(claim).await }
+            })
+            .await
+            .map(|s| s.into_inner().setl_id)
+            .map_err(|s| format!("{:?}", s.code())),
             Target::National(n) => n.settle(claim).await,
         }
     }
     async fn reverse(&mut self, setl_id: &str, msgid: &str, mdtrt: &str) -> Result<(), String> {
         match self {
-            Target::Grpc(c) => c
-                .reverse_claim(pb::ReverseClaimRequest { setl_id: setl_id.into(), msgid: msgid.into(), reason: "bench".into() })
+            Target::Grpc(c) => {
+                let req = pb::ReverseClaimRequest { setl_id: setl_id.into(), msgid: msgid.into(), reason: "bench".into() };
+                retry_cancelled(|| {
+                    let (mut c, req) = (c.clone(), req.clone());
+                    async move { c.reverse_claim(req).await }
+                })
                 .await
                 .map(|_| ())
-                .map_err(|s| format!("{:?}", s.code())),
+                .map_err(|s| format!("{:?}", s.code()))
+            }
             Target::National(n) => n.reverse(setl_id, msgid, mdtrt).await,
         }
     }
@@ -338,7 +363,6 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
         channels.push(connect(&args.addr).await?);
     }
     let setup = Instant::now();
-    let mut reg = RegistryClient::new(channels[0].clone());
     if !args.skip_register {
         let mut cat = proto::v1::catalogue_client::CatalogueClient::new(channels[0].clone());
         for inst in w.institutions() {
@@ -347,8 +371,27 @@ pub async fn run(args: BenchArgs, rules: RuleSet) -> anyhow::Result<()> {
                 .map_err(|s| anyhow::anyhow!("upsert institution: {}", crate::client::describe_status(&s)))?;
         }
     }
-    for i in (0..args.members).filter(|_| !args.skip_register) {
-        reg.upsert_member(w.member(i)).await.map_err(|s| anyhow::anyhow!("upsert: {}", crate::client::describe_status(&s)))?;
+    // The members, registered by `--clients` concurrent callers (member i by caller i mod clients), so
+    // a national day's millions register in minutes.
+    let callers = if args.skip_register { 0 } else { args.clients.max(1) };
+    let mut registering = Vec::new();
+    for c in 0..callers {
+        let (w, reg, members) = (w.clone(), RegistryClient::new(channels[c % channels.len()].clone()), args.members);
+        registering.push(tokio::spawn(async move {
+            for i in (c..members).step_by(callers) {
+                let m = w.member(i);
+                retry_cancelled(|| {
+                    let (mut reg, m) = (reg.clone(), m.clone());
+                    async move { reg.upsert_member(m).await }
+                })
+                .await
+                .map_err(|s| anyhow::anyhow!("upsert: {}", crate::client::describe_status(&s)))?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for r in registering {
+        r.await??;
     }
     eprintln!("bench: {} members registered in {:.1?}", args.members, setup.elapsed());
     let per_client = args.claims.div_ceil(args.clients.max(1));

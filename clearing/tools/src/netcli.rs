@@ -23,7 +23,7 @@ pub async fn net(addr: &str, date: &str, out: &Path) -> anyhow::Result<()> {
         date
     };
     let ch = connect(addr).await?;
-    let mut n = NettingClient::new(ch.clone());
+    let mut n = NettingClient::new(ch.clone()).max_decoding_message_size(clearing_edge::limits::MAX_NETTING_ANSWER_BYTES);
     let w = n.close_window(pb::CloseWindowRequest { clr_date: date.into() }).await.map_err(status)?.into_inner();
     let started = std::time::Instant::now();
     let r = n.get_netting_report(pb::GetNettingReportRequest { clr_date: date.into() }).await.map_err(status)?.into_inner();
@@ -52,7 +52,7 @@ pub async fn net(addr: &str, date: &str, out: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn statement(addr: &str, setlym: &str) -> anyhow::Result<()> {
-    let mut n = NettingClient::new(connect(addr).await?);
+    let mut n = NettingClient::new(connect(addr).await?).max_decoding_message_size(clearing_edge::limits::MAX_NETTING_ANSWER_BYTES);
     let s = n.get_monthly_statement(pb::GetMonthlyStatementRequest { setlym: setlym.into() }).await.map_err(status)?.into_inner();
     println!("{}", serde_json::to_string_pretty(&s)?);
     Ok(())
