@@ -19,9 +19,9 @@ members=${MEMBERS:-5000}
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --members) members=$2; shift 2 ;;
+    --members) members=${2:?--members needs a number}; shift 2 ;;
     --members=*) members=${1#*=}; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done

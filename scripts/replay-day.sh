@@ -3,9 +3,9 @@
 # regions (5 seed + 395 synthetic, `clearing bench-rules`), 2,000,000 members registered, then 650,000
 # claims (about one day of national cross-province outpatient volume) settled by `clearing bench`
 # (unary, 32 clients, 2 % resends and 1 % reversals as in every bench run), then `clearing net` closes
-# today's window and nets it. Prints the wall time of each phase, settlements per second, CPU per
-# settlement of each process (clearing, Redis, the load generator, from /proc and getrusage), the peak
-# memory of each (VmHWM; Redis's used_memory_peak too) and Redis's memory per member and per settlement.
+# today's window and nets it. Prints the wall time of each phase, requests per second, CPU per
+# request (settlements, resends and reversals) of each process (clearing, Redis, the load generator, from /proc and getrusage), the peak
+# memory of each (VmHWM; Redis's used_memory_peak too) and Redis's memory per member and per request.
 #
 # Usage: scripts/replay-day.sh [--claims N] [--members N] [--clients N]
 #   defaults 650000 claims, 2000000 members, 32 clients; smaller numbers give a quick rehearsal, e.g.
@@ -17,10 +17,10 @@ source scripts/bench-lib.sh
 claims=650000 members=2000000 clients=32
 while [ $# -gt 0 ]; do
   case $1 in
-    --claims) claims=$2; shift 2 ;;
-    --members) members=$2; shift 2 ;;
-    --clients) clients=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --claims) claims=${2:?--claims needs a number}; shift 2 ;;
+    --members) members=${2:?--members needs a number}; shift 2 ;;
+    --clients) clients=${2:?--clients needs a number}; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "replay-day.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,11 +70,11 @@ grep '^RESULT' "$dir/day.txt" > "$dir/result.txt" || { cat "$dir/day.txt"; exit 
 echo "   $(brief "$(cat "$dir/result.txt")")"
 
 echo "== closing and netting today's window (clearing net)"
-today=$(TZ=Asia/Shanghai date +%F)
+today=$(TZ=UTC-8 date +%F)   # the clearing day: Asia/Shanghai, a fixed UTC+8 (no tzdata needed)
 $bin net --addr "$addr" --date "$today" --out "$dir/reports" > "$dir/net.txt" || { cat "$dir/net.txt"; exit 1; }
 t3=$(now)
 sed -n '1p;$p' "$dir/net.txt" | sed 's/^/   /'
-aof_bytes=$(du -sb "$dir/appendonlydir" 2>/dev/null | cut -f1)
+aof_bytes=$(du -scb "$dir"/appendonly* 2>/dev/null | tail -1 | cut -f1 || true)   # appendonlydir/ on Redis 7, appendonly.aof before
 
 echo
 echo "== one day replayed"
@@ -90,7 +90,7 @@ reg, day = (list(map(float, l.split())) for l in open(f"{d}/rusage").read().spli
 cpu_us = lambda ticks: ticks * 1e6 / hz / ops
 print(f"wall time: {t3 - t0:.0f} s (register {t1 - t0:.0f} s, settle {t2 - t1:.0f} s, close and net {t3 - t2:.1f} s)")
 print(f"settlements: {ops} requests at {float(kv['throughput']):.0f}/s, p50 {int(kv['p50_us']) / 1000:.1f} ms, p99 {int(kv['p99_us']) / 1000:.1f} ms, errors {kv['errors']}")
-print(f"CPU per settlement: clearing {cpu_us(s1 - s0):.0f} µs, Redis {cpu_us(r1 - r0):.0f} µs, load generator {(day[0] + day[1]) * 1e6 / ops:.0f} µs")
+print(f"CPU per request: clearing {cpu_us(s1 - s0):.0f} µs, Redis {cpu_us(r1 - r0):.0f} µs, load generator {(day[0] + day[1]) * 1e6 / ops:.0f} µs")
 print(f"peak memory (VmHWM): clearing {serve_hwm / 1024:.0f} MiB, Redis {redis_hwm / 1024:.0f} MiB (used_memory_peak {peak / 2**20:.0f} MiB), load generator {max(reg[2], day[2]) / 1024:.0f} MiB")
-print(f"Redis memory: {(mem1 - mem0) / members:.0f} B per member, {(mem2 - mem1) / ops:.0f} B per settlement (used_memory {used / 2**20:.0f} MiB at the end; AOF on disk {aof / 2**20:.0f} MiB)")
+print(f"Redis memory: {(mem1 - mem0) / members:.0f} B per member, {(mem2 - mem1) / ops:.0f} B per request (used_memory {used / 2**20:.0f} MiB at the end; AOF on disk {aof / 2**20:.0f} MiB)")
 PY

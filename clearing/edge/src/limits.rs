@@ -7,10 +7,10 @@ pub const MAX_MSGID_LEN: usize = 64;
 pub const MAX_PSN_NO_LEN: usize = 32;
 /// Decoded request size; the largest valid claim (100 lines) is well under 64 KiB.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// A netting report or monthly statement answered (`GetNettingReport`, `GetMonthlyStatement`): a national
-/// day over 400 regions has up to 159,600 bilateral obligations; 650,000 settlements made a 4.55 MB
-/// report (`scripts/replay-day.sh`), over tonic's default 4 MiB. The server encodes and `clearing net`
-/// decodes up to this.
+/// A netting report or monthly statement answered (`GetNettingReport`, `GetMonthlyStatement`): its size
+/// is set by the region pairs with obligations, at most 159,600 between 400 regions; a national day
+/// (`scripts/replay-day.sh`, 650,000 settlements) made a 4.55 MB report, over tonic's default 4 MiB.
+/// The server encodes and `clearing net` decodes up to this.
 pub const MAX_NETTING_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 /// Page size bounds of listings.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

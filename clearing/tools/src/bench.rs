@@ -83,18 +83,38 @@ enum Target {
     National(crate::national::NationalClient),
 }
 
-/// Calls `call` again, at most twice more, when it ends `CANCELLED`: what tonic answers for a call
-/// caught by the server's connection-age GOAWAY (`clearing_edge::limits::MAX_CONNECTION_AGE`, 120 s),
-/// which a run longer than that meets. Safe because every call retried is idempotent: a settlement or
-/// reversal by its msgid (a resend gets the stored answer), an upsert by its content.
+/// Calls retried by `retry_cancelled` in this process (reported as `retries=` on the RESULT line).
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Calls `call` again, at most twice more, when the connection under it was closed before an answer
+/// came: what tonic reports (`CANCELLED` from a transport error) for a call caught by the server's
+/// connection-age GOAWAY (`clearing_edge::limits::MAX_CONNECTION_AGE`, 120 s), which a run longer than
+/// that meets. A `CANCELLED` the server sent (its call deadline) is not retried. Safe because every call
+/// retried is idempotent: a settlement or reversal by its msgid (a resend gets the stored answer), an
+/// upsert by its content.
 async fn retry_cancelled<T, F: Future<Output = Result<T, tonic::Status>>>(mut call: impl FnMut() -> F) -> Result<T, tonic::Status> {
     let mut attempt = 0;
     loop {
         match call().await {
-            Err(s) if s.code() == tonic::Code::Cancelled && attempt < 2 => attempt += 1,
+            Err(s) if s.code() == tonic::Code::Cancelled && from_transport(&s) && attempt < 2 => {
+                attempt += 1;
+                RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             r => return r,
         }
     }
+}
+
+/// The status was made on this side from a transport error (the connection closed), not sent by the server.
+fn from_transport(s: &tonic::Status) -> bool {
+    let mut e: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(inner) = e {
+        if inner.is::<tonic::transport::Error>() {
+            return true;
+        }
+        e = inner.source();
+    }
+    false
 }
 
 impl Target {
@@ -547,13 +567,17 @@ fn report(ops: u64, elapsed: Duration, lat: &[u64], errors: &BTreeMap<String, u6
         percentile(lat, 0.999),
         lat.last().copied().unwrap_or(0)
     );
+    let retries = RETRIES.load(std::sync::atomic::Ordering::Relaxed);
+    if retries > 0 {
+        println!("  calls sent again after their connection closed (GOAWAY): {retries}");
+    }
     if errors.is_empty() {
         println!("  errors: none");
     } else {
         println!("  errors: {errors:?}");
     }
     println!(
-        "RESULT name={} mode={:?} ops={} seconds={:.3} throughput={:.0} p50_us={} p99_us={} p999_us={} errors={}",
+        "RESULT name={} mode={:?} ops={} seconds={:.3} throughput={:.0} p50_us={} p99_us={} p999_us={} errors={} retries={}",
         args.name,
         args.mode,
         ops,
@@ -562,7 +586,8 @@ fn report(ops: u64, elapsed: Duration, lat: &[u64], errors: &BTreeMap<String, u6
         percentile(lat, 0.50),
         percentile(lat, 0.99),
         percentile(lat, 0.999),
-        errors.values().sum::<u64>()
+        errors.values().sum::<u64>(),
+        RETRIES.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
 

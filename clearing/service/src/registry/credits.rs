@@ -72,8 +72,8 @@ pub fn refusals(rules: &region_adapter::RuleSet, insured: Option<Admdvs>, month:
 /// The credit runs: a small service over the store and the rule packs in force
 /// (`Clearinghouse::credits()` hands one out).
 pub struct Credits<'a, S: Store> {
-    pub store: &'a S,
-    pub router: &'a Router,
+    pub(crate) store: &'a S,
+    pub(crate) router: &'a Router,
 }
 
 impl<S: Store> Credits<'_, S> {
