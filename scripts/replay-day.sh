@@ -58,6 +58,7 @@ rusage $bin bench --addr "$addr" --clients "$clients" --claims 0 --members "$mem
 t1=$(now)
 mem1=$(redis_info used_memory)
 echo "   $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f s", b - a}')"
+sed -n 's/^ *\(calls sent again.*\)/   \1/p' "$dir/register.txt"
 
 echo "== settling ${claims} claims"
 s0=$(ticks "$spid") r0=$(ticks "$rpid")
@@ -68,6 +69,7 @@ s1=$(ticks "$spid") r1=$(ticks "$rpid")
 mem2=$(redis_info used_memory)
 grep '^RESULT' "$dir/day.txt" > "$dir/result.txt" || { cat "$dir/day.txt"; exit 1; }
 echo "   $(brief "$(cat "$dir/result.txt")")"
+sed -n 's/^ *\(calls sent again.*\)/   \1/p' "$dir/day.txt"
 
 echo "== closing and netting today's window (clearing net)"
 today=$(TZ=UTC-8 date +%F)   # the clearing day: Asia/Shanghai, a fixed UTC+8 (no tzdata needed)
