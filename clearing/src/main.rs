@@ -193,7 +193,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(regions = rules.regions.len(), source = %cfg.rules.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled".into()), "rule packs loaded");
     match cfg.store {
         StoreKind::Embedded => {
-            let store = EmbeddedStore::open(&cfg.data_dir)?;
+            let store = EmbeddedStore::open_with(&cfg.data_dir, cfg.member_cache)?;
             tracing::info!(data_dir = %cfg.data_dir.display(), "embedded store open");
             // Supervision's deltas are logged by each commit and added up here in bulk: once 5,000 are
             // waiting or 30 s have passed (a read of a month folds what is waiting first).

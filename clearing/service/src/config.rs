@@ -61,8 +61,9 @@ pub struct ServeArgs {
     /// Start even when Redis does not fsync every write (appendfsync always). Logged loudly.
     #[arg(long, env = "CLEARING_REDIS_ALLOW_VOLATILE")]
     pub redis_allow_volatile: bool,
-    /// Members the Redis store keeps in memory so a settlement starts without a read (the commit
-    /// checks each one's version; 0 turns the cache off) [default: 100000].
+    /// Members the store keeps decoded in memory so a settlement starts without a read (on Redis the
+    /// commit checks each one's version; the embedded store caches what its writer committed; 0 turns
+    /// the cache off) [default: 100000].
     #[arg(long, env = "CLEARING_MEMBER_CACHE")]
     pub member_cache: Option<usize>,
     /// How often the Redis store folds the shards' pending window totals and supervision indicators
@@ -146,7 +147,7 @@ pub struct Config {
     pub store: StoreKind,
     pub redis_urls: Vec<String>,
     pub redis_allow_volatile: bool,
-    /// Members the Redis store caches (0 = none).
+    /// Members the store caches (0 = none).
     pub member_cache: usize,
     /// Between background folds (Redis).
     pub fold_interval: std::time::Duration,

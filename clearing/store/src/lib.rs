@@ -16,6 +16,7 @@ pub mod embedded;
 mod error;
 pub mod features;
 pub mod ids;
+mod member_cache;
 mod members;
 mod record;
 pub mod redis;
@@ -24,6 +25,7 @@ mod windows;
 
 pub use error::*;
 pub use features::{InstitutionRecords, MemberIdentityIndex, VisitRecords, WindowMeta};
+pub use member_cache::{DEFAULT_MEMBER_CACHE, MemberCache};
 pub use members::*;
 pub use settlements::*;
 pub use windows::*;

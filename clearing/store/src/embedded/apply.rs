@@ -40,7 +40,7 @@ pub(crate) fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> 
     let mut members = Vec::with_capacity(c.members.len());
     for m in &c.members {
         let key = m.key.storage_key();
-        let Some(rec) = get_json::<MemberRecord>(&t.members, &key)? else {
+        let Some(rec) = t.member(&key)? else {
             return Ok(CommitOutcome::VersionConflict);
         };
         if m.expected_version.is_some_and(|v| v != rec.version) {
@@ -57,7 +57,7 @@ pub(crate) fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> 
     // ---- writes ----
     for (key, mut rec, m) in members {
         apply_member_change(&mut rec, m);
-        t.put_json(TableId::Members, &key, &rec)?;
+        t.put_member(&key, rec)?;
     }
     if let Some(mut orig) = original {
         orig.reversed_by = Some(s.setl_id.clone());
@@ -107,12 +107,12 @@ pub fn upserted(existing: Option<MemberRecord>, u: &MemberUpsert) -> MemberRecor
 
 pub(crate) fn apply_upsert(t: &mut Tables<'_>, u: &MemberUpsert) -> Result<MemberRecord, StoreError> {
     let key = u.key.storage_key();
-    let existing = get_json::<MemberRecord>(&t.members, &key)?;
+    let existing = t.member(&key)?;
     if let Some(c) = existing.as_ref().and_then(|r| r.closed.clone()) {
         return Err(StoreError::Closed(c));
     }
     let rec = upserted(existing, u);
-    t.put_json(TableId::Members, &key, &rec)?;
+    t.put_member(&key, rec.clone())?;
     Ok(rec)
 }
 
@@ -143,7 +143,7 @@ pub(crate) fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, Stor
         }
         MetaOp::Credit(key, month, fen) => {
             let k = key.storage_key();
-            let Some(mut rec) = get_json::<MemberRecord>(&t.members, &k)? else { return Ok("-1".into()) };
+            let Some(mut rec) = t.member(&k)? else { return Ok("-1".into()) };
             if rec.closed.is_some() {
                 return Ok("-2".into());
             }
@@ -153,8 +153,9 @@ pub(crate) fn apply_meta(t: &mut Tables<'_>, op: &MetaOp) -> Result<String, Stor
             rec.credits.insert(month.clone(), *fen);
             rec.acct_balc_fen += fen;
             rec.version += 1;
-            t.put_json(TableId::Members, &k, &rec)?;
-            Ok(format!("1:{}", rec.acct_balc_fen))
+            let balance = rec.acct_balc_fen;
+            t.put_member(&k, rec)?;
+            Ok(format!("1:{balance}"))
         }
         MetaOp::AddIndicators(month, fields) => {
             add_indicators(t, month, fields)?;

@@ -26,6 +26,7 @@ use writer::*;
 use super::*;
 use chrono::NaiveDate;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,9 @@ const MAX_CLOSED_AHEAD_DAYS: u32 = 366;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: mpsc::Sender<Job>,
+    /// The members as the writer last committed them (the writer is their only writer, so an entry is
+    /// what the file holds): a settlement starts, and the writer checks it, without decoding the row.
+    members: Arc<MemberCache>,
     /// Fault injection for the all-or-nothing test (see `Faults`); only tests plant a fault.
     #[cfg_attr(not(test), allow(dead_code))]
     faults: Arc<Faults>,
@@ -79,6 +83,11 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 impl EmbeddedStore {
     /// Opens (or creates) `dir/clearing.redb` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        Self::open_with(dir, DEFAULT_MEMBER_CACHE)
+    }
+
+    /// `open`, keeping at most `member_cache` decoded members in memory (`--member-cache`; 0: none).
+    pub fn open_with(dir: &Path, member_cache: usize) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("cannot create data directory {}: {e}", dir.display())))?;
         let path = dir.join("clearing.redb");
         let db = Database::create(&path).map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
@@ -95,8 +104,13 @@ impl EmbeddedStore {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (wdb, faults) = (db.clone(), Arc::new(Faults::default()));
         let wfaults = faults.clone();
-        std::thread::Builder::new().name("embedded-writer".into()).spawn(move || writer(wdb, wfaults, rx)).map_err(unavailable)?;
-        Ok(EmbeddedStore { db, writer: tx, faults })
+        let members = Arc::new(MemberCache::new(member_cache));
+        let wmembers = members.clone();
+        std::thread::Builder::new()
+            .name("embedded-writer".into())
+            .spawn(move || writer(wdb, wfaults, wmembers, rx))
+            .map_err(unavailable)?;
+        Ok(EmbeddedStore { db, writer: tx, members, faults })
     }
 
     /// Folds the supervision log into the months' indicator rows (run in the background, and before a

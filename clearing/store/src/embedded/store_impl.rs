@@ -4,7 +4,26 @@ use super::*;
 
 impl Store for EmbeddedStore {
     async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
-        self.read(MEMBERS, &key.storage_key(), |b| serde_json::from_slice(b).map_err(corrupt))
+        let k = key.storage_key();
+        if let Some(m) = self.members.get(&k) {
+            return Ok(Some(MemberRecord::clone(&m)));
+        }
+        self.read(MEMBERS, &k, |b| serde_json::from_slice(b).map_err(corrupt))
+    }
+
+    async fn load_member_and_idempotency(
+        &self,
+        key: &MemberKey,
+        shard: u16,
+        msgid: &str,
+    ) -> Result<(Option<Arc<MemberRecord>>, MsgidRead), StoreError> {
+        // A member the writer committed is in the cache as the file holds it; the commit checks the
+        // msgid (and the version) anyway, so the msgid is not read here.
+        if let Some(m) = self.members.get(&key.storage_key()) {
+            return Ok((Some(m), MsgidRead::Unread));
+        }
+        let member = self.load_member(key).await?.map(Arc::new);
+        Ok((member, MsgidRead::of(self.lookup_idempotency(shard, msgid).await?)))
     }
 
     async fn upsert_member(&self, upsert: MemberUpsert) -> Result<MemberRecord, StoreError> {

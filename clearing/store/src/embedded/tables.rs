@@ -51,6 +51,11 @@ pub(crate) struct Tables<'t> {
     /// The supervision log's next key in this transaction (looked up once, then counted).
     pub(crate) next_log_seq: Option<u64>,
     pub(crate) faults: &'t Faults,
+    /// Members as committed before this transaction (see `EmbeddedStore::members`).
+    pub(crate) cache: &'t MemberCache,
+    /// Members this transaction wrote, as written: read back by its later jobs, and put in `cache` once
+    /// it has committed (dropped with it when it aborts).
+    pub(crate) written: HashMap<String, MemberRecord>,
 }
 
 impl Tables<'_> {
@@ -67,6 +72,26 @@ impl Tables<'_> {
             TableId::Meta => &mut self.meta,
         };
         t.insert(key, value).map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A member as this transaction sees it: its own write, else the committed one (cached, or decoded
+    /// from its row).
+    pub(crate) fn member(&self, key: &str) -> Result<Option<MemberRecord>, StoreError> {
+        if let Some(m) = self.written.get(key) {
+            return Ok(Some(m.clone()));
+        }
+        if let Some(m) = self.cache.get(key) {
+            return Ok(Some(MemberRecord::clone(&m)));
+        }
+        get_json(&self.members, key)
+    }
+
+    /// Writes a member's row; every member write goes through here, so the cache never holds a version
+    /// the file does not.
+    pub(crate) fn put_member(&mut self, key: &str, rec: MemberRecord) -> Result<(), StoreError> {
+        self.put_json(TableId::Members, key, &rec)?;
+        self.written.insert(key.to_string(), rec);
         Ok(())
     }
 

@@ -161,6 +161,7 @@ async fn a_commit_whose_write_fails_half_way_leaves_nothing_and_a_retry_debits_o
     );
     let m = s.load_member(&key()).await.unwrap().unwrap();
     assert_eq!((m.acct_balc_fen, m.version), (20_000, before.0.version + 1));
+    assert_eq!(cached_is_filed(&s), 20_000);
     assert_eq!(s.window_journal(today).await.unwrap().len(), 1);
 }
 
@@ -180,7 +181,7 @@ async fn a_failing_commit_in_a_batch_does_not_take_its_neighbours_down_nor_leave
             Job::Commit(Box::new(c), today, tx)
         })
         .collect();
-    let answers = apply_batch(&s.db, &s.faults, &batch);
+    let answers = apply_batch(&s.db, &s.faults, &s.members, &batch);
     let outcomes: Vec<String> = answers
         .into_iter()
         .map(|a| match a {
@@ -197,4 +198,15 @@ async fn a_failing_commit_in_a_batch_does_not_take_its_neighbours_down_nor_leave
     let t = s.window_totals(today).await.unwrap();
     assert_eq!((t.all.count, t.all.entries, t.all.acct_fen), (2, 2, 20_000));
     assert_eq!(s.window_journal(today).await.unwrap().len(), 2);
+    assert_eq!(cached_is_filed(&s), 10_000, "the aborted transaction's member never reached the cache");
+}
+
+/// The member as the cache has it, checked against its row in the file (the writer's cache must only
+/// ever hold a committed version); answers its balance.
+fn cached_is_filed(s: &EmbeddedStore) -> i64 {
+    let k = key().storage_key();
+    let cached = s.members.get(&k).expect("the writer cached the member it committed");
+    let filed: MemberRecord = s.read(MEMBERS, &k, |b| serde_json::from_slice(b).map_err(corrupt)).unwrap().unwrap();
+    assert_eq!(*cached, filed);
+    cached.acct_balc_fen
 }

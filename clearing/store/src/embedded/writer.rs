@@ -26,7 +26,7 @@ pub(crate) enum MetaOp {
 }
 
 /// The writer thread: batches, applies, fsyncs, answers.
-pub(crate) fn writer(db: Arc<Database>, faults: Arc<Faults>, mut rx: mpsc::Receiver<Job>) {
+pub(crate) fn writer(db: Arc<Database>, faults: Arc<Faults>, members: Arc<MemberCache>, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -36,7 +36,7 @@ pub(crate) fn writer(db: Arc<Database>, faults: Arc<Faults>, mut rx: mpsc::Recei
                 Err(_) => break,
             }
         }
-        let results = apply_batch(&db, &faults, &batch);
+        let results = apply_batch(&db, &faults, &members, &batch);
         for (job, result) in batch.drain(..).zip(results) {
             match (job, result) {
                 (Job::Commit(_, _, reply), Answer::Commit(r)) => drop(reply.send(r)),
@@ -56,12 +56,12 @@ pub(crate) enum Answer {
 
 /// Applies a batch in one transaction; if any job fails with a store error, the transaction is aborted
 /// (so no job's half-made writes survive) and each job runs again in a transaction of its own.
-pub(crate) fn apply_batch(db: &Database, faults: &Faults, batch: &[Job]) -> Vec<Answer> {
-    match apply_in_one_transaction(db, faults, batch) {
+pub(crate) fn apply_batch(db: &Database, faults: &Faults, members: &MemberCache, batch: &[Job]) -> Vec<Answer> {
+    match apply_in_one_transaction(db, faults, members, batch) {
         Ok(answers) => answers,
         Err(_) if batch.len() > 1 => batch
             .iter()
-            .flat_map(|job| match apply_in_one_transaction(db, faults, std::slice::from_ref(job)) {
+            .flat_map(|job| match apply_in_one_transaction(db, faults, members, std::slice::from_ref(job)) {
                 Ok(answers) => answers,
                 Err(e) => vec![failed(job, e)],
             })
@@ -80,9 +80,15 @@ pub(crate) fn failed(job: &Job, e: StoreError) -> Answer {
 
 /// All of `batch` in one write transaction, committed only when every job succeeded (a job's refusal,
 /// such as a version conflict, is a success here: it wrote nothing). Any store error aborts it whole.
-pub(crate) fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[Job]) -> Result<Vec<Answer>, StoreError> {
+/// The members it wrote enter the member cache only once the transaction is durable.
+pub(crate) fn apply_in_one_transaction(
+    db: &Database,
+    faults: &Faults,
+    members: &MemberCache,
+    batch: &[Job],
+) -> Result<Vec<Answer>, StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
-    let answers = {
+    let (answers, written) = {
         let mut t = Tables {
             members: txn.open_table(MEMBERS).map_err(unavailable)?,
             settlements: txn.open_table(SETTLEMENTS).map_err(unavailable)?,
@@ -95,6 +101,8 @@ pub(crate) fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[
             sv_segments: txn.open_table(SV_SEGMENTS).map_err(unavailable)?,
             next_log_seq: None,
             faults,
+            cache: members,
+            written: HashMap::new(),
         };
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
@@ -105,9 +113,12 @@ pub(crate) fn apply_in_one_transaction(db: &Database, faults: &Faults, batch: &[
             };
             answers.push(answer);
         }
-        answers
+        (answers, t.written)
     };
     // Reached only when every job succeeded; a `?` above dropped `txn`, which aborts it.
     txn.commit().map_err(unavailable)?;
+    for (key, rec) in written {
+        members.put(key, Arc::new(rec));
+    }
     Ok(answers)
 }

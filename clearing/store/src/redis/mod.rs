@@ -30,7 +30,7 @@ mod store_impl;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{DEFAULT_MEMBER_CACHE, MemberCache};
+pub use crate::member_cache::{DEFAULT_MEMBER_CACHE, MemberCache};
 use commit::*;
 use durability::*;
 use folds::*;
