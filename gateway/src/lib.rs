@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod files;
 pub mod limits;
 pub mod paas;
+pub mod resend;
 pub mod sandbox;
 pub mod server;
 pub mod tx;

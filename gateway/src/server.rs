@@ -434,7 +434,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let gw = Arc::new(Gateway {
         auth: Authenticator { paas, window: Duration::from_secs(a.timestamp_window_secs), nonces },
-        clients: tx::Clients { channel: clearing_channel(&a)?, files: Arc::new(files) },
+        clients: tx::Clients { channel: crate::resend::Resending::new(clearing_channel(&a)?), files: Arc::new(files) },
         deadline: Duration::from_secs(a.deadline_secs.max(1)),
         in_flight: Mutex::new(HashMap::new()),
         body_timeout: Duration::from_secs(a.body_read_timeout_secs.max(1)),

@@ -2,8 +2,11 @@
 //! before a byte of the body is read; a stalled or dripping body, idle connections, a flood without a
 //! token and a caller over its rate cost bounded time and memory; a signed caller is answered
 //! throughout. The gateway runs with 1-second header and body timeouts so the cuts come quickly.
+//! And towards clearing: a call whose connection closes unanswered is sent again, settling once.
 
 use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tests::gateway::*;
 use tests::*;
@@ -237,4 +240,70 @@ async fn over_https_a_client_silent_after_the_handshake_is_closed() {
     talking.write_all(b"{}").await.unwrap();
     let answer = until_closed(&mut talking, Duration::from_secs(10)).await.expect("answered and closed");
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+/// A TCP proxy to `upstream` whose connections carry bytes both ways, except that once `cut` is set the
+/// next bytes from the gateway (a request) close that connection unanswered, as a GOAWAY race or a
+/// clearing restart does. Counts the connections it accepted.
+async fn cutting_proxy(upstream: std::net::SocketAddr, cut: Arc<AtomicBool>, accepted: Arc<AtomicUsize>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(mut up) = TcpStream::connect(upstream).await else { return };
+                let (mut dr, mut dw) = down.split();
+                let (mut ur, mut uw) = up.split();
+                let (mut from_gw, mut from_clearing) = ([0u8; 16384], [0u8; 16384]);
+                loop {
+                    tokio::select! {
+                        r = dr.read(&mut from_gw) => match r {
+                            Ok(n) if n > 0 && !cut.swap(false, Ordering::SeqCst) => {
+                                if uw.write_all(&from_gw[..n]).await.is_err() { return }
+                            }
+                            _ => return,
+                        },
+                        r = ur.read(&mut from_clearing) => match r {
+                            Ok(n) if n > 0 => if dw.write_all(&from_clearing[..n]).await.is_err() { return },
+                            _ => return,
+                        },
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_connection_to_clearing_closes_unanswered_is_sent_again_and_settles_once() {
+    let c = Clearing::start();
+    registered(&c, &[funded(member("421300", "GWCUT1", "11", &["360000"]), "300.00")]).await;
+    let (cut, accepted) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let upstream = c.url().trim_start_matches("http://").parse().unwrap();
+    let proxy = cutting_proxy(upstream, cut.clone(), accepted.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let paas = paas_file(dir.path(), &[(PAASID, "platform", "360000")]);
+    let g = Gateway::start(&format!("http://{proxy}"), &paas, &[]);
+    let jx = His::new(&g.url(), PAASID);
+    let claim = example_claim("GWCUT-1", "GWCUT1");
+    let w = Where::of(&claim);
+    let member_query = json!({ "data": { "psn_no": "GWCUT1" } });
+    // The gateway's connection to clearing is up (a read went through it).
+    jx.call("1101", "cut-q1", &w, member_query.clone()).await.ok();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // The settlement's request closes that connection unanswered: the gateway sends it again on a new
+    // one, and the HIS gets the settlement, not a 503/504.
+    cut.store(true, Ordering::SeqCst);
+    let done = jx.call("2207", &claim.msgid, &w, national_input(&claim, false)).await.ok();
+    assert!(!cut.load(Ordering::SeqCst), "the request reached the cut");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "sent again on a new connection");
+    assert!(g.log().contains("sending the call again"), "{}", g.log());
+    // Settled once: the member's year has one visit, and a resend of the msgid is the same settlement.
+    let m = jx.call("1101", "cut-q2", &w, member_query).await.ok();
+    assert_eq!(m.output()["cuminfo"][0]["visits"], 1);
+    let again = jx.call("2207", &claim.msgid, &w, national_input(&claim, false)).await.ok();
+    assert_eq!(again.setl("setl_id"), done.setl("setl_id"));
 }

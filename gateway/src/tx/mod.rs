@@ -30,7 +30,6 @@ use region_adapter::money::{MAX_AMOUNT_FEN, fmt_yuan};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-use tonic::transport::Channel;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -130,7 +129,8 @@ impl Call<'_> {
 /// The gRPC clients of one `clearing` endpoint (one channel, shared).
 #[derive(Clone)]
 pub struct Clients {
-    pub channel: Channel,
+    /// To clearing; a call whose connection closed before any answer is sent again (`resend.rs`).
+    pub channel: crate::resend::Resending,
     /// 9101 uploads and 3202 results (9102).
     pub files: std::sync::Arc<crate::files::FileStore>,
 }
