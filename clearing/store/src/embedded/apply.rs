@@ -70,7 +70,7 @@ pub(crate) fn apply_commit(t: &mut Tables<'_>, c: &Commit, today: NaiveDate) -> 
     let mut totals: PairTotals = get_json(&t.totals, &tkey)?.unwrap_or_default();
     totals.add(&s.totals);
     t.put_json(TableId::Totals, &tkey, &totals)?;
-    t.put(TableId::Journal, &format!("{}|{}", s.clr_date, s.setl_id), JournalEntry::of(s).encode().as_bytes())?;
+    t.put(TableId::Journal, &journal_row(s.clr_date, &s.setl_id), JournalEntry::of(s).encode().as_bytes())?;
     apply_supervision(t, s)?;
     Ok(CommitOutcome::Committed)
 }

@@ -105,6 +105,9 @@ impl Store for EmbeddedStore {
             let (_, v) = row.map_err(unavailable)?;
             out.push(JournalEntry::decode(std::str::from_utf8(v.value()).map_err(corrupt)?)?);
         }
+        // By setl_id, as the rows were keyed before `journal_row` (shard, then time): the same order
+        // for a day written by either build.
+        out.sort_by(|a, b| a.setl_id.cmp(&b.setl_id));
         Ok(out)
     }
 

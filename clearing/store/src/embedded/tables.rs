@@ -12,8 +12,22 @@ pub(crate) const IDEMPOTENCY: TableDefinition<'static, &str, &[u8]> = TableDefin
 /// folds them into window-wide totals; one database needs no shard dimension).
 pub(crate) const WINDOW_TOTALS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("window_totals");
 
-/// `<clr_date>|<setl_id>` → the entry with its amounts: the window's journal, for reconciliation.
+/// The window's journal, for reconciliation and the window's checks: the entry with its amounts, under
+/// `journal_row` (`<clr_date>|t<time-ordered setl_id>`; rows written before issue 32 are
+/// `<clr_date>|<setl_id>`). Read by day and ordered by setl_id, whichever form.
 pub(crate) const JOURNAL: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("journal");
+
+/// A journal row's key: the day, then the settlement id with its shard moved to the end, so the
+/// milliseconds and the process's sequence lead. A settlement id starts with its shard, which put each
+/// new entry on a random page of the day (a page written per commit); in time order every commit of a
+/// batch appends to the same last page (issue 32: +17 % throughput on the embedded store alone). The
+/// `t` keeps these rows apart from the older `<setl_id>` rows of the same day.
+pub(crate) fn journal_row(clr_date: chrono::NaiveDate, setl_id: &str) -> String {
+    match (setl_id.get(..2), setl_id.get(2..)) {
+        (Some(shard), Some(rest)) => format!("{clr_date}|t{rest}{shard}"),
+        _ => format!("{clr_date}|t{setl_id}"),
+    }
+}
 
 /// `<clr_date>` → window state; a present key means the window is closed.
 pub(crate) const WINDOWS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("windows");

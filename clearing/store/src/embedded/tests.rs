@@ -210,3 +210,26 @@ fn cached_is_filed(s: &EmbeddedStore) -> i64 {
     assert_eq!(*cached, filed);
     cached.acct_balc_fen
 }
+
+#[tokio::test]
+async fn a_day_journaled_under_both_row_keys_reads_every_entry_once_in_setl_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with_member(dir.path()).await;
+    let today = chrono::Utc::now().date_naive();
+    let (old, new_a, new_b) = (commit(2, today), commit(1, today), commit(3, today));
+    // A row as builds before issue 32 wrote it, `<day>|<setl_id>`, and its settlement's neighbours
+    // written now, in time order.
+    let txn = s.db.begin_write().unwrap();
+    let old_row = format!("{today}|{}", old.settlement.setl_id);
+    txn.open_table(JOURNAL).unwrap().insert(old_row.as_str(), JournalEntry::of(&old.settlement).encode().as_bytes()).unwrap();
+    txn.commit().unwrap();
+    for c in [new_b, new_a] {
+        assert_eq!(s.commit(c, today).await.unwrap(), CommitOutcome::Committed);
+    }
+    let ids: Vec<String> = s.window_journal(today).await.unwrap().into_iter().map(|e| e.setl_id).collect();
+    let expected: Vec<String> = [1, 2, 3].map(|n| commit(n, today).settlement.setl_id).into();
+    assert_eq!(ids, expected);
+    // The new rows lead with the time, so a batch appends where the last one ended.
+    let id = &commit(1, today).settlement.setl_id;
+    assert_eq!(journal_row(today, id), format!("{today}|t{}{}", &id[2..], &id[..2]));
+}
