@@ -28,6 +28,8 @@ pub struct Clearinghouse<S: Store> {
     supervise: std::sync::atomic::AtomicBool,
     /// Members by certificate (1101): the keyed-hash index's key.
     pub(crate) identity: crate::registry::identity::IdentityIndex,
+    /// One settlement at a time per member in this replica (`turns.rs`).
+    pub(crate) turns: crate::turns::MemberTurns,
 }
 
 pub(crate) use crate::record::decode;
@@ -69,6 +71,7 @@ impl<S: Store> Clearinghouse<S> {
             visit_ttl_secs,
             supervise,
             identity: Default::default(),
+            turns: Default::default(),
         })
     }
 

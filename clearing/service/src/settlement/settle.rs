@@ -72,6 +72,12 @@ impl<S: Store> Clearinghouse<S> {
         vc.pharmacy_designated = listed.as_ref().is_some_and(|(_, d)| *d);
         let shard = shard_of(&claim.insuplc_admdvs, &claim.psn_no);
         let idem_key = idempotency_key(&claim.mdtrt_admdvs, &claim.fixmedins_code, &claim.msgid);
+        // The member's turn in this replica, held until the commit has answered: its next claim reads what
+        // this one writes instead of computing twice (a preview writes nothing and takes no turn).
+        let _turn = match record {
+            true => Some(self.turns.take(&vc.member_key()).await),
+            false => None,
+        };
         // The member and the msgid's stored answer in one round trip; a resend is answered from the store
         // before anything is computed.
         let (first_member, first_read) = if record {
