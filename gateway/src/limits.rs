@@ -37,6 +37,6 @@ pub const MAX_FILES_PER_PAASID: usize = 100;
 /// A file's content once unzipped: a day's 3202 details (100,000 rows of about 80 bytes) fit.
 pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 /// Times a call to clearing is sent again when the connection under it closed before any answer came
-/// (clearing's connection-age GOAWAY, a restart): each forwarded call is idempotent, and the gateway's
-/// own deadline still bounds them all. See `resend.rs`.
+/// (clearing's connection-age GOAWAY, a restart), for the idempotent calls of `resend::RESENDABLE`; the
+/// gateway's own deadline still bounds them all. See `resend.rs`.
 pub const MAX_RESENDS: u32 = 2;

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tests::gateway::*;
 use tests::*;
@@ -242,10 +242,38 @@ async fn over_https_a_client_silent_after_the_handshake_is_closed() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
 
-/// A TCP proxy to `upstream` whose connections carry bytes both ways, except that once `cut` is set the
-/// next bytes from the gateway (a request) close that connection unanswered, as a GOAWAY race or a
+/// What the proxy does to the next call (`Cut`): nothing, drop the call's request unforwarded (clearing
+/// never sees it), or forward it and drop clearing's answer (clearing settled it; the gateway never hears).
+const PASS: u8 = 0;
+const DROP_REQUEST: u8 = 1;
+const DROP_ANSWER: u8 = 2;
+
+/// Whether a chunk from clearing starts the HEADERS frame of an answer, following the HTTP/2 frames
+/// across chunks (`partial`: a frame header's first bytes; `skip`: the payload left of the current frame).
+fn answer_begins(chunk: &[u8], partial: &mut Vec<u8>, skip: &mut usize) -> bool {
+    let (mut i, mut begins) = (0, false);
+    while i < chunk.len() {
+        if *skip > 0 {
+            let n = (*skip).min(chunk.len() - i);
+            (i, *skip) = (i + n, *skip - n);
+            continue;
+        }
+        partial.push(chunk[i]);
+        i += 1;
+        if partial.len() == 9 {
+            let len = (partial[0] as usize) << 16 | (partial[1] as usize) << 8 | partial[2] as usize;
+            let stream = u32::from_be_bytes([partial[5], partial[6], partial[7], partial[8]]) & 0x7fff_ffff;
+            begins |= partial[3] == 0x1 && stream != 0;
+            (*skip, *partial) = (len, Vec::new());
+        }
+    }
+    begins
+}
+
+/// A TCP proxy to `upstream` whose connections carry bytes both ways, except that the call made while
+/// `cut` is set loses its request or its answer, and its connection closes, as a GOAWAY race or a
 /// clearing restart does. Counts the connections it accepted.
-async fn cutting_proxy(upstream: std::net::SocketAddr, cut: Arc<AtomicBool>, accepted: Arc<AtomicUsize>) -> std::net::SocketAddr {
+async fn cutting_proxy(upstream: std::net::SocketAddr, cut: Arc<AtomicU8>, accepted: Arc<AtomicUsize>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -257,16 +285,25 @@ async fn cutting_proxy(upstream: std::net::SocketAddr, cut: Arc<AtomicBool>, acc
                 let (mut dr, mut dw) = down.split();
                 let (mut ur, mut uw) = up.split();
                 let (mut from_gw, mut from_clearing) = ([0u8; 16384], [0u8; 16384]);
+                let (mut partial, mut skip) = (Vec::new(), 0usize);
                 loop {
                     tokio::select! {
                         r = dr.read(&mut from_gw) => match r {
-                            Ok(n) if n > 0 && !cut.swap(false, Ordering::SeqCst) => {
+                            Ok(n) if n > 0 => {
+                                if cut.compare_exchange(DROP_REQUEST, PASS, Ordering::SeqCst, Ordering::SeqCst).is_ok() { return }
                                 if uw.write_all(&from_gw[..n]).await.is_err() { return }
                             }
                             _ => return,
                         },
                         r = ur.read(&mut from_clearing) => match r {
-                            Ok(n) if n > 0 => if dw.write_all(&from_clearing[..n]).await.is_err() { return },
+                            Ok(n) if n > 0 => {
+                                if answer_begins(&from_clearing[..n], &mut partial, &mut skip)
+                                    && cut.compare_exchange(DROP_ANSWER, PASS, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                                {
+                                    return;
+                                }
+                                if dw.write_all(&from_clearing[..n]).await.is_err() { return }
+                            }
                             _ => return,
                         },
                     }
@@ -277,33 +314,40 @@ async fn cutting_proxy(upstream: std::net::SocketAddr, cut: Arc<AtomicBool>, acc
     addr
 }
 
+/// The visits of GWCUT1's year, read through the gateway (1101).
+async fn visits(jx: &His, w: &Where, msgid: &str) -> i64 {
+    let m = jx.call("1101", msgid, w, json!({ "data": { "psn_no": "GWCUT1" } })).await.ok();
+    m.output()["cuminfo"].as_array().map_or(0, |years| years.iter().map(|y| y["visits"].as_i64().unwrap_or(0)).sum())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_connection_to_clearing_closes_unanswered_is_sent_again_and_settles_once() {
     let c = Clearing::start();
     registered(&c, &[funded(member("421300", "GWCUT1", "11", &["360000"]), "300.00")]).await;
-    let (cut, accepted) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (cut, accepted) = (Arc::new(AtomicU8::new(PASS)), Arc::new(AtomicUsize::new(0)));
     let upstream = c.url().trim_start_matches("http://").parse().unwrap();
     let proxy = cutting_proxy(upstream, cut.clone(), accepted.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let paas = paas_file(dir.path(), &[(PAASID, "platform", "360000")]);
     let g = Gateway::start(&format!("http://{proxy}"), &paas, &[]);
     let jx = His::new(&g.url(), PAASID);
-    let claim = example_claim("GWCUT-1", "GWCUT1");
-    let w = Where::of(&claim);
-    let member_query = json!({ "data": { "psn_no": "GWCUT1" } });
+    let w = Where::of(&example_claim("GWCUT-0", "GWCUT1"));
     // The gateway's connection to clearing is up (a read went through it).
-    jx.call("1101", "cut-q1", &w, member_query.clone()).await.ok();
+    assert_eq!(visits(&jx, &w, "cut-q0").await, 0);
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
-    // The settlement's request closes that connection unanswered: the gateway sends it again on a new
-    // one, and the HIS gets the settlement, not a 503/504.
-    cut.store(true, Ordering::SeqCst);
-    let done = jx.call("2207", &claim.msgid, &w, national_input(&claim, false)).await.ok();
-    assert!(!cut.load(Ordering::SeqCst), "the request reached the cut");
-    assert_eq!(accepted.load(Ordering::SeqCst), 2, "sent again on a new connection");
-    assert!(g.log().contains("sending the call again"), "{}", g.log());
-    // Settled once: the member's year has one visit, and a resend of the msgid is the same settlement.
-    let m = jx.call("1101", "cut-q2", &w, member_query).await.ok();
-    assert_eq!(m.output()["cuminfo"][0]["visits"], 1);
-    let again = jx.call("2207", &claim.msgid, &w, national_input(&claim, false)).await.ok();
-    assert_eq!(again.setl("setl_id"), done.setl("setl_id"));
+    // A settlement whose request is lost with its connection (clearing never saw it), then one whose
+    // answer is (clearing settled it): each is sent again on a new connection, and the HIS gets the
+    // settlement, not a 500 or a 503.
+    for (n, how) in [(1, DROP_REQUEST), (2, DROP_ANSWER)] {
+        let claim = example_claim(&format!("GWCUT-{n}"), "GWCUT1");
+        cut.store(how, Ordering::SeqCst);
+        let done = jx.call("2207", &claim.msgid, &w, national_input(&claim, false)).await.ok();
+        assert_eq!(cut.load(Ordering::SeqCst), PASS, "call {n} met the cut");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1 + n, "call {n} was sent again on a new connection");
+        // Settled once: a resend of the msgid is the same settlement, and the year counts one visit more.
+        let again = jx.call("2207", &claim.msgid, &w, national_input(&claim, false)).await.ok();
+        assert_eq!(again.setl("setl_id"), done.setl("setl_id"));
+        assert_eq!(visits(&jx, &w, &format!("cut-q{n}")).await, n as i64);
+    }
+    assert_eq!(g.log().matches("sending the call again").count(), 2, "{}", g.log());
 }

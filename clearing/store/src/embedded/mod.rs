@@ -153,6 +153,19 @@ impl EmbeddedStore {
         self.faults.armed.store(key.is_some(), Ordering::Relaxed);
     }
 
+    /// A day's journal entries in row order (see `journal_row`).
+    fn journal_rows(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let t = txn.open_table(JOURNAL).map_err(unavailable)?;
+        let (from, to) = (format!("{clr_date}|"), format!("{clr_date}}}"));
+        let mut out = Vec::new();
+        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+            let (_, v) = row.map_err(unavailable)?;
+            out.push(JournalEntry::decode(std::str::from_utf8(v.value()).map_err(corrupt)?)?);
+        }
+        Ok(out)
+    }
+
     fn read<T>(
         &self,
         table: TableDefinition<'static, &str, &[u8]>,

@@ -90,21 +90,14 @@ impl Store for EmbeddedStore {
 
     async fn journal_sums(&self, clr_date: NaiveDate) -> Result<PairTotals, StoreError> {
         let mut sums = PairTotals::default();
-        for e in self.window_journal(clr_date).await? {
+        for e in self.journal_rows(clr_date)? {
             sums.add(&e.totals);
         }
         Ok(sums)
     }
 
     async fn window_journal(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let t = txn.open_table(JOURNAL).map_err(unavailable)?;
-        let (from, to) = (format!("{clr_date}|"), format!("{clr_date}}}"));
-        let mut out = Vec::new();
-        for row in t.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-            let (_, v) = row.map_err(unavailable)?;
-            out.push(JournalEntry::decode(std::str::from_utf8(v.value()).map_err(corrupt)?)?);
-        }
+        let mut out = self.journal_rows(clr_date)?;
         // By setl_id, as the rows were keyed before `journal_row` (shard, then time): the same order
         // for a day written by either build.
         out.sort_by(|a, b| a.setl_id.cmp(&b.setl_id));

@@ -116,7 +116,13 @@ pub(crate) fn apply_in_one_transaction(
         (answers, t.written)
     };
     // Reached only when every job succeeded; a `?` above dropped `txn`, which aborts it.
-    txn.commit().map_err(unavailable)?;
+    if let Err(e) = txn.commit() {
+        // Whether the file holds these members now is unknown: their next read goes to the file.
+        for key in written.keys() {
+            members.forget(key);
+        }
+        return Err(unavailable(e));
+    }
     for (key, rec) in written {
         members.put(key, Arc::new(rec));
     }
