@@ -4,9 +4,10 @@
 //! read. Under a stream's pipelining, a member's claims overlap: they all read one version, one commits,
 //! and the others compute again. In a stream run of 20,000 claims on the embedded store, about a fifth
 //! computed twice, a few up to eight times, and in 4 of 10 runs one ran out of attempts (ABORTED) while
-//! its commits waited in the writer's queue (BENCHMARKS.md, issue 32, second session). So a settlement takes its member's turn before reading
-//! it, and holds it until its commit has answered: the member's next claim reads what this one wrote.
-//! Other replicas still meet a changed version now and then; the version check and the retry stay.
+//! its commits waited in the writer's queue (BENCHMARKS.md, issue 32, second session). So a settlement
+//! takes its member's turn before reading it, and holds it until its commit has answered: the member's
+//! next claim reads what this one wrote. Other replicas still meet a changed version now and then; the
+//! version check and the retry stay.
 
 use clearing_store::MemberKey;
 use std::collections::HashMap;

@@ -153,6 +153,11 @@ impl EmbeddedStore {
         self.faults.armed.store(key.is_some(), Ordering::Relaxed);
     }
 
+    /// A member as its row in the file holds it (not the cache).
+    fn filed_member(&self, key: &str) -> Result<Option<MemberRecord>, StoreError> {
+        self.read(MEMBERS, key, |b| serde_json::from_slice(b).map_err(corrupt))
+    }
+
     /// A day's journal entries in row order (see `journal_row`).
     fn journal_rows(&self, clr_date: NaiveDate) -> Result<Vec<JournalEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;

@@ -5,10 +5,10 @@ use super::*;
 impl Store for EmbeddedStore {
     async fn load_member(&self, key: &MemberKey) -> Result<Option<MemberRecord>, StoreError> {
         let k = key.storage_key();
-        if let Some(m) = self.members.get(&k) {
-            return Ok(Some(MemberRecord::clone(&m)));
+        match self.members.get(&k) {
+            Some(m) => Ok(Some(MemberRecord::clone(&m))),
+            None => self.filed_member(&k),
         }
-        self.read(MEMBERS, &k, |b| serde_json::from_slice(b).map_err(corrupt))
     }
 
     async fn load_member_and_idempotency(
@@ -19,10 +19,11 @@ impl Store for EmbeddedStore {
     ) -> Result<(Option<Arc<MemberRecord>>, MsgidRead), StoreError> {
         // A member the writer committed is in the cache as the file holds it; the commit checks the
         // msgid (and the version) anyway, so the msgid is not read here.
-        if let Some(m) = self.members.get(&key.storage_key()) {
+        let k = key.storage_key();
+        if let Some(m) = self.members.get(&k) {
             return Ok((Some(m), MsgidRead::Unread));
         }
-        let member = self.load_member(key).await?.map(Arc::new);
+        let member = self.filed_member(&k)?.map(Arc::new);
         Ok((member, MsgidRead::of(self.lookup_idempotency(shard, msgid).await?)))
     }
 

@@ -206,7 +206,7 @@ async fn a_failing_commit_in_a_batch_does_not_take_its_neighbours_down_nor_leave
 fn cached_is_filed(s: &EmbeddedStore) -> i64 {
     let k = key().storage_key();
     let cached = s.members.get(&k).expect("the writer cached the member it committed");
-    let filed: MemberRecord = s.read(MEMBERS, &k, |b| serde_json::from_slice(b).map_err(corrupt)).unwrap().unwrap();
+    let filed = s.filed_member(&k).unwrap().unwrap();
     assert_eq!(*cached, filed);
     cached.acct_balc_fen
 }
