@@ -29,13 +29,17 @@ redis_pid() { redis-cli -p "$1" info server | sed -n 's/^process_id:\([0-9]*\).*
 listening_addr() { until grep -q listening "$1" 2>/dev/null; do sleep 0.1; done; sed -n 's/.* listening on //p' "$1"; }
 
 # measured NAME=PID … -- COMMAND…: runs a `clearing bench` command and prints its RESULT line followed by
-# `NAME_ticks=…`, the CPU ticks each named process used during the run (an empty PID counts 0).
+# `NAME_ticks=…`, the CPU ticks each named process used during the run (an empty PID counts 0), and
+# `client_ms=…`, the CPU the load generator itself used (user + system, from the shell's `times`).
 measured() {
-  local names=() pids=() before=() line i
+  local names=() pids=() before=() line out i
   while [ "$1" != -- ]; do names+=("${1%%=*}"); pids+=("${1#*=}"); shift; done
   shift
   for i in "${!pids[@]}"; do before[i]=$(ticks "${pids[i]}"); done
-  line=$("$@" 2>/dev/null | grep '^RESULT')
+  # `times` in the same subshell: the second line is the CPU of its children (the bench and grep).
+  out=$("$@" 2>/dev/null | grep '^RESULT'; times)
+  line=$(echo "$out" | head -1)
+  line+=" client_ms=$(echo "$out" | tail -1 | awk '{split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", ((u[1] + s[1]) * 60 + u[2] + s[2]) * 1000}')"
   for i in "${!pids[@]}"; do line+=" ${names[i]}_ticks=$(($(ticks "${pids[i]}") - before[i]))"; done
   echo "$line"
 }

@@ -6,7 +6,8 @@
 #   ours:     `clearing serve` on the embedded store and on Redis (AOF, appendfsync always), 400
 #             regions (5 seed + 395 synthetic), unary and stream modes.
 # CPU per request of every process (the server, Redis) comes from /proc/<pid>/stat before and after each
-# measured run; the members are registered by a warm-up run first, so the figures are the claims' alone.
+# measured run, the load generator's from the shell's `times`; the members are registered by a warm-up
+# run first, so the figures are the claims' alone.
 # Prints the throughput table, then issue 32's four targets, each a ratio inside this one run.
 # Usage: scripts/bench.sh [--members N] [claims] [clients]
 #   --members N   members the claims are spread over (default 5000, or $MEMBERS); issue 32 reports both
@@ -91,11 +92,12 @@ ceil = dict(p.split("=", 1) for p in open(sys.argv[2]).read().split()[1:])
 redis_script_us = float(ceil["redis_us_per_script"])
 us = lambda kv, k: int(kv[k]) * 1e6 / hz / int(kv["ops"])
 tp = lambda n, m: float(rows[(n, m)]["throughput"])
-print(f"{'target':<10} {'mode':<7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p999 ms':>8} {'errors':>6} {'server µs/req':>14} {'redis µs/req':>13}")
+print(f"{'target':<10} {'mode':<7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p999 ms':>8} {'errors':>6} {'server µs/req':>14} {'redis µs/req':>13} {'generator µs/req':>17}")
 for (name, mode), kv in rows.items():
     ms = lambda k: int(kv[k]) / 1000
     r = f"{us(kv, 'redis_ticks'):>13.0f}" if name == "redis" else f"{'':>13}"
-    print(f"{name:<10} {mode:<7} {float(kv['throughput']):>8.0f} {ms('p50_us'):>7.1f} {ms('p99_us'):>7.1f} {ms('p999_us'):>8.1f} {kv['errors']:>6} {us(kv, 'server_ticks'):>14.0f} {r}")
+    g = int(kv["client_ms"]) * 1000 / int(kv["ops"])
+    print(f"{name:<10} {mode:<7} {float(kv['throughput']):>8.0f} {ms('p50_us'):>7.1f} {ms('p99_us'):>7.1f} {ms('p999_us'):>8.1f} {kv['errors']:>6} {us(kv, 'server_ticks'):>14.0f} {r} {g:>17.0f}")
 print(f"{'commit.lua':<10} {'':<7} {float(ceil['scripts_per_s']):>8.0f} {'':>7} {'':>7} {'':>8} {'':>6} {'':>14} {redis_script_us:>13.1f}   (record {ceil['rec_bytes']} B)")
 print()
 met = lambda ok: "met" if ok else "NOT MET"
